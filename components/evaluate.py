@@ -1,0 +1,140 @@
+"""evaluate: score the ONNX model on the held-out split, time it, and re-score the champion.
+
+The champion is re-scored on the very same rows: comparing against metrics it logged
+on another split would compare two different exams.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftloop.constants import EVALUATION_FILE
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from driftloop.onnx_model import OnnxModel
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    task: str
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    champion: dict[str, Any] | None  # {"version", "metrics"} or {"version", "error"}; None: no champion
+    onnx_max_abs_diff: float
+    onnx_output_scale: float  # max(1, largest |output|): parity is bounded relative to it
+    rows: int
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Evaluation:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def score(model: "OnnxModel", rows: "pd.DataFrame") -> dict[str, float]:
+    """Task metrics of a driftloop ONNX model on raw rows that include the target."""
+    output = model.run(rows)
+    truth = rows[model.target]
+    if model.task == "classification":
+        return classification_metrics(truth.tolist(), output, model.classes or [])
+    return regression_metrics(truth.to_numpy(dtype=float), output)
+
+
+def classification_metrics(truth: list[Any], probabilities: "np.ndarray", classes: list[Any]) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index.get(v.item() if hasattr(v, "item") else v, -1) for v in truth])
+    predicted = probabilities.argmax(axis=1)
+    binary = len(classes) == 2
+    average = "binary" if binary else "macro"
+    result = {
+        "accuracy": metrics.accuracy_score(y, predicted),
+        "precision": metrics.precision_score(y, predicted, average=average, zero_division=0),
+        "recall": metrics.recall_score(y, predicted, average=average, zero_division=0),
+        "f1": metrics.f1_score(y, predicted, average=average, zero_division=0),
+        "log_loss": metrics.log_loss(y, np.clip(probabilities, 1e-7, 1), labels=list(range(len(classes)))),
+    }
+    try:
+        result["roc_auc"] = (metrics.roc_auc_score(y, probabilities[:, 1]) if binary else
+                             metrics.roc_auc_score(y, probabilities, multi_class="ovr", labels=list(range(len(classes)))))
+    except ValueError:  # a holdout with one class present has no AUC
+        pass
+    return {k: float(v) for k, v in result.items()}
+
+
+def regression_metrics(truth: "np.ndarray", predicted: "np.ndarray") -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+
+    return {"rmse": float(np.sqrt(metrics.mean_squared_error(truth, predicted))),
+            "mae": float(metrics.mean_absolute_error(truth, predicted)),
+            "r2": float(metrics.r2_score(truth, predicted))}
+
+
+def baseline_metrics(task: str, train_target: "pd.Series", test: "pd.DataFrame", target: str,
+                     classes: list[Any] | None) -> dict[str, float]:
+    """The naive model: majority class of the training split, or its mean."""
+    import numpy as np
+
+    if task == "classification":
+        assert classes is not None
+        majority = train_target.value_counts().idxmax()
+        majority = majority.item() if hasattr(majority, "item") else majority
+        probabilities = np.zeros((len(test), len(classes)))
+        probabilities[:, classes.index(majority)] = 1.0
+        return classification_metrics(test[target].tolist(), probabilities, classes)
+    return regression_metrics(test[target].to_numpy(dtype=float), np.full(len(test), float(train_target.mean())))
+
+
+def single_row_latency(model: "OnnxModel", rows: "pd.DataFrame", samples: int) -> dict[str, float]:
+    """p50/p99 of one-row ONNX Runtime calls, feeds prepared beforehand, after a warm-up."""
+    import numpy as np
+
+    feeds = [model.feed(rows.iloc[[i % len(rows)]]) for i in range(samples)]
+    for feed in feeds[:10]:
+        model.session.run([model.output], feed)
+    timings = []
+    for feed in feeds:
+        started = time.perf_counter()
+        model.session.run([model.output], feed)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {"latency_p50_ms": float(np.percentile(timings, 50)), "latency_p99_ms": float(np.percentile(timings, 99))}
+
+
+def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_diff: float, onnx_output_scale: float,
+        latency_samples: int = 200, champion_model_path: Path | None = None,
+        champion_version: str | None = None) -> Evaluation:
+    """Evaluate the candidate on the test split and, when there is one, the champion on the same rows."""
+    import pandas as pd
+
+    from driftloop.onnx_model import OnnxModel
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = pd.read_parquet(features_dir / "test.parquet")
+    from driftloop.components.feature import load_meta
+
+    train_target = pd.read_parquet(features_dir / "train.parquet")[load_meta(features_dir)["target"]]
+    candidate = OnnxModel(model_path, threads=1)
+    metrics = score(candidate, test) | single_row_latency(candidate, test, latency_samples)
+    baseline = baseline_metrics(candidate.task, train_target, test, candidate.target, candidate.classes)
+    champion: dict[str, Any] | None = None
+    if champion_model_path is not None:
+        champion = {"version": champion_version}
+        try:
+            champion["metrics"] = score(OnnxModel(champion_model_path), test)
+        except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
+            champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    evaluation = Evaluation(candidate.task, metrics, baseline, champion, onnx_max_abs_diff, onnx_output_scale,
+                            len(test))
+    evaluation.save(out_dir / EVALUATION_FILE)
+    return evaluation

@@ -1,0 +1,134 @@
+"""feature: fit the preprocessing (impute, scale, encode) and split deterministically.
+
+Writes the raw (canonical) splits, the fitted ColumnTransformer, and a small JSON
+describing columns, task and classes. The transform is later folded into the ONNX
+model, so serving takes raw rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftloop.constants import FEATURE_META_FILE, SPLITS, TRANSFORM_FILE
+from driftloop.errors import DataError
+
+from driftloop.components.columns import ColumnRoles, canonical_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftloop.spec import FeatureSpec
+
+REFERENCE_FILE = "reference.parquet"
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    out_dir: Path
+    task: str
+    classes: list[Any] | None
+    rows: dict[str, int]
+    n_features: int
+
+    def split_path(self, split: str) -> Path:
+        return self.out_dir / f"{split}.parquet"
+
+
+def resolve_task(target: "pd.Series", task: str, source: str) -> str:
+    """`auto` means classification for text or few integer labels, regression otherwise."""
+    import pandas as pd
+
+    if task == "auto":
+        numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+        integral = numeric and bool((target == target.round()).all())
+        task = "classification" if not numeric or (integral and target.nunique() <= 20) else "regression"
+    if task == "classification" and target.nunique() < 2:
+        raise DataError(f"{source}: target {target.name!r} has a single class ({target.iloc[0]!r}); "
+                        "classification needs at least two")
+    if task == "regression" and not pd.api.types.is_numeric_dtype(target):
+        raise DataError(f"{source}: target {target.name!r} is not numeric, so it cannot be a regression target")
+    return task
+
+
+def build_transform(roles: ColumnRoles, spec: "FeatureSpec") -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    parts = []
+    if roles.numeric:
+        numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+        if spec.scaling == "standard":
+            numeric_steps.append(("scale", StandardScaler()))
+        elif spec.scaling == "minmax":
+            numeric_steps.append(("scale", MinMaxScaler()))
+        parts.append(("numeric", Pipeline(numeric_steps), roles.numeric))
+    if roles.categorical:
+        if spec.encoding == "onehot":
+            encoder: Any = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype="float32")
+        else:
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype="float32")
+        parts.append(("categorical", encoder, roles.categorical))
+    return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def fill_categories(frame: "pd.DataFrame", roles: ColumnRoles) -> "pd.DataFrame":
+    """Missing categories become '' (an unknown category) — the same thing ONNX feeds receive."""
+    filled = frame.copy()
+    for column in roles.categorical:
+        filled[column] = filled[column].map(lambda v: "" if v is None else v)
+    return filled
+
+
+def run(frame: "pd.DataFrame", *, source: str, roles: ColumnRoles, spec: "FeatureSpec", task: str,
+        out_dir: Path) -> FeatureResult:
+    """Fit the transform on the training split and write splits, transform and metadata to `out_dir`."""
+    import joblib
+    from sklearn.model_selection import train_test_split
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    canonical = canonical_frame(frame, roles)
+    task = resolve_task(canonical[roles.target], task, source)
+    classes = (sorted((_jsonable(c) for c in canonical[roles.target].unique().tolist()), key=str)
+               if task == "classification" else None)
+    if classes is not None:
+        counts = canonical[roles.target].value_counts()
+        if int(counts.min()) < 3:
+            raise DataError(f"{source}: class {counts.idxmin()!r} of target {roles.target!r} has only "
+                            f"{int(counts.min())} rows; a stratified split needs at least 3 per class")
+    stratify = canonical[roles.target] if classes is not None else None
+    rest, test = train_test_split(canonical, test_size=spec.test_size, random_state=spec.split_seed, stratify=stratify)
+    val_share = spec.val_size / (1 - spec.test_size)
+    train, val = train_test_split(rest, test_size=val_share, random_state=spec.split_seed,
+                                  stratify=rest[roles.target] if classes is not None else None)
+    transform = build_transform(roles, spec)
+    transform.fit(fill_categories(train, roles)[roles.features])
+    n_features = int(transform.transform(fill_categories(train.head(2), roles)[roles.features]).shape[1])
+    splits = {"train": train, "val": val, "test": test}
+    for name in SPLITS:
+        splits[name].reset_index(drop=True).to_parquet(out_dir / f"{name}.parquet", index=False)
+    if spec.reference_sample_rows:
+        sample = frame.sample(n=min(len(frame), spec.reference_sample_rows), random_state=spec.split_seed)
+        sample.reset_index(drop=True).to_parquet(out_dir / REFERENCE_FILE, index=False)
+    joblib.dump(transform, out_dir / TRANSFORM_FILE)
+    meta = {"task": task, "classes": classes, "target": roles.target, "numeric": roles.numeric,
+            "categorical": roles.categorical, "n_features": n_features,
+            "rows": {name: len(part) for name, part in splits.items()}}
+    (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable), encoding="utf-8")
+    return FeatureResult(out_dir, task, classes, meta["rows"], n_features)
+
+
+def load_meta(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / FEATURE_META_FILE).read_text(encoding="utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

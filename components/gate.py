@@ -1,0 +1,104 @@
+"""gate: one promotion policy, as a pure function of the evaluation and the spec.
+
+It never passes on nothing: with no thresholds, the candidate must still beat the
+naive baseline, keep ONNX parity and not lose to the champion on the primary metric.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from driftloop.constants import HIGHER_IS_BETTER
+
+from driftloop.components.evaluate import Evaluation
+
+if TYPE_CHECKING:
+    from driftloop.spec import GateSpec
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Blessing:
+    """The gate's decision as data: deploy reads only this."""
+
+    passed: bool
+    checks: list[Check]
+    champion_version: str | None
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{'PASS' if c.passed else 'FAIL'} {c.message}" for c in self.checks]
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"passed": self.passed, "reasons": self.reasons, "champion_version":
+                                    self.champion_version, "checks": [asdict(c) for c in self.checks]}, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> Blessing:
+        data = json.loads(path.read_text())
+        return cls(data["passed"], [Check(**c) for c in data["checks"]], data["champion_version"])
+
+
+def primary_metric(task: str) -> str:
+    return "roc_auc" if task == "classification" else "rmse"
+
+
+def decide(evaluation: Evaluation, policy: "GateSpec", *, onnx_tolerance: float) -> Blessing:
+    checks: list[Check] = []
+    metrics = evaluation.metrics
+    checks.append(Check("onnx_parity", evaluation.onnx_max_abs_diff <= onnx_tolerance * evaluation.onnx_output_scale,
+                        f"onnx_max_abs_diff {evaluation.onnx_max_abs_diff:.3g} within tolerance {onnx_tolerance:g}"))
+    for name, bound in policy.min.items():
+        checks.append(_bound(name, metrics.get(name), bound, at_least=True))
+    for name, bound in policy.max.items():
+        checks.append(_bound(name, metrics.get(name), bound, at_least=False))
+    if policy.require_baseline:
+        name = "accuracy" if evaluation.task == "classification" else "rmse"
+        value, base = metrics[name], evaluation.baseline[name]
+        better = value > base if name in HIGHER_IS_BETTER else value < base
+        checks.append(Check("baseline", better, f"{name} {value:.4f} beats naive baseline {base:.4f}"
+                            if better else f"{name} {value:.4f} does not beat naive baseline {base:.4f}"))
+    checks += _champion_checks(evaluation, policy)
+    champion = evaluation.champion["version"] if evaluation.champion else None
+    return Blessing(all(c.passed for c in checks), checks, champion)
+
+
+def _bound(name: str, value: float | None, bound: float, *, at_least: bool) -> Check:
+    if value is None:
+        return Check(f"{'min' if at_least else 'max'}:{name}", False, f"{name} was not measured for this task")
+    ok = value >= bound if at_least else value <= bound
+    op = ">=" if at_least else "<="
+    return Check(f"{'min' if at_least else 'max'}:{name}", ok, f"{name} {value:.4f} {op} {bound:g}"
+                 if ok else f"{name} {value:.4f} not {op} {bound:g}")
+
+
+def _champion_checks(evaluation: Evaluation, policy: "GateSpec") -> list[Check]:
+    champion = evaluation.champion
+    if champion is None:
+        ok = policy.on_no_champion == "promote"
+        return [Check("champion", ok, "no champion yet; gate.on_no_champion=promote" if ok
+                      else "no champion yet and gate.on_no_champion=reject")]
+    if "error" in champion:
+        return [Check("champion", False, f"champion v{champion['version']} could not be re-scored on the holdout: "
+                      f"{champion['error']}")]
+    tolerances = policy.vs_champion or {primary_metric(evaluation.task): 0.0}
+    checks = []
+    for name, tolerance in tolerances.items():
+        ours, theirs = evaluation.metrics.get(name), champion["metrics"].get(name)
+        if ours is None or theirs is None:
+            checks.append(Check(f"vs_champion:{name}", False, f"{name} is not available for both models"))
+            continue
+        loss = (theirs - ours) if name in HIGHER_IS_BETTER else (ours - theirs)
+        ok = loss <= tolerance
+        checks.append(Check(f"vs_champion:{name}", ok, f"{name} {ours:.4f} vs champion v{champion['version']} "
+                            f"{theirs:.4f} on the same holdout (loss {max(loss, 0):.4f}, tolerated {tolerance:g})"))
+    return checks

@@ -1,0 +1,221 @@
+"""The `driftloop` command line. Imports here stay light; each command imports what it needs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from driftloop import __version__
+from driftloop.console import Console, write_json
+from driftloop.errors import DriftloopError
+
+
+class _Group(click.Group):
+    """Maps DriftloopError to one line and its exit code; `--debug` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DriftloopError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            Console().error(str(e))
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="driftloop")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """driftloop: validate → feature → train → evaluate → gated deploy, with MLflow.
+
+    \b
+    Start with the bundled example:
+      driftloop example -o customers.csv
+      driftloop run --data customers.csv --target churned
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="YAML spec (see `driftloop init`).")
+@click.option("--data", help="Training table: CSV or Parquet, local path or s3:// URI.")
+@click.option("--target", help="Column to predict.")
+@click.option("--model", "model_name", help="Registered model name (default: the data file's name).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. train.epochs=30.")
+@click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
+@click.option("--runner", type=click.Choice(["in-process"]), default="in-process", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
+        overrides: tuple[str, ...], json_out: str | None, runner: str, quiet: bool) -> None:
+    """Run the whole pipeline and promote the model if it passes the gate."""
+    from driftloop.spec import load_spec
+
+    if spec_path is None and (data is None or target is None):
+        raise click.UsageError("give --spec FILE, or both --data and --target")
+    extra = list(overrides) + ([f"registry.model_name={model_name}"] if model_name else [])
+    spec = load_spec(spec_path, data=data, target=target, overrides=extra)
+    console = Console(quiet=quiet)
+    from driftloop.runner import run_pipeline
+
+    result = run_pipeline(spec, console=console)
+    _summary(console, result)
+    if json_out:
+        write_json(result.to_json(), json_out)
+    if result.error:
+        console.error(result.error if "\n" not in result.error or click.get_current_context().obj.get("debug")
+                      else result.error.splitlines()[0])
+    sys.exit(result.exit_code)
+
+
+def _summary(console: Console, result: object) -> None:
+    from driftloop.runner import RunResult
+
+    assert isinstance(result, RunResult)
+    console.table("steps", ["step", "status", "seconds"], [(s.name, s.status, s.seconds) for s in result.steps])
+    if result.metrics:
+        champion = result.champion_metrics or {}
+        console.table("metrics (holdout)", ["metric", "candidate", f"champion v{result.champion_version}" if champion
+                                            else "champion"],
+                      [(k, v, champion.get(k)) for k, v in result.metrics.items()])
+    if result.gate["reasons"]:
+        console.info(f"gate: {'PASSED' if result.gate['passed'] else 'DECLINED'}")
+        for reason in result.gate["reasons"]:
+            console.info(f"  {reason}")
+    if result.status == "completed":
+        console.info(f"deployed {result.model_name} v{result.model_version} as @champion" if result.deployed
+                     else f"not deployed; @champion of {result.model_name} unchanged")
+
+
+@cli.command()
+@click.option("--data", required=True, help="Training table (path or s3:// URI).")
+@click.option("--target", required=True, help="Column to predict.")
+@click.option("-o", "--output", default="driftloop.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(data: str, target: str, output: str, force: bool) -> None:
+    """Write a spec with every default spelled out."""
+    from driftloop.spec import load_spec
+
+    if Path(output).exists() and not force:
+        raise click.UsageError(f"{output} exists; pass --force to overwrite it")
+    spec = load_spec(None, data=data, target=target)
+    header = "# driftloop spec: every key with its default. Only data.path and data.target are required.\n"
+    Path(output).write_text(header + spec.to_yaml(), encoding="utf-8")
+    Console().info(f"wrote {output}")
+
+
+@cli.command()
+@click.option("--name", type=click.Choice(["customers", "house_prices"]), default="customers", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".csv or .parquet")
+@click.option("--rows", type=click.IntRange(min=10), default=None, help="Rows to generate.")
+@click.option("--seed", type=int, default=None)
+@click.option("--shift", "shifts", multiple=True, metavar="COLUMN=SD", help="Drift: shift a numeric mean by SD std devs.")
+@click.option("--plan-mix", help="Drift: basic,standard,pro probabilities, e.g. 0.2,0.3,0.5.")
+@click.option("--label-shift", type=float, default=0.0, help="Drift: added to the churn log-odds.")
+def example(name: str, output: str, rows: int | None, seed: int | None, shifts: tuple[str, ...],
+            plan_mix: str | None, label_shift: float) -> None:
+    """Generate the bundled example table (deterministic), optionally drifted."""
+    from driftloop import example as examples
+
+    kwargs: dict[str, object] = {}
+    if rows is not None:
+        kwargs["rows"] = rows
+    if seed is not None:
+        kwargs["seed"] = seed
+    if name == "customers":
+        mean_shift = {}
+        for item in shifts:
+            column, _, value = item.partition("=")
+            if column not in examples.NUMERIC_SCALES:
+                raise click.UsageError(f"--shift {column}: not a numeric column ({', '.join(examples.NUMERIC_SCALES)})")
+            mean_shift[column] = float(value)
+        mix = tuple(float(x) for x in plan_mix.split(",")) if plan_mix else None
+        if mix is not None and (len(mix) != 3 or abs(sum(mix) - 1) > 1e-6):
+            raise click.UsageError("--plan-mix needs three probabilities that sum to 1")
+        kwargs["drift"] = examples.DriftKnobs(mean_shift=mean_shift, plan_mix=mix, label_shift=label_shift)  # type: ignore[arg-type]
+    frame = examples.EXAMPLES[name][1](**kwargs)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    if output.endswith((".parquet", ".pq")):
+        frame.to_parquet(output, index=False)
+    else:
+        frame.to_csv(output, index=False)
+    Console().info(f"wrote {len(frame)} rows to {output} (target: {examples.EXAMPLES[name][0]})")
+
+
+def _registry(tracking_uri: str | None) -> object:
+    from driftloop.registry import Registry
+    from driftloop.tracking import connect, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    return Registry(connect(uri), uri)
+
+
+@cli.command()
+@click.option("--model", "model_name", help="Registered model (default: all).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./.driftloop).")
+@click.option("--json", "json_out", metavar="FILE", help="Write the listing as JSON ('-' for stdout).")
+def models(model_name: str | None, tracking_uri: str | None, json_out: str | None) -> None:
+    """List versions with aliases, key metrics and lineage."""
+    from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI
+
+    registry = _registry(tracking_uri)
+    names = [model_name] if model_name else registry.model_names()  # type: ignore[attr-defined]
+    console = Console()
+    listing = {}
+    for name in names:
+        versions = registry.versions(name)  # type: ignore[attr-defined]
+        listing[name] = versions
+        rows = []
+        for v in versions:
+            m = v["metrics"]
+            key = "roc_auc" if "roc_auc" in m else ("accuracy" if "accuracy" in m else "rmse")
+            rows.append((v["version"], ",".join("@" + a for a in v["aliases"]), f"{key}={m[key]:.4f}" if key in m else None,
+                         m.get("latency_p99_ms"), v["tags"].get(TAG_DATA_URI), (v["tags"].get(TAG_DATA_SHA256) or "")[:12],
+                         (v["run_id"] or "")[:12]))
+        console.table(name, ["version", "aliases", "metric", "p99 ms", "data", "data sha256", "run"], rows)
+    if not names:
+        console.info("no registered models yet; run `driftloop run` first")
+    if json_out:
+        write_json(listing, json_out)
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, help="Registered model name.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./.driftloop).")
+def rollback(model_name: str, tracking_uri: str | None) -> None:
+    """Move @champion back to the previous champion."""
+    promotion = _registry(tracking_uri).rollback(model_name)  # type: ignore[attr-defined]
+    Console().info(f"{model_name}: @champion is v{promotion.version} again (was v{promotion.previous})")
+
+
+@cli.command()
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, host: str) -> None:
+    """Open the MLflow UI on the local store (or MLFLOW_TRACKING_URI's store)."""
+    import os
+    import subprocess
+
+    from driftloop.tracking import local_artifact_root, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(None)
+    if not uri.startswith(("sqlite:", "file:", "/")) and "://" in uri:
+        Console().info(f"tracking server is remote; open {uri} in a browser")
+        return
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    root = local_artifact_root(uri)
+    if root:
+        command += ["--default-artifact-root", root]
+    Console().info(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
+    sys.exit(subprocess.call(command, env=os.environ.copy()))
+
+
+def main() -> None:
+    cli(prog_name="driftloop")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Errors a user can cause. The CLI prints their message as one line; nothing else does."""
+
+
+class DriftloopError(Exception):
+    """Base class: the message is the single line a user sees."""
+
+    exit_code = 1
+
+
+class UsageError(DriftloopError):
+    """A command line that cannot be acted on."""
+
+    exit_code = 2
+
+
+class InvalidSpec(UsageError):
+    """A spec file or override with an unknown key or a wrong value."""
+
+
+class DataError(DriftloopError):
+    """The input table cannot be used: missing, empty, wrong columns or types."""
+
+
+class ValidationFailed(DataError):
+    """The table broke one or more expectations of the suite."""
+
+
+class TrainingError(DriftloopError):
+    """Training or the ONNX export/parity check failed."""
+
+
+class RegistryUnavailable(DriftloopError):
+    """The MLflow tracking server / registry could not be reached."""
+
+
+class ModelNotFound(DriftloopError):
+    """A registered model, version or alias that does not exist."""
+
+
+class StorageError(DriftloopError):
+    """A local path or s3:// object that cannot be read or written."""

@@ -1,0 +1,161 @@
+"""The one model file: preprocessing and MLP merged into a single ONNX graph.
+
+It has one input per raw column (float32 [N,1] for numbers, string [N,1] for
+categories) and one output: class probabilities, or the regression prediction.
+Metadata props carry the task, the class labels and the column roles, so the file
+alone is enough to serve, evaluate or re-score a champion.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftloop import __version__
+from driftloop.constants import (
+    META_CATEGORICAL,
+    META_CLASSES,
+    META_NUMERIC,
+    META_TARGET,
+    META_TASK,
+    META_VERSION,
+    ONNX_OUTPUT_PREDICTION,
+    ONNX_OUTPUT_PROBABILITIES,
+)
+from driftloop.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from driftloop.components.columns import ColumnRoles
+
+OPSET = 17
+ML_OPSET = 3
+IR_VERSION = 8  # what opset 17 needs; both halves must agree before merging
+
+
+def transform_to_onnx(transform: Any, roles: "ColumnRoles") -> Any:
+    """Convert the fitted ColumnTransformer with one named input per raw column."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    inputs = [(c, FloatTensorType([None, 1])) for c in roles.numeric]
+    inputs += [(c, StringTensorType([None, 1])) for c in roles.categorical]
+    model = convert_sklearn(transform, initial_types=inputs, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
+    return _with_opset(model)
+
+
+def _with_opset(model: Any) -> Any:
+    """skl2onnx stamps the lowest opset its ops need; merging needs the MLP's opset and IR."""
+    from onnx import helper, version_converter
+
+    current = {entry.domain: entry.version for entry in model.opset_import}
+    if current.get("", OPSET) != OPSET:
+        ml = [e for e in model.opset_import if e.domain == "ai.onnx.ml"]
+        model = version_converter.convert_version(model, OPSET)
+        if not any(e.domain == "ai.onnx.ml" for e in model.opset_import) and ml:
+            model.opset_import.append(helper.make_opsetid("ai.onnx.ml", ml[0].version))
+    model.ir_version = IR_VERSION
+    return model
+
+
+def mlp_to_onnx(module: Any, n_features: int, output_name: str) -> Any:
+    """Export the torch module; a batch of 2 and a dynamic batch axis, as the exporter needs."""
+    import io
+    import warnings
+
+    import onnx
+    import torch
+
+    buffer = io.BytesIO()
+    module = module.eval().cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(2, n_features),), buffer, input_names=["features"],
+                          output_names=[output_name], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"features": {0: "batch"}, output_name: {0: "batch"}})
+    model = onnx.load_from_string(buffer.getvalue())
+    model.ir_version = IR_VERSION
+    return model
+
+
+def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any] | None,
+          roles: "ColumnRoles") -> Any:
+    """Preprocessing → MLP as one graph, with driftloop metadata."""
+    import onnx
+    from onnx import compose
+
+    mlp = compose.add_prefix(mlp_model, prefix="mlp_")
+    transformed = transform_model.graph.output[0].name
+    merged = compose.merge_models(transform_model, mlp, io_map=[(transformed, "mlp_features")])
+    output = ONNX_OUTPUT_PROBABILITIES if task == "classification" else ONNX_OUTPUT_PREDICTION
+    for node in merged.graph.node:
+        node.output[:] = [output if o == f"mlp_{output}" else o for o in node.output]
+    for graph_output in merged.graph.output:
+        if graph_output.name == f"mlp_{output}":
+            graph_output.name = output
+    meta = {META_TASK: task, META_CLASSES: json.dumps(classes), META_TARGET: roles.target,
+            META_NUMERIC: json.dumps(roles.numeric), META_CATEGORICAL: json.dumps(roles.categorical),
+            META_VERSION: __version__}
+    for key, value in meta.items():
+        entry = merged.metadata_props.add()
+        entry.key, entry.value = key, value
+    merged.producer_name = "driftloop"
+    onnx.checker.check_model(merged)
+    return merged
+
+
+class OnnxModel:
+    """An ONNX Runtime session over a driftloop model file that takes raw rows."""
+
+    def __init__(self, path: Path | str, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.task: str = meta[META_TASK]
+        self.classes: list[Any] | None = json.loads(meta[META_CLASSES])
+        self.target: str = meta[META_TARGET]
+        self.numeric: list[str] = json.loads(meta[META_NUMERIC])
+        self.categorical: list[str] = json.loads(meta[META_CATEGORICAL])
+        self.output = self.session.get_outputs()[0].name
+
+    @property
+    def columns(self) -> list[str]:
+        return self.numeric + self.categorical
+
+    def feed(self, frame: "pd.DataFrame") -> dict[str, "np.ndarray"]:
+        """Raw rows → one [N,1] array per input: float32 numbers, str categories ('' when missing)."""
+        import numpy as np
+        import pandas as pd
+
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"model input column {missing[0]!r} is missing from the rows")
+        feed: dict[str, np.ndarray] = {}
+        for column in self.numeric:
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
+            feed[column] = values.reshape(-1, 1)
+        for column in self.categorical:
+            values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in frame[column].tolist()]
+            feed[column] = np.array(values, dtype=object).reshape(-1, 1)
+        return feed
+
+    def run(self, frame: "pd.DataFrame") -> "np.ndarray":
+        """Probabilities [N, C] for classifiers, predictions [N] for regressors."""
+        result = self.session.run([self.output], self.feed(frame))[0]
+        return result if self.task == "classification" else result.reshape(-1)
+
+    def predict(self, frame: "pd.DataFrame") -> list[Any]:
+        output = self.run(frame)
+        if self.task == "classification":
+            assert self.classes is not None
+            return [self.classes[i] for i in output.argmax(axis=1)]
+        return output.tolist()

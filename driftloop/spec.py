@@ -1,0 +1,272 @@
+"""The one typed spec: the CLI, the runners and (later) KFP and the CRD derive from it.
+
+Only `data.path` and `data.target` are required. Unknown keys and wrong types are
+rejected with the key's dotted path and, for a misspelt key, the nearest valid name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftloop.constants import METRICS
+from driftloop.errors import InvalidSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Strict):
+    """Where the training table is and what to predict."""
+
+    path: str = Field(description="Local path or s3:// URI of a CSV or Parquet table.")
+    target: str = Field(description="Name of the column to predict.")
+    task: Literal["classification", "regression", "auto"] = "auto"
+    format: Literal["auto", "csv", "parquet"] = "auto"
+
+
+class ColumnRule(_Strict):
+    """A declared expectation for one column."""
+
+    type: Literal["numeric", "categorical"]
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+
+
+class ValidationSpec(_Strict):
+    """Which expectations the table must meet.
+
+    Resolution order: `suite` (a stored Great Expectations suite), then `columns`
+    (declared here), then the suite stored with the current champion, then a suite
+    profiled from this table.
+    """
+
+    suite: str | None = None
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+    range_margin: float = Field(0.25, ge=0, description="Profiled ranges widen by this share of their span.")
+    mostly: float = Field(0.99, gt=0, le=1, description="Share of rows that must meet a profiled range or category set.")
+
+
+class FeatureSpec(_Strict):
+    """Transforms and the split. Columns are inferred from dtypes unless listed."""
+
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+    drop: list[str] = Field(default_factory=list)
+    scaling: Literal["standard", "minmax", "none"] = "standard"
+    encoding: Literal["onehot", "ordinal"] = "onehot"
+    test_size: float = Field(0.2, gt=0, lt=0.5)
+    val_size: float = Field(0.15, gt=0, lt=0.5)
+    split_seed: int = 42
+    reference_sample_rows: int = Field(10_000, ge=0, description="Rows of the training table stored with the model for drift checks.")
+
+
+class TrainSpec(_Strict):
+    """The PyTorch MLP and how it is fitted."""
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
+    dropout: float = Field(0.0, ge=0, lt=1)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 42
+    patience: int = Field(5, ge=1, description="Epochs without validation-loss improvement before stopping.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    onnx_tolerance: float = Field(1e-4, gt=0, le=1e-2, description="Bound on max |ONNX - PyTorch| on the validation rows.")
+
+    @field_validator("hidden_sizes")
+    @classmethod
+    def _positive_sizes(cls, sizes: list[int]) -> list[int]:
+        if not sizes or any(s < 1 for s in sizes):
+            raise ValueError("must be a non-empty list of positive layer widths")
+        return sizes
+
+
+class EvaluateSpec(_Strict):
+    latency_samples: int = Field(200, ge=10, description="Single-row ONNX Runtime calls timed for p50/p99.")
+
+
+class GateSpec(_Strict):
+    """The promotion policy.
+
+    `min`/`max` are absolute bounds; `vs_champion` is the loss tolerated against the
+    champion re-scored on the same holdout, per metric, in that metric's own direction.
+    An empty `vs_champion` means the task's primary metric with tolerance 0.
+    """
+
+    min: dict[str, float] = Field(default_factory=dict)
+    max: dict[str, float] = Field(default_factory=dict)
+    vs_champion: dict[str, float] = Field(default_factory=dict)
+    on_no_champion: Literal["promote", "reject"] = "promote"
+    require_baseline: bool = Field(True, description="Candidate must beat the naive baseline on the holdout.")
+
+    @field_validator("min", "max", "vs_champion")
+    @classmethod
+    def _known_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
+        for name in bounds:
+            if name not in METRICS:
+                raise ValueError(f"unknown metric {name!r}{_suggest(name, METRICS)}")
+        return bounds
+
+
+class RegistrySpec(_Strict):
+    model_name: str | None = Field(None, description="Registered model name; defaults to the data file's stem.")
+
+
+class TrackingSpec(_Strict):
+    uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI, then a local SQLite store.")
+    experiment: str | None = Field(None, description="MLflow experiment; defaults to the model name.")
+
+
+class Spec(_Strict):
+    """A whole pipeline run."""
+
+    data: DataSpec
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    feature: FeatureSpec = Field(default_factory=FeatureSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    output: str | None = Field(None, description="Local directory or s3:// prefix for step outputs.")
+
+    @model_validator(mode="after")
+    def _target_not_a_feature(self) -> Spec:
+        for field in ("numeric", "categorical"):
+            listed = getattr(self.feature, field) or []
+            if self.data.target in listed:
+                raise ValueError(f"feature.{field} lists the target column {self.data.target!r}")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or default_model_name(self.data.path)
+
+    def digest(self) -> str:
+        """Content hash of the resolved spec, for lineage tags."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def default_model_name(data_path: str) -> str:
+    """`s3://b/x/customers.csv` → `customers`."""
+    stem = Path(data_path.rstrip("/").rsplit("/", 1)[-1]).stem
+    return stem or "model"
+
+
+def load_spec(path: str | None = None, *, data: str | None = None, target: str | None = None,
+              overrides: list[str] | None = None) -> Spec:
+    """Build the spec from a YAML file and/or `--data/--target`, then `--set key=value` overrides.
+
+    Raises:
+        InvalidSpec: with the dotted key path and the nearest valid name.
+    """
+    import yaml
+
+    raw: dict[str, Any] = {}
+    source = path or "command line"
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise InvalidSpec(f"{path}: cannot read spec file ({e.strerror})") from e
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InvalidSpec(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise InvalidSpec(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        raw = loaded
+    if data is not None:
+        raw.setdefault("data", {})["path"] = data
+    if target is not None:
+        raw.setdefault("data", {})["target"] = target
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return validate_spec(raw, source=source)
+
+
+def validate_spec(raw: dict[str, Any], *, source: str = "spec") -> Spec:
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as e:
+        raise InvalidSpec(f"{source}: {_describe(e)}") from None
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise InvalidSpec(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=30")
+    parts = key.strip().split(".")
+    model: type[BaseModel] | None = Spec
+    node = raw
+    for i, part in enumerate(parts):
+        fields = model.model_fields if model is not None else None
+        if fields is not None and part not in fields:
+            where = ".".join(parts[: i + 1])
+            raise InvalidSpec(f"--set {where}: unknown key{_suggest(part, list(fields))}")
+        last = i == len(parts) - 1
+        if last:
+            node[part] = yaml.safe_load(value) if value.strip() else None
+            break
+        annotation = fields[part].annotation if fields is not None else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise InvalidSpec(f"--set {'.'.join(parts[: i + 1])}: is not a section")
+        node = child
+
+
+def _describe(error: ValidationError) -> str:
+    """The first problem, as `key.path: what (did you mean …)`."""
+    first = error.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    where = ".".join(loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        return f"{where}: unknown key{_suggest(loc[-1], valid)}"
+    if first["type"] == "missing":
+        return f"{where}: required key is missing"
+    message = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{where}: {message}{shown}"
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    model: Any = Spec
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = model.model_fields[part].annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _suggest(name: str, valid: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if valid:
+        return f"; valid keys: {', '.join(valid)}"
+    return ""

@@ -1,0 +1,79 @@
+"""Read and write local paths and s3:// URIs (boto3, honouring AWS_ENDPOINT_URL)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from driftloop.errors import StorageError
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b.csv` → (`bucket`, `a/b.csv`)."""
+    rest = uri[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{uri}: expected s3://BUCKET/KEY")
+    return bucket, key
+
+
+def _s3_client():
+    import boto3
+
+    # boto3 reads AWS_ENDPOINT_URL itself; passing it explicitly also covers older botocore.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return boto3.client("s3", endpoint_url=endpoint or None)
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole object. Raises StorageError naming the URI when it is missing."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3(uri)
+        try:
+            return _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "error")
+            raise StorageError(f"{uri}: cannot read S3 object ({code})") from e
+        except BotoCoreError as e:
+            raise StorageError(f"{uri}: cannot reach S3 ({e})") from e
+    try:
+        return Path(uri).read_bytes()
+    except FileNotFoundError as e:
+        raise StorageError(f"{uri}: file not found") from e
+    except IsADirectoryError as e:
+        raise StorageError(f"{uri}: is a directory, expected a file") from e
+    except OSError as e:
+        raise StorageError(f"{uri}: cannot read ({e.strerror})") from e
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def upload_dir(local_dir: Path, uri: str) -> None:
+    """Copy a directory tree to a local directory or an s3:// prefix."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, prefix = split_s3(uri)
+        client = _s3_client()
+        for path in sorted(local_dir.rglob("*")):
+            if path.is_file():
+                key = "/".join(filter(None, [prefix.rstrip("/"), path.relative_to(local_dir).as_posix()]))
+                try:
+                    client.upload_file(str(path), bucket, key)
+                except (ClientError, BotoCoreError) as e:
+                    raise StorageError(f"s3://{bucket}/{key}: cannot write ({e})") from e
+        return
+    target = Path(uri)
+    if target.resolve() == local_dir.resolve():
+        return
+    shutil.copytree(local_dir, target, dirs_exist_ok=True)

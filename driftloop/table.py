@@ -1,0 +1,46 @@
+"""Load a training table (CSV or Parquet, local or s3://) into pandas, with its content hash."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from driftloop.errors import DataError
+from driftloop.storage import read_bytes, sha256
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    frame: "pd.DataFrame"
+    uri: str
+    sha256: str
+
+
+def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
+    """Read a table and check it is not empty.
+
+    Raises:
+        StorageError: the file or object does not exist.
+        DataError: the content is not a readable, non-empty table.
+    """
+    import pandas as pd
+
+    raw = read_bytes(uri)
+    kind = fmt if fmt != "auto" else ("parquet" if uri.lower().endswith((".parquet", ".pq")) else "csv")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(io.BytesIO(raw))
+        else:
+            frame = pd.read_csv(io.BytesIO(raw))
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
+    except Exception as e:  # parser errors come in many types; all mean the same to a user
+        raise DataError(f"{uri}: cannot parse as {kind}: {str(e).splitlines()[0]}") from e
+    if len(frame) == 0:
+        raise DataError(f"{uri}: the table has a header but no rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
