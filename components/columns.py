@@ -37,9 +37,8 @@ class ColumnRoles:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def infer_roles(frame: "pd.DataFrame", target: str, feature: "FeatureSpec") -> ColumnRoles:
+def infer_roles(frame: pd.DataFrame, target: str, feature: FeatureSpec) -> ColumnRoles:
     """Numeric dtypes are numeric features, everything else categorical, unless the spec lists them."""
-    import pandas as pd
 
     columns = [c for c in frame.columns if c != target and c not in feature.drop]
     for listed in (feature.numeric or []) + (feature.categorical or []) + feature.drop:
@@ -56,7 +55,7 @@ def infer_roles(frame: "pd.DataFrame", target: str, feature: "FeatureSpec") -> C
     return ColumnRoles(target=target, numeric=list(numeric), categorical=list(categorical))
 
 
-def canonical_frame(frame: "pd.DataFrame", roles: ColumnRoles, *, with_target: bool = True) -> "pd.DataFrame":
+def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: bool = True) -> pd.DataFrame:
     """Numbers as float64 (NaN for missing), categories as str objects (None for missing).
 
     Raises:
@@ -76,7 +75,7 @@ def canonical_frame(frame: "pd.DataFrame", roles: ColumnRoles, *, with_target: b
     return pd.DataFrame(out, index=frame.index)
 
 
-def _looks_numeric(series: "pd.Series") -> bool:
+def _looks_numeric(series: pd.Series) -> bool:
     """Numeric dtype, or text that is mostly numbers (a numeric column with typos in it)."""
     import pandas as pd
 
@@ -91,7 +90,7 @@ def _looks_numeric(series: "pd.Series") -> bool:
     return bool(parsed >= 0.9)
 
 
-def _as_numbers(series: "pd.Series", column: str) -> "pd.Series":
+def _as_numbers(series: pd.Series, column: str) -> pd.Series:
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
@@ -107,7 +106,7 @@ def _as_numbers(series: "pd.Series", column: str) -> "pd.Series":
 
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value is getattr(__import__("pandas"), "NA")
+    return value is None or (isinstance(value, float) and value != value) or value is __import__("pandas").NA
 
 
 def _near(name: str, options: list[str]) -> str:

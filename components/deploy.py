@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from driftloop.components.gate import Blessing
+
 from driftloop import __version__
 from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI, TAG_RUN_ID, TAG_SPEC_SHA256, TAG_TASK, TAG_VERSION
-
-from driftloop.components.gate import Blessing
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
@@ -26,7 +26,7 @@ class DeployResult:
     previous: str | None
 
 
-def run(blessing: Blessing, *, registry: "Registry", model_name: str, run_id: str, data_uri: str,
+def run(blessing: Blessing, *, registry: Registry, model_name: str, run_id: str, data_uri: str,
         data_sha256: str, spec_sha256: str, task: str) -> DeployResult:
     if not blessing.passed:
         return DeployResult(False, model_name, None, None)

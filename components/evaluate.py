@@ -39,7 +39,7 @@ class Evaluation:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def score(model: "OnnxModel", rows: "pd.DataFrame") -> dict[str, float]:
+def score(model: OnnxModel, rows: pd.DataFrame) -> dict[str, float]:
     """Task metrics of a driftloop ONNX model on raw rows that include the target."""
     output = model.run(rows)
     truth = rows[model.target]
@@ -48,7 +48,7 @@ def score(model: "OnnxModel", rows: "pd.DataFrame") -> dict[str, float]:
     return regression_metrics(truth.to_numpy(dtype=float), output)
 
 
-def classification_metrics(truth: list[Any], probabilities: "np.ndarray", classes: list[Any]) -> dict[str, float]:
+def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes: list[Any]) -> dict[str, float]:
     import numpy as np
     from sklearn import metrics
 
@@ -72,7 +72,7 @@ def classification_metrics(truth: list[Any], probabilities: "np.ndarray", classe
     return {k: float(v) for k, v in result.items()}
 
 
-def regression_metrics(truth: "np.ndarray", predicted: "np.ndarray") -> dict[str, float]:
+def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     import numpy as np
     from sklearn import metrics
 
@@ -81,7 +81,7 @@ def regression_metrics(truth: "np.ndarray", predicted: "np.ndarray") -> dict[str
             "r2": float(metrics.r2_score(truth, predicted))}
 
 
-def baseline_metrics(task: str, train_target: "pd.Series", test: "pd.DataFrame", target: str,
+def baseline_metrics(task: str, train_target: pd.Series, test: pd.DataFrame, target: str,
                      classes: list[Any] | None) -> dict[str, float]:
     """The naive model: majority class of the training split, or its mean."""
     import numpy as np
@@ -96,7 +96,7 @@ def baseline_metrics(task: str, train_target: "pd.Series", test: "pd.DataFrame",
     return regression_metrics(test[target].to_numpy(dtype=float), np.full(len(test), float(train_target.mean())))
 
 
-def single_row_latency(model: "OnnxModel", rows: "pd.DataFrame", samples: int) -> dict[str, float]:
+def single_row_latency(model: OnnxModel, rows: pd.DataFrame, samples: int) -> dict[str, float]:
     """p50/p99 of one-row ONNX Runtime calls, feeds prepared beforehand, after a warm-up."""
     import numpy as np
 

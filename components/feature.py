@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftloop.components.columns import ColumnRoles, canonical_frame
+
 from driftloop.constants import FEATURE_META_FILE, SPLITS, TRANSFORM_FILE
 from driftloop.errors import DataError
-
-from driftloop.components.columns import ColumnRoles, canonical_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +37,7 @@ class FeatureResult:
         return self.out_dir / f"{split}.parquet"
 
 
-def resolve_task(target: "pd.Series", task: str, source: str) -> str:
+def resolve_task(target: pd.Series, task: str, source: str) -> str:
     """`auto` means classification for text or few integer labels, regression otherwise."""
     import pandas as pd
 
@@ -46,14 +46,14 @@ def resolve_task(target: "pd.Series", task: str, source: str) -> str:
         integral = numeric and bool((target == target.round()).all())
         task = "classification" if not numeric or (integral and target.nunique() <= 20) else "regression"
     if task == "classification" and target.nunique() < 2:
-        raise DataError(f"{source}: target {target.name!r} has a single class ({target.iloc[0]!r}); "
+        raise DataError(f"{source}: target {target.name!r} has a single class ({_jsonable(target.iloc[0])!r}); "
                         "classification needs at least two")
     if task == "regression" and not pd.api.types.is_numeric_dtype(target):
         raise DataError(f"{source}: target {target.name!r} is not numeric, so it cannot be a regression target")
     return task
 
 
-def build_transform(roles: ColumnRoles, spec: "FeatureSpec") -> Any:
+def build_transform(roles: ColumnRoles, spec: FeatureSpec) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -76,7 +76,7 @@ def build_transform(roles: ColumnRoles, spec: "FeatureSpec") -> Any:
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
 
-def fill_categories(frame: "pd.DataFrame", roles: ColumnRoles) -> "pd.DataFrame":
+def fill_categories(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
     """Missing categories become '' (an unknown category) — the same thing ONNX feeds receive."""
     filled = frame.copy()
     for column in roles.categorical:
@@ -84,7 +84,7 @@ def fill_categories(frame: "pd.DataFrame", roles: ColumnRoles) -> "pd.DataFrame"
     return filled
 
 
-def run(frame: "pd.DataFrame", *, source: str, roles: ColumnRoles, spec: "FeatureSpec", task: str,
+def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSpec, task: str,
         out_dir: Path) -> FeatureResult:
     """Fit the transform on the training split and write splits, transform and metadata to `out_dir`."""
     import joblib

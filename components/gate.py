@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftloop.constants import HIGHER_IS_BETTER
-
 from driftloop.components.evaluate import Evaluation
+
+from driftloop.constants import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from driftloop.spec import GateSpec
@@ -52,7 +52,7 @@ def primary_metric(task: str) -> str:
     return "roc_auc" if task == "classification" else "rmse"
 
 
-def decide(evaluation: Evaluation, policy: "GateSpec", *, onnx_tolerance: float) -> Blessing:
+def decide(evaluation: Evaluation, policy: GateSpec, *, onnx_tolerance: float) -> Blessing:
     checks: list[Check] = []
     metrics = evaluation.metrics
     checks.append(Check("onnx_parity", evaluation.onnx_max_abs_diff <= onnx_tolerance * evaluation.onnx_output_scale,
@@ -81,7 +81,7 @@ def _bound(name: str, value: float | None, bound: float, *, at_least: bool) -> C
                  if ok else f"{name} {value:.4f} not {op} {bound:g}")
 
 
-def _champion_checks(evaluation: Evaluation, policy: "GateSpec") -> list[Check]:
+def _champion_checks(evaluation: Evaluation, policy: GateSpec) -> list[Check]:
     champion = evaluation.champion
     if champion is None:
         ok = policy.on_no_champion == "promote"

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.constants import MODEL_FILE, ONNX_OUTPUT_PREDICTION, ONNX_OUTPUT_PROBABILITIES, TRANSFORM_FILE
-from driftloop.errors import TrainingError
-
 from driftloop.components.columns import ColumnRoles
 from driftloop.components.feature import fill_categories, load_meta
+
+from driftloop.constants import MODEL_FILE, ONNX_OUTPUT_PREDICTION, ONNX_OUTPUT_PROBABILITIES, TRANSFORM_FILE
+from driftloop.errors import TrainingError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,7 +61,7 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def build_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout: float = 0.0) -> "torch.nn.Module":
+def build_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout: float = 0.0) -> torch.nn.Module:
     from torch import nn
 
     layers: list[nn.Module] = []
@@ -75,8 +75,8 @@ def build_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout:
     return nn.Sequential(*layers)
 
 
-def fit(x_train: "np.ndarray", y_train: "np.ndarray", x_val: "np.ndarray", y_val: "np.ndarray", *,
-        spec: "TrainSpec", task: str, n_outputs: int, checkpoint_dir: Path | None = None,
+def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *,
+        spec: TrainSpec, task: str, n_outputs: int, checkpoint_dir: Path | None = None,
         on_epoch: Any = None) -> FitResult:
     """Mini-batch Adam with early stopping on validation loss; the best weights are restored.
 
@@ -144,7 +144,7 @@ def fit(x_train: "np.ndarray", y_train: "np.ndarray", x_val: "np.ndarray", y_val
     return result
 
 
-def exportable(module: "torch.nn.Module", task: str, y_mean: float = 0.0, y_std: float = 1.0) -> "torch.nn.Module":
+def exportable(module: torch.nn.Module, task: str, y_mean: float = 0.0, y_std: float = 1.0) -> torch.nn.Module:
     """The module as served: softmax for classifiers, target de-standardisation for regressors."""
     import torch
     from torch import nn
@@ -162,7 +162,7 @@ def exportable(module: "torch.nn.Module", task: str, y_mean: float = 0.0, y_std:
     return nn.Sequential(module.cpu().eval(), tail).eval()
 
 
-def run(features_dir: Path, *, spec: "TrainSpec", out_dir: Path, tracker: "Tracker | None" = None) -> TrainResult:
+def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker | None = None) -> TrainResult:
     """Fit on the train split, export `model.onnx` into `out_dir`, verify it, log to MLflow."""
     import joblib
     import numpy as np

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles
+
 from driftloop.constants import SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
 from driftloop.errors import DataError, ValidationFailed
-
-from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ class ValidationResult:
     rows: int
 
 
-def run(frame: "pd.DataFrame", *, source: str, target: str, validation: "ValidationSpec", feature: "FeatureSpec",
+def run(frame: pd.DataFrame, *, source: str, target: str, validation: ValidationSpec, feature: FeatureSpec,
         out_dir: Path, task: str = "auto", stored_suite: Path | None = None) -> ValidationResult:
     """Validate `frame` (read from `source`) and write suite, result and report into `out_dir`.
 
@@ -84,7 +84,7 @@ def run(frame: "pd.DataFrame", *, source: str, target: str, validation: "Validat
     return ValidationResult(origin, suite_path, result_path, report_path, roles_path, len(results), len(frame))
 
 
-def _check_basics(frame: "pd.DataFrame", source: str, target: str) -> None:
+def _check_basics(frame: pd.DataFrame, source: str, target: str) -> None:
     import difflib
 
     if target not in frame.columns:
@@ -130,7 +130,7 @@ def _read_suite(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: cannot read expectation suite ({e})") from e
 
 
-def _profile_suite(frame: "pd.DataFrame", roles: ColumnRoles, task: str, spec: "ValidationSpec") -> dict[str, Any]:
+def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: ValidationSpec) -> dict[str, Any]:
     """Expectations learnt from the first training table, loose enough for the next day's data."""
     expectations = [_expectation("expect_table_columns_to_match_set",
                                  column_set=roles.features + [roles.target], exact_match=False)]
@@ -156,7 +156,7 @@ def _profile_suite(frame: "pd.DataFrame", roles: ColumnRoles, task: str, spec: "
     return _suite_dict(expectations, roles, "profiled")
 
 
-def _declared_suite(frame: "pd.DataFrame", target: str, spec: "ValidationSpec") -> dict[str, Any]:
+def _declared_suite(frame: pd.DataFrame, target: str, spec: ValidationSpec) -> dict[str, Any]:
     numeric = [c for c, r in spec.columns.items() if r.type == "numeric" and c != target]
     categorical = [c for c, r in spec.columns.items() if r.type == "categorical" and c != target]
     roles = ColumnRoles(target=target, numeric=numeric, categorical=categorical)
@@ -182,7 +182,7 @@ def _null_rule(column: str, null_share: float) -> list[dict[str, Any]]:
                          mostly=round(max(0.0, 1 - min(1.0, 2 * null_share + 0.05)), 4))]
 
 
-def _is_continuous(target: "pd.Series") -> bool:
+def _is_continuous(target: pd.Series) -> bool:
     import pandas as pd
 
     if not pd.api.types.is_numeric_dtype(target):
@@ -190,7 +190,7 @@ def _is_continuous(target: "pd.Series") -> bool:
     return target.nunique() > 20 or not (target.dropna() == target.dropna().round()).all()
 
 
-def _run_suite(frame: "pd.DataFrame", suite: dict[str, Any]) -> list[dict[str, Any]]:
+def _run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> list[dict[str, Any]]:
     gx = _gx_expectations()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

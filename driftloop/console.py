@@ -72,9 +72,9 @@ class Console:
             return
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
         self.info(title)
-        self.info("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+        self.info("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
         for row in cells:
-            self.info("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+            self.info("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _cell(value: Any) -> str:

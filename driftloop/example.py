@@ -30,7 +30,7 @@ class DriftKnobs:
 NUMERIC_SCALES = {"age": 12.0, "tenure_months": 18.0, "monthly_charges": 25.0, "support_calls": 1.5, "data_usage_gb": 9.0}
 
 
-def customers(rows: int = 5000, *, seed: int = 7, drift: DriftKnobs | None = None) -> "pd.DataFrame":
+def customers(rows: int = 5000, *, seed: int = 7, drift: DriftKnobs | None = None) -> pd.DataFrame:
     """Customers with a binary `churned` target driven by tenure, contract, charges and support calls."""
     import numpy as np
     import pandas as pd
@@ -38,7 +38,7 @@ def customers(rows: int = 5000, *, seed: int = 7, drift: DriftKnobs | None = Non
     knobs = drift or DriftKnobs()
     rng = np.random.default_rng(seed)
 
-    def shifted(name: str, values: "np.ndarray") -> "np.ndarray":
+    def shifted(name: str, values: np.ndarray) -> np.ndarray:
         return values + knobs.mean_shift.get(name, 0.0) * NUMERIC_SCALES[name]
 
     plan = rng.choice(PLANS, size=rows, p=knobs.plan_mix or (0.45, 0.35, 0.20))
@@ -78,7 +78,7 @@ def customers(rows: int = 5000, *, seed: int = 7, drift: DriftKnobs | None = Non
     })
 
 
-def house_prices(rows: int = 3000, *, seed: int = 11) -> "pd.DataFrame":
+def house_prices(rows: int = 3000, *, seed: int = 11) -> pd.DataFrame:
     """A regression table: sale price (k€) from size, rooms, age, neighbourhood and energy label."""
     import numpy as np
     import pandas as pd

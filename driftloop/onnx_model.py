@@ -36,7 +36,7 @@ ML_OPSET = 3
 IR_VERSION = 8  # what opset 17 needs; both halves must agree before merging
 
 
-def transform_to_onnx(transform: Any, roles: "ColumnRoles") -> Any:
+def transform_to_onnx(transform: Any, roles: ColumnRoles) -> Any:
     """Convert the fitted ColumnTransformer with one named input per raw column."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
@@ -82,7 +82,7 @@ def mlp_to_onnx(module: Any, n_features: int, output_name: str) -> Any:
 
 
 def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any] | None,
-          roles: "ColumnRoles") -> Any:
+          roles: ColumnRoles) -> Any:
     """Preprocessing → MLP as one graph, with driftloop metadata."""
     import onnx
     from onnx import compose
@@ -131,7 +131,7 @@ class OnnxModel:
     def columns(self) -> list[str]:
         return self.numeric + self.categorical
 
-    def feed(self, frame: "pd.DataFrame") -> dict[str, "np.ndarray"]:
+    def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Raw rows → one [N,1] array per input: float32 numbers, str categories ('' when missing)."""
         import numpy as np
         import pandas as pd
@@ -148,12 +148,12 @@ class OnnxModel:
             feed[column] = np.array(values, dtype=object).reshape(-1, 1)
         return feed
 
-    def run(self, frame: "pd.DataFrame") -> "np.ndarray":
+    def run(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities [N, C] for classifiers, predictions [N] for regressors."""
         result = self.session.run([self.output], self.feed(frame))[0]
         return result if self.task == "classification" else result.reshape(-1)
 
-    def predict(self, frame: "pd.DataFrame") -> list[Any]:
+    def predict(self, frame: pd.DataFrame) -> list[Any]:
         output = self.run(frame)
         if self.task == "classification":
             assert self.classes is not None

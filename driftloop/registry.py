@@ -44,15 +44,15 @@ class Registry:
         '3'
     """
 
-    def __init__(self, client: "MlflowClient", tracking_uri: str) -> None:
+    def __init__(self, client: MlflowClient, tracking_uri: str) -> None:
         self.client = client
         self.tracking_uri = tracking_uri
 
-    def champion(self, name: str) -> "ModelVersion | None":
+    def champion(self, name: str) -> ModelVersion | None:
         """The `@champion` version, or None when the model or the alias does not exist."""
         return self._by_alias(validate_model_name(name), CHAMPION_ALIAS)
 
-    def _by_alias(self, name: str, alias: str) -> "ModelVersion | None":
+    def _by_alias(self, name: str, alias: str) -> ModelVersion | None:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -62,7 +62,7 @@ class Registry:
                 return None
             raise
 
-    def download_model(self, version: "ModelVersion", destination: Path) -> Path:
+    def download_model(self, version: ModelVersion, destination: Path) -> Path:
         """The version's ONNX file, downloaded into `destination`."""
         from mlflow.artifacts import download_artifacts
 
@@ -71,7 +71,7 @@ class Registry:
                                    dst_path=str(destination), tracking_uri=self.tracking_uri)
         return Path(local)
 
-    def register_candidate(self, name: str, run_id: str, *, tags: dict[str, str]) -> "ModelVersion":
+    def register_candidate(self, name: str, run_id: str, *, tags: dict[str, str]) -> ModelVersion:
         """A new version from the run's `model/` artifact, with lineage tags."""
         from mlflow.exceptions import MlflowException
 

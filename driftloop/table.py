@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LoadedTable:
-    frame: "pd.DataFrame"
+    frame: pd.DataFrame
     uri: str
     sha256: str
 

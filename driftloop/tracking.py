@@ -40,7 +40,7 @@ def local_artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
-def connect(tracking_uri: str) -> "MlflowClient":
+def connect(tracking_uri: str) -> MlflowClient:
     """A client whose server answered, or RegistryUnavailable naming the URI."""
     for key, value in _RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -63,7 +63,7 @@ def connect(tracking_uri: str) -> "MlflowClient":
     return client
 
 
-def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> str:
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -75,7 +75,7 @@ def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> s
 class Tracker:
     """Logs to one MLflow run; every step gets the same one, by run id, no global state."""
 
-    def __init__(self, client: "MlflowClient", run_id: str) -> None:
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
 

@@ -1,0 +1,56 @@
+"""The spec model: defaults, overrides, and one clear line for every mistake."""
+
+from pathlib import Path
+
+import pytest
+
+from driftloop.errors import InvalidSpec
+from driftloop.spec import Spec, default_model_name, load_spec
+
+
+def test_only_data_and_target_are_required() -> None:
+    spec = load_spec(data="s3://bucket/in/customers.csv", target="churned")
+    assert spec.model_name == "customers"
+    assert spec.train.epochs == 50 and spec.data.task == "auto"
+
+
+def test_override_sets_typed_values() -> None:
+    spec = load_spec(data="a.csv", target="y", overrides=["train.epochs=7", "train.hidden_sizes=[8, 4]",
+                                                          "gate.min.accuracy=0.8"])
+    assert spec.train.epochs == 7 and spec.train.hidden_sizes == [8, 4] and spec.gate.min == {"accuracy": 0.8}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.epocs=3"], "train.epocs: unknown key; did you mean 'epochs'?"),
+    (["trian.epochs=3"], "trian: unknown key; did you mean 'train'?"),
+    (["train.epochs=many"], "train.epochs: Input should be a valid integer"),
+    (["train.device=tpu"], "train.device: Input should be 'auto', 'cpu' or 'cuda'"),
+    (["gate.min.acuracy=0.9"], "unknown metric 'acuracy'; did you mean 'accuracy'?"),
+    (["train.epochs"], "expected KEY=VALUE"),
+])
+def test_bad_overrides_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")):
+        load_spec(data="a.csv", target="y", overrides=overrides)
+
+
+def test_bad_file_names_the_path_and_nearest_key(tmp_path: Path) -> None:
+    path = tmp_path / "driftloop.yaml"
+    path.write_text("data: {path: a.csv, target: y}\nfeature:\n  scalling: standard\n")
+    with pytest.raises(InvalidSpec) as raised:
+        load_spec(str(path))
+    assert str(raised.value) == f"{path}: feature.scalling: unknown key; did you mean 'scaling'?"
+    path.write_text("data: {path: a.csv}\n")
+    with pytest.raises(InvalidSpec, match="data.target: required key is missing"):
+        load_spec(str(path))
+
+
+def test_yaml_round_trip_is_lossless() -> None:
+    import yaml
+
+    spec = load_spec(data="a.csv", target="y", overrides=["train.lr=0.01"])
+    again = Spec.model_validate(yaml.safe_load(spec.to_yaml()))
+    assert again == spec and again.digest() == spec.digest()
+
+
+def test_model_name_from_file_name() -> None:
+    assert default_model_name("data/churn.parquet") == "churn"
