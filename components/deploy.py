@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from driftloop.components.gate import Blessing
-
 from driftloop import __version__
+from driftloop.components.gate import Blessing
 from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI, TAG_RUN_ID, TAG_SPEC_SHA256, TAG_TASK, TAG_VERSION
 
 if TYPE_CHECKING:

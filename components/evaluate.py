@@ -62,7 +62,8 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
         "precision": metrics.precision_score(y, predicted, average=average, zero_division=0),
         "recall": metrics.recall_score(y, predicted, average=average, zero_division=0),
         "f1": metrics.f1_score(y, predicted, average=average, zero_division=0),
-        "log_loss": metrics.log_loss(y, np.clip(probabilities, 1e-7, 1), labels=list(range(len(classes)))),
+        # float32 softmax rows sum to 1 only within ~1e-7; renormalise so sklearn does not warn
+        "log_loss": metrics.log_loss(y, _normalised(probabilities), labels=list(range(len(classes)))),
     }
     try:
         result["roc_auc"] = (metrics.roc_auc_score(y, probabilities[:, 1]) if binary else
@@ -70,6 +71,13 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
     except ValueError:  # a holdout with one class present has no AUC
         pass
     return {k: float(v) for k, v in result.items()}
+
+
+def _normalised(probabilities: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1)
+    return clipped / clipped.sum(axis=1, keepdims=True)
 
 
 def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.components.columns import ColumnRoles, canonical_frame
-
 from driftloop.constants import FEATURE_META_FILE, SPLITS, TRANSFORM_FILE
 from driftloop.errors import DataError
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftloop.components.evaluate import Evaluation
-
 from driftloop.constants import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:

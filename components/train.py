@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.components.columns import ColumnRoles
 from driftloop.components.feature import fill_categories, load_meta
-
 from driftloop.constants import MODEL_FILE, ONNX_OUTPUT_PREDICTION, ONNX_OUTPUT_PROBABILITIES, TRANSFORM_FILE
 from driftloop.errors import TrainingError
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles
-
 from driftloop.constants import SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
 from driftloop.errors import DataError, ValidationFailed
 

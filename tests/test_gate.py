@@ -2,7 +2,6 @@
 
 from driftloop.components.evaluate import Evaluation
 from driftloop.components.gate import decide
-
 from driftloop.spec import GateSpec
 
 

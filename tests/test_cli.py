@@ -1,0 +1,51 @@
+"""CLI commands that need no server: import weight, init, example."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from driftloop.example import DriftKnobs, customers
+from driftloop.spec import Spec
+
+HEAVY = ("torch", "mlflow", "great_expectations", "onnx", "onnxruntime", "sklearn", "pandas", "rich")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "driftloop", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    code = ("import sys, driftloop.cli; from click.testing import CliRunner; "
+            "r = CliRunner().invoke(driftloop.cli.cli, ['--help']); assert r.exit_code == 0, r.output; "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_init_writes_every_default(tmp_path: Path) -> None:
+    proc = run("init", "--data", "customers.csv", "--target", "churned", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    written = yaml.safe_load((tmp_path / "driftloop.yaml").read_text())
+    assert set(written) == set(Spec.model_fields)
+    assert written["train"]["epochs"] == 50 and written["data"]["target"] == "churned"
+    again = run("init", "--data", "customers.csv", "--target", "churned", cwd=tmp_path)
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+
+
+def test_example_is_deterministic_and_has_drift_knobs(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        assert run("example", "-o", name, "--rows", "300", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    base = customers(rows=4000)
+    shifted = customers(rows=4000, drift=DriftKnobs(mean_shift={"tenure_months": 1.0}, plan_mix=(0.1, 0.1, 0.8),
+                                                    label_shift=1.0))
+    assert shifted["tenure_months"].mean() - base["tenure_months"].mean() > 10
+    assert (shifted["plan"] == "pro").mean() > 0.7 > (base["plan"] == "pro").mean()
+    assert shifted["churned"].mean() > base["churned"].mean() + 0.1
+    bad = run("example", "-o", "c.csv", "--shift", "plan=1", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a numeric column" in bad.stderr

@@ -1,0 +1,86 @@
+"""The steps as plain functions on tmp_path: no servers, real GE, sklearn, torch and ONNX Runtime."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftloop.components import evaluate, feature, train, validate
+from driftloop.components.columns import ColumnRoles
+from driftloop.errors import ValidationFailed
+from driftloop.example import customers
+from driftloop.onnx_model import OnnxModel
+from driftloop.spec import FeatureSpec, TrainSpec, ValidationSpec
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("steps")
+    table = customers(rows=1500)
+    checked = validate.run(table, source="customers.csv", target="churned", validation=ValidationSpec(),
+                           feature=FeatureSpec(), out_dir=out / "validation")
+    feature.run(table, source="customers.csv", roles=ColumnRoles.load(checked.roles_path), spec=FeatureSpec(),
+                task="auto", out_dir=out / "features")
+    train.run(out / "features", spec=TrainSpec(epochs=10), out_dir=out / "train")
+    return out
+
+
+def test_split_is_deterministic_and_stratified(trained: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    table = customers(rows=1500)
+    roles = ColumnRoles.load(trained / "validation" / "columns.json")
+    feature.run(table, source="x", roles=roles, spec=FeatureSpec(), task="auto", out_dir=tmp_path)
+    for split in ("train", "val", "test"):
+        again = pd.read_parquet(tmp_path / f"{split}.parquet")
+        first = pd.read_parquet(trained / "features" / f"{split}.parquet")
+        assert again.equals(first)
+        assert abs(first["churned"].mean() - table["churned"].mean()) < 0.02
+
+
+def test_onnx_takes_raw_rows_and_handles_unknowns(trained: Path) -> None:
+    import pandas as pd
+
+    model = OnnxModel(trained / "train" / "model.onnx")
+    assert model.task == "classification" and model.classes == [0, 1]
+    rows = pd.read_parquet(trained / "features" / "test.parquet").head(3).copy()
+    rows.loc[rows.index[0], "plan"] = "platinum"  # never seen in training
+    rows.loc[rows.index[1], "monthly_charges"] = None  # imputed with the training median
+    rows.loc[rows.index[2], "region"] = None
+    probabilities = model.run(rows)
+    assert probabilities.shape == (3, 2) and np.isfinite(probabilities).all()
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_checkpoints_and_parity_are_recorded(trained: Path) -> None:
+    import json
+
+    record = json.loads((trained / "train" / "train.json").read_text())
+    assert record["onnx_max_abs_diff"] <= 1e-4
+    assert (trained / "train" / "checkpoints" / "best.pt").exists()
+    assert 1 <= record["best_epoch"] <= len(record["history"]) <= 10
+
+
+def test_evaluate_rescoring_the_same_model_matches(trained: Path, tmp_path: Path) -> None:
+    model_path = trained / "train" / "model.onnx"
+    result = evaluate.run(model_path, trained / "features", out_dir=tmp_path, onnx_max_abs_diff=0.0,
+                          onnx_output_scale=1.0, latency_samples=20, champion_model_path=model_path,
+                          champion_version="7")
+    assert result.champion["version"] == "7"
+    for name, value in result.champion["metrics"].items():
+        assert math.isclose(value, result.metrics[name], rel_tol=1e-9)
+    assert result.metrics["latency_p99_ms"] >= result.metrics["latency_p50_ms"] > 0
+    assert result.baseline["accuracy"] == pytest.approx(1 - customers(rows=1500)["churned"].mean(), abs=0.03)
+
+
+def test_declared_rules_fail_with_column_expectation_and_value(tmp_path: Path) -> None:
+    spec = ValidationSpec.model_validate({"columns": {"customer_age": {"type": "numeric", "min": 18, "max": 60}}})
+    with pytest.raises(ValidationFailed) as raised:
+        validate.run(customers(rows=300), source="c.csv", target="churned", validation=spec, feature=FeatureSpec(),
+                     out_dir=tmp_path)
+    message = str(raised.value)
+    assert message.startswith("c.csv: column 'customer_age': expect_column_values_to_be_between(")
+    assert "unexpected values" in message and (tmp_path / "report.md").exists()
