@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftloop.errors import DataError
+from driftloop.suggest import nearest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,8 +110,24 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value is __import__("pandas").NA
 
 
-def _near(name: str, options: list[str]) -> str:
-    import difflib
+def infer_task(target: pd.Series) -> str:
+    """Classification for text, booleans or at most 20 integer labels; regression otherwise."""
+    import pandas as pd
 
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else f" (columns: {', '.join(options)})"
+    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    integral = numeric and bool((target == target.round()).all())
+    return "classification" if not numeric or (integral and target.nunique() <= 20) else "regression"
+
+
+def python_value(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON and class lookups expect; other objects as text."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _near(name: str, options: list[str]) -> str:
+    close = nearest(name, options)
+    return f" (did you mean {close!r}?)" if close else f" (columns: {', '.join(options)})"

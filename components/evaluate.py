@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftloop.components.columns import python_value
 from driftloop.constants import EVALUATION_FILE
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
     from sklearn import metrics
 
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index.get(v.item() if hasattr(v, "item") else v, -1) for v in truth])
+    y = np.array([index.get(python_value(v), -1) for v in truth])
     predicted = probabilities.argmax(axis=1)
     binary = len(classes) == 2
     average = "binary" if binary else "macro"
@@ -96,8 +97,7 @@ def baseline_metrics(task: str, train_target: pd.Series, test: pd.DataFrame, tar
 
     if task == "classification":
         assert classes is not None
-        majority = train_target.value_counts().idxmax()
-        majority = majority.item() if hasattr(majority, "item") else majority
+        majority = python_value(train_target.value_counts().idxmax())
         probabilities = np.zeros((len(test), len(classes)))
         probabilities[:, classes.index(majority)] = 1.0
         return classification_metrics(test[target].tolist(), probabilities, classes)
@@ -131,7 +131,8 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
     test = pd.read_parquet(features_dir / "test.parquet")
     from driftloop.components.feature import load_meta
 
-    train_target = pd.read_parquet(features_dir / "train.parquet")[load_meta(features_dir)["target"]]
+    target = load_meta(features_dir)["target"]
+    train_target = pd.read_parquet(features_dir / "train.parquet", columns=[target])[target]
     candidate = OnnxModel(model_path, threads=1)
     metrics = score(candidate, test) | single_row_latency(candidate, test, latency_samples)
     baseline = baseline_metrics(candidate.task, train_target, test, candidate.target, candidate.classes)

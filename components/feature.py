@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.components.columns import ColumnRoles, canonical_frame
+from driftloop.components.columns import ColumnRoles, canonical_frame, infer_task, python_value
 from driftloop.constants import FEATURE_META_FILE, SPLITS, TRANSFORM_FILE
 from driftloop.errors import DataError
 
@@ -41,11 +41,9 @@ def resolve_task(target: pd.Series, task: str, source: str) -> str:
     import pandas as pd
 
     if task == "auto":
-        numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
-        integral = numeric and bool((target == target.round()).all())
-        task = "classification" if not numeric or (integral and target.nunique() <= 20) else "regression"
+        task = infer_task(target)
     if task == "classification" and target.nunique() < 2:
-        raise DataError(f"{source}: target {target.name!r} has a single class ({_jsonable(target.iloc[0])!r}); "
+        raise DataError(f"{source}: target {target.name!r} has a single class ({python_value(target.iloc[0])!r}); "
                         "classification needs at least two")
     if task == "regression" and not pd.api.types.is_numeric_dtype(target):
         raise DataError(f"{source}: target {target.name!r} is not numeric, so it cannot be a regression target")
@@ -92,7 +90,7 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
     out_dir.mkdir(parents=True, exist_ok=True)
     canonical = canonical_frame(frame, roles)
     task = resolve_task(canonical[roles.target], task, source)
-    classes = (sorted((_jsonable(c) for c in canonical[roles.target].unique().tolist()), key=str)
+    classes = (sorted((python_value(c) for c in canonical[roles.target].unique().tolist()), key=str)
                if task == "classification" else None)
     if classes is not None:
         counts = canonical[roles.target].value_counts()
@@ -117,17 +115,9 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
     meta = {"task": task, "classes": classes, "target": roles.target, "numeric": roles.numeric,
             "categorical": roles.categorical, "n_features": n_features,
             "rows": {name: len(part) for name, part in splits.items()}}
-    (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable), encoding="utf-8")
+    (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2, default=python_value), encoding="utf-8")
     return FeatureResult(out_dir, task, classes, meta["rows"], n_features)
 
 
 def load_meta(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / FEATURE_META_FILE).read_text(encoding="utf-8"))
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)

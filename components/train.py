@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.components.columns import ColumnRoles
+from driftloop.components.columns import ColumnRoles, python_value
 from driftloop.components.feature import fill_categories, load_meta
 from driftloop.constants import MODEL_FILE, ONNX_OUTPUT_PREDICTION, ONNX_OUTPUT_PROBABILITIES, TRANSFORM_FILE
 from driftloop.errors import TrainingError
@@ -185,8 +185,8 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     y_mean = y_std = None
     if task == "classification":
         index = {c: i for i, c in enumerate(classes)}
-        y_train = train[roles.target].map(lambda v: index[_key(v)]).to_numpy()
-        y_val = val[roles.target].map(lambda v: index[_key(v)]).to_numpy()
+        y_train = train[roles.target].map(lambda v: index[python_value(v)]).to_numpy()
+        y_val = val[roles.target].map(lambda v: index[python_value(v)]).to_numpy()
         n_outputs = len(classes)
     else:
         raw_train = train[roles.target].to_numpy(dtype=np.float64)
@@ -223,7 +223,3 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
                             f"> train.onnx_tolerance {spec.onnx_tolerance:g} × {scale:g}")
     return TrainResult(model_path, diff, scale, result.best_epoch, len(result.history), result.best_val_loss,
                        result.device, result.seconds)
-
-
-def _key(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

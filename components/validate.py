@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles
+from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles, infer_task
 from driftloop.constants import SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
 from driftloop.errors import DataError, ValidationFailed
+from driftloop.suggest import nearest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,11 +85,9 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
 
 
 def _check_basics(frame: pd.DataFrame, source: str, target: str) -> None:
-    import difflib
-
     if target not in frame.columns:
-        close = difflib.get_close_matches(target, list(frame.columns), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; columns are: {', '.join(frame.columns)}"
+        close = nearest(target, frame.columns)
+        hint = f"; did you mean {close!r}?" if close else f"; columns are: {', '.join(frame.columns)}"
         raise DataError(f"{source}: target column {target!r} not found{hint}")
     for column in frame.columns:
         if frame[column].isna().all():
@@ -149,7 +148,7 @@ def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: Val
                                          value_set=sorted(values.dropna().unique().tolist()), mostly=spec.mostly))
     expectations.append(_expectation("expect_column_values_to_not_be_null", column=roles.target))
     target = frame[roles.target]
-    if task == "classification" or (task == "auto" and not _is_continuous(target)):
+    if (task if task != "auto" else infer_task(target)) == "classification":
         expectations.append(_expectation("expect_column_values_to_be_in_set", column=roles.target,
                                          value_set=sorted(target.unique().tolist(), key=str)))
     return _suite_dict(expectations, roles, "profiled")
@@ -179,14 +178,6 @@ def _null_rule(column: str, null_share: float) -> list[dict[str, Any]]:
         return [_expectation("expect_column_values_to_not_be_null", column=column)]
     return [_expectation("expect_column_values_to_not_be_null", column=column,
                          mostly=round(max(0.0, 1 - min(1.0, 2 * null_share + 0.05)), 4))]
-
-
-def _is_continuous(target: pd.Series) -> bool:
-    import pandas as pd
-
-    if not pd.api.types.is_numeric_dtype(target):
-        return False
-    return target.nunique() > 20 or not (target.dropna() == target.dropna().round()).all()
 
 
 def _run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> list[dict[str, Any]]:

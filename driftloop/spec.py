@@ -6,7 +6,6 @@ rejected with the key's dotted path and, for a misspelt key, the nearest valid n
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from driftloop.constants import METRICS
 from driftloop.errors import InvalidSpec
+from driftloop.suggest import nearest
 
 
 class _Strict(BaseModel):
@@ -264,9 +264,9 @@ def _fields_at(loc: list[str]) -> list[str]:
 
 
 def _suggest(name: str, valid: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    close = nearest(name, valid, cutoff=0.5)
     if close:
-        return f"; did you mean {close[0]!r}?"
+        return f"; did you mean {close!r}?"
     if valid:
         return f"; valid keys: {', '.join(valid)}"
     return ""
