@@ -65,9 +65,10 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
+    if result.traceback and click.get_current_context().obj.get("debug"):
+        console.traceback(result.traceback)
     if result.error:
-        console.error(result.error if "\n" not in result.error or click.get_current_context().obj.get("debug")
-                      else result.error.splitlines()[0])
+        console.error(result.error)
     sys.exit(result.exit_code)
 
 

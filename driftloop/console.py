@@ -35,6 +35,10 @@ class Console:
         """One line, always shown, even in quiet mode."""
         print(f"error: {message}", file=self.stream, flush=True)
 
+    def traceback(self, text: str) -> None:
+        """A traceback asked for with --debug: shown even in quiet mode."""
+        print(text.rstrip(), file=self.stream, flush=True)
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """Show a step while it runs and its outcome with its duration."""

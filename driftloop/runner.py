@@ -55,7 +55,8 @@ class RunResult:
     model_version: str | None = None
     run_id: str | None = None
     steps: list[StepRecord] = field(default_factory=lambda: [StepRecord(n) for n in STEP_NAMES])
-    error: str | None = None
+    error: str | None = None  # the one line a user sees
+    traceback: str | None = None  # only for internal errors, shown with --debug
     exit_code: int = 1
     champion_metrics: dict[str, float] | None = None
     champion_version: str | None = None
@@ -114,13 +115,14 @@ def run_pipeline(spec: Spec, *, console: Console) -> RunResult:
         tracker.set_tags({RUN_TAG_STATUS: "completed"})
         client.set_terminated(result.run_id, "FINISHED")
     except Exception as e:
-        result.error = str(e) if isinstance(e, DriftloopError) else f"internal error: {type(e).__name__}: {e}"
+        message = str(e) if isinstance(e, DriftloopError) else f"internal error: {type(e).__name__}: {e}"
+        result.error = (message.splitlines() or [type(e).__name__])[0]
         result.status, result.exit_code = "failed", 1
         result.deployed, result.model_version = False, None
         if not isinstance(e, DriftloopError):
-            result.error += "\n" + traceback.format_exc()
+            result.traceback = traceback.format_exc()
         try:
-            tracker.set_tags({RUN_TAG_STATUS: "failed", RUN_TAG_ERROR: str(result.error).splitlines()[0][:4000]})
+            tracker.set_tags({RUN_TAG_STATUS: "failed", RUN_TAG_ERROR: result.error[:4000]})
             client.set_terminated(result.run_id, "FAILED")
         except Exception:  # the tracking server itself may be what failed; the error line says so
             pass
@@ -149,7 +151,8 @@ def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path) -> None:
     from driftloop.table import load_table
 
     spec, result = p.spec, p.result
-    tracker.log_params({"data.path": spec.data.path, "data.target": spec.data.target, "spec_sha256": spec.digest()})
+    spec_sha256 = spec.digest()
+    tracker.log_params({"data.path": spec.data.path, "data.target": spec.data.target, "spec_sha256": spec_sha256})
     tracker.client.log_text(tracker.run_id, spec.to_yaml(), SPEC_ARTIFACT)
     champion = registry.champion(result.model_name)
     champion_dir = out / "champion"
@@ -220,7 +223,7 @@ def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path) -> None:
 
     def run_deploy() -> Any:
         outcome = deploy.run(blessing, registry=registry, model_name=result.model_name, run_id=tracker.run_id,
-                             data_uri=spec.data.path, data_sha256=table.sha256, spec_sha256=spec.digest(),
+                             data_uri=spec.data.path, data_sha256=table.sha256, spec_sha256=spec_sha256,
                              task=features.task)
         tracker.set_tags({RUN_TAG_DEPLOYED: str(outcome.deployed).lower(), RUN_TAG_MODEL_VERSION: outcome.version})
         return outcome
