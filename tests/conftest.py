@@ -100,13 +100,15 @@ class Cli:
                               timeout=timeout)
 
 
+def cli_env(mlflow_uri: str, s3: S3) -> dict[str, str]:
+    """This machine's environment, pointed at the test MLflow server and S3 endpoint only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    return env | s3.env | {"MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONUNBUFFERED": "1"}
+
+
 @pytest.fixture
 def cli(tmp_path: Path, mlflow_uri: str, s3: S3) -> Cli:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
-    env.update(s3.env)
-    env["MLFLOW_TRACKING_URI"] = mlflow_uri
-    env["PYTHONUNBUFFERED"] = "1"
-    return Cli(tmp_path, env)
+    return Cli(tmp_path, cli_env(mlflow_uri, s3))
 
 
 def registry_for(uri: str):

@@ -6,7 +6,7 @@ import pytest
 
 from driftloop.example import customers
 
-from .conftest import S3, Cli, free_port, registry_for
+from .conftest import S3, Cli, cli_env, free_port, registry_for
 
 pytestmark = pytest.mark.slow
 
@@ -17,13 +17,9 @@ FAST = ["--set", "train.epochs=5", "--set", "evaluate.latency_samples=20"]
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3) -> str:
     """A model with a champion (and its stored suite) that every bad run must leave alone."""
-    import os
-
     cwd = tmp_path_factory.mktemp("guarded")
     customers(rows=800).to_csv(cwd / "good.csv", index=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))} | s3.env
-    env["MLFLOW_TRACKING_URI"] = mlflow_uri
-    proc = Cli(cwd, env)("run", "--data", "good.csv", "--target", "churned", "--model", MODEL,
+    proc = Cli(cwd, cli_env(mlflow_uri, s3))("run", "--data", "good.csv", "--target", "churned", "--model", MODEL,
                          "--set", "train.epochs=30", "--json", "-")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"deployed": true' in proc.stdout, proc.stdout
