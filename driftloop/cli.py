@@ -59,9 +59,15 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     extra = list(overrides) + ([f"registry.model_name={model_name}"] if model_name else [])
     spec = load_spec(spec_path, data=data, target=target, overrides=extra)
     console = Console(quiet=quiet)
-    from driftloop.runner import run_pipeline
+    from driftloop.distributed import current_world, process_group, run_worker
 
-    result = run_pipeline(spec, console=console)
+    world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
+    with process_group(world):
+        if not world.primary:
+            sys.exit(run_worker(console))
+        from driftloop.runner import run_pipeline
+
+        result = run_pipeline(spec, console=console)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
