@@ -26,8 +26,10 @@ from driftloop.console import Console
 
 
 @click.command()
-@click.option("--model", "model_name", help="Registered model (default: the only one in the registry).")
-@click.option("--alias", default="champion", show_default=True, help="Registry alias to serve and follow.")
+@click.option("--model", "model_name", envvar="DRIFTLOOP_SERVE_MODEL",
+              help="Registered model [default: the only one in the registry; env DRIFTLOOP_SERVE_MODEL].")
+@click.option("--alias", default="champion", show_default=True, envvar="DRIFTLOOP_SERVE_ALIAS",
+              help="Registry alias to serve and follow [env DRIFTLOOP_SERVE_ALIAS].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 in a container).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: one per core].")
