@@ -27,6 +27,7 @@ class RSGIApp:
         self._watcher = loop.create_task(self.service.watch())
         model = self.service.holder.current
         self.service.event("worker_started", model=model.name, version=model.version)
+        _calm_garbage_collector()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.service is not None:
@@ -57,6 +58,21 @@ class RSGIApp:
         response = handled.response
         protocol.response_bytes(response.status, [("content-type", response.content_type)], response.body)
         service.completed(request, handled, started)
+
+
+def _calm_garbage_collector() -> None:
+    """Keep the cyclic GC off the request path.
+
+    A 100-row body in the [N,1] tensor layout allocates ~1,000 small lists, enough to start a
+    collection on every request; each one then walks every object the imports left behind
+    (numpy, onnxruntime, mlflow): measured 180 µs → 70 µs to parse such a body once those
+    are frozen. Request objects are acyclic and go by reference counting anyway.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 async def _read_body(protocol: Any, declared: str | None, limit: int) -> bytes:

@@ -87,13 +87,23 @@ class InputSchema:
         first = rows[0]
         if isinstance(first, list):
             return self._positional(rows, where)
-        width = len(self.columns)
+        # Fast path: one comprehension per column. A dict row that has every column and as many
+        # keys as there are columns has no unknown one; anything else is diagnosed row by row.
+        try:
+            columns = {c: [row[c] for row in rows] for c in self.columns}
+            whole = set(map(len, rows)) == {len(self.columns)} and all(type(row) is dict for row in rows)
+        except (KeyError, TypeError, IndexError):
+            whole = False
+        if not whole:
+            self._diagnose_rows(rows, where)
+        return columns, len(rows)
+
+    def _diagnose_rows(self, rows: list[Any], where: str) -> None:
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise ClientError(400, f"{where}[{i}]: expected an object keyed by column, got a JSON {type(row).__name__}")
-            if len(row) != width or any(c not in row for c in self.columns):
-                self._check_names(list(row), f"{where}[{i}]")
-        return {c: [row[c] for row in rows] for c in self.columns}, len(rows)
+            self._check_names(list(row), f"{where}[{i}]")
+        raise AssertionError("rows looked malformed but every row checks out")  # pragma: no cover
 
     def _positional(self, rows: list[Any], where: str) -> tuple[Columns, int]:
         """Rows as lists in the order `GET /v1/models/<name>` lists the inputs."""
@@ -108,10 +118,13 @@ class InputSchema:
     def _columnar(self, columns: dict[str, Any], where: str) -> tuple[Columns, int]:
         self._check_names(list(columns), where)
         n = None
+        columns = dict(columns)
         for name in self.columns:
             values = columns[name]
             if not isinstance(values, list):
                 raise ClientError(400, f"{where}: column {name!r}: expected a list of values, got a JSON {type(values).__name__}")
+            if values and isinstance(values[0], list):  # a [N,1] tensor, as TF-Serving / MLflow clients send it
+                values = columns[name] = _unnest(values, f"{where}: column {name!r}")
             if n is None:
                 n = len(values)
             elif len(values) != n:
@@ -177,6 +190,15 @@ def _numbers(values: Sequence[Any], column: str) -> np.ndarray:
         row = int(np.flatnonzero(~np.isfinite(array))[0])
         raise ClientError(400, f"column {column!r}: {values[row]!r} at row {row} is not a finite number")
     return array.astype(np.float32).reshape(-1, 1)
+
+
+def _unnest(values: list[Any], where: str) -> list[Any]:
+    try:
+        if set(map(len, values)) == {1} and all(type(v) is list for v in values):
+            return [v[0] for v in values]
+    except TypeError:  # a value without a length
+        pass
+    raise ClientError(400, f"{where}: expected a list of values or of one-value lists ([N,1])")
 
 
 def _csv_number(text: str, column: str, row: int) -> float | None:

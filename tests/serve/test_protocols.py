@@ -52,7 +52,8 @@ def test_mlflow_scoring_protocol_every_layout(served: Server, champion: Champion
     bodies = [{"dataframe_records": rows},
               {"dataframe_split": {"columns": names, "data": [[row[n] for n in names] for row in rows]}},
               {"instances": rows},
-              {"inputs": columns_of(rows)}]
+              {"inputs": columns_of(rows)},
+              {"inputs": {k: [[v] for v in values] for k, values in columns_of(rows).items()}}]  # [N,1] tensors
     for body in bodies:
         assert_matches(httpx.post(url, json=body).raise_for_status().json(), expected)
     text = io.StringIO()
