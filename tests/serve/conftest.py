@@ -22,6 +22,7 @@ class Champion:
     name: str
     run_id: str
     model_path: Path  # the registered ONNX file, downloaded
+    data: Path  # the training table
     rows: list[dict]  # raw rows without the target, as clients send them
 
 
@@ -39,7 +40,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3) 
     version = registry.champion(MODEL)
     path = registry.download_model(version, work / "model")
     rows = table.drop(columns=["churned"]).head(200).to_dict("records")
-    return Champion(MODEL, version.run_id, path, rows)
+    return Champion(MODEL, version.run_id, path, work / "churn.csv", rows)
 
 
 @dataclass
