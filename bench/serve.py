@@ -9,7 +9,8 @@ with [N,1] inputs). Every combination of 1, 16 and 64 connections and 1- and 100
 requests runs for SECONDS, alternating the two servers so background load hits both.
 
 driftloop serve runs as deployed: input validation, Prometheus metrics, the JSON access
-log (to a file) and the prediction log (1% of rows) all on.
+log (to a file) and the prediction log (1% of rows) all on; `driftloop-batched` is the same
+with micro-batching (`--batch-max-rows 64`), measured to decide whether it should be the default.
 
 Goals (issue 7), at 16 connections: single row ≥ 10× mlflow's req/s with p99 ≤ 10 ms and
 zero errors; 100-row requests ≥ 2,000 req/s. `ratio` = driftloop / mlflow req/s, 16 conn, 1 row,
@@ -41,6 +42,7 @@ SECONDS = float(os.environ.get("DRIFTLOOP_BENCH_SERVE_SECONDS", "5"))
 GOAL_RATIO = 10.0
 GOAL_P99_MS = 10.0
 GOAL_100_ROWS_RPS = 2000.0
+BATCH_MAX_ROWS = 64  # driftloop-batched: the same server with micro-batching on, to see whether it pays
 VENV_BIN = Path(sys.executable).parent
 CLOSE_NOTE = ("On keep-alive connections mlflow models serve (uvicorn) stalls ~40 ms per request (p50 ~48 ms at one "
               "connection, ~2.5 ms per request with a fresh connection each time), so it is also driven with "
@@ -125,14 +127,21 @@ def main() -> None:
             [sys.executable, "-m", "driftloop", "serve", "--model", MODEL, "--port", str(ours), "--workers", str(workers),
              "--prediction-log", str(root / "predictions.jsonl"), "--prediction-log-rate", "0.01"],
             env, root / "driftloop.log", f"http://127.0.0.1:{ours}/readyz")
+        batched = free_port()
+        servers["driftloop-batched"] = start(
+            [sys.executable, "-m", "driftloop", "serve", "--model", MODEL, "--port", str(batched), "--workers",
+             str(workers), "--prediction-log", str(root / "predictions-batched.jsonl"), "--prediction-log-rate", "0.01",
+             "--batch-max-rows", str(BATCH_MAX_ROWS)],
+            env, root / "driftloop-batched.log", f"http://127.0.0.1:{batched}/readyz")
         servers["mlflow"] = start(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager",
              "local", "--host", "127.0.0.1", "--port", str(theirs), "--workers", str(workers)],
             env, root / "mlflow.log", f"http://127.0.0.1:{theirs}/ping")
-        urls = {"driftloop": f"http://127.0.0.1:{ours}/invocations", "mlflow": f"http://127.0.0.1:{theirs}/invocations"}
+        urls = {"driftloop": f"http://127.0.0.1:{ours}/invocations", "mlflow": f"http://127.0.0.1:{theirs}/invocations",
+                "driftloop-batched": f"http://127.0.0.1:{batched}/invocations"}
         # (server, URL, new connection per request): mlflow also without keep-alive, see CLOSE_NOTE
-        targets = [("driftloop", urls["driftloop"], False), ("mlflow", urls["mlflow"], False),
-                   ("mlflow-close", urls["mlflow"], True)]
+        targets = [("driftloop", urls["driftloop"], False), ("driftloop-batched", urls["driftloop-batched"], False),
+                   ("mlflow", urls["mlflow"], False), ("mlflow-close", urls["mlflow"], True)]
         bodies = {rows: body(rows) for rows in ROWS}
         for name, url in urls.items():  # both must answer the body correctly before anything is timed
             request = urllib.request.Request(url, data=bodies[100], headers={"Content-Type": "application/json"})

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from driftloop.serve.batching import MicroBatcher
 from driftloop.serve.config import ServeConfig
 from driftloop.serve.errors import ClientError
 from driftloop.serve.jsonlines import JsonLinesSink
@@ -74,6 +75,8 @@ class Service:
         self.events, self.prediction_log = events, prediction_log
         self.state_dir = Path(config.state_dir)
         self.pid = os.getpid()
+        self.batcher = (MicroBatcher(config.batch_max_rows, config.batch_max_wait_ms / 1000)
+                        if config.batch_max_rows > 0 else None)
         model = holder.current
         self.metrics.served(model.name, model.alias, model.version, None)
 
@@ -100,7 +103,7 @@ class Service:
                 return await self._models(request, path[len(_MODELS_PREFIX):])
             if path == "/invocations":
                 _allow(method, "POST")
-                return self._invocations(request)
+                return await self._invocations(request)
             if path in ("/healthz", "/ping", "/health"):
                 _allow(method, "GET")
                 return Handled("health", json_response(200, {"status": "ok"}), 0)
@@ -133,13 +136,13 @@ class Service:
             if name != model.name:
                 raise ClientError(404, f"model {name!r} is not served here (serving {model.name!r})")
             columns, n = model.schema.columns_of(_parse_json(request.body))
-            return Handled("predict", self._predict(model, columns, n), n)
+            return Handled("predict", await self._predict(model, columns, n), n)
         _allow(request.method, "GET")
         if rest != model.name:
             raise ClientError(404, f"model {rest!r} is not served here (serving {model.name!r})")
         return Handled("metadata", json_response(200, model.metadata()), 0)
 
-    def _invocations(self, request: Request) -> Handled:
+    async def _invocations(self, request: Request) -> Handled:
         model = self.holder.current
         kind = (request.content_type or JSON).split(";")[0].strip().lower()
         if kind == "text/csv":
@@ -148,10 +151,14 @@ class Service:
             columns, n = model.schema.columns_of(_parse_json(request.body))
         else:
             raise ClientError(415, f"content type {kind!r} is not supported; use application/json or text/csv")
-        return Handled("invocations", self._predict(model, columns, n), n)
+        return Handled("invocations", await self._predict(model, columns, n), n)
 
-    def _predict(self, model: Any, columns: Any, n: int) -> Response:
-        predictions, probabilities = model.run(model.schema.feed(columns))
+    async def _predict(self, model: Any, columns: Any, n: int) -> Response:
+        feed = model.schema.feed(columns)
+        if self.batcher is None:
+            predictions, probabilities = model.run(feed)
+        else:
+            predictions, probabilities = await self.batcher.run(model, feed, n)
         self.metrics.batch_rows.observe(n)
         if self.prediction_log is not None:
             self.prediction_log.record(model, columns, n, predictions, probabilities)

@@ -46,11 +46,16 @@ from driftloop.console import Console
               "(JSON Lines; input of `driftloop drift --current`).")
 @click.option("--prediction-log-rate", type=click.FloatRange(0, 1), default=None,
               help="Share of rows written to --prediction-log [default: 1 with --prediction-log, else off].")
+@click.option("--batch-max-rows", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Micro-batching: join concurrent requests into one model call of up to this many rows (0 = off).")
+@click.option("--batch-max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Micro-batching: longest a request waits for others (0 = until the event loop's next turn).")
 @click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on "
               "POST /admin/reload [env DRIFTLOOP_ADMIN_TOKEN].")
 def serve(model_name: str | None, alias: str, host: str, port: int, workers: int | None, tracking_uri: str | None,
           poll_interval: float, max_body_bytes: int, max_rows: int, access_log: bool, prediction_log: str | None,
-          prediction_log_rate: float | None, admin_token: str | None) -> None:
+          prediction_log_rate: float | None, batch_max_rows: int, batch_max_wait_ms: float,
+          admin_token: str | None) -> None:
     """Serve a registered model over HTTP (KServe V1 and MLflow scoring protocols), following its alias."""
     from driftloop.errors import UsageError
     from driftloop.registry import Registry
@@ -76,7 +81,8 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
                              initial_version=str(version.version), poll_interval_s=poll_interval,
                              max_body_bytes=max_body_bytes, max_rows=max_rows, access_log=access_log,
                              prediction_log=str(Path(prediction_log).resolve()) if prediction_log else None,
-                             prediction_log_rate=prediction_log_rate, admin_token=admin_token)
+                             prediction_log_rate=prediction_log_rate, admin_token=admin_token,
+                             batch_max_rows=batch_max_rows, batch_max_wait_ms=batch_max_wait_ms)
         metrics_dir = state_dir / "prometheus"
         metrics_dir.mkdir()
         os.environ[CONFIG_ENV] = config.to_env()
