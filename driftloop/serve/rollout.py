@@ -56,11 +56,11 @@ def roll_deployment(target: str, model_name: str, version: str) -> str:
     try:
         from kubernetes import client
 
-        api = client.AppsV1Api(_api_client())
         namespace = namespace or _current_namespace()
         patch = {"spec": {"template": {"metadata": {"annotations": {MODEL_VERSION_ANNOTATION: str(version),
                                                                       "driftloop.io/model": model_name}}}}}
-        api.patch_namespaced_deployment(name, namespace, patch)
+        with _api_client() as api_client:  # closes its connection pool: a run must not hold sockets open
+            client.AppsV1Api(api_client).patch_namespaced_deployment(name, namespace, patch)
     except Exception as e:  # config missing, API unreachable, RBAC: the message says which
         reason = getattr(e, "reason", None) or str(e).splitlines()[0][:200]
         return f"warning: could not roll deployment {namespace or 'default'}/{name}: {reason}"

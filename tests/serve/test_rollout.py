@@ -57,12 +57,12 @@ async def test_deployment_from_manifests_is_rolled(kmock, kubeconfig: Path) -> N
                            text=True, check=True).stdout
     deployment = next(d for d in yaml.safe_load_all(built) if d["kind"] == "Deployment")
     config.load_kube_config(str(kubeconfig))
-    apps = client.AppsV1Api()
-    await asyncio.to_thread(apps.create_namespaced_deployment, "ml", deployment)
-
-    line = await asyncio.to_thread(roll_deployment, "driftloop-serving", "churn", "7")  # namespace from the context
+    with client.ApiClient() as api_client:
+        apps = client.AppsV1Api(api_client)
+        await asyncio.to_thread(apps.create_namespaced_deployment, "ml", deployment)
+        line = await asyncio.to_thread(roll_deployment, "driftloop-serving", "churn", "7")  # namespace from context
+        rolled = await asyncio.to_thread(apps.read_namespaced_deployment, "driftloop-serving", "ml")
     assert line == "rolling deployment ml/driftloop-serving → v7"
-    rolled = await asyncio.to_thread(apps.read_namespaced_deployment, "driftloop-serving", "ml")
     annotations = rolled.spec.template.metadata.annotations
     assert annotations[MODEL_VERSION_ANNOTATION] == "7" and annotations["driftloop.io/model"] == "churn"
     assert annotations["prometheus.io/scrape"] == "true"  # a patch, not a replacement
