@@ -69,13 +69,13 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
         raise UsageError("--prediction-log-rate needs --prediction-log FILE")
     if prediction_log_rate is None:
         prediction_log_rate = 1.0 if prediction_log else 0.0
+    _check_bindable(host, port)
     uri = resolve_tracking_uri(tracking_uri)
     registry = Registry(connect(uri), uri)
     name = model_name or _only_model(registry, uri)
     state_dir = Path(tempfile.mkdtemp(prefix="driftloop-serve-"))
     try:
-        source = RegistrySource(uri, name, alias, state_dir / "models")
-        source._registry = registry
+        source = RegistrySource(uri, name, alias, state_dir / "models", registry=registry)
         version = source.resolve()
         path = source.fetch(version)
         load_served(path, name=name, alias=alias, version=str(version.version), max_rows=max_rows)  # fail here, not in N workers
@@ -96,6 +96,21 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
         _run_granian(host, port, count)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """A taken port or a foreign address as one line, not a panic from the server's Rust core."""
+    import socket
+
+    from driftloop.errors import UsageError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
 def _only_model(registry: object, uri: str) -> str:

@@ -77,9 +77,10 @@ class RegistrySource:
     temporary directory and renamed into place, so a worker sees either no file or a whole one.
     """
 
-    def __init__(self, tracking_uri: str, name: str, alias: str, cache_dir: Path) -> None:
+    def __init__(self, tracking_uri: str, name: str, alias: str, cache_dir: Path, *,
+                 registry: Registry | None = None) -> None:
         self.tracking_uri, self.name, self.alias, self.cache_dir = tracking_uri, name, alias, cache_dir
-        self._registry: Registry | None = None
+        self._registry = registry  # connected lazily in workers, so a worker starts without a registry call
 
     @property
     def registry(self) -> Registry:

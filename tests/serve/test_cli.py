@@ -27,3 +27,15 @@ def test_usage_errors(cli: Cli) -> None:
     assert proc.returncode == 2 and "--prediction-log-rate needs --prediction-log" in proc.stderr
     proc = cli("serve", "--prediction-log-rate", "1.5", timeout=120)
     assert proc.returncode == 2
+
+
+def test_port_in_use(cli: Cli) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = cli("serve", "--port", str(port), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
