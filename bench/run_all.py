@@ -16,7 +16,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("runner_overhead", "train_throughput")
+BENCHMARKS = ("runner_overhead", "train_throughput", "serve")
 TIMEOUT_S = 1800
 
 
@@ -50,15 +50,22 @@ def _row(name: str, result: dict[str, Any] | None) -> list[str]:
             "yes" if result["passed_goal"] else "NO"]
 
 
-def main() -> int:
-    results = {name: run_one(name) for name in BENCHMARKS}
-    rows = [["benchmark", "measured", "baseline", "result", "goal", "met"]] + [_row(n, r) for n, r in results.items()]
+def _print_table(title: str, rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print()
+    print(f"\n{title}")
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def main() -> int:
+    results = {name: run_one(name) for name in BENCHMARKS}
+    rows = [["benchmark", "measured", "baseline", "result", "goal", "met"]] + [_row(n, r) for n, r in results.items()]
+    _print_table("results", rows)
+    for name, result in results.items():
+        if result and result.get("table"):  # a benchmark's per-configuration figures, if it has them
+            _print_table(name, [result["table"]["columns"]] + [[str(c) for c in r] for r in result["table"]["rows"]])
     print(f"\nJSON: {RESULTS_DIR}/<name>.json")
     return 1 if any(r is None for r in results.values()) else 0
 

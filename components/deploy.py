@@ -15,6 +15,7 @@ from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI, TAG_RUN_ID, TAG_S
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
+    from driftloop.spec import ServingSpec
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,11 @@ class DeployResult:
     model_name: str
     version: str | None
     previous: str | None
+    rollout: tuple[str, ...] = ()  # one line per serving target rolled onto the version
 
 
 def run(blessing: Blessing, *, registry: Registry, model_name: str, run_id: str, data_uri: str,
-        data_sha256: str, spec_sha256: str, task: str) -> DeployResult:
+        data_sha256: str, spec_sha256: str, task: str, serving: ServingSpec | None = None) -> DeployResult:
     if not blessing.passed:
         return DeployResult(False, model_name, None, None)
     tags = {TAG_RUN_ID: run_id, TAG_DATA_URI: data_uri, TAG_DATA_SHA256: data_sha256,
@@ -37,4 +39,9 @@ def run(blessing: Blessing, *, registry: Registry, model_name: str, run_id: str,
     except BaseException:
         registry.delete_version(model_name, version.version)
         raise
-    return DeployResult(True, model_name, promotion.version, promotion.previous)
+    rollout: tuple[str, ...] = ()
+    if serving is not None:
+        from driftloop.serve.rollout import roll_out
+
+        rollout = tuple(roll_out(serving, model_name, promotion.version))
+    return DeployResult(True, model_name, promotion.version, promotion.previous, rollout)

@@ -10,6 +10,7 @@ import click
 from driftloop import __version__
 from driftloop.console import Console, write_json
 from driftloop.errors import DriftloopError
+from driftloop.serve.command import serve
 
 
 class _Group(click.Group):
@@ -218,6 +219,9 @@ def ui(port: int, host: str) -> None:
         command += ["--default-artifact-root", root]
     Console().info(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
     sys.exit(subprocess.call(command, env=os.environ.copy()))
+
+
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -52,6 +52,10 @@ class Registry:
         """The `@champion` version, or None when the model or the alias does not exist."""
         return self._by_alias(validate_model_name(name), CHAMPION_ALIAS)
 
+    def by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        """The version `alias` points at, or None when the model or the alias does not exist."""
+        return self._by_alias(validate_model_name(name), alias)
+
     def _by_alias(self, name: str, alias: str) -> ModelVersion | None:
         from mlflow.exceptions import MlflowException
 

@@ -224,8 +224,10 @@ def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path) -> None:
     def run_deploy() -> Any:
         outcome = deploy.run(blessing, registry=registry, model_name=result.model_name, run_id=tracker.run_id,
                              data_uri=spec.data.path, data_sha256=table.sha256, spec_sha256=spec_sha256,
-                             task=features.task)
+                             task=features.task, serving=spec.serving)
         tracker.set_tags({RUN_TAG_DEPLOYED: str(outcome.deployed).lower(), RUN_TAG_MODEL_VERSION: outcome.version})
+        for line in outcome.rollout:
+            p.console.info(line)
         return outcome
 
     deployed = p.step("deploy", run_deploy)

@@ -122,6 +122,13 @@ class RegistrySpec(_Strict):
     model_name: str | None = Field(None, description="Registered model name; defaults to the data file's stem.")
 
 
+class ServingSpec(_Strict):
+    """Serving targets the deploy step rolls onto a promoted version (servers also follow the alias themselves)."""
+
+    reload_urls: list[str] = Field(default_factory=list, description="`driftloop serve` base URLs to POST /admin/reload.")
+    deployment: str | None = Field(None, description="Kubernetes Deployment ([namespace/]name) to roll onto the version.")
+
+
 class TrackingSpec(_Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; MLFLOW_TRACKING_URI, then a local SQLite store.")
     experiment: str | None = Field(None, description="MLflow experiment; defaults to the model name.")
@@ -138,6 +145,7 @@ class Spec(_Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     output: str | None = Field(None, description="Local directory or s3:// prefix for step outputs.")
 
     @model_validator(mode="after")

@@ -1,0 +1,283 @@
+"""The HTTP routes, independent of the server that runs them.
+
+`Service.handle` takes a parsed request and returns a response; the server adapter
+(`driftloop.serve.rsgi`) only moves bytes. Routes:
+
+    POST /v1/models/<name>:predict   KServe V1: {"instances": [...]} rows or {"inputs": {col: [...]}} columns
+    POST /invocations                MLflow scoring: dataframe_records, dataframe_split, instances, inputs; text/csv
+    GET  /v1/models, /v1/models/<name>   KServe V1 model list and metadata (inputs in positional order)
+    GET  /healthz  /readyz  (and MLflow's /ping, /health)
+    GET  /metrics                    Prometheus text format
+    POST /admin/reload               load the version the alias points at now, swap it in
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from driftloop.serve.batching import MicroBatcher
+from driftloop.serve.config import ServeConfig
+from driftloop.serve.errors import ClientError
+from driftloop.serve.jsonlines import JsonLinesSink
+from driftloop.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from driftloop.serve.metrics import ServeMetrics
+from driftloop.serve.model import ModelHolder, RegistrySource, load_served, reload_marker, touch
+from driftloop.serve.predlog import PredictionLog
+
+JSON = "application/json"
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY
+_MODELS_PREFIX = "/v1/models/"
+_PREDICT_SUFFIX = ":predict"
+WATCH_TICK_S = 0.5  # how often a worker checks its siblings' reload signal and flushes its logs
+
+
+class Response(NamedTuple):
+    status: int
+    content_type: str
+    body: bytes
+
+
+class Request(NamedTuple):
+    method: str
+    path: str
+    content_type: str | None
+    authorization: str | None
+    body: bytes
+
+
+class Handled(NamedTuple):
+    route: str
+    response: Response
+    rows: int
+
+
+def json_response(status: int, payload: Any) -> Response:
+    return Response(status, JSON, orjson.dumps(payload, option=_DUMPS))
+
+
+def error_response(error: ClientError) -> Response:
+    return json_response(error.status, {"error": error.message})
+
+
+class Service:
+    """One worker's routes, model holder, metrics and logs."""
+
+    def __init__(self, config: ServeConfig, holder: ModelHolder, metrics: ServeMetrics, events: JsonLinesSink,
+                 prediction_log: PredictionLog | None) -> None:
+        self.config, self.holder, self.metrics = config, holder, metrics
+        self.events, self.prediction_log = events, prediction_log
+        self.state_dir = Path(config.state_dir)
+        self.pid = os.getpid()
+        self.batcher = (MicroBatcher(config.batch_max_rows, config.batch_max_wait_ms / 1000)
+                        if config.batch_max_rows > 0 else None)
+        model = holder.current
+        self.metrics.served(model.name, model.alias, model.version, None)
+
+    @classmethod
+    def start(cls, config: ServeConfig) -> Service:
+        """Build a worker's service from the configuration, loading the version the CLI process fetched."""
+        state = Path(config.state_dir)
+        source = RegistrySource(config.tracking_uri, config.model_name, config.alias, state / "models")
+        model = load_served(source.path(config.initial_version), name=config.model_name, alias=config.alias,
+                            version=config.initial_version, max_rows=config.max_rows)
+        holder = ModelHolder(source, model, max_rows=config.max_rows)
+        events = JsonLinesSink(os.dup(2))
+        prediction_log = None
+        if config.prediction_log and config.prediction_log_rate > 0:
+            prediction_log = PredictionLog(JsonLinesSink.append_to(config.prediction_log), config.prediction_log_rate)
+        return cls(config, holder, ServeMetrics(), events, prediction_log)
+
+    # --- request handling -------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Handled:
+        method, path = request.method, request.path
+        try:
+            if path.startswith(_MODELS_PREFIX):
+                return await self._models(request, path[len(_MODELS_PREFIX):])
+            if path == "/invocations":
+                _allow(method, "POST")
+                return await self._invocations(request)
+            if path in ("/healthz", "/ping", "/health"):
+                _allow(method, "GET")
+                return Handled("health", json_response(200, {"status": "ok"}), 0)
+            if path == "/readyz":
+                _allow(method, "GET")
+                model = self.holder.current
+                return Handled("ready", json_response(200, {"status": "ready", "model": model.name,
+                                                            "version": model.version}), 0)
+            if path == "/metrics":
+                _allow(method, "GET")
+                return Handled("metrics", Response(200, METRICS_CONTENT_TYPE, self.metrics.render()), 0)
+            if path == "/v1/models":
+                _allow(method, "GET")
+                return Handled("metadata", json_response(200, {"models": [self.holder.current.name]}), 0)
+            if path == "/admin/reload":
+                _allow(method, "POST")
+                return Handled("reload", await self._reload(request), 0)
+            raise ClientError(404, f"no route for {path}")
+        except ClientError as error:
+            return Handled(route_of(path), error_response(error), 0)
+        except Exception as error:  # a bug must cost one request, not the worker
+            self.event("internal_error", path=path, error=f"{type(error).__name__}: {error}"[:500])
+            return Handled(route_of(path), json_response(500, {"error": f"internal error: {type(error).__name__}"}), 0)
+
+    async def _models(self, request: Request, rest: str) -> Handled:
+        model = self.holder.current
+        if rest.endswith(_PREDICT_SUFFIX):
+            _allow(request.method, "POST")
+            name = rest[: -len(_PREDICT_SUFFIX)]
+            if name != model.name:
+                raise ClientError(404, f"model {name!r} is not served here (serving {model.name!r})")
+            columns, n = model.schema.columns_of(_parse_json(request.body))
+            return Handled("predict", await self._predict(model, columns, n), n)
+        _allow(request.method, "GET")
+        if rest != model.name:
+            raise ClientError(404, f"model {rest!r} is not served here (serving {model.name!r})")
+        return Handled("metadata", json_response(200, model.metadata()), 0)
+
+    async def _invocations(self, request: Request) -> Handled:
+        model = self.holder.current
+        kind = (request.content_type or JSON).split(";")[0].strip().lower()
+        if kind == "text/csv":
+            columns, n = model.schema.columns_of_csv(_text(request.body))
+        elif kind == JSON or kind.endswith("+json"):
+            columns, n = model.schema.columns_of(_parse_json(request.body))
+        else:
+            raise ClientError(415, f"content type {kind!r} is not supported; use application/json or text/csv")
+        return Handled("invocations", await self._predict(model, columns, n), n)
+
+    async def _predict(self, model: Any, columns: Any, n: int) -> Response:
+        feed = model.schema.feed(columns)
+        if self.batcher is None:
+            predictions, probabilities = model.run(feed)
+        else:
+            predictions, probabilities = await self.batcher.run(model, feed, n)
+        self.metrics.batch_rows.observe(n)
+        if self.prediction_log is not None:
+            self.prediction_log.record(model, columns, n, predictions, probabilities)
+        payload: dict[str, Any] = {"predictions": predictions if predictions.dtype.kind in "biuf" else predictions.tolist()}
+        if probabilities is not None:
+            payload["probabilities"] = probabilities
+            payload["classes"] = model.classes if model.classes.dtype.kind in "biuf" else model.classes.tolist()
+        payload["model_name"] = model.name
+        payload["model_version"] = model.version
+        return json_response(200, payload)
+
+    async def _reload(self, request: Request) -> Response:
+        token = self.config.admin_token
+        if token and request.authorization != f"Bearer {token}":
+            raise ClientError(401, "POST /admin/reload needs 'Authorization: Bearer <admin token>'")
+        result = await self.sync("admin")
+        if result is None:
+            return json_response(503, {"error": "reload failed; the current version is still served",
+                                       "version": self.holder.current.version})
+        touch(reload_marker(self.state_dir))  # the other workers follow within WATCH_TICK_S
+        return json_response(200, {"model": self.holder.current.name, **result.to_json()})
+
+    # --- after each request -----------------------------------------------------------------
+
+    def completed(self, request: Request, handled: Handled, started: float) -> None:
+        seconds = time.perf_counter() - started
+        status = handled.response.status
+        self.metrics.observe(handled.route, status, seconds)
+        if handled.rows:
+            self.metrics.predictions.labels(self.holder.current.name).inc(handled.rows)
+        if self.config.access_log:
+            self.events.write({"ts": round(time.time(), 3), "event": "access", "method": request.method,
+                               "path": request.path, "status": status, "ms": round(seconds * 1000, 3),
+                               "rows": handled.rows, "version": self.holder.current.version, "pid": self.pid})
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.events.write({"ts": round(time.time(), 3), "event": name, "pid": self.pid, **fields})
+        self.events.flush()
+
+    # --- hot reload -------------------------------------------------------------------------
+
+    async def sync(self, reason: str) -> Any:
+        """Follow the alias; logs and counts the outcome. None when the registry or the new model failed."""
+        model = self.holder.current
+        try:
+            result = await self.holder.sync()
+        except Exception as error:  # registry down or a broken file: keep serving what we have
+            self.metrics.reloads.labels(model.name, "failed").inc()
+            self.event("reload_failed", reason=reason, model=model.name, version=model.version,
+                       error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300])
+            return None
+        if result.previous is not None:
+            self.metrics.served(model.name, model.alias, result.version, result.previous)
+            self.event("model_swapped", reason=reason, model=model.name, version=result.version,
+                       previous=result.previous)
+        return result
+
+    async def watch(self) -> None:
+        """Poll the registry every `poll_interval_s`, follow sibling reloads, flush logs."""
+        marker = reload_marker(self.state_dir)
+        seen = _mtime(marker)
+        interval = self.config.poll_interval_s
+        next_poll = time.monotonic() + interval if interval > 0 else math.inf
+        while True:
+            await asyncio.sleep(WATCH_TICK_S)
+            self.flush()
+            changed = _mtime(marker)
+            now = time.monotonic()
+            if changed != seen or now >= next_poll:
+                reason = "signal" if changed != seen else "poll"
+                seen = changed
+                if now >= next_poll:
+                    next_poll = now + interval
+                await self.sync(reason)
+
+    def flush(self) -> None:
+        self.events.flush()
+        if self.prediction_log is not None:
+            self.prediction_log.sink.flush()
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise ClientError(405, f"method {method} not allowed; use {allowed}")
+
+
+def route_of(path: str) -> str:
+    if path.startswith(_MODELS_PREFIX):
+        return "predict" if path.endswith(_PREDICT_SUFFIX) else "metadata"
+    known = {"/invocations": "invocations", "/healthz": "health", "/ping": "health", "/health": "health",
+             "/readyz": "ready", "/metrics": "metrics", "/v1/models": "metadata", "/admin/reload": "reload"}
+    return known.get(path, "other")
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        raise ClientError(400, "empty body; expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        # Python's json writes NaN/Infinity for non-finite floats; accept them here so the
+        # validator can name the column instead of calling the whole body malformed.
+        import json
+
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ClientError(400, f"body is not valid JSON: {error}") from None
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientError(400, "body is not UTF-8 text") from None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0.0

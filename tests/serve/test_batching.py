@@ -1,0 +1,65 @@
+"""Micro-batching (off by default): joined requests get exactly the answers they would get alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from driftloop.onnx_model import OnnxModel
+from driftloop.serve.batching import MicroBatcher
+from driftloop.serve.model import load_served
+
+from .conftest import Champion, Server
+
+
+def test_batcher_splits_results_and_never_mixes_versions(champion: Champion) -> None:
+    old = load_served(champion.model_path, name="m", alias="champion", version="1", max_rows=100)
+    new = load_served(champion.model_path, name="m", alias="champion", version="2", max_rows=100)
+    rows = champion.rows[:30]
+    requests = [(old if i % 3 else new, rows[i:i + 1 + i % 4]) for i in range(0, 24)]
+    calls: list[tuple[str, int]] = []
+    for model in (old, new):  # record each ONNX Runtime call: which version, how many rows
+        original = model.run
+        object.__setattr__(model, "run", lambda feed, m=model, f=original: (calls.append(
+            (m.version, len(next(iter(feed.values()))))), f(feed))[1])
+
+    async def main() -> list:
+        batcher = MicroBatcher(max_rows=16, max_wait_s=0)
+        feeds = [(model, model.schema.feed({c: [r[c] for r in part] for c in model.schema.columns}), len(part))
+                 for model, part in requests]
+        return await asyncio.gather(*(batcher.run(model, feed, n) for model, feed, n in feeds))
+
+    answers = asyncio.run(main())
+    expected = OnnxModel(champion.model_path)
+    for (_, part), (labels, probabilities) in zip(requests, answers, strict=True):
+        assert probabilities.shape == (len(part), 2)
+        assert np.allclose(probabilities, expected.run(pd.DataFrame(part)), atol=1e-6)
+        assert labels.tolist() == expected.predict(pd.DataFrame(part))
+    assert len(calls) < len(requests)  # requests were joined
+    assert all(rows <= 16 + 3 for _, rows in calls)  # a batch closes once it reaches max_rows
+    for version in ("1", "2"):  # each call ran one version's rows only
+        assert sum(n for v, n in calls if v == version) == sum(len(p) for m, p in requests if m.version == version)
+
+
+def test_server_with_batching_answers_concurrent_requests(champion: Champion,
+                                                          start_server: Callable[..., Server]) -> None:
+    server = start_server("--model", champion.name, "--workers", "1", "--poll-interval", "0",
+                          "--batch-max-rows", "8", "--no-access-log")
+    rows = champion.rows[:40]
+    expected = OnnxModel(champion.model_path)
+
+    async def main() -> list:
+        async with httpx.AsyncClient(timeout=60) as client:
+            url = f"{server.url}/v1/models/{champion.name}:predict"
+            return await asyncio.gather(*(client.post(url, json={"instances": [row]}) for row in rows))
+
+    answers = asyncio.run(main())
+    assert [a.status_code for a in answers] == [200] * len(rows)
+    got = np.asarray([a.json()["probabilities"][0] for a in answers])
+    assert np.allclose(got, expected.run(pd.DataFrame(rows)), atol=1e-6)
+    bad = httpx.post(f"{server.url}/v1/models/{champion.name}:predict", json={"instances": [{**rows[0], "plan": 1}]})
+    assert bad.status_code == 400
