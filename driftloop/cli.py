@@ -47,7 +47,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--model", "model_name", help="Registered model name (default: the data file's name).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. train.epochs=30.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
-@click.option("--runner", type=click.Choice(["in-process"]), default="in-process", show_default=True)
+@click.option("--runner", type=click.Choice(["in-process", "kfp-local"]), default="in-process", show_default=True,
+              help="in-process: the steps in this process; kfp-local: the KFP components via kfp.local.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
         overrides: tuple[str, ...], json_out: str | None, runner: str, quiet: bool) -> None:
@@ -59,9 +60,14 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     extra = list(overrides) + ([f"registry.model_name={model_name}"] if model_name else [])
     spec = load_spec(spec_path, data=data, target=target, overrides=extra)
     console = Console(quiet=quiet)
-    from driftloop.runner import run_pipeline
+    if runner == "kfp-local":
+        from driftloop.pipelines.local import run_kfp_local
 
-    result = run_pipeline(spec, console=console)
+        result = run_kfp_local(spec, console=console)
+    else:
+        from driftloop.runner import run_pipeline
+
+        result = run_pipeline(spec, console=console)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
