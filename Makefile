@@ -27,7 +27,7 @@ lint: setup
 	$(PY) -m ruff check driftloop components pipelines tests bench
 
 compile: setup
-	@echo "compile: the KFP pipeline lands with the Kubeflow Pipelines issue"; exit 1
+	$(VENV)/bin/driftloop compile -o pipelines/driftloop_pipeline.yaml
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -220,6 +220,16 @@ def ui(port: int, host: str) -> None:
     sys.exit(subprocess.call(command, env=os.environ.copy()))
 
 
+def _register_pipeline_commands() -> None:
+    from driftloop.pipelines.cli import compile_command, submit_command
+
+    cli.add_command(compile_command)
+    cli.add_command(submit_command)
+
+
+_register_pipeline_commands()
+
+
 def main() -> None:
     cli(prog_name="driftloop")
 
