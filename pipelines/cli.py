@@ -70,10 +70,12 @@ def compile_command(output: str, spec_path: str | None, data: str | None, target
 @click.option("--run-name", help="Run name (default: <model>-<UTC time>).")
 @click.option("--wait", is_flag=True, help="Follow the run and exit with its final state (0 only if SUCCEEDED).")
 @click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Seconds --wait follows.")
+@click.option("--poll-interval", "poll_s", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
+              help="Seconds between state checks with --wait.")
 @_spec_options
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
 def submit_command(host: str, experiment: str | None, namespace: str | None, token: str | None,
-                   run_name: str | None, wait: bool, timeout_s: float, spec_path: str | None, data: str | None,
+                   run_name: str | None, wait: bool, timeout_s: float, poll_s: float, spec_path: str | None, data: str | None,
                    target: str | None, model_name: str | None, overrides: tuple[str, ...], params: tuple[str, ...],
                    image: str | None, json_out: str | None) -> None:
     """Start the pipeline as a run on a Kubeflow Pipelines endpoint."""
@@ -84,7 +86,8 @@ def submit_command(host: str, experiment: str | None, namespace: str | None, tok
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=True)
     console = Console()
     result = submit_pipeline(spec, host=host, experiment=experiment or spec.model_name, namespace=namespace,
-                             token=token, run_name=run_name, wait=wait, image=image, timeout_s=timeout_s)
+                             token=token, run_name=run_name, wait=wait, image=image, timeout_s=timeout_s,
+                             poll_s=poll_s)
     console.info(f"run {result.run_id} in experiment {experiment or spec.model_name}: {result.state or 'submitted'}")
     console.info(f"  {result.url}")
     if json_out:

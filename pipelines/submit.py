@@ -103,7 +103,15 @@ def _client(host: str, namespace: str | None, token: str | None) -> Any:
     import warnings
 
     import kfp
+    import kfp_server_api
 
+    # One health check first: kfp.Client's own retries it 5 times, 5 s apart, logging tracebacks,
+    # before a wrong host or token could be reported.
+    config = kfp_server_api.Configuration(host=host.rstrip("/"))
+    if token:
+        config.api_key["authorization"], config.api_key_prefix["authorization"] = token, "Bearer"
+    kfp_server_api.HealthzServiceApi(kfp_server_api.ApiClient(config)).healthz_service_get_healthz(
+        _request_timeout=30)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "this client only works with KFP 2.0.0-beta.2 and later"
         return kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token)
