@@ -148,6 +148,10 @@ def _read_outcome(result: RunResult, registry: Any, spec: Spec, started_ms: int)
     result.status, result.exit_code = ("completed", 0) if completed else ("failed", 1)
     if not completed and result.error is None:
         result.error = tags.get(RUN_TAG_ERROR)
+    elif not completed and tags.get(RUN_TAG_ERROR) != result.error:
+        # A task without the run id (validate, feature: cacheable) failed; the exit handler could only
+        # name the task. The log had the user's line: the run gets it, as the in-process runner's would.
+        client.set_tag(run.info.run_id, RUN_TAG_ERROR, result.error[:4000])
     result.metrics = {k: round(v, 6) for k, v in metrics.items() if k in METRICS}
     result.deployed = completed and tags.get(RUN_TAG_DEPLOYED) == "true"
     result.model_version = tags.get(RUN_TAG_MODEL_VERSION) if result.deployed else None
