@@ -106,7 +106,7 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     result = RunResult(model_name=validate_model_name(spec.model_name))
     arguments = pipeline_arguments(spec)
     registry = connect_registry(spec)
-    root = (pipeline_root or Path(DEFAULT_HOME) / "kfp-local").resolve()
+    root = (pipeline_root or _pipeline_root(spec)).resolve()
     pipeline = build_training_pipeline(spec)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
     log = _TaskLog(console, result)
@@ -122,6 +122,15 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     if result.status != "completed" and result.error is None:
         result.error = f"kfp-local run failed; see {root / 'last-run.log'}"
     return result
+
+
+def _pipeline_root(spec: Spec) -> Path:
+    """Task outputs go under the spec's local `output`; kfp.local cannot write to s3://, so those stay local."""
+    from driftloop.storage import is_s3
+
+    if spec.output and not is_s3(spec.output):
+        return Path(spec.output) / "kfp-local"
+    return Path(DEFAULT_HOME) / "kfp-local"
 
 
 def _read_outcome(result: RunResult, registry: Any, spec: Spec, started_ms: int) -> None:

@@ -75,8 +75,10 @@ def submit_pipeline(spec: Spec, *, host: str, experiment: str, namespace: str | 
         with _endpoint_errors(host):
             client = _client(host, namespace, token)
             found = client.create_experiment(name=experiment, namespace=namespace)
+            # an s3:// (or other remote) `output` is where KFP keeps this run's artifacts
+            root = spec.output if spec.output and "://" in spec.output else None
             run = client.run_pipeline(experiment_id=found.experiment_id, job_name=name,
-                                      pipeline_package_path=str(package), params=arguments)
+                                      pipeline_package_path=str(package), params=arguments, pipeline_root=root)
             state = _state(run)
             if wait:
                 state = _follow(client, run.run_id, timeout_s=timeout_s, poll_s=poll_s)

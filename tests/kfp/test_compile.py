@@ -143,3 +143,15 @@ def test_values_kfp_cannot_carry_are_rejected_with_the_field_named(tmp_path: Pat
     assert proc.stderr.strip().splitlines() == ["error: gate.min.roc_auc: inf cannot be a KFP parameter "
                                                 "(JSON numbers are finite)"]
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_help_does_not_import_kfp(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, driftloop.cli; from click.testing import CliRunner; "
+            "r = CliRunner().invoke(driftloop.cli.cli, ['submit', '--help']); assert r.exit_code == 0, r.output; "
+            "print(sorted(m for m in ('kfp', 'kfp_server_api', 'mlflow') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

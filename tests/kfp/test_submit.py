@@ -45,7 +45,7 @@ def test_submit_creates_the_experiment_and_sends_spec_and_parameters(kfp_server:
     parameters = body["runtime_config"]["parameters"]
     assert parameters["data"] == {"path": "s3://lake/churn.csv", "target": "churned", "task": "auto", "format": "auto"}
     assert parameters["train"]["epochs"] == 7 and parameters["tracking"] == {"uri": "http://mlflow.mlops:5000"}
-    assert parameters["output"] == ""
+    assert parameters["output"] == "" and "pipelineRoot" not in body["runtime_config"]
     # what was sent validates back into the same spec
     assert Spec.model_validate({k: v for k, v in parameters.items() if k != "output"}) == spec
 
@@ -62,13 +62,14 @@ def test_existing_experiment_is_reused_and_wait_follows_to_the_final_state(kfp_s
 def test_cli_wait_exits_with_the_runs_final_state(user: Cli, kfp_server: FakeKfpServer) -> None:
     kfp_server.final_state = "FAILED"
     proc = user("submit", "--host", kfp_server.url, "--spec", "driftloop.yaml", "--wait", "--json", "out.json",
-                "--set", "train.epochs=3", "--poll-interval", "0.05")
+                "--set", "train.epochs=3", "--poll-interval", "0.05", "--set", "output=s3://lake/kfp")
     assert proc.returncode == 1, proc.stderr
     assert "ended FAILED" in proc.stderr.splitlines()[-1]
     out = json.loads((user.cwd / "out.json").read_text())
     assert out["state"] == "FAILED" and out["run_id"] in kfp_server.runs
     [posted] = kfp_server.received("POST", "/runs")
     assert posted.body["runtime_config"]["parameters"]["train"]["epochs"] == 3
+    assert posted.body["runtime_config"]["pipeline_root"] == "s3://lake/kfp"
     assert posted.body["display_name"].startswith("churn-")  # the default run name: model and time
     assert kfp_server.experiments[out["experiment_id"]]["display_name"] == "churn"  # default: the model name
 
