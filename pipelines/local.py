@@ -111,11 +111,16 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
     log = _TaskLog(console, result)
     started_ms = int(time.time() * 1000)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(log):
-        # kfp.local warns per task that Kubernetes resources and a non-"python" image mean nothing locally.
-        warnings.simplefilter("ignore")
-        logging.getLogger().setLevel(logging.ERROR)  # its condition resolver logs on the root logger
-        pipeline(**arguments)
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+            # kfp.local warns per task that Kubernetes resources and a non-"python" image mean nothing locally.
+            warnings.simplefilter("ignore")
+            root_logger.setLevel(logging.ERROR)  # its condition resolver logs on the root logger
+            pipeline(**arguments)
+    finally:
+        root_logger.setLevel(level)
     root.mkdir(parents=True, exist_ok=True)
     (root / "last-run.log").write_text("\n".join(log.lines) + "\n", encoding="utf-8")
     _read_outcome(result, registry, spec, started_ms)
