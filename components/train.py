@@ -35,7 +35,8 @@ class FitResult:
     stopped_early: bool = False
     device: str = "cpu"
     seconds: float = 0.0
-    samples_seen: int = 0
+    samples_seen: int = 0  # by this process
+    world_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -81,16 +82,31 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
 
     Batches are slices of tensors already on the device (no DataLoader), which is what
     keeps this loop as fast as a hand-written one.
+
+    Inside a torchrun process group the model is a DistributedDataParallel replica: every
+    rank draws the same permutation each epoch and trains on its own equal share of it,
+    with `batch_size` kept as the global batch, and all ranks follow rank 0's validation
+    loss so they stop at the same epoch.
     """
     import numpy as np
     import torch
     from torch import nn
 
+    from driftloop.distributed import active_world
+
+    world = active_world()
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
     device = resolve_device(spec.device)
+    if world.distributed and device == "cuda":
+        device = f"cuda:{world.local_rank}"
     model = build_mlp(x_train.shape[1], spec.hidden_sizes, n_outputs, spec.dropout).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    trained: nn.Module = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[world.local_rank] if device.startswith("cuda") else None)
+    optimizer = torch.optim.Adam(trained.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     loss_fn: nn.Module = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
     xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
@@ -100,26 +116,35 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
     if task != "classification":
         yt, yv = yt.reshape(-1, 1), yv.reshape(-1, 1)
     generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-    result = FitResult(module=model, device=device)
+    result = FitResult(module=model, device=device, world_size=world.size)
     best_state: dict[str, Any] | None = None
     waited = 0
+    # Equal shares keep every rank's number of backward passes equal, which DDP requires;
+    # the few rows past a multiple of the world size sit out one epoch, different ones each time.
+    share = len(xt) // world.size
+    if share == 0:
+        raise TrainingError(f"{len(xt)} training rows cannot be shared by {world.size} workers")
+    batch = max(1, math.ceil(spec.batch_size / world.size))
     started = time.perf_counter()
     for epoch in range(1, spec.epochs + 1):
-        model.train()
-        order = torch.randperm(len(xt), generator=generator).to(device)
+        trained.train()
+        order = torch.randperm(len(xt), generator=generator)[world.rank::world.size][:share].to(device)
         total = 0.0
-        for start in range(0, len(xt), spec.batch_size):
-            index = order[start:start + spec.batch_size]
+        for start in range(0, share, batch):
+            index = order[start:start + batch]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xt[index]), yt[index])
+            loss = loss_fn(trained(xt[index]), yt[index])
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(index)
-        result.samples_seen += len(xt)
+        result.samples_seen += share
         model.eval()
         with torch.no_grad():
             val_loss = float(loss_fn(model(xv), yv))
-        row = {"train_loss": total / len(xt), "val_loss": val_loss}
+        train_loss = total / share
+        if world.distributed:
+            train_loss, val_loss = _agree(train_loss, val_loss, world.size, device)
+        row = {"train_loss": train_loss, "val_loss": val_loss}
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(epoch, row)
@@ -141,6 +166,18 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
     if not math.isfinite(result.best_val_loss):
         raise TrainingError("training diverged: validation loss is not finite; lower train.lr")
     return result
+
+
+def _agree(train_loss: float, val_loss: float, world_size: int, device: str) -> tuple[float, float]:
+    """The mean training loss over ranks, and rank 0's validation loss, so every rank stops alike."""
+    import torch
+    import torch.distributed as dist
+
+    losses = torch.tensor([train_loss / world_size, val_loss], dtype=torch.float64, device=device)
+    mean = losses[:1].clone()
+    dist.all_reduce(mean)
+    dist.broadcast(losses, src=0)
+    return float(mean[0]), float(losses[1])
 
 
 def exportable(module: torch.nn.Module, task: str, y_mean: float = 0.0, y_std: float = 1.0) -> torch.nn.Module:
@@ -197,6 +234,13 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     if tracker is not None:
         tracker.log_params({f"train.{k}": v for k, v in spec.model_dump().items()}
                            | {"task": task, "n_features": x_train.shape[1], "train_rows": len(x_train)})
+    from driftloop.distributed import TrainingInputs, active_world, share_training_inputs
+
+    world = active_world()
+    if world.distributed:
+        share_training_inputs(TrainingInputs(x_train, y_train, x_val, y_val, spec, task, n_outputs))
+        if tracker is not None:
+            tracker.log_params({"train.world_size": world.size})
     result = fit(x_train, y_train, x_val, y_val, spec=spec, task=task, n_outputs=n_outputs, checkpoint_dir=checkpoints)
     served = exportable(result.module, task, y_mean or 0.0, y_std or 1.0)
     output = ONNX_OUTPUT_PROBABILITIES if task == "classification" else ONNX_OUTPUT_PREDICTION
@@ -210,7 +254,8 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     diff = float(np.max(np.abs(got.reshape(expected.shape) - expected)))
     (out_dir / "train.json").write_text(json.dumps({
         "history": result.history, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "device": result.device, "onnx_max_abs_diff": diff, "fit_seconds": result.seconds}, indent=2))
+        "device": result.device, "onnx_max_abs_diff": diff, "fit_seconds": result.seconds,
+        "world_size": result.world_size, "samples_seen_by_rank0": result.samples_seen}, indent=2))
     if tracker is not None:
         tracker.log_metric_series([(row, epoch) for epoch, row in enumerate(result.history, start=1)])
         tracker.log_metrics({"best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,

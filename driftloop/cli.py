@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from driftloop import __version__
 from driftloop.console import Console, write_json
 from driftloop.errors import DriftloopError
+
+if TYPE_CHECKING:
+    from driftloop.runner import RunResult
+    from driftloop.spec import Spec
 
 
 class _Group(click.Group):
@@ -65,9 +70,7 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
 
         result = run_kfp_local(spec, console=console)
     else:
-        from driftloop.runner import run_pipeline
-
-        result = run_pipeline(spec, console=console)
+        result = _run_in_process(spec, console)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
@@ -76,6 +79,18 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     if result.error:
         console.error(result.error)
     sys.exit(result.exit_code)
+
+
+def _run_in_process(spec: Spec, console: Console) -> RunResult:
+    from driftloop.distributed import current_world, process_group, run_worker
+
+    world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
+    with process_group(world):
+        if not world.primary:
+            sys.exit(run_worker(console))
+        from driftloop.runner import run_pipeline
+
+        return run_pipeline(spec, console=console)
 
 
 def _summary(console: Console, result: object) -> None:

@@ -1,0 +1,124 @@
+"""Data-parallel training across processes started by `torchrun` (one per pod in an Indexed Job).
+
+Rank 0 runs the whole pipeline. Only the fit is parallel: when rank 0 reaches the train
+step it sends the prepared arrays to every other rank, each rank trains a DistributedDataParallel
+replica on its shard of every epoch, and the other ranks exit once the fit is done. Preparing
+the data once and broadcasting it (rather than every rank re-running validate and feature)
+guarantees every rank trains on the same rows with the same columns.
+
+torchrun sets WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them the
+world is one process and nothing here does anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from driftloop.console import Console
+from driftloop.errors import TrainingError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def primary(self) -> bool:
+        return self.rank == 0
+
+
+def current_world() -> World:
+    """The world torchrun describes in the environment (one process when it is absent)."""
+    try:
+        return World(rank=int(os.environ.get("RANK", "0")), size=int(os.environ.get("WORLD_SIZE", "1")),
+                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    except ValueError as e:
+        raise TrainingError(f"torchrun environment: RANK/WORLD_SIZE/LOCAL_RANK must be integers ({e})") from None
+
+
+def active_world() -> World:
+    """The world of an initialised process group, or a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return World(rank=dist.get_rank(), size=dist.get_world_size(),
+                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return World()
+
+
+@dataclass
+class TrainingInputs:
+    """What every rank needs to fit the same model: the arrays and how to fit them."""
+
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+    spec: Any  # TrainSpec
+    task: str
+    n_outputs: int
+
+
+_shared = False  # whether rank 0 already sent the inputs (or the abort) in this group
+
+
+def share_training_inputs(inputs: TrainingInputs | None) -> TrainingInputs | None:
+    """Rank 0 sends `inputs` (None means "stop, rank 0 failed"); the other ranks receive them."""
+    import torch.distributed as dist
+
+    global _shared
+    box = [inputs]
+    dist.broadcast_object_list(box, src=0)
+    _shared = True
+    return box[0]
+
+
+@contextmanager
+def process_group(world: World) -> Iterator[None]:
+    """Join the torchrun process group for the length of a run; a no-op for one process.
+
+    If rank 0 leaves without having shared the training inputs (it failed in validate,
+    say), it tells the waiting ranks to stop instead of leaving them blocked.
+    """
+    if not world.distributed:
+        yield
+        return
+    import torch
+    import torch.distributed as dist
+
+    global _shared
+    _shared = False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(world.local_rank)
+    dist.init_process_group(backend=backend)
+    try:
+        yield
+    finally:
+        if world.primary and not _shared:
+            share_training_inputs(None)
+        dist.destroy_process_group()
+
+
+def run_worker(console: Console) -> int:
+    """A rank other than 0: wait for the inputs, train its replica, exit. Returns the exit code."""
+    from driftloop.components.train import fit
+
+    inputs = share_training_inputs(None)
+    if inputs is None:
+        console.error("rank 0 stopped before training; see its log for the reason")
+        return 1
+    fit(inputs.x_train, inputs.y_train, inputs.x_val, inputs.y_val, spec=inputs.spec, task=inputs.task,
+        n_outputs=inputs.n_outputs)
+    console.info(f"rank {active_world().rank}: training done")
+    return 0

@@ -1,0 +1,94 @@
+"""Distributed data-parallel training: real `torchrun` processes talking gloo on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DRIFTLOOP, REPO, Cli, registry_for
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1"]
+
+FIT_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np, torch, torch.distributed as dist
+    from driftloop.components.train import fit
+    from driftloop.spec import TrainSpec
+
+    out = sys.argv[1]
+    dist.init_process_group("gloo")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1001, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    spec = TrainSpec(hidden_sizes=[16], epochs=6, batch_size=64, patience=50, device="cpu", lr=0.01)
+    result = fit(x[:800], y[:800], x[800:], y[800:], spec=spec, task="classification", n_outputs=2)
+    rank = dist.get_rank()
+    torch.save(result.module.state_dict(), f"{out}/rank{rank}.pt")
+    with open(f"{out}/rank{rank}.json", "w") as f:
+        json.dump({"history": result.history, "samples_seen": result.samples_seen,
+                   "world_size": result.world_size}, f)
+    dist.destroy_process_group()
+""")
+
+
+def test_fit_under_torchrun_keeps_replicas_identical_and_shards_the_rows(tmp_path: Path) -> None:
+    import torch
+
+    script = tmp_path / "fit.py"
+    script.write_text(FIT_SCRIPT)
+    done = subprocess.run([*TORCHRUN, "--nproc-per-node=2", str(script), str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    states = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert all(r["world_size"] == 2 for r in ranks)
+    # each rank trained on half of the 800 rows every epoch
+    epochs = len(ranks[0]["history"])
+    assert epochs == 6
+    assert ranks[0]["samples_seen"] == ranks[1]["samples_seen"] == 400 * epochs
+    # gradients were averaged: the replicas end bit-identical, and agree on every epoch's losses
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert ranks[0]["history"] == ranks[1]["history"]
+    assert ranks[0]["history"][-1]["val_loss"] < ranks[0]["history"][0]["val_loss"]
+
+
+@pytest.mark.slow
+def test_driftloop_run_under_torchrun_registers_one_model(cli: Cli, mlflow_uri: str) -> None:
+    assert cli("example", "-o", "data.csv", "--rows", "800").returncode == 0
+    done = subprocess.run([*TORCHRUN, "--nproc-per-node=2", "-m", "driftloop", "run", "--data", "data.csv",
+                           "--target", "churned", "--model", "ddp-churn", "--set", "train.epochs=30",
+                           "--set", "evaluate.latency_samples=20", "--json", "out.json"],
+                          cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((cli.cwd / "out.json").read_text())
+    assert result["status"] == "completed" and result["deployed"] is True
+    registry = registry_for(mlflow_uri)
+    assert [v["version"] for v in registry.versions("ddp-churn")] == ["1"]
+    run = registry.client.get_run(result["run_id"])
+    assert run.data.params["train.world_size"] == "2"
+
+
+@pytest.mark.slow
+def test_a_failure_on_rank_0_before_training_stops_every_rank(cli: Cli, mlflow_uri: str) -> None:
+    assert cli("example", "-o", "data.csv", "--rows", "200").returncode == 0
+    done = subprocess.run([*TORCHRUN, "--nproc-per-node=2", "-m", "driftloop", "run", "--data", "data.csv",
+                           "--target", "no_such_column", "--model", "ddp-broken"],
+                          cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "no_such_column" in done.stderr
+    assert "rank 0 stopped before training" in done.stderr
+    assert "ddp-broken" not in registry_for(mlflow_uri).model_names()
+
+
+def test_a_malformed_torchrun_environment_is_one_clear_line(cli: Cli) -> None:
+    assert cli("example", "-o", "data.csv", "--rows", "50").returncode == 0
+    done = subprocess.run([*DRIFTLOOP, "run", "--data", "data.csv", "--target", "churned"], cwd=cli.cwd,
+                          env=cli.env | {"WORLD_SIZE": "two"}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: torchrun environment: RANK/WORLD_SIZE")
