@@ -108,7 +108,9 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     registry = connect_registry(spec)
     root = (pipeline_root or _pipeline_root(spec)).resolve()
     pipeline = build_training_pipeline(spec)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
+    # the workspace under the root too: left to kfp.local, every run leaves a kfp-workspace-* in /tmp
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+               workspace_root=str(root / "workspace"), raise_on_error=False)
     log = _TaskLog(console, result)
     started_ms = int(time.time() * 1000)
     root_logger = logging.getLogger()
