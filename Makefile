@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint compile bench clean
+.PHONY: setup run test lint compile image bench clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,16 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check driftloop components tests bench
+	$(PY) -m ruff check driftloop components pipelines tests bench
+	$(VENV)/bin/hadolint Dockerfile
 
 compile: setup
-	@echo "compile: the KFP pipeline lands with the Kubeflow Pipelines issue"; exit 1
+	$(VENV)/bin/driftloop compile -o pipelines/driftloop_pipeline.yaml
+
+# The project image, tagged with the package version unless IMAGE says otherwise (needs a Docker engine).
+IMAGE ?= ghcr.io/driftloop/driftloop:$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' driftloop/__init__.py)
+image:
+	docker build --build-arg VERSION=$(lastword $(subst :, ,$(IMAGE))) -t $(IMAGE) .
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,10 @@ from driftloop import __version__
 from driftloop.console import Console, write_json
 from driftloop.errors import DriftloopError
 from driftloop.serve.command import serve
+
+if TYPE_CHECKING:
+    from driftloop.runner import RunResult
+    from driftloop.spec import Spec
 
 
 class _Group(click.Group):
@@ -48,7 +53,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--model", "model_name", help="Registered model name (default: the data file's name).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. train.epochs=30.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
-@click.option("--runner", type=click.Choice(["in-process"]), default="in-process", show_default=True)
+@click.option("--runner", type=click.Choice(["in-process", "kfp-local"]), default="in-process", show_default=True,
+              help="in-process: the steps in this process; kfp-local: the KFP components via kfp.local.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
         overrides: tuple[str, ...], json_out: str | None, runner: str, quiet: bool) -> None:
@@ -60,15 +66,12 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     extra = list(overrides) + ([f"registry.model_name={model_name}"] if model_name else [])
     spec = load_spec(spec_path, data=data, target=target, overrides=extra)
     console = Console(quiet=quiet)
-    from driftloop.distributed import current_world, process_group, run_worker
+    if runner == "kfp-local":
+        from driftloop.pipelines.local import run_kfp_local
 
-    world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
-    with process_group(world):
-        if not world.primary:
-            sys.exit(run_worker(console))
-        from driftloop.runner import run_pipeline
-
-        result = run_pipeline(spec, console=console)
+        result = run_kfp_local(spec, console=console)
+    else:
+        result = _run_in_process(spec, console)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
@@ -77,6 +80,18 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     if result.error:
         console.error(result.error)
     sys.exit(result.exit_code)
+
+
+def _run_in_process(spec: Spec, console: Console) -> RunResult:
+    from driftloop.distributed import current_world, process_group, run_worker
+
+    world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
+    with process_group(world):
+        if not world.primary:
+            sys.exit(run_worker(console))
+        from driftloop.runner import run_pipeline
+
+        return run_pipeline(spec, console=console)
 
 
 def _summary(console: Console, result: object) -> None:
@@ -222,6 +237,16 @@ def ui(port: int, host: str) -> None:
 
 
 cli.add_command(serve)
+
+
+def _register_pipeline_commands() -> None:
+    from driftloop.pipelines.cli import compile_command, submit_command
+
+    cli.add_command(compile_command)
+    cli.add_command(submit_command)
+
+
+_register_pipeline_commands()
 
 
 def main() -> None:

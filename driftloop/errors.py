@@ -39,3 +39,7 @@ class ModelNotFound(DriftloopError):
 
 class StorageError(DriftloopError):
     """A local path or s3:// object that cannot be read or written."""
+
+
+class PipelineServiceError(DriftloopError):
+    """The Kubeflow Pipelines endpoint is unreachable, refused the credentials or rejected a request."""

@@ -20,6 +20,11 @@ class LoadedTable:
     sha256: str
 
 
+def table_format(uri: str, fmt: str = "auto") -> str:
+    """`csv` or `parquet`: as given, else from the file name."""
+    return fmt if fmt != "auto" else ("parquet" if uri.lower().endswith((".parquet", ".pq")) else "csv")
+
+
 def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
     """Read a table and check it is not empty.
 
@@ -30,7 +35,7 @@ def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
     import pandas as pd
 
     raw = read_bytes(uri)
-    kind = fmt if fmt != "auto" else ("parquet" if uri.lower().endswith((".parquet", ".pq")) else "csv")
+    kind = table_format(uri, fmt)
     try:
         if kind == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))

@@ -1,0 +1,52 @@
+"""The compile entry: the pipeline as deterministic KFP v2 IR YAML."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from driftloop.spec import Spec
+
+COMMITTED_PIPELINE = Path(__file__).resolve().parent / "driftloop_pipeline.yaml"
+
+
+def compile_pipeline(path: str | Path, *, spec: Spec | None = None, image: str | None = None,
+                     secret: str | None = None) -> Path:
+    """Write the IR YAML for `spec` (or the spec model's defaults) to `path`.
+
+    The same inputs always give the same bytes (no timestamps, keys in a fixed order), so the
+    committed `pipelines/driftloop_pipeline.yaml` shows graph changes in review.
+
+    Raises:
+        InvalidSpec: a spec value KFP parameters cannot carry, with the field named.
+    """
+    from kfp import compiler
+
+    from driftloop.pipelines.pipeline import CREDENTIALS_SECRET, build_training_pipeline
+
+    pipeline = build_training_pipeline(spec, image=image, secret=secret or CREDENTIALS_SECRET)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline, str(target))
+    target.write_text(_stable_header(target.read_text(encoding="utf-8")), encoding="utf-8")
+    return target
+
+
+_DEFAULT_LINE = re.compile(r"^(#\s+\w+: \w+ \[Default: )(.*)(\])$")
+
+
+def _stable_header(text: str) -> str:
+    """KFP's header comment prints struct defaults in protobuf map order, which varies per process: sort them."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        match = _DEFAULT_LINE.match(line)
+        if match:
+            value = ast.literal_eval(match.group(2))
+            lines[i] = f"{match.group(1)}{json.dumps(value, sort_keys=True)}{match.group(3)}"
+    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""`driftloop run --runner kfp-local`: the KFP pipeline executed by `kfp.local.SubprocessRunner`.
+
+Every component runs as its own subprocess in this Python environment, exactly as it
+would in its pod, so this is full KFP fidelity without a cluster. The outcome is read
+back from MLflow (the run, its tags, metrics and blessing), the same place the
+in-process runner's outcome lands, so the two report alike.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftloop.constants import (
+    BLESSING_FILE,
+    DEFAULT_HOME,
+    EVALUATION_DIR,
+    METRICS,
+    RUN_TAG_DEPLOYED,
+    RUN_TAG_ERROR,
+    RUN_TAG_MODEL,
+    RUN_TAG_MODEL_VERSION,
+    RUN_TAG_STATUS,
+)
+from driftloop.runner import RunResult
+
+if TYPE_CHECKING:
+    from driftloop.console import Console
+    from driftloop.spec import Spec
+
+# kfp.local's own log lines, once colour codes are stripped.
+_STARTED = re.compile(r"Executing task '([\w-]+)'")
+_FINISHED = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _TaskLog(io.TextIOBase):
+    """Where kfp.local prints: keeps the whole log, shows each step's start and end on the console."""
+
+    def __init__(self, console: Console, result: RunResult) -> None:
+        self.console, self.result = console, result
+        self.lines: list[str] = []
+        self._partial = ""
+        self._started: dict[str, float] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *complete, self._partial = self._partial.split("\n")
+        for line in complete:
+            self._line(_ANSI.sub("", line))
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        from driftloop.pipelines.runtime import ERROR_MARKER
+
+        self.lines.append(line)
+        if ERROR_MARKER in line and self.result.error is None:
+            self.result.error = line.split(ERROR_MARKER, 1)[1].strip()
+        if started := _STARTED.search(line):
+            self._started[started.group(1)] = time.perf_counter()
+            if started.group(1) in _STEP_OF_TASK:
+                self.console.info(f"… {started.group(1)}")
+        elif finished := _FINISHED.search(line):
+            task, status = finished.groups()
+            seconds = time.perf_counter() - self._started.get(task, time.perf_counter())
+            self._record(task, "completed" if status == "SUCCESS" else "failed", seconds)
+
+    def _record(self, task: str, status: str, seconds: float) -> None:
+        step = _STEP_OF_TASK.get(task)
+        if step is None:
+            return
+        self.console.info(f"{'✓' if status == 'completed' else '✗'} {step:<10} {seconds:6.1f}s")
+        for record in self.result.steps:
+            if record.name == step or (step == "evaluate" and record.name == "gate" and status == "completed"):
+                record.status, record.seconds = status, seconds if record.name == step else 0.0
+
+
+# The gate is decided inside the evaluate task; `open-run` and `finish-run` are not steps.
+_STEP_OF_TASK = {"validate": "validate", "feature": "feature", "train": "train", "evaluate": "evaluate",
+                 "deploy": "deploy"}
+
+
+def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = None) -> RunResult:
+    """Run the compiled pipeline's components locally and report like the in-process runner.
+
+    Raises (before any task starts):
+        InvalidSpec: a spec value KFP parameters cannot carry.
+        RegistryUnavailable: the MLflow tracking server does not answer.
+    """
+    import contextlib
+    import logging
+    import warnings
+
+    from kfp import local
+
+    from driftloop.pipelines.pipeline import build_training_pipeline, pipeline_arguments
+    from driftloop.registry import validate_model_name
+    from driftloop.run_steps import connect_registry
+
+    result = RunResult(model_name=validate_model_name(spec.model_name))
+    arguments = pipeline_arguments(spec)
+    registry = connect_registry(spec)
+    root = (pipeline_root or _pipeline_root(spec)).resolve()
+    pipeline = build_training_pipeline(spec)
+    # the workspace under the root too: left to kfp.local, every run leaves a kfp-workspace-* in /tmp
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+               workspace_root=str(root / "workspace"), raise_on_error=False)
+    log = _TaskLog(console, result)
+    started_ms = int(time.time() * 1000)
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+            # kfp.local warns per task that Kubernetes resources and a non-"python" image mean nothing locally.
+            warnings.simplefilter("ignore")
+            root_logger.setLevel(logging.ERROR)  # its condition resolver logs on the root logger
+            pipeline(**arguments)
+    finally:
+        root_logger.setLevel(level)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "last-run.log").write_text("\n".join(log.lines) + "\n", encoding="utf-8")
+    _read_outcome(result, registry, spec, started_ms)
+    if result.status != "completed" and result.error is None:
+        result.error = f"kfp-local run failed; see {root / 'last-run.log'}"
+    return result
+
+
+def _pipeline_root(spec: Spec) -> Path:
+    """Task outputs go under the spec's local `output`; kfp.local cannot write to s3://, so those stay local."""
+    from driftloop.storage import is_s3
+
+    if spec.output and not is_s3(spec.output):
+        return Path(spec.output) / "kfp-local"
+    return Path(DEFAULT_HOME) / "kfp-local"
+
+
+def _read_outcome(result: RunResult, registry: Any, spec: Spec, started_ms: int) -> None:
+    """Fill `result` from the MLflow run this pipeline run opened."""
+    import json
+
+    from mlflow.artifacts import download_artifacts
+
+    from driftloop.pipelines.runtime import KFP_RUN_TAG
+
+    client = registry.client
+    experiment = client.get_experiment_by_name(spec.tracking.experiment or spec.model_name)
+    if experiment is None:
+        return
+    runs = client.search_runs([experiment.experiment_id],
+                              f"attributes.start_time >= {started_ms} and tags.`{RUN_TAG_MODEL}` = '{spec.model_name}'"
+                              f" and tags.`{KFP_RUN_TAG}` != ''", order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return
+    run = runs[0]
+    tags, metrics = run.data.tags, run.data.metrics
+    result.run_id = run.info.run_id
+    completed = tags.get(RUN_TAG_STATUS) == "completed"
+    result.status, result.exit_code = ("completed", 0) if completed else ("failed", 1)
+    if not completed and result.error is None:
+        result.error = tags.get(RUN_TAG_ERROR)
+    elif not completed and tags.get(RUN_TAG_ERROR) != result.error:
+        # A task without the run id (validate, feature: cacheable) failed; the exit handler could only
+        # name the task. The log had the user's line: the run gets it, as the in-process runner's would.
+        client.set_tag(run.info.run_id, RUN_TAG_ERROR, result.error[:4000])
+    result.metrics = {k: round(v, 6) for k, v in metrics.items() if k in METRICS}
+    result.deployed = completed and tags.get(RUN_TAG_DEPLOYED) == "true"
+    result.model_version = tags.get(RUN_TAG_MODEL_VERSION) if result.deployed else None
+    try:
+        path = download_artifacts(run_id=run.info.run_id, artifact_path=f"{EVALUATION_DIR}/{BLESSING_FILE}",
+                                  tracking_uri=registry.tracking_uri)
+    except Exception:  # no blessing: the run failed before the gate
+        return
+    blessing = json.loads(Path(path).read_text(encoding="utf-8"))
+    result.gate = {"passed": blessing["passed"], "reasons": blessing["reasons"]}
+    champion = {k.removeprefix("champion_"): v for k, v in metrics.items() if k.startswith("champion_")}
+    if champion:
+        result.champion_version, result.champion_metrics = blessing["champion_version"], champion

@@ -1,0 +1,191 @@
+"""The KFP pipeline: open run → validate → feature → train → evaluate → dsl.If(gate passed) → deploy.
+
+Its parameters are the spec's top-level fields, with the spec model's defaults (or a
+given spec's values), so a KFP user edits in the UI exactly what `driftloop.yaml` holds.
+An exit handler closes the MLflow run whatever happens inside.
+"""
+
+# No `from __future__ import annotations`: KFP reads the pipeline function's annotations as types.
+import copy
+import inspect
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kfp.dsl import PipelineTask
+    from kfp.dsl.graph_component import GraphComponent
+
+    from driftloop.spec import Spec
+
+PIPELINE_NAME = "driftloop-training"
+# The Secret whose keys become the tasks' environment (each key optional): MLflow and S3 access.
+CREDENTIALS_SECRET = "driftloop-credentials"
+CREDENTIAL_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                   "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+# (cpu request, cpu limit, memory request, memory limit) per task.
+RESOURCES = {
+    "open-run": ("250m", "1", "512Mi", "1Gi"),
+    "validate": ("500m", "2", "1Gi", "4Gi"),
+    "feature": ("500m", "2", "1Gi", "4Gi"),
+    "train": ("2", "4", "4Gi", "8Gi"),
+    "evaluate": ("1", "2", "2Gi", "4Gi"),
+    "deploy": ("250m", "1", "512Mi", "1Gi"),
+    "finish-run": ("250m", "1", "512Mi", "1Gi"),
+}
+RETRIES = {"train": (2, "60s", 2.0), "deploy": (3, "30s", 2.0)}  # (retries, first backoff, factor)
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
+    """One default per pipeline parameter: the spec's values, or the spec model's defaults.
+
+    `data` has no default without a spec (path and target are required).
+    """
+    from driftloop.spec import Spec
+
+    if spec is not None:
+        return pipeline_arguments(spec)
+    values: dict[str, Any] = {}
+    for name, field in Spec.model_fields.items():
+        if not field.is_required():
+            default = field.get_default(call_default_factory=True)
+            values[name] = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+    return _expressible(values)
+
+
+def pipeline_arguments(spec: "Spec") -> dict[str, Any]:
+    """The spec as the pipeline's arguments.
+
+    KFP parameters cannot hold null or non-finite numbers: unset (None) keys are left
+    out (the spec model restores them), an unset `output` is the empty string.
+
+    Raises:
+        InvalidSpec: a value KFP cannot carry, with the field named.
+    """
+    return _expressible(spec.model_dump(mode="json"))
+
+
+def _expressible(values: dict[str, Any]) -> dict[str, Any]:
+    import math
+
+    from driftloop.errors import InvalidSpec
+
+    def clean(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v, f"{where}.{k}") for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            if any(v is None for v in value):
+                raise InvalidSpec(f"{where}: a list with null items cannot be a KFP parameter")
+            return [clean(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidSpec(f"{where}: {value} cannot be a KFP parameter (JSON numbers are finite)")
+        return value
+
+    cleaned = {name: clean(value, name) for name, value in values.items() if value is not None}
+    cleaned["output"] = values.get("output") or ""
+    return cleaned
+
+
+def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
+                            secret: str = CREDENTIALS_SECRET) -> "GraphComponent":
+    """The pipeline, with defaults from `spec` and every task in `image`.
+
+    Args:
+        spec: defaults for the parameters, and what decides compile-time settings
+            (a GPU on train when `train.device` is `cuda`). None: the spec model's defaults.
+        image: the project image; default `$DRIFTLOOP_IMAGE` or the one for this version.
+        secret: Kubernetes Secret whose keys (`CREDENTIAL_KEYS`) become the tasks' environment.
+
+    Example:
+        >>> from kfp import compiler
+        >>> compiler.Compiler().compile(build_training_pipeline(spec), "driftloop_pipeline.yaml")
+    """
+    from kfp import dsl
+
+    from driftloop.components import kfp_components as ops
+
+    gpus = 1 if spec is not None and spec.train.device == "cuda" else 0
+    if image is not None:
+        ops = _InImage(ops, image)  # type: ignore[assignment]
+
+    def training_pipeline(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict,
+                          registry: dict, tracking: dict, serving: dict, output: str):
+        parameters = dict(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate,
+                          gate=gate, registry=registry, tracking=tracking, serving=serving, output=output,
+                          kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        closing = _configure(ops.finish_run(**parameters), secret)
+        with dsl.ExitHandler(closing, name="driftloop-run"):
+            run = _configure(ops.open_run(**parameters), secret)
+            spec_out, run_id, champion = run.outputs["spec"], run.outputs["run_id"], run.outputs["champion_version"]
+            checked = _configure(ops.validate(spec=spec_out, champion_version=champion), secret, cache=True)
+            table, checks = checked.outputs["table"], checked.outputs["checks"]
+            featured = _configure(ops.feature(spec=spec_out, table=table, checks=checks), secret, cache=True)
+            features = featured.outputs["features"]
+            trained = _configure(ops.train(spec=spec_out, run_id=run_id, table=table, checks=checks,
+                                           features=features), secret, gpus=gpus)
+            scored = _configure(ops.evaluate(spec=spec_out, run_id=run_id, champion_version=champion,
+                                             model=trained.outputs["model"], features=features), secret)
+            # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
+            with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+                _configure(ops.deploy(spec=spec_out, run_id=run_id, table=table, features=features,
+                                      blessing=scored.outputs["blessing"]), secret)
+
+    training_pipeline.__doc__ = _parameter_docs()
+    defaults = pipeline_defaults(spec)
+    signature = inspect.signature(training_pipeline)
+    training_pipeline.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
+        p.replace(default=defaults[p.name]) if p.name in defaults else p for p in signature.parameters.values()])
+    return dsl.pipeline(name=PIPELINE_NAME, description="driftloop: validate → feature → train → evaluate → "
+                        "gated deploy, tracked in MLflow.")(training_pipeline)
+
+
+def _configure(task: "PipelineTask", secret: str, *, cache: bool = False, gpus: int = 0) -> "PipelineTask":
+    """Caching, retries, resources and credentials for one task, looked up by its component name."""
+    from kfp import kubernetes
+
+    name = task.component_spec.name.replace("_", "-")
+    task.set_caching_options(enable_caching=cache)
+    cpu, cpu_limit, memory, memory_limit = RESOURCES[name]
+    task.set_cpu_request(cpu).set_cpu_limit(cpu_limit).set_memory_request(memory).set_memory_limit(memory_limit)
+    if name in RETRIES:
+        retries, backoff, factor = RETRIES[name]
+        task.set_retry(num_retries=retries, backoff_duration=backoff, backoff_factor=factor)
+    if gpus:
+        task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
+    kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={k: k for k in CREDENTIAL_KEYS},
+                                 optional=True)
+    return task
+
+
+class _InImage:
+    """The components module with every component's image replaced."""
+
+    def __init__(self, module: Any, image: str) -> None:
+        self._module, self._image = module, image
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._cache:
+            component = copy.deepcopy(getattr(self._module, name))
+            component.component_spec.implementation.container.image = self._image
+            self._cache[name] = component
+        return self._cache[name]
+
+
+def _parameter_docs() -> str:
+    """The pipeline docstring: KFP shows each parameter's description, taken from the spec model."""
+    from pydantic import BaseModel
+
+    from driftloop.spec import Spec
+
+    lines = ["Train a tabular model, gate it and promote it in MLflow.", "", "Args:"]
+    for name, field in Spec.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            own = section.__dict__.get("__doc__") or ""
+            doc = f"{own.strip().splitlines()[0] if own.strip() else f'The spec section {name!r}.'} "
+            doc += f"Keys: {', '.join(section.model_fields)}."
+        else:
+            doc = field.description or name
+        lines.append(f"    {name}: {doc}")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""What the KFP component bodies share inside their pods: spec in, table across, errors out.
+
+The pipeline passes the spec between tasks as a JSON struct; every task re-validates
+it with the one spec model. A task that fails prints the user's one-line error after
+`ERROR_MARKER`, so the KFP log and `driftloop run --runner kfp-local` show that line
+and not only a traceback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from driftloop.run_steps import RunContext
+    from driftloop.spec import Spec
+    from driftloop.table import LoadedTable
+
+ERROR_MARKER = "driftloop-error: "
+# MLflow run tag holding the KFP run id: the exit handler finds the run by it.
+KFP_RUN_TAG = "driftloop.kfp_run_id"
+
+
+def spec_from_parameters(**sections: Any) -> Spec:
+    """The spec from the pipeline's parameters (an empty `output` means none)."""
+    from driftloop.spec import validate_spec
+
+    sections["output"] = sections.get("output") or None
+    return validate_spec(sections, source="pipeline parameters")
+
+
+def spec_of(parameters: dict[str, Any]) -> Spec:
+    from driftloop.spec import validate_spec
+
+    return validate_spec(parameters, source="pipeline spec")
+
+
+@contextmanager
+def reported(ctx: RunContext | None) -> Iterator[None]:
+    """On failure: print the one-line error and, when there is a run, mark it FAILED with that line."""
+    try:
+        yield
+    except Exception as e:
+        from driftloop.run_steps import finish_run
+        from driftloop.runner import error_line
+
+        line = error_line(e)
+        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
+        if ctx is not None:
+            try:
+                finish_run(ctx, line)
+            except Exception:  # MLflow itself may be what failed; the line above still says why
+                pass
+        raise
+
+
+def save_table(source_uri: str, fmt: str, dataset: Any) -> LoadedTable:
+    """Copy the input table byte for byte into the Dataset artifact, then load it from there."""
+    from driftloop.storage import read_bytes
+    from driftloop.table import load_table, table_format
+
+    kind = table_format(source_uri, fmt)
+    Path(dataset.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(dataset.path).write_bytes(read_bytes(source_uri))
+    loaded = load_table(dataset.path, fmt=kind)
+    dataset.metadata.update({"source": source_uri, "format": kind, "sha256": loaded.sha256, "rows": len(loaded.frame)})
+    return loaded
+
+
+def load_saved_table(dataset: Any) -> LoadedTable:
+    from driftloop.table import load_table
+
+    return load_table(dataset.path, fmt=dataset.metadata["format"])
+
+
+def copy_file(source: Path, destination: str) -> None:
+    Path(destination).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, destination)
+
+
+def close_run(parameters: dict[str, Any], *, kfp_run_id: str, state: str, task: str | None) -> None:
+    """The exit handler's work: close this KFP run's MLflow run if no task has closed it.
+
+    A task that failed has closed it with its error line already; a spec that never
+    validated opened no run, so there is nothing to close.
+    """
+    from driftloop.errors import InvalidSpec
+    from driftloop.run_steps import attach_run, finish_run
+
+    try:
+        spec = spec_from_parameters(**parameters)
+    except InvalidSpec:
+        return
+    ctx = attach_run(spec, "")
+    experiment = ctx.tracker.client.get_experiment_by_name(spec.tracking.experiment or spec.model_name)
+    if experiment is None:
+        return
+    runs = ctx.tracker.client.search_runs([experiment.experiment_id], f"tags.`{KFP_RUN_TAG}` = '{kfp_run_id}'",
+                                          max_results=1)
+    if not runs or runs[0].info.status != "RUNNING":
+        return
+    ctx = attach_run(spec, runs[0].info.run_id)
+    if state == "SUCCEEDED":
+        finish_run(ctx, None)
+    else:
+        finish_run(ctx, f"pipeline task {task or 'unknown'} ended {state}; its log has the error line "
+                        f"after {ERROR_MARKER.strip()!r}")
