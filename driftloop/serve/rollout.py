@@ -73,7 +73,8 @@ def _api_client() -> Any:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        # Read $KUBECONFIG now: the client library captures it once, when it is first imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     return client.ApiClient()
 
 
@@ -87,7 +88,7 @@ def _current_namespace() -> str:
     try:
         from kubernetes import config
 
-        _, context = config.list_kube_config_contexts()
+        _, context = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
         return context["context"].get("namespace", "default")
     except Exception:  # no kubeconfig: the default namespace, as kubectl does
         return "default"
