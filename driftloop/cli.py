@@ -10,6 +10,7 @@ import click
 from driftloop import __version__
 from driftloop.console import Console, write_json
 from driftloop.errors import DriftloopError
+from driftloop.operator_cli import operator as operator_command
 
 
 class _Group(click.Group):
@@ -48,9 +49,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. train.epochs=30.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
 @click.option("--runner", type=click.Choice(["in-process"]), default="in-process", show_default=True)
+@click.option("--no-deploy", is_flag=True, help="Stop after the gate; the caller registers (the operator does).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag on the MLflow run.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
-        overrides: tuple[str, ...], json_out: str | None, runner: str, quiet: bool) -> None:
+        overrides: tuple[str, ...], json_out: str | None, runner: str, no_deploy: bool, tags: tuple[str, ...],
+        quiet: bool) -> None:
     """Run the whole pipeline and promote the model if it passes the gate."""
     from driftloop.spec import load_spec
 
@@ -61,7 +65,10 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     console = Console(quiet=quiet)
     from driftloop.runner import run_pipeline
 
-    result = run_pipeline(spec, console=console)
+    run_tags = dict(tag.partition("=")[::2] for tag in tags)
+    if any(not key for key in run_tags):
+        raise click.UsageError("--tag expects KEY=VALUE")
+    result = run_pipeline(spec, console=console, deploy=not no_deploy, tags=run_tags)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
@@ -212,6 +219,9 @@ def ui(port: int, host: str) -> None:
         command += ["--default-artifact-root", root]
     Console().info(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
     sys.exit(subprocess.call(command, env=os.environ.copy()))
+
+
+cli.add_command(operator_command)
 
 
 def main() -> None:

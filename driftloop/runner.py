@@ -29,6 +29,7 @@ from driftloop.constants import (
     RUN_TAG_STATUS,
     SPEC_ARTIFACT,
     SUITE_ARTIFACT,
+    TAG_TASK,
     TRAIN_DIR,
     VALIDATION_DIR,
 )
@@ -88,11 +89,16 @@ class _Pipeline:
         return value
 
 
-def run_pipeline(spec: Spec, *, console: Console) -> RunResult:
+def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dict[str, str] | None = None) -> RunResult:
     """Run validate → feature → train → evaluate → gate → deploy.
 
     Never raises for a failure a user can cause: the result says `failed`, carries the
     one-line error and exit code 1, the MLflow run is marked FAILED and nothing is promoted.
+
+    Args:
+        deploy: False stops after the gate and leaves registration to the caller (the
+            MLTrainingJob operator registers exactly once, across its own restarts).
+        tags: extra tags on the MLflow run, e.g. the resource that asked for it.
     """
     from driftloop.registry import Registry, validate_model_name
     from driftloop.tracking import Tracker, connect, ensure_experiment, resolve_tracking_uri
@@ -103,14 +109,14 @@ def run_pipeline(spec: Spec, *, console: Console) -> RunResult:
     client = connect(tracking_uri)
     registry = Registry(client, tracking_uri)
     experiment = ensure_experiment(client, spec.tracking.experiment or result.model_name, tracking_uri)
-    run = client.create_run(experiment, run_name=f"{result.model_name}-train", tags={RUN_TAG_MODEL: result.model_name})
+    run = client.create_run(experiment, run_name=f"{result.model_name}-train", tags={RUN_TAG_MODEL: result.model_name, **(tags or {})})
     result.run_id = run.info.run_id
     tracker = Tracker(client, result.run_id)
     local_out, upload_to = _output_dir(spec, result.run_id)
     console.info(f"run {result.run_id} · model {result.model_name} · tracking {tracking_uri}")
     pipeline = _Pipeline(spec, console, result)
     try:
-        _steps(pipeline, registry, tracker, local_out)
+        _steps(pipeline, registry, tracker, local_out, deploy=deploy)
         result.status, result.exit_code = "completed", 0
         tracker.set_tags({RUN_TAG_STATUS: "completed"})
         client.set_terminated(result.run_id, "FINISHED")
@@ -145,7 +151,7 @@ def _output_dir(spec: Spec, run_id: str) -> tuple[Path, str | None]:
     return out, None
 
 
-def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path) -> None:
+def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path, *, deploy: bool = True) -> None:
     from driftloop.components import deploy, evaluate, feature, gate, train, validate
     from driftloop.components.columns import ColumnRoles
     from driftloop.table import load_table
@@ -217,8 +223,8 @@ def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path) -> None:
 
     blessing = p.step("gate", run_gate)
     result.gate = {"passed": blessing.passed, "reasons": blessing.reasons}
-    if not blessing.passed:
-        tracker.set_tags({RUN_TAG_DEPLOYED: "false"})
+    if not blessing.passed or not deploy:
+        tracker.set_tags({RUN_TAG_DEPLOYED: "false", TAG_TASK: features.task})
         return
 
     def run_deploy() -> Any:
