@@ -116,7 +116,7 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     console.info(f"run {result.run_id} · model {result.model_name} · tracking {tracking_uri}")
     pipeline = _Pipeline(spec, console, result)
     try:
-        _steps(pipeline, registry, tracker, local_out, deploy=deploy)
+        _steps(pipeline, registry, tracker, local_out, stop_at_gate=not deploy)
         result.status, result.exit_code = "completed", 0
         tracker.set_tags({RUN_TAG_STATUS: "completed"})
         client.set_terminated(result.run_id, "FINISHED")
@@ -151,7 +151,7 @@ def _output_dir(spec: Spec, run_id: str) -> tuple[Path, str | None]:
     return out, None
 
 
-def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path, *, deploy: bool = True) -> None:
+def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path, *, stop_at_gate: bool = False) -> None:
     from driftloop.components import deploy, evaluate, feature, gate, train, validate
     from driftloop.components.columns import ColumnRoles
     from driftloop.table import load_table
@@ -223,7 +223,7 @@ def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path, *, deploy: bool
 
     blessing = p.step("gate", run_gate)
     result.gate = {"passed": blessing.passed, "reasons": blessing.reasons}
-    if not blessing.passed or not deploy:
+    if not blessing.passed or stop_at_gate:
         tracker.set_tags({RUN_TAG_DEPLOYED: "false", TAG_TASK: features.task})
         return
 

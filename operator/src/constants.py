@@ -15,6 +15,8 @@ LABEL_GENERATION = f"{GROUP}/generation"
 # On the resource: the state of its current Job, mirrored by the Job watcher so that a
 # resource handler (with kopf's retries and persisted progress) acts on it.
 ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
+# Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
+KOPF_PREFIX = f"kopf.{GROUP}"
 
 # Model-version tags that make registration findable, hence exactly-once across restarts.
 TAG_NAMESPACE = "driftloop.k8s.namespace"

@@ -10,6 +10,8 @@ registers the model exactly once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +24,22 @@ from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec
 
 RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
-RETRY_DELAY_S = 10
+RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
+API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
+
+
+@contextmanager
+def kubernetes_errors() -> Iterator[None]:
+    """API errors as kopf understands them: server-side ones are retried, the rest are final."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        yield
+    except ApiException as e:
+        if e.status is None or e.status >= 500 or e.status == 429:
+            raise kopf.TemporaryError(f"Kubernetes API answered {e.status} {e.reason}; retrying",
+                                      delay=API_RETRY_DELAY_S) from None
+        raise kopf.PermanentError(f"Kubernetes API refused: {e.status} {e.reason}: {(e.body or '')[:300]}") from None
 
 
 @kopf.on.startup()
@@ -30,8 +47,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     """All settings in one place; clients are built here, once, and shared through `memo`."""
     # Progress and the last-handled spec live in annotations under our own prefix: the
     # status schema is strict, and a restarted operator must see what was in flight.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.GROUP,
+    # Not the bare group: kopf ignores every annotation under its own prefix, ours included.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX,
                                                                              key="last-handled-configuration")
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 16
@@ -73,8 +91,9 @@ def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: ko
         raise kopf.PermanentError(str(e)) from None
     kopf.adopt(children, owner=body)
     try:
-        for child in children:
-            memo.cluster.ensure(child, owner_uid=uid)
+        with kubernetes_errors():
+            for child in children:
+                memo.cluster.ensure(child, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
     job = owned_name(name, generation)
@@ -122,10 +141,21 @@ def _termination_message(cluster: Cluster, namespace: str, job: str) -> str | No
 
 @kopf.on.field(*RESOURCE, field=("metadata", "annotations", k.ANNOTATION_JOB_STATE), retries=30,
                backoff=RETRY_DELAY_S)
-def follow_job(new: str | None, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
-               namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger,
-               **_: Any) -> None:
+def follow_job(new: str | None, **kwargs: Any) -> None:
     """Write the Job's progress into `status`; on success, register and promote exactly once."""
+    _follow(new, **kwargs)
+
+
+@kopf.on.resume(*RESOURCE, retries=30, backoff=RETRY_DELAY_S)
+def catch_up(meta: kopf.Meta, status: kopf.Status, **kwargs: Any) -> None:
+    """Finish a generation whose end was recorded but not its status (kopf writes those in two requests)."""
+    state = (meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE)
+    if state and not state.endswith(f":{k.JOB_ACTIVE}") and status.get("phase") not in k.TERMINAL_PHASES:
+        _follow(state, meta=meta, status=status, **kwargs)
+
+
+def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
+            namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     job, _, state = (new or "").rpartition(":")
     if not job or job != status.get("jobName") or status.get("phase") in k.TERMINAL_PHASES:
         return  # an older generation's Job, or already finished
@@ -137,7 +167,8 @@ def follow_job(new: str | None, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         kopf.info(body, reason="Running", message=f"Job {job} is running")
         return
     generation = int(status.get("observedGeneration") or meta.get("generation") or 1)
-    message = _termination_message(memo.cluster, namespace, job)
+    with kubernetes_errors():
+        message = _termination_message(memo.cluster, namespace, job)
     from driftloop.operator.registration import failure_reason, finish, parse_termination_message
 
     reported = parse_termination_message(message)
