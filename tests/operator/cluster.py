@@ -247,7 +247,7 @@ class Cluster(kmock.KubernetesEmulator):
             missing = re.findall(r"'([^']+)' is a required property", error.message) or ["?"]
             detail = f"{where + '.' if where else ''}{missing[0]}: Required value"
         else:
-            detail = f"{where}: Invalid value: {error.instance!r}: {error.message}"
+            detail = f"{where}: {_api_server_wording(error, where)}"
         raise KubernetesError(status=422, reason="Invalid",
                               message=f'{self._kinds[resource]} "{name}" is invalid: {detail}')
 
@@ -417,6 +417,20 @@ class Cluster(kmock.KubernetesEmulator):
             elif value.isdigit() and int(value) in ports:
                 env[key] = str(ports[int(value)])
         return env
+
+
+def _api_server_wording(error: Any, where: str) -> str:
+    """jsonschema's complaint, worded as the Kubernetes API server words it."""
+    rule, got = error.validator, error.instance
+    if rule == "enum":
+        return f"Unsupported value: {got!r}: supported values: {', '.join(map(repr, error.validator_value))}"
+    words = {"maximum": f"should be less than or equal to {error.validator_value}",
+             "minimum": f"should be greater than or equal to {error.validator_value}",
+             "pattern": f"should match '{error.validator_value}'",
+             "type": f"must be of type {error.validator_value}",
+             "minLength": f"should be at least {error.validator_value} chars long",
+             "maxLength": f"may not be longer than {error.validator_value}"}
+    return f"Invalid value: {got!r}: {where} in body {words.get(rule, error.message)}"
 
 
 def _free_port() -> int:
