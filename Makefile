@@ -24,7 +24,8 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check driftloop components tests bench
+	$(PY) -m ruff check driftloop components operator tests bench
+	bash manifests/lint.sh
 
 compile: setup
 	@echo "compile: the KFP pipeline lands with the Kubeflow Pipelines issue"; exit 1

@@ -129,7 +129,7 @@ def crd_yaml() -> str:
     import yaml
 
     header = "# Generated from driftloop.operator.resource by `python -m driftloop.operator.crd`; do not edit.\n"
-    return header + yaml.safe_dump(render_crd(), sort_keys=False, width=120)
+    return header + yaml.safe_dump(render_crd(), sort_keys=False, width=100)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -127,6 +128,8 @@ class Cluster(kmock.KubernetesEmulator):
     _tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     watches: dict[str, int] = attrs.field(factory=dict, init=False)
     faults: list[Fault] = attrs.field(factory=list, init=False)
+    created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict, init=False)  # monotonic
+    _inflight: list[Any] = attrs.field(factory=list, init=False)
     jobs_started: int = attrs.field(default=0, init=False)
     job_gate: asyncio.Event | None = attrs.field(default=None, init=False)
 
@@ -157,7 +160,20 @@ class Cluster(kmock.KubernetesEmulator):
 
     # -- the API server --------------------------------------------------------------------
 
+    def __iter__(self) -> Any:
+        # kmock finds each request among "all requests seen" before answering it, so a growing log
+        # makes every answer slower (quadratic under load). Only requests in flight can be answered.
+        yield from list(self._inflight)
+
     async def _handle(self, request: Any) -> Any:
+        self._requests.clear()  # nothing here reads the request log; keep memory flat
+        self._inflight.append(request)
+        try:
+            return await self._answer(request)
+        finally:
+            self._inflight.remove(request)
+
+    async def _answer(self, request: Any) -> Any:
         fault = next((f for f in self.faults if f.matches(request)), None)
         if fault is not None:
             fault.times, fault.seen = fault.times - 1, fault.seen + 1
@@ -186,6 +202,9 @@ class Cluster(kmock.KubernetesEmulator):
         response = await super()._handle(request)
         if owner_uid is not None:
             await self._collect_garbage(owner_uid)
+        if request.action == action.CREATE and response.status < 300:
+            meta = request.data["metadata"]
+            self.created_at[request.resource.plural, meta.get("namespace"), meta["name"]] = time.monotonic()
         if request.resource == JOBS and request.action == action.CREATE and response.status < 300:
             meta = request.data["metadata"]
             self._spawn(self._run_job(meta.get("namespace") or request.namespace, meta["name"]))
