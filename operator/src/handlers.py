@@ -26,6 +26,7 @@ from driftloop.operator.resource import parse_resource_spec
 RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
 RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
 API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
+WORKERS = 16  # threads for the (synchronous) handlers, and as many API connections
 
 
 @contextmanager
@@ -51,11 +52,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX,
                                                                              key="last-handled-configuration")
-    settings.posting.level = logging.INFO
-    settings.execution.max_workers = 16
+    # kopf would post an Event for every INFO log line ("Handler … succeeded"); the operator posts
+    # the ones that tell the story itself (JobCreated, Running, Promoted …) and kopf only problems.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = WORKERS
     settings.networking.request_timeout = 60
     settings.watching.server_timeout = 300
-    memo.cluster = Cluster.connect()
+    memo.cluster = Cluster.connect(pool_size=WORKERS)
 
 
 def _now() -> str:
@@ -101,7 +104,7 @@ def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: ko
     patch.status.update(phase=k.PHASE_PENDING, jobName=job, observedGeneration=generation, conditions=conditions,
                         modelName=resource.mlflow.model_name or name, runId=None, modelVersion=None, gate=None,
                         gateReasons=None, message=None, startTime=None, completionTime=None)
-    kopf.info(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
+    memo.cluster.post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
 
 
 def job_state(job_status: dict[str, Any]) -> str | None:
@@ -164,7 +167,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         patch.status.update(phase=k.PHASE_RUNNING, startTime=status.get("startTime") or _now(),
                             conditions=set_condition(conditions, k.COND_RUNNING, True, "JobRunning",
                                                      f"Job {job} is running"))
-        kopf.info(body, reason="Running", message=f"Job {job} is running")
+        memo.cluster.post_event(body, reason="Running", message=f"Job {job} is running")
         return
     generation = int(status.get("observedGeneration") or meta.get("generation") or 1)
     with kubernetes_errors():
@@ -181,7 +184,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
             lines = (message or "").strip().splitlines()
             text = lines[-1] if lines and not reported else "the Job failed"
         _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"))
-        kopf.warn(body, reason="Failed", message=text)
+        memo.cluster.post_event(body, reason="Failed", message=text, warning=True)
         return
     try:
         outcome = finish(tracking_uri=resource.mlflow.tracking_uri, model_name=resource.mlflow.model_name or name,
@@ -193,7 +196,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     if not outcome.succeeded:
         _finish_status(patch, conditions, failed=True, message=outcome.error or "training failed",
                        run_id=outcome.run_id)
-        kopf.warn(body, reason="Failed", message=outcome.error or "training failed")
+        memo.cluster.post_event(body, reason="Failed", message=outcome.error or "training failed", warning=True)
         return
     gate_message = "; ".join(outcome.gate_reasons)
     conditions = set_condition(conditions, k.COND_GATE_PASSED, outcome.gate_passed,
@@ -208,7 +211,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     patch.status.update(modelVersion=outcome.model_version, gate="Passed" if outcome.gate_passed else "Declined",
                         gateReasons=outcome.gate_reasons)
     logger.info(f"{summary} (run {outcome.run_id})")
-    kopf.info(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
+    memo.cluster.post_event(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
 
 
 def _finish_status(patch: kopf.Patch, conditions: list[dict[str, Any]], *, failed: bool, message: str,

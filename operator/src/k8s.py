@@ -23,15 +23,18 @@ class Cluster:
     api: Any
 
     @classmethod
-    def connect(cls) -> Cluster:
+    def connect(cls, *, pool_size: int = 16) -> Cluster:
         """In a pod, the service account; elsewhere, the kubeconfig (as kubectl does)."""
         import kubernetes
 
+        configuration = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_incluster_config()
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
-        return cls(kubernetes.client.ApiClient())
+            kubernetes.config.load_kube_config(client_configuration=configuration)
+        # One connection per handler thread, so handlers never queue for a socket.
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
+        return cls(kubernetes.client.ApiClient(configuration))
 
     def _core(self) -> Any:
         import kubernetes
@@ -82,6 +85,28 @@ class Cluster:
         # Filtered again here: selectors are the server's job, but a cheap check keeps us exact.
         mine = [p for p in found if (p.get("metadata", {}).get("labels") or {}).get("job-name") == job_name]
         return sorted(mine, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+
+    def post_event(self, involved: dict[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+        """A Kubernetes Event on `involved` (what `kubectl describe` lists); best effort, never raises."""
+        import logging
+        from datetime import UTC, datetime
+
+        from kubernetes.client.rest import ApiException
+
+        meta = involved.get("metadata", {})
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+                 "involvedObject": {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                                    "name": meta.get("name"), "namespace": meta.get("namespace"),
+                                    "uid": meta.get("uid")},
+                 "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+                 "source": {"component": "driftloop-operator"}, "reportingComponent": "driftloop-operator",
+                 "firstTimestamp": now, "lastTimestamp": now, "count": 1}
+        try:
+            self._core().create_namespaced_event(meta.get("namespace"), event)
+        except (ApiException, OSError) as e:  # an Event is a courtesy; status carries the truth
+            logging.getLogger(__name__).warning(f"could not post event {reason}: {e}")
 
     def annotate_resource(self, namespace: str, name: str, annotations: dict[str, str]) -> bool:
         """Merge annotations into an MLTrainingJob; False if it is gone."""
