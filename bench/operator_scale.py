@@ -64,6 +64,12 @@ def resource(i: int) -> dict[str, Any]:
                      "mlflow": {"trackingUri": "http://mlflow.driftloop.svc:5000", "modelName": f"bench-{i}"}}}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used: tells an operator-bound run from an emulator-bound one."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -104,7 +110,7 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{label} operator did not start: {(workdir / 'operator.log').read_text()[-2000:]}")
                 time.sleep(0.2)
-            idle_rss = peak_rss_mb(process.pid)
+            idle_rss, idle_cpu = peak_rss_mb(process.pid), cpu_seconds(process.pid)
             started = time.perf_counter()
             asyncio.run(create_all(local.url))
             created_s = time.perf_counter() - started
@@ -115,7 +121,7 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
                     raise RuntimeError(f"{label}: only {sum(1 for k in stamps if k[0] == 'jobs')} Jobs")
                 time.sleep(0.2)
             all_jobs_s = time.perf_counter() - started
-            rss = peak_rss_mb(process.pid)
+            rss, busy_cpu = peak_rss_mb(process.pid), cpu_seconds(process.pid) - idle_cpu
         finally:
             process.terminate()
             try:
@@ -128,7 +134,8 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
                            for i in range(RESOURCES))
     return {"p50_s": round(percentile(latencies, 50), 4), "p99_s": round(percentile(latencies, 99), 4),
             "max_s": round(latencies[-1], 4), "peak_rss_mb": round(rss, 1), "idle_rss_mb": round(idle_rss, 1),
-            "create_all_s": round(created_s, 3), "all_jobs_created_s": round(all_jobs_s, 3)}
+            "create_all_s": round(created_s, 3), "all_jobs_created_s": round(all_jobs_s, 3),
+            "operator_cpu_s": round(busy_cpu, 2)}
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -146,8 +153,8 @@ def main() -> None:
     passed = measured["p99_s"] <= GOAL_P99_S and measured["peak_rss_mb"] <= GOAL_RSS_MB
     path = write_result(NAME, {
         "unit": "seconds", "measured": measured["p99_s"], "baseline": baseline["p99_s"], "ratio": round(ratio, 3),
-        "goal": {"metric": "ratio", "op": "report", "value": None,
-                 "p99_s": GOAL_P99_S, "peak_rss_mb": GOAL_RSS_MB},
+        "p99_s": measured["p99_s"], "peak_rss_mb": measured["peak_rss_mb"],
+        "goal": {"metric": "p99_s", "op": "<=", "value": GOAL_P99_S, "and": {"peak_rss_mb": GOAL_RSS_MB}},
         "passed_goal": passed, "resources": RESOURCES,
         "notes": "measured/baseline = p99 seconds from an MLTrainingJob's create to its Job's create; "
                  "baseline = a bare kopf operator creating one Job per resource, same emulator, same run",

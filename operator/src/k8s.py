@@ -51,6 +51,14 @@ class Cluster:
 
         return kubernetes.client.CustomObjectsApi(self.api)
 
+    @staticmethod
+    def _json(method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Call without the client's model deserialisation, by far its slowest part under load."""
+        import json
+
+        response = method(*args, _preload_content=False, **kwargs)
+        return json.loads(response.data) if response.data else {}
+
     def _methods(self, kind: str) -> tuple[Any, Any]:
         if kind == "ConfigMap":
             return self._core().create_namespaced_config_map, self._core().read_namespaced_config_map
@@ -67,12 +75,12 @@ class Cluster:
         create, read = self._methods(body["kind"])
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
-            create(namespace, body)
+            self._json(create, namespace, body)
             return True
         except ApiException as e:
             if e.status != 409:
                 raise
-        existing = self.api.sanitize_for_serialization(read(name, namespace))
+        existing = self._json(read, name, namespace)
         owners = {ref.get("uid") for ref in existing.get("metadata", {}).get("ownerReferences") or []}
         if owner_uid not in owners:
             raise OwnedByAnother(f"{body['kind']} {namespace}/{name} exists and belongs to another owner")
@@ -80,8 +88,8 @@ class Cluster:
 
     def job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         """The Job's pods, oldest first."""
-        pods = self._core().list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
-        found = [self.api.sanitize_for_serialization(p) for p in pods.items]
+        found = self._json(self._core().list_namespaced_pod, namespace, label_selector=f"job-name={job_name}")
+        found = found.get("items") or []
         # Filtered again here: selectors are the server's job, but a cheap check keeps us exact.
         mine = [p for p in found if (p.get("metadata", {}).get("labels") or {}).get("job-name") == job_name]
         return sorted(mine, key=lambda p: p["metadata"].get("creationTimestamp") or "")
@@ -104,7 +112,7 @@ class Cluster:
                  "source": {"component": "driftloop-operator"}, "reportingComponent": "driftloop-operator",
                  "firstTimestamp": now, "lastTimestamp": now, "count": 1}
         try:
-            self._core().create_namespaced_event(meta.get("namespace"), event)
+            self._json(self._core().create_namespaced_event, meta.get("namespace"), event)
         except (ApiException, OSError) as e:  # an Event is a courtesy; status carries the truth
             logging.getLogger(__name__).warning(f"could not post event {reason}: {e}")
 
@@ -113,8 +121,8 @@ class Cluster:
         from kubernetes.client.rest import ApiException
 
         try:
-            self._custom().patch_namespaced_custom_object(k.GROUP, k.VERSION, namespace, k.PLURAL, name,
-                                                          {"metadata": {"annotations": annotations}})
+            self._json(self._custom().patch_namespaced_custom_object, k.GROUP, k.VERSION, namespace, k.PLURAL, name,
+                       {"metadata": {"annotations": annotations}})
         except ApiException as e:
             if e.status == 404:
                 return False
