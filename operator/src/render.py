@@ -81,7 +81,9 @@ def training_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
 
 
 def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [{"name": "HOME", "value": k.WORK_DIR}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    # The root filesystem is read-only: home, temporary files and outputs go to the emptyDir.
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": k.WORK_DIR}, {"name": "TMPDIR", "value": k.WORK_DIR},
+                                 {"name": "PYTHONUNBUFFERED", "value": "1"}]
     if spec.workers > 1:
         name = owned_name(owner.name, owner.generation)
         env += [{"name": "WORLD_SIZE", "value": str(spec.workers)},
