@@ -152,6 +152,8 @@ def follow_job(new: str | None, **kwargs: Any) -> None:
 @kopf.on.resume(*RESOURCE, retries=30, backoff=RETRY_DELAY_S)
 def catch_up(meta: kopf.Meta, status: kopf.Status, **kwargs: Any) -> None:
     """Finish a generation whose end was recorded but not its status (kopf writes those in two requests)."""
+    for field_kwarg in ("new", "old", "diff"):  # kopf passes these (empty) to resume handlers too
+        kwargs.pop(field_kwarg, None)
     state = (meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE)
     if state and not state.endswith(f":{k.JOB_ACTIVE}") and status.get("phase") not in k.TERMINAL_PHASES:
         _follow(state, meta=meta, status=status, **kwargs)

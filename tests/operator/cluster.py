@@ -104,6 +104,7 @@ class Fault:
     times: int = 1
     subresource: str | None = None
     after: bool = False
+    when: Any = None  # an extra predicate on the request, e.g. on its body
     seen: int = 0
 
     def error(self, request: Any) -> KubernetesError:
@@ -112,7 +113,8 @@ class Fault:
 
     def matches(self, request: Any) -> bool:
         return (self.times > 0 and request.action == self.action and request.resource is not None
-                and request.resource.plural == self.plural and request.subresource == self.subresource)
+                and request.resource.plural == self.plural and request.subresource == self.subresource
+                and (self.when is None or bool(self.when(request))))
 
 
 @attrs.define(kw_only=True)

@@ -234,6 +234,37 @@ def test_restarts_make_one_job_and_one_version(cluster: LocalCluster, kube: Any,
     assert len(owned(kube, "Job", "churn-restart")) == 1
 
 
+def test_restart_between_registration_and_status_registers_once(cluster: LocalCluster, kube: Any,
+                                                                operator: OperatorProcess, training: dict[str, Any],
+                                                                tmp_path: Path) -> None:
+    """kopf records a handler as done (annotations) before it writes status: a crash in between must not
+    lose the outcome nor register a second version on restart."""
+    from kmock import action
+
+    def final_status_of(name: str) -> Any:
+        return lambda request: request.name == name and ((request.data or {}).get("status") or {}).get("modelVersion")
+
+    # The status write carrying the outcome hangs, as if the operator died while sending it.
+    hang = Fault(action.UPDATE, PLURAL, subresource="status", delay=3600, when=final_status_of("churn-crash"))
+    cluster.call(cluster.cluster.faults.append, hang)
+    try:
+        create(cluster, example("churn-crash", training["mlflow"]), tmp_path)
+        wait_until(lambda: hang.seen == 1, timeout=TRAIN_TIMEOUT, what="the outcome's status write")
+        registry = registry_for(training["mlflow"])
+        assert [v.version for v in registry.client.search_model_versions("name='churn-crash'")] == ["1"]
+        before = operator.log().count("Resuming is processed")
+        operator.kill()
+    finally:
+        cluster.call(cluster.cluster.faults.remove, hang)
+    assert resource(kube, "churn-crash")["status"]["phase"] != "Succeeded"
+    operator.start()
+    status = wait_finished(kube, "churn-crash", timeout=120)
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
+    assert [v.version for v in registry.client.search_model_versions("name='churn-crash'")] == ["1"]
+    assert registry.champion("churn-crash").version == "1"
+    assert _resumed(operator, before)
+
+
 def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster, kube: Any,
                                                           operator: OperatorProcess, training: dict[str, Any],
                                                           tmp_path: Path) -> None:
