@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from driftloop.errors import InvalidSpec
 from driftloop.operator.constants import DEFAULT_IMAGE
 from driftloop.spec import GateSpec, Spec, TrainSpec
+from driftloop.suggest import nearest
 
 _CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
 _MEMORY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
@@ -115,7 +116,9 @@ class MLTrainingJobSpec(_Resource):
     def _known_hyperparameters(cls, values: dict[str, str]) -> dict[str, str]:
         for key in values:
             if key not in HYPERPARAMETERS:
-                raise ValueError(f"unknown hyperparameter {key!r}; valid: {', '.join(HYPERPARAMETERS)}")
+                close = nearest(key, HYPERPARAMETERS, cutoff=0.5)
+                hint = f"did you mean {close!r}?" if close else f"valid: {', '.join(HYPERPARAMETERS)}"
+                raise ValueError(f"unknown hyperparameter {key!r}; {hint}")
         return values
 
 
