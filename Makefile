@@ -24,8 +24,9 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check driftloop components pipelines tests bench
+	$(PY) -m ruff check driftloop components pipelines operator tests bench
 	$(VENV)/bin/hadolint Dockerfile
+	bash manifests/lint.sh
 
 compile: setup
 	$(VENV)/bin/driftloop compile -o pipelines/driftloop_pipeline.yaml

@@ -28,11 +28,13 @@ class DeployResult:
 
 
 def run(blessing: Blessing, *, registry: Registry, model_name: str, run_id: str, data_uri: str,
-        data_sha256: str, spec_sha256: str, task: str, serving: ServingSpec | None = None) -> DeployResult:
+        data_sha256: str, spec_sha256: str, task: str, serving: ServingSpec | None = None,
+        tags: dict[str, str] | None = None) -> DeployResult:
+    """`tags` are added to the lineage tags, e.g. the MLTrainingJob that asked for this version."""
     if not blessing.passed:
         return DeployResult(False, model_name, None, None)
     tags = {TAG_RUN_ID: run_id, TAG_DATA_URI: data_uri, TAG_DATA_SHA256: data_sha256,
-            TAG_SPEC_SHA256: spec_sha256, TAG_VERSION: __version__, TAG_TASK: task}
+            TAG_SPEC_SHA256: spec_sha256, TAG_VERSION: __version__, TAG_TASK: task, **(tags or {})}
     version = registry.register_candidate(model_name, run_id, tags=tags)
     try:
         promotion = registry.promote(model_name, version.version)

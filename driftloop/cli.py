@@ -11,6 +11,7 @@ import click
 from driftloop import __version__
 from driftloop.console import Console, write_json
 from driftloop.errors import DriftloopError
+from driftloop.operator_cli import operator as operator_command
 from driftloop.serve.command import serve
 
 if TYPE_CHECKING:
@@ -55,9 +56,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
 @click.option("--runner", type=click.Choice(["in-process", "kfp-local"]), default="in-process", show_default=True,
               help="in-process: the steps in this process; kfp-local: the KFP components via kfp.local.")
+@click.option("--no-deploy", is_flag=True, help="Stop after the gate; the caller registers (the operator does).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag on the MLflow run.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
-        overrides: tuple[str, ...], json_out: str | None, runner: str, quiet: bool) -> None:
+        overrides: tuple[str, ...], json_out: str | None, runner: str, no_deploy: bool, tags: tuple[str, ...],
+        quiet: bool) -> None:
     """Run the whole pipeline and promote the model if it passes the gate."""
     from driftloop.spec import load_spec
 
@@ -69,9 +73,14 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     if runner == "kfp-local":
         from driftloop.pipelines.local import run_kfp_local
 
+        if no_deploy or tags:
+            raise click.UsageError("--no-deploy and --tag work with --runner in-process only")
         result = run_kfp_local(spec, console=console)
     else:
-        result = _run_in_process(spec, console)
+        run_tags = dict(tag.partition("=")[::2] for tag in tags)
+        if any(not key for key in run_tags):
+            raise click.UsageError("--tag expects KEY=VALUE")
+        result = _run_in_process(spec, console, deploy=not no_deploy, tags=run_tags)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
@@ -82,7 +91,7 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     sys.exit(result.exit_code)
 
 
-def _run_in_process(spec: Spec, console: Console) -> RunResult:
+def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str]) -> RunResult:
     from driftloop.distributed import current_world, process_group, run_worker
 
     world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
@@ -91,7 +100,7 @@ def _run_in_process(spec: Spec, console: Console) -> RunResult:
             sys.exit(run_worker(console))
         from driftloop.runner import run_pipeline
 
-        return run_pipeline(spec, console=console)
+        return run_pipeline(spec, console=console, deploy=deploy, tags=tags)
 
 
 def _summary(console: Console, result: object) -> None:
@@ -247,6 +256,9 @@ def _register_pipeline_commands() -> None:
 
 
 _register_pipeline_commands()
+
+
+cli.add_command(operator_command)
 
 
 def main() -> None:

@@ -88,6 +88,20 @@ class Registry:
         source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT_DIR}"
         return self.client.create_model_version(name, source, run_id=run_id, tags=tags)
 
+    def find_version(self, name: str, tags: dict[str, str]) -> ModelVersion | None:
+        """The newest version carrying all of `tags`, or None; how a retried registration finds its own."""
+        from mlflow.exceptions import MlflowException
+
+        validate_model_name(name)
+        clauses = [f"name='{name}'"] + [f"tags.`{key}`='{value}'" for key, value in tags.items()]
+        try:
+            found = self.client.search_model_versions(" and ".join(clauses))
+        except MlflowException as e:
+            if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return max(found, key=lambda v: int(v.version), default=None)
+
     def delete_version(self, name: str, version: str) -> None:
         self.client.delete_model_version(name, version)
 

@@ -58,8 +58,8 @@ class RunContext:
         return self.tracker.run_id
 
 
-def start_run(spec: Spec) -> RunContext:
-    """Open the MLflow run for `spec` and log its parameters and the spec itself."""
+def start_run(spec: Spec, *, tags: dict[str, str] | None = None) -> RunContext:
+    """Open the MLflow run for `spec` (with extra `tags`) and log its parameters and the spec itself."""
     from driftloop.registry import Registry, validate_model_name
     from driftloop.tracking import Tracker, connect, ensure_experiment, resolve_tracking_uri
 
@@ -67,7 +67,7 @@ def start_run(spec: Spec) -> RunContext:
     tracking_uri = resolve_tracking_uri(spec.tracking.uri)
     client = connect(tracking_uri)
     experiment = ensure_experiment(client, spec.tracking.experiment or name, tracking_uri)
-    run = client.create_run(experiment, run_name=f"{name}-train", tags={RUN_TAG_MODEL: name})
+    run = client.create_run(experiment, run_name=f"{name}-train", tags={RUN_TAG_MODEL: name, **(tags or {})})
     tracker = Tracker(client, run.info.run_id)
     tracker.log_params({"data.path": spec.data.path, "data.target": spec.data.target, "spec_sha256": spec.digest()})
     client.log_text(tracker.run_id, spec.to_yaml(), SPEC_ARTIFACT)

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from driftloop.console import Console
-from driftloop.constants import DEFAULT_HOME, EVALUATION_DIR, FEATURES_DIR, METRICS, TRAIN_DIR, VALIDATION_DIR
+from driftloop.constants import (
+    DEFAULT_HOME,
+    EVALUATION_DIR,
+    FEATURES_DIR,
+    METRICS,
+    RUN_TAG_DEPLOYED,
+    TAG_TASK,
+    TRAIN_DIR,
+    VALIDATION_DIR,
+)
 from driftloop.errors import DriftloopError
 from driftloop.run_steps import (
     RunContext,
@@ -81,22 +90,27 @@ class _Pipeline:
         return value
 
 
-def run_pipeline(spec: Spec, *, console: Console) -> RunResult:
+def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dict[str, str] | None = None) -> RunResult:
     """Run validate → feature → train → evaluate → gate → deploy.
 
     Never raises for a failure a user can cause: the result says `failed`, carries the
     one-line error and exit code 1, the MLflow run is marked FAILED and nothing is promoted.
+
+    Args:
+        deploy: False stops after the gate and leaves registration to the caller (the
+            MLTrainingJob operator registers exactly once, across its own restarts).
+        tags: extra tags on the MLflow run, e.g. the resource that asked for it.
     """
     from driftloop.run_steps import finish_run, start_run
 
     result = RunResult(model_name=spec.model_name)
-    ctx = start_run(spec)
+    ctx = start_run(spec, tags=tags)
     result.run_id = ctx.run_id
     local_out, upload_to = _output_dir(spec, result.run_id)
     console.info(f"run {result.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
     pipeline = _Pipeline(spec, console, result)
     try:
-        _steps(pipeline, ctx, local_out)
+        _steps(pipeline, ctx, local_out, stop_at_gate=not deploy)
         result.status, result.exit_code = "completed", 0
         finish_run(ctx, None)
     except Exception as e:
@@ -134,7 +148,7 @@ def _output_dir(spec: Spec, run_id: str) -> tuple[Path, str | None]:
     return out, None
 
 
-def _steps(p: _Pipeline, ctx: RunContext, out: Path) -> None:
+def _steps(p: _Pipeline, ctx: RunContext, out: Path, *, stop_at_gate: bool = False) -> None:
     from driftloop.table import load_table
 
     spec, result = p.spec, p.result
@@ -166,7 +180,9 @@ def _steps(p: _Pipeline, ctx: RunContext, out: Path) -> None:
         result.champion_metrics = evaluation.champion["metrics"]
     blessing = p.step("gate", lambda: gate_step(ctx, evaluation, out_dir=out / EVALUATION_DIR))
     result.gate = {"passed": blessing.passed, "reasons": blessing.reasons}
-    if not blessing.passed:
+    if not blessing.passed or stop_at_gate:
+        # the caller that registers later (the operator) needs the task from the run alone
+        ctx.tracker.set_tags({RUN_TAG_DEPLOYED: "false", TAG_TASK: features.task})
         return
     deployed = p.step("deploy", lambda: deploy_step(ctx, blessing, data_sha256=table.sha256, task=features.task))
     for line in deployed.rollout:

@@ -1,0 +1,44 @@
+"""Key strings of the MLTrainingJob API and of the objects the operator owns."""
+
+GROUP = "driftloop.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "MLTrainingJob"
+PLURAL = "mltrainingjobs"
+SINGULAR = "mltrainingjob"
+SHORT_NAMES = ("mltj",)
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# On every owned object: which resource it belongs to, and for which generation.
+LABEL_RESOURCE = f"{GROUP}/mltrainingjob"
+LABEL_GENERATION = f"{GROUP}/generation"
+# On the resource: the state of its current Job, mirrored by the Job watcher so that a
+# resource handler (with kopf's retries and persisted progress) acts on it.
+ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
+# Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
+KOPF_PREFIX = f"kopf.{GROUP}"
+
+# Model-version tags that make registration findable, hence exactly-once across restarts.
+TAG_NAMESPACE = "driftloop.k8s.namespace"
+TAG_NAME = "driftloop.k8s.name"
+TAG_UID = "driftloop.k8s.uid"
+TAG_GENERATION = "driftloop.k8s.generation"
+
+# Inside the training pod.
+SPEC_MOUNT_DIR = "/etc/driftloop"
+SPEC_FILE = "spec.yaml"
+TERMINATION_LOG = "/dev/termination-log"
+WORK_DIR = "/tmp/driftloop"  # an emptyDir: the root filesystem is read-only
+RENDEZVOUS_PORT = 29500
+CONTAINER_NAME = "train"
+
+# status.phase values and condition types.
+PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED = "Pending", "Running", "Succeeded", "Failed"
+TERMINAL_PHASES = (PHASE_SUCCEEDED, PHASE_FAILED)
+COND_JOB_CREATED, COND_RUNNING, COND_SUCCEEDED, COND_FAILED = "JobCreated", "Running", "Succeeded", "Failed"
+COND_GATE_PASSED, COND_PROMOTED = "GatePassed", "Promoted"
+
+# Job states as the watcher mirrors them.
+JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED = "active", "succeeded", "failed"
+
+DEFAULT_IMAGE = "ghcr.io/driftloop/driftloop:0.1.0"

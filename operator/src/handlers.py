@@ -1,0 +1,225 @@
+"""kopf handlers: one per cause, each a thin adapter over render / k8s / registration.
+
+Flow: a resource is created (or its spec changes) → `start_training` creates the
+generation's ConfigMap and Job. The Job watcher mirrors the Job's state into an
+annotation on the resource, so that `follow_job` — a resource handler, with kopf's
+retries and progress kept across restarts — writes `status` and, on success,
+registers the model exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from driftloop.errors import DriftloopError, InvalidSpec, RegistryUnavailable
+from driftloop.operator import constants as k
+from driftloop.operator.k8s import Cluster, OwnedByAnother
+from driftloop.operator.render import Owner, owned_name, render_children
+from driftloop.operator.resource import parse_resource_spec
+
+RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
+RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
+API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
+WORKERS = 16  # threads for the (synchronous) handlers, and as many API connections
+
+
+@contextmanager
+def kubernetes_errors() -> Iterator[None]:
+    """API errors as kopf understands them: server-side ones are retried, the rest are final."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        yield
+    except ApiException as e:
+        if e.status is None or e.status >= 500 or e.status == 429:
+            raise kopf.TemporaryError(f"Kubernetes API answered {e.status} {e.reason}; retrying",
+                                      delay=API_RETRY_DELAY_S) from None
+        raise kopf.PermanentError(f"Kubernetes API refused: {e.status} {e.reason}: {(e.body or '')[:300]}") from None
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """All settings in one place; clients are built here, once, and shared through `memo`."""
+    # Progress and the last-handled spec live in annotations under our own prefix: the
+    # status schema is strict, and a restarted operator must see what was in flight.
+    # Not the bare group: kopf ignores every annotation under its own prefix, ours included.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX,
+                                                                             key="last-handled-configuration")
+    # kopf would post an Event for every INFO log line ("Handler … succeeded"); the operator posts
+    # the ones that tell the story itself (JobCreated, Running, Promoted …) and kopf only problems.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = WORKERS
+    settings.networking.request_timeout = 60
+    settings.watching.server_timeout = 300
+    memo.cluster = Cluster.connect(pool_size=WORKERS)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str,
+                  message: str = "") -> list[dict[str, Any]]:
+    """The list with `type_` set; its transition time moves only when its status changes."""
+    value = "True" if status else "False"
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    when = old["lastTransitionTime"] if old and old.get("status") == value else _now()
+    new = {"type": type_, "status": value, "reason": reason, "message": message[:1000], "lastTransitionTime": when}
+    return [c for c in conditions if c.get("type") != type_] + [new]
+
+
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.resume(*RESOURCE)
+def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
+                   namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Create this generation's ConfigMap and Job (once: names derive from the generation)."""
+    generation = int(meta.get("generation") or 1)
+    if status.get("observedGeneration") == generation and status.get("jobName"):
+        return  # this generation's objects were made before a restart
+    try:
+        resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
+        children = render_children(resource, Owner(name, namespace, uid, generation))
+    except InvalidSpec as e:
+        patch.status.update(phase=k.PHASE_FAILED, message=str(e), observedGeneration=generation,
+                            conditions=set_condition(list(status.get("conditions") or []), k.COND_FAILED, True,
+                                                     "InvalidSpec", str(e)))
+        raise kopf.PermanentError(str(e)) from None
+    kopf.adopt(children, owner=body)
+    try:
+        with kubernetes_errors():
+            for child in children:
+                memo.cluster.ensure(child, owner_uid=uid)
+    except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
+        raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
+    job = owned_name(name, generation)
+    conditions = set_condition([], k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created")
+    patch.status.update(phase=k.PHASE_PENDING, jobName=job, observedGeneration=generation, conditions=conditions,
+                        modelName=resource.mlflow.model_name or name, runId=None, modelVersion=None, gate=None,
+                        gateReasons=None, message=None, startTime=None, completionTime=None)
+    memo.cluster.post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
+
+
+def job_state(job_status: dict[str, Any]) -> str | None:
+    """What the Job controller says: succeeded, failed, active, or nothing yet."""
+    for condition in job_status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return k.JOB_SUCCEEDED
+        if condition.get("status") == "True" and condition.get("type") in ("Failed", "FailureTarget"):
+            return k.JOB_FAILED
+    return k.JOB_ACTIVE if job_status.get("active") else None
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RESOURCE: kopf.PRESENT})
+def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """Copy the Job's state onto its resource, where `follow_job` picks it up."""
+    state = job_state(dict(body.get("status") or {}))
+    if state is None or body.get("metadata", {}).get("deletionTimestamp"):
+        return
+    value = f"{meta['name']}:{state}"
+    if meta.get("annotations", {}).get(k.ANNOTATION_JOB_STATE) == value:
+        return
+    memo.cluster.annotate_resource(namespace, meta["labels"][k.LABEL_RESOURCE], {k.ANNOTATION_JOB_STATE: value})
+
+
+def _termination_message(cluster: Cluster, namespace: str, job: str) -> str | None:
+    """The rank-0 pod's termination message (the newest attempt's)."""
+    pods = cluster.job_pods(namespace, job)
+    messages = []
+    for pod in pods:
+        index = (pod["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            if index == "0" and terminated.get("message"):
+                messages.append(terminated["message"])
+    return messages[-1] if messages else None
+
+
+@kopf.on.field(*RESOURCE, field=("metadata", "annotations", k.ANNOTATION_JOB_STATE), retries=30,
+               backoff=RETRY_DELAY_S)
+def follow_job(new: str | None, **kwargs: Any) -> None:
+    """Write the Job's progress into `status`; on success, register and promote exactly once."""
+    _follow(new, **kwargs)
+
+
+@kopf.on.resume(*RESOURCE, retries=30, backoff=RETRY_DELAY_S)
+def catch_up(meta: kopf.Meta, status: kopf.Status, **kwargs: Any) -> None:
+    """Finish a generation whose end was recorded but not its status (kopf writes those in two requests)."""
+    for field_kwarg in ("new", "old", "diff"):  # kopf passes these (empty) to resume handlers too
+        kwargs.pop(field_kwarg, None)
+    state = (meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE)
+    if state and not state.endswith(f":{k.JOB_ACTIVE}") and status.get("phase") not in k.TERMINAL_PHASES:
+        _follow(state, meta=meta, status=status, **kwargs)
+
+
+def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
+            namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    job, _, state = (new or "").rpartition(":")
+    if not job or job != status.get("jobName") or status.get("phase") in k.TERMINAL_PHASES:
+        return  # an older generation's Job, or already finished
+    conditions = list(status.get("conditions") or [])
+    if state == k.JOB_ACTIVE:
+        patch.status.update(phase=k.PHASE_RUNNING, startTime=status.get("startTime") or _now(),
+                            conditions=set_condition(conditions, k.COND_RUNNING, True, "JobRunning",
+                                                     f"Job {job} is running"))
+        memo.cluster.post_event(body, reason="Running", message=f"Job {job} is running")
+        return
+    generation = int(status.get("observedGeneration") or meta.get("generation") or 1)
+    with kubernetes_errors():
+        message = _termination_message(memo.cluster, namespace, job)
+    from driftloop.operator.registration import failure_reason, finish, parse_termination_message
+
+    reported = parse_termination_message(message)
+    conditions = set_condition(conditions, k.COND_RUNNING, False, "JobFinished", f"Job {job} finished")
+    resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
+    owner = Owner(name, namespace, uid, generation)
+    if state == k.JOB_FAILED:
+        text = failure_reason(tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"))
+        if text is None:  # no run to ask (e.g. MLflow itself was unreachable): the pod's own last words
+            lines = (message or "").strip().splitlines()
+            text = lines[-1] if lines and not reported else "the Job failed"
+        _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"))
+        memo.cluster.post_event(body, reason="Failed", message=text, warning=True)
+        return
+    try:
+        outcome = finish(tracking_uri=resource.mlflow.tracking_uri, model_name=resource.mlflow.model_name or name,
+                         owner=owner, run_id=reported.get("run_id"))
+    except RegistryUnavailable as e:
+        raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
+    except DriftloopError as e:
+        raise kopf.PermanentError(str(e)) from None
+    if not outcome.succeeded:
+        _finish_status(patch, conditions, failed=True, message=outcome.error or "training failed",
+                       run_id=outcome.run_id)
+        memo.cluster.post_event(body, reason="Failed", message=outcome.error or "training failed", warning=True)
+        return
+    gate_message = "; ".join(outcome.gate_reasons)
+    conditions = set_condition(conditions, k.COND_GATE_PASSED, outcome.gate_passed,
+                               "GatePassed" if outcome.gate_passed else "GateDeclined", gate_message)
+    conditions = set_condition(conditions, k.COND_PROMOTED, outcome.promoted,
+                               "Promoted" if outcome.promoted else "NotPromoted",
+                               f"version {outcome.model_version} is @champion" if outcome.promoted
+                               else "@champion unchanged")
+    summary = (f"registered version {outcome.model_version} as @champion" if outcome.promoted
+               else "gate declined; @champion unchanged")
+    _finish_status(patch, conditions, failed=False, message=summary, run_id=outcome.run_id)
+    patch.status.update(modelVersion=outcome.model_version, gate="Passed" if outcome.gate_passed else "Declined",
+                        gateReasons=outcome.gate_reasons)
+    logger.info(f"{summary} (run {outcome.run_id})")
+    memo.cluster.post_event(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
+
+
+def _finish_status(patch: kopf.Patch, conditions: list[dict[str, Any]], *, failed: bool, message: str,
+                   run_id: str | None) -> None:
+    conditions = set_condition(conditions, k.COND_SUCCEEDED, not failed, "Failed" if failed else "Succeeded", message)
+    if failed:
+        conditions = set_condition(conditions, k.COND_FAILED, True, "TrainingFailed", message)
+    patch.status.update(phase=k.PHASE_FAILED if failed else k.PHASE_SUCCEEDED, conditions=conditions,
+                        message=message[:4000], runId=run_id, completionTime=_now())

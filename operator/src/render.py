@@ -1,0 +1,143 @@
+"""Pure functions from a resource to the objects the operator owns: no API calls here.
+
+Names derive from the resource's name and generation, so a restarted operator (or a
+retried handler) computes the same names and finds what it already created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from driftloop.operator import constants as k
+from driftloop.operator.resource import MLTrainingJobSpec, to_run_spec
+
+_MAX_NAME = 52  # Job names feed the job-name label and, indexed, pod hostnames `<job>-<index>` (63 chars)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The identity of the MLTrainingJob that owned objects point back to."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+
+
+def owned_name(name: str, generation: int) -> str:
+    """`churn` generation 3 → `churn-g3`; long names keep a hash so two never collide."""
+    suffix = f"-g{generation}"
+    if len(name) + len(suffix) <= _MAX_NAME:
+        return name + suffix
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[:_MAX_NAME - len(suffix) - 7].rstrip('-')}-{digest}{suffix}"
+
+
+def labels(owner: Owner) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "driftloop", "app.kubernetes.io/component": "training",
+            "app.kubernetes.io/managed-by": "driftloop-operator",
+            k.LABEL_RESOURCE: owner.name, k.LABEL_GENERATION: str(owner.generation)}
+
+
+def run_tags(owner: Owner) -> dict[str, str]:
+    """Tags on the MLflow run and the model version that tie them to one resource generation."""
+    return {k.TAG_NAMESPACE: owner.namespace, k.TAG_NAME: owner.name, k.TAG_UID: owner.uid,
+            k.TAG_GENERATION: str(owner.generation)}
+
+
+def render_configmap(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
+    """The run spec the Job's container reads, as `driftloop run --spec` expects it."""
+    run_spec = to_run_spec(spec, name=owner.name, output=f"{k.WORK_DIR}/runs")
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": owned_name(owner.name, owner.generation), "namespace": owner.namespace,
+                         "labels": labels(owner)},
+            "data": {k.SPEC_FILE: run_spec.to_yaml()}}
+
+
+def render_service(owner: Owner) -> dict[str, Any]:
+    """The headless Service that gives each indexed pod a DNS name for torchrun's rendezvous."""
+    name = owned_name(owner.name, owner.generation)
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": owner.namespace, "labels": labels(owner)},
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                     "selector": {k.LABEL_RESOURCE: owner.name, k.LABEL_GENERATION: str(owner.generation)},
+                     "ports": [{"name": "rendezvous", "port": k.RENDEZVOUS_PORT,
+                                "targetPort": k.RENDEZVOUS_PORT}]}}
+
+
+def training_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
+    """The container's command: `driftloop run` up to the gate; torchrun around it for workers > 1."""
+    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--no-deploy", "--json", k.TERMINATION_LOG, "-q"]
+    for key, value in run_tags(owner).items():
+        run += ["--tag", f"{key}={value}"]
+    if spec.workers == 1:
+        return ["driftloop", *run]
+    # $(VAR) is expanded by the kubelet from the container's env below.
+    return ["torchrun", "--nnodes=$(WORLD_SIZE)", "--nproc-per-node=1", "--node-rank=$(NODE_RANK)",
+            "--rdzv-backend=static", "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)",
+            "-m", "driftloop", *run]
+
+
+def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
+    # The root filesystem is read-only: home, temporary files and outputs go to the emptyDir.
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": k.WORK_DIR}, {"name": "TMPDIR", "value": k.WORK_DIR},
+                                 {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    if spec.workers > 1:
+        name = owned_name(owner.name, owner.generation)
+        env += [{"name": "WORLD_SIZE", "value": str(spec.workers)},
+                {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+                {"name": "MASTER_ADDR", "value": f"{name}-0.{name}.{owner.namespace}.svc"},
+                {"name": "MASTER_PORT", "value": str(k.RENDEZVOUS_PORT)}]
+    return env
+
+
+def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
+    """A batch/v1 Job whose pod(s) run the in-process pipeline up to the gate."""
+    name = owned_name(owner.name, owner.generation)
+    quantities: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    if spec.resources.gpu:
+        quantities["nvidia.com/gpu"] = spec.resources.gpu
+    container: dict[str, Any] = {
+        "name": k.CONTAINER_NAME, "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "command": training_command(spec, owner), "workingDir": k.WORK_DIR, "env": _env(spec, owner),
+        "resources": {"requests": quantities, "limits": quantities},
+        "terminationMessagePath": k.TERMINATION_LOG, "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "privileged": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "spec", "mountPath": k.SPEC_MOUNT_DIR, "readOnly": True},
+                         {"name": "work", "mountPath": k.WORK_DIR}],
+    }
+    if spec.workers > 1:
+        container["ports"] = [{"name": "rendezvous", "containerPort": k.RENDEZVOUS_PORT}]
+    if spec.mlflow.secret_ref is not None:
+        container["envFrom"] = [{"secretRef": {"name": spec.mlflow.secret_ref.name}}]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never", "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "spec", "configMap": {"name": name}}, {"name": "work", "emptyDir": {}}],
+    }
+    job_spec: dict[str, Any] = {"backoffLimit": spec.run_policy.backoff_limit,
+                                "template": {"metadata": {"labels": labels(owner)}, "spec": pod_spec}}
+    if spec.workers > 1:
+        pod_spec["subdomain"] = name
+        job_spec |= {"completionMode": "Indexed", "completions": spec.workers, "parallelism": spec.workers}
+    if spec.run_policy.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.run_policy.active_deadline_seconds
+    if spec.run_policy.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.run_policy.ttl_seconds_after_finished
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": owner.namespace, "labels": labels(owner)}, "spec": job_spec}
+
+
+def render_children(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
+    """What one generation owns, in creation order (the Job last: its pods need the rest)."""
+    children = [render_configmap(spec, owner)]
+    if spec.workers > 1:
+        children.append(render_service(owner))
+    children.append(render_job(spec, owner))
+    return children

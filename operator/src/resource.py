@@ -1,0 +1,178 @@
+"""The MLTrainingJob resource as a typed model: the CRD schema is generated from it.
+
+Where a field means the same as in `driftloop.spec` (the gate, the training knobs) the
+model reuses that spec, so `kubectl apply`, the operator and `driftloop run` agree on
+what is valid. Field names are camelCase, as Kubernetes users expect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from driftloop.errors import InvalidSpec
+from driftloop.operator.constants import DEFAULT_IMAGE
+from driftloop.spec import GateSpec, Spec, TrainSpec
+from driftloop.suggest import nearest
+
+_CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
+_MEMORY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+_CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
+_DURATION = r"^([0-9]+(s|m|h|d))+$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+# Training knobs a resource may set as strings; each is parsed and checked by TrainSpec.
+HYPERPARAMETERS = tuple(name for name in TrainSpec.model_fields if name != "device")
+
+
+class _Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class DataSource(_Resource):
+    """The training table: `uri`, or `s3Bucket` plus `path`."""
+
+    uri: str | None = Field(None, min_length=1, description="s3:// URI or a path inside the training image.")
+    s3_bucket: str | None = Field(None, min_length=3, max_length=63, description="S3 bucket (with `path`).")
+    path: str | None = Field(None, min_length=1, description="Object key inside `s3Bucket`.")
+    target: str = Field(min_length=1, description="Column to predict.")
+    task: Literal["classification", "regression", "auto"] = "auto"
+    format: Literal["auto", "csv", "parquet"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_location(self) -> DataSource:
+        if (self.uri is None) == (self.s3_bucket is None and self.path is None) or \
+                (self.s3_bucket is None) != (self.path is None):
+            raise ValueError("give either uri, or both s3Bucket and path")
+        return self
+
+    @property
+    def location(self) -> str:
+        return self.uri if self.uri is not None else f"s3://{self.s3_bucket}/{self.path.lstrip('/')}"
+
+
+class Resources(_Resource):
+    """What one training pod asks for (requests = limits)."""
+
+    cpu: str = Field("1", pattern=_CPU, description="CPU quantity, e.g. 2 or 500m.")
+    memory: str = Field("2Gi", pattern=_MEMORY, description="Memory quantity, e.g. 4Gi.")
+    gpu: int = Field(0, ge=0, le=8, description="nvidia.com/gpu per pod.")
+
+
+class SecretRef(_Resource):
+    name: str = Field(pattern=_DNS_LABEL, max_length=253, description="Secret whose keys become the pod's env.")
+
+
+class MLflow(_Resource):
+    tracking_uri: str = Field(min_length=1, description="MLflow tracking server, e.g. http://mlflow.driftloop:5000.")
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$",
+                                   description="Registered model name; defaults to the resource's name.")
+    experiment: str | None = Field(None, min_length=1, description="Experiment; defaults to the model name.")
+    secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_TOKEN, AWS_* …) as env.")
+
+
+class Gate(GateSpec):
+    """The promotion policy of `driftloop run`, with Kubernetes-style names."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class RunPolicy(_Resource):
+    backoff_limit: int = Field(1, ge=0, le=10, description="Pod retries before the Job fails.")
+    active_deadline_seconds: int | None = Field(None, ge=1, description="Wall-clock bound on the whole Job.")
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, description="Delete the Job this long after it ends.")
+
+
+class Drift(_Resource):
+    """Scheduled drift checks against the champion's reference data (run by the drift tooling)."""
+
+    schedule: str = Field(pattern=_CRON, description="Cron schedule of the drift check.")
+    current_data: str = Field(min_length=1, description="s3:// URI of the live table to compare.")
+    cooldown: str = Field("6h", pattern=_DURATION, description="At most one retrain per this window, e.g. 6h.")
+    retrain: bool = Field(True, description="Retrain (bump retrainToken) when drift is found.")
+
+
+class MLTrainingJobSpec(_Resource):
+    """One training generation: change the spec (or `retrainToken`) and a new Job runs."""
+
+    model_type: Literal["pytorch"] = Field("pytorch", description="What trains the model.")
+    data_source: DataSource
+    resources: Resources = Field(default_factory=Resources)
+    hyperparameters: dict[str, str] = Field(default_factory=dict,
+                                            description=f"Training knobs as strings: {', '.join(HYPERPARAMETERS)}.")
+    output_path: str | None = Field(None, min_length=1, description="s3:// prefix for step outputs.")
+    image: str = Field(DEFAULT_IMAGE, min_length=1, description="Training image.")
+    mlflow: MLflow
+    gate: Gate = Field(default_factory=Gate)
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    workers: int = Field(1, ge=1, le=64, description="Pods training together (torchrun, DDP) when > 1.")
+    retrain_token: str | None = Field(None, max_length=253, description="Change it to retrain on the same spec.")
+    drift: Drift | None = None
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _known_hyperparameters(cls, values: dict[str, str]) -> dict[str, str]:
+        for key in values:
+            if key not in HYPERPARAMETERS:
+                close = nearest(key, HYPERPARAMETERS, cutoff=0.5)
+                hint = f"did you mean {close!r}?" if close else f"valid: {', '.join(HYPERPARAMETERS)}"
+                raise ValueError(f"unknown hyperparameter {key!r}; {hint}")
+        return values
+
+
+class Condition(_Resource):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+
+
+class MLTrainingJobStatus(_Resource):
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    job_name: str | None = None
+    run_id: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    gate: Literal["Passed", "Declined"] | None = None
+    gate_reasons: list[str] = Field(default_factory=list)
+    start_time: str | None = None
+    completion_time: str | None = None
+    message: str | None = None
+    observed_generation: int | None = None
+
+
+def parse_resource_spec(raw: dict[str, Any], *, where: str) -> MLTrainingJobSpec:
+    """The resource's spec, or InvalidSpec naming the `spec.` field."""
+    try:
+        return MLTrainingJobSpec.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in ("spec", *first["loc"]))
+        raise InvalidSpec(f"{where}: {field}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
+    """The `driftloop run` spec the Job's container executes."""
+    import yaml
+
+    train = {key: yaml.safe_load(value) for key, value in spec.hyperparameters.items()}
+    raw = {
+        "data": {"path": spec.data_source.location, "target": spec.data_source.target,
+                 "task": spec.data_source.task, "format": spec.data_source.format},
+        "train": train | ({"device": "cuda"} if spec.resources.gpu > 0 else {}),
+        "gate": spec.gate.model_dump(by_alias=False),
+        "registry": {"model_name": spec.mlflow.model_name or name},
+        "tracking": {"uri": spec.mlflow.tracking_uri, "experiment": spec.mlflow.experiment},
+        "output": spec.output_path or output,
+    }
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = [str(p) for p in first["loc"]]
+        field = "spec.hyperparameters." + loc[1] if loc[0] == "train" and len(loc) > 1 else ".".join(loc)
+        raise InvalidSpec(f"{name}: {field}: {first['msg'].removeprefix('Value error, ')}") from None

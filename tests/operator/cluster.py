@@ -1,0 +1,526 @@
+"""A Kubernetes for tests: kmock's emulator plus what the API server and the Job controller do.
+
+kmock's `KubernetesEmulator` stores objects and streams watch events. A cluster does
+more, and the operator relies on it, so this subclass adds (as kmock's docs suggest):
+
+- API server: `uid`, `generation`, `creationTimestamp`, `resourceVersion`; `generation`
+  bumped on spec changes only; the status subresource (status writes only through
+  `/status`, never through the main resource); schema validation of custom resources
+  against the CRD's openAPIV3Schema, with unknown fields rejected as `kubectl`'s strict
+  field validation does; owner-reference garbage collection on delete.
+- Job controller + kubelet: each Job's pods run their container command as local
+  processes with the container's env (values, `fieldRef`, `envFrom` secrets), its
+  ConfigMap/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
+  retries up to `backoffLimit`, `activeDeadlineSeconds`, and the pod's termination
+  message read back from `terminationMessagePath`. `*.svc` names resolve to loopback.
+
+`LocalCluster` serves it on 127.0.0.1 from a background thread and writes a kubeconfig,
+so `kubectl`, the `kubernetes` client and the operator (a real subprocess) all use HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import kmock
+import yaml
+from kmock import KubernetesError, ResourceInfo, action
+
+VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
+JOBS = kmock.resource("batch", "v1", "jobs")
+PODS = kmock.resource("", "v1", "pods")
+CONFIGMAPS = kmock.resource("", "v1", "configmaps")
+SECRETS = kmock.resource("", "v1", "secrets")
+CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+BUILTINS: dict[Any, ResourceInfo] = {
+    kmock.resource("", "v1", "namespaces"): ResourceInfo(kind="Namespace", namespaced=False, verbs=VERBS),
+    CONFIGMAPS: ResourceInfo(kind="ConfigMap", namespaced=True, verbs=VERBS, shortnames={"cm"}),
+    SECRETS: ResourceInfo(kind="Secret", namespaced=True, verbs=VERBS),
+    kmock.resource("", "v1", "services"): ResourceInfo(kind="Service", namespaced=True, verbs=VERBS),
+    PODS: ResourceInfo(kind="Pod", namespaced=True, verbs=VERBS, subresources={"status"}),
+    kmock.resource("", "v1", "events"): ResourceInfo(kind="Event", namespaced=True, verbs=VERBS),
+    JOBS: ResourceInfo(kind="Job", namespaced=True, verbs=VERBS, subresources={"status"}),
+    CRDS: ResourceInfo(kind="CustomResourceDefinition", namespaced=False, verbs=VERBS),
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386): dicts merge, None deletes, anything else replaces."""
+    out = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict):
+            out[key] = merged(out[key] if isinstance(out.get(key), dict) else {}, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The CRD schema with unknown fields rejected, as `kubectl --validate=strict` reports them."""
+    node = {key: value for key, value in schema.items() if not key.startswith("x-kubernetes-")}
+    if "properties" in node:
+        node["properties"] = {name: _strict(child) for name, child in node["properties"].items()}
+        node.setdefault("additionalProperties", False)
+    if isinstance(node.get("additionalProperties"), dict):
+        node["additionalProperties"] = _strict(node["additionalProperties"])
+    if isinstance(node.get("items"), dict):
+        node["items"] = _strict(node["items"])
+    return node
+
+
+@attrs.define
+class Fault:
+    """Answer the next `times` matching requests with an error `status` and/or after `delay` seconds.
+
+    `after=True` carries the request out first and then answers with the error: a lost
+    response, so the client's retry meets what its first attempt already did (409 on a create).
+    """
+
+    action: Any
+    plural: str
+    status: int | None = None
+    delay: float = 0.0
+    times: int = 1
+    subresource: str | None = None
+    after: bool = False
+    when: Any = None  # an extra predicate on the request, e.g. on its body
+    seen: int = 0
+
+    def error(self, request: Any) -> KubernetesError:
+        return KubernetesError(status=self.status, reason="InjectedFault",
+                               message=f"injected {self.status} for {request.action.value} {self.plural}")
+
+    def matches(self, request: Any) -> bool:
+        return (self.times > 0 and request.action == self.action and request.resource is not None
+                and request.resource.plural == self.plural and request.subresource == self.subresource
+                and (self.when is None or bool(self.when(request))))
+
+
+@attrs.define(kw_only=True)
+class Cluster(kmock.KubernetesEmulator):
+    """The emulator with API-server semantics and a Job runner (see the module docstring)."""
+
+    workdir: Path
+    pod_env: dict[str, str] = attrs.field(factory=dict)  # what every "node" adds (e.g. nothing secret)
+    _validators: dict[Any, Any] = attrs.field(factory=dict, init=False)
+    _kinds: dict[Any, str] = attrs.field(factory=dict, init=False)
+    _with_status: set[Any] = attrs.field(factory=set, init=False)
+    _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    watches: dict[str, int] = attrs.field(factory=dict, init=False)
+    faults: list[Fault] = attrs.field(factory=list, init=False)
+    created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict, init=False)  # monotonic
+    _inflight: list[Any] = attrs.field(factory=list, init=False)
+    jobs_started: int = attrs.field(default=0, init=False)
+    job_gate: asyncio.Event | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for resource, info in BUILTINS.items():
+            self.resources[resource] = info
+            if "status" in info.subresources:
+                self._with_status.add(resource)
+            self._kinds[resource] = info.kind
+
+    def install_crd(self, crd: dict[str, Any]) -> None:
+        """Serve a CustomResourceDefinition: discovery, status subresource, schema validation."""
+        from jsonschema import Draft4Validator
+
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            resource = kmock.resource(spec["group"], version["name"], spec["names"]["plural"])
+            self.resources[resource] = ResourceInfo(
+                kind=spec["names"]["kind"], singular=spec["names"]["singular"], namespaced=spec["scope"] == "Namespaced",
+                shortnames=set(spec["names"].get("shortNames", [])), categories=set(spec["names"].get("categories", [])),
+                verbs=VERBS, subresources=set(version.get("subresources", {})))
+            if "status" in version.get("subresources", {}):
+                self._with_status.add(resource)
+            self._kinds[resource] = f"{spec['names']['kind']}.{spec['group']}"
+            self._validators[resource] = Draft4Validator(_strict(version["schema"]["openAPIV3Schema"]))
+        self.objects[CRDS, None, crd["metadata"]["name"]] = crd
+
+    # -- the API server --------------------------------------------------------------------
+
+    def __iter__(self) -> Any:
+        # kmock finds each request among "all requests seen" before answering it, so a growing log
+        # makes every answer slower (quadratic under load). Only requests in flight can be answered.
+        yield from list(self._inflight)
+
+    async def _handle(self, request: Any) -> Any:
+        self._requests.clear()  # nothing here reads the request log; keep memory flat
+        self._inflight.append(request)
+        try:
+            return await self._answer(request)
+        finally:
+            self._inflight.remove(request)
+
+    async def _answer(self, request: Any) -> Any:
+        fault = next((f for f in self.faults if f.matches(request)), None)
+        if fault is not None:
+            fault.times, fault.seen = fault.times - 1, fault.seen + 1
+            await asyncio.sleep(fault.delay)
+            if fault.status is not None and not fault.after:
+                raise fault.error(request)
+        response = await self._serve(request)
+        if fault is not None and fault.status is not None and fault.after:
+            raise fault.error(request)
+        return response
+
+    async def _serve(self, request: Any) -> Any:
+        if request.resource is not None:
+            if request.action == action.WATCH:
+                self.watches[request.resource.plural] = self.watches.get(request.resource.plural, 0) + 1
+            # In place: kmock serves only the request objects it recorded, and they are frozen.
+            if request.action == action.CREATE:
+                object.__setattr__(request, "data", self._admit_create(request))
+            elif request.action == action.UPDATE and request.name is not None:
+                object.__setattr__(request, "data", self._admit_update(request))
+        owner_uid = None
+        if request.resource is not None and request.action == action.DELETE and request.name is not None:
+            key = (request.resource, request.namespace, request.name)
+            if key in self.objects and not self.objects[key].deleted:
+                owner_uid = self.objects[key].get("metadata", {}).get("uid")
+        response = await super()._handle(request)
+        if owner_uid is not None:
+            await self._collect_garbage(owner_uid)
+        if request.action == action.CREATE and response.status < 300:
+            meta = request.data["metadata"]
+            self.created_at[request.resource.plural, meta.get("namespace"), meta["name"]] = time.monotonic()
+        if request.resource == JOBS and request.action == action.CREATE and response.status < 300:
+            meta = request.data["metadata"]
+            self._spawn(self._run_job(meta.get("namespace") or request.namespace, meta["name"]))
+        return response
+
+    def _admit_create(self, request: Any) -> dict[str, Any]:
+        obj = copy.deepcopy(request.data)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + secrets.token_hex(3)
+        if request.namespace and not meta.get("namespace"):
+            meta["namespace"] = request.namespace
+        meta |= {"uid": str(uuid.uuid4()), "creationTimestamp": _now(), "generation": 1,
+                 "resourceVersion": str(next(self._versions))}
+        if request.resource in self._with_status and request.resource in self._validators:
+            obj.pop("status", None)  # a create cannot set status when it is a subresource
+        self._validate(request.resource, obj)
+        return obj
+
+    def _admit_update(self, request: Any) -> dict[str, Any]:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted or not isinstance(request.data, dict):
+            return request.data  # the emulator answers 404 (or the unsupported patch form) itself
+        current = self.objects[key].raw
+        change = copy.deepcopy(request.data)
+        if request.resource in self._with_status:
+            # The status subresource: `/status` writes status only, the main resource never does.
+            change = {"status": change.get("status")} if request.subresource == "status" else \
+                {k: v for k, v in change.items() if k != "status"}
+            if request.subresource == "status" and change["status"] is None:
+                change = {}
+        for fixed in ("uid", "creationTimestamp", "generation", "name", "namespace"):
+            change.get("metadata", {}).pop(fixed, None)
+        after = merged(current, change)
+        meta = change.setdefault("metadata", {})
+        if after.get("spec") != current.get("spec"):
+            meta["generation"] = int(current.get("metadata", {}).get("generation") or 1) + 1
+        meta["resourceVersion"] = str(next(self._versions))
+        self._validate(request.resource, merged(current, change))
+        return change
+
+    def _validate(self, resource: Any, obj: dict[str, Any]) -> None:
+        validator = self._validators.get(resource)
+        if validator is None:
+            return
+        errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+        if not errors:
+            return
+        error = errors[0]
+        where = ".".join(str(p) for p in error.absolute_path)
+        name = obj.get("metadata", {}).get("name")
+        if error.validator == "additionalProperties":
+            unknown = re.findall(r"'([^']+)' was unexpected", error.message) or ["?"]
+            field = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise KubernetesError(status=400, reason="BadRequest",
+                                  message=f'{self._kinds[resource]} "{name}": strict decoding error: '
+                                          f'unknown field "{field}"')
+        if error.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", error.message) or ["?"]
+            detail = f"{where + '.' if where else ''}{missing[0]}: Required value"
+        else:
+            detail = f"{where}: {_api_server_wording(error, where)}"
+        raise KubernetesError(status=422, reason="Invalid",
+                              message=f'{self._kinds[resource]} "{name}" is invalid: {detail}')
+
+    async def _collect_garbage(self, owner_uid: str) -> None:
+        """Delete what the deleted object owned (background cascading deletion)."""
+        async with self._lock:
+            dependents = [(key, obj.raw) for key, obj in self.objects.items() if not obj.deleted and any(
+                ref.get("uid") == owner_uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])]
+            for (resource, _, _), raw in dependents:
+                self.objects[resource, raw["metadata"].get("namespace"), raw["metadata"]["name"]].delete()
+                await self._buses[resource].put({"type": "DELETED", "object": raw})
+        for _, raw in dependents:
+            await self._collect_garbage(raw["metadata"]["uid"])
+
+    async def put_object(self, resource: Any, obj: dict[str, Any]) -> None:
+        """Create an object as a controller would (no admission), announcing it to watchers."""
+        obj = copy.deepcopy(obj)
+        meta = obj["metadata"]
+        meta |= {"uid": meta.get("uid") or str(uuid.uuid4()), "creationTimestamp": _now(), "generation": 1,
+                 "resourceVersion": str(next(self._versions))}
+        async with self._lock:
+            self.objects[resource, meta.get("namespace"), meta["name"]] = obj
+            await self._buses[resource].put({"type": "ADDED", "object": obj})
+
+    async def patch_object(self, resource: Any, namespace: str | None, name: str, change: dict[str, Any]) -> None:
+        """Merge `change` into an object as a controller writing status would."""
+        async with self._lock:
+            key = (resource, namespace, name)
+            if key not in self.objects or self.objects[key].deleted:
+                return
+            change = merged(change, {"metadata": {"resourceVersion": str(next(self._versions))}})
+            self.objects[key].patch(change)
+            await self._buses[resource].put({"type": "MODIFIED", "object": self.objects[key].raw})
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the Job controller and the kubelet ------------------------------------------------
+
+    async def _run_job(self, namespace: str, name: str) -> None:
+        await asyncio.sleep(0.05)
+        if self.job_gate is not None:
+            await self.job_gate.wait()
+        self.jobs_started += 1
+        job = self.objects[JOBS, namespace, name].raw
+        spec = job["spec"]
+        indexed = spec.get("completionMode") == "Indexed"
+        completions = int(spec.get("completions") or 1)
+        backoff_limit = int(spec.get("backoffLimit", 6))
+        deadline = spec.get("activeDeadlineSeconds")
+        await self.patch_object(JOBS, namespace, name, {"status": {"startTime": _now(), "active": completions}})
+        failures = 0
+        while True:
+            ports = {port["containerPort"]: _free_port() for c in spec["template"]["spec"]["containers"]
+                     for port in c.get("ports") or []}
+            codes = await asyncio.gather(*[self._run_pod(job, index if indexed else None, ports, deadline)
+                                           for index in range(completions)])
+            if all(code == 0 for code in codes):
+                await self.patch_object(JOBS, namespace, name, {"status": {
+                    "active": 0, "succeeded": completions, "completionTime": _now(),
+                    "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": _now()}]}})
+                return
+            failures += 1
+            if failures > backoff_limit or any(code == 124 for code in codes):
+                reason = "DeadlineExceeded" if any(code == 124 for code in codes) else "BackoffLimitExceeded"
+                await self.patch_object(JOBS, namespace, name, {"status": {
+                    "active": 0, "failed": failures,
+                    "conditions": [{"type": "Failed", "status": "True", "reason": reason,
+                                    "lastTransitionTime": _now()}]}})
+                return
+            await self.patch_object(JOBS, namespace, name, {"status": {"failed": failures}})
+
+    async def _run_pod(self, job: dict[str, Any], index: int | None, ports: dict[int, int],
+                       deadline: int | None) -> int:
+        namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
+        template = job["spec"]["template"]
+        pod_name = f"{job_name}-{'' if index is None else f'{index}-'}{secrets.token_hex(3)}"
+        annotations = {} if index is None else {"batch.kubernetes.io/job-completion-index": str(index)}
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": pod_name, "namespace": namespace, "annotations": annotations,
+                            "labels": (template.get("metadata", {}).get("labels") or {}) | {
+                                "job-name": job_name, "batch.kubernetes.io/job-name": job_name,
+                                "controller-uid": job["metadata"]["uid"]},
+                            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name,
+                                                 "uid": job["metadata"]["uid"], "controller": True}]},
+               "spec": template["spec"], "status": {"phase": "Running"}}
+        await self.put_object(PODS, pod)
+        container = template["spec"]["containers"][0]
+        root = self.workdir / namespace / pod_name
+        mounts = self._materialise_volumes(template["spec"], container, namespace, root)
+        env = self._container_env(container, namespace, pod, ports, index)
+        termination = root / "termination-log"
+        mounts[container.get("terminationMessagePath", "/dev/termination-log")] = termination
+
+        def local(text: str) -> str:
+            for path in sorted(mounts, key=len, reverse=True):
+                text = text.replace(path, str(mounts[path]))
+            return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+        env = {key: local(value) for key, value in env.items()}
+        argv = [local(arg) for arg in container.get("command", []) + container.get("args", [])]
+        launchers = {"driftloop": [sys.executable, "-m", "driftloop"],
+                     "torchrun": [sys.executable, "-m", "torch.distributed.run"]}
+        argv = launchers.get(argv[0], argv[:1]) + argv[1:]
+        cwd = Path(local(container.get("workingDir") or str(root)))
+        cwd.mkdir(parents=True, exist_ok=True)
+        log_path = root / "log.txt"
+        with open(log_path, "wb") as log:
+            process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=log,
+                                                           stderr=asyncio.subprocess.STDOUT)
+            try:
+                code = await asyncio.wait_for(process.wait(), timeout=deadline)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                code = 124
+        message = termination.read_text(errors="replace")[:4096] if termination.exists() else ""
+        if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = "\n".join(log_path.read_text(errors="replace").splitlines()[-80:])[-4096:]
+        await self.patch_object(PODS, namespace, pod_name, {"status": {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "containerStatuses": [{"name": container["name"], "ready": False, "restartCount": 0, "image": container["image"],
+                                   "imageID": "", "state": {"terminated": {
+                                       "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                       "message": message, "finishedAt": _now()}}}]}})
+        return code
+
+    def _materialise_volumes(self, pod_spec: dict[str, Any], container: dict[str, Any], namespace: str,
+                             root: Path) -> dict[str, Path]:
+        volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
+        mounts: dict[str, Path] = {}
+        for mount in container.get("volumeMounts") or []:
+            volume = volumes[mount["name"]]
+            local = root / "volumes" / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:
+                data = self.objects[CONFIGMAPS, namespace, volume["configMap"]["name"]].raw.get("data") or {}
+                for file, text in data.items():
+                    (local / file).write_text(text, encoding="utf-8")
+            mounts[mount["mountPath"]] = local
+        return mounts
+
+    def _container_env(self, container: dict[str, Any], namespace: str, pod: dict[str, Any], ports: dict[int, int],
+                       index: int | None) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | self.pod_env
+        if index is not None:
+            env["JOB_COMPLETION_INDEX"] = str(index)
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source:
+                import base64
+
+                data = self.objects[SECRETS, namespace, source["secretRef"]["name"]].raw
+                env |= {k: base64.b64decode(v).decode() for k, v in (data.get("data") or {}).items()}
+                env |= data.get("stringData") or {}
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            elif "fieldRef" in item.get("valueFrom", {}):
+                path = item["valueFrom"]["fieldRef"]["fieldPath"]
+                found = re.fullmatch(r"metadata\.annotations\['([^']+)'\]", path)
+                env[item["name"]] = (pod["metadata"].get("annotations") or {}).get(found.group(1), "") if found else ""
+        for key, value in list(env.items()):  # cluster DNS and pod networking, on one host
+            if value.endswith(".svc"):
+                env[key] = "127.0.0.1"
+            elif value.isdigit() and int(value) in ports:
+                env[key] = str(ports[int(value)])
+        return env
+
+
+def _api_server_wording(error: Any, where: str) -> str:
+    """jsonschema's complaint, worded as the Kubernetes API server words it."""
+    rule, got = error.validator, error.instance
+    if rule == "enum":
+        return f"Unsupported value: {got!r}: supported values: {', '.join(map(repr, error.validator_value))}"
+    words = {"maximum": f"should be less than or equal to {error.validator_value}",
+             "minimum": f"should be greater than or equal to {error.validator_value}",
+             "pattern": f"should match '{error.validator_value}'",
+             "type": f"must be of type {error.validator_value}",
+             "minLength": f"should be at least {error.validator_value} chars long",
+             "maxLength": f"may not be longer than {error.validator_value}"}
+    return f"Invalid value: {got!r}: {where} in body {words.get(rule, error.message)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalCluster:
+    """The emulator served on loopback from a background thread, with a kubeconfig for clients."""
+
+    def __init__(self, workdir: Path, *, pod_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "kubeconfig"
+        self._pod_env = pod_env or {}
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.cluster: Cluster | None = None
+        self.url = ""
+        self._thread = threading.Thread(target=self._serve, name="kube-emulator", daemon=True)
+        self._failure: BaseException | None = None
+
+    def __enter__(self) -> LocalCluster:
+        self._thread.start()
+        if not self._ready.wait(30) or self._failure is not None:
+            raise RuntimeError(f"emulator did not start: {self._failure}")
+        self._write_kubeconfig()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as e:  # surfaced by __enter__
+            self._failure = e
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with Cluster(workdir=self.workdir / "nodes", pod_env=self._pod_env) as cluster, \
+                kmock.Server(cluster) as server:
+            self.cluster = cluster
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+            for task in list(cluster._tasks):
+                task.cancel()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run `fn(*args)` (a coroutine function or a plain one) on the emulator's loop; return its result."""
+        assert self._loop is not None
+
+        async def invoke() -> Any:
+            result = fn(*args)
+            return await result if asyncio.iscoroutine(result) else result
+
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(invoke(), self._loop)
+        return future.result(timeout=60)
+
+    def _write_kubeconfig(self) -> None:
+        config = {"apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+                  "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+                  "users": [{"name": "tester", "user": {"token": "test-token"}}],
+                  "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester",
+                                                                "namespace": "default"}}]}
+        self.kubeconfig.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -1,0 +1,97 @@
+"""The CRD is generated from the resource model, and bad resources are rejected with the field named."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from driftloop.errors import InvalidSpec
+from driftloop.operator.crd import crd_yaml, render_crd
+from driftloop.operator.resource import parse_resource_spec
+
+from ..conftest import REPO
+from .cluster import LocalCluster
+from .conftest import CRD_FILE, kubectl
+
+EXAMPLE = yaml.safe_load((REPO / "examples" / "mltrainingjob.yaml").read_text())
+
+# (change to the example's spec, the field the error must name, what the API server says)
+BAD = [
+    ({"resources": {"gpu": 9}}, "spec.resources.gpu", "less than or equal to 8"),
+    ({"resources": {"memory": "lots"}}, "spec.resources.memory", "should match"),
+    ({"modelType": "xgboost"}, "spec.modelType", "supported values: 'pytorch'"),
+    ({"workers": 0}, "spec.workers", "greater than or equal to 1"),
+    ({"runPolicy": {"backoffLimit": -1}}, "spec.runPolicy.backoffLimit", "greater than or equal to 0"),
+    ({"dataSource": {"colour": "red"}}, "spec.dataSource.colour", "unknown field"),
+    ({"mlflow": {"trackingUri": None}}, "spec.mlflow.trackingUri", "Required"),
+    ({"hyperparameters": {"epochs": 40}}, "spec.hyperparameters.epochs", "must be of type string"),
+    ({"drift": {"schedule": "hourly", "currentData": "s3://b/live.csv"}}, "spec.drift.schedule", "should match"),
+]
+
+
+def bad_resource(name: str, change: dict[str, Any]) -> dict[str, Any]:
+    body = copy.deepcopy(EXAMPLE)
+    body["metadata"] = {"name": name, "namespace": "default"}
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(body["spec"].get(key), dict):
+            for inner, inner_value in value.items():
+                if inner_value is None:
+                    body["spec"][key].pop(inner, None)
+                else:
+                    body["spec"][key][inner] = inner_value
+        else:
+            body["spec"][key] = value
+    return body
+
+
+def test_committed_crd_is_the_generated_one() -> None:
+    assert CRD_FILE.read_text() == crd_yaml(), "run `python -m driftloop.operator.crd` and commit crds/"
+
+
+def test_crd_is_a_valid_kubernetes_1_30_object() -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(render_crd(), "1.30", strict=True)
+    version = render_crd()["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    assert [c["jsonPath"] for c in version["additionalPrinterColumns"]] == [
+        ".status.phase", ".status.modelName", ".status.modelVersion", ".status.gate", ".metadata.creationTimestamp"]
+
+
+def test_the_example_is_valid() -> None:
+    spec = parse_resource_spec(EXAMPLE["spec"], where="example")
+    assert spec.data_source.location == "s3://driftloop-data/customers/customers.csv"
+    assert spec.gate.min == {"roc_auc": 0.75} and spec.gate.vs_champion == {"roc_auc": 0.005}
+
+
+@pytest.mark.parametrize(("change", "field", "_said"), BAD, ids=[b[1] for b in BAD])
+def test_model_rejects_bad_resources_naming_the_field(change: dict[str, Any], field: str, _said: str) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        parse_resource_spec(bad_resource("bad", change)["spec"], where="default/bad")
+    assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("change", [{"hyperparameters": {"epoch": "3"}},
+                                    {"dataSource": {"uri": "s3://b/x.csv"}}])
+def test_model_checks_what_the_schema_leaves_to_cel(change: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        parse_resource_spec(bad_resource("bad", change)["spec"], where="default/bad")
+    assert "spec.hyperparameters" in str(caught.value) or "spec.dataSource" in str(caught.value)
+
+
+def test_api_server_rejects_bad_resources_naming_the_field(cluster: LocalCluster, tmp_path: Any) -> None:
+    for i, (change, field, said) in enumerate(BAD):
+        path = tmp_path / f"bad-{i}.yaml"
+        path.write_text(yaml.safe_dump(bad_resource(f"bad-{i}", change)))
+        done = kubectl(cluster, "create", "--validate=false", "-f", str(path))
+        assert done.returncode != 0, f"{field} was accepted"
+        assert field in done.stderr and said in done.stderr, done.stderr
+        missing = kubectl(cluster, "get", "mltj", f"bad-{i}", "-o", "name")
+        assert missing.returncode != 0  # nothing was stored
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(bad_resource("good", {})))
+    created = kubectl(cluster, "create", "--validate=false", "-f", str(good))
+    assert created.returncode == 0, created.stderr

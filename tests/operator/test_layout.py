@@ -1,0 +1,51 @@
+"""`operator/` is `driftloop.operator`, and never the standard library's `operator`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.machinery import PathFinder
+from pathlib import Path
+
+import pytest
+
+from ..conftest import REPO
+
+
+def test_repo_root_cannot_shadow_the_stdlib_operator() -> None:
+    # -S skips `site`, which would otherwise have imported the real `operator` already and hide a shadow.
+    proc = subprocess.run([sys.executable, "-S", "-c", "import operator; print(operator.__file__)"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    found = Path(proc.stdout.strip())
+    assert found.name == "operator.py" and found.is_relative_to(Path(sys.base_prefix)), found
+    spec = PathFinder.find_spec("operator", [str(REPO)])
+    assert spec is None or spec.origin is None, f"{spec.origin} would shadow the standard library"  # namespace only
+
+
+def test_operator_package_imports_from_the_checkout_and_kopf_module_name_works() -> None:
+    code = ("import operator, driftloop.operator, driftloop.operator.handlers as h; "
+            "print(operator.__file__); print(driftloop.operator.__file__); print(h.start_training.__module__)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    stdlib, package, module = proc.stdout.split()
+    assert Path(stdlib).is_relative_to(Path(sys.base_prefix)) and Path(stdlib).name == "operator.py"
+    assert Path(package) == REPO / "operator" / "src" / "__init__.py"
+    assert module == "driftloop.operator.handlers"
+
+
+@pytest.mark.slow
+def test_plain_pip_install_ships_the_operator(tmp_path: Path) -> None:
+    """What the Dockerfile does: `pip install .` (no editable finder), then import outside the checkout."""
+    target = tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                            "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert not (target / "operator").exists()
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import operator, driftloop.operator.render as r, "
+            "driftloop.operator.crd; print(operator.__file__); print(r.__file__)")
+    proc = subprocess.run([sys.executable, "-c", code, str(target)], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    stdlib, render = proc.stdout.split()
+    assert Path(stdlib).name == "operator.py" and not Path(stdlib).is_relative_to(target)
+    assert Path(render) == target / "driftloop" / "operator" / "render.py"

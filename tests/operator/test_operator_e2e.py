@@ -1,0 +1,307 @@
+"""The operator end to end: kubectl → emulated API server → the real operator (a subprocess) →
+a Job whose pod really trains (a local process) against a real MLflow server and S3 endpoint.
+
+One emulator, one operator and one MLflow server serve the whole module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from driftloop.example import customers
+
+from ..conftest import REPO, S3, registry_for
+from .cluster import Fault, LocalCluster
+from .conftest import GROUP, NAMESPACE, PLURAL, VERSION, OperatorProcess, kubectl, wait_until
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "driftloop-data"
+SECRET = "driftloop-credentials"
+EXAMPLE = REPO / "examples" / "mltrainingjob.yaml"
+TRAIN_TIMEOUT = 400
+
+
+def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = deep_merge(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def training(cluster: LocalCluster, s3: S3, mlflow_uri: str) -> dict[str, Any]:
+    """Data in S3 and the credentials Secret the example's pods read, created as a user would."""
+    client = s3.client()
+    client.create_bucket(Bucket=BUCKET)
+    client.put_object(Bucket=BUCKET, Key="customers/customers.csv", Body=customers(rows=1500).to_csv(index=False))
+    broken = customers(rows=300).drop(columns=["churned"])
+    client.put_object(Bucket=BUCKET, Key="customers/broken.csv", Body=broken.to_csv(index=False))
+    import kubernetes
+
+    # Through the client, not `kubectl create secret`: kubectl sends built-in kinds as protobuf,
+    # which the emulator does not decode.
+    api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    kubernetes.client.CoreV1Api(api).create_namespaced_secret(NAMESPACE, {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET, "namespace": NAMESPACE},
+        "type": "Opaque", "stringData": dict(s3.env)})
+    return {"mlflow": mlflow_uri}
+
+
+def example(name: str, mlflow_uri: str, **changes: Any) -> dict[str, Any]:
+    """The shipped example, pointed at the test servers and made small enough to train in seconds."""
+    body = yaml.safe_load(EXAMPLE.read_text())
+    body = deep_merge(body, {"metadata": {"name": name, "namespace": NAMESPACE}, "spec": {
+        "mlflow": {"trackingUri": mlflow_uri, "modelName": name},
+        "hyperparameters": {"epochs": "15", "lr": "0.003", "patience": "3"},
+        "gate": {"min": {"roc_auc": 0.7}},  # a small table trained briefly
+        "resources": {"cpu": "1", "memory": "1Gi"},
+        "runPolicy": {"backoffLimit": 0}}})
+    return deep_merge(body, changes)
+
+
+def create(cluster: LocalCluster, body: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / f"{body['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    # The emulator serves no OpenAPI document for kubectl's client-side check; it validates server-side.
+    done = kubectl(cluster, "create", "--validate=false", "-f", str(path))
+    assert done.returncode == 0, done.stderr
+
+
+def resource(kube: Any, name: str) -> dict[str, Any]:
+    import kubernetes
+
+    return kubernetes.client.CustomObjectsApi(kube).get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL,
+                                                                                 name)
+
+
+def wait_finished(kube: Any, name: str, *, generation: int = 1, timeout: float = TRAIN_TIMEOUT) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        status = resource(kube, name).get("status") or {}
+        done = status.get("observedGeneration") == generation and status.get("phase") in ("Succeeded", "Failed")
+        return status if done else None
+
+    return wait_until(finished, timeout=timeout, what=f"{name} generation {generation} to finish")
+
+
+def owned(kube: Any, kind: str, name: str) -> list[dict[str, Any]]:
+    """Objects labelled as belonging to resource `name` (selector applied client-side too: the emulator ignores it)."""
+    import kubernetes
+
+    selector = f"driftloop.io/mltrainingjob={name}"
+    if kind == "Job":
+        items = kubernetes.client.BatchV1Api(kube).list_namespaced_job(NAMESPACE, label_selector=selector).items
+    elif kind == "ConfigMap":
+        items = kubernetes.client.CoreV1Api(kube).list_namespaced_config_map(NAMESPACE, label_selector=selector).items
+    else:
+        items = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    found = [kube.sanitize_for_serialization(item) for item in items]
+    return [o for o in found if (o["metadata"].get("labels") or {}).get("driftloop.io/mltrainingjob") == name]
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions") or []}
+
+
+def events_for(kube: Any, name: str) -> list[str]:
+    import kubernetes
+
+    events = kubernetes.client.CoreV1Api(kube).list_namespaced_event(NAMESPACE).items
+    return [e.reason for e in events if e.involved_object is not None and e.involved_object.name == name]
+
+
+def test_example_trains_registers_then_a_declined_generation_and_cleanup(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    create(cluster, example("churn", training["mlflow"]), tmp_path)
+    status = wait_finished(kube, "churn")
+    assert status["phase"] == "Succeeded", status
+    uid = resource(kube, "churn")["metadata"]["uid"]
+    assert status.get("modelVersion") == "1" and status["gate"] == "Passed" and status["modelName"] == "churn", (registry_for(training["mlflow"]).versions("churn"), status)
+    assert status["jobName"] == "churn-g1" and status["observedGeneration"] == 1 and status["runId"]
+    assert status["startTime"] <= status["completionTime"]
+    found = conditions(status)
+    assert {"JobCreated", "Running", "Succeeded", "GatePassed", "Promoted"} <= set(found)
+    assert found["Promoted"]["status"] == "True" and found["GatePassed"]["status"] == "True"
+    assert found["Running"]["status"] == "False" and found["Succeeded"]["reason"] == "Succeeded"
+    assert all(r.startswith("PASS") for r in status["gateReasons"]) and status["gateReasons"]
+
+    registry = registry_for(training["mlflow"])
+    champion = registry.champion("churn")
+    assert champion.version == "1" and champion.run_id == status["runId"]
+    assert champion.tags["driftloop.k8s.uid"] == uid and champion.tags["driftloop.k8s.generation"] == "1"
+    assert champion.tags["driftloop.k8s.namespace"] == NAMESPACE and champion.tags["driftloop.k8s.name"] == "churn"
+    assert len(champion.tags["driftloop.data_sha256"]) == 64
+    run = registry.client.get_run(status["runId"])
+    assert run.data.tags["driftloop.k8s.uid"] == uid and run.data.tags["driftloop.deployed"] == "true"
+
+    jobs = owned(kube, "Job", "churn")
+    assert [j["metadata"]["name"] for j in jobs] == ["churn-g1"]
+    assert jobs[0]["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert {"JobCreated", "Running", "Promoted"} <= set(events_for(kube, "churn"))
+    shown = kubectl(cluster, "get", "mltj", "churn", "-o", "yaml")
+    assert shown.returncode == 0 and yaml.safe_load(shown.stdout)["status"]["modelVersion"] == "1"
+
+    # A spec change (here weaker training and a new retrainToken) is a new generation and a new Job;
+    # this one's gate declines, so it succeeds without touching the champion.
+    import kubernetes
+
+    kubernetes.client.CustomObjectsApi(kube).patch_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, "churn", {"spec": {
+            "retrainToken": "drift-2026-11-23",
+            "hyperparameters": {"epochs": "1", "hidden_sizes": "[1]", "lr": "0.00001"},
+            "gate": {"vsChampion": {"roc_auc": 0.0}}}})
+    status = wait_finished(kube, "churn", generation=2)
+    assert status["phase"] == "Succeeded" and status["jobName"] == "churn-g2", status
+    assert status["gate"] == "Declined" and status.get("modelVersion") is None
+    found = conditions(status)
+    assert found["GatePassed"]["status"] == "False" and found["Promoted"]["status"] == "False"
+    assert any(r.startswith("FAIL") for r in status["gateReasons"])
+    assert registry.champion("churn").version == "1"
+    assert [v["version"] for v in registry.versions("churn")] == ["1"]
+    assert sorted(j["metadata"]["name"] for j in owned(kube, "Job", "churn")) == ["churn-g1", "churn-g2"]
+    assert "GateDeclined" in events_for(kube, "churn")
+
+    # Deleting the resource removes what it owns (owner references → garbage collection).
+    deleted = kubectl(cluster, "delete", "mltj", "churn")
+    assert deleted.returncode == 0, deleted.stderr
+    assert owned(kube, "Job", "churn") == [] and owned(kube, "ConfigMap", "churn") == []
+    assert owned(kube, "Pod", "churn") == []
+    assert [v["version"] for v in registry.versions("churn")] == ["1"]  # the registry keeps its history
+
+
+def test_bad_data_fails_with_the_reason_and_registers_nothing(cluster: LocalCluster, kube: Any,
+                                                              operator: OperatorProcess, training: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    body = example("churn-broken", training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"}})
+    create(cluster, body, tmp_path)
+    status = wait_finished(kube, "churn-broken")
+    assert status["phase"] == "Failed", status
+    assert "churned" in status["message"], status["message"]
+    assert conditions(status)["Failed"]["status"] == "True"
+    assert "modelVersion" not in status or status["modelVersion"] is None
+    assert registry_for(training["mlflow"]).client.search_model_versions("name='churn-broken'") == []
+    assert "Failed" in events_for(kube, "churn-broken")
+
+
+def _hold_jobs(cluster: LocalCluster, hold: bool) -> None:
+    def switch() -> None:
+        if hold:
+            cluster.cluster.job_gate = asyncio.Event()
+        elif cluster.cluster.job_gate is not None:
+            cluster.cluster.job_gate.set()
+
+    cluster.call(switch)
+
+
+def _resumed(operator: OperatorProcess, before: int) -> bool:
+    return operator.log().count("Resuming is processed") > before
+
+
+def test_restarts_make_one_job_and_one_version(cluster: LocalCluster, kube: Any, operator: OperatorProcess,
+                                               training: dict[str, Any], tmp_path: Path) -> None:
+    _hold_jobs(cluster, True)  # pods wait: the Job exists but has not run
+    try:
+        create(cluster, example("churn-restart", training["mlflow"]), tmp_path)
+        wait_until(lambda: owned(kube, "Job", "churn-restart"), timeout=60, what="the Job")
+        # 1. killed after the Job was created
+        before = operator.log().count("Resuming is processed")
+        operator.kill()
+        operator.start()
+        wait_until(lambda: _resumed(operator, before), timeout=60, what="the operator to resume the resource")
+        assert len(owned(kube, "Job", "churn-restart")) == 1
+        # 2. killed before the Job finished; it finishes while no operator runs, so none registered it
+        operator.kill()
+    finally:
+        _hold_jobs(cluster, False)
+
+    import kubernetes
+
+    batch = kubernetes.client.BatchV1Api(kube)
+    wait_until(lambda: (batch.read_namespaced_job("churn-restart-g1", NAMESPACE).status.succeeded or 0) >= 1,
+               timeout=TRAIN_TIMEOUT, what="the Job to finish")
+    assert resource(kube, "churn-restart")["status"]["phase"] == "Pending"  # nobody followed it
+    operator.start()
+    status = wait_finished(kube, "churn-restart")
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
+    versions = registry_for(training["mlflow"]).client.search_model_versions("name='churn-restart'")
+    assert [v.version for v in versions] == ["1"]
+    assert len(owned(kube, "Job", "churn-restart")) == 1
+
+
+def test_restart_between_registration_and_status_registers_once(cluster: LocalCluster, kube: Any,
+                                                                operator: OperatorProcess, training: dict[str, Any],
+                                                                tmp_path: Path) -> None:
+    """kopf records a handler as done (annotations) before it writes status: a crash in between must not
+    lose the outcome nor register a second version on restart."""
+    from kmock import action
+
+    def final_status_of(name: str) -> Any:
+        return lambda request: request.name == name and ((request.data or {}).get("status") or {}).get("modelVersion")
+
+    # The status write carrying the outcome hangs, as if the operator died while sending it.
+    hang = Fault(action.UPDATE, PLURAL, subresource="status", delay=3600, when=final_status_of("churn-crash"))
+    cluster.call(cluster.cluster.faults.append, hang)
+    try:
+        create(cluster, example("churn-crash", training["mlflow"]), tmp_path)
+        wait_until(lambda: hang.seen == 1, timeout=TRAIN_TIMEOUT, what="the outcome's status write")
+        registry = registry_for(training["mlflow"])
+        assert [v.version for v in registry.client.search_model_versions("name='churn-crash'")] == ["1"]
+        before = operator.log().count("Resuming is processed")
+        operator.kill()
+    finally:
+        cluster.call(cluster.cluster.faults.remove, hang)
+    assert resource(kube, "churn-crash")["status"]["phase"] != "Succeeded"
+    operator.start()
+    status = wait_finished(kube, "churn-crash", timeout=120)
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
+    assert [v.version for v in registry.client.search_model_versions("name='churn-crash'")] == ["1"]
+    assert registry.champion("churn-crash").version == "1"
+    assert _resumed(operator, before)
+
+
+def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster, kube: Any,
+                                                          operator: OperatorProcess, training: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    from kmock import action
+
+    faults = [Fault(action.CREATE, "jobs", status=500),  # refused: the handler is retried
+              Fault(action.CREATE, "jobs", status=500, after=True),  # done, answer lost: the retry meets a 409
+              Fault(action.CREATE, "configmaps", delay=3.0),  # slow
+              Fault(action.UPDATE, PLURAL, status=503, subresource="status"),  # status write refused once
+              Fault(action.UPDATE, PLURAL, status=500, delay=1.0)]  # progress write slow, then refused
+    _hold_jobs(cluster, True)
+    cluster.call(cluster.cluster.faults.extend, faults)
+    try:
+        create(cluster, example("churn-flaky", training["mlflow"]), tmp_path)
+
+        def converged() -> dict[str, Any] | None:
+            status = resource(kube, "churn-flaky").get("status") or {}
+            return status if status.get("jobName") else None
+
+        status = wait_until(converged, timeout=120, what="status after the injected errors")
+        assert status["phase"] == "Pending" and conditions(status)["JobCreated"]["status"] == "True"
+        assert [j["metadata"]["name"] for j in owned(kube, "Job", "churn-flaky")] == ["churn-flaky-g1"]
+        assert len(owned(kube, "ConfigMap", "churn-flaky")) == 1
+        assert all(f.times == 0 for f in faults), faults  # every injected error was met, and survived
+    finally:
+        cluster.call(cluster.cluster.faults.clear)
+        kubectl(cluster, "delete", "mltj", "churn-flaky")
+        _hold_jobs(cluster, False)
+
+
+def test_spec_the_schema_cannot_judge_fails_without_a_job(cluster: LocalCluster, kube: Any, operator: OperatorProcess,
+                                                           training: dict[str, Any], tmp_path: Path) -> None:
+    # A misspelt hyperparameter passes the structural schema (a real API server's CEL rule would
+    # refuse it; the emulator does not run CEL), so the operator is the one that must say no.
+    body = example("churn-typo", training["mlflow"], spec={"hyperparameters": {"epoch": "3"}})
+    create(cluster, body, tmp_path)
+    status = wait_finished(kube, "churn-typo", timeout=60)
+    assert status["phase"] == "Failed" and "spec.hyperparameters" in status["message"], status
+    assert "epoch" in status["message"] and conditions(status)["Failed"]["reason"] == "InvalidSpec"
+    assert owned(kube, "Job", "churn-typo") == [] and owned(kube, "ConfigMap", "churn-typo") == []

@@ -1,0 +1,86 @@
+"""Rendering a resource into the objects the operator owns: pure functions, no cluster."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from driftloop.errors import InvalidSpec
+from driftloop.operator.render import Owner, owned_name, render_children, render_configmap, render_job
+from driftloop.operator.resource import parse_resource_spec
+from driftloop.spec import Spec
+
+from ..conftest import REPO
+
+EXAMPLE = yaml.safe_load((REPO / "examples" / "mltrainingjob.yaml").read_text())
+OWNER = Owner("churn", "ml", "5b1e-uid", 3)
+
+
+def spec(**changes: object):
+    raw = copy.deepcopy(EXAMPLE["spec"]) | changes
+    return parse_resource_spec(raw, where="ml/churn")
+
+
+def test_job_runs_the_pipeline_up_to_the_gate_as_non_root() -> None:
+    job = render_job(spec(resources={"cpu": "2", "memory": "4Gi", "gpu": 1}), OWNER)
+    assert job["metadata"]["name"] == "churn-g3" and job["metadata"]["namespace"] == "ml"
+    assert job["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn"
+    assert job["metadata"]["labels"]["driftloop.io/generation"] == "3"
+    assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 3600
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400 and "completionMode" not in job["spec"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"][:6] == ["driftloop", "run", "--spec", "/etc/driftloop/spec.yaml", "--no-deploy",
+                                        "--json"]
+    assert "driftloop.k8s.uid=5b1e-uid" in container["command"] and "driftloop.k8s.generation=3" in container["command"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1}
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+    assert container["envFrom"] == [{"secretRef": {"name": "driftloop-credentials"}}]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["runAsNonRoot"] is True and container["securityContext"]["readOnlyRootFilesystem"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["restartPolicy"] == "Never"
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert {v["name"] for v in pod["volumes"]} == {"spec", "work"}
+
+
+def test_configmap_holds_a_valid_run_spec() -> None:
+    configmap = render_configmap(spec(hyperparameters={"epochs": "12", "hidden_sizes": "[8, 4]"}), OWNER)
+    run = Spec.model_validate(yaml.safe_load(configmap["data"]["spec.yaml"]))
+    assert run.data.path == "s3://driftloop-data/customers/customers.csv" and run.data.target == "churned"
+    assert run.train.epochs == 12 and run.train.hidden_sizes == [8, 4]
+    assert run.gate.min == {"roc_auc": 0.75} and run.gate.vs_champion == {"roc_auc": 0.005}
+    assert run.registry.model_name == "churn" and run.tracking.uri == "http://mlflow.driftloop.svc:5000"
+    assert run.output == "s3://driftloop-data/runs"
+
+
+def test_bad_hyperparameter_value_names_the_field() -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        render_configmap(spec(hyperparameters={"epochs": "zero"}), OWNER)
+    assert "spec.hyperparameters.epochs" in str(caught.value)
+
+
+def test_workers_render_an_indexed_job_a_headless_service_and_torchrun() -> None:
+    configmap, service, job = render_children(spec(workers=2), OWNER)
+    assert [configmap["kind"], service["kind"], job["kind"]] == ["ConfigMap", "Service", "Job"]
+    assert service["spec"]["clusterIP"] == "None" and service["metadata"]["name"] == "churn-g3"
+    assert service["spec"]["selector"] == {"driftloop.io/mltrainingjob": "churn", "driftloop.io/generation": "3"}
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
+    pod = job["spec"]["template"]["spec"]
+    assert pod["subdomain"] == "churn-g3"
+    command = pod["containers"][0]["command"]
+    assert command[:7] == ["torchrun", "--nnodes=$(WORLD_SIZE)", "--nproc-per-node=1", "--node-rank=$(NODE_RANK)",
+                           "--rdzv-backend=static", "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)"]
+    assert command[7:11] == ["-m", "driftloop", "run", "--spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["WORLD_SIZE"]["value"] == "2" and env["MASTER_ADDR"]["value"] == "churn-g3-0.churn-g3.ml.svc"
+    assert env["NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+def test_owned_names_are_stable_short_and_distinct() -> None:
+    assert owned_name("churn", 1) == owned_name("churn", 1) == "churn-g1"
+    long_a, long_b = "a" * 60 + "x", "a" * 60 + "y"
+    assert len(owned_name(long_a, 12345)) <= 52 and owned_name(long_a, 1) != owned_name(long_b, 1)
