@@ -9,6 +9,7 @@ import click
 
 from driftloop import __version__
 from driftloop.console import Console, write_json
+from driftloop.drift_cli import drift
 from driftloop.errors import DriftloopError
 
 
@@ -212,6 +213,9 @@ def ui(port: int, host: str) -> None:
         command += ["--default-artifact-root", root]
     Console().info(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
     sys.exit(subprocess.call(command, env=os.environ.copy()))
+
+
+cli.add_command(drift)
 
 
 def main() -> None:

@@ -194,11 +194,15 @@ def _steps(p: _Pipeline, registry: Any, tracker: Any, out: Path) -> None:
         outcome = evaluate.run(trained.model_path, out / FEATURES_DIR, out_dir=out / EVALUATION_DIR,
                                onnx_max_abs_diff=trained.onnx_max_abs_diff, onnx_output_scale=trained.onnx_output_scale,
                                latency_samples=spec.evaluate.latency_samples, champion_model_path=champion_model,
-                               champion_version=champion.version if champion is not None else None)
+                               champion_version=champion.version if champion is not None else None,
+                               window_uri=spec.evaluate.window)
         tracker.log_metrics(outcome.metrics)
         tracker.log_metrics({f"baseline_{k}": v for k, v in outcome.baseline.items()})
         if outcome.champion and "metrics" in outcome.champion:
             tracker.log_metrics({f"champion_{k}": v for k, v in outcome.champion["metrics"].items()})
+        if outcome.window:
+            tracker.log_metrics({f"window_{k}": v for k, v in outcome.window["metrics"].items()})
+            tracker.log_metrics({f"window_champion_{k}": v for k, v in outcome.window.get("champion_metrics", {}).items()})
         tracker.log_artifacts(out / EVALUATION_DIR, EVALUATION_DIR)
         return outcome
 
