@@ -48,11 +48,26 @@ class Emulator:
                 and r.url.path.endswith(f"/{K8S_PLURAL}/{name}")]
 
 
+def _emulator() -> Any:
+    """kmock's emulator, answering a read of a missing object with 404 as the API server does (kmock 0.8 sends 500)."""
+    import kmock
+
+    class NotFoundAware(kmock.KubernetesEmulator):
+        async def _serve_fetch(self, request: Any) -> Any:
+            try:
+                return await super()._serve_fetch(request)
+            except kmock.KubernetesNotFoundError as e:
+                return kmock.Response(status=404, payload={"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                                                           "reason": "NotFound", "code": 404, "message": e.message})
+
+    return NotFoundAware()
+
+
 @pytest.fixture
 def k8s(tmp_path: Path) -> Iterator[Emulator]:
     import kmock
 
-    emulator = kmock.KubernetesEmulator()
+    emulator = _emulator()
     emulator.resources[f"{K8S_GROUP}/{K8S_VERSION}/{K8S_PLURAL}"] = {}
     loop = asyncio.new_event_loop()
     ready = threading.Event()
