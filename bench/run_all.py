@@ -16,7 +16,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("runner_overhead", "train_throughput")
+BENCHMARKS = ("runner_overhead", "train_throughput", "drift")
 TIMEOUT_S = 1800
 
 

@@ -143,6 +143,8 @@ def _correct(p_values: list[float], params: DriftParams) -> tuple[float, list[bo
 def _numbers(series: pd.Series, column: str) -> np.ndarray:
     import pandas as pd
 
+    if pd.api.types.is_float_dtype(series.dtype) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        return series.to_numpy(dtype="float64", copy=False)  # NaN already marks missing; no copy, no isna pass
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
         coerced = pd.to_numeric(series, errors="coerce")
         bad = series.notna() & coerced.isna()
@@ -155,10 +157,9 @@ def _numbers(series: pd.Series, column: str) -> np.ndarray:
 
 
 def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:
-    import numpy as np
     from alibi_detect.cd import KSDrift
 
-    ref_present, cur_present = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    ref_present, cur_present = _present(ref), _present(cur)
     summaries = _numeric_summaries(ref, ref_present, cur, cur_present)
     too_few = _too_few(len(ref_present), len(cur_present), params)
     if too_few:
@@ -167,6 +168,13 @@ def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -
     result = KSDrift(ref_present, p_val=params.p_val).predict(cur_present)["data"]
     return FeatureDrift(name, "numeric", "ks", True, float(result["distance"][0]), float(result["p_val"][0]), False,
                         *summaries)
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    missing = np.isnan(values)
+    return values[~missing] if missing.any() else values
 
 
 def _numeric_summaries(ref: np.ndarray, ref_present: np.ndarray, cur: np.ndarray,
@@ -180,13 +188,15 @@ def _numeric_summaries(ref: np.ndarray, ref_present: np.ndarray, cur: np.ndarray
         low, high = (0.0, 1.0)
     if high <= low:
         low, high = low - 0.5, high + 0.5
+    low, high = float(low), float(high)
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
 
     def summary(values: np.ndarray, present: np.ndarray) -> dict[str, Any]:
         if not len(present):
             return {"rows": int(len(values)), "missing_share": 1.0}
         # values outside the reference's central 99% land in the end bins so no mass disappears
-        counts, _ = np.histogram(np.clip(present, low, high), bins=edges)
+        # an int bin count with a range takes numpy's uniform-bin fast path (no search per value)
+        counts, _ = np.histogram(np.clip(present, low, high), bins=HISTOGRAM_BINS, range=(low, high))
         return {"rows": int(len(values)), "missing_share": _round(1 - len(present) / max(len(values), 1)),
                 "mean": _round(float(present.mean())), "std": _round(float(present.std())),
                 "min": _round(float(present.min())), "max": _round(float(present.max())),
@@ -198,15 +208,9 @@ def _numeric_summaries(ref: np.ndarray, ref_present: np.ndarray, cur: np.ndarray
 
 def _categorical(name: str, ref: pd.Series, cur: pd.Series, params: DriftParams) -> FeatureDrift:
     import numpy as np
-    import pandas as pd
     from alibi_detect.cd import ChiSquareDrift
 
-    ref_text, cur_text = _as_text(ref), _as_text(cur)
-    categories = pd.Index(ref_text.dropna().unique()).union(pd.Index(cur_text.dropna().unique()))
-    # missing values are a category of their own (code -1 → 0): a rise in missing values is drift too
-    ref_codes = pd.Categorical(ref_text, categories=categories).codes.astype(np.int32) + 1
-    cur_codes = pd.Categorical(cur_text, categories=categories).codes.astype(np.int32) + 1
-    labels = [MISSING, *map(str, categories)]
+    labels, ref_codes, cur_codes = _shared_codes(ref, cur)
     ref_counts = np.bincount(ref_codes, minlength=len(labels))
     cur_counts = np.bincount(cur_codes, minlength=len(labels))
     summaries = _category_summaries(labels, ref_counts, cur_counts)
@@ -221,14 +225,23 @@ def _categorical(name: str, ref: pd.Series, cur: pd.Series, params: DriftParams)
                         False, *summaries)
 
 
-def _as_text(series: pd.Series) -> pd.Series:
-    """Categories as str with None for missing, as `canonical_frame` makes them, but vectorised."""
+def _shared_codes(ref: pd.Series, cur: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Both columns as codes over one label list; code 0 is a missing value, a category of its own.
+
+    Each column is hashed once (`factorize`); only the few distinct values are turned into text
+    (as `canonical_frame` does: str(value)) and merged, so 1 and "1" are one category.
+    """
+    import numpy as np
     import pandas as pd
 
-    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
-        return series.where(series.notna(), None)
-    present = series.notna()
-    return series.astype(str).where(present, None)
+    ref_codes, ref_uniques = pd.factorize(ref, use_na_sentinel=True)
+    cur_codes, cur_uniques = pd.factorize(cur, use_na_sentinel=True)
+    text = [str(v) for v in ref_uniques] + [str(v) for v in cur_uniques]
+    merged, labels = pd.factorize(pd.Index(text, dtype=object))
+    # unique → label + 1, and the missing sentinel (-1) → 0 via the prepended slot
+    ref_map = np.concatenate([[0], merged[:len(ref_uniques)] + 1]).astype(np.int16 if len(labels) < 32000 else np.int32)
+    cur_map = np.concatenate([[0], merged[len(ref_uniques):] + 1]).astype(ref_map.dtype)
+    return [MISSING, *map(str, labels)], ref_map[ref_codes + 1], cur_map[cur_codes + 1]
 
 
 def _category_summaries(labels: list[str], ref_counts: np.ndarray,
