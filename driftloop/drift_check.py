@@ -6,7 +6,9 @@ started or was suppressed is in the JSON), 1 failure, 2 usage error.
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,7 +95,8 @@ def check_drift(request: DriftRequest, *, console: Console) -> DriftOutcome:
     _check_flags(request)
     registry, tracking_uri = _registry(request)
     champion = _champion(registry, request.model_name) if request.model_name else None
-    out_dir = request.out_dir / time.strftime("%Y%m%dT%H%M%S") / str(id(request))
+    # unique per invocation: an alert storm runs many of these at once in one working directory
+    out_dir = request.out_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = _reference(request, registry, champion, out_dir)
     params = _params(request, reference.stored_policy)
@@ -283,13 +286,19 @@ def _retrain(request: DriftRequest, registry: Registry | None, tracking_uri: str
         result = trigger.retrain(retrain_request, console)
     except BaseException as e:
         message = str(e) if isinstance(e, DriftloopError) else f"internal error: {type(e).__name__}: {e}"
-        claims.finish(decision.claim, FAILED, message.splitlines()[0] if message else type(e).__name__)
-        retrain["claim"].update({"state": FAILED})
-        retrain.update({"status": "failed", "reason": message.splitlines()[0] if message else type(e).__name__})
-        raise
+        line = message.splitlines()[0] if message else type(e).__name__
+        claims.finish(decision.claim, FAILED, line)  # a failed retrain does not hold its dedupe key
+        retrain["claim"].update({"state": FAILED, "outcome": line})
+        retrain.update({"status": "failed", "reason": line})
+        if not isinstance(e, DriftloopError):
+            raise
+        data["error"] = line  # the report is still written; the exit code says the retrain failed
+        return e.exit_code
     claims.finish(decision.claim, result.state if result.state != "completed" else COMPLETED, result.outcome)
     retrain.update({"status": result.state, "reason": result.outcome, "result": result.detail})
     retrain["claim"].update({"state": result.state, "outcome": result.outcome})
+    if result.exit_code not in (EXIT_DRIFT, EXIT_NO_DRIFT):
+        data["error"] = result.outcome
     console.info(result.outcome)
     return result.exit_code
 

@@ -86,4 +86,6 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
         console.info(f"wrote {report_out}")
     if json_out:
         write_json({k: v for k, v in outcome.data.items() if not k.startswith("_")}, json_out)
+    if outcome.data.get("error"):
+        console.error(outcome.data["error"])
     sys.exit(outcome.exit_code)

@@ -101,6 +101,18 @@ def test_alert_storm_retrains_once_and_the_loop_holds(cli: Cli, mlflow_uri: str)
     assert any(r.startswith("FAIL") for r in declined["result"]["gate"]["reasons"])
     assert registry.champion("loop").version == "2" and len(registry.versions("loop")) == 2
 
+    # a retrain that cannot run (unlabelled data) fails loudly, keeps the champion and frees its dedupe key
+    customers(rows=800, seed=5).drop(columns=["churned"]).to_csv(cli.cwd / "unlabelled.csv", index=False)
+    failed = cli("drift", "--model", "loop", "--current", "unlabelled.csv", "--retrain", "local", "--cooldown", "0",
+                 "--json", "failed.json", "-q")
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1] == ("error: current data has no target column 'churned': a local or "
+                                                      "KFP retrain needs labelled rows (or use --retrain k8s, whose "
+                                                      "job reads its own data source)")
+    broken = _json(cli.cwd / "failed.json")
+    assert broken["is_drift"] is True and broken["retrain"]["status"] == "failed"
+    assert broken["retrain"]["claim"]["state"] == "failed" and registry.champion("loop").version == "2"
+
 
 def test_prediction_log_and_plain_files(cli: Cli, mlflow_uri: str) -> None:
     """A `driftloop serve` log (JSON Lines, `_` keys) as current data; and two files with no MLflow at all."""
