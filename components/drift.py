@@ -106,8 +106,8 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
     """
     missing = [c for c in roles.features if c not in current.columns]
     if missing:
-        raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has "
-                        f"(current columns: {', '.join(map(str, current.columns))})")
+        raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has (if it is the "
+                        f"label, name it with --target; current columns: {', '.join(map(str, current.columns))})")
     results: list[FeatureDrift] = []
     for column in roles.numeric:
         results.append(_numeric(column, _numbers(reference[column], column), _numbers(current[column], column),

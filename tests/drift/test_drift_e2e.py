@@ -11,7 +11,7 @@ import pytest
 
 from driftloop.example import customers
 
-from ..conftest import DRIFTLOOP, REPO, Cli, registry_for
+from ..conftest import DRIFTLOOP, REPO, S3, Cli, registry_for
 
 pytestmark = pytest.mark.slow
 
@@ -114,8 +114,8 @@ def test_alert_storm_retrains_once_and_the_loop_holds(cli: Cli, mlflow_uri: str)
     assert broken["retrain"]["claim"]["state"] == "failed" and registry.champion("loop").version == "2"
 
 
-def test_prediction_log_and_plain_files(cli: Cli, mlflow_uri: str) -> None:
-    """A `driftloop serve` log (JSON Lines, `_` keys) as current data; and two files with no MLflow at all."""
+def test_prediction_log_and_plain_files(cli: Cli, s3: S3) -> None:
+    """A `driftloop serve` log (JSON Lines, `_` keys) in S3 as current data, against a file, with no MLflow at all."""
     customers(rows=600, seed=5).to_csv(cli.cwd / "ref.csv", index=False)
     live = customers(rows=600, seed=6).drop(columns=["churned"])
     live["monthly_charges"] = live["monthly_charges"] * 1.3
@@ -123,8 +123,10 @@ def test_prediction_log_and_plain_files(cli: Cli, mlflow_uri: str) -> None:
         for i, row in enumerate(live.to_dict(orient="records")):
             log.write(json.dumps({**row, "_ts": f"2026-11-23T09:00:{i % 60:02d}Z", "_model": "churn", "_version": "1",
                                   "_prediction": {"churned": 0.3}}) + "\n")
-    proc = cli("drift", "--reference", "ref.csv", "--target", "churned", "--current", "predictions.jsonl", "--no-track",
-               "--json", "-", "--report", "log.html", "-q")
+    s3.client().create_bucket(Bucket="logs")
+    s3.client().upload_file(str(cli.cwd / "predictions.jsonl"), "logs", "serve/predictions.jsonl")
+    proc = cli("drift", "--reference", "ref.csv", "--target", "churned", "--current", "s3://logs/serve/predictions.jsonl",
+               "--no-track", "--json", "-", "--report", "log.html", "-q")
     assert proc.returncode == 3, proc.stderr
     report = json.loads(proc.stdout)
     assert report["drifted_features"] == ["monthly_charges"] and report["run_id"] is None
