@@ -31,6 +31,9 @@ class Evaluation:
     onnx_max_abs_diff: float
     onnx_output_scale: float  # max(1, largest |output|): parity is bounded relative to it
     rows: int
+    # candidate and champion on a second labelled table (the drifted window): {"uri", "rows", "metrics",
+    # "champion_metrics" | "champion_error"}; None when the spec names no window
+    window: dict[str, Any] | None = None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -119,9 +122,27 @@ def single_row_latency(model: OnnxModel, rows: pd.DataFrame, samples: int) -> di
     return {"latency_p50_ms": float(np.percentile(timings, 50)), "latency_p99_ms": float(np.percentile(timings, 99))}
 
 
+def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | None) -> dict[str, Any]:
+    """Both models on the same window rows, so the gate can refuse a model that is worse on fresh data."""
+    from driftloop.errors import DataError
+    from driftloop.onnx_model import OnnxModel
+    from driftloop.table import load_table
+
+    rows = load_table(uri).frame
+    if candidate.target not in rows.columns:
+        raise DataError(f"{uri}: evaluation window lacks the target column {candidate.target!r}")
+    window: dict[str, Any] = {"uri": uri, "rows": len(rows), "metrics": score(candidate, rows)}
+    if champion_model_path is not None:
+        try:
+            window["champion_metrics"] = score(OnnxModel(champion_model_path), rows)
+        except Exception as e:  # the gate turns this into a failed check, never a silent pass
+            window["champion_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return window
+
+
 def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_diff: float, onnx_output_scale: float,
         latency_samples: int = 200, champion_model_path: Path | None = None,
-        champion_version: str | None = None) -> Evaluation:
+        champion_version: str | None = None, window_uri: str | None = None) -> Evaluation:
     """Evaluate the candidate on the test split and, when there is one, the champion on the same rows."""
     import pandas as pd
 
@@ -143,7 +164,8 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
             champion["metrics"] = score(OnnxModel(champion_model_path), test)
         except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
             champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    window = score_window(window_uri, candidate, champion_model_path) if window_uri else None
     evaluation = Evaluation(candidate.task, metrics, baseline, champion, onnx_max_abs_diff, onnx_output_scale,
-                            len(test))
+                            len(test), window)
     evaluation.save(out_dir / EVALUATION_FILE)
     return evaluation

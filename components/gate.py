@@ -67,6 +67,7 @@ def decide(evaluation: Evaluation, policy: GateSpec, *, onnx_tolerance: float) -
         checks.append(Check("baseline", better, f"{name} {value:.4f} beats naive baseline {base:.4f}"
                             if better else f"{name} {value:.4f} does not beat naive baseline {base:.4f}"))
     checks += _champion_checks(evaluation, policy)
+    checks += _window_checks(evaluation, policy)
     champion = evaluation.champion["version"] if evaluation.champion else None
     return Blessing(all(c.passed for c in checks), checks, champion)
 
@@ -100,4 +101,26 @@ def _champion_checks(evaluation: Evaluation, policy: GateSpec) -> list[Check]:
         ok = loss <= tolerance
         checks.append(Check(f"vs_champion:{name}", ok, f"{name} {ours:.4f} vs champion v{champion['version']} "
                             f"{theirs:.4f} on the same holdout (loss {max(loss, 0):.4f}, tolerated {tolerance:g})"))
+    return checks
+
+
+def _window_checks(evaluation: Evaluation, policy: GateSpec) -> list[Check]:
+    """The candidate must not lose to the champion on the window (fresh data) either, with the same tolerances."""
+    window = evaluation.window
+    if window is None or evaluation.champion is None:
+        return []
+    if "champion_error" in window:
+        return [Check("window_vs_champion", False, f"champion could not be scored on the window {window['uri']}: "
+                      f"{window['champion_error']}")]
+    checks = []
+    for name, tolerance in (policy.vs_champion or {primary_metric(evaluation.task): 0.0}).items():
+        ours, theirs = window["metrics"].get(name), window.get("champion_metrics", {}).get(name)
+        if ours is None or theirs is None:
+            checks.append(Check(f"window_vs_champion:{name}", False, f"{name} is not available for both models "
+                                f"on the window"))
+            continue
+        loss = (theirs - ours) if name in HIGHER_IS_BETTER else (ours - theirs)
+        checks.append(Check(f"window_vs_champion:{name}", loss <= tolerance,
+                            f"{name} {ours:.4f} vs champion v{evaluation.champion['version']} {theirs:.4f} on the "
+                            f"window ({window['rows']} rows; loss {max(loss, 0):.4f}, tolerated {tolerance:g})"))
     return checks

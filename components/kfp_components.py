@@ -32,7 +32,7 @@ _IN_IMAGE = {"base_image": project_image(), "install_kfp_package": False}
 
 @dsl.component(**_IN_IMAGE)
 def open_run(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict, registry: dict,
-             tracking: dict, serving: dict, output: str, kfp_run_id: str) -> NamedTuple("Run", [("spec", dict), ("run_id", str),
+             tracking: dict, serving: dict, drift: dict, output: str, kfp_run_id: str) -> NamedTuple("Run", [("spec", dict), ("run_id", str),
                                                                                 ("champion_version", str)]):
     """Check the spec, open the MLflow run (tagged with the KFP run) and pin the current champion."""
     from collections import namedtuple
@@ -43,7 +43,7 @@ def open_run(data: dict, validation: dict, feature: dict, train: dict, evaluate:
 
     with reported(None):
         spec = spec_from_parameters(data=data, validation=validation, feature=feature, train=train,
-                                    evaluate=evaluate, gate=gate, registry=registry, tracking=tracking, serving=serving, output=output)
+                                    evaluate=evaluate, gate=gate, registry=registry, tracking=tracking, serving=serving, drift=drift, output=output)
         ctx = start_run(spec)
         ctx.tracker.set_tags({KFP_RUN_TAG: kfp_run_id})
         champion = ctx.registry.champion(spec.model_name)
@@ -154,10 +154,10 @@ def deploy(spec: dict, run_id: str, table: Input[Dataset], features: Input[Datas
 
 @dsl.component(**_IN_IMAGE)
 def finish_run(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict, registry: dict,
-               tracking: dict, serving: dict, output: str, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
+               tracking: dict, serving: dict, drift: dict, output: str, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus):
     """Close the MLflow run of this KFP run: FINISHED, or FAILED with the failed task named."""
     from driftloop.pipelines.runtime import close_run
 
     close_run(dict(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate, gate=gate,
-                   registry=registry, tracking=tracking, serving=serving, output=output), kfp_run_id=kfp_run_id, state=status.state,
+                   registry=registry, tracking=tracking, serving=serving, drift=drift, output=output), kfp_run_id=kfp_run_id, state=status.state,
               task=status.pipeline_task_name)

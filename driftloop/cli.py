@@ -10,6 +10,7 @@ import click
 
 from driftloop import __version__
 from driftloop.console import Console, write_json
+from driftloop.drift_cli import drift
 from driftloop.errors import DriftloopError
 from driftloop.operator_cli import operator as operator_command
 from driftloop.serve.command import serve
@@ -259,6 +260,7 @@ _register_pipeline_commands()
 
 
 cli.add_command(operator_command)
+cli.add_command(drift)
 
 
 def main() -> None:

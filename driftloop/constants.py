@@ -60,3 +60,35 @@ LOWER_IS_BETTER = ("rmse", "mae", "latency_p50_ms", "latency_p99_ms", "log_loss"
 METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 
 DEFAULT_HOME = ".driftloop"
+
+# Drift checks.
+DRIFT_EXPERIMENT = "drift"
+DRIFT_JSON_FILE = "drift.json"
+DRIFT_HTML_FILE = "drift.html"
+DRIFT_ARTIFACT_DIR = "drift"
+FEATURE_META_ARTIFACT = "features/features.json"
+RUN_TAG_DRIFT = "driftloop.drift"
+RUN_TAG_DRIFTED_FEATURES = "driftloop.drifted_features"
+RUN_TAG_CHAMPION_VERSION = "driftloop.champion_version"
+RUN_TAG_DEDUPE_KEY = "driftloop.dedupe_key"
+RUN_TAG_RETRAIN = "driftloop.retrain"
+RUN_TAG_RETRAIN_OF = "driftloop.retrain_of"  # on a retrain run: the drift run that asked for it
+TAG_LAST_DRIFT_RUN = "driftloop.last_drift_run"  # on the champion version: its latest drift check
+TAG_LAST_DRIFT = "driftloop.last_drift"
+# A retrain claim is an MLflow experiment named RETRAIN_CLAIM_PREFIX/<model>/<sequence>: the SQL store
+# refuses a second experiment with the same name, so creating it is an atomic claim only one caller wins.
+RETRAIN_CLAIM_PREFIX = "driftloop-retrain"
+CLAIM_TAG_MODEL = "driftloop.claim.model"
+CLAIM_TAG_SEQUENCE = "driftloop.claim.sequence"
+CLAIM_TAG_STATE = "driftloop.claim.state"  # in_flight | submitted | completed | failed
+CLAIM_TAG_STARTED = "driftloop.claim.started_at"
+CLAIM_TAG_FINISHED = "driftloop.claim.finished_at"
+CLAIM_TAG_TRIGGER = "driftloop.claim.trigger"
+CLAIM_TAG_OUTCOME = "driftloop.claim.outcome"
+# Kubernetes: the MLTrainingJob resource and the field whose change starts a new training generation.
+K8S_GROUP = "driftloop.io"
+K8S_VERSION = "v1alpha1"
+K8S_PLURAL = "mltrainingjobs"
+RETRAIN_TOKEN_FIELD = "retrainToken"
+ANNOTATION_RETRAIN_KEY = "driftloop.io/retrain-dedupe-key"
+ANNOTATION_RETRAIN_AT = "driftloop.io/retrain-requested-at"

@@ -158,11 +158,15 @@ def evaluate_step(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx
     outcome = evaluate.run(model_path, features_dir, out_dir=out_dir, onnx_max_abs_diff=onnx_max_abs_diff,
                            onnx_output_scale=onnx_output_scale, latency_samples=ctx.spec.evaluate.latency_samples,
                            champion_model_path=champion_model,
-                           champion_version=champion.version if champion is not None else None)
+                           champion_version=champion.version if champion is not None else None,
+                           window_uri=ctx.spec.evaluate.window)
     ctx.tracker.log_metrics(outcome.metrics)
     ctx.tracker.log_metrics({f"baseline_{k}": v for k, v in outcome.baseline.items()})
     if outcome.champion and "metrics" in outcome.champion:
         ctx.tracker.log_metrics({f"champion_{k}": v for k, v in outcome.champion["metrics"].items()})
+    if outcome.window:
+        ctx.tracker.log_metrics({f"window_{k}": v for k, v in outcome.window["metrics"].items()})
+        ctx.tracker.log_metrics({f"window_champion_{k}": v for k, v in outcome.window.get("champion_metrics", {}).items()})
     ctx.tracker.log_artifacts(out_dir, EVALUATION_DIR)
     return outcome
 

@@ -93,6 +93,8 @@ class TrainSpec(_Strict):
 
 class EvaluateSpec(_Strict):
     latency_samples: int = Field(200, ge=10, description="Single-row ONNX Runtime calls timed for p50/p99.")
+    window: str | None = Field(None, description="A labelled table (e.g. the drifted window) on which candidate and "
+                               "champion are also compared; the gate declines a candidate that loses there.")
 
 
 class GateSpec(_Strict):
@@ -116,6 +118,26 @@ class GateSpec(_Strict):
             if name not in METRICS:
                 raise ValueError(f"unknown metric {name!r}{_suggest(name, METRICS)}")
         return bounds
+
+
+class DriftSpec(_Strict):
+    """How `driftloop drift` decides and retrains; stored with the model, so a check uses the model's own policy."""
+
+    p_val: float = Field(0.05, gt=0, lt=1, description="Significance level before the multiple-testing correction.")
+    correction: Literal["bonferroni", "fdr"] = "bonferroni"
+    min_samples: int = Field(100, ge=1, description="Non-missing values a feature needs in each table to be tested.")
+    cooldown: str = Field("6h", description="Least time between two retrains of the model, e.g. 30m, 6h, 1d, 0.")
+    retrain_data: Literal["current", "reference+current"] = "reference+current"
+    window_holdout: float = Field(0.3, gt=0, lt=1, description="Share of the current rows kept out of the retrain "
+                                  "to compare candidate and champion on the drifted window.")
+
+    @field_validator("cooldown")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from driftloop.durations import parse_duration
+
+        parse_duration(value)
+        return value
 
 
 class RegistrySpec(_Strict):
@@ -143,6 +165,7 @@ class Spec(_Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)

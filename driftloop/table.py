@@ -1,4 +1,4 @@
-"""Load a training table (CSV or Parquet, local or s3://) into pandas, with its content hash."""
+"""Load a table (CSV, Parquet or JSON Lines, local or s3://) into pandas, with its content hash."""
 
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ class LoadedTable:
     sha256: str
 
 
-def table_format(uri: str, fmt: str = "auto") -> str:
-    """`csv` or `parquet`: as given, else from the file name."""
-    return fmt if fmt != "auto" else ("parquet" if uri.lower().endswith((".parquet", ".pq")) else "csv")
-
-
 def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
     """Read a table and check it is not empty.
 
@@ -39,13 +34,31 @@ def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
     try:
         if kind == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
+        elif kind == "jsonl":
+            if not raw.strip():
+                raise pd.errors.EmptyDataError("no lines")
+            # one object per line (e.g. `driftloop serve`'s prediction log); keep values as written
+            frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False, convert_dates=False)
         else:
             frame = pd.read_csv(io.BytesIO(raw))
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
     except Exception as e:  # parser errors come in many types; all mean the same to a user
-        raise DataError(f"{uri}: cannot parse as {kind}: {str(e).splitlines()[0]}") from e
+        expected = "JSON Lines (one object per line)" if kind == "jsonl" else kind
+        raise DataError(f"{uri}: cannot parse as {expected}: {str(e).splitlines()[0]}") from e
     if len(frame) == 0:
         raise DataError(f"{uri}: the table has a header but no rows")
     frame.columns = [str(c) for c in frame.columns]
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
+
+
+def table_format(uri: str, fmt: str = "auto") -> str:
+    """`parquet`, `jsonl` or `csv`: as given, else from the file name."""
+    if fmt != "auto":
+        return fmt
+    name = uri.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    return "csv"

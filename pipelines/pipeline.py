@@ -109,9 +109,9 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
         ops = _InImage(ops, image)  # type: ignore[assignment]
 
     def training_pipeline(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict,
-                          registry: dict, tracking: dict, serving: dict, output: str):
+                          registry: dict, tracking: dict, serving: dict, drift: dict, output: str):
         parameters = dict(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate,
-                          gate=gate, registry=registry, tracking=tracking, serving=serving, output=output,
+                          gate=gate, registry=registry, tracking=tracking, serving=serving, drift=drift, output=output,
                           kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         closing = _configure(ops.finish_run(**parameters), secret)
         with dsl.ExitHandler(closing, name="driftloop-run"):

@@ -6,6 +6,7 @@ attempt created, so handlers can be retried and the operator restarted at any po
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ class Cluster:
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)
+            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
         # One connection per handler thread, so handlers never queue for a socket.
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
         return cls(kubernetes.client.ApiClient(configuration))

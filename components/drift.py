@@ -1,0 +1,315 @@
+"""drift: compare a current table with the reference table, feature by feature (alibi-detect).
+
+KS (`KSDrift`) per numeric feature, Chi-square (`ChiSquareDrift`) per categorical
+feature. Each feature gets its own detector so missing values can be handled per
+column (dropped for KS; their own category for Chi-square), and the multiple-testing
+correction is then applied once across every tested feature: Bonferroni (p < p_val/K)
+by default, or Benjamini-Hochberg FDR via alibi-detect's own `fdr`.
+
+`run()` is a plain function over files, so the CLI, a KFP component and a Kubernetes
+Job all call the same thing; `detect()` is the pure part over DataFrames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from driftloop.components.columns import ColumnRoles, infer_roles
+from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
+from driftloop.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+TOP_CATEGORIES = 8
+HISTOGRAM_BINS = 20
+MISSING = "(missing)"
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    """How a drift check decides."""
+
+    p_val: float = 0.05
+    correction: Literal["bonferroni", "fdr"] = "bonferroni"
+    min_samples: int = 100  # non-missing values a feature needs in each table to be tested
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's test and the two distributions it compared."""
+
+    name: str
+    kind: str  # numeric | categorical
+    test: str  # ks | chi2 | none
+    tested: bool
+    statistic: float | None
+    p_value: float | None
+    drifted: bool
+    reference: dict[str, Any]
+    current: dict[str, Any]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The overall decision and every feature's evidence; alibi's 0/1 is normalised to a bool."""
+
+    is_drift: bool
+    threshold: float  # the corrected per-feature p-value bound that was applied
+    params: DriftParams
+    features: list[FeatureDrift]
+    reference_rows: int
+    current_rows: int
+    detector: str = "alibi-detect KSDrift/ChiSquareDrift per feature"
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [f.name for f in self.features if f.drifted]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"is_drift": self.is_drift, "drifted_features": self.drifted_features, "threshold": self.threshold,
+                "config": asdict(self.params), "detector": self.detector, "reference_rows": self.reference_rows,
+                "current_rows": self.current_rows, "sources": self.sources,
+                "features": [asdict(f) for f in self.features]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DriftReport:
+        return cls(data["is_drift"], data["threshold"], DriftParams(**data["config"]),
+                   [FeatureDrift(**f) for f in data["features"]], data["reference_rows"], data["current_rows"],
+                   data.get("detector", cls.detector), data.get("sources", {}))
+
+
+def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[str] | None = None,
+                  categorical: list[str] | None = None) -> ColumnRoles:
+    """Which columns are compared, and how: the model's roles when known, else inferred from the reference."""
+    from driftloop.spec import FeatureSpec
+
+    if numeric is not None or categorical is not None:
+        return ColumnRoles(target or "", list(numeric or []), list(categorical or []))
+    spec = FeatureSpec()
+    frame = reference if target is None or target not in reference.columns else reference.drop(columns=[target])
+    return infer_roles(frame, target or "", spec)
+
+
+def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, params: DriftParams) -> DriftReport:
+    """Test every feature of `roles` in `current` against `reference`.
+
+    Raises:
+        DataError: a feature is missing from the current table, or a numeric one holds text.
+    """
+    missing = [c for c in roles.features if c not in current.columns]
+    if missing:
+        raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has (if it is the "
+                        f"label, name it with --target; current columns: {', '.join(map(str, current.columns))})")
+    results: list[FeatureDrift] = []
+    for column in roles.numeric:
+        results.append(_numeric(column, _numbers(reference[column], column), _numbers(current[column], column),
+                                params))
+    for column in roles.categorical:
+        results.append(_categorical(column, reference[column], current[column], params))
+    tested = [f for f in results if f.tested]
+    threshold, drifted = _correct([f.p_value for f in tested], params)  # type: ignore[misc]
+    flagged = {f.name for f, d in zip(tested, drifted, strict=True) if d}
+    features = [FeatureDrift(**{**asdict(f), "drifted": f.name in flagged}) for f in results]
+    return DriftReport(bool(flagged), threshold, params, features, len(reference), len(current))
+
+
+def _correct(p_values: list[float], params: DriftParams) -> tuple[float, list[bool]]:
+    """The per-feature bound after the correction, and which p-values fall under it."""
+    import numpy as np
+    from alibi_detect.utils.statstest import fdr
+
+    if not p_values:
+        return params.p_val, []
+    if params.correction == "bonferroni" or len(p_values) == 1:
+        threshold = params.p_val / len(p_values)
+    else:
+        found, bound = fdr(np.asarray(p_values, dtype=float), q_val=params.p_val)
+        # without a discovery alibi returns every candidate bound; none was met, so the smallest one applies
+        threshold = float(bound) if found else float(np.min(bound))
+        if not found:
+            return threshold, [False] * len(p_values)
+        return threshold, [p <= threshold for p in p_values]
+    return threshold, [p < threshold for p in p_values]
+
+
+def _numbers(series: pd.Series, column: str) -> np.ndarray:
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(series.dtype) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        return series.to_numpy(dtype="float64", copy=False)  # NaN already marks missing; no copy, no isna pass
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = series.notna() & coerced.isna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row + 2} "
+                            f"({int(bad.sum())} non-numeric values; expected numbers)")
+        series = coerced
+    return series.to_numpy(dtype="float64", na_value=float("nan"))
+
+
+def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:
+    from alibi_detect.cd import KSDrift
+
+    ref_present, cur_present = _present(ref), _present(cur)
+    summaries = _numeric_summaries(ref, ref_present, cur, cur_present)
+    too_few = _too_few(len(ref_present), len(cur_present), params)
+    if too_few:
+        return FeatureDrift(name, "numeric", "none", False, None, None, False, *summaries, note=too_few)
+    # each detector sees one feature: the correction across features is applied once, in `detect`
+    result = KSDrift(ref_present, p_val=params.p_val).predict(cur_present)["data"]
+    return FeatureDrift(name, "numeric", "ks", True, float(result["distance"][0]), float(result["p_val"][0]), False,
+                        *summaries)
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    missing = np.isnan(values)
+    return values[~missing] if missing.any() else values
+
+
+def _numeric_summaries(ref: np.ndarray, ref_present: np.ndarray, cur: np.ndarray,
+                       cur_present: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    import numpy as np
+
+    if len(ref_present):
+        low, high = np.quantile(ref_present, [0.005, 0.995]) if len(ref_present) > 200 else (
+            ref_present.min(), ref_present.max())
+    else:
+        low, high = (0.0, 1.0)
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    low, high = float(low), float(high)
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+
+    def summary(values: np.ndarray, present: np.ndarray) -> dict[str, Any]:
+        if not len(present):
+            return {"rows": int(len(values)), "missing_share": 1.0}
+        # values outside the reference's central 99% land in the end bins so no mass disappears
+        # an int bin count with a range takes numpy's uniform-bin fast path (no search per value)
+        counts, _ = np.histogram(np.clip(present, low, high), bins=HISTOGRAM_BINS, range=(low, high))
+        return {"rows": int(len(values)), "missing_share": _round(1 - len(present) / max(len(values), 1)),
+                "mean": _round(float(present.mean())), "std": _round(float(present.std())),
+                "min": _round(float(present.min())), "max": _round(float(present.max())),
+                "histogram": [_round(c / len(present)) for c in counts.tolist()]}
+
+    ref_summary = summary(ref, ref_present) | {"bin_edges": [_round(e) for e in edges.tolist()]}
+    return ref_summary, summary(cur, cur_present)
+
+
+def _categorical(name: str, ref: pd.Series, cur: pd.Series, params: DriftParams) -> FeatureDrift:
+    import numpy as np
+    from alibi_detect.cd import ChiSquareDrift
+
+    labels, ref_codes, cur_codes = _shared_codes(ref, cur)
+    ref_counts = np.bincount(ref_codes, minlength=len(labels))
+    cur_counts = np.bincount(cur_codes, minlength=len(labels))
+    summaries = _category_summaries(labels, ref_counts, cur_counts)
+    too_few = _too_few(len(ref_codes), len(cur_codes), params)
+    if too_few:
+        return FeatureDrift(name, "categorical", "none", False, None, None, False, *summaries, note=too_few)
+    if np.count_nonzero(ref_counts + cur_counts) < 2:
+        return FeatureDrift(name, "categorical", "chi2", True, 0.0, 1.0, False, *summaries,
+                            note="a single category in both tables")
+    result = ChiSquareDrift(ref_codes.reshape(-1, 1), p_val=params.p_val).predict(cur_codes.reshape(-1, 1))["data"]
+    return FeatureDrift(name, "categorical", "chi2", True, float(result["distance"][0]), float(result["p_val"][0]),
+                        False, *summaries)
+
+
+def _shared_codes(ref: pd.Series, cur: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Both columns as codes over one label list; code 0 is a missing value, a category of its own.
+
+    Each column is hashed once (`factorize`); only the few distinct values are turned into text
+    (as `canonical_frame` does: str(value)) and merged, so 1 and "1" are one category.
+    """
+    import numpy as np
+    import pandas as pd
+
+    ref_codes, ref_uniques = pd.factorize(ref, use_na_sentinel=True)
+    cur_codes, cur_uniques = pd.factorize(cur, use_na_sentinel=True)
+    text = [str(v) for v in ref_uniques] + [str(v) for v in cur_uniques]
+    merged, labels = pd.factorize(pd.Index(text, dtype=object))
+    # unique → label + 1, and the missing sentinel (-1) → 0 via the prepended slot
+    ref_map = np.concatenate([[0], merged[:len(ref_uniques)] + 1]).astype(np.int16 if len(labels) < 32000 else np.int32)
+    cur_map = np.concatenate([[0], merged[len(ref_uniques):] + 1]).astype(ref_map.dtype)
+    return [MISSING, *map(str, labels)], ref_map[ref_codes + 1], cur_map[cur_codes + 1]
+
+
+def _category_summaries(labels: list[str], ref_counts: np.ndarray,
+                        cur_counts: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    ref_total, cur_total = max(int(ref_counts.sum()), 1), max(int(cur_counts.sum()), 1)
+    ref_share, cur_share = ref_counts / ref_total, cur_counts / cur_total
+    order = sorted(range(len(labels)), key=lambda i: -(ref_share[i] + cur_share[i]))
+    top = [i for i in order if ref_counts[i] or cur_counts[i]][:TOP_CATEGORIES]
+
+    def summary(counts: np.ndarray, share: np.ndarray, total: int) -> dict[str, Any]:
+        return {"rows": total, "missing_share": _round(float(share[0])), "categories": int((counts[1:] > 0).sum()),
+                "top": {labels[i]: _round(float(share[i])) for i in top}}
+
+    ref_summary = summary(ref_counts, ref_share, ref_total)
+    unseen = [labels[i] for i in range(1, len(labels)) if cur_counts[i] and not ref_counts[i]]
+    return ref_summary, summary(cur_counts, cur_share, cur_total) | {"unseen": unseen[:TOP_CATEGORIES],
+                                                                     "unseen_count": len(unseen)}
+
+
+def _too_few(ref_n: int, cur_n: int, params: DriftParams) -> str:
+    if min(ref_n, cur_n) >= params.min_samples:
+        return ""
+    return (f"not tested: {min(ref_n, cur_n)} non-missing values in the "
+            f"{'reference' if ref_n < cur_n else 'current'} table, fewer than min_samples={params.min_samples}")
+
+
+def _round(value: float) -> float:
+    return value if not math.isfinite(value) else float(f"{value:.6g}")
+
+
+def run(reference: str, current: str, *, out_dir: Path, params: DriftParams | None = None,
+        target: str | None = None, numeric: list[str] | None = None, categorical: list[str] | None = None,
+        title: str = "driftloop drift report") -> DriftReport:
+    """Read both tables, detect, and write `drift.json` and the self-contained `drift.html` into `out_dir`.
+
+    Args:
+        reference: path or s3:// URI of the reference table (CSV, Parquet or JSON Lines).
+        current: the same for the current table; keys starting with `_` (prediction-log fields) are ignored.
+        out_dir: where the two report files go.
+        params: p-value, correction and minimum sample size.
+        target: a column that is not compared (the label), if present.
+        numeric, categorical: the feature roles; inferred from the reference when both are None.
+
+    Example:
+        >>> run("ref.parquet", "live.jsonl", out_dir=Path("out")).is_drift
+        True
+    """
+    from driftloop.table import load_table
+
+    ref_frame = feature_table(load_table(reference).frame)
+    cur_frame = feature_table(load_table(current).frame)
+    roles = feature_roles(ref_frame, target=target, numeric=numeric, categorical=categorical)
+    report = detect(ref_frame, cur_frame, roles, params or DriftParams())
+    report = DriftReport(**{**report.__dict__, "sources": {"reference": reference, "current": current}})
+    write_report(report, out_dir, title=title)
+    return report
+
+
+def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop reserved prediction-log keys (`_ts`, `_model`, `_prediction`, …): they are not inputs."""
+    reserved = [c for c in frame.columns if str(c).startswith("_")]
+    return frame.drop(columns=reserved) if reserved else frame
+
+
+def write_report(report: DriftReport, out_dir: Path, *, title: str, extra: dict[str, Any] | None = None) -> None:
+    from driftloop.drift_html import render_html
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = report.to_json() | (extra or {})
+    (out_dir / DRIFT_JSON_FILE).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    (out_dir / DRIFT_HTML_FILE).write_text(render_html(data, title=title), encoding="utf-8")

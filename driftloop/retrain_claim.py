@@ -1,0 +1,177 @@
+"""Idempotent, rate-limited retrains: one claim per retrain, made atomically in the MLflow store.
+
+Registry tags are last-writer-wins, so they cannot arbitrate an alert storm. MLflow's SQL
+store, however, refuses a second experiment with the same name. Each retrain of a model
+is therefore claimed by creating the experiment `driftloop-retrain/<model>/<sequence>`
+with the next sequence number: of any number of concurrent callers exactly one creates
+it, the others get RESOURCE_ALREADY_EXISTS and stand down. Before trying, a caller reads
+the existing claims and stands down on its own when
+
+- a claim with the same dedupe key (champion version, drifted features, data window)
+  exists and did not fail: that drift was already acted on;
+- the latest claim is a retrain still in flight;
+- the latest claim is younger than the cooldown.
+
+The claims stay as a durable audit trail (tags: key, state, trigger, outcome), so the
+cooldown survives restarts and is shared by every machine that uses the same MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from driftloop.constants import (
+    CLAIM_TAG_FINISHED,
+    CLAIM_TAG_MODEL,
+    CLAIM_TAG_OUTCOME,
+    CLAIM_TAG_SEQUENCE,
+    CLAIM_TAG_STARTED,
+    CLAIM_TAG_STATE,
+    CLAIM_TAG_TRIGGER,
+    RETRAIN_CLAIM_PREFIX,
+    RUN_TAG_DEDUPE_KEY,
+)
+from driftloop.durations import format_duration
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+IN_FLIGHT = "in_flight"
+SUBMITTED = "submitted"
+COMPLETED = "completed"
+FAILED = "failed"
+# A local retrain still marked in flight after this long died without saying so; it no longer blocks.
+IN_FLIGHT_TIMEOUT_S = 24 * 3600
+
+
+def dedupe_key(model: str, champion_version: str | None, drifted_features: list[str], window: str) -> str:
+    """Same champion, same drifted features, same data window → same key → one retrain."""
+    canonical = json.dumps([model, champion_version, sorted(drifted_features), window])
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Claim:
+    sequence: int
+    experiment_id: str
+    created_s: float  # server time the claim was made
+    tags: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        return self.tags.get(RUN_TAG_DEDUPE_KEY, "")
+
+    @property
+    def state(self) -> str:
+        return self.tags.get(CLAIM_TAG_STATE, IN_FLIGHT)
+
+    def summary(self) -> dict[str, Any]:
+        return {"sequence": self.sequence, "experiment_id": self.experiment_id, "key": self.key, "state": self.state,
+                "created_at": _iso(self.created_s), "trigger": self.tags.get(CLAIM_TAG_TRIGGER),
+                "outcome": self.tags.get(CLAIM_TAG_OUTCOME)}
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    claimed: bool
+    reason: str
+    claim: Claim | None = None  # ours when claimed, else the one that stood in the way
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claimed": self.claimed, "reason": self.reason, "claim": self.claim.summary() if self.claim else None}
+
+
+class RetrainClaims:
+    """The retrain claims of one registered model.
+
+    Example:
+        >>> decision = RetrainClaims(client, "customers").try_claim(key, cooldown_s=6 * 3600, trigger="local")
+        >>> decision.claimed, decision.reason
+        (False, 'cooldown: retrain #3 was claimed at 2026-11-23T10:00:00Z; next allowed after 16:00:00Z')
+    """
+
+    def __init__(self, client: MlflowClient, model_name: str, *, artifact_root: str | None = None) -> None:
+        self.client = client
+        self.model_name = model_name
+        self.artifact_root = artifact_root
+
+    def name(self, sequence: int) -> str:
+        return f"{RETRAIN_CLAIM_PREFIX}/{self.model_name}/{sequence:06d}"
+
+    def claims(self) -> list[Claim]:
+        """Every claim of this model, oldest first."""
+        from mlflow.entities import ViewType
+
+        found: list[Claim] = []
+        token = None
+        while True:
+            page = self.client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token,
+                                                  filter_string=f"name LIKE '{RETRAIN_CLAIM_PREFIX}/%'")
+            for experiment in page:
+                tags = dict(experiment.tags or {})
+                # LIKE treats '_' as a wildcard, so the model is matched exactly on the tag
+                if tags.get(CLAIM_TAG_MODEL) != self.model_name:
+                    continue
+                created = (experiment.creation_time or 0) / 1000 or float(tags.get(CLAIM_TAG_STARTED, 0))
+                found.append(Claim(int(tags.get(CLAIM_TAG_SEQUENCE, 0)), experiment.experiment_id, created, tags))
+            token = page.token
+            if not token:
+                break
+        return sorted(found, key=lambda c: c.sequence)
+
+    def try_claim(self, key: str, *, cooldown_s: float, trigger: str, details: dict[str, str] | None = None,
+                  now: float | None = None) -> ClaimDecision:
+        """Claim the next retrain, or say which claim stands in the way and why."""
+        from mlflow.exceptions import MlflowException
+
+        now = time.time() if now is None else now
+        claims = self.claims()
+        blocked = self._blocked(claims, key, cooldown_s, now)
+        if blocked is not None:
+            return blocked
+        sequence = (claims[-1].sequence if claims else 0) + 1
+        tags = {CLAIM_TAG_MODEL: self.model_name, CLAIM_TAG_SEQUENCE: str(sequence), CLAIM_TAG_STATE: IN_FLIGHT,
+                CLAIM_TAG_STARTED: f"{now:.3f}", CLAIM_TAG_TRIGGER: trigger, RUN_TAG_DEDUPE_KEY: key,
+                **(details or {})}
+        location = f"{self.artifact_root}/{RETRAIN_CLAIM_PREFIX}-{self.model_name}-{sequence:06d}" \
+            if self.artifact_root else None
+        try:
+            experiment_id = self.client.create_experiment(self.name(sequence), artifact_location=location, tags=tags)
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return ClaimDecision(False, f"another drift check claimed retrain #{sequence} at the same moment")
+        return ClaimDecision(True, f"claimed retrain #{sequence}", Claim(sequence, experiment_id, now, tags))
+
+    def finish(self, claim: Claim, state: str, outcome: str) -> None:
+        """Record how the claimed retrain ended (`submitted`, `completed` or `failed`)."""
+        for tag, value in ((CLAIM_TAG_STATE, state), (CLAIM_TAG_OUTCOME, outcome[:4000]),
+                           (CLAIM_TAG_FINISHED, f"{time.time():.3f}")):
+            self.client.set_experiment_tag(claim.experiment_id, tag, value)
+
+    @staticmethod
+    def _blocked(claims: list[Claim], key: str, cooldown_s: float, now: float) -> ClaimDecision | None:
+        for claim in claims:
+            if claim.key == key and claim.state != FAILED:
+                return ClaimDecision(False, f"duplicate: retrain #{claim.sequence} ({claim.state}) already acted on "
+                                     f"this drift (dedupe key {key})", claim)
+        if not claims:
+            return None
+        latest = claims[-1]
+        if latest.state == IN_FLIGHT and now - latest.created_s < IN_FLIGHT_TIMEOUT_S:
+            return ClaimDecision(False, f"in flight: retrain #{latest.sequence} started at {_iso(latest.created_s)} "
+                                 "and has not finished", latest)
+        if now - latest.created_s < cooldown_s:
+            return ClaimDecision(False, f"cooldown: retrain #{latest.sequence} was claimed at "
+                                 f"{_iso(latest.created_s)}; next allowed after "
+                                 f"{_iso(latest.created_s + cooldown_s)} (cooldown {format_duration(cooldown_s)})",
+                                 latest)
+        return None
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

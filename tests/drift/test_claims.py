@@ -1,0 +1,40 @@
+"""Retrain claims against the real MLflow server: dedupe, in flight, cooldown, retry after failure."""
+
+from __future__ import annotations
+
+from driftloop.retrain_claim import COMPLETED, FAILED, RetrainClaims, dedupe_key
+
+from ..conftest import registry_for
+
+
+def test_dedupe_in_flight_cooldown_and_retry(mlflow_uri: str) -> None:
+    claims = RetrainClaims(registry_for(mlflow_uri).client, "claims_unit")
+    key_a = dedupe_key("claims_unit", "1", ["age", "plan"], "w1")
+    assert key_a == dedupe_key("claims_unit", "1", ["plan", "age"], "w1")  # order of features does not matter
+    key_b, key_c, key_d = (dedupe_key("claims_unit", "1", ["age"], w) for w in ("w2", "w3", "w4"))
+    first = claims.try_claim(key_a, cooldown_s=3600, trigger="local")
+    assert first.claimed and first.claim.sequence == 1
+
+    busy = claims.try_claim(key_b, cooldown_s=0, trigger="local")
+    assert not busy.claimed and busy.reason.startswith("in flight: retrain #1")
+    claims.finish(first.claim, COMPLETED, "retrained")
+
+    again = claims.try_claim(key_a, cooldown_s=0, trigger="local")
+    assert not again.claimed and again.reason.startswith("duplicate: retrain #1 (completed)")
+    cooling = claims.try_claim(key_b, cooldown_s=3600, trigger="local")
+    assert not cooling.claimed and cooling.reason.startswith("cooldown: retrain #1") and "(cooldown 1h)" in cooling.reason
+
+    later = first.claim.created_s + 3601
+    second = claims.try_claim(key_b, cooldown_s=3600, trigger="local", now=later)
+    assert second.claimed and second.claim.sequence == 2
+    claims.finish(second.claim, FAILED, "boom")
+    retry = claims.try_claim(key_b, cooldown_s=0, trigger="local", now=later)  # a failed retrain may be retried
+    assert retry.claimed and retry.claim.sequence == 3
+    claims.finish(retry.claim, COMPLETED, "ok")
+    assert [(c.sequence, c.state) for c in claims.claims()] == [(1, COMPLETED), (2, FAILED), (3, COMPLETED)]
+    assert claims.claims()[0].tags["driftloop.claim.outcome"] == "retrained"
+    # a model whose name differs only where LIKE has a wildcard does not see these claims
+    assert RetrainClaims(registry_for(mlflow_uri).client, "claimsXunit").claims() == []
+    fourth = claims.try_claim(key_c, cooldown_s=0, trigger="local", now=later)
+    assert fourth.claimed and fourth.claim.sequence == 4
+    assert claims.try_claim(key_d, cooldown_s=0, trigger="local", now=later).reason.startswith("in flight: retrain #4")
