@@ -6,7 +6,8 @@ pip-installed at run time. Artifacts are directories (a Dataset of splits, a Mod
 with its ONNX file) or single files (Markdown reports), typed so the KFP UI shows them.
 
 `validate` and `feature` take no run id and log nothing to MLflow, so KFP can cache
-them; `train` logs their outputs into the run it reports to.
+them; `train` logs their outputs into the run it reports to. `drift` is the check of
+`driftloop drift --model`, its decision the task's single output so `dsl.If` can branch on it.
 """
 
 # No `from __future__ import annotations`: KFP reads the annotations as types.
@@ -14,7 +15,7 @@ import os
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from driftloop import __version__
 
@@ -161,3 +162,24 @@ def finish_run(data: dict, validation: dict, feature: dict, train: dict, evaluat
     close_run(dict(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate, gate=gate,
                    registry=registry, tracking=tracking, serving=serving, drift=drift, output=output), kfp_run_id=kfp_run_id, state=status.state,
               task=status.pipeline_task_name)
+
+
+@dsl.component(**_IN_IMAGE)
+def drift(current: str, registry: dict, tracking: dict, p_val: float, correction: str, min_samples: int,
+          report: Output[HTML], summary: Output[Markdown], metrics: Output[Metrics]) -> bool:
+    """Compare the current table with the sample stored with @champion, as `driftloop drift --model` (True: drift)."""
+    import tempfile
+    from pathlib import Path
+
+    from driftloop.console import Console
+    from driftloop.drift_check import DriftRequest, check_drift
+    from driftloop.pipelines import reports
+    from driftloop.pipelines.runtime import model_of, reported
+
+    with reported(None):
+        request = DriftRequest(current=current, model_name=model_of(registry), tracking_uri=tracking.get("uri"),
+                               p_val=p_val, correction=correction, min_samples=min_samples,
+                               out_dir=Path(tempfile.mkdtemp()))
+        outcome = check_drift(request, console=Console(quiet=True))
+    reports.publish_drift(outcome.data, Path(outcome.data["_out_dir"]), html=report, markdown=summary, metrics=metrics)
+    return outcome.report.is_drift

@@ -1,6 +1,7 @@
-"""driftloop.pipelines: the Kubeflow Pipelines graph, its compile entry, the kfp-local runner and submit.
+"""driftloop.pipelines: the Kubeflow Pipelines graphs, their compile entry, the kfp-local runner and submit.
 
-`training_pipeline` is built on first access, so importing this package stays cheap.
+`training_pipeline` and `drift_then_retrain` (drift → dsl.If(drift) → training_pipeline) are
+built on first access, so importing this package stays cheap.
 
 Example:
     >>> from kfp import compiler
@@ -12,10 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_training_pipeline", "training_pipeline"]
+__all__ = ["build_drift_pipeline", "build_training_pipeline", "drift_then_retrain", "training_pipeline"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "drift_then_retrain":
+        from driftloop.pipelines.drift_pipeline import build_drift_pipeline
+
+        globals()["drift_then_retrain"] = build_drift_pipeline()
+        return globals()["drift_then_retrain"]
+    if name == "build_drift_pipeline":
+        from driftloop.pipelines.drift_pipeline import build_drift_pipeline
+
+        return build_drift_pipeline
     if name == "training_pipeline":
         from driftloop.pipelines.pipeline import build_training_pipeline
 

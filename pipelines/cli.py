@@ -44,20 +44,24 @@ def spec_for(spec_path: str | None, data: str | None, target: str | None, model_
 @click.command("compile")
 @click.option("-o", "--output", default="driftloop_pipeline.yaml", show_default=True,
               type=click.Path(dir_okay=False), help="Where the KFP IR YAML goes.")
+@click.option("--pipeline", type=click.Choice(["training", "drift-then-retrain"]), default="training",
+              show_default=True, help="training, or drift-then-retrain: a drift check against the @champion's "
+              "reference that runs the training pipeline on drift.")
 @_spec_options
 @click.option("--secret", default=None, help="Kubernetes Secret with MLflow/S3 credentials [driftloop-credentials].")
-def compile_command(output: str, spec_path: str | None, data: str | None, target: str | None,
+def compile_command(output: str, pipeline: str, spec_path: str | None, data: str | None, target: str | None,
                     model_name: str | None, overrides: tuple[str, ...], params: tuple[str, ...], image: str | None,
                     secret: str | None) -> None:
     """Write the pipeline as KFP v2 IR YAML, uploadable in the KFP UI.
 
     Without a spec the parameters default to the spec model's defaults (data is then
-    required at run time); with one, to its values.
+    required at run time, and for drift-then-retrain also current and registry); with
+    one, to its values.
     """
     from driftloop.pipelines.compile import compile_pipeline
 
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=False)
-    compile_pipeline(output, spec=spec, image=image, secret=secret)
+    compile_pipeline(output, spec=spec, image=image, secret=secret, pipeline=pipeline)
     Console().info(f"wrote {output}")
 
 

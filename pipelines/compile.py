@@ -12,26 +12,31 @@ if TYPE_CHECKING:
     from driftloop.spec import Spec
 
 COMMITTED_PIPELINE = Path(__file__).resolve().parent / "driftloop_pipeline.yaml"
+COMMITTED_DRIFT_PIPELINE = Path(__file__).resolve().parent / "drift_then_retrain.yaml"
+PIPELINES = ("training", "drift-then-retrain")
 
 
 def compile_pipeline(path: str | Path, *, spec: Spec | None = None, image: str | None = None,
-                     secret: str | None = None) -> Path:
-    """Write the IR YAML for `spec` (or the spec model's defaults) to `path`.
+                     secret: str | None = None, pipeline: str = "training") -> Path:
+    """Write the IR YAML of `pipeline` for `spec` (or the spec model's defaults) to `path`.
 
     The same inputs always give the same bytes (no timestamps, keys in a fixed order), so the
-    committed `pipelines/driftloop_pipeline.yaml` shows graph changes in review.
+    committed `pipelines/driftloop_pipeline.yaml` and `pipelines/drift_then_retrain.yaml`
+    show graph changes in review.
 
     Raises:
         InvalidSpec: a spec value KFP parameters cannot carry, with the field named.
     """
     from kfp import compiler
 
+    from driftloop.pipelines.drift_pipeline import build_drift_pipeline
     from driftloop.pipelines.pipeline import CREDENTIALS_SECRET, build_training_pipeline
 
-    pipeline = build_training_pipeline(spec, image=image, secret=secret or CREDENTIALS_SECRET)
+    build = {"training": build_training_pipeline, "drift-then-retrain": build_drift_pipeline}[pipeline]
+    graph = build(spec, image=image, secret=secret or CREDENTIALS_SECRET)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline, str(target))
+    compiler.Compiler().compile(graph, str(target))
     target.write_text(_stable_header(target.read_text(encoding="utf-8")), encoding="utf-8")
     return target
 

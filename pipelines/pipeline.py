@@ -31,6 +31,7 @@ RESOURCES = {
     "evaluate": ("1", "2", "2Gi", "4Gi"),
     "deploy": ("250m", "1", "512Mi", "1Gi"),
     "finish-run": ("250m", "1", "512Mi", "1Gi"),
+    "drift": ("500m", "2", "1Gi", "4Gi"),
 }
 RETRIES = {"train": (2, "60s", 2.0), "deploy": (3, "30s", 2.0)}  # (retries, first backoff, factor)
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -1,4 +1,4 @@
-"""What the KFP UI shows for the evaluate task: metrics, a confusion matrix and a Markdown report."""
+"""What the KFP UI shows for the evaluate and drift tasks: metrics, a confusion matrix, Markdown and HTML reports."""
 
 from __future__ import annotations
 
@@ -50,6 +50,49 @@ def evaluation_markdown(evaluation: Evaluation, blessing: Blessing) -> str:
         lines.append(f"| {name} | {value:.4f} | {_cell(evaluation.baseline.get(name))} | {_cell(champion.get(name))} |")
     lines += ["", "## Gate", ""] + [f"- {reason}" for reason in blessing.reasons]
     return "\n".join(lines) + "\n"
+
+
+def publish_drift(data: dict[str, Any], report_dir: Path, *, html: Any, markdown: Any, metrics: Any) -> None:
+    """Fill the drift task's HTML (the same self-contained report the CLI writes), Markdown and Metrics outputs."""
+    import re
+    import shutil
+
+    from driftloop.constants import DRIFT_HTML_FILE
+
+    Path(html.path).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(report_dir / DRIFT_HTML_FILE, html.path)
+    Path(markdown.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(markdown.path).write_text(drift_markdown(data), encoding="utf-8")
+    for key, value in (("drift", float(data["is_drift"])), ("drifted_features", float(len(data["drifted_features"]))),
+                       ("features", float(len(data["features"]))), ("threshold", float(data["threshold"])),
+                       ("current_rows", float(data["current_rows"]))):
+        metrics.log_metric(key, value)
+    for feature in data["features"]:
+        if feature["p_value"] is not None:  # KFP metric names: letters, digits, `_` and `-`
+            metrics.log_metric(f"p_value-{re.sub(r'[^A-Za-z0-9_-]', '_', feature['name'])}", float(feature["p_value"]))
+    html.metadata.update({"drift": data["is_drift"], "mlflow_run_id": data.get("run_id") or "",
+                          "champion_version": data.get("champion_version") or ""})
+
+
+def drift_markdown(data: dict[str, Any]) -> str:
+    drifted = data["drifted_features"]
+    verdict = f"DRIFT in {len(drifted)} of {len(data['features'])} features" if data["is_drift"] else "no drift"
+    config = data["config"]
+    lines = [f"# Drift: {verdict}", "",
+             f"Model {data.get('model_name')} @champion v{data.get('champion_version')}: reference "
+             f"{data['reference_rows']} rows, current {data['current_rows']} rows "
+             f"({data['sources'].get('current', '')}).", "",
+             f"p_val {config['p_val']:g}, {config['correction']} correction, per-feature bound "
+             f"{data['threshold']:.3g}, min_samples {config['min_samples']}.", "",
+             "| feature | test | statistic | p-value | drifted |", "| --- | --- | ---: | ---: | --- |"]
+    for f in sorted(data["features"], key=lambda f: (not f["drifted"], 2 if f["p_value"] is None else f["p_value"])):
+        lines.append(f"| {f['name']} | {f['test']} | {_cell(f['statistic'])} | {_p(f['p_value'])} | "
+                     f"{'yes' if f['drifted'] else ('no' if f['tested'] else '-')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _cell(value: float | None) -> str:

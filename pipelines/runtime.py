@@ -33,6 +33,17 @@ def spec_from_parameters(**sections: Any) -> Spec:
     return validate_spec(sections, source="pipeline parameters")
 
 
+def model_of(registry: dict[str, Any]) -> str:
+    """The registered model a drift task checks: the spec's `registry.model_name`, which the retrain registers to."""
+    from driftloop.errors import UsageError
+
+    name = registry.get("model_name")
+    if not name:
+        raise UsageError("registry.model_name is not set: the drift check reads the reference stored with that "
+                         "model's @champion, and the retrain registers to it; pass registry={\"model_name\": NAME}")
+    return str(name)
+
+
 def spec_of(parameters: dict[str, Any]) -> Spec:
     from driftloop.spec import validate_spec
 
