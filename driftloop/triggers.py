@@ -140,6 +140,16 @@ def retrain_spec(request: RetrainRequest, *, data_uri: str, window_uri: str) -> 
     return load_spec(str(path), overrides=request.overrides)
 
 
+def _overridden(spec: Spec, overrides: list[str]) -> Spec:
+    """`spec` with the caller's `--set KEY=VALUE` overrides applied."""
+    from driftloop.spec import _apply_override, validate_spec
+
+    raw = spec.model_dump(mode="json")
+    for item in overrides:
+        _apply_override(raw, item)
+    return validate_spec(raw, source="champion spec with --set")
+
+
 class LocalTrigger:
     """Run the pipeline in this process; the same gate decides, plus the window comparison."""
 
@@ -195,10 +205,12 @@ class KfpTrigger:
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         submit_pipeline = self._submit()
         spec = champion_spec(request)
-        if not (spec.output or "").startswith("s3://"):
+        # the `--set` overrides count here too: the message below offers `--set output=…` as the fix
+        output = _overridden(spec, request.overrides).output or ""
+        if not output.startswith("s3://"):
             raise UsageError("--retrain kfp stages the retrain data where the cluster can read it: the champion's "
                              "spec needs output=s3://… (or pass --set output=s3://BUCKET/PREFIX)")
-        data_uri, window_uri = stage_retrain_data(request, spec, spec.output or "")
+        data_uri, window_uri = stage_retrain_data(request, spec, output)
         spec = retrain_spec(request, data_uri=data_uri, window_uri=window_uri)
         run_name = f"{request.model_name}-drift-retrain-{request.key[:8]}"
         submitted = submit_pipeline(spec, host=self.host, experiment=self.experiment, namespace=self.namespace,
