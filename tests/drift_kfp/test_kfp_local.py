@@ -3,8 +3,11 @@
 Each task runs as its own subprocess, as in its pod, against the real MLflow server.
 """
 
-# No `from __future__ import annotations`: kfp.local calls need nothing, but keep the KFP files alike.
+from __future__ import annotations
+
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +22,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def kfp_local(tmp_path: Path, mlflow_uri: str, s3: S3, monkeypatch: pytest.MonkeyPatch) -> Path:
+def kfp_local(tmp_path: Path, mlflow_uri: str, s3: S3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """kfp.local with its outputs under tmp_path; the task subprocesses see the test MLflow and S3."""
     from kfp import local
+    from kfp.local.config import LocalExecutionConfig
 
-    for name in [n for n in __import__("os").environ if n.startswith(("MLFLOW_", "AWS_"))]:
+    for name in [n for n in os.environ if n.startswith(("MLFLOW_", "AWS_"))]:
         monkeypatch.delenv(name)
     for name, value in (s3.env | {"MLFLOW_TRACKING_URI": mlflow_uri}).items():
         monkeypatch.setenv(name, value)
     root = tmp_path / "kfp-local"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                workspace_root=str(root / "workspace"), raise_on_error=True)
-    return root
+    yield root
+    LocalExecutionConfig.instance = None  # later tests calling a component get KFP's usual error, not a local run
 
 
 def check(champion: Champion, current: Path, mlflow_uri: str, **params: Any) -> Any:
