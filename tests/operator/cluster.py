@@ -319,6 +319,8 @@ class Cluster(kmock.KubernetesEmulator):
         await asyncio.sleep(0.05)
         if self.job_gate is not None:
             await self.job_gate.wait()
+        if (JOBS, namespace, name) not in self.objects or self.objects[JOBS, namespace, name].deleted:
+            return  # deleted while held: a Job controller starts no pods for a Job that is gone
         self.jobs_started += 1
         job = self.objects[JOBS, namespace, name].raw
         spec = job["spec"]
