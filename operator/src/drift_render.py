@@ -73,10 +73,12 @@ def render_drift_cronjob(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any
         return None
     name = drift_check_name(owner.name)
     labels = drift_labels(owner.name)
+    quantities = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME, "image": spec.image, "imagePullPolicy": "IfNotPresent",
         "command": drift_command(spec, owner), "workingDir": k.WORK_DIR, "env": base_env(),
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+        # the training pod's CPU and memory (a check loads the same kind of table), never its GPUs
+        "resources": {"requests": quantities, "limits": quantities},
         "terminationMessagePath": k.TERMINATION_LOG, "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "work", "mountPath": k.WORK_DIR}],

@@ -26,7 +26,7 @@ def test_no_drift_policy_no_cronjob() -> None:
 
 
 def test_cronjob_runs_the_drift_check_with_the_training_jobs_image_credentials_and_security() -> None:
-    resource = spec(drift=DRIFT)
+    resource = spec(drift=DRIFT, resources={"cpu": "2", "memory": "4Gi", "gpu": 1})
     cronjob = render_drift_cronjob(resource, OWNER)
     training = render_job(resource, OWNER)["spec"]["template"]["spec"]
     assert cronjob["apiVersion"] == "batch/v1" and cronjob["kind"] == "CronJob"
@@ -47,6 +47,7 @@ def test_cronjob_runs_the_drift_check_with_the_training_jobs_image_credentials_a
     assert container["envFrom"] == training["containers"][0]["envFrom"] == [
         {"secretRef": {"name": "driftloop-credentials"}}]
     assert container["securityContext"] == training["containers"][0]["securityContext"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}  # no GPU to compare tables
     assert pod["securityContext"] == training["securityContext"] and pod["restartPolicy"] == "Never"
     assert container["terminationMessagePath"] == "/dev/termination-log"
     # the k8s trigger needs the API: its own least-privilege account, token mounted
