@@ -110,3 +110,11 @@ def test_summary_fits_a_termination_message_with_many_drifted_features() -> None
                                "retrain": {"status": "suppressed", "reason": "x" * 5000}}, exit_code=3)
     assert len(json.dumps(summary, indent=2).encode()) < LIMIT_BYTES
     assert summary["drifted_count"] == 400 and summary["drifted_features"] == names[:len(summary["drifted_features"])]
+
+
+def test_cronjob_is_a_valid_kubernetes_1_30_object() -> None:
+    import kubernetes_validate
+
+    for retrain in (True, False):
+        cronjob = render_drift_cronjob(spec(drift=DRIFT | {"retrain": retrain}), OWNER)
+        kubernetes_validate.validate(cronjob, "1.30.0", strict=True)  # raises, naming the field, when it is not
