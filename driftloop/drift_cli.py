@@ -32,6 +32,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--target", help="Label column to leave out of the comparison (default: the model's target).")
 @click.option("--report", "report_out", metavar="FILE", help="Write the self-contained HTML report here.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the report as JSON ('-' for stdout).")
+@click.option("--summary", "summary_out", metavar="FILE", help="Write a short JSON outcome (under 4 KiB, e.g. a "
+              "pod's termination message): decision, drifted features, report location, retrain.")
 @click.option("--p-val", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Significance before correction [drift.p_val, 0.05].")
 @click.option("--correction", type=click.Choice(["bonferroni", "fdr"]), help="Multiple-testing correction "
@@ -56,7 +58,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Where reports and staged retrain data are written.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def drift(current: str, model_name: str | None, reference: str | None, target: str | None, report_out: str | None,
-          json_out: str | None, p_val: float | None, correction: str | None, min_samples: int | None,
+          json_out: str | None, summary_out: str | None, p_val: float | None, correction: str | None, min_samples: int | None,
           retrain: str | None, cooldown: str | None, retrain_data: str | None, window: str | None,
           overrides: tuple[str, ...], k8s_job: str | None, namespace: str, kfp_host: str | None, kfp_experiment: str,
           tracking_uri: str | None, no_track: bool, out_dir: str, quiet: bool) -> None:
@@ -86,6 +88,10 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
         console.info(f"wrote {report_out}")
     if json_out:
         write_json({k: v for k, v in outcome.data.items() if not k.startswith("_")}, json_out)
+    if summary_out:
+        from driftloop.drift_summary import outcome_summary
+
+        write_json(outcome_summary(outcome.data, exit_code=outcome.exit_code), summary_out)
     if outcome.data.get("error"):
         console.error(outcome.data["error"])
     sys.exit(outcome.exit_code)

@@ -19,6 +19,7 @@ import kopf
 
 from driftloop.errors import DriftloopError, InvalidSpec, RegistryUnavailable
 from driftloop.operator import constants as k
+from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.k8s import Cluster, OwnedByAnother
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec
@@ -100,7 +101,9 @@ def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: ko
     except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
     job = owned_name(name, generation)
-    conditions = set_condition([], k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created")
+    # a new generation starts its conditions afresh, but the drift policy's describe the data, not the Job
+    kept = [c for c in status.get("conditions") or [] if c.get("type") in DRIFT_CONDITIONS]
+    conditions = set_condition(kept, k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created")
     patch.status.update(phase=k.PHASE_PENDING, jobName=job, observedGeneration=generation, conditions=conditions,
                         modelName=resource.mlflow.model_name or name, runId=None, modelVersion=None, gate=None,
                         gateReasons=None, message=None, startTime=None, completionTime=None)

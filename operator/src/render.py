@@ -28,7 +28,11 @@ class Owner:
 
 def owned_name(name: str, generation: int) -> str:
     """`churn` generation 3 → `churn-g3`; long names keep a hash so two never collide."""
-    suffix = f"-g{generation}"
+    return bounded_name(name, f"-g{generation}")
+
+
+def bounded_name(name: str, suffix: str) -> str:
+    """`name` + `suffix` within the length Job names allow; a long name keeps a hash so two never collide."""
     if len(name) + len(suffix) <= _MAX_NAME:
         return name + suffix
     digest = hashlib.sha256(name.encode()).hexdigest()[:6]
@@ -80,10 +84,25 @@ def training_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
             "-m", "driftloop", *run]
 
 
+def base_env() -> list[dict[str, Any]]:
+    """Every driftloop container's env: the root filesystem is read-only, so home and temp go to the emptyDir."""
+    return [{"name": "HOME", "value": k.WORK_DIR}, {"name": "TMPDIR", "value": k.WORK_DIR},
+            {"name": "PYTHONUNBUFFERED", "value": "1"}]
+
+
+def container_security_context() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "privileged": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
     # The root filesystem is read-only: home, temporary files and outputs go to the emptyDir.
-    env: list[dict[str, Any]] = [{"name": "HOME", "value": k.WORK_DIR}, {"name": "TMPDIR", "value": k.WORK_DIR},
-                                 {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    env = base_env()
     if spec.workers > 1:
         name = owned_name(owner.name, owner.generation)
         env += [{"name": "WORLD_SIZE", "value": str(spec.workers)},
@@ -105,8 +124,7 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
         "command": training_command(spec, owner), "workingDir": k.WORK_DIR, "env": _env(spec, owner),
         "resources": {"requests": quantities, "limits": quantities},
         "terminationMessagePath": k.TERMINATION_LOG, "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "privileged": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "spec", "mountPath": k.SPEC_MOUNT_DIR, "readOnly": True},
                          {"name": "work", "mountPath": k.WORK_DIR}],
     }
@@ -116,8 +134,7 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
         container["envFrom"] = [{"secretRef": {"name": spec.mlflow.secret_ref.name}}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": [{"name": "spec", "configMap": {"name": name}}, {"name": "work", "emptyDir": {}}],
     }

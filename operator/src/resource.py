@@ -130,6 +130,21 @@ class Condition(_Resource):
     last_transition_time: str
 
 
+class DriftStatus(_Resource):
+    """The drift policy's CronJob and its latest finished check."""
+
+    cron_job_name: str | None = None
+    last_check_job: str | None = None
+    last_check_time: str | None = None
+    result: Literal["Drift", "NoDrift", "Failed"] | None = None
+    drifted_features: list[str] = Field(default_factory=list)
+    retrain: str | None = Field(None, description="What the check's retrain did: not_requested, not_needed, "
+                                "submitted, suppressed or failed.")
+    message: str | None = None
+    run_id: str | None = Field(None, description="The MLflow run of the check (experiment `drift`).")
+    report: str | None = Field(None, description="Where the HTML report is, e.g. runs:/<run id>/drift/drift.html.")
+
+
 class MLTrainingJobStatus(_Resource):
     phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -143,6 +158,7 @@ class MLTrainingJobStatus(_Resource):
     completion_time: str | None = None
     message: str | None = None
     observed_generation: int | None = None
+    drift: DriftStatus | None = None
 
 
 def parse_resource_spec(raw: dict[str, Any], *, where: str) -> MLTrainingJobSpec:

@@ -1,0 +1,215 @@
+"""kopf handlers of the drift policy: `spec.drift` → a CronJob; each finished check → conditions and events.
+
+Flow: on create, spec change or resume, `reconcile_drift_cronjob` creates, updates or deletes
+the resource's CronJob. The check Jobs the CronJob starts carry `driftloop.io/drift-check=<name>`;
+the Job watcher pokes an annotation on the resource when one finishes, and `record_drift_check` —
+a resource handler, so it never races the training handlers' status writes — lists the checks,
+reads the newest finished one's outcome and writes `DriftDetected`, `RetrainScheduled` and
+`status.drift`. Listing (rather than trusting the poke) keeps a restarted operator, which sees
+every old check again, from recording an older one over a newer one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from driftloop.errors import InvalidSpec
+from driftloop.operator import constants as k
+from driftloop.operator.drift_render import (
+    ANNOTATION_DRIFT_STATE,
+    ANNOTATION_SPEC_HASH,
+    COND_DRIFT_DETECTED,
+    COND_RETRAIN_SCHEDULED,
+    DRIFT_CONDITIONS,
+    LABEL_DRIFT_CHECK,
+    RESULT_DRIFT,
+    RESULT_FAILED,
+    DriftCheck,
+    drift_check_name,
+    read_check,
+    render_drift_cronjob,
+    retrain_condition,
+)
+from driftloop.operator.handlers import RESOURCE, RETRY_DELAY_S, _now, job_state, kubernetes_errors, set_condition
+from driftloop.operator.k8s import Cluster, OwnedByAnother
+from driftloop.operator.render import Owner
+from driftloop.operator.resource import parse_resource_spec
+
+# -- the CronJob ---------------------------------------------------------------------------
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: keys `new` lacks become null."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            patch[key] = merge_patch(old[key], value)
+        elif old.get(key) != value:
+            patch[key] = value
+    return patch
+
+
+def apply_cronjob(cluster: Cluster, body: dict[str, Any], *, owner_uid: str) -> str:
+    """Create the CronJob, or bring the existing one to `body`: 'created', 'updated' or 'unchanged'."""
+    from kubernetes.client.rest import ApiException
+
+    batch = cluster._batch()
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    try:
+        cluster._json(batch.create_namespaced_cron_job, namespace, body)
+        return "created"
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    existing = cluster._json(batch.read_namespaced_cron_job, name, namespace)
+    meta = existing.get("metadata") or {}
+    if owner_uid not in {ref.get("uid") for ref in meta.get("ownerReferences") or []}:
+        raise OwnedByAnother(f"CronJob {namespace}/{name} exists and belongs to another owner")
+    wanted = body["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
+    if (meta.get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
+        return "unchanged"
+    patch = {"metadata": {"labels": body["metadata"]["labels"], "annotations": {ANNOTATION_SPEC_HASH: wanted}},
+             "spec": merge_patch(existing.get("spec") or {}, body["spec"])}
+    cluster._json(batch.patch_namespaced_cron_job, name, namespace, patch)
+    return "updated"
+
+
+def delete_cronjob(cluster: Cluster, namespace: str, name: str) -> bool:
+    """Delete the CronJob and its check Jobs; False if there was none."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        cluster._json(cluster._batch().delete_namespaced_cron_job, name, namespace,
+                      body={"propagationPolicy": "Background"})
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.resume(*RESOURCE)
+def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
+                            namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """`spec.drift` set: its CronJob exists and matches; unset: no CronJob, no drift status."""
+    try:
+        resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
+    except InvalidSpec:
+        return  # start_training reports it in status
+    owner = Owner(name, namespace, uid, int(meta.get("generation") or 1))
+    cronjob = render_drift_cronjob(resource, owner)
+    cron_name = drift_check_name(name)
+    if cronjob is None:
+        with kubernetes_errors():
+            deleted = delete_cronjob(memo.cluster, namespace, cron_name)
+        if deleted or status.get("drift"):
+            patch.status["drift"] = None
+            patch.status["conditions"] = [c for c in status.get("conditions") or []
+                                          if c.get("type") not in DRIFT_CONDITIONS]
+            memo.cluster.post_event(body, reason="DriftCheckRemoved", message=f"CronJob {cron_name} deleted")
+        return
+    kopf.adopt(cronjob, owner=body)
+    try:
+        with kubernetes_errors():
+            done = apply_cronjob(memo.cluster, cronjob, owner_uid=uid)
+    except OwnedByAnother as e:  # a deleted namesake's CronJob is still being collected
+        raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
+    if (status.get("drift") or {}).get("cronJobName") != cron_name:
+        patch.status["drift"] = {"cronJobName": cron_name}
+    if done != "unchanged":
+        assert resource.drift is not None
+        memo.cluster.post_event(body, reason="DriftCheckScheduled",
+                                message=f"CronJob {cron_name} {done}: drift check {resource.drift.schedule!r} on "
+                                        f"{resource.drift.current_data}" + ("" if resource.drift.retrain
+                                                                            else " (retrain off)"))
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_DRIFT_CHECK: kopf.PRESENT})
+def mirror_drift_check(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """Poke the resource when one of its checks finished; `record_drift_check` does the rest."""
+    state = job_state(dict(body.get("status") or {}))
+    if state not in (k.JOB_SUCCEEDED, k.JOB_FAILED) or meta.get("deletionTimestamp"):
+        return
+    memo.cluster.annotate_resource(namespace, meta["labels"][LABEL_DRIFT_CHECK],
+                                   {ANNOTATION_DRIFT_STATE: f"{meta['name']}:{state}"})
+
+
+def newest_finished_check(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    found = cluster._json(cluster._batch().list_namespaced_job, namespace,
+                          label_selector=f"{LABEL_DRIFT_CHECK}={name}").get("items") or []
+    finished = [j for j in found if (j["metadata"].get("labels") or {}).get(LABEL_DRIFT_CHECK) == name
+                and job_state(j.get("status") or {}) in (k.JOB_SUCCEEDED, k.JOB_FAILED)]
+    # the Job controller's creation order; the name breaks ties within a second
+    finished.sort(key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]))
+    return finished[-1] if finished else None
+
+
+def check_outcome(cluster: Cluster, namespace: str, job: str) -> tuple[int | None, str | None]:
+    """The exit code and termination message of the check's newest pod."""
+    for pod in reversed(cluster.job_pods(namespace, job)):
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated")
+            if terminated:
+                return terminated.get("exitCode"), terminated.get("message")
+    return None, None
+
+
+@kopf.on.field(*RESOURCE, field=("metadata", "annotations", ANNOTATION_DRIFT_STATE), retries=30,
+               backoff=RETRY_DELAY_S)
+def record_drift_check(**kwargs: Any) -> None:
+    """The newest finished check → `DriftDetected`, `RetrainScheduled`, `status.drift` and events."""
+    _record(**kwargs)
+
+
+@kopf.on.resume(*RESOURCE, retries=30, backoff=RETRY_DELAY_S)
+def catch_up_drift_checks(spec: kopf.Spec, **kwargs: Any) -> None:
+    """Checks that finished while no operator ran."""
+    if spec.get("drift"):
+        for field_kwarg in ("new", "old", "diff"):
+            kwargs.pop(field_kwarg, None)
+        _record(spec=spec, **kwargs)
+
+
+def _record(*, body: kopf.Body, status: kopf.Status, name: str, namespace: str, patch: kopf.Patch,
+            memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    with kubernetes_errors():
+        job = newest_finished_check(memo.cluster, namespace, name)
+        drift = dict(status.get("drift") or {})
+        if job is None or drift.get("lastCheckJob") == job["metadata"]["name"]:
+            return
+        job_name = job["metadata"]["name"]
+        exit_code, message = check_outcome(memo.cluster, namespace, job_name)
+    check = read_check(job_name, exit_code, message)
+    conditions = list(status.get("conditions") or [])
+    if check.result != RESULT_FAILED:  # a failed check says nothing new about drift
+        conditions = set_condition(conditions, COND_DRIFT_DETECTED, check.result == RESULT_DRIFT,
+                                   "DriftDetected" if check.result == RESULT_DRIFT else "NoDrift", check.drift_message)
+        scheduled, reason, text = retrain_condition(check)
+        conditions = set_condition(conditions, COND_RETRAIN_SCHEDULED, scheduled, reason, text)
+    patch.status["conditions"] = conditions
+    patch.status["drift"] = {
+        "cronJobName": drift.get("cronJobName") or drift_check_name(name), "lastCheckJob": job_name,
+        "lastCheckTime": check.checked_at or _now(), "result": check.result, "driftedFeatures": check.drifted,
+        "retrain": check.retrain_status, "message": check.drift_message[:1000], "runId": check.run_id,
+        "report": check.report}
+    logger.info(f"drift check {job_name}: {check.result}")
+    _post_events(memo.cluster, body, check)
+
+
+def _post_events(cluster: Cluster, body: kopf.Body, check: DriftCheck) -> None:
+    if check.result == RESULT_FAILED:
+        cluster.post_event(body, reason="DriftCheckFailed", message=check.drift_message, warning=True)
+        return
+    if check.result != RESULT_DRIFT:
+        cluster.post_event(body, reason="NoDrift", message=check.drift_message)
+        return
+    cluster.post_event(body, reason="DriftDetected", message=check.drift_message, warning=True)
+    scheduled, reason, text = retrain_condition(check)
+    cluster.post_event(body, reason="RetrainScheduled" if scheduled else reason, message=text or reason)

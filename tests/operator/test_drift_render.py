@@ -1,0 +1,120 @@
+"""The drift policy's CronJob and the reading of a check's outcome: pure functions, no cluster."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from driftloop.drift_summary import LIMIT_BYTES, outcome_summary
+from driftloop.operator.drift_policy import merge_patch
+from driftloop.operator.drift_render import read_check, render_drift_cronjob, retrain_condition
+from driftloop.operator.render import Owner, render_job
+from driftloop.operator.resource import parse_resource_spec
+
+from .test_render import EXAMPLE
+
+OWNER = Owner("churn", "ml", "5b1e-uid", 3)
+DRIFT = {"schedule": "*/30 * * * *", "currentData": "s3://lake/churn/today.csv", "cooldown": "12h"}
+
+
+def spec(**changes: object):
+    return parse_resource_spec(copy.deepcopy(EXAMPLE["spec"]) | changes, where="ml/churn")
+
+
+def test_no_drift_policy_no_cronjob() -> None:
+    assert render_drift_cronjob(spec(), OWNER) is None
+
+
+def test_cronjob_runs_the_drift_check_with_the_training_jobs_image_credentials_and_security() -> None:
+    resource = spec(drift=DRIFT, resources={"cpu": "2", "memory": "4Gi", "gpu": 1})
+    cronjob = render_drift_cronjob(resource, OWNER)
+    training = render_job(resource, OWNER)["spec"]["template"]["spec"]
+    assert cronjob["apiVersion"] == "batch/v1" and cronjob["kind"] == "CronJob"
+    assert cronjob["metadata"]["name"] == "churn-drift" and cronjob["metadata"]["namespace"] == "ml"
+    assert cronjob["spec"]["schedule"] == "*/30 * * * *" and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    labels = cronjob["metadata"]["labels"]
+    assert labels["driftloop.io/drift-check"] == "churn" and "driftloop.io/mltrainingjob" not in labels
+    job = cronjob["spec"]["jobTemplate"]
+    assert job["metadata"]["labels"] == labels == job["spec"]["template"]["metadata"]["labels"]
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == [
+        "driftloop", "drift", "--model", "churn", "--current", "s3://lake/churn/today.csv",
+        "--tracking-uri", "http://mlflow.driftloop.svc:5000", "--cooldown", "12h", "--out-dir", "/tmp/driftloop/drift",
+        "--summary", "/dev/termination-log", "-q", "--retrain", "k8s", "--k8s-job", "churn", "--namespace", "ml"]
+    assert container["image"] == resource.image == training["containers"][0]["image"]
+    assert container["envFrom"] == training["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "driftloop-credentials"}}]
+    assert container["securityContext"] == training["containers"][0]["securityContext"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}  # no GPU to compare tables
+    assert pod["securityContext"] == training["securityContext"] and pod["restartPolicy"] == "Never"
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    # the k8s trigger needs the API: its own least-privilege account, token mounted
+    assert pod["serviceAccountName"] == "driftloop-drift-check" and pod["automountServiceAccountToken"] is True
+
+
+def test_retrain_false_checks_only_and_mounts_no_token() -> None:
+    cronjob = render_drift_cronjob(spec(drift=DRIFT | {"retrain": False}), OWNER)
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "--retrain" not in pod["containers"][0]["command"] and "--k8s-job" not in pod["containers"][0]["command"]
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+
+
+def test_a_changed_policy_changes_the_hash_and_its_patch_removes_what_is_gone() -> None:
+    before = render_drift_cronjob(spec(drift=DRIFT), OWNER)
+    after = render_drift_cronjob(spec(drift=DRIFT | {"schedule": "@hourly", "retrain": False}), OWNER)
+    same = render_drift_cronjob(spec(drift=DRIFT, retrainToken="drift-abc"), OWNER)
+    hash_of = lambda c: c["metadata"]["annotations"]["driftloop.io/spec-hash"]  # noqa: E731
+    assert hash_of(before) == hash_of(same) != hash_of(after)  # a retrain alone leaves the CronJob be
+    patch = merge_patch(before["spec"], after["spec"])
+    assert patch["schedule"] == "@hourly"
+    pod_patch = patch["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod_patch["serviceAccountName"] is None and pod_patch["automountServiceAccountToken"] is False
+    assert "concurrencyPolicy" not in patch
+
+
+def _summary(exit_code: int, **data: object) -> str:
+    base = {"is_drift": exit_code == 3, "drifted_features": [], "features": [{}] * 6, "run_id": "r1",
+            "checked_at": "2026-11-23T10:00:00Z", "retrain": {"requested": "k8s", "status": "not_needed"}}
+    return json.dumps(outcome_summary(base | data, exit_code=exit_code))
+
+
+def test_outcomes_become_conditions() -> None:
+    drift = read_check("churn-drift-1", 3, _summary(3, drifted_features=["tenure_months"], retrain={
+        "requested": "k8s", "status": "submitted", "reason": "patched",
+        "result": {"patched": True, "token": "drift-k1"}}))
+    assert drift.result == "Drift" and drift.drifted == ["tenure_months"] and drift.features == 6
+    assert drift.report == "runs:/r1/drift/drift.html"
+    assert "1 of 6 features drifted: tenure_months" in drift.drift_message
+    assert retrain_condition(drift) == (True, "RetrainTokenPatched", "retrainToken=drift-k1: a new training generation")
+
+    cooled = read_check("j2", 3, _summary(3, drifted_features=["age"], retrain={
+        "requested": "k8s", "status": "suppressed", "reason": "cooldown: retrain #1 at …"}))
+    assert retrain_condition(cooled) == (False, "RetrainSuppressed", "cooldown: retrain #1 at …")
+    off = read_check("j3", 3, _summary(3, drifted_features=["age"], retrain={"requested": None,
+                                                                            "status": "not_requested"}))
+    assert retrain_condition(off)[:2] == (False, "RetrainDisabled")
+
+    calm = read_check("j4", 0, _summary(0))
+    assert calm.result == "NoDrift" and retrain_condition(calm)[:2] == (False, "NoDrift")
+
+    crashed = read_check("j5", 1, "Traceback …\nerror: s3://lake/churn/today.csv: no such object")
+    assert crashed.result == "Failed" and crashed.error == "error: s3://lake/churn/today.csv: no such object"
+    assert read_check("j6", 3, '{"is_drift": tr').result == "Failed"  # a cut message is not believed
+
+
+def test_summary_fits_a_termination_message_with_many_drifted_features() -> None:
+    names = [f"feature_with_a_rather_long_name_{i}" for i in range(400)]
+    summary = outcome_summary({"is_drift": True, "drifted_features": names, "features": [{}] * 400,
+                               "retrain": {"status": "suppressed", "reason": "x" * 5000}}, exit_code=3)
+    assert len(json.dumps(summary, indent=2).encode()) < LIMIT_BYTES
+    assert summary["drifted_count"] == 400 and summary["drifted_features"] == names[:len(summary["drifted_features"])]
+
+
+def test_cronjob_is_a_valid_kubernetes_1_30_object() -> None:
+    import kubernetes_validate
+
+    for retrain in (True, False):
+        cronjob = render_drift_cronjob(spec(drift=DRIFT | {"retrain": retrain}), OWNER)
+        kubernetes_validate.validate(cronjob, "1.30.0", strict=True)  # raises, naming the field, when it is not
