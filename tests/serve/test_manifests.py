@@ -29,12 +29,13 @@ def test_validates_against_kubernetes_1_30(built) -> None:
     out = subprocess.run([str(validate), "-k", "1.30.0", "--strict", str(path)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("passed") == 5
+    assert out.stdout.count("passed") == 6
 
 
 def test_deployment_is_safe_and_probed(built) -> None:
     _, docs = built
-    assert set(docs) == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert set(docs) == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                         "NetworkPolicy"}
     deployment = docs["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
