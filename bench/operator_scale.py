@@ -7,8 +7,9 @@ stamped by the emulated API server, on one clock), and the operator process's pe
 Baseline, same run, same emulator: a bare kopf operator whose on-create handler creates one
 Job with the same client and nothing else. The ratio (driftloop p99 / bare p99) is what the
 operator adds over kopf and the API round trips themselves; the absolute figures also carry
-the emulator's own cost (kmock scans its objects per request), which a real API server
-does not have.
+the emulator's own cost (an in-process Python API server on the same cores), reported as
+`emulator_cpu_s` beside `operator_cpu_s`, with the requests it served per verb: on a busy
+machine, wall-clock latency is mostly waiting for a core, and these say where the CPU went.
 
 Jobs never run here (the emulated kubelet is held), so only the create path is measured.
 (Named operator_scale, not operator: a bench/operator.py would shadow the standard library.)
