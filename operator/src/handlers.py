@@ -31,6 +31,7 @@ RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being co
 API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
 WORKERS = 16  # threads for the (synchronous) handlers, and as many API connections
 EVENT_SOURCE = "driftloop-operator"
+EVENT_POSTERS = 4
 
 
 @contextmanager
@@ -63,6 +64,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # so no handler thread waits on an Event (a courtesy) before taking the next resource's Job.
     settings.posting.reporting_component = EVENT_SOURCE
     settings.posting.event_name_prefix = f"{EVENT_SOURCE}-"
+    # A few posters at a time, each gone as soon as its object has nothing queued: under a burst
+    # of new resources, Events queue behind the Jobs instead of taking turns with them.
+    settings.posting.worker_limit = EVENT_POSTERS
+    settings.posting.idle_timeout = 0.1
     settings.execution.max_workers = WORKERS
     settings.networking.request_timeout = 60
     settings.watching.server_timeout = 300
