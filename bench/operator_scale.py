@@ -7,8 +7,9 @@ stamped by the emulated API server, on one clock), and the operator process's pe
 Baseline, same run, same emulator: a bare kopf operator whose on-create handler creates one
 Job with the same client and nothing else. The ratio (driftloop p99 / bare p99) is what the
 operator adds over kopf and the API round trips themselves; the absolute figures also carry
-the emulator's own cost (kmock scans its objects per request), which a real API server
-does not have.
+the emulator's own cost (an in-process Python API server on the same cores), reported as
+`emulator_cpu_s` beside `operator_cpu_s`, with the requests it served per verb: on a busy
+machine, wall-clock latency is mostly waiting for a core, and these say where the CPU went.
 
 Jobs never run here (the emulated kubelet is held), so only the create path is measured.
 (Named operator_scale, not operator: a bench/operator.py would shadow the standard library.)
@@ -64,9 +65,10 @@ def resource(i: int) -> dict[str, Any]:
                      "mlflow": {"trackingUri": "http://mlflow.driftloop.svc:5000", "modelName": f"bench-{i}"}}}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU the process has used: tells an operator-bound run from an emulator-bound one."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU a process (or one of its threads) has used: tells operator-bound from emulator-bound."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -110,18 +112,24 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{label} operator did not start: {(workdir / 'operator.log').read_text()[-2000:]}")
                 time.sleep(0.2)
+            emulator_thread = local._thread.native_id
             idle_rss, idle_cpu = peak_rss_mb(process.pid), cpu_seconds(process.pid)
+            idle_emulator_cpu = cpu_seconds(os.getpid(), emulator_thread)
+            served_before = dict(local.cluster.served)
             started = time.perf_counter()
             asyncio.run(create_all(local.url))
             created_s = time.perf_counter() - started
             stamps = local.cluster.created_at
             deadline = time.monotonic() + TIMEOUT_S
-            while sum(1 for key in stamps if key[0] == "jobs") < RESOURCES:
+            while sum(1 for key in list(stamps) if key[0] == "jobs") < RESOURCES:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{label}: only {sum(1 for k in stamps if k[0] == 'jobs')} Jobs")
+                    raise RuntimeError(f"{label}: only {sum(1 for k in list(stamps) if k[0] == 'jobs')} Jobs")
                 time.sleep(0.2)
             all_jobs_s = time.perf_counter() - started
             rss, busy_cpu = peak_rss_mb(process.pid), cpu_seconds(process.pid) - idle_cpu
+            emulator_cpu = cpu_seconds(os.getpid(), emulator_thread) - idle_emulator_cpu
+            requests = {verb: count - served_before.get(verb, 0) for verb, count in local.cluster.served.items()
+                        if count > served_before.get(verb, 0) and not verb.startswith("watch")}
         finally:
             process.terminate()
             try:
@@ -135,7 +143,8 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
     return {"p50_s": round(percentile(latencies, 50), 4), "p99_s": round(percentile(latencies, 99), 4),
             "max_s": round(latencies[-1], 4), "peak_rss_mb": round(rss, 1), "idle_rss_mb": round(idle_rss, 1),
             "create_all_s": round(created_s, 3), "all_jobs_created_s": round(all_jobs_s, 3),
-            "operator_cpu_s": round(busy_cpu, 2)}
+            "operator_cpu_s": round(busy_cpu, 2), "emulator_cpu_s": round(emulator_cpu, 2),
+            "requests": dict(sorted(requests.items()))}
 
 
 def percentile(sorted_values: list[float], p: float) -> float:

@@ -191,7 +191,9 @@ class Spec(_Strict):
     def to_yaml(self) -> str:
         import yaml
 
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        # libyaml's emitter when present: the same text, 5x faster (the operator renders one per resource)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        return yaml.dump(self.model_dump(mode="json"), Dumper=dumper, sort_keys=False)
 
 
 def default_model_name(data_path: str) -> str:

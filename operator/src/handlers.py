@@ -9,6 +9,9 @@ registers the model exactly once.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +31,8 @@ RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
 RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
 API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
 WORKERS = 16  # threads for the (synchronous) handlers, and as many API connections
+EVENT_SOURCE = "driftloop-operator"
+EVENT_POSTERS = 4
 
 
 @contextmanager
@@ -56,14 +61,29 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # kopf would post an Event for every INFO log line ("Handler … succeeded"); the operator posts
     # the ones that tell the story itself (JobCreated, Running, Promoted …) and kopf only problems.
     settings.posting.level = logging.WARNING
+    # Our Events go through kopf's poster too: queued and sent by the event loop in the background,
+    # so no handler thread waits on an Event (a courtesy) before taking the next resource's Job.
+    settings.posting.reporting_component = EVENT_SOURCE
+    settings.posting.event_name_prefix = f"{EVENT_SOURCE}-"
+    # A few posters at a time, each gone as soon as its object has nothing queued: under a burst
+    # of new resources, Events queue behind the Jobs instead of taking turns with them.
+    settings.posting.worker_limit = EVENT_POSTERS
+    settings.posting.idle_timeout = 0.1
     settings.execution.max_workers = WORKERS
     settings.networking.request_timeout = 60
     settings.watching.server_timeout = 300
-    memo.cluster = Cluster.connect(pool_size=WORKERS)
+    memo.cluster = Cluster.connect(pool_size=2 * WORKERS)  # handler threads + the executor's
+    # The blocking client calls of async handlers run here, beside (not in) kopf's handler threads.
+    memo.executor = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="kubernetes-api")
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def post_event(body: kopf.Body, *, reason: str, message: str, warning: bool = False) -> None:
+    """A Kubernetes Event on the resource (what `kubectl describe` lists), queued: never blocks, never raises."""
+    kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message[:1024])
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str,
@@ -79,9 +99,12 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, re
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
 @kopf.on.resume(*RESOURCE)
-def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
-                   namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Create this generation's ConfigMap and Job (once: names derive from the generation)."""
+async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
+                         namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Create this generation's ConfigMap and Job (once: names derive from the generation).
+
+    Async, so a resource holds a thread only while one of its API calls is in flight.
+    """
     generation = int(meta.get("generation") or 1)
     if status.get("observedGeneration") == generation and status.get("jobName"):
         return  # this generation's objects were made before a restart
@@ -96,8 +119,7 @@ def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: ko
     kopf.adopt(children, owner=body)
     try:
         with kubernetes_errors():
-            for child in children:
-                memo.cluster.ensure(child, owner_uid=uid)
+            await ensure_all(memo, children, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
     job = owned_name(name, generation)
@@ -107,7 +129,22 @@ def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: ko
     patch.status.update(phase=k.PHASE_PENDING, jobName=job, observedGeneration=generation, conditions=conditions,
                         modelName=resource.mlflow.model_name or name, runId=None, modelVersion=None, gate=None,
                         gateReasons=None, message=None, startTime=None, completionTime=None)
-    memo.cluster.post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
+    post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
+
+
+async def ensure_all(memo: kopf.Memo, children: list[dict[str, Any]], *, owner_uid: str) -> None:
+    """Create (or find) every child at once: one round trip to the Job, not one per child.
+
+    The Job need not wait for its ConfigMap: the kubelet holds a pod whose volume's
+    ConfigMap is missing until it appears. All calls finish before the first error is
+    raised, so a retry never races a call still in flight.
+    """
+    loop = asyncio.get_running_loop()
+    calls = [loop.run_in_executor(memo.executor, functools.partial(memo.cluster.ensure, child, owner_uid=owner_uid))
+             for child in children]
+    for outcome in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def job_state(job_status: dict[str, Any]) -> str | None:
@@ -120,7 +157,12 @@ def job_state(job_status: dict[str, Any]) -> str | None:
     return k.JOB_ACTIVE if job_status.get("active") else None
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RESOURCE: kopf.PRESENT})
+def _job_settled(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    """Only Jobs with a state worth mirroring reach a handler thread (a new Job has none yet)."""
+    return job_state(dict(status)) is not None and not meta.get("deletionTimestamp")
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RESOURCE: kopf.PRESENT}, when=_job_settled)
 def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     """Copy the Job's state onto its resource, where `follow_job` picks it up."""
     state = job_state(dict(body.get("status") or {}))
@@ -172,7 +214,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         patch.status.update(phase=k.PHASE_RUNNING, startTime=status.get("startTime") or _now(),
                             conditions=set_condition(conditions, k.COND_RUNNING, True, "JobRunning",
                                                      f"Job {job} is running"))
-        memo.cluster.post_event(body, reason="Running", message=f"Job {job} is running")
+        post_event(body, reason="Running", message=f"Job {job} is running")
         return
     generation = int(status.get("observedGeneration") or meta.get("generation") or 1)
     with kubernetes_errors():
@@ -189,7 +231,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
             lines = (message or "").strip().splitlines()
             text = lines[-1] if lines and not reported else "the Job failed"
         _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"))
-        memo.cluster.post_event(body, reason="Failed", message=text, warning=True)
+        post_event(body, reason="Failed", message=text, warning=True)
         return
     try:
         outcome = finish(tracking_uri=resource.mlflow.tracking_uri, model_name=resource.mlflow.model_name or name,
@@ -201,7 +243,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     if not outcome.succeeded:
         _finish_status(patch, conditions, failed=True, message=outcome.error or "training failed",
                        run_id=outcome.run_id)
-        memo.cluster.post_event(body, reason="Failed", message=outcome.error or "training failed", warning=True)
+        post_event(body, reason="Failed", message=outcome.error or "training failed", warning=True)
         return
     gate_message = "; ".join(outcome.gate_reasons)
     conditions = set_condition(conditions, k.COND_GATE_PASSED, outcome.gate_passed,
@@ -216,7 +258,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     patch.status.update(modelVersion=outcome.model_version, gate="Passed" if outcome.gate_passed else "Declined",
                         gateReasons=outcome.gate_reasons)
     logger.info(f"{summary} (run {outcome.run_id})")
-    memo.cluster.post_event(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
+    post_event(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
 
 
 def _finish_status(patch: kopf.Patch, conditions: list[dict[str, Any]], *, failed: bool, message: str,

@@ -152,7 +152,7 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
 
 
 def render_children(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
-    """What one generation owns, in creation order (the Job last: its pods need the rest)."""
+    """What one generation owns, the Job last (created together: its pods wait for the rest, as on a kubelet)."""
     children = [render_configmap(spec, owner)]
     if spec.workers > 1:
         children.append(render_service(owner))

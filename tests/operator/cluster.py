@@ -138,6 +138,7 @@ class Cluster(kmock.KubernetesEmulator):
     created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict, init=False)  # monotonic
     _inflight: list[Any] = attrs.field(factory=list, init=False)
     jobs_started: int = attrs.field(default=0, init=False)
+    served: dict[str, int] = attrs.field(factory=dict, init=False)  # "create jobs" → count (the benchmark reads it)
     job_gate: asyncio.Event | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -172,9 +173,22 @@ class Cluster(kmock.KubernetesEmulator):
         # makes every answer slower (quadratic under load). Only requests in flight can be answered.
         yield from list(self._inflight)
 
+    def _KubernetesEmulator__get_objs(self, request: Any, strict: bool) -> list[Any]:  # noqa: N802 (kmock's name)
+        # kmock scans every stored object to answer a request for one named object: quadratic under
+        # load, a cost no API server has. A keyed lookup answers the same; anything else still scans.
+        if strict and request.name is not None:
+            key = (request.resource, request.namespace, request.name)
+            if key in self.objects:
+                return [self.objects[key]]
+        return kmock.KubernetesEmulator._KubernetesEmulator__get_objs(self, request, strict)
+
     async def _handle(self, request: Any) -> Any:
         self._requests.clear()  # nothing here reads the request log; keep memory flat
         self._inflight.append(request)
+        if request.resource is not None:
+            verb = f"{request.action.value} {request.resource.plural}" + (f"/{request.subresource}"
+                                                                          if request.subresource else "")
+            self.served[verb] = self.served.get(verb, 0) + 1
         try:
             return await self._answer(request)
         finally:
@@ -365,6 +379,7 @@ class Cluster(kmock.KubernetesEmulator):
                                                  "uid": job["metadata"]["uid"], "controller": True}]},
                "spec": template["spec"], "status": {"phase": "Running"}}
         await self.put_object(PODS, pod)
+        await self._wait_for_configmaps(template["spec"], namespace)
         container = template["spec"]["containers"][0]
         root = self.workdir / namespace / pod_name
         mounts = self._materialise_volumes(template["spec"], container, namespace, root)
@@ -404,6 +419,16 @@ class Cluster(kmock.KubernetesEmulator):
                                        "exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                        "message": message, "finishedAt": _now()}}}]}})
         return code
+
+    async def _wait_for_configmaps(self, pod_spec: dict[str, Any], namespace: str, timeout: float = 120) -> None:
+        """As the kubelet does, hold the pod (ContainerCreating) until its volumes' ConfigMaps exist."""
+        names = [v["configMap"]["name"] for v in pod_spec.get("volumes") or [] if "configMap" in v]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all((CONFIGMAPS, namespace, name) in self.objects and not self.objects[CONFIGMAPS, namespace, name].deleted
+                   for name in names):
+                return
+            await asyncio.sleep(0.05)
 
     def _materialise_volumes(self, pod_spec: dict[str, Any], container: dict[str, Any], namespace: str,
                              root: Path) -> dict[str, Path]:

@@ -116,6 +116,11 @@ def events_for(kube: Any, name: str) -> list[str]:
     return [e.reason for e in events if e.involved_object is not None and e.involved_object.name == name]
 
 
+def wait_for_events(kube: Any, name: str, *reasons: str) -> None:
+    """Events are posted in the background (as kube's own controllers do): eventually there, not at once."""
+    wait_until(lambda: set(reasons) <= set(events_for(kube, name)), timeout=60, what=f"events {reasons} on {name}")
+
+
 def test_example_trains_registers_then_a_declined_generation_and_cleanup(
         cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
     create(cluster, example("churn", training["mlflow"]), tmp_path)
@@ -143,7 +148,7 @@ def test_example_trains_registers_then_a_declined_generation_and_cleanup(
     jobs = owned(kube, "Job", "churn")
     assert [j["metadata"]["name"] for j in jobs] == ["churn-g1"]
     assert jobs[0]["metadata"]["ownerReferences"][0]["uid"] == uid
-    assert {"JobCreated", "Running", "Promoted"} <= set(events_for(kube, "churn"))
+    wait_for_events(kube, "churn", "JobCreated", "Running", "Promoted")
     shown = kubectl(cluster, "get", "mltj", "churn", "-o", "yaml")
     assert shown.returncode == 0 and yaml.safe_load(shown.stdout)["status"]["modelVersion"] == "1"
 
@@ -165,7 +170,7 @@ def test_example_trains_registers_then_a_declined_generation_and_cleanup(
     assert registry.champion("churn").version == "1"
     assert [v["version"] for v in registry.versions("churn")] == ["1"]
     assert sorted(j["metadata"]["name"] for j in owned(kube, "Job", "churn")) == ["churn-g1", "churn-g2"]
-    assert "GateDeclined" in events_for(kube, "churn")
+    wait_for_events(kube, "churn", "GateDeclined")
 
     # Deleting the resource removes what it owns (owner references → garbage collection).
     deleted = kubectl(cluster, "delete", "mltj", "churn")
@@ -173,6 +178,32 @@ def test_example_trains_registers_then_a_declined_generation_and_cleanup(
     assert owned(kube, "Job", "churn") == [] and owned(kube, "ConfigMap", "churn") == []
     assert owned(kube, "Pod", "churn") == []
     assert [v["version"] for v in registry.versions("churn")] == ["1"]  # the registry keeps its history
+
+
+def test_two_workers_train_data_parallel_and_register_one_version(cluster: LocalCluster, kube: Any,
+                                                                  operator: OperatorProcess,
+                                                                  training: dict[str, Any], tmp_path: Path) -> None:
+    """workers: 2 → an Indexed Job of two pods plus a headless Service; torchrun joins the pods (gloo on
+    loopback, the Service name resolved as cluster DNS would) and rank 0 registers the one model."""
+    import kubernetes
+
+    create(cluster, example("churn-ddp", training["mlflow"], spec={"workers": 2}), tmp_path)
+    status = wait_finished(kube, "churn-ddp")
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
+    job = kubernetes.client.BatchV1Api(kube).read_namespaced_job("churn-ddp-g1", NAMESPACE)
+    assert job.spec.completion_mode == "Indexed" and job.spec.completions == 2 and job.status.succeeded == 2
+    service = kubernetes.client.CoreV1Api(kube).read_namespaced_service("churn-ddp-g1", NAMESPACE)
+    assert service.spec.cluster_ip == "None"
+    assert service.metadata.owner_references[0].uid == resource(kube, "churn-ddp")["metadata"]["uid"]
+    pods = owned(kube, "Pod", "churn-ddp")
+    assert sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1"]
+    assert all(p["status"]["phase"] == "Succeeded" for p in pods)
+
+    registry = registry_for(training["mlflow"])
+    assert [v["version"] for v in registry.versions("churn-ddp")] == ["1"]
+    run = registry.client.get_run(status["runId"])
+    assert run.data.params["train.world_size"] == "2"
+    assert run.data.tags["driftloop.k8s.uid"] == resource(kube, "churn-ddp")["metadata"]["uid"]
 
 
 def test_bad_data_fails_with_the_reason_and_registers_nothing(cluster: LocalCluster, kube: Any,
@@ -186,7 +217,7 @@ def test_bad_data_fails_with_the_reason_and_registers_nothing(cluster: LocalClus
     assert conditions(status)["Failed"]["status"] == "True"
     assert "modelVersion" not in status or status["modelVersion"] is None
     assert registry_for(training["mlflow"]).client.search_model_versions("name='churn-broken'") == []
-    assert "Failed" in events_for(kube, "churn-broken")
+    wait_for_events(kube, "churn-broken", "Failed")
 
 
 def _hold_jobs(cluster: LocalCluster, hold: bool) -> None:
