@@ -90,12 +90,22 @@ def delete_cronjob(cluster: Cluster, namespace: str, name: str) -> bool:
     return True
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE, field="spec")
+def _has_or_had_policy(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return bool(spec.get("drift") or status.get("drift"))
+
+
+# Filtered, so a resource without a drift policy costs no handler run (nor kopf's progress
+# records for one) on the path to its training Job; resume still checks every resource.
+@kopf.on.create(*RESOURCE, when=_has_or_had_policy)
+@kopf.on.update(*RESOURCE, field="spec", when=_has_or_had_policy)
 @kopf.on.resume(*RESOURCE)
 def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
-                            namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+                            namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, reason: kopf.Reason,
+                            old: Any = None, **_: Any) -> None:
     """`spec.drift` set: its CronJob exists and matches; unset: no CronJob, no drift status."""
+    if not spec.get("drift") and not status.get("drift") and reason == kopf.Reason.UPDATE \
+            and not (old or {}).get("drift"):
+        return  # it never had a policy: nothing to remove
     try:
         resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
     except InvalidSpec:
