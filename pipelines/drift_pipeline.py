@@ -8,7 +8,6 @@ server the retrain registers to, so the two cannot disagree on which model they 
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations as types.
-import inspect
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,7 +56,13 @@ def build_drift_pipeline(spec: "Spec | None" = None, *, image: str | None = None
     from kfp import dsl
 
     from driftloop.components import kfp_components as ops
-    from driftloop.pipelines.pipeline import CREDENTIALS_SECRET, _configure, _InImage, build_training_pipeline
+    from driftloop.pipelines.pipeline import (
+        CREDENTIALS_SECRET,
+        _configure,
+        _InImage,
+        as_pipeline,
+        build_training_pipeline,
+    )
 
     secret = secret or CREDENTIALS_SECRET
     retrain = build_training_pipeline(spec, image=image, secret=secret)
@@ -75,14 +80,10 @@ def build_drift_pipeline(spec: "Spec | None" = None, *, image: str | None = None
             retrain(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate, gate=gate,
                     registry=registry, tracking=tracking, serving=serving, drift=drift, output=output)
 
-    drift_then_retrain.__doc__ = _parameter_docs()
-    defaults = drift_pipeline_defaults(spec)
-    signature = inspect.signature(drift_then_retrain)
-    drift_then_retrain.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
-        p.replace(default=defaults[p.name]) if p.name in defaults else p for p in signature.parameters.values()])
-    return dsl.pipeline(name=DRIFT_PIPELINE_NAME, description="driftloop: check the current data for drift against "
-                        "the @champion's reference; on drift, retrain with the gated training pipeline.")(
-        drift_then_retrain)
+    return as_pipeline(drift_then_retrain, name=DRIFT_PIPELINE_NAME, docs=_parameter_docs(),
+                       defaults=drift_pipeline_defaults(spec),
+                       description="driftloop: check the current data for drift against the @champion's reference; "
+                                   "on drift, retrain with the gated training pipeline.")
 
 
 def _parameter_docs() -> str:

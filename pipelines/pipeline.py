@@ -131,13 +131,20 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
                 _configure(ops.deploy(spec=spec_out, run_id=run_id, table=table, features=features,
                                       blessing=scored.outputs["blessing"]), secret)
 
-    training_pipeline.__doc__ = _parameter_docs()
-    defaults = pipeline_defaults(spec)
-    signature = inspect.signature(training_pipeline)
-    training_pipeline.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
+    return as_pipeline(training_pipeline, name=PIPELINE_NAME, docs=_parameter_docs(),
+                       defaults=pipeline_defaults(spec),
+                       description="driftloop: validate → feature → train → evaluate → gated deploy, tracked in MLflow.")
+
+
+def as_pipeline(function: Any, *, name: str, description: str, docs: str, defaults: dict[str, Any]) -> Any:
+    """A KFP pipeline from `function`, its parameters documented and defaulted from the spec model."""
+    from kfp import dsl
+
+    function.__doc__ = docs
+    signature = inspect.signature(function)
+    function.__signature__ = signature.replace(parameters=[
         p.replace(default=defaults[p.name]) if p.name in defaults else p for p in signature.parameters.values()])
-    return dsl.pipeline(name=PIPELINE_NAME, description="driftloop: validate → feature → train → evaluate → "
-                        "gated deploy, tracked in MLflow.")(training_pipeline)
+    return dsl.pipeline(name=name, description=description)(function)
 
 
 def _configure(task: "PipelineTask", secret: str, *, cache: bool = False, gpus: int = 0) -> "PipelineTask":
