@@ -235,14 +235,13 @@ class K8sTrigger:
     def api(self) -> Any:
         from kubernetes import client, config
 
+        from driftloop.kubeconfig import kube_configuration
+
         try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            try:
-                config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # as of now, not first import
-            except (config.ConfigException, OSError) as e:
-                raise UsageError(f"--retrain k8s: no Kubernetes configuration found ({e}); set KUBECONFIG") from e
-        return client.CustomObjectsApi()
+            configuration = kube_configuration()
+        except (config.ConfigException, OSError) as e:
+            raise UsageError(f"--retrain k8s: no Kubernetes configuration found ({e}); set KUBECONFIG") from e
+        return client.CustomObjectsApi(client.ApiClient(configuration))
 
     def read(self) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException

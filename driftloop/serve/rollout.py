@@ -68,14 +68,11 @@ def roll_deployment(target: str, model_name: str, version: str) -> str:
 
 
 def _api_client() -> Any:
-    from kubernetes import client, config
+    from kubernetes import client
 
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # Read $KUBECONFIG now: the client library captures it once, when it is first imported.
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    from driftloop.kubeconfig import kube_configuration
+
+    return client.ApiClient(kube_configuration())
 
 
 def _current_namespace() -> str:

@@ -6,7 +6,6 @@ attempt created, so handlers can be retried and the operator restarted at any po
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +27,9 @@ class Cluster:
         """In a pod, the service account; elsewhere, the kubeconfig (as kubectl does)."""
         import kubernetes
 
-        configuration = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+        from driftloop.kubeconfig import kube_configuration
+
+        configuration = kube_configuration()
         # One connection per handler thread, so handlers never queue for a socket.
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
         return cls(kubernetes.client.ApiClient(configuration))
