@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check driftloop components pipelines operator tests bench
+	$(PY) -m ruff check driftloop tests bench
 	$(VENV)/bin/hadolint Dockerfile
 	bash manifests/lint.sh
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from driftloop.pipelines.compile import COMMITTED_DRIFT_PIPELINE, compile_pipeline
+from driftloop.pipelines.compile import compile_pipeline
 from driftloop.pipelines.drift_pipeline import CHECK_PARAMETERS
 from driftloop.spec import Spec, load_spec
 
 from ..conftest import REPO, Cli
 from ..kfp.test_compile import documents, tasks
+
+COMMITTED_DRIFT_PIPELINE = REPO / "pipelines" / "drift_then_retrain.yaml"
 
 
 def test_cli_compile_reproduces_the_committed_file(tmp_path: Path) -> None:

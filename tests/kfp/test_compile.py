@@ -10,11 +10,13 @@ from pydantic import BaseModel
 
 from driftloop import __version__
 from driftloop.errors import InvalidSpec
-from driftloop.pipelines.compile import COMMITTED_PIPELINE, compile_pipeline
+from driftloop.pipelines.compile import compile_pipeline
 from driftloop.pipelines.pipeline import CREDENTIAL_KEYS, pipeline_arguments
 from driftloop.spec import Spec, load_spec
 
 from ..conftest import REPO, Cli
+
+COMMITTED_PIPELINE = REPO / "pipelines" / "driftloop_pipeline.yaml"
 
 STEP_TASKS = {"open-run", "validate", "feature", "train", "evaluate", "deploy", "finish-run"}
 

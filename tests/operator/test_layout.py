@@ -1,4 +1,4 @@
-"""`operator/` is `driftloop.operator`, and never the standard library's `operator`."""
+"""The operator's code is `driftloop.operator` (under driftloop/), and never shadows the standard library's `operator`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_operator_package_imports_from_the_checkout_and_kopf_module_name_works()
     assert proc.returncode == 0, proc.stderr
     stdlib, package, module = proc.stdout.split()
     assert Path(stdlib).is_relative_to(Path(sys.base_prefix)) and Path(stdlib).name == "operator.py"
-    assert Path(package) == REPO / "operator" / "src" / "__init__.py"
+    assert Path(package) == REPO / "driftloop" / "operator" / "__init__.py"
     assert module == "driftloop.operator.handlers"
 
 

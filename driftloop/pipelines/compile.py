@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from driftloop.spec import Spec
 
-COMMITTED_PIPELINE = Path(__file__).resolve().parent / "driftloop_pipeline.yaml"
-COMMITTED_DRIFT_PIPELINE = Path(__file__).resolve().parent / "drift_then_retrain.yaml"
 PIPELINES = ("training", "drift-then-retrain")
 
 
