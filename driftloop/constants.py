@@ -1,5 +1,19 @@
 """Key strings shared by the steps, the registry and the runners."""
 
+import os
+
+from driftloop import __version__
+
+# The project image: every KFP task, the MLTrainingJob's pods and `driftloop serve` run in it.
+IMAGE_ENV = "DRIFTLOOP_IMAGE"
+DEFAULT_IMAGE = f"ghcr.io/driftloop/driftloop:{__version__}"
+
+
+def project_image() -> str:
+    """`$DRIFTLOOP_IMAGE`, else the image built for this version of driftloop."""
+    return os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
 CHAMPION_ALIAS = "champion"
 PREVIOUS_ALIAS = "previous"
 

@@ -196,6 +196,11 @@ class Spec(_Strict):
         return yaml.dump(self.model_dump(mode="json"), Dumper=dumper, sort_keys=False)
 
 
+# The spec's top-level sections, in declaration order: the one list every runner and
+# the KFP pipeline parameters derive from.
+SECTIONS: tuple[str, ...] = tuple(Spec.model_fields)
+
+
 def default_model_name(data_path: str) -> str:
     """`s3://b/x/customers.csv` → `customers`."""
     stem = Path(data_path.rstrip("/").rsplit("/", 1)[-1]).stem
@@ -232,7 +237,7 @@ def load_spec(path: str | None = None, *, data: str | None = None, target: str |
     if target is not None:
         raw.setdefault("data", {})["target"] = target
     for item in overrides or []:
-        _apply_override(raw, item)
+        apply_override(raw, item)
     return validate_spec(raw, source=source)
 
 
@@ -243,7 +248,12 @@ def validate_spec(raw: dict[str, Any], *, source: str = "spec") -> Spec:
         raise InvalidSpec(f"{source}: {_describe(e)}") from None
 
 
-def _apply_override(raw: dict[str, Any], item: str) -> None:
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `--set KEY=VALUE` to the raw spec mapping, checking each key against the spec model.
+
+    Raises:
+        InvalidSpec: an unknown key (with the nearest valid name), or KEY=VALUE malformed.
+    """
     import yaml
 
     key, sep, value = item.partition("=")

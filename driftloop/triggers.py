@@ -142,11 +142,11 @@ def retrain_spec(request: RetrainRequest, *, data_uri: str, window_uri: str) -> 
 
 def _overridden(spec: Spec, overrides: list[str]) -> Spec:
     """`spec` with the caller's `--set KEY=VALUE` overrides applied."""
-    from driftloop.spec import _apply_override, validate_spec
+    from driftloop.spec import apply_override, validate_spec
 
     raw = spec.model_dump(mode="json")
     for item in overrides:
-        _apply_override(raw, item)
+        apply_override(raw, item)
     return validate_spec(raw, source="champion spec with --set")
 
 

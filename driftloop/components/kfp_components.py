@@ -11,21 +11,12 @@ them; `train` logs their outputs into the run it reports to. `drift` is the chec
 """
 
 # No `from __future__ import annotations`: KFP reads the annotations as types.
-import os
 from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from driftloop import __version__
-
-IMAGE_ENV = "DRIFTLOOP_IMAGE"
-DEFAULT_IMAGE = f"ghcr.io/driftloop/driftloop:{__version__}"
-
-
-def project_image() -> str:
-    """The image every component runs in: `$DRIFTLOOP_IMAGE`, else the one built for this version."""
-    return os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+from driftloop.constants import project_image
 
 
 _IN_IMAGE = {"base_image": project_image(), "install_kfp_package": False}

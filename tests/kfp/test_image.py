@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from driftloop import __version__
-from driftloop.components.kfp_components import DEFAULT_IMAGE
+from driftloop.constants import DEFAULT_IMAGE
 
 from ..conftest import REPO
 
