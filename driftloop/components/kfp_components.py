@@ -18,7 +18,6 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 
 from driftloop.constants import project_image
 
-
 _IN_IMAGE = {"base_image": project_image(), "install_kfp_package": False}
 
 
