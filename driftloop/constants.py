@@ -106,3 +106,8 @@ K8S_PLURAL = "mltrainingjobs"
 RETRAIN_TOKEN_FIELD = "retrainToken"
 ANNOTATION_RETRAIN_KEY = "driftloop.io/retrain-dedupe-key"
 ANNOTATION_RETRAIN_AT = "driftloop.io/retrain-requested-at"
+
+# `driftloop drift` exit codes that CI, alerting and the operator's drift CronJob act on
+# (1 failure and 2 usage error are every command's).
+EXIT_NO_DRIFT = 0
+EXIT_DRIFT = 3
