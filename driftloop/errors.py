@@ -43,3 +43,7 @@ class StorageError(DriftloopError):
 
 class PipelineServiceError(DriftloopError):
     """The Kubeflow Pipelines endpoint is unreachable, refused the credentials or rejected a request."""
+
+
+class ArtifactNotFound(DriftloopError):
+    """An MLflow run has no artifact at the path asked for."""
