@@ -10,12 +10,13 @@ import click
 
 from driftloop import __version__
 from driftloop.console import Console, write_json
-from driftloop.drift_cli import drift
+from driftloop.drift.cli import drift
 from driftloop.errors import DriftloopError
 from driftloop.operator_cli import operator as operator_command
 from driftloop.serve.command import serve
 
 if TYPE_CHECKING:
+    from driftloop.mlflow_gateway import MLflowGateway
     from driftloop.runner import RunResult
     from driftloop.spec import Spec
 
@@ -178,12 +179,10 @@ def example(name: str, output: str, rows: int | None, seed: int | None, shifts: 
     Console().info(f"wrote {len(frame)} rows to {output} (target: {examples.EXAMPLES[name][0]})")
 
 
-def _registry(tracking_uri: str | None) -> object:
-    from driftloop.registry import Registry
-    from driftloop.tracking import connect, resolve_tracking_uri
+def _registry(tracking_uri: str | None) -> MLflowGateway:
+    from driftloop.mlflow_gateway import connect
 
-    uri = resolve_tracking_uri(tracking_uri)
-    return Registry(connect(uri), uri)
+    return connect(tracking_uri)
 
 
 @cli.command()
@@ -195,11 +194,11 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
     from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI
 
     registry = _registry(tracking_uri)
-    names = [model_name] if model_name else registry.model_names()  # type: ignore[attr-defined]
+    names = [model_name] if model_name else registry.model_names()
     console = Console()
     listing = {}
     for name in names:
-        versions = registry.versions(name)  # type: ignore[attr-defined]
+        versions = registry.versions(name)
         listing[name] = versions
         rows = []
         for v in versions:
@@ -220,7 +219,7 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./.driftloop).")
 def rollback(model_name: str, tracking_uri: str | None) -> None:
     """Move @champion back to the previous champion."""
-    promotion = _registry(tracking_uri).rollback(model_name)  # type: ignore[attr-defined]
+    promotion = _registry(tracking_uri).rollback(model_name)
     Console().info(f"{model_name}: @champion is v{promotion.version} again (was v{promotion.previous})")
 
 
@@ -232,7 +231,7 @@ def ui(port: int, host: str) -> None:
     import os
     import subprocess
 
-    from driftloop.tracking import local_artifact_root, resolve_tracking_uri
+    from driftloop.mlflow_gateway import local_artifact_root, resolve_tracking_uri
 
     uri = resolve_tracking_uri(None)
     if not uri.startswith(("sqlite:", "file:", "/")) and "://" in uri:

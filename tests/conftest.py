@@ -111,8 +111,21 @@ def cli(tmp_path: Path, mlflow_uri: str, s3: S3) -> Cli:
     return Cli(tmp_path, cli_env(mlflow_uri, s3))
 
 
-def registry_for(uri: str):
-    from driftloop.registry import Registry
-    from driftloop.tracking import connect
+class RegistryProbe:
+    """driftloop's MLflow gateway, plus MLflow's own client for asserting what landed (tests only)."""
 
-    return Registry(connect(uri), uri)
+    def __init__(self, uri: str) -> None:
+        from mlflow import MlflowClient
+
+        from driftloop.mlflow_gateway import connect
+
+        self.gateway = connect(uri)
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self.tracking_uri = uri
+
+    def __getattr__(self, name: str):
+        return getattr(self.gateway, name)
+
+
+def registry_for(uri: str) -> RegistryProbe:
+    return RegistryProbe(uri)

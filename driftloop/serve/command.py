@@ -21,10 +21,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from driftloop.console import Console
+
+if TYPE_CHECKING:
+    from driftloop.mlflow_gateway import MLflowGateway
 
 
 @click.command()
@@ -60,18 +64,17 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
           admin_token: str | None) -> None:
     """Serve a registered model over HTTP (KServe V1 and MLflow scoring protocols), following its alias."""
     from driftloop.errors import UsageError
-    from driftloop.registry import Registry
+    from driftloop.mlflow_gateway import connect
     from driftloop.serve.config import CONFIG_ENV, ServeConfig, default_workers
     from driftloop.serve.model import RegistrySource, load_served
-    from driftloop.tracking import connect, resolve_tracking_uri
 
     if prediction_log_rate is not None and not prediction_log:
         raise UsageError("--prediction-log-rate needs --prediction-log FILE")
     if prediction_log_rate is None:
         prediction_log_rate = 1.0 if prediction_log else 0.0
     _check_bindable(host, port)
-    uri = resolve_tracking_uri(tracking_uri)
-    registry = Registry(connect(uri), uri)
+    registry = connect(tracking_uri)
+    uri = registry.tracking_uri
     name = model_name or _only_model(registry, uri)
     state_dir = Path(tempfile.mkdtemp(prefix="driftloop-serve-"))
     try:
@@ -113,10 +116,10 @@ def _check_bindable(host: str, port: int) -> None:
             raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
-def _only_model(registry: object, uri: str) -> str:
+def _only_model(registry: MLflowGateway, uri: str) -> str:
     from driftloop.errors import ModelNotFound, UsageError
 
-    names = registry.model_names()  # type: ignore[attr-defined]
+    names = registry.model_names()
     if len(names) == 1:
         return names[0]
     if not names:

@@ -23,8 +23,8 @@ from driftloop.errors import ModelNotFound
 from driftloop.serve.schema import InputSchema
 
 if TYPE_CHECKING:
+    from driftloop.mlflow_gateway import MLflowGateway
     from driftloop.onnx_model import OnnxModel
-    from driftloop.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,16 @@ class RegistrySource:
     """
 
     def __init__(self, tracking_uri: str, name: str, alias: str, cache_dir: Path, *,
-                 registry: Registry | None = None) -> None:
+                 registry: MLflowGateway | None = None) -> None:
         self.tracking_uri, self.name, self.alias, self.cache_dir = tracking_uri, name, alias, cache_dir
         self._registry = registry  # connected lazily in workers, so a worker starts without a registry call
 
     @property
-    def registry(self) -> Registry:
+    def registry(self) -> MLflowGateway:
         if self._registry is None:
-            from driftloop.registry import Registry
-            from driftloop.tracking import connect
+            from driftloop.mlflow_gateway import connect
 
-            self._registry = Registry(connect(self.tracking_uri), self.tracking_uri)
+            self._registry = connect(self.tracking_uri)
         return self._registry
 
     def resolve(self) -> Any:
