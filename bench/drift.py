@@ -1,4 +1,4 @@
-"""Drift detection: `components.drift.detect` against a plain scipy.stats KS / chi-square loop.
+"""Drift detection: `driftloop.drift.detect.detect` against a plain scipy.stats KS / chi-square loop.
 
 1,000,000 current rows x 20 features (15 numeric, 5 categorical) against a 100,000-row
 reference, both pandas DataFrames already in memory. `detect` does everything the report
@@ -59,7 +59,7 @@ def plain_loop(reference: Any, current: Any) -> dict[str, float]:
 
 def ours(reference: Any, current: Any) -> Any:
     from driftloop.components.columns import ColumnRoles
-    from driftloop.components.drift import DriftParams, detect
+    from driftloop.drift.detect import DriftParams, detect
 
     roles = ColumnRoles("", [f"num{i}" for i in range(NUMERIC)], [f"cat{i}" for i in range(CATEGORICAL)])
     return detect(reference, current, roles, DriftParams())

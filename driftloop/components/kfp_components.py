@@ -162,7 +162,7 @@ def drift(current: str, registry: dict, tracking: dict, p_val: float, correction
     from pathlib import Path
 
     from driftloop.console import Console
-    from driftloop.drift_check import DriftRequest, check_drift
+    from driftloop.drift.check import DriftRequest, check_drift
     from driftloop.pipelines import reports
     from driftloop.pipelines.runtime import model_of, reported
 

@@ -7,7 +7,7 @@ import subprocess
 
 import yaml
 
-from driftloop.drift_cli import drift
+from driftloop.drift.cli import drift
 
 from ..conftest import REPO
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftloop.retrain_claim import COMPLETED, FAILED, RetrainClaims, dedupe_key
+from driftloop.drift.claims import COMPLETED, FAILED, RetrainClaims, dedupe_key
 
 from ..conftest import registry_for
 

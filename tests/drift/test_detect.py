@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.components import drift
 from driftloop.components.columns import ColumnRoles
-from driftloop.components.drift import DriftParams, detect
+from driftloop.drift.detect import DriftParams, correct, detect, run
 from driftloop.errors import DataError
 
 
@@ -78,11 +77,11 @@ def test_category_mix_change_and_unseen_category_are_chi_square_drift() -> None:
 def test_corrections_differ_as_documented() -> None:
     """Bonferroni bounds every p-value by p_val/K; Benjamini-Hochberg (via alibi-detect's fdr) admits more."""
     p_values = [0.001, 0.008, 0.02, 0.04, 0.5]
-    bound, flagged = drift._correct(p_values, DriftParams(correction="bonferroni"))
+    bound, flagged = correct(p_values, DriftParams(correction="bonferroni"))
     assert bound == pytest.approx(0.01) and flagged == [True, True, False, False, False]
-    bound, flagged = drift._correct(p_values, DriftParams(correction="fdr"))
+    bound, flagged = correct(p_values, DriftParams(correction="fdr"))
     assert bound == pytest.approx(0.03) and flagged == [True, True, True, False, False]
-    assert drift._correct([0.2, 0.9], DriftParams(correction="fdr"))[1] == [False, False]
+    assert correct([0.2, 0.9], DriftParams(correction="fdr"))[1] == [False, False]
 
 
 def test_missing_values_and_min_samples() -> None:
@@ -119,7 +118,7 @@ def test_run_reads_jsonl_prediction_logs_and_writes_json_and_self_contained_html
         for i, row in enumerate(current.to_dict(orient="records")):
             log.write(json.dumps({**row, "_ts": f"2026-11-23T10:{i % 60:02d}:00Z", "_model": "m", "_version": "3",
                                   "_prediction": [0.2, 0.8], "_latency_ms": 0.1}) + "\n")
-    report = drift.run(str(tmp_path / "ref.parquet"), str(tmp_path / "predictions.jsonl"), out_dir=tmp_path / "out")
+    report = run(str(tmp_path / "ref.parquet"), str(tmp_path / "predictions.jsonl"), out_dir=tmp_path / "out")
     assert [f.name for f in report.features] == ["x0", "x1", "x2", "colour"]  # no `_` keys compared
     assert report.is_drift and report.drifted_features == ["x0"]
     written = json.loads((tmp_path / "out" / "drift.json").read_text())

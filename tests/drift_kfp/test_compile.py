@@ -53,7 +53,7 @@ def test_loads_back_with_kfps_loader_and_drift_gates_the_training_sub_pipeline()
     executor = pipeline["deploymentSpec"]["executors"]["exec-drift"]
     assert {"cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"} <= set(executor["container"]["resources"])
     body = executor["container"]["command"][-1].split("\ndef ", 1)[1]
-    assert "from driftloop.drift_check import DriftRequest, check_drift" in body and len(body.splitlines()) <= 30
+    assert "from driftloop.drift.check import DriftRequest, check_drift" in body and len(body.splitlines()) <= 30
     secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert secrets["exec-drift"]["secretAsEnv"][0]["secretName"] == "driftloop-credentials"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from driftloop.drift_summary import LIMIT_BYTES, outcome_summary
+from driftloop.drift.summary import LIMIT_BYTES, outcome_summary
 from driftloop.operator.drift_policy import merge_patch
 from driftloop.operator.drift_render import read_check, render_drift_cronjob, retrain_condition
 from driftloop.operator.render import Owner, render_job

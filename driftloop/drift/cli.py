@@ -73,7 +73,7 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
       driftloop drift --reference ref.csv --current live.csv --report drift.html --json drift.json --no-track
       driftloop drift --model customers --current s3://bucket/today.csv --retrain local --cooldown 6h
     """
-    from driftloop.drift_check import DriftRequest, check_drift
+    from driftloop.drift.check import DriftRequest, check_drift
 
     console = Console(quiet=quiet)
     request = DriftRequest(current=current, reference=reference, model_name=model_name, target=target,
@@ -89,7 +89,7 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
     if json_out:
         write_json({k: v for k, v in outcome.data.items() if not k.startswith("_")}, json_out)
     if summary_out:
-        from driftloop.drift_summary import outcome_summary
+        from driftloop.drift.summary import outcome_summary
 
         write_json(outcome_summary(outcome.data, exit_code=outcome.exit_code), summary_out)
     if outcome.data.get("error"):

@@ -35,8 +35,8 @@ from driftloop.errors import DataError, DriftloopError, ModelNotFound, UsageErro
 if TYPE_CHECKING:
     import pandas as pd
 
-    from driftloop.components.drift import DriftParams, DriftReport
     from driftloop.console import Console
+    from driftloop.drift.detect import DriftParams, DriftReport
     from driftloop.registry import Registry
 
 EXIT_NO_DRIFT = 0
@@ -89,7 +89,7 @@ class _Reference:
 
 def check_drift(request: DriftRequest, *, console: Console) -> DriftOutcome:
     """Detect, record and maybe retrain. Raises DriftloopError for anything a user can fix."""
-    from driftloop.components.drift import DriftReport, detect, feature_roles, feature_table
+    from driftloop.drift.detect import DriftReport, detect, feature_roles, feature_table
     from driftloop.table import load_table
 
     _check_flags(request)
@@ -217,7 +217,7 @@ def _download(registry: Registry | None, champion: Any, artifact: str, out_dir: 
 
 def _params(request: DriftRequest, stored: dict[str, Any] | None) -> DriftParams:
     """Flags win over the champion's stored policy, which wins over the defaults."""
-    from driftloop.components.drift import DriftParams
+    from driftloop.drift.detect import DriftParams
     from driftloop.spec import DriftSpec
 
     policy = DriftSpec.model_validate(stored or {})
@@ -243,10 +243,10 @@ def _show(console: Console, report: DriftReport) -> None:
 def _retrain(request: DriftRequest, registry: Registry | None, tracking_uri: str, champion: Any,
              reference: _Reference, current: pd.DataFrame, report: DriftReport, window: str, params: DriftParams,
              data: dict[str, Any], out_dir: Path, console: Console) -> int:
+    from driftloop.drift.claims import COMPLETED, FAILED, RetrainClaims, dedupe_key
+    from driftloop.drift.triggers import K8sTrigger, KfpTrigger, LocalTrigger, RetrainRequest
     from driftloop.durations import parse_duration
-    from driftloop.retrain_claim import COMPLETED, FAILED, RetrainClaims, dedupe_key
     from driftloop.tracking import local_artifact_root
-    from driftloop.triggers import K8sTrigger, KfpTrigger, LocalTrigger, RetrainRequest
 
     assert registry is not None
     model = request.model_name or f"k8s.{request.namespace}.{request.k8s_job}"
@@ -349,7 +349,7 @@ def _finish_run(registry: Registry, run_id: str, data: dict[str, Any], out_dir: 
 
 
 def _write(report: DriftReport, data: dict[str, Any], out_dir: Path) -> None:
-    from driftloop.components.drift import write_report
+    from driftloop.drift.detect import write_report
 
     write_report(report, out_dir, title=f"drift report: {data.get('model_name') or 'tables'}",
                  extra={k: v for k, v in data.items() if k not in report.to_json() and not k.startswith("_")})

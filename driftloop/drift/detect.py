@@ -115,13 +115,13 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
     for column in roles.categorical:
         results.append(_categorical(column, reference[column], current[column], params))
     tested = [f for f in results if f.tested]
-    threshold, drifted = _correct([f.p_value for f in tested], params)  # type: ignore[misc]
+    threshold, drifted = correct([f.p_value for f in tested], params)  # type: ignore[misc]
     flagged = {f.name for f, d in zip(tested, drifted, strict=True) if d}
     features = [FeatureDrift(**{**asdict(f), "drifted": f.name in flagged}) for f in results]
     return DriftReport(bool(flagged), threshold, params, features, len(reference), len(current))
 
 
-def _correct(p_values: list[float], params: DriftParams) -> tuple[float, list[bool]]:
+def correct(p_values: list[float], params: DriftParams) -> tuple[float, list[bool]]:
     """The per-feature bound after the correction, and which p-values fall under it."""
     import numpy as np
     from alibi_detect.utils.statstest import fdr
@@ -307,7 +307,7 @@ def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(report: DriftReport, out_dir: Path, *, title: str, extra: dict[str, Any] | None = None) -> None:
-    from driftloop.drift_html import render_html
+    from driftloop.drift.html import render_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
     data = report.to_json() | (extra or {})
