@@ -25,6 +25,7 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check driftloop tests bench
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	bash manifests/lint.sh
 
