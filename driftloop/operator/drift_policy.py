@@ -16,7 +16,9 @@ from typing import Any
 import kopf
 
 from driftloop.errors import InvalidSpec
+from driftloop.k8s_gateway import Cluster, OwnedByAnother
 from driftloop.operator import constants as k
+from driftloop.operator.conditions import set_condition, utc_now
 from driftloop.operator.drift_render import (
     ANNOTATION_DRIFT_STATE,
     ANNOTATION_SPEC_HASH,
@@ -32,8 +34,7 @@ from driftloop.operator.drift_render import (
     render_drift_cronjob,
     retrain_condition,
 )
-from driftloop.operator.handlers import RESOURCE, RETRY_DELAY_S, _now, job_state, kubernetes_errors, set_condition
-from driftloop.operator.k8s import Cluster, OwnedByAnother
+from driftloop.operator.handlers import RESOURCE, RETRY_DELAY_S, job_state, kubernetes_errors, post_event
 from driftloop.operator.render import Owner
 from driftloop.operator.resource import parse_resource_spec
 
@@ -52,42 +53,22 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_cronjob(cluster: Cluster, body: dict[str, Any], *, owner_uid: str) -> str:
-    """Create the CronJob, or bring the existing one to `body`: 'created', 'updated' or 'unchanged'."""
-    from kubernetes.client.rest import ApiException
+    """Create the CronJob, or bring the existing one to `body`: 'created', 'updated' or 'unchanged'.
 
-    batch = cluster._batch()
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    try:
-        cluster._json(batch.create_namespaced_cron_job, namespace, body)
+    Raises:
+        OwnedByAnother: a CronJob of that name belongs to another resource.
+    """
+    existing = cluster.create_or_read(body, owner_uid=owner_uid)
+    if existing is None:
         return "created"
-    except ApiException as e:
-        if e.status != 409:
-            raise
-    existing = cluster._json(batch.read_namespaced_cron_job, name, namespace)
     meta = existing.get("metadata") or {}
-    if owner_uid not in {ref.get("uid") for ref in meta.get("ownerReferences") or []}:
-        raise OwnedByAnother(f"CronJob {namespace}/{name} exists and belongs to another owner")
     wanted = body["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
     if (meta.get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
         return "unchanged"
     patch = {"metadata": {"labels": body["metadata"]["labels"], "annotations": {ANNOTATION_SPEC_HASH: wanted}},
              "spec": merge_patch(existing.get("spec") or {}, body["spec"])}
-    cluster._json(batch.patch_namespaced_cron_job, name, namespace, patch)
+    cluster.patch("CronJob", body["metadata"]["namespace"], body["metadata"]["name"], patch)
     return "updated"
-
-
-def delete_cronjob(cluster: Cluster, namespace: str, name: str) -> bool:
-    """Delete the CronJob and its check Jobs; False if there was none."""
-    from kubernetes.client.rest import ApiException
-
-    try:
-        cluster._json(cluster._batch().delete_namespaced_cron_job, name, namespace,
-                      body={"propagationPolicy": "Background"})
-    except ApiException as e:
-        if e.status == 404:
-            return False
-        raise
-    return True
 
 
 def _has_or_had_policy(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
@@ -115,12 +96,12 @@ def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, s
     cron_name = drift_check_name(name)
     if cronjob is None:
         with kubernetes_errors():
-            deleted = delete_cronjob(memo.cluster, namespace, cron_name)
+            deleted = memo.cluster.delete("CronJob", namespace, cron_name)  # its check Jobs go with it
         if deleted or status.get("drift"):
             patch.status["drift"] = None
             patch.status["conditions"] = [c for c in status.get("conditions") or []
                                           if c.get("type") not in DRIFT_CONDITIONS]
-            memo.cluster.post_event(body, reason="DriftCheckRemoved", message=f"CronJob {cron_name} deleted")
+            post_event(body, reason="DriftCheckRemoved", message=f"CronJob {cron_name} deleted")
         return
     kopf.adopt(cronjob, owner=body)
     try:
@@ -132,10 +113,9 @@ def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, s
         patch.status["drift"] = {"cronJobName": cron_name}
     if done != "unchanged":
         assert resource.drift is not None
-        memo.cluster.post_event(body, reason="DriftCheckScheduled",
-                                message=f"CronJob {cron_name} {done}: drift check {resource.drift.schedule!r} on "
-                                        f"{resource.drift.current_data}" + ("" if resource.drift.retrain
-                                                                            else " (retrain off)"))
+        post_event(body, reason="DriftCheckScheduled",
+                   message=f"CronJob {cron_name} {done}: drift check {resource.drift.schedule!r} on "
+                           f"{resource.drift.current_data}" + ("" if resource.drift.retrain else " (retrain off)"))
 
 
 # -- the checks ----------------------------------------------------------------------------
@@ -152,8 +132,7 @@ def mirror_drift_check(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: k
 
 
 def newest_finished_check(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
-    found = cluster._json(cluster._batch().list_namespaced_job, namespace,
-                          label_selector=f"{LABEL_DRIFT_CHECK}={name}").get("items") or []
+    found = cluster.list_jobs(namespace, label_selector=f"{LABEL_DRIFT_CHECK}={name}")
     finished = [j for j in found if (j["metadata"].get("labels") or {}).get(LABEL_DRIFT_CHECK) == name
                 and job_state(j.get("status") or {}) in (k.JOB_SUCCEEDED, k.JOB_FAILED)]
     # the Job controller's creation order; the name breaks ties within a second
@@ -206,20 +185,20 @@ def _record(*, body: kopf.Body, status: kopf.Status, name: str, namespace: str, 
     patch.status["conditions"] = conditions
     patch.status["drift"] = {
         "cronJobName": drift.get("cronJobName") or drift_check_name(name), "lastCheckJob": job_name,
-        "lastCheckTime": check.checked_at or _now(), "result": check.result, "driftedFeatures": check.drifted,
+        "lastCheckTime": check.checked_at or utc_now(), "result": check.result, "driftedFeatures": check.drifted,
         "retrain": check.retrain_status, "message": check.drift_message[:1000], "runId": check.run_id,
         "report": check.report}
     logger.info(f"drift check {job_name}: {check.result}")
-    _post_events(memo.cluster, body, check)
+    _post_events(body, check)
 
 
-def _post_events(cluster: Cluster, body: kopf.Body, check: DriftCheck) -> None:
+def _post_events(body: kopf.Body, check: DriftCheck) -> None:
     if check.result == RESULT_FAILED:
-        cluster.post_event(body, reason="DriftCheckFailed", message=check.drift_message, warning=True)
+        post_event(body, reason="DriftCheckFailed", message=check.drift_message, warning=True)
         return
     if check.result != RESULT_DRIFT:
-        cluster.post_event(body, reason="NoDrift", message=check.drift_message)
+        post_event(body, reason="NoDrift", message=check.drift_message)
         return
-    cluster.post_event(body, reason="DriftDetected", message=check.drift_message, warning=True)
+    post_event(body, reason="DriftDetected", message=check.drift_message, warning=True)
     scheduled, reason, text = retrain_condition(check)
-    cluster.post_event(body, reason="RetrainScheduled" if scheduled else reason, message=text or reason)
+    post_event(body, reason="RetrainScheduled" if scheduled else reason, message=text or reason)

@@ -1,10 +1,12 @@
-"""kopf handlers: one per cause, each a thin adapter over render / k8s / registration.
+"""kopf handlers: one per cause, each a thin adapter over render / the Kubernetes gateway / registration.
 
 Flow: a resource is created (or its spec changes) → `start_training` creates the
 generation's ConfigMap and Job. The Job watcher mirrors the Job's state into an
 annotation on the resource, so that `follow_job` — a resource handler, with kopf's
 retries and progress kept across restarts — writes `status` and, on success,
 registers the model exactly once.
+
+Importing this module registers its handlers with kopf; `driftloop.operator.main` does so.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from driftloop.errors import DriftloopError, InvalidSpec, RegistryUnavailable
+from driftloop.k8s_gateway import Cluster, KubernetesApiError, OwnedByAnother
 from driftloop.operator import constants as k
+from driftloop.operator.conditions import set_condition, utc_now
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
-from driftloop.operator.k8s import Cluster, OwnedByAnother
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec
 
@@ -37,12 +39,10 @@ EVENT_POSTERS = 4
 
 @contextmanager
 def kubernetes_errors() -> Iterator[None]:
-    """API errors as kopf understands them: server-side ones are retried, the rest are final."""
-    from kubernetes.client.rest import ApiException
-
+    """API errors as kopf understands them: server-side (or no answer) are retried, the rest are final."""
     try:
         yield
-    except ApiException as e:
+    except KubernetesApiError as e:
         if e.status is None or e.status >= 500 or e.status == 429:
             raise kopf.TemporaryError(f"Kubernetes API answered {e.status} {e.reason}; retrying",
                                       delay=API_RETRY_DELAY_S) from None
@@ -77,23 +77,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.executor = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="kubernetes-api")
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def post_event(body: kopf.Body, *, reason: str, message: str, warning: bool = False) -> None:
     """A Kubernetes Event on the resource (what `kubectl describe` lists), queued: never blocks, never raises."""
     kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message[:1024])
-
-
-def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str,
-                  message: str = "") -> list[dict[str, Any]]:
-    """The list with `type_` set; its transition time moves only when its status changes."""
-    value = "True" if status else "False"
-    old = next((c for c in conditions if c.get("type") == type_), None)
-    when = old["lastTransitionTime"] if old and old.get("status") == value else _now()
-    new = {"type": type_, "status": value, "reason": reason, "message": message[:1000], "lastTransitionTime": when}
-    return [c for c in conditions if c.get("type") != type_] + [new]
 
 
 @kopf.on.create(*RESOURCE)
@@ -211,7 +197,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         return  # an older generation's Job, or already finished
     conditions = list(status.get("conditions") or [])
     if state == k.JOB_ACTIVE:
-        patch.status.update(phase=k.PHASE_RUNNING, startTime=status.get("startTime") or _now(),
+        patch.status.update(phase=k.PHASE_RUNNING, startTime=status.get("startTime") or utc_now(),
                             conditions=set_condition(conditions, k.COND_RUNNING, True, "JobRunning",
                                                      f"Job {job} is running"))
         post_event(body, reason="Running", message=f"Job {job} is running")
@@ -226,7 +212,8 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
     owner = Owner(name, namespace, uid, generation)
     if state == k.JOB_FAILED:
-        text = failure_reason(tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"))
+        text = failure_reason(tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"),
+                              experiment=resource.mlflow.experiment or resource.mlflow.model_name or name)
         if text is None:  # no run to ask (e.g. MLflow itself was unreachable): the pod's own last words
             lines = (message or "").strip().splitlines()
             text = lines[-1] if lines and not reported else "the Job failed"
@@ -235,7 +222,8 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         return
     try:
         outcome = finish(tracking_uri=resource.mlflow.tracking_uri, model_name=resource.mlflow.model_name or name,
-                         owner=owner, run_id=reported.get("run_id"))
+                         owner=owner, run_id=reported.get("run_id"),
+                         experiment=resource.mlflow.experiment)
     except RegistryUnavailable as e:
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
     except DriftloopError as e:
@@ -267,4 +255,4 @@ def _finish_status(patch: kopf.Patch, conditions: list[dict[str, Any]], *, faile
     if failed:
         conditions = set_condition(conditions, k.COND_FAILED, True, "TrainingFailed", message)
     patch.status.update(phase=k.PHASE_FAILED if failed else k.PHASE_SUCCEEDED, conditions=conditions,
-                        message=message[:4000], runId=run_id, completionTime=_now())
+                        message=message[:4000], runId=run_id, completionTime=utc_now())

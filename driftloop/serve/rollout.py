@@ -23,6 +23,7 @@ import urllib.request
 from typing import Any
 
 MODEL_VERSION_ANNOTATION = "driftloop.io/model-version"
+MODEL_ANNOTATION = "driftloop.io/model"
 ADMIN_TOKEN_ENV = "DRIFTLOOP_ADMIN_TOKEN"
 
 
@@ -52,40 +53,16 @@ def reload_server(url: str, version: str, *, timeout: float = 120) -> str:
 
 def roll_deployment(target: str, model_name: str, version: str) -> str:
     """Patch the pod template's model-version annotation; Kubernetes rolls the pods."""
+    from driftloop.k8s_gateway import Cluster, current_namespace
+
     namespace, _, name = target.rpartition("/")
     try:
-        from kubernetes import client
-
-        namespace = namespace or _current_namespace()
-        patch = {"spec": {"template": {"metadata": {"annotations": {MODEL_VERSION_ANNOTATION: str(version),
-                                                                      "driftloop.io/model": model_name}}}}}
-        with _api_client() as api_client:  # closes its connection pool: a run must not hold sockets open
-            client.AppsV1Api(api_client).patch_namespaced_deployment(name, namespace, patch)
-    except Exception as e:  # config missing, API unreachable, RBAC: the message says which
+        namespace = namespace or current_namespace()
+        annotations = {MODEL_VERSION_ANNOTATION: str(version), MODEL_ANNOTATION: model_name}
+        with Cluster.connect() as cluster:  # closes its connection pool: a run must not hold sockets open
+            cluster.patch_pod_template(namespace, name, annotations=annotations)
+    except Exception as e:  # no configuration, API unreachable, RBAC, no such Deployment: the line says which
+        # (broad on purpose: a promoted version stays promoted whatever a serving target does)
         reason = getattr(e, "reason", None) or str(e).splitlines()[0][:200]
         return f"warning: could not roll deployment {namespace or 'default'}/{name}: {reason}"
     return f"rolling deployment {namespace}/{name} → v{version}"
-
-
-def _api_client() -> Any:
-    from kubernetes import client
-
-    from driftloop.kubeconfig import kube_configuration
-
-    return client.ApiClient(kube_configuration())
-
-
-def _current_namespace() -> str:
-    """The pod's own namespace in a cluster, else the kubeconfig context's, else 'default'."""
-    try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError:
-        pass
-    try:
-        from kubernetes import config
-
-        _, context = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
-        return context["context"].get("namespace", "default")
-    except Exception:  # no kubeconfig: the default namespace, as kubectl does
-        return "default"
