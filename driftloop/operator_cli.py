@@ -1,8 +1,8 @@
 """`driftloop operator`: the MLTrainingJob operator, run locally against any kubeconfig.
 
-It lives outside `driftloop.operator` because importing that package registers the kopf
-handlers (as `kopf run -m driftloop.operator` needs) and so imports kopf and the
-kubernetes client; `driftloop --help` must not pay for that.
+It imports `driftloop.operator.main` (the module `kopf run -m` names, which registers the
+kopf handlers and so loads kopf and the kubernetes client) only when the command runs:
+`driftloop --help` must not pay for that. Only the operator package imports kopf.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ import click
 def operator(namespaces: tuple[str, ...], liveness: str | None, peering: str | None, log_format: str,
              verbose: bool) -> None:
     """Run the MLTrainingJob operator (the same one the cluster's Deployment runs)."""
-    import kopf
+    from driftloop.operator import main  # registers the handlers
 
-    import driftloop.operator  # noqa: F401  (registers the handlers)
-
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()], log_prefix=False)
-    kopf.run(clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
-             standalone=peering is None, peering_name=peering)
+    main.run(namespaces=namespaces, liveness=liveness, peering=peering, log_format=log_format, verbose=verbose)

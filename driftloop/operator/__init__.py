@@ -1,8 +1,6 @@
-"""The MLTrainingJob operator: `kopf run -m driftloop.operator` or `driftloop operator`.
+"""The MLTrainingJob operator: `kopf run -m driftloop.operator.main` or `driftloop operator`.
 
-Importing this package registers the kopf handlers; rendering (`render`), the resource
-model (`resource`, `crd`) and registration (`registration`) import without kopf side effects.
+Importing this package (or `render`, `resource`, `crd`, `registration`) registers nothing and
+loads neither kopf nor the kubernetes client; `driftloop.operator.main` is the module that
+registers the kopf handlers.
 """
-
-from driftloop.operator import drift_policy as drift_policy  # noqa: F401  (the drift policy; imports handlers first)
-from driftloop.operator import handlers as handlers  # noqa: F401  (registers the handlers with kopf)
