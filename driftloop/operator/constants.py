@@ -1,10 +1,14 @@
 """Key strings of the MLTrainingJob API and of the objects the operator owns."""
 
-GROUP = "driftloop.io"
-VERSION = "v1alpha1"
+from driftloop.constants import DEFAULT_IMAGE as DEFAULT_IMAGE  # the image of this driftloop version
+from driftloop.constants import K8S_GROUP, K8S_PLURAL, K8S_VERSION
+
+# The resource's API, defined once in driftloop.constants (the k8s drift trigger needs it too).
+GROUP = K8S_GROUP
+VERSION = K8S_VERSION
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "MLTrainingJob"
-PLURAL = "mltrainingjobs"
+PLURAL = K8S_PLURAL
 SINGULAR = "mltrainingjob"
 SHORT_NAMES = ("mltj",)
 CRD_NAME = f"{PLURAL}.{GROUP}"
@@ -40,5 +44,3 @@ COND_GATE_PASSED, COND_PROMOTED = "GatePassed", "Promoted"
 
 # Job states as the watcher mirrors them.
 JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED = "active", "succeeded", "failed"
-
-DEFAULT_IMAGE = "ghcr.io/driftloop/driftloop:0.1.0"

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftloop.constants import EXIT_DRIFT, EXIT_NO_DRIFT
 from driftloop.operator import constants as k
 from driftloop.operator.render import (
     Owner,
@@ -41,7 +42,6 @@ HISTORY_LIMIT = 3
 
 COND_DRIFT_DETECTED, COND_RETRAIN_SCHEDULED = "DriftDetected", "RetrainScheduled"
 DRIFT_CONDITIONS = (COND_DRIFT_DETECTED, COND_RETRAIN_SCHEDULED)
-EXIT_NO_DRIFT, EXIT_DRIFT = 0, 3
 RESULT_DRIFT, RESULT_NO_DRIFT, RESULT_FAILED = "Drift", "NoDrift", "Failed"
 
 

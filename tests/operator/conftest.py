@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
+from driftloop.constants import K8S_GROUP, K8S_PLURAL, K8S_VERSION
+
 from ..conftest import REPO
 from .cluster import LocalCluster
 
 CRD_FILE = REPO / "crds" / "mltrainingjob.yaml"
-GROUP, VERSION, PLURAL = "driftloop.io", "v1alpha1", "mltrainingjobs"
+GROUP, VERSION, PLURAL = K8S_GROUP, K8S_VERSION, K8S_PLURAL  # the tests' short names for the one definition
 NAMESPACE = "default"
 
 
