@@ -3,18 +3,22 @@
 Where a field means the same as in `driftloop.spec` (the gate, the training knobs) the
 model reuses that spec, so `kubectl apply`, the operator and `driftloop run` agree on
 what is valid. Field names are camelCase, as Kubernetes users expect.
+
+The spec is rendered once: the string hyperparameters are parsed and checked against
+`TrainSpec` when the resource is validated (`MLTrainingJobSpec.train`), and `to_run_spec`
+merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's ConfigMap carries.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from driftloop.errors import InvalidSpec
 from driftloop.operator.constants import DEFAULT_IMAGE
-from driftloop.spec import GateSpec, Spec, TrainSpec
+from driftloop.spec import DataSpec, GateSpec, RegistrySpec, Spec, TrackingSpec, TrainSpec
 from driftloop.suggest import nearest
 
 _CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
@@ -25,6 +29,35 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # Training knobs a resource may set as strings; each is parsed and checked by TrainSpec.
 HYPERPARAMETERS = tuple(name for name in TrainSpec.model_fields if name != "device")
+
+
+class HyperparameterError(ValueError):
+    """One hyperparameter whose value TrainSpec rejects; `key` completes the field's path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def parse_hyperparameters(values: dict[str, str]) -> TrainSpec:
+    """The training knobs as TrainSpec types: each string read as a YAML scalar or list (`"[8, 4]"`), once.
+
+    Raises:
+        HyperparameterError: a value that is not YAML, or that TrainSpec rejects.
+    """
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for key, value in values.items():
+        try:
+            parsed[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise HyperparameterError(key, f"not a YAML value: {str(e).splitlines()[0]}") from None
+    try:
+        return TrainSpec.model_validate(parsed)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise HyperparameterError(str(first["loc"][0]), first["msg"].removeprefix("Value error, ")) from None
 
 
 class _Resource(BaseModel):
@@ -111,6 +144,13 @@ class MLTrainingJobSpec(_Resource):
     retrain_token: str | None = Field(None, max_length=253, description="Change it to retrain on the same spec.")
     drift: Drift | None = None
 
+    _train: TrainSpec = PrivateAttr(default_factory=TrainSpec)
+
+    @property
+    def train(self) -> TrainSpec:
+        """`hyperparameters`, typed (TrainSpec's defaults for the rest)."""
+        return self._train
+
     @field_validator("hyperparameters")
     @classmethod
     def _known_hyperparameters(cls, values: dict[str, str]) -> dict[str, str]:
@@ -120,6 +160,11 @@ class MLTrainingJobSpec(_Resource):
                 hint = f"did you mean {close!r}?" if close else f"valid: {', '.join(HYPERPARAMETERS)}"
                 raise ValueError(f"unknown hyperparameter {key!r}; {hint}")
         return values
+
+    @model_validator(mode="after")
+    def _typed_hyperparameters(self) -> MLTrainingJobSpec:
+        self._train = parse_hyperparameters(self.hyperparameters)
+        return self
 
 
 class Condition(_Resource):
@@ -167,28 +212,31 @@ def parse_resource_spec(raw: dict[str, Any], *, where: str) -> MLTrainingJobSpec
         return MLTrainingJobSpec.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in ("spec", *first["loc"]))
+        error = (first.get("ctx") or {}).get("error")
+        if isinstance(error, HyperparameterError):
+            field = f"spec.hyperparameters.{error.key}"
+        else:
+            field = ".".join(str(p) for p in ("spec", *first["loc"]))
         raise InvalidSpec(f"{where}: {field}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
-    """The `driftloop run` spec the Job's container executes."""
-    import yaml
+    """The `driftloop run` spec the Job's container executes: typed sections merged, nothing re-parsed.
 
-    train = {key: yaml.safe_load(value) for key, value in spec.hyperparameters.items()}
-    raw = {
-        "data": {"path": spec.data_source.location, "target": spec.data_source.target,
-                 "task": spec.data_source.task, "format": spec.data_source.format},
-        "train": train | ({"device": "cuda"} if spec.resources.gpu > 0 else {}),
-        "gate": spec.gate.model_dump(by_alias=False),
-        "registry": {"model_name": spec.mlflow.model_name or name},
-        "tracking": {"uri": spec.mlflow.tracking_uri, "experiment": spec.mlflow.experiment},
-        "output": spec.output_path or output,
-    }
+    Raises:
+        InvalidSpec: the sections do not make a valid run spec together (e.g. the target listed as a feature).
+    """
+    train = spec.train.model_copy(update={"device": "cuda"}) if spec.resources.gpu > 0 else spec.train
     try:
-        return Spec.model_validate(raw)
+        return Spec(
+            data=DataSpec(path=spec.data_source.location, target=spec.data_source.target,
+                          task=spec.data_source.task, format=spec.data_source.format),
+            train=train,
+            gate=GateSpec.model_validate(spec.gate.model_dump(by_alias=False)),  # Gate's camelCase names off
+            registry=RegistrySpec(model_name=spec.mlflow.model_name or name),
+            tracking=TrackingSpec(uri=spec.mlflow.tracking_uri, experiment=spec.mlflow.experiment),
+            output=spec.output_path or output)
     except ValidationError as e:
         first = e.errors()[0]
-        loc = [str(p) for p in first["loc"]]
-        field = "spec.hyperparameters." + loc[1] if loc[0] == "train" and len(loc) > 1 else ".".join(loc)
+        field = ".".join(str(p) for p in first["loc"])
         raise InvalidSpec(f"{name}: {field}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -61,6 +61,18 @@ def test_bad_hyperparameter_value_names_the_field() -> None:
     assert "spec.hyperparameters.epochs" in str(caught.value)
 
 
+def test_hyperparameters_are_typed_once_when_the_resource_is_read() -> None:
+    """The strings are parsed and checked on validation; rendering merges typed sections and parses nothing."""
+    resource = spec(hyperparameters={"epochs": "12", "hidden_sizes": "[8, 4]", "lr": "0.01"})
+    assert resource.train.epochs == 12 and resource.train.hidden_sizes == [8, 4] and resource.train.lr == 0.01
+    assert resource.hyperparameters == {"epochs": "12", "hidden_sizes": "[8, 4]", "lr": "0.01"}  # the CRD's strings
+    gpu = spec(resources={"cpu": "1", "memory": "1Gi", "gpu": 1})
+    assert yaml.safe_load(render_configmap(gpu, OWNER)["data"]["spec.yaml"])["train"]["device"] == "cuda"
+    for bad in ({"hidden_sizes": "[8,"}, {"hidden_sizes": "[0]"}):
+        with pytest.raises(InvalidSpec, match=r"^ml/churn: spec\.hyperparameters\.hidden_sizes: "):
+            spec(hyperparameters=bad)
+
+
 def test_workers_render_an_indexed_job_a_headless_service_and_torchrun() -> None:
     configmap, service, job = render_children(spec(workers=2), OWNER)
     assert [configmap["kind"], service["kind"], job["kind"]] == ["ConfigMap", "Service", "Job"]
