@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Any
 from driftloop.constants import (
     ANNOTATION_RETRAIN_AT,
     ANNOTATION_RETRAIN_KEY,
-    K8S_GROUP,
-    K8S_PLURAL,
-    K8S_VERSION,
     RETRAIN_TOKEN_FIELD,
     RUN_TAG_DEDUPE_KEY,
     RUN_TAG_RETRAIN_OF,
@@ -232,30 +229,29 @@ class K8sTrigger:
         """A retrain the operator is already running suppresses another (the resource's status says so)."""
         return self.in_flight(self.read())
 
-    def api(self) -> Any:
-        from kubernetes import client, config
-
-        from driftloop.kubeconfig import kube_configuration
+    def cluster(self) -> Any:
+        """The Kubernetes gateway (`driftloop.k8s_gateway.Cluster`), closed by the caller's `with`."""
+        from driftloop.k8s_gateway import Cluster, KubernetesNotConfigured
 
         try:
-            configuration = kube_configuration()
-        except (config.ConfigException, OSError) as e:
+            return Cluster.connect()
+        except KubernetesNotConfigured as e:
             raise UsageError(f"--retrain k8s: no Kubernetes configuration found ({e}); set KUBECONFIG") from e
-        return client.CustomObjectsApi(client.ApiClient(configuration))
 
     def read(self) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
+        from driftloop.k8s_gateway import KubernetesApiError
 
         try:
-            return self.api().get_namespaced_custom_object(K8S_GROUP, K8S_VERSION, self.namespace, K8S_PLURAL, self.job)
-        except ApiException as e:
+            with self.cluster() as cluster:
+                return cluster.read_training_job(self.namespace, self.job)
+        except KubernetesApiError as e:
             if e.status == 404:
                 raise ModelNotFound(f"MLTrainingJob {self.namespace}/{self.job} not found") from e
+            if e.status is None:
+                raise DriftloopError(f"Kubernetes API unreachable reading MLTrainingJob {self.namespace}/{self.job}: "
+                                     f"{e.reason}") from e
             raise DriftloopError(f"Kubernetes API refused reading MLTrainingJob {self.namespace}/{self.job}: "
                                  f"{e.status} {e.reason}") from e
-        except OSError as e:  # urllib3 wraps connection failures in OSError subclasses
-            raise DriftloopError(f"Kubernetes API unreachable reading MLTrainingJob {self.namespace}/{self.job}: "
-                                 f"{e}") from e
 
     def in_flight(self, resource: dict[str, Any]) -> str | None:
         """Why the resource already has a retrain under way, or None.
@@ -274,7 +270,7 @@ class K8sTrigger:
         return None
 
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
-        from kubernetes.client.exceptions import ApiException
+        from driftloop.k8s_gateway import KubernetesApiError
 
         token = f"drift-{request.key}"
         current = (self.read().get("spec") or {}).get(RETRAIN_TOKEN_FIELD)
@@ -285,8 +281,9 @@ class K8sTrigger:
                                              ANNOTATION_RETRAIN_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}},
                 "spec": {RETRAIN_TOKEN_FIELD: token}}
         try:
-            self.api().patch_namespaced_custom_object(K8S_GROUP, K8S_VERSION, self.namespace, K8S_PLURAL, self.job, body)
-        except ApiException as e:
+            with self.cluster() as cluster:
+                cluster.patch_training_job(self.namespace, self.job, body)
+        except KubernetesApiError as e:
             raise DriftloopError(f"Kubernetes API refused patching MLTrainingJob {self.namespace}/{self.job}: "
                                  f"{e.status} {e.reason}") from e
         console.info(f"asked MLTrainingJob {self.namespace}/{self.job} for a new generation ({RETRAIN_TOKEN_FIELD}={token})")
