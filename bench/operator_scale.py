@@ -32,6 +32,8 @@ sys.path.insert(0, str(REPO))  # the emulator harness lives with the tests
 
 from _common import write_result  # noqa: E402
 
+from driftloop.constants import K8S_GROUP, K8S_PLURAL, K8S_VERSION  # noqa: E402
+
 NAME = "operator_scale"
 RESOURCES = int(os.environ.get("DRIFTLOOP_BENCH_RESOURCES", "1000"))
 NAMESPACE = "default"
@@ -47,18 +49,18 @@ def configure(settings, memo, **_):
     kubernetes.config.load_kube_config()
     memo.batch = kubernetes.client.BatchV1Api()
 
-@kopf.on.create("driftloop.io", "v1alpha1", "mltrainingjobs")
+@kopf.on.create("{group}", "{version}", "{plural}")
 def create_job(name, namespace, body, memo, **_):
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"{name}-g1", "namespace": namespace},
            "spec": {"template": {"spec": {"restartPolicy": "Never",
                                           "containers": [{"name": "train", "image": "busybox"}]}}}}
     kopf.adopt(job, owner=body)
     memo.batch.create_namespaced_job(namespace, job)
-'''
+'''.replace("{group}", K8S_GROUP).replace("{version}", K8S_VERSION).replace("{plural}", K8S_PLURAL)
 
 
 def resource(i: int) -> dict[str, Any]:
-    return {"apiVersion": "driftloop.io/v1alpha1", "kind": "MLTrainingJob",
+    return {"apiVersion": f"{K8S_GROUP}/{K8S_VERSION}", "kind": "MLTrainingJob",
             "metadata": {"name": f"bench-{i:04d}", "namespace": NAMESPACE},
             "spec": {"dataSource": {"s3Bucket": "bench", "path": f"tables/{i}.csv", "target": "churned"},
                      "hyperparameters": {"epochs": "5"},
@@ -82,7 +84,7 @@ def peak_rss_mb(pid: int) -> float:
 async def create_all(url: str) -> None:
     import aiohttp
 
-    path = f"{url}/apis/driftloop.io/v1alpha1/namespaces/{NAMESPACE}/mltrainingjobs"
+    path = f"{url}/apis/{K8S_GROUP}/{K8S_VERSION}/namespaces/{NAMESPACE}/{K8S_PLURAL}"
     async with aiohttp.ClientSession() as session:
         async def create(i: int) -> None:
             async with session.post(path, json=resource(i)) as answer:
@@ -108,7 +110,7 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
         process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
-            while local.cluster.watches.get("mltrainingjobs", 0) == 0:
+            while local.cluster.watches.get(K8S_PLURAL, 0) == 0:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{label} operator did not start: {(workdir / 'operator.log').read_text()[-2000:]}")
                 time.sleep(0.2)
@@ -137,7 +139,7 @@ def run_operator(command: list[str], label: str) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()
-        latencies = sorted(stamps["jobs", NAMESPACE, f"bench-{i:04d}-g1"] - stamps["mltrainingjobs", NAMESPACE,
+        latencies = sorted(stamps["jobs", NAMESPACE, f"bench-{i:04d}-g1"] - stamps[K8S_PLURAL, NAMESPACE,
                                                                                   f"bench-{i:04d}"]
                            for i in range(RESOURCES))
     return {"p50_s": round(percentile(latencies, 50), 4), "p99_s": round(percentile(latencies, 99), 4),
