@@ -32,6 +32,7 @@ lint: setup
 compile: setup
 	$(VENV)/bin/driftloop compile -o pipelines/driftloop_pipeline.yaml
 	$(VENV)/bin/driftloop compile --pipeline drift-then-retrain -o pipelines/drift_then_retrain.yaml
+	$(VENV)/bin/driftloop compile --components components
 
 # The project image, tagged with the package version unless IMAGE says otherwise (needs a Docker engine).
 IMAGE ?= ghcr.io/driftloop/driftloop:$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' driftloop/__init__.py)

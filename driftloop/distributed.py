@@ -7,7 +7,7 @@ the data once and broadcasting it (rather than every rank re-running validate an
 guarantees every rank trains on the same rows with the same columns.
 
 torchrun sets WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them the
-world is one process and nothing here does anything.
+world is one process and nothing here does anything. The other ranks' loop is `driftloop.runner.run_worker`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from driftloop.console import Console
 from driftloop.errors import TrainingError
 
 
@@ -108,17 +107,3 @@ def process_group(world: World) -> Iterator[None]:
         if world.primary and not _shared:
             share_training_inputs(None)
         dist.destroy_process_group()
-
-
-def run_worker(console: Console) -> int:
-    """A rank other than 0: wait for the inputs, train its replica, exit. Returns the exit code."""
-    from driftloop.components.train import fit
-
-    inputs = share_training_inputs(None)
-    if inputs is None:
-        console.error("rank 0 stopped before training; see its log for the reason")
-        return 1
-    fit(inputs.x_train, inputs.y_train, inputs.x_val, inputs.y_val, spec=inputs.spec, task=inputs.task,
-        n_outputs=inputs.n_outputs)
-    console.info(f"rank {active_world().rank}: training done")
-    return 0

@@ -1,6 +1,8 @@
-"""The in-process runner: the six steps in order, in one process, logged to one MLflow run.
+"""The in-process runner: the steps of `components.steps.STEPS` in order, in one process, one MLflow run.
 
-This is what `driftloop run` does, and what an MLTrainingJob's container runs.
+This is what `driftloop run` does, and what an MLTrainingJob's container runs. Each
+step is its executor, called with the outputs of the steps before it; after a deploy,
+the serving targets are rolled onto the new version (`roll_out_serving`).
 """
 
 from __future__ import annotations
@@ -8,10 +10,13 @@ from __future__ import annotations
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from driftloop.components.steps import STEP_NAMES, step
 from driftloop.console import Console
 from driftloop.constants import (
     DEFAULT_HOME,
@@ -19,25 +24,15 @@ from driftloop.constants import (
     FEATURES_DIR,
     METRICS,
     RUN_TAG_DEPLOYED,
-    TAG_TASK,
     TRAIN_DIR,
     VALIDATION_DIR,
 )
 from driftloop.errors import DriftloopError
-from driftloop.run_steps import (
-    RunContext,
-    deploy_step,
-    evaluate_step,
-    feature_step,
-    gate_step,
-    log_features,
-    log_validation,
-    train_step,
-    validate_step,
-)
 from driftloop.spec import Spec
 
-STEP_NAMES = ("validate", "feature", "train", "evaluate", "gate", "deploy")
+if TYPE_CHECKING:
+    from driftloop.components.context import RunContext
+    from driftloop.components.deploy import DeployResult
 
 
 @dataclass
@@ -69,25 +64,31 @@ class RunResult:
                 "model_name": self.model_name, "model_version": self.model_version, "run_id": self.run_id,
                 "steps": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 3)} for s in self.steps]}
 
+    def record(self, name: str) -> StepRecord:
+        return next(s for s in self.steps if s.name == name)
+
 
 class _Pipeline:
-    """State carried between the steps of one run; each step method is a thin adapter."""
+    """Runs each step's executor under the console's progress line and records its status and time."""
 
-    def __init__(self, spec: Spec, console: Console, result: RunResult) -> None:
-        self.spec, self.console, self.result = spec, console, result
-        self.values: dict[str, Any] = {}
+    def __init__(self, ctx: RunContext, console: Console, result: RunResult) -> None:
+        self.ctx, self.console, self.result = ctx, console, result
 
-    def step(self, name: str, action: Any) -> Any:
-        record = next(s for s in self.result.steps if s.name == name)
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        record = self.result.record(name)
         started = time.perf_counter()
         try:
             with self.console.step(name):
-                value = action()
+                yield
         except BaseException:
             record.status, record.seconds = "failed", time.perf_counter() - started
             raise
         record.status, record.seconds = "completed", time.perf_counter() - started
-        return value
+
+    def run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        with self.timed(name):
+            return step(name).execute(self.ctx, *args, **kwargs)
 
 
 def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dict[str, str] | None = None) -> RunResult:
@@ -101,16 +102,15 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
             MLTrainingJob operator registers exactly once, across its own restarts).
         tags: extra tags on the MLflow run, e.g. the resource that asked for it.
     """
-    from driftloop.run_steps import finish_run, start_run
+    from driftloop.components.context import finish_run, start_run
 
     result = RunResult(model_name=spec.model_name)
     ctx = start_run(spec, tags=tags)
     result.run_id = ctx.run_id
     local_out, upload_to = _output_dir(spec, result.run_id)
     console.info(f"run {result.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
-    pipeline = _Pipeline(spec, console, result)
     try:
-        _steps(pipeline, ctx, local_out, stop_at_gate=not deploy)
+        _steps(_Pipeline(ctx, console, result), local_out, stop_at_gate=not deploy)
         result.status, result.exit_code = "completed", 0
         finish_run(ctx, None)
     except Exception as e:
@@ -131,6 +131,36 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     return result
 
 
+def roll_out_serving(spec: Spec, deployed: DeployResult) -> list[str]:
+    """Roll the spec's serving targets onto a newly deployed version; one line per target.
+
+    Every runner calls this after a successful deploy: serving follows deploy, and the
+    deploy step itself knows nothing about serving.
+    """
+    if not deployed.deployed or deployed.version is None:
+        return []
+    if not (spec.serving.reload_urls or spec.serving.deployment):
+        return []
+    from driftloop.serve.rollout import roll_out
+
+    return list(roll_out(spec.serving, deployed.model_name, deployed.version))
+
+
+def run_worker(console: Console) -> int:
+    """A torchrun rank other than 0: wait for rank 0's training inputs, train its replica, exit."""
+    from driftloop.components.train import fit
+    from driftloop.distributed import active_world, share_training_inputs
+
+    inputs = share_training_inputs(None)
+    if inputs is None:
+        console.error("rank 0 stopped before training; see its log for the reason")
+        return 1
+    fit(inputs.x_train, inputs.y_train, inputs.x_val, inputs.y_val, spec=inputs.spec, task=inputs.task,
+        n_outputs=inputs.n_outputs)
+    console.info(f"rank {active_world().rank}: training done")
+    return 0
+
+
 def error_line(error: BaseException) -> str:
     """The one line a user sees for a failed run."""
     message = str(error) if isinstance(error, DriftloopError) else f"internal error: {type(error).__name__}: {error}"
@@ -148,43 +178,34 @@ def _output_dir(spec: Spec, run_id: str) -> tuple[Path, str | None]:
     return out, None
 
 
-def _steps(p: _Pipeline, ctx: RunContext, out: Path, *, stop_at_gate: bool = False) -> None:
+def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False) -> None:
+    """Each step's executor, in the table's order, fed the outputs of the steps before it."""
     from driftloop.table import load_table
 
-    spec, result = p.spec, p.result
-    champion = ctx.registry.champion(result.model_name)
-    champion_dir = out / "champion"
-
-    def run_validate() -> Any:
+    ctx, result = p.ctx, p.result
+    spec = ctx.spec
+    champion = ctx.gateway.champion(result.model_name)
+    scratch = out / "champion"
+    with p.timed("validate"):  # reading the table is part of validating it
         table = load_table(spec.data.path, fmt=spec.data.format)
-        outcome = validate_step(spec, ctx.registry, table, champion=champion, out_dir=out / VALIDATION_DIR,
-                                scratch=champion_dir)
-        log_validation(ctx.tracker, out / VALIDATION_DIR, data_sha256=table.sha256, suite_source=outcome.suite_source)
-        return table, outcome
-
-    def run_feature() -> Any:
-        outcome = feature_step(spec, table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR)
-        log_features(ctx.tracker, out / FEATURES_DIR)
-        return outcome
-
-    table, validation = p.step("validate", run_validate)
-    features = p.step("feature", run_feature)
-    trained = p.step("train", lambda: train_step(ctx, out / FEATURES_DIR, out_dir=out / TRAIN_DIR))
-    evaluation = p.step("evaluate", lambda: evaluate_step(
-        ctx, trained.model_path, out / FEATURES_DIR, onnx_max_abs_diff=trained.onnx_max_abs_diff,
-        onnx_output_scale=trained.onnx_output_scale, champion=champion, out_dir=out / EVALUATION_DIR,
-        scratch=champion_dir))
+        validation = step("validate").execute(ctx, table, champion=champion, out_dir=out / VALIDATION_DIR,
+                                              scratch=scratch)
+    features = p.run("feature", table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR)
+    trained = p.run("train", out / FEATURES_DIR, out_dir=out / TRAIN_DIR)
+    evaluation = p.run("evaluate", trained.model_path, out / FEATURES_DIR, onnx_max_abs_diff=trained.onnx_max_abs_diff,
+                       onnx_output_scale=trained.onnx_output_scale, champion=champion, out_dir=out / EVALUATION_DIR,
+                       scratch=scratch)
     result.metrics = {k: round(v, 6) for k, v in evaluation.metrics.items() if k in METRICS}
     if evaluation.champion and "metrics" in evaluation.champion:
         result.champion_version = evaluation.champion["version"]
         result.champion_metrics = evaluation.champion["metrics"]
-    blessing = p.step("gate", lambda: gate_step(ctx, evaluation, out_dir=out / EVALUATION_DIR))
+    blessing = p.run("gate", evaluation, out_dir=out / EVALUATION_DIR)
     result.gate = {"passed": blessing.passed, "reasons": blessing.reasons}
     if not blessing.passed or stop_at_gate:
-        # the caller that registers later (the operator) needs the task from the run alone
-        ctx.tracker.set_tags({RUN_TAG_DEPLOYED: "false", TAG_TASK: features.task})
+        ctx.tracker.set_tags({RUN_TAG_DEPLOYED: "false"})  # registration, if any, is the caller's (the operator)
         return
-    deployed = p.step("deploy", lambda: deploy_step(ctx, blessing, data_sha256=table.sha256, task=features.task))
-    for line in deployed.rollout:
-        p.console.info(line)
+    with p.timed("deploy"):  # the rollout follows deploy and is timed with it
+        deployed = step("deploy").execute(ctx, blessing, data_sha256=table.sha256, task=features.task)
+        for line in roll_out_serving(spec, deployed):
+            p.console.info(line)
     result.deployed, result.model_version = deployed.deployed, deployed.version

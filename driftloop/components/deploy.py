@@ -1,12 +1,15 @@
 """deploy: register the blessed model with lineage and move `@champion`.
 
 It reads only the blessing: a declined gate records `not_deployed` and touches nothing.
-A registration that fails half-way is removed, so no half-written version remains.
+A registration that fails half-way is removed, so no half-written version remains, and
+one already made by an earlier attempt (found by its `once_by` tags) is finished, not repeated.
+Rolling serving onto the new version is serving's business: the runners do it after deploy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftloop import __version__
@@ -14,8 +17,8 @@ from driftloop.components.gate import Blessing
 from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI, TAG_RUN_ID, TAG_SPEC_SHA256, TAG_TASK, TAG_VERSION
 
 if TYPE_CHECKING:
-    from driftloop.registry import Registry
-    from driftloop.spec import ServingSpec
+    from driftloop.components.context import RunContext
+    from driftloop.mlflow_gateway import MLflowGateway
 
 
 @dataclass(frozen=True)
@@ -24,26 +27,73 @@ class DeployResult:
     model_name: str
     version: str | None
     previous: str | None
-    rollout: tuple[str, ...] = ()  # one line per serving target rolled onto the version
+    already_registered: bool = False  # an earlier attempt had registered it; this one finished its promotion
 
 
-def run(blessing: Blessing, *, registry: Registry, model_name: str, run_id: str, data_uri: str,
-        data_sha256: str, spec_sha256: str, task: str, serving: ServingSpec | None = None,
-        tags: dict[str, str] | None = None) -> DeployResult:
-    """`tags` are added to the lineage tags, e.g. the MLTrainingJob that asked for this version."""
+@dataclass(frozen=True)
+class DeployInputs:
+    """What deploy reads from the steps before it: the gate's blessing, validate's data hash, feature's task."""
+
+    blessing: Blessing
+    data_sha256: str
+    task: str
+
+
+def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: str, data_uri: str,
+        data_sha256: str, spec_sha256: str, task: str, tags: dict[str, str] | None = None,
+        once_by: tuple[str, ...] = ()) -> DeployResult:
+    """Register and promote the run's model when `blessing` passed.
+
+    Args:
+        tags: added to the lineage tags, e.g. the MLTrainingJob that asked for this version.
+        once_by: keys of `tags` that identify this registration: a version already carrying
+            them is promoted (if it is not yet) instead of registering a second one.
+    """
     if not blessing.passed:
         return DeployResult(False, model_name, None, None)
-    tags = {TAG_RUN_ID: run_id, TAG_DATA_URI: data_uri, TAG_DATA_SHA256: data_sha256,
-            TAG_SPEC_SHA256: spec_sha256, TAG_VERSION: __version__, TAG_TASK: task, **(tags or {})}
-    version = registry.register_candidate(model_name, run_id, tags=tags)
+    tags = dict(tags or {})
+    identity = {key: tags[key] for key in once_by}
+    existing = gateway.find_version(model_name, identity) if identity else None
+    if existing is not None:
+        version, previous = str(existing.version), None
+        if version not in gateway.history(model_name):
+            previous = gateway.promote(model_name, version).previous
+        return DeployResult(True, model_name, version, previous, already_registered=True)
+    lineage = {TAG_RUN_ID: run_id, TAG_DATA_URI: data_uri, TAG_DATA_SHA256: data_sha256,
+               TAG_SPEC_SHA256: spec_sha256, TAG_VERSION: __version__, TAG_TASK: task, **tags}
+    version = gateway.register_candidate(model_name, run_id, tags=lineage)
     try:
-        promotion = registry.promote(model_name, version.version)
+        promotion = gateway.promote(model_name, version.version)
     except BaseException:
-        registry.delete_version(model_name, version.version)
+        gateway.delete_version(model_name, version.version)
         raise
-    rollout: tuple[str, ...] = ()
-    if serving is not None:
-        from driftloop.serve.rollout import roll_out
+    return DeployResult(True, model_name, promotion.version, promotion.previous)
 
-        rollout = tuple(roll_out(serving, model_name, promotion.version))
-    return DeployResult(True, model_name, promotion.version, promotion.previous, rollout)
+
+def execute(ctx: RunContext, blessing: Blessing, *, data_sha256: str, task: str, tags: dict[str, str] | None = None,
+            once_by: tuple[str, ...] = ()) -> DeployResult:
+    """Deploy the run's model per `blessing` (see `run`) and tag the run with the outcome."""
+    from driftloop.constants import RUN_TAG_DEPLOYED, RUN_TAG_MODEL_VERSION
+
+    spec = ctx.spec
+    outcome = run(blessing, gateway=ctx.gateway, model_name=spec.model_name, run_id=ctx.run_id,
+                  data_uri=spec.data.path, data_sha256=data_sha256, spec_sha256=spec.digest(), task=task, tags=tags,
+                  once_by=once_by)
+    ctx.tracker.set_tags({RUN_TAG_DEPLOYED: str(outcome.deployed).lower(), RUN_TAG_MODEL_VERSION: outcome.version})
+    return outcome
+
+
+def recorded_inputs(ctx: RunContext, scratch: Path) -> DeployInputs:
+    """Deploy's inputs as the earlier steps recorded them in the run, for a deploy in another process.
+
+    Raises:
+        ArtifactNotFound: the run has no blessing or no feature metadata (it stopped before the gate).
+    """
+    import json
+
+    from driftloop.constants import BLESSING_FILE, EVALUATION_DIR, FEATURE_META_ARTIFACT
+
+    blessing = Blessing.load(ctx.gateway.download_artifact(ctx.run_id, f"{EVALUATION_DIR}/{BLESSING_FILE}", scratch))
+    meta = json.loads(ctx.gateway.download_artifact(ctx.run_id, FEATURE_META_ARTIFACT, scratch).read_text("utf-8"))
+    data_sha256 = ctx.gateway.get_run(ctx.run_id).tags.get(TAG_DATA_SHA256, "")
+    return DeployInputs(blessing, data_sha256, meta["task"])

@@ -18,7 +18,9 @@ from driftloop.constants import EVALUATION_FILE
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
 
+    from driftloop.components.context import RunContext
     from driftloop.onnx_model import OnnxModel
 
 
@@ -169,3 +171,26 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
                             len(test), window)
     evaluation.save(out_dir / EVALUATION_FILE)
     return evaluation
+
+
+def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_abs_diff: float,
+            onnx_output_scale: float, champion: ModelVersion | None, out_dir: Path, scratch: Path) -> Evaluation:
+    """Score the candidate, and the pinned champion on the same holdout; log every metric and the evaluation."""
+    from driftloop.constants import EVALUATION_DIR
+
+    spec = ctx.spec
+    champion_model = ctx.gateway.download_model(champion, scratch) if champion is not None else None
+    outcome = run(model_path, features_dir, out_dir=out_dir, onnx_max_abs_diff=onnx_max_abs_diff,
+                  onnx_output_scale=onnx_output_scale, latency_samples=spec.evaluate.latency_samples,
+                  champion_model_path=champion_model, champion_version=champion.version if champion else None,
+                  window_uri=spec.evaluate.window)
+    log = ctx.tracker.log_metrics
+    log(outcome.metrics)
+    log({f"baseline_{k}": v for k, v in outcome.baseline.items()})
+    if outcome.champion and "metrics" in outcome.champion:
+        log({f"champion_{k}": v for k, v in outcome.champion["metrics"].items()})
+    if outcome.window:
+        log({f"window_{k}": v for k, v in outcome.window["metrics"].items()})
+        log({f"window_champion_{k}": v for k, v in outcome.window.get("champion_metrics", {}).items()})
+    ctx.tracker.log_artifacts(out_dir, EVALUATION_DIR)
+    return outcome

@@ -19,7 +19,9 @@ from driftloop.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from driftloop.components.context import RunContext
     from driftloop.spec import FeatureSpec
+    from driftloop.table import LoadedTable
 
 REFERENCE_FILE = "reference.parquet"
 
@@ -121,3 +123,17 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
 
 def load_meta(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / FEATURE_META_FILE).read_text(encoding="utf-8"))
+
+
+def execute(ctx: RunContext, table: LoadedTable, *, roles_path: Path, out_dir: Path) -> FeatureResult:
+    """Fit the transform and split the run's table; log the feature metadata and the drift reference sample."""
+    from driftloop.constants import FEATURES_DIR
+
+    spec = ctx.spec
+    outcome = run(table.frame, source=spec.data.path, roles=ColumnRoles.load(roles_path), spec=spec.feature,
+                  task=spec.data.task, out_dir=out_dir)
+    ctx.tracker.log_artifact(out_dir / FEATURE_META_FILE, FEATURES_DIR)
+    reference = out_dir / REFERENCE_FILE
+    if reference.exists():
+        ctx.tracker.log_artifact(reference, "reference")
+    return outcome

@@ -15,6 +15,7 @@ from driftloop.components.evaluate import Evaluation
 from driftloop.constants import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
+    from driftloop.components.context import RunContext
     from driftloop.spec import GateSpec
 
 
@@ -124,3 +125,18 @@ def _window_checks(evaluation: Evaluation, policy: GateSpec) -> list[Check]:
                             f"{name} {ours:.4f} vs champion v{evaluation.champion['version']} {theirs:.4f} on the "
                             f"window ({window['rows']} rows; loss {max(loss, 0):.4f}, tolerated {tolerance:g})"))
     return checks
+
+
+def execute(ctx: RunContext, evaluation: Evaluation, *, out_dir: Path) -> Blessing:
+    """Decide the gate from the evaluation and the spec's policy; log the blessing and the decision's tags."""
+    from driftloop.constants import BLESSING_FILE, EVALUATION_DIR, RUN_TAG_DEPLOYED, RUN_TAG_GATE
+
+    blessing = decide(evaluation, ctx.spec.gate, onnx_tolerance=ctx.spec.train.onnx_tolerance)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    blessing.save(out_dir / BLESSING_FILE)
+    ctx.tracker.log_artifact(out_dir / BLESSING_FILE, EVALUATION_DIR)
+    tags = {RUN_TAG_GATE: str(blessing.passed).lower()}
+    if not blessing.passed:
+        tags[RUN_TAG_DEPLOYED] = "false"
+    ctx.tracker.set_tags(tags)
+    return blessing

@@ -20,8 +20,11 @@ from driftloop.suggest import nearest
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
 
+    from driftloop.components.context import RunContext
     from driftloop.spec import FeatureSpec, ValidationSpec
+    from driftloop.table import LoadedTable
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64", "Int64", "Float64"]
@@ -241,3 +244,28 @@ def _report(source: str, origin: str, rows: int, results: list[dict[str, Any]]) 
         mark = "PASS" if r["success"] else "**FAIL**"
         lines.append(f"| {mark} | {r['column'] or '(table)'} | {r['expectation']} | {json.dumps(r['observed'], default=str)} |")
     return "\n".join(lines) + "\n"
+
+
+def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | None, out_dir: Path,
+            scratch: Path) -> ValidationResult:
+    """Validate the run's table against the declared, stored, champion's or profiled suite, and log the suite."""
+    from driftloop.constants import RUN_TAG_SUITE_SOURCE, TAG_DATA_SHA256, VALIDATION_DIR
+
+    spec = ctx.spec
+    stored = _champion_suite(ctx, champion, scratch) if champion is not None else None
+    outcome = run(table.frame, source=spec.data.path, target=spec.data.target, validation=spec.validation,
+                  feature=spec.feature, out_dir=out_dir, task=spec.data.task, stored_suite=stored)
+    ctx.tracker.log_artifacts(out_dir, VALIDATION_DIR)
+    ctx.tracker.set_tags({TAG_DATA_SHA256: table.sha256, RUN_TAG_SUITE_SOURCE: outcome.suite_source})
+    return outcome
+
+
+def _champion_suite(ctx: RunContext, champion: ModelVersion, scratch: Path) -> Path | None:
+    """The expectation suite stored with the champion's run, if it has one."""
+    from driftloop.constants import SUITE_ARTIFACT
+    from driftloop.errors import ArtifactNotFound
+
+    try:
+        return ctx.gateway.download_artifact(champion.run_id, SUITE_ARTIFACT, scratch)
+    except ArtifactNotFound:
+        return None

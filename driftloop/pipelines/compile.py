@@ -39,6 +39,32 @@ def compile_pipeline(path: str | Path, *, spec: Spec | None = None, image: str |
     return target
 
 
+# The KFP components a user can take into a pipeline of their own, in graph order.
+COMPONENTS = ("open_run", "validate", "feature", "train", "evaluate", "gate", "deploy", "finish_run", "drift")
+
+
+def compile_components(directory: str | Path, *, image: str | None = None) -> list[Path]:
+    """Write each KFP component's spec as `<directory>/<name>.yaml` (loadable with `kfp.components.load_component_from_file`).
+
+    Deterministic like `compile_pipeline`, so the committed `components/` shows changes in review.
+    """
+    from kfp import compiler
+
+    from driftloop.pipelines import kfp_components
+    from driftloop.pipelines.pipeline import ComponentsInImage
+
+    ops = ComponentsInImage(kfp_components, image) if image is not None else kfp_components
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in COMPONENTS:
+        path = target / f"{name}.yaml"
+        compiler.Compiler().compile(getattr(ops, name), str(path))
+        path.write_text(_stable_header(path.read_text(encoding="utf-8")), encoding="utf-8")
+        written.append(path)
+    return written
+
+
 _DEFAULT_LINE = re.compile(r"^(#\s+\w+: \w+ \[Default: )(.*)(\])$")
 
 

@@ -11,6 +11,8 @@ server the retrain registers to, so the two cannot disagree on which model they 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import inspect
+
     from kfp.dsl.graph_component import GraphComponent
 
     from driftloop.spec import Spec
@@ -26,7 +28,7 @@ def drift_pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
     data's file name must not rename the model. Without one it has no default, so the run
     form asks for it (and `current`).
     """
-    from driftloop.pipelines.pipeline import pipeline_defaults
+    from driftloop.pipelines.parameters import pipeline_defaults
     from driftloop.spec import DriftSpec
 
     defaults = pipeline_defaults(spec)
@@ -53,41 +55,54 @@ def build_drift_pipeline(spec: "Spec | None" = None, *, image: str | None = None
         >>> from kfp import compiler
         >>> compiler.Compiler().compile(build_drift_pipeline(spec), "drift_then_retrain.yaml")
     """
+
     from kfp import dsl
 
-    from driftloop.components import kfp_components as ops
+    from driftloop.pipelines import kfp_components as ops
+    from driftloop.pipelines.parameters import section_parameters
     from driftloop.pipelines.pipeline import (
         CREDENTIALS_SECRET,
-        _configure,
-        _InImage,
+        ComponentsInImage,
         as_pipeline,
         build_training_pipeline,
+        configure_task,
     )
 
     secret = secret or CREDENTIALS_SECRET
     retrain = build_training_pipeline(spec, image=image, secret=secret)
     if image is not None:
-        ops = _InImage(ops, image)  # type: ignore[assignment]
+        ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
+    signature = _signature(section_parameters())
 
-    # the parameters that may lack a default come first (Python's rule for the signature set below)
-    def drift_then_retrain(current: str, registry: dict, data: dict, p_val: float, correction: str,
-                           min_samples: int, validation: dict, feature: dict, train: dict, evaluate: dict,
-                           gate: dict, tracking: dict, serving: dict, drift: dict, output: str):
-        checked = _configure(ops.drift(current=current, registry=registry, tracking=tracking, p_val=p_val,
-                                       correction=correction, min_samples=min_samples), secret)
+    def drift_then_retrain(*values: Any):  # the check's parameters and the spec's sections, as `signature` orders them
+        given = dict(zip(signature.parameters, values, strict=True))
+        check = {name: given.pop(name) for name in CHECK_PARAMETERS}
+        checked = configure_task(ops.drift(**check, registry=given["registry"], tracking=given["tracking"]), secret)
         # The decision is the task's single output: kfp.local resolves a condition on `Output` only.
         with dsl.If(checked.outputs["Output"] == True, name="drift-found"):  # noqa: E712 (a KFP condition)
-            retrain(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate, gate=gate,
-                    registry=registry, tracking=tracking, serving=serving, drift=drift, output=output)
+            retrain(**given)
 
+    drift_then_retrain.__signature__ = signature  # type: ignore[attr-defined]
     return as_pipeline(drift_then_retrain, name=DRIFT_PIPELINE_NAME, docs=_parameter_docs(),
                        defaults=drift_pipeline_defaults(spec),
                        description="driftloop: check the current data for drift against the @champion's reference; "
                                    "on drift, retrain with the gated training pipeline.")
 
 
+def _signature(sections: "list[inspect.Parameter]") -> "inspect.Signature":
+    """The check's parameters and the spec's sections; those that may lack a default first (Python's rule)."""
+    import inspect
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    check = {"current": str, "p_val": float, "correction": str, "min_samples": int}
+    by_name = {p.name: p for p in sections}
+    first = [inspect.Parameter("current", kind, annotation=str), by_name.pop("registry"), by_name.pop("data")]
+    rest = [inspect.Parameter(name, kind, annotation=check[name]) for name in CHECK_PARAMETERS if name != "current"]
+    return inspect.Signature(first + rest + list(by_name.values()))
+
+
 def _parameter_docs() -> str:
-    from driftloop.pipelines.pipeline import _parameter_docs as training_docs
+    from driftloop.pipelines.pipeline import parameter_docs as training_docs
     from driftloop.spec import DriftSpec
 
     fields = DriftSpec.model_fields

@@ -1,9 +1,10 @@
 """`driftloop run --runner kfp-local`: the KFP pipeline executed by `kfp.local.SubprocessRunner`.
 
 Every component runs as its own subprocess in this Python environment, exactly as it
-would in its pod, so this is full KFP fidelity without a cluster. The outcome is read
-back from MLflow (the run, its tags, metrics and blessing), the same place the
-in-process runner's outcome lands, so the two report alike.
+would in its pod, so this is full KFP fidelity without a cluster. Each step's record
+(status, seconds) comes from its own task in kfp.local's log (one task per step of
+`STEPS`); the outcome is read back from MLflow (the run, its tags, metrics and the gate's
+blessing), the same place the in-process runner's outcome lands, so the two report alike.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import io
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from driftloop.components.steps import STEP_NAMES
 from driftloop.constants import (
     BLESSING_FILE,
     DEFAULT_HOME,
@@ -29,6 +31,7 @@ from driftloop.runner import RunResult
 
 if TYPE_CHECKING:
     from driftloop.console import Console
+    from driftloop.mlflow_gateway import MLflowGateway
     from driftloop.spec import Spec
 
 # kfp.local's own log lines, once colour codes are stripped.
@@ -64,7 +67,7 @@ class _TaskLog(io.TextIOBase):
             self.result.error = line.split(ERROR_MARKER, 1)[1].strip()
         if started := _STARTED.search(line):
             self._started[started.group(1)] = time.perf_counter()
-            if started.group(1) in _STEP_OF_TASK:
+            if started.group(1) in STEP_NAMES:
                 self.console.info(f"… {started.group(1)}")
         elif finished := _FINISHED.search(line):
             task, status = finished.groups()
@@ -72,18 +75,11 @@ class _TaskLog(io.TextIOBase):
             self._record(task, "completed" if status == "SUCCESS" else "failed", seconds)
 
     def _record(self, task: str, status: str, seconds: float) -> None:
-        step = _STEP_OF_TASK.get(task)
-        if step is None:
+        if task not in STEP_NAMES:  # `open-run` and `finish-run` are not steps
             return
-        self.console.info(f"{'✓' if status == 'completed' else '✗'} {step:<10} {seconds:6.1f}s")
-        for record in self.result.steps:
-            if record.name == step or (step == "evaluate" and record.name == "gate" and status == "completed"):
-                record.status, record.seconds = status, seconds if record.name == step else 0.0
-
-
-# The gate is decided inside the evaluate task; `open-run` and `finish-run` are not steps.
-_STEP_OF_TASK = {"validate": "validate", "feature": "feature", "train": "train", "evaluate": "evaluate",
-                 "deploy": "deploy"}
+        self.console.info(f"{'✓' if status == 'completed' else '✗'} {task:<10} {seconds:6.1f}s")
+        record = self.result.record(task)
+        record.status, record.seconds = status, seconds
 
 
 def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = None) -> RunResult:
@@ -99,13 +95,13 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
 
     from kfp import local
 
-    from driftloop.pipelines.pipeline import build_training_pipeline, pipeline_arguments
-    from driftloop.registry import validate_model_name
-    from driftloop.run_steps import connect_registry
+    from driftloop.mlflow_gateway import connect, validate_model_name
+    from driftloop.pipelines.parameters import pipeline_arguments
+    from driftloop.pipelines.pipeline import build_training_pipeline
 
     result = RunResult(model_name=validate_model_name(spec.model_name))
     arguments = pipeline_arguments(spec)
-    registry = connect_registry(spec)
+    gateway = connect(spec.tracking.uri)
     root = (pipeline_root or _pipeline_root(spec)).resolve()
     pipeline = build_training_pipeline(spec)
     # the workspace under the root too: left to kfp.local, every run leaves a kfp-workspace-* in /tmp
@@ -125,7 +121,7 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
         root_logger.setLevel(level)
     root.mkdir(parents=True, exist_ok=True)
     (root / "last-run.log").write_text("\n".join(log.lines) + "\n", encoding="utf-8")
-    _read_outcome(result, registry, spec, started_ms)
+    _read_outcome(result, gateway, spec, started_ms)
     if result.status != "completed" and result.error is None:
         result.error = f"kfp-local run failed; see {root / 'last-run.log'}"
     return result
@@ -140,44 +136,35 @@ def _pipeline_root(spec: Spec) -> Path:
     return Path(DEFAULT_HOME) / "kfp-local"
 
 
-def _read_outcome(result: RunResult, registry: Any, spec: Spec, started_ms: int) -> None:
-    """Fill `result` from the MLflow run this pipeline run opened."""
-    import json
+def _read_outcome(result: RunResult, gateway: MLflowGateway, spec: Spec, started_ms: int) -> None:
+    """Fill `result` from the MLflow run this pipeline run opened, and the blessing its gate task logged."""
+    import tempfile
 
-    from mlflow.artifacts import download_artifacts
-
+    from driftloop.components.context import experiment_of
+    from driftloop.components.gate import Blessing
+    from driftloop.errors import ArtifactNotFound
     from driftloop.pipelines.runtime import KFP_RUN_TAG
 
-    client = registry.client
-    experiment = client.get_experiment_by_name(spec.tracking.experiment or spec.model_name)
-    if experiment is None:
+    run = gateway.find_run({RUN_TAG_MODEL: spec.model_name, KFP_RUN_TAG: ""}, experiment=experiment_of(spec),
+                           started_after_ms=started_ms)
+    if run is None:
         return
-    runs = client.search_runs([experiment.experiment_id],
-                              f"attributes.start_time >= {started_ms} and tags.`{RUN_TAG_MODEL}` = '{spec.model_name}'"
-                              f" and tags.`{KFP_RUN_TAG}` != ''", order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
-        return
-    run = runs[0]
-    tags, metrics = run.data.tags, run.data.metrics
-    result.run_id = run.info.run_id
+    tags, metrics = run.tags, run.metrics
+    result.run_id = run.run_id
     completed = tags.get(RUN_TAG_STATUS) == "completed"
     result.status, result.exit_code = ("completed", 0) if completed else ("failed", 1)
     if not completed and result.error is None:
         result.error = tags.get(RUN_TAG_ERROR)
-    elif not completed and tags.get(RUN_TAG_ERROR) != result.error:
-        # A task without the run id (validate, feature: cacheable) failed; the exit handler could only
-        # name the task. The log had the user's line: the run gets it, as the in-process runner's would.
-        client.set_tag(run.info.run_id, RUN_TAG_ERROR, result.error[:4000])
     result.metrics = {k: round(v, 6) for k, v in metrics.items() if k in METRICS}
     result.deployed = completed and tags.get(RUN_TAG_DEPLOYED) == "true"
     result.model_version = tags.get(RUN_TAG_MODEL_VERSION) if result.deployed else None
-    try:
-        path = download_artifacts(run_id=run.info.run_id, artifact_path=f"{EVALUATION_DIR}/{BLESSING_FILE}",
-                                  tracking_uri=registry.tracking_uri)
-    except Exception:  # no blessing: the run failed before the gate
-        return
-    blessing = json.loads(Path(path).read_text(encoding="utf-8"))
-    result.gate = {"passed": blessing["passed"], "reasons": blessing["reasons"]}
+    with tempfile.TemporaryDirectory(prefix="driftloop-outcome-") as tmp:
+        try:
+            path = gateway.download_artifact(run.run_id, f"{EVALUATION_DIR}/{BLESSING_FILE}", Path(tmp))
+        except ArtifactNotFound:  # the run failed before the gate
+            return
+        blessing = Blessing.load(path)
+    result.gate = {"passed": blessing.passed, "reasons": blessing.reasons}
     champion = {k.removeprefix("champion_"): v for k, v in metrics.items() if k.startswith("champion_")}
     if champion:
-        result.champion_version, result.champion_metrics = blessing["champion_version"], champion
+        result.champion_version, result.champion_metrics = blessing.champion_version, champion

@@ -1,8 +1,10 @@
-"""The KFP pipeline: open run → validate → feature → train → evaluate → dsl.If(gate passed) → deploy.
+"""The KFP pipeline: open run → validate → feature → train → evaluate → gate → dsl.If(passed) → deploy.
 
-Its parameters are the spec's top-level fields, with the spec model's defaults (or a
-given spec's values), so a KFP user edits in the UI exactly what `driftloop.yaml` holds.
-An exit handler closes the MLflow run whatever happens inside.
+One task per step of `driftloop.components.steps.STEPS` (none fused), each logging to the
+MLflow run `open-run` opened. Its parameters are the spec's top-level fields
+(`driftloop.spec.SECTIONS`), with the spec model's defaults (or a given spec's values), so
+a KFP user edits in the UI exactly what `driftloop.yaml` holds. An exit handler closes
+the MLflow run whatever happens inside.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations as types.
@@ -29,62 +31,13 @@ RESOURCES = {
     "feature": ("500m", "2", "1Gi", "4Gi"),
     "train": ("2", "4", "4Gi", "8Gi"),
     "evaluate": ("1", "2", "2Gi", "4Gi"),
+    "gate": ("250m", "1", "512Mi", "1Gi"),
     "deploy": ("250m", "1", "512Mi", "1Gi"),
     "finish-run": ("250m", "1", "512Mi", "1Gi"),
     "drift": ("500m", "2", "1Gi", "4Gi"),
 }
 RETRIES = {"train": (2, "60s", 2.0), "deploy": (3, "30s", 2.0)}  # (retries, first backoff, factor)
 GPU_RESOURCE = "nvidia.com/gpu"
-
-
-def pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
-    """One default per pipeline parameter: the spec's values, or the spec model's defaults.
-
-    `data` has no default without a spec (path and target are required).
-    """
-    from driftloop.spec import Spec
-
-    if spec is not None:
-        return pipeline_arguments(spec)
-    values: dict[str, Any] = {}
-    for name, field in Spec.model_fields.items():
-        if not field.is_required():
-            default = field.get_default(call_default_factory=True)
-            values[name] = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
-    return _expressible(values)
-
-
-def pipeline_arguments(spec: "Spec") -> dict[str, Any]:
-    """The spec as the pipeline's arguments.
-
-    KFP parameters cannot hold null or non-finite numbers: unset (None) keys are left
-    out (the spec model restores them), an unset `output` is the empty string.
-
-    Raises:
-        InvalidSpec: a value KFP cannot carry, with the field named.
-    """
-    return _expressible(spec.model_dump(mode="json"))
-
-
-def _expressible(values: dict[str, Any]) -> dict[str, Any]:
-    import math
-
-    from driftloop.errors import InvalidSpec
-
-    def clean(value: Any, where: str) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v, f"{where}.{k}") for k, v in value.items() if v is not None}
-        if isinstance(value, list):
-            if any(v is None for v in value):
-                raise InvalidSpec(f"{where}: a list with null items cannot be a KFP parameter")
-            return [clean(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidSpec(f"{where}: {value} cannot be a KFP parameter (JSON numbers are finite)")
-        return value
-
-    cleaned = {name: clean(value, name) for name, value in values.items() if value is not None}
-    cleaned["output"] = values.get("output") or ""
-    return cleaned
 
 
 def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
@@ -103,35 +56,36 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
     """
     from kfp import dsl
 
-    from driftloop.components import kfp_components as ops
+    from driftloop.pipelines import kfp_components as ops
+    from driftloop.pipelines.parameters import pipeline_defaults, section_parameters
 
     gpus = 1 if spec is not None and spec.train.device == "cuda" else 0
     if image is not None:
-        ops = _InImage(ops, image)  # type: ignore[assignment]
+        ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
+    signature = inspect.Signature(section_parameters())
 
-    def training_pipeline(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict,
-                          registry: dict, tracking: dict, serving: dict, drift: dict, output: str):
-        parameters = dict(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate,
-                          gate=gate, registry=registry, tracking=tracking, serving=serving, drift=drift, output=output,
-                          kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-        closing = _configure(ops.finish_run(**parameters), secret)
+    def training_pipeline(*sections: Any):  # the spec's sections, in `signature`'s order
+        parameters = dict(zip(signature.parameters, sections, strict=True), kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        closing = configure_task(ops.finish_run(**parameters), secret)
         with dsl.ExitHandler(closing, name="driftloop-run"):
-            run = _configure(ops.open_run(**parameters), secret)
+            run = configure_task(ops.open_run(**parameters), secret)
             spec_out, run_id, champion = run.outputs["spec"], run.outputs["run_id"], run.outputs["champion_version"]
-            checked = _configure(ops.validate(spec=spec_out, champion_version=champion), secret, cache=True)
+            step = {"spec": spec_out, "run_id": run_id}
+            checked = configure_task(ops.validate(**step, champion_version=champion), secret)
             table, checks = checked.outputs["table"], checked.outputs["checks"]
-            featured = _configure(ops.feature(spec=spec_out, table=table, checks=checks), secret, cache=True)
+            featured = configure_task(ops.feature(**step, table=table, checks=checks), secret)
             features = featured.outputs["features"]
-            trained = _configure(ops.train(spec=spec_out, run_id=run_id, table=table, checks=checks,
-                                           features=features), secret, gpus=gpus)
-            scored = _configure(ops.evaluate(spec=spec_out, run_id=run_id, champion_version=champion,
-                                             model=trained.outputs["model"], features=features), secret)
+            trained = configure_task(ops.train(**step, features=features), secret, gpus=gpus)
+            scored = configure_task(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
+                                                 features=features), secret)
+            decided = configure_task(ops.gate(**step, evaluation=scored.outputs["evaluation"]), secret)
             # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
-            with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-                _configure(ops.deploy(spec=spec_out, run_id=run_id, table=table, features=features,
-                                      blessing=scored.outputs["blessing"]), secret)
+            with dsl.If(decided.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+                configure_task(ops.deploy(**step, table=table, features=features,
+                                          blessing=decided.outputs["blessing"]), secret)
 
-    return as_pipeline(training_pipeline, name=PIPELINE_NAME, docs=_parameter_docs(),
+    training_pipeline.__signature__ = signature  # type: ignore[attr-defined]
+    return as_pipeline(training_pipeline, name=PIPELINE_NAME, docs=parameter_docs(),
                        defaults=pipeline_defaults(spec),
                        description="driftloop: validate → feature → train → evaluate → gated deploy, tracked in MLflow.")
 
@@ -147,12 +101,15 @@ def as_pipeline(function: Any, *, name: str, description: str, docs: str, defaul
     return dsl.pipeline(name=name, description=description)(function)
 
 
-def _configure(task: "PipelineTask", secret: str, *, cache: bool = False, gpus: int = 0) -> "PipelineTask":
-    """Caching, retries, resources and credentials for one task, looked up by its component name."""
+def configure_task(task: "PipelineTask", secret: str, *, gpus: int = 0) -> "PipelineTask":
+    """Retries, resources and credentials for one task, looked up by its component name; no caching.
+
+    No task is cached: each logs to its pipeline run's own MLflow run, which a cache hit would skip.
+    """
     from kfp import kubernetes
 
     name = task.component_spec.name.replace("_", "-")
-    task.set_caching_options(enable_caching=cache)
+    task.set_caching_options(enable_caching=False)
     cpu, cpu_limit, memory, memory_limit = RESOURCES[name]
     task.set_cpu_request(cpu).set_cpu_limit(cpu_limit).set_memory_request(memory).set_memory_limit(memory_limit)
     if name in RETRIES:
@@ -165,7 +122,7 @@ def _configure(task: "PipelineTask", secret: str, *, cache: bool = False, gpus: 
     return task
 
 
-class _InImage:
+class ComponentsInImage:
     """The components module with every component's image replaced."""
 
     def __init__(self, module: Any, image: str) -> None:
@@ -180,7 +137,7 @@ class _InImage:
         return self._cache[name]
 
 
-def _parameter_docs() -> str:
+def parameter_docs() -> str:
     """The pipeline docstring: KFP shows each parameter's description, taken from the spec model."""
     from pydantic import BaseModel
 

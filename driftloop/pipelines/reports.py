@@ -1,4 +1,4 @@
-"""What the KFP UI shows for the evaluate and drift tasks: metrics, a confusion matrix, Markdown and HTML reports."""
+"""What the KFP UI shows for the evaluate, gate and drift tasks: metrics, a confusion matrix, Markdown and HTML reports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ if TYPE_CHECKING:
     from driftloop.components.gate import Blessing
 
 
-def publish_evaluation(evaluation: Evaluation, blessing: Blessing, model_path: Path, features_dir: Path, *,
-                       metrics: Any, confusion: Any, report_path: Path) -> None:
-    """Fill the task's Metrics, ClassificationMetrics and Markdown outputs."""
+def publish_evaluation(evaluation: Evaluation, model_path: Path, features_dir: Path, *, metrics: Any,
+                       confusion: Any) -> None:
+    """Fill the evaluate task's Metrics and ClassificationMetrics outputs."""
     for name, value in evaluation.metrics.items():
         metrics.log_metric(name, float(value))
     for name, value in evaluation.baseline.items():
@@ -20,8 +20,12 @@ def publish_evaluation(evaluation: Evaluation, blessing: Blessing, model_path: P
     if evaluation.task == "classification":
         categories, matrix = confusion_matrix(model_path, features_dir)
         confusion.log_confusion_matrix(categories, matrix)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(evaluation_markdown(evaluation, blessing), encoding="utf-8")
+
+
+def write_evaluation_report(evaluation: Evaluation, blessing: Blessing, path: Path) -> None:
+    """The gate task's Markdown: the evaluation it decided on, and every reason."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(evaluation_markdown(evaluation, blessing), encoding="utf-8")
 
 
 def confusion_matrix(model_path: Path, features_dir: Path) -> tuple[list[str], list[list[int]]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from driftloop.run_steps import RunContext
+    from driftloop.components.context import RunContext
     from driftloop.spec import Spec
     from driftloop.table import LoadedTable
 
@@ -56,7 +56,7 @@ def reported(ctx: RunContext | None) -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        from driftloop.run_steps import finish_run
+        from driftloop.components.context import finish_run
         from driftloop.runner import error_line
 
         line = error_line(e)
@@ -67,6 +67,20 @@ def reported(ctx: RunContext | None) -> Iterator[None]:
             except Exception:  # MLflow itself may be what failed; the line above still says why
                 pass
         raise
+
+
+@contextmanager
+def attached(parameters: dict[str, Any], run_id: str) -> Iterator[RunContext]:
+    """A step task's run: the spec from its parameters, reattached to the run `open_run` opened.
+
+    A failure inside marks that run FAILED with the user's one-line error, as `reported` does.
+    """
+    from driftloop.components.context import attach_run
+
+    with reported(None):
+        ctx = attach_run(spec_of(parameters), run_id)
+    with reported(ctx):
+        yield ctx
 
 
 def save_table(source_uri: str, fmt: str, dataset: Any) -> LoadedTable:
@@ -99,22 +113,19 @@ def close_run(parameters: dict[str, Any], *, kfp_run_id: str, state: str, task: 
     A task that failed has closed it with its error line already; a spec that never
     validated opened no run, so there is nothing to close.
     """
+    from driftloop.components.context import RunContext, experiment_of, finish_run
     from driftloop.errors import InvalidSpec
-    from driftloop.run_steps import attach_run, finish_run
+    from driftloop.mlflow_gateway import connect
 
     try:
         spec = spec_from_parameters(**parameters)
     except InvalidSpec:
         return
-    ctx = attach_run(spec, "")
-    experiment = ctx.tracker.client.get_experiment_by_name(spec.tracking.experiment or spec.model_name)
-    if experiment is None:
+    gateway = connect(spec.tracking.uri)
+    found = gateway.find_run({KFP_RUN_TAG: kfp_run_id}, experiment=experiment_of(spec))
+    if found is None or found.status != "RUNNING":
         return
-    runs = ctx.tracker.client.search_runs([experiment.experiment_id], f"tags.`{KFP_RUN_TAG}` = '{kfp_run_id}'",
-                                          max_results=1)
-    if not runs or runs[0].info.status != "RUNNING":
-        return
-    ctx = attach_run(spec, runs[0].info.run_id)
+    ctx = RunContext(spec, gateway, gateway.tracker(found.run_id))
     if state == "SUCCEEDED":
         finish_run(ctx, None)
     else:

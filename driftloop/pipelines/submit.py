@@ -64,7 +64,8 @@ def submit_pipeline(spec: Spec, *, host: str, experiment: str, namespace: str | 
         >>> submit_pipeline(load_spec("driftloop.yaml"), host="https://kfp.example.org", experiment="churn").url
         'https://kfp.example.org/#/runs/details/7c0e…'
     """
-    from driftloop.pipelines.pipeline import build_training_pipeline, pipeline_arguments
+    from driftloop.pipelines.parameters import pipeline_arguments
+    from driftloop.pipelines.pipeline import build_training_pipeline
 
     arguments = pipeline_arguments(spec)
     token = token or _token_from_file()

@@ -39,7 +39,7 @@ def kfp_local(tmp_path: Path, mlflow_uri: str, s3: S3, monkeypatch: pytest.Monke
 
 
 def check(champion: Champion, current: Path, mlflow_uri: str, **params: Any) -> Any:
-    from driftloop.components.kfp_components import drift
+    from driftloop.pipelines.kfp_components import drift
 
     return drift(current=str(current), registry={"model_name": champion.name}, tracking={"uri": mlflow_uri},
                  **({"p_val": 0.05, "correction": "bonferroni", "min_samples": 100} | params))
@@ -82,7 +82,7 @@ def test_a_model_without_a_champion_fails_the_task_with_one_line(champion: Champ
 def test_drift_then_retrain_skips_the_retrain_without_drift_and_retrains_with_it(
         champion: Champion, kfp_local: Path, mlflow_uri: str) -> None:
     from driftloop.pipelines.drift_pipeline import build_drift_pipeline
-    from driftloop.pipelines.pipeline import pipeline_arguments
+    from driftloop.pipelines.parameters import pipeline_arguments
 
     registry = registry_for(mlflow_uri)
     spec = load_spec(None, data=str(champion.shifted), target="churned",

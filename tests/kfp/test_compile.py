@@ -9,16 +9,19 @@ import yaml
 from pydantic import BaseModel
 
 from driftloop import __version__
+from driftloop.components.steps import STEP_NAMES
 from driftloop.errors import InvalidSpec
 from driftloop.pipelines.compile import compile_pipeline
-from driftloop.pipelines.pipeline import CREDENTIAL_KEYS, pipeline_arguments
-from driftloop.spec import Spec, load_spec
+from driftloop.pipelines.parameters import pipeline_arguments
+from driftloop.pipelines.pipeline import CREDENTIAL_KEYS
+from driftloop.spec import SECTIONS, Spec, load_spec
 
 from ..conftest import REPO, Cli
 
 COMMITTED_PIPELINE = REPO / "pipelines" / "driftloop_pipeline.yaml"
 
-STEP_TASKS = {"open-run", "validate", "feature", "train", "evaluate", "deploy", "finish-run"}
+# One task per step of the table, plus the two that open and close the MLflow run.
+STEP_TASKS = {"open-run", *STEP_NAMES, "finish-run"}
 
 
 def documents(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,15 +85,16 @@ def test_parameters_match_the_spec_fields_types_and_defaults() -> None:
 def test_task_settings() -> None:
     pipeline, platform = documents(COMMITTED_PIPELINE)
     by_name = tasks(pipeline)
-    assert STEP_TASKS <= set(by_name)
+    assert STEP_TASKS == set(by_name) - {"gate-passed", "driftloop-run"}
+    # every step logs into its run's MLflow run: a cache hit would leave that run without the step's records
     cached = {name for name, t in by_name.items() if t.get("cachingOptions", {}).get("enableCache")}
-    assert cached == {"validate", "feature"}
+    assert cached == set()
     retried = {name: t["retryPolicy"] for name, t in by_name.items() if "retryPolicy" in t}
     assert set(retried) == {"train", "deploy"}
     assert all(int(p["maxRetryCount"]) >= 2 and p["backoffDuration"] and p["backoffFactor"] > 1
                for p in retried.values())
     gate = by_name["gate-passed"]["triggerPolicy"]["condition"]
-    assert "evaluate-Output" in gate and "deploy" in pipeline["components"]["comp-condition-2"]["dag"]["tasks"]
+    assert "gate-Output" in gate and "deploy" in pipeline["components"]["comp-condition-2"]["dag"]["tasks"]
     assert by_name["finish-run"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     executors = pipeline["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {f"ghcr.io/driftloop/driftloop:{__version__}"}
@@ -157,3 +161,35 @@ def test_help_does_not_import_kfp(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_committed_component_specs_are_up_to_date(tmp_path: Path) -> None:
+    from driftloop.pipelines.compile import COMPONENTS, compile_components
+
+    compile_components(tmp_path)
+    committed = REPO / "components"
+    assert {p.name for p in committed.glob("*.yaml")} == {f"{name}.yaml" for name in COMPONENTS}
+    for name in COMPONENTS:
+        fresh = (tmp_path / f"{name}.yaml").read_text(encoding="utf-8")
+        assert fresh == (committed / f"{name}.yaml").read_text(encoding="utf-8"), f"{name}: run `make compile`"
+
+
+def test_section_names_spelled_out_in_the_run_components_are_the_specs() -> None:
+    """KFP ships a component's source, so `open_run` and `finish_run` name the sections literally."""
+    import inspect
+
+    from driftloop.pipelines import kfp_components
+
+    for component in (kfp_components.open_run, kfp_components.finish_run):
+        parameters = set(inspect.signature(component.python_func).parameters) - {"kfp_run_id", "status"}
+        assert parameters == set(SECTIONS), component.name
+
+
+def test_each_step_is_one_task_running_its_own_executor() -> None:
+    pipeline, _ = documents(COMMITTED_PIPELINE)
+    executors = pipeline["deploymentSpec"]["executors"]
+    for name in STEP_NAMES:
+        body = executors[f"exec-{name}"]["container"]["command"][-1].split("\ndef ", 1)[1]
+        assert f"from driftloop.components import {name}\n" in body and f"{name}.execute(ctx" in body, name
+        others = set(STEP_NAMES) - {name}
+        assert not any(f"{other}.execute(" in body for other in others), name

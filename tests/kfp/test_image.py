@@ -48,7 +48,7 @@ def imports_of(path: Path) -> set[str]:
 
 def third_party_imports_of_components() -> set[str]:
     """Top-level third-party modules reachable from the component wrappers through driftloop's own modules."""
-    seen, queue, external = set(), ["driftloop.components.kfp_components"], set()
+    seen, queue, external = set(), ["driftloop.pipelines.kfp_components"], set()
     while queue:
         module = queue.pop()
         path = module_file(module)

@@ -1,0 +1,97 @@
+"""The MLflow run every step of one pipeline run logs to, however the steps are spread over processes.
+
+The in-process runner opens it once; each KFP task, and the operator's registration,
+reattach to it by id. So every runner logs the same artifacts, metrics and tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from driftloop.constants import RUN_TAG_ERROR, RUN_TAG_MODEL, RUN_TAG_STATUS, SPEC_ARTIFACT
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from driftloop.mlflow_gateway import MLflowGateway, Tracker
+    from driftloop.spec import Spec
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of one run shares: the spec, the MLflow gateway and the run it logs to."""
+
+    spec: Spec
+    gateway: MLflowGateway
+    tracker: Tracker
+
+    @property
+    def run_id(self) -> str:
+        return self.tracker.run_id
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.gateway.tracking_uri
+
+
+def experiment_of(spec: Spec) -> str:
+    """The MLflow experiment a spec's runs go to."""
+    return spec.tracking.experiment or spec.model_name
+
+
+def start_run(spec: Spec, *, tags: dict[str, str] | None = None) -> RunContext:
+    """Open the MLflow run for `spec` (with extra `tags`) and log its parameters and the spec itself."""
+    from driftloop.mlflow_gateway import connect, validate_model_name
+
+    name = validate_model_name(spec.model_name)
+    gateway = connect(spec.tracking.uri)
+    tracker = gateway.start_run(experiment_of(spec), run_name=f"{name}-train", tags={RUN_TAG_MODEL: name, **(tags or {})})
+    tracker.log_params({"data.path": spec.data.path, "data.target": spec.data.target, "spec_sha256": spec.digest()})
+    tracker.log_text(spec.to_yaml(), SPEC_ARTIFACT)
+    return RunContext(spec, gateway, tracker)
+
+
+def attach_run(spec: Spec, run_id: str) -> RunContext:
+    """Reattach to a run opened by `start_run` (in another process)."""
+    from driftloop.mlflow_gateway import connect
+
+    gateway = connect(spec.tracking.uri)
+    return RunContext(spec, gateway, gateway.tracker(run_id))
+
+
+def finish_run(ctx: RunContext, error: str | None) -> None:
+    """Mark the run FINISHED, or FAILED with the one-line error a user sees."""
+    if error is None:
+        ctx.tracker.set_tags({RUN_TAG_STATUS: "completed"})
+        ctx.tracker.end("FINISHED")
+        return
+    ctx.tracker.set_tags({RUN_TAG_STATUS: "failed", RUN_TAG_ERROR: error[:4000]})
+    ctx.tracker.end("FAILED")
+
+
+def pinned_champion(ctx: RunContext, version: str | None) -> ModelVersion | None:
+    """The champion as it was when the run started, so every step compares against the same one."""
+    return ctx.gateway.model_version(ctx.spec.model_name, version) if version else None
+
+
+def attach_recorded_run(gateway: MLflowGateway, run_id: str, scratch: Path, *, model_name: str) -> RunContext:
+    """Reattach to a run with the spec it recorded (`SPEC_ARTIFACT`), for a process given only the run id.
+
+    The MLTrainingJob operator registers this way: what deploy needs comes from the run's own
+    records, not from a second copy of the spec. `model_name` is the registered model the
+    caller registers to; a spec naming another one is corrected to it.
+
+    Raises:
+        ArtifactNotFound: the run recorded no spec.
+    """
+    import yaml
+
+    from driftloop.spec import validate_spec
+
+    path = gateway.download_artifact(run_id, SPEC_ARTIFACT, scratch)
+    spec = validate_spec(yaml.safe_load(path.read_text(encoding="utf-8")), source=f"run {run_id}'s spec")
+    if spec.model_name != model_name:
+        spec = spec.model_copy(update={"registry": spec.registry.model_copy(update={"model_name": model_name})})
+    return RunContext(spec, gateway, gateway.tracker(run_id))

@@ -1,0 +1,191 @@
+"""KFP v2 components: the KFP runner's adapter, one task per step over that step's executor.
+
+KFP ships only each function's source to the pod, so the bodies import driftloop
+themselves, and only what their step needs (the gate task loads no torch, the train
+task no Great Expectations); the project image (`base_image`) has it installed, so
+nothing is pip-installed at run time. Artifacts are directories (a Dataset of splits, a
+Model with its ONNX file) or single files (Markdown reports), typed so the KFP UI shows them.
+
+Every step task reattaches to the run `open_run` opened and logs its own outputs there,
+as the in-process runner's step does; so none is cached (a cache hit would leave the run
+without that step's records). `open_run` and `finish_run` take the spec's sections as
+parameters: their names are spelled out here, once (a test checks them against
+`driftloop.spec.SECTIONS`). `drift` is the check of `driftloop drift --model`, its
+decision the task's single output so `dsl.If` can branch on it.
+"""
+
+# No `from __future__ import annotations`: KFP reads the annotations as types.
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from driftloop.constants import project_image
+
+_IN_IMAGE = {"base_image": project_image(), "install_kfp_package": False}
+
+
+@dsl.component(**_IN_IMAGE)
+def open_run(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict, registry: dict,
+             tracking: dict, serving: dict, drift: dict, output: str,
+             kfp_run_id: str) -> NamedTuple("Run", [("spec", dict), ("run_id", str), ("champion_version", str)]):
+    """Check the spec, open the MLflow run (tagged with the KFP run) and pin the current champion."""
+    from collections import namedtuple
+
+    from driftloop.components.context import start_run
+    from driftloop.pipelines.parameters import pipeline_arguments
+    from driftloop.pipelines.runtime import KFP_RUN_TAG, reported, spec_from_parameters
+
+    with reported(None):
+        spec = spec_from_parameters(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate,
+                                    gate=gate, registry=registry, tracking=tracking, serving=serving, drift=drift,
+                                    output=output)
+        ctx = start_run(spec, tags={KFP_RUN_TAG: kfp_run_id})
+        champion = ctx.gateway.champion(spec.model_name)
+    run = namedtuple("Run", ["spec", "run_id", "champion_version"])
+    return run(pipeline_arguments(spec), ctx.run_id, str(champion.version) if champion is not None else "")
+
+
+@dsl.component(**_IN_IMAGE)
+def validate(spec: dict, run_id: str, champion_version: str, table: Output[Dataset], checks: Output[Artifact],
+             report: Output[Markdown]):
+    """Validate the input table against its expectation suite."""
+    import tempfile
+    from pathlib import Path
+
+    from driftloop.components import validate
+    from driftloop.components.context import pinned_champion
+    from driftloop.pipelines.runtime import attached, copy_file, save_table
+
+    with attached(spec, run_id) as ctx:
+        loaded = save_table(ctx.spec.data.path, ctx.spec.data.format, table)
+        outcome = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
+                                   out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
+    checks.metadata.update({"suite_source": outcome.suite_source, "expectations": outcome.checked, "rows": outcome.rows})
+    copy_file(outcome.report_path, report.path)
+
+
+@dsl.component(**_IN_IMAGE)
+def feature(spec: dict, run_id: str, table: Input[Dataset], checks: Input[Artifact], features: Output[Dataset]):
+    """Fit the preprocessing and split the table deterministically."""
+    from pathlib import Path
+
+    from driftloop.components import feature
+    from driftloop.components.validate import ROLES_FILE
+    from driftloop.pipelines.runtime import attached, load_saved_table
+
+    with attached(spec, run_id) as ctx:
+        outcome = feature.execute(ctx, load_saved_table(table), roles_path=Path(checks.path) / ROLES_FILE,
+                                  out_dir=Path(features.path))
+    features.metadata.update({"task": outcome.task, "n_features": outcome.n_features, **outcome.rows})
+
+
+@dsl.component(**_IN_IMAGE)
+def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model], metrics: Output[Metrics]):
+    """Train the MLP, export one ONNX file and log it to the MLflow run."""
+    from pathlib import Path
+
+    from driftloop.components import train
+    from driftloop.pipelines.runtime import attached
+
+    with attached(spec, run_id) as ctx:
+        outcome = train.execute(ctx, Path(features.path), out_dir=Path(model.path))
+    model.metadata.update({"onnx_max_abs_diff": outcome.onnx_max_abs_diff, "onnx_output_scale":
+                           outcome.onnx_output_scale, "best_epoch": outcome.best_epoch, "device": outcome.device})
+    for name in ("onnx_max_abs_diff", "best_epoch", "epochs_run", "best_val_loss", "fit_seconds"):
+        metrics.log_metric(name, float(getattr(outcome, name)))
+
+
+@dsl.component(**_IN_IMAGE)
+def evaluate(spec: dict, run_id: str, champion_version: str, model: Input[Model], features: Input[Dataset],
+             evaluation: Output[Artifact], metrics: Output[Metrics], confusion: Output[ClassificationMetrics]):
+    """Score the candidate and the pinned champion on the same holdout."""
+    import tempfile
+    from pathlib import Path
+
+    from driftloop.components import evaluate
+    from driftloop.components.context import pinned_champion
+    from driftloop.constants import MODEL_FILE
+    from driftloop.pipelines import reports
+    from driftloop.pipelines.runtime import attached
+
+    with attached(spec, run_id) as ctx:
+        outcome = evaluate.execute(ctx, Path(model.path) / MODEL_FILE, Path(features.path),
+                                   onnx_max_abs_diff=model.metadata["onnx_max_abs_diff"],
+                                   onnx_output_scale=model.metadata["onnx_output_scale"],
+                                   champion=pinned_champion(ctx, champion_version), out_dir=Path(evaluation.path),
+                                   scratch=Path(tempfile.mkdtemp()))
+    reports.publish_evaluation(outcome, Path(model.path) / MODEL_FILE, Path(features.path), metrics=metrics,
+                               confusion=confusion)
+
+
+@dsl.component(**_IN_IMAGE)
+def gate(spec: dict, run_id: str, evaluation: Input[Artifact], blessing: Output[Artifact],
+         report: Output[Markdown]) -> bool:
+    """Decide the gate from the evaluation (True: deploy)."""
+    from pathlib import Path
+
+    from driftloop.components import gate
+    from driftloop.components.evaluate import Evaluation
+    from driftloop.constants import EVALUATION_FILE
+    from driftloop.pipelines import reports
+    from driftloop.pipelines.runtime import attached
+
+    with attached(spec, run_id) as ctx:
+        scored = Evaluation.load(Path(evaluation.path) / EVALUATION_FILE)
+        decision = gate.execute(ctx, scored, out_dir=Path(blessing.path))
+    reports.write_evaluation_report(scored, decision, Path(report.path))
+    return decision.passed
+
+
+@dsl.component(**_IN_IMAGE)
+def deploy(spec: dict, run_id: str, table: Input[Dataset], features: Input[Dataset],
+           blessing: Input[Artifact]) -> str:
+    """Register the blessed model with its lineage, move @champion to it and roll serving onto it."""
+    from pathlib import Path
+
+    from driftloop.components import deploy
+    from driftloop.components.gate import Blessing
+    from driftloop.constants import BLESSING_FILE
+    from driftloop.pipelines.runtime import attached
+    from driftloop.runner import roll_out_serving
+
+    with attached(spec, run_id) as ctx:
+        outcome = deploy.execute(ctx, Blessing.load(Path(blessing.path) / BLESSING_FILE),
+                                 data_sha256=table.metadata["sha256"], task=features.metadata["task"])
+        for line in roll_out_serving(ctx.spec, outcome):
+            print(line)
+    return outcome.version or ""
+
+
+@dsl.component(**_IN_IMAGE)
+def finish_run(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict, registry: dict,
+               tracking: dict, serving: dict, drift: dict, output: str, kfp_run_id: str,
+               status: dsl.PipelineTaskFinalStatus):
+    """Close the MLflow run of this KFP run: FINISHED, or FAILED with the failed task named."""
+    from driftloop.pipelines.runtime import close_run
+
+    close_run(dict(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate, gate=gate,
+                   registry=registry, tracking=tracking, serving=serving, drift=drift, output=output),
+              kfp_run_id=kfp_run_id, state=status.state, task=status.pipeline_task_name)
+
+
+@dsl.component(**_IN_IMAGE)
+def drift(current: str, registry: dict, tracking: dict, p_val: float, correction: str, min_samples: int,
+          report: Output[HTML], summary: Output[Markdown], metrics: Output[Metrics]) -> bool:
+    """Compare the current table with the sample stored with @champion, as `driftloop drift --model` (True: drift)."""
+    import tempfile
+    from pathlib import Path
+
+    from driftloop.console import Console
+    from driftloop.drift.check import DriftRequest, check_drift
+    from driftloop.pipelines import reports
+    from driftloop.pipelines.runtime import model_of, reported
+
+    with reported(None):
+        request = DriftRequest(current=current, model_name=model_of(registry), tracking_uri=tracking.get("uri"),
+                               p_val=p_val, correction=correction, min_samples=min_samples,
+                               out_dir=Path(tempfile.mkdtemp()))
+        outcome = check_drift(request, console=Console(quiet=True))
+    reports.publish_drift(outcome.data, outcome.report_dir, html=report, markdown=summary, metrics=metrics)
+    return outcome.report.is_drift
