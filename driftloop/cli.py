@@ -94,7 +94,8 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
 
 
 def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str]) -> RunResult:
-    from driftloop.distributed import current_world, process_group, run_worker
+    from driftloop.distributed import current_world, process_group
+    from driftloop.runner import run_worker
 
     world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
     with process_group(world):

@@ -35,6 +35,7 @@ RUN_TAG_ERROR = "driftloop.error"
 RUN_TAG_GATE = "driftloop.gate_passed"
 RUN_TAG_DEPLOYED = "driftloop.deployed"
 RUN_TAG_MODEL_VERSION = "driftloop.model_version"
+RUN_TAG_SUITE_SOURCE = "driftloop.suite_source"
 
 # Artifact paths inside an MLflow run (and inside a local output directory).
 MODEL_ARTIFACT_DIR = "model"
