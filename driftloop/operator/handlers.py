@@ -44,7 +44,7 @@ def kubernetes_errors() -> Iterator[None]:
         yield
     except KubernetesApiError as e:
         if e.status is None or e.status >= 500 or e.status == 429:
-            raise kopf.TemporaryError(f"Kubernetes API answered {e.status} {e.reason}; retrying",
+            raise kopf.TemporaryError(f"{e}; retrying",  # "answered 503 …" or "unreachable: …"
                                       delay=API_RETRY_DELAY_S) from None
         raise kopf.PermanentError(f"Kubernetes API refused: {e.status} {e.reason}: {(e.body or '')[:300]}") from None
 
