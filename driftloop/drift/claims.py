@@ -38,7 +38,7 @@ from driftloop.constants import (
 from driftloop.durations import format_duration
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from driftloop.mlflow_gateway import MLflowGateway
 
 IN_FLIGHT = "in_flight"
 SUBMITTED = "submitted"
@@ -89,13 +89,13 @@ class RetrainClaims:
     """The retrain claims of one registered model.
 
     Example:
-        >>> decision = RetrainClaims(client, "customers").try_claim(key, cooldown_s=6 * 3600, trigger="local")
+        >>> decision = RetrainClaims(connect(uri), "customers").try_claim(key, cooldown_s=6 * 3600, trigger="local")
         >>> decision.claimed, decision.reason
         (False, 'cooldown: retrain #3 was claimed at 2026-11-23T10:00:00Z; next allowed after 16:00:00Z')
     """
 
-    def __init__(self, client: MlflowClient, model_name: str, *, artifact_root: str | None = None) -> None:
-        self.client = client
+    def __init__(self, mlflow: MLflowGateway, model_name: str, *, artifact_root: str | None = None) -> None:
+        self.mlflow = mlflow
         self.model_name = model_name
         self.artifact_root = artifact_root
 
@@ -104,30 +104,21 @@ class RetrainClaims:
 
     def claims(self) -> list[Claim]:
         """Every claim of this model, oldest first."""
-        from mlflow.entities import ViewType
-
         found: list[Claim] = []
-        token = None
-        while True:
-            page = self.client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token,
-                                                  filter_string=f"name LIKE '{RETRAIN_CLAIM_PREFIX}/%'")
-            for experiment in page:
-                tags = dict(experiment.tags or {})
-                # LIKE treats '_' as a wildcard, so the model is matched exactly on the tag
-                if tags.get(CLAIM_TAG_MODEL) != self.model_name:
-                    continue
-                created = (experiment.creation_time or 0) / 1000 or float(tags.get(CLAIM_TAG_STARTED, 0))
-                found.append(Claim(int(tags.get(CLAIM_TAG_SEQUENCE, 0)), experiment.experiment_id, created, tags))
-            token = page.token
-            if not token:
-                break
+        # deleted claim experiments still hold their name, so they count as claims too
+        for experiment in self.mlflow.search_experiments(f"name LIKE '{RETRAIN_CLAIM_PREFIX}/%'",
+                                                         include_deleted=True):
+            tags = experiment.tags
+            # LIKE treats '_' as a wildcard, so the model is matched exactly on the tag
+            if tags.get(CLAIM_TAG_MODEL) != self.model_name:
+                continue
+            created = (experiment.creation_time or 0) / 1000 or float(tags.get(CLAIM_TAG_STARTED, 0))
+            found.append(Claim(int(tags.get(CLAIM_TAG_SEQUENCE, 0)), experiment.experiment_id, created, tags))
         return sorted(found, key=lambda c: c.sequence)
 
     def try_claim(self, key: str, *, cooldown_s: float, trigger: str, details: dict[str, str] | None = None,
                   now: float | None = None) -> ClaimDecision:
         """Claim the next retrain, or say which claim stands in the way and why."""
-        from mlflow.exceptions import MlflowException
-
         now = time.time() if now is None else now
         claims = self.claims()
         blocked = self._blocked(claims, key, cooldown_s, now)
@@ -139,19 +130,15 @@ class RetrainClaims:
                 **(details or {})}
         location = f"{self.artifact_root}/{RETRAIN_CLAIM_PREFIX}-{self.model_name}-{sequence:06d}" \
             if self.artifact_root else None
-        try:
-            experiment_id = self.client.create_experiment(self.name(sequence), artifact_location=location, tags=tags)
-        except MlflowException as e:
-            if e.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
+        experiment_id = self.mlflow.create_experiment(self.name(sequence), tags=tags, artifact_location=location)
+        if experiment_id is None:
             return ClaimDecision(False, f"another drift check claimed retrain #{sequence} at the same moment")
         return ClaimDecision(True, f"claimed retrain #{sequence}", Claim(sequence, experiment_id, now, tags))
 
     def finish(self, claim: Claim, state: str, outcome: str) -> None:
         """Record how the claimed retrain ended (`submitted`, `completed` or `failed`)."""
-        for tag, value in ((CLAIM_TAG_STATE, state), (CLAIM_TAG_OUTCOME, outcome[:4000]),
-                           (CLAIM_TAG_FINISHED, f"{time.time():.3f}")):
-            self.client.set_experiment_tag(claim.experiment_id, tag, value)
+        self.mlflow.set_experiment_tags(claim.experiment_id, {
+            CLAIM_TAG_STATE: state, CLAIM_TAG_OUTCOME: outcome[:4000], CLAIM_TAG_FINISHED: f"{time.time():.3f}"})
 
     @staticmethod
     def _blocked(claims: list[Claim], key: str, cooldown_s: float, now: float) -> ClaimDecision | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from driftloop.console import Console, write_json
+from driftloop.constants import DRIFT_HTML_FILE
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -73,7 +74,8 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
       driftloop drift --reference ref.csv --current live.csv --report drift.html --json drift.json --no-track
       driftloop drift --model customers --current s3://bucket/today.csv --retrain local --cooldown 6h
     """
-    from driftloop.drift.check import DriftRequest, check_drift
+    from driftloop.drift.check import DriftRequest
+    from driftloop.drift.retrain import check_and_retrain
 
     console = Console(quiet=quiet)
     request = DriftRequest(current=current, reference=reference, model_name=model_name, target=target,
@@ -81,13 +83,12 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
                            min_samples=min_samples, cooldown=cooldown, retrain=retrain, retrain_data=retrain_data,
                            window=window, overrides=list(overrides), out_dir=Path(out_dir), k8s_job=k8s_job,
                            namespace=namespace, kfp_host=kfp_host, kfp_experiment=kfp_experiment)
-    outcome = check_drift(request, console=console)
-    written = Path(outcome.data.get("_out_dir", ""))
+    outcome = check_and_retrain(request, console=console)
     if report_out:
-        shutil.copyfile(written / "drift.html", report_out)
+        shutil.copyfile(outcome.report_dir / DRIFT_HTML_FILE, report_out)
         console.info(f"wrote {report_out}")
     if json_out:
-        write_json({k: v for k, v in outcome.data.items() if not k.startswith("_")}, json_out)
+        write_json(outcome.data, json_out)
     if summary_out:
         from driftloop.drift.summary import outcome_summary
 

@@ -6,8 +6,9 @@ column (dropped for KS; their own category for Chi-square), and the multiple-tes
 correction is then applied once across every tested feature: Bonferroni (p < p_val/K)
 by default, or Benjamini-Hochberg FDR via alibi-detect's own `fdr`.
 
-`run()` is a plain function over files, so the CLI, a KFP component and a Kubernetes
-Job all call the same thing; `detect()` is the pure part over DataFrames.
+`detect()` is the pure part over DataFrames and `write_report()` writes its two files;
+`driftloop.drift.check` reads the tables and calls them, for the CLI, the KFP drift task
+and the CronJob alike: there is one detection path.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from driftloop.components.columns import ColumnRoles, infer_roles
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
 from driftloop.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from driftloop.components.columns import ColumnRoles  # the roles are given: detection infers nothing
 
 TOP_CATEGORIES = 8
 HISTOGRAM_BINS = 20
@@ -84,18 +86,6 @@ class DriftReport:
         return cls(data["is_drift"], data["threshold"], DriftParams(**data["config"]),
                    [FeatureDrift(**f) for f in data["features"]], data["reference_rows"], data["current_rows"],
                    data.get("detector", cls.detector), data.get("sources", {}))
-
-
-def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[str] | None = None,
-                  categorical: list[str] | None = None) -> ColumnRoles:
-    """Which columns are compared, and how: the model's roles when known, else inferred from the reference."""
-    from driftloop.spec import FeatureSpec
-
-    if numeric is not None or categorical is not None:
-        return ColumnRoles(target or "", list(numeric or []), list(categorical or []))
-    spec = FeatureSpec()
-    frame = reference if target is None or target not in reference.columns else reference.drop(columns=[target])
-    return infer_roles(frame, target or "", spec)
 
 
 def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, params: DriftParams) -> DriftReport:
@@ -270,34 +260,6 @@ def _too_few(ref_n: int, cur_n: int, params: DriftParams) -> str:
 
 def _round(value: float) -> float:
     return value if not math.isfinite(value) else float(f"{value:.6g}")
-
-
-def run(reference: str, current: str, *, out_dir: Path, params: DriftParams | None = None,
-        target: str | None = None, numeric: list[str] | None = None, categorical: list[str] | None = None,
-        title: str = "driftloop drift report") -> DriftReport:
-    """Read both tables, detect, and write `drift.json` and the self-contained `drift.html` into `out_dir`.
-
-    Args:
-        reference: path or s3:// URI of the reference table (CSV, Parquet or JSON Lines).
-        current: the same for the current table; keys starting with `_` (prediction-log fields) are ignored.
-        out_dir: where the two report files go.
-        params: p-value, correction and minimum sample size.
-        target: a column that is not compared (the label), if present.
-        numeric, categorical: the feature roles; inferred from the reference when both are None.
-
-    Example:
-        >>> run("ref.parquet", "live.jsonl", out_dir=Path("out")).is_drift
-        True
-    """
-    from driftloop.table import load_table
-
-    ref_frame = feature_table(load_table(reference).frame)
-    cur_frame = feature_table(load_table(current).frame)
-    roles = feature_roles(ref_frame, target=target, numeric=numeric, categorical=categorical)
-    report = detect(ref_frame, cur_frame, roles, params or DriftParams())
-    report = DriftReport(**{**report.__dict__, "sources": {"reference": reference, "current": current}})
-    write_report(report, out_dir, title=title)
-    return report
 
 
 def feature_table(frame: pd.DataFrame) -> pd.DataFrame:

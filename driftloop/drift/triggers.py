@@ -1,7 +1,9 @@
 """What a drift check does when it found drift: retrain locally, submit a KFP run, or ask the operator.
 
 Each trigger only acts; deciding whether to act (dedupe, cooldown, in flight) is the
-claim's job (`retrain_claim`), so every trigger is idempotent in the same way.
+claim's job (`driftloop.drift.claims`, called by `driftloop.drift.retrain`), so every
+trigger is idempotent in the same way. Triggers sit above the runners: a local one runs the
+pipeline in this process, a KFP one submits it.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop.constants import (
     ANNOTATION_RETRAIN_AT,
     ANNOTATION_RETRAIN_KEY,
+    EXIT_DRIFT,
     RETRAIN_TOKEN_FIELD,
     RUN_TAG_DEDUPE_KEY,
     RUN_TAG_RETRAIN_OF,
     SPEC_ARTIFACT,
 )
-from driftloop.errors import DataError, DriftloopError, ModelNotFound, UsageError
+from driftloop.errors import ArtifactNotFound, DataError, DriftloopError, ModelNotFound, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from driftloop.console import Console
+    from driftloop.mlflow_gateway import MLflowGateway
     from driftloop.spec import Spec
 
 RETRAIN_TABLE = "retrain.parquet"
@@ -49,6 +53,14 @@ class RetrainRequest:
     overrides: list[str] = field(default_factory=list)
     drift_run_id: str | None = None
     seed: int = 42
+    mlflow: MLflowGateway | None = None  # the drift check's connection; made from tracking_uri when None
+
+    def gateway(self) -> MLflowGateway:
+        from driftloop.mlflow_gateway import connect
+
+        if self.mlflow is None:
+            self.mlflow = connect(self.tracking_uri)
+        return self.mlflow
 
 
 @dataclass
@@ -56,14 +68,24 @@ class TriggerResult:
     state: str  # completed | submitted | failed (the claim records it)
     outcome: str  # one line for people
     detail: dict[str, Any] = field(default_factory=dict)
-    exit_code: int = 3  # drift found; 1 when the retrain itself failed
+    exit_code: int = EXIT_DRIFT  # drift found; 1 when the retrain itself failed
+
+
+class Trigger(Protocol):
+    """What `driftloop.drift.retrain` asks of a trigger."""
+
+    name: str
+
+    def preflight(self) -> str | None:
+        """Why a retrain is already under way (so none is claimed), or None."""
+
+    def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
+        """Start (or run) one retrain; the claim is already held."""
 
 
 def champion_spec(request: RetrainRequest) -> Spec:
     """The spec stored with the champion's training run: the retrain uses the model's own recipe."""
     import yaml
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
 
     from driftloop.spec import validate_spec
 
@@ -71,11 +93,12 @@ def champion_spec(request: RetrainRequest) -> Spec:
         raise UsageError(f"a retrain needs the spec stored with @champion of {request.model_name!r}; pass --model "
                          "of a model with a champion")
     try:
-        path = download_artifacts(artifact_uri=f"runs:/{request.champion_run_id}/{SPEC_ARTIFACT}",
-                                  dst_path=str(request.out_dir / "champion"), tracking_uri=request.tracking_uri)
-    except (MlflowException, OSError) as e:
+        path = request.gateway().download_artifact(request.champion_run_id, SPEC_ARTIFACT,
+                                                   request.out_dir / "champion")
+    except ArtifactNotFound as e:
+        cause = e.__cause__ or e  # MLflow's own words say why
         raise ModelNotFound(f"run {request.champion_run_id} of @champion has no {SPEC_ARTIFACT}: "
-                            f"{str(e).splitlines()[0]}") from e
+                            f"{str(cause).splitlines()[0]}") from e
     return validate_spec(yaml.safe_load(Path(path).read_text(encoding="utf-8")), source=f"champion {SPEC_ARTIFACT}")
 
 
@@ -157,7 +180,6 @@ class LocalTrigger:
 
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         from driftloop.runner import run_pipeline
-        from driftloop.tracking import Tracker, connect
 
         spec = champion_spec(request)
         data_uri, window_uri = stage_retrain_data(request, spec, str(request.out_dir))
@@ -165,8 +187,8 @@ class LocalTrigger:
         console.info(f"retraining {request.model_name} in-process on {data_uri} (window {window_uri})")
         result = run_pipeline(spec, console=console)
         if result.run_id:
-            Tracker(connect(request.tracking_uri), result.run_id).set_tags(
-                {RUN_TAG_RETRAIN_OF: request.drift_run_id or "", RUN_TAG_DEDUPE_KEY: request.key})
+            request.gateway().set_run_tags(result.run_id, {RUN_TAG_RETRAIN_OF: request.drift_run_id or "",
+                                                           RUN_TAG_DEDUPE_KEY: request.key})
         detail = {"run_id": result.run_id, "status": result.status, "deployed": result.deployed,
                   "model_version": result.model_version, "gate": result.gate, "error": result.error}
         if result.status != "completed":

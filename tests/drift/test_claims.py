@@ -8,7 +8,7 @@ from ..conftest import registry_for
 
 
 def test_dedupe_in_flight_cooldown_and_retry(mlflow_uri: str) -> None:
-    claims = RetrainClaims(registry_for(mlflow_uri).client, "claims_unit")
+    claims = RetrainClaims(registry_for(mlflow_uri).gateway, "claims_unit")
     key_a = dedupe_key("claims_unit", "1", ["age", "plan"], "w1")
     assert key_a == dedupe_key("claims_unit", "1", ["plan", "age"], "w1")  # order of features does not matter
     key_b, key_c, key_d = (dedupe_key("claims_unit", "1", ["age"], w) for w in ("w2", "w3", "w4"))
@@ -34,7 +34,7 @@ def test_dedupe_in_flight_cooldown_and_retry(mlflow_uri: str) -> None:
     assert [(c.sequence, c.state) for c in claims.claims()] == [(1, COMPLETED), (2, FAILED), (3, COMPLETED)]
     assert claims.claims()[0].tags["driftloop.claim.outcome"] == "retrained"
     # a model whose name differs only where LIKE has a wildcard does not see these claims
-    assert RetrainClaims(registry_for(mlflow_uri).client, "claimsXunit").claims() == []
+    assert RetrainClaims(registry_for(mlflow_uri).gateway, "claimsXunit").claims() == []
     fourth = claims.try_claim(key_c, cooldown_s=0, trigger="local", now=later)
     assert fourth.claimed and fourth.claim.sequence == 4
     assert claims.try_claim(key_d, cooldown_s=0, trigger="local", now=later).reason.startswith("in flight: retrain #4")

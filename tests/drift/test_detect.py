@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from driftloop.components.columns import ColumnRoles
-from driftloop.drift.detect import DriftParams, correct, detect, run
+from driftloop.console import Console
+from driftloop.drift.check import DriftRequest, check_drift
+from driftloop.drift.detect import DriftParams, correct, detect
 from driftloop.errors import DataError
 
 
@@ -109,7 +111,7 @@ def test_current_without_a_feature_or_with_text_in_a_number_is_a_clear_error() -
         detect(reference, broken, _roles(), DriftParams())
 
 
-def test_run_reads_jsonl_prediction_logs_and_writes_json_and_self_contained_html(tmp_path: Path) -> None:
+def test_a_check_reads_jsonl_prediction_logs_and_writes_json_and_self_contained_html(tmp_path: Path) -> None:
     """`driftloop serve`'s log shape: raw inputs at the top level, reserved `_` keys, one object per line."""
     rng = np.random.default_rng(9)
     _table(rng, 800).to_parquet(tmp_path / "ref.parquet", index=False)
@@ -118,13 +120,16 @@ def test_run_reads_jsonl_prediction_logs_and_writes_json_and_self_contained_html
         for i, row in enumerate(current.to_dict(orient="records")):
             log.write(json.dumps({**row, "_ts": f"2026-11-23T10:{i % 60:02d}:00Z", "_model": "m", "_version": "3",
                                   "_prediction": [0.2, 0.8], "_latency_ms": 0.1}) + "\n")
-    report = run(str(tmp_path / "ref.parquet"), str(tmp_path / "predictions.jsonl"), out_dir=tmp_path / "out")
+    request = DriftRequest(current=str(tmp_path / "predictions.jsonl"), reference=str(tmp_path / "ref.parquet"),
+                           track=False, out_dir=tmp_path / "out")
+    outcome = check_drift(request, console=Console(quiet=True))
+    report, out = outcome.report, outcome.report_dir
     assert [f.name for f in report.features] == ["x0", "x1", "x2", "colour"]  # no `_` keys compared
     assert report.is_drift and report.drifted_features == ["x0"]
-    written = json.loads((tmp_path / "out" / "drift.json").read_text())
+    written = json.loads((out / "drift.json").read_text())
     assert written["is_drift"] is True and written["drifted_features"] == ["x0"]
     assert written["features"][0]["reference"]["bin_edges"] and len(written["features"][0]["current"]["histogram"]) == 20
-    page = (tmp_path / "out" / "drift.html").read_text()
+    page = (out / "drift.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "DRIFT in 1 of 4 features" in page and "<svg" in page
     for outside in ("<script", "src=", "href=", "@import", "url("):
         assert outside not in page  # nothing to fetch: it opens anywhere as one file
