@@ -37,8 +37,10 @@ def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
         elif kind == "jsonl":
             if not raw.strip():
                 raise pd.errors.EmptyDataError("no lines")
-            # one object per line (e.g. `driftloop serve`'s prediction log); keep values as written
-            frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False, convert_dates=False)
+            # one object per line (e.g. `driftloop serve`'s prediction log); keep values as written, and
+            # parse floats exactly: the fast parser drops the last digit, which a KS test sees as drift
+            frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False, convert_dates=False,
+                                 precise_float=True)
         else:
             frame = pd.read_csv(io.BytesIO(raw))
     except pd.errors.EmptyDataError:

@@ -1,12 +1,16 @@
 """The HTTP routes, independent of the server that runs them.
 
 `Service.handle` takes a parsed request and returns a response; the server adapter
-(`driftloop.serve.rsgi`) only moves bytes. Routes:
+(`driftloop.serve.rsgi`) only moves bytes. Each protocol answers in its reference server's
+shapes, errors included (`driftloop.serve.http.error_body`). Routes:
 
     POST /v1/models/<name>:predict   KServe V1: {"instances": [...]} rows or {"inputs": {col: [...]}} columns
-    POST /invocations                MLflow scoring: dataframe_records, dataframe_split, instances, inputs; text/csv
+    POST /v1/models/<name>:explain   501, as KServe answers for a model without an explainer
     GET  /v1/models, /v1/models/<name>   KServe V1 model list and metadata (inputs in positional order)
-    GET  /healthz  /readyz  (and MLflow's /ping, /health)
+    GET  /                           KServe liveness: {"status": "alive"}
+    POST /invocations                MLflow scoring: dataframe_records, dataframe_split, instances, inputs; text/csv
+    GET  /ping  /health  /version    MLflow scoring server's health and version
+    GET  /healthz  /readyz
     GET  /metrics                    Prometheus text format
     POST /admin/reload               load the version the alias points at now, swap it in
 """
@@ -25,31 +29,20 @@ import orjson
 from driftloop.serve.batching import MicroBatcher
 from driftloop.serve.config import ServeConfig
 from driftloop.serve.errors import ClientError
+from driftloop.serve.http import JSON, Request, Response, error_body, json_response, protocol_of
 from driftloop.serve.jsonlines import JsonLinesSink
 from driftloop.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.model import ModelHolder, RegistrySource, load_served, reload_marker, touch
 from driftloop.serve.predlog import PredictionLog
 
-JSON = "application/json"
-_DUMPS = orjson.OPT_SERIALIZE_NUMPY
 _MODELS_PREFIX = "/v1/models/"
 _PREDICT_SUFFIX = ":predict"
+_EXPLAIN_SUFFIX = ":explain"
 WATCH_TICK_S = 0.5  # how often a worker checks its siblings' reload signal and flushes its logs
 
 
-class Response(NamedTuple):
-    status: int
-    content_type: str
-    body: bytes
-
-
-class Request(NamedTuple):
-    method: str
-    path: str
-    content_type: str | None
-    authorization: str | None
-    body: bytes
+__all__ = ["Handled", "Request", "Response", "Service", "error_response", "route_of"]
 
 
 class Handled(NamedTuple):
@@ -58,12 +51,9 @@ class Handled(NamedTuple):
     rows: int
 
 
-def json_response(status: int, payload: Any) -> Response:
-    return Response(status, JSON, orjson.dumps(payload, option=_DUMPS))
-
-
-def error_response(error: ClientError) -> Response:
-    return json_response(error.status, {"error": error.message})
+def error_response(error: ClientError, path: str) -> Response:
+    """The error in the shape of the protocol the path belongs to."""
+    return error_body(protocol_of(path), error.status, error.message)
 
 
 class Service:
@@ -79,6 +69,9 @@ class Service:
                         if config.batch_max_rows > 0 else None)
         model = holder.current
         self.metrics.served(model.name, model.alias, model.version, None)
+        from driftloop import __version__
+
+        self.version_text = __version__.encode()
 
     @classmethod
     def start(cls, config: ServeConfig) -> Service:
@@ -107,6 +100,12 @@ class Service:
             if path in ("/healthz", "/ping", "/health"):
                 _allow(method, "GET")
                 return Handled("health", json_response(200, {"status": "ok"}), 0)
+            if path == "/":
+                _allow(method, "GET")  # KServe's liveness route; its clients and transformers probe it
+                return Handled("health", json_response(200, {"status": "alive"}), 0)
+            if path == "/version":
+                _allow(method, "GET")  # MLflow's scoring server answers its own version here, as text
+                return Handled("metadata", Response(200, "text/plain; charset=utf-8", self.version_text), 0)
             if path == "/readyz":
                 _allow(method, "GET")
                 model = self.holder.current
@@ -123,10 +122,11 @@ class Service:
                 return Handled("reload", await self._reload(request), 0)
             raise ClientError(404, f"no route for {path}")
         except ClientError as error:
-            return Handled(route_of(path), error_response(error), 0)
+            return Handled(route_of(path), error_response(error, path), 0)
         except Exception as error:  # a bug must cost one request, not the worker
             self.event("internal_error", path=path, error=f"{type(error).__name__}: {error}"[:500])
-            return Handled(route_of(path), json_response(500, {"error": f"internal error: {type(error).__name__}"}), 0)
+            return Handled(route_of(path), error_body(protocol_of(path), 500,
+                                                      f"internal error: {type(error).__name__}"), 0)
 
     async def _models(self, request: Request, rest: str) -> Handled:
         model = self.holder.current
@@ -137,6 +137,10 @@ class Service:
                 raise ClientError(404, f"model {name!r} is not served here (serving {model.name!r})")
             columns, n = model.schema.columns_of(_parse_json(request.body))
             return Handled("predict", await self._predict(model, columns, n), n)
+        if rest.endswith(_EXPLAIN_SUFFIX):
+            _allow(request.method, "POST")
+            raise ClientError(501, f"model {rest[: -len(_EXPLAIN_SUFFIX)]!r} has no explainer; "
+                                   f"POST /v1/models/<name>:predict for predictions")
         _allow(request.method, "GET")
         if rest != model.name:
             raise ClientError(404, f"model {rest!r} is not served here (serving {model.name!r})")
@@ -153,15 +157,21 @@ class Service:
             raise ClientError(415, f"content type {kind!r} is not supported; use application/json or text/csv")
         return Handled("invocations", await self._predict(model, columns, n), n)
 
-    async def _predict(self, model: Any, columns: Any, n: int) -> Response:
+    async def _run(self, model: Any, columns: Any, n: int) -> tuple[Any, Any]:
+        """Validate, predict, count and log one request's rows: the part every protocol shares."""
         feed = model.schema.feed(columns)
+        started = time.perf_counter()
         if self.batcher is None:
             predictions, probabilities = model.run(feed)
         else:
             predictions, probabilities = await self.batcher.run(model, feed, n)
-        self.metrics.batch_rows.observe(n)
+        self.metrics.predicted(model.name, n, time.perf_counter() - started)
         if self.prediction_log is not None:
             self.prediction_log.record(model, columns, n, predictions, probabilities)
+        return predictions, probabilities
+
+    async def _predict(self, model: Any, columns: Any, n: int) -> Response:
+        predictions, probabilities = await self._run(model, columns, n)
         payload: dict[str, Any] = {"predictions": predictions if predictions.dtype.kind in "biuf" else predictions.tolist()}
         if probabilities is not None:
             payload["probabilities"] = probabilities
@@ -186,7 +196,7 @@ class Service:
     def completed(self, request: Request, handled: Handled, started: float) -> None:
         seconds = time.perf_counter() - started
         status = handled.response.status
-        self.metrics.observe(handled.route, status, seconds)
+        self.metrics.observe(protocol_of(request.path), handled.route, status, seconds)
         if handled.rows:
             self.metrics.predictions.labels(self.holder.current.name).inc(handled.rows)
         if self.config.access_log:
@@ -247,9 +257,12 @@ def _allow(method: str, allowed: str) -> None:
 
 def route_of(path: str) -> str:
     if path.startswith(_MODELS_PREFIX):
-        return "predict" if path.endswith(_PREDICT_SUFFIX) else "metadata"
+        if path.endswith(_PREDICT_SUFFIX):
+            return "predict"
+        return "explain" if path.endswith(_EXPLAIN_SUFFIX) else "metadata"
     known = {"/invocations": "invocations", "/healthz": "health", "/ping": "health", "/health": "health",
-             "/readyz": "ready", "/metrics": "metrics", "/v1/models": "metadata", "/admin/reload": "reload"}
+             "/": "health", "/version": "metadata", "/readyz": "ready", "/metrics": "metrics",
+             "/v1/models": "metadata", "/admin/reload": "reload"}
     return known.get(path, "other")
 
 

@@ -3,6 +3,10 @@
 Each worker writes its samples to memory-mapped files in PROMETHEUS_MULTIPROC_DIR (set
 by `driftloop serve` before the workers start); `/metrics` on any worker aggregates all
 of them, so a scrape sees the whole server whichever worker answers it.
+
+Names a KServe dashboard expects are exposed as well: `request_predict_seconds{model_name}`
+is the histogram KServe's model server keeps of its predict calls (`kserve/metrics.py`);
+here it times the model run (validation excluded), as KServe's does.
 """
 
 from __future__ import annotations
@@ -20,35 +24,46 @@ class ServeMetrics:
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
-        self.requests = Counter("driftloop_requests", "HTTP requests by route and status code.", ["route", "status"])
-        self.latency = Histogram("driftloop_request_duration_seconds", "Time from request to response, by route.",
-                                 ["route"], buckets=LATENCY_BUCKETS)
+        self.requests = Counter("driftloop_requests", "HTTP requests by protocol, route and status code.",
+                                ["protocol", "route", "status"])
+        self.latency = Histogram("driftloop_request_duration_seconds", "Time from request to response.",
+                                 ["protocol", "route"], buckets=LATENCY_BUCKETS)
         self.batch_rows = Histogram("driftloop_batch_rows", "Rows per prediction request.", buckets=BATCH_BUCKETS)
         self.predictions = Counter("driftloop_predictions", "Rows predicted.", ["model"])
-        # one series per worker process (pid label), so a half-finished swap is visible
-        self.model_version = Gauge("driftloop_model_version", "Registered model version each worker serves.",
-                                   ["model", "alias"], multiprocess_mode="liveall")
+        self.predict_seconds = Histogram("request_predict_seconds", "Model run latency (KServe's name).",
+                                         ["model_name"], buckets=LATENCY_BUCKETS)
+        # info-style: the version is a label, so it can be joined and grouped on, not just graphed. One
+        # series per worker process (pid label), so a half-finished swap is visible; the version a worker
+        # left is set to 0 rather than removed, because multiprocess files keep every series they saw
+        self.model_info = Gauge("driftloop_model_info", "1 for the model version each worker serves, else 0.",
+                                ["model", "alias", "version"], multiprocess_mode="liveall")
         self.reloads = Counter("driftloop_model_reloads", "Model swaps by outcome.", ["model", "outcome"])
-        self._requests: dict[tuple[str, int], Any] = {}
-        self._latency: dict[str, Any] = {}
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._predict: dict[str, Any] = {}
 
-    def observe(self, route: str, status: int, seconds: float) -> None:
-        counter = self._requests.get((route, status))
+    def observe(self, protocol: str, route: str, status: int, seconds: float) -> None:
+        counter = self._requests.get((protocol, route, status))
         if counter is None:
-            counter = self._requests[(route, status)] = self.requests.labels(route, str(status))
+            counter = self._requests[(protocol, route, status)] = self.requests.labels(protocol, route, str(status))
         counter.inc()
-        histogram = self._latency.get(route)
+        histogram = self._latency.get((protocol, route))
         if histogram is None:
-            histogram = self._latency[route] = self.latency.labels(route)
+            histogram = self._latency[(protocol, route)] = self.latency.labels(protocol, route)
+        histogram.observe(seconds)
+
+    def predicted(self, model: str, rows: int, seconds: float) -> None:
+        self.batch_rows.observe(rows)
+        histogram = self._predict.get(model)
+        if histogram is None:
+            histogram = self._predict[model] = self.predict_seconds.labels(model)
         histogram.observe(seconds)
 
     def served(self, model: str, alias: str, version: str, previous: str | None) -> None:
-        try:
-            self.model_version.labels(model, alias).set(float(version))
-        except ValueError:  # MLflow versions are integers; anything else is still served, just not graphed
-            pass
         if previous is not None:
+            self.model_info.labels(model, alias, previous).set(0)
             self.reloads.labels(model, "swapped").inc()
+        self.model_info.labels(model, alias, version).set(1)
 
     def render(self) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest, multiprocess

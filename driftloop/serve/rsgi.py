@@ -50,13 +50,15 @@ class RSGIApp:
                 body = await _read_body(protocol, headers.get("content-length"), service.config.max_body_bytes)
             except ClientError as error:
                 early = error
-        request = Request(method, scope.path, headers.get("content-type"), headers.get("authorization"), body)
+        request = Request(method, scope.path, headers.get("content-type"), headers.get("authorization"), body,
+                          headers.get("inference-header-content-length"))
         if early is None:
             handled = await service.handle(request)
         else:
-            handled = Handled(route_of(scope.path), error_response(early), 0)
+            handled = Handled(route_of(scope.path), error_response(early, scope.path), 0)
         response = handled.response
-        protocol.response_bytes(response.status, [("content-type", response.content_type)], response.body)
+        protocol.response_bytes(response.status, [("content-type", response.content_type), *response.headers],
+                                response.body)
         service.completed(request, handled, started)
 
 

@@ -7,7 +7,9 @@ values), so validation and conversion exist once. Row layouts (`instances`,
 makes 100-row requests cheap.
 
 Every rule names the column (and the row when there is one): a missing or unknown
-column, a wrong type, a null or non-finite number → 400; too many rows → 413.
+column, a wrong type, a null or non-finite number, a number beyond float32's range
+(the model's input type: `1e39` would become inf and a null prediction) → 400; too
+many rows → 413.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ Columns = dict[str, Sequence[Any]]
 
 _ROW_KEYS = ("instances", "dataframe_records")
 _KNOWN_KEYS = ("instances", "inputs", "dataframe_records", "dataframe_split")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class InputSchema:
             return self._split(value)
         if key == "inputs" and isinstance(value, dict):
             return self._columnar(value, key)
+        if key == "inputs" and _looks_like_v2(value):
+            raise ClientError(400, "inputs: this is an Open Inference Protocol (V2) body (a list of named tensors); "
+                                   "send it to POST /v2/models/<name>/infer")
         if key in _ROW_KEYS or key == "inputs":
             return self._rows(value, key)
         raise AssertionError(key)  # pragma: no cover
@@ -155,6 +161,10 @@ class InputSchema:
         if not lines:
             raise ClientError(400, "csv: empty body")
         names, data = lines[0], [line for line in lines[1:] if line]
+        if names and names[0] == "" and "" not in self.columns:
+            # `DataFrame.to_csv()` writes its index first under an empty name; pandas' reader makes it
+            # "Unnamed: 0" and MLflow's schema enforcement drops it, so the index is not a column here either
+            names, data = names[1:], [line[1:] for line in data]
         self._check_names(names, "csv")
         self._check_rows(len(data), "csv")
         for i, row in enumerate(data):
@@ -185,11 +195,23 @@ def _numbers(values: Sequence[Any], column: str) -> np.ndarray:
     except ValueError:  # ragged nested lists
         array = None
     if array is None or array.ndim != 1 or array.dtype.kind not in "iuf":
-        _raise_bad_number(values, column)
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        row = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise ClientError(400, f"column {column!r}: {values[row]!r} at row {row} is not a finite number")
-    return array.astype(np.float32).reshape(-1, 1)
+        array = _checked_numbers(values, column)
+    with np.errstate(over="ignore"):
+        feed = array.astype(np.float32)
+    # one check after the cast catches both inf/nan sent as such and finite numbers float32 cannot hold
+    if feed.dtype.kind == "f" and not np.isfinite(feed).all():
+        row = int(np.flatnonzero(~np.isfinite(feed))[0])
+        value = values[row]
+        if math.isfinite(float(value)):
+            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is out of range for the model's "
+                                   f"float32 input (at most ±{FLOAT32_MAX:.4g})")
+        raise ClientError(400, f"column {column!r}: {value!r} at row {row} is not a finite number")
+    return feed.reshape(-1, 1)
+
+
+def _looks_like_v2(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+            and {"name", "datatype", "data"} <= set(value[0]))
 
 
 def _unnest(values: list[Any], where: str) -> list[Any]:
@@ -210,7 +232,8 @@ def _csv_number(text: str, column: str, row: int) -> float | None:
         raise ClientError(400, f"column {column!r}: {_show(text)} at row {row} is not a number") from None
 
 
-def _raise_bad_number(values: Sequence[Any], column: str) -> None:
+def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
+    """The slow path: name the first value that is not a number, or convert ints too big for int64."""
     for row, value in enumerate(values):
         if value is None:
             raise ClientError(400, f"column {column!r}: null at row {row}; expected a number")
@@ -218,7 +241,10 @@ def _raise_bad_number(values: Sequence[Any], column: str) -> None:
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
             raise ClientError(400, f"column {column!r}: {value!r} at row {row} is not a finite number")
-    raise ClientError(400, f"column {column!r}: expected numbers")
+        if abs(value) > FLOAT32_MAX:
+            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is out of range for the model's "
+                                   f"float32 input (at most ±{FLOAT32_MAX:.4g})")
+    return np.asarray([float(v) for v in values], dtype=np.float64)
 
 
 def _categories(values: Sequence[Any], column: str) -> np.ndarray:

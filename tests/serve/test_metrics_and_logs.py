@@ -42,8 +42,12 @@ def test_metrics_reflect_traffic(served: Server, champion: Champion) -> None:
     assert sample(after, "driftloop_batch_rows_bucket", le="5.0") - sample(before, "driftloop_batch_rows_bucket", le="5.0") == 7
     assert sample(after, "driftloop_request_duration_seconds_count", route="predict") - \
         sample(before, "driftloop_request_duration_seconds_count", route="predict") == 9
-    versions = [line for line in after.splitlines() if line.startswith("driftloop_model_version{")]
-    assert len(versions) == 2 and all(line.endswith(" 1.0") for line in versions)  # one series per worker
+    assert sample(after, "driftloop_requests_total", protocol="v1", route="predict", status="200") - \
+        sample(before, "driftloop_requests_total", protocol="v1", route="predict", status="200") == 7
+    assert sample(after, "request_predict_seconds_count", model_name=champion.name) - \
+        sample(before, "request_predict_seconds_count", model_name=champion.name) == 7  # KServe's histogram
+    versions = [line for line in after.splitlines() if line.startswith("driftloop_model_info{")]
+    assert len(versions) == 2 and all('version="1"' in line and line.endswith(" 1.0") for line in versions)
 
 
 def test_prediction_log_and_access_log(served: Server, champion: Champion) -> None:
