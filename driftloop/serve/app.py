@@ -10,6 +10,8 @@ shapes, errors included (`driftloop.serve.http.error_body`). Routes:
     GET  /                           KServe liveness: {"status": "alive"}
     POST /invocations                MLflow scoring: dataframe_records, dataframe_split, instances, inputs; text/csv
     GET  /ping  /health  /version    MLflow scoring server's health and version
+    GET  /v2/health/live|ready, /v2, /v2/models/<name>[/versions/<v>][/ready]   Open Inference Protocol (V2)
+    POST /v2/models/<name>[/versions/<v>]/infer   one tensor per raw column (`driftloop.serve.v2`)
     GET  /healthz  /readyz
     GET  /metrics                    Prometheus text format
     POST /admin/reload               load the version the alias points at now, swap it in
@@ -24,12 +26,11 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
-
+from driftloop.serve import v2
 from driftloop.serve.batching import MicroBatcher
 from driftloop.serve.config import ServeConfig
 from driftloop.serve.errors import ClientError
-from driftloop.serve.http import JSON, Request, Response, error_body, json_response, protocol_of
+from driftloop.serve.http import JSON, Request, Response, error_body, json_response, parse_json, protocol_of
 from driftloop.serve.jsonlines import JsonLinesSink
 from driftloop.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from driftloop.serve.metrics import ServeMetrics
@@ -94,6 +95,8 @@ class Service:
         try:
             if path.startswith(_MODELS_PREFIX):
                 return await self._models(request, path[len(_MODELS_PREFIX):])
+            if path.startswith("/v2"):
+                return await self._v2(request)
             if path == "/invocations":
                 _allow(method, "POST")
                 return await self._invocations(request)
@@ -135,7 +138,7 @@ class Service:
             name = rest[: -len(_PREDICT_SUFFIX)]
             if name != model.name:
                 raise ClientError(404, f"model {name!r} is not served here (serving {model.name!r})")
-            columns, n = model.schema.columns_of(_parse_json(request.body))
+            columns, n = model.schema.columns_of(parse_json(request.body))
             return Handled("predict", await self._predict(model, columns, n), n)
         if rest.endswith(_EXPLAIN_SUFFIX):
             _allow(request.method, "POST")
@@ -146,13 +149,38 @@ class Service:
             raise ClientError(404, f"model {rest!r} is not served here (serving {model.name!r})")
         return Handled("metadata", json_response(200, model.metadata()), 0)
 
+    async def _v2(self, request: Request) -> Handled:
+        path, model = request.path, self.holder.current
+        if not path.startswith(v2.MODELS_PREFIX):
+            _allow(request.method, "GET")
+            answers = {"/v2": ("metadata", v2.server_metadata(self.version_text.decode())),
+                       "/v2/health/live": ("health", {"live": True}), "/v2/health/ready": ("ready", {"ready": True})}
+            if path not in answers:
+                raise ClientError(404, f"no route for {path}")
+            route, payload = answers[path]
+            return Handled(route, json_response(200, payload), 0)
+        target = v2.target_of(path)
+        if target.name != model.name or target.version not in (None, model.version):
+            version = f" version {target.version!r}" if target.version is not None else ""
+            raise ClientError(404, f"model {target.name!r}{version} is not served here "
+                                   f"(serving {model.name!r} version {model.version!r})")
+        if target.action == "infer":
+            _allow(request.method, "POST")
+            infer = v2.parse_infer(request.body, request.header_length, model)
+            predictions, probabilities = await self._run(model, infer.columns, infer.n)
+            return Handled("infer", v2.infer_response(model, infer, predictions, probabilities), infer.n)
+        _allow(request.method, "GET")
+        if target.action == "ready":
+            return Handled("ready", json_response(200, {"name": model.name, "ready": True}), 0)
+        return Handled("metadata", json_response(200, v2.model_metadata(model)), 0)
+
     async def _invocations(self, request: Request) -> Handled:
         model = self.holder.current
         kind = (request.content_type or JSON).split(";")[0].strip().lower()
         if kind == "text/csv":
             columns, n = model.schema.columns_of_csv(_text(request.body))
         elif kind == JSON or kind.endswith("+json"):
-            columns, n = model.schema.columns_of(_parse_json(request.body))
+            columns, n = model.schema.columns_of(parse_json(request.body))
         else:
             raise ClientError(415, f"content type {kind!r} is not supported; use application/json or text/csv")
         return Handled("invocations", await self._predict(model, columns, n), n)
@@ -256,6 +284,10 @@ def _allow(method: str, allowed: str) -> None:
 
 
 def route_of(path: str) -> str:
+    if path.startswith("/v2"):
+        if path.endswith("/infer"):
+            return "infer"
+        return "ready" if path.endswith("/ready") else "health" if path == "/v2/health/live" else "metadata"
     if path.startswith(_MODELS_PREFIX):
         if path.endswith(_PREDICT_SUFFIX):
             return "predict"
@@ -264,22 +296,6 @@ def route_of(path: str) -> str:
              "/": "health", "/version": "metadata", "/readyz": "ready", "/metrics": "metrics",
              "/v1/models": "metadata", "/admin/reload": "reload"}
     return known.get(path, "other")
-
-
-def _parse_json(body: bytes) -> Any:
-    if not body:
-        raise ClientError(400, "empty body; expected JSON")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        # Python's json writes NaN/Infinity for non-finite floats; accept them here so the
-        # validator can name the column instead of calling the whole body malformed.
-        import json
-
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ClientError(400, f"body is not valid JSON: {error}") from None
 
 
 def _text(body: bytes) -> str:

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from driftloop.serve.errors import ClientError
+
 JSON = "application/json"
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -60,3 +62,19 @@ def error_body(protocol: str, status: int, message: str) -> Response:
         return json_response(status, {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST" if status < 500
                                                                       else "INTERNAL_ERROR"), "message": message})
     return json_response(status, {"error": message})
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise ClientError(400, "empty body; expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        # Python's json writes NaN/Infinity for non-finite floats; accept them here so the
+        # validator can name the column instead of calling the whole body malformed.
+        import json
+
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ClientError(400, f"body is not valid JSON: {error}") from None

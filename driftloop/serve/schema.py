@@ -69,13 +69,15 @@ class InputSchema:
             return self._rows(value, key)
         raise AssertionError(key)  # pragma: no cover
 
-    def _check_rows(self, n: int, where: str) -> None:
+    def check_rows(self, n: int, where: str) -> None:
+        """400 for no rows, 413 for more than `max_rows`."""
         if n == 0:
             raise ClientError(400, f"{where}: no rows")
         if n > self.max_rows:
             raise ClientError(413, f"{where}: {n} rows is over the limit of {self.max_rows} rows per request")
 
-    def _check_names(self, names: Any, where: str) -> None:
+    def check_names(self, names: Any, where: str) -> None:
+        """400 naming the first missing, unknown or repeated column."""
         if set(names) == set(self.columns) and len(names) == len(self.columns):
             return
         missing = [c for c in self.columns if c not in names]
@@ -89,7 +91,7 @@ class InputSchema:
     def _rows(self, rows: Any, where: str) -> tuple[Columns, int]:
         if not isinstance(rows, list):
             raise ClientError(400, f"{where}: expected a list of rows, got a JSON {type(rows).__name__}")
-        self._check_rows(len(rows), where)
+        self.check_rows(len(rows), where)
         first = rows[0]
         if isinstance(first, list):
             return self._positional(rows, where)
@@ -108,7 +110,7 @@ class InputSchema:
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise ClientError(400, f"{where}[{i}]: expected an object keyed by column, got a JSON {type(row).__name__}")
-            self._check_names(list(row), f"{where}[{i}]")
+            self.check_names(list(row), f"{where}[{i}]")
         raise AssertionError("rows looked malformed but every row checks out")  # pragma: no cover
 
     def _positional(self, rows: list[Any], where: str) -> tuple[Columns, int]:
@@ -122,7 +124,7 @@ class InputSchema:
         return dict(zip(self.columns, zip(*rows, strict=True), strict=True)), len(rows)
 
     def _columnar(self, columns: dict[str, Any], where: str) -> tuple[Columns, int]:
-        self._check_names(list(columns), where)
+        self.check_names(list(columns), where)
         n = None
         columns = dict(columns)
         for name in self.columns:
@@ -136,7 +138,7 @@ class InputSchema:
             elif len(values) != n:
                 raise ClientError(400, f"{where}: column {name!r} has {len(values)} values, the others {n}")
         assert n is not None
-        self._check_rows(n, where)
+        self.check_rows(n, where)
         return columns, n
 
     def _split(self, split: Any) -> tuple[Columns, int]:
@@ -144,8 +146,8 @@ class InputSchema:
         if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
             raise ClientError(400, f"{where}: expected an object with 'columns' (list of names) and 'data' (list of rows)")
         names, data = split["columns"], split["data"]
-        self._check_names(names, where)
-        self._check_rows(len(data), where)
+        self.check_names(names, where)
+        self.check_rows(len(data), where)
         width = len(names)
         for i, row in enumerate(data):
             if not isinstance(row, list) or len(row) != width:
@@ -165,8 +167,8 @@ class InputSchema:
             # `DataFrame.to_csv()` writes its index first under an empty name; pandas' reader makes it
             # "Unnamed: 0" and MLflow's schema enforcement drops it, so the index is not a column here either
             names, data = names[1:], [line[1:] for line in data]
-        self._check_names(names, "csv")
-        self._check_rows(len(data), "csv")
+        self.check_names(names, "csv")
+        self.check_rows(len(data), "csv")
         for i, row in enumerate(data):
             if len(row) != len(names):
                 raise ClientError(400, f"csv line {i + 2}: expected {len(names)} values, got {len(row)}")

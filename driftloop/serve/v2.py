@@ -1,0 +1,295 @@
+"""The Open Inference Protocol (KServe V2, Triton, Seldon MLServer) over REST: tensors in, tensors out.
+
+One input tensor per raw column, as the model file has them: `BYTES` for categories,
+and for numbers any of `FP16/FP32/FP64`, `INT8..64`, `UINT8..64` or `BOOL` (cast to the
+model's float32 with the same range check as V1). Shapes are `[N]` or `[N, 1]`. Outputs:
+`predictions` `[N]` and, for classifiers, `probabilities` `[N, C]` (FP32).
+
+Data come as JSON (`"data"`, flat row-major or nested) or, with the binary tensor extension
+(`Inference-Header-Content-Length`), as raw little-endian bytes after the JSON header, which
+skips JSON number parsing altogether. Outputs are binary when the request asks for it, per
+output (`parameters.binary_data`) or for all (`parameters.binary_data_output`, what
+tritonclient sends when it names no outputs). Every mistake is a 400 naming the tensor.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from driftloop.serve.errors import ClientError
+from driftloop.serve.http import JSON, Response, parse_json
+
+if TYPE_CHECKING:
+    from driftloop.serve.model import ServedModel
+    from driftloop.serve.schema import Columns, InputSchema
+
+HEADER_LENGTH = "inference-header-content-length"
+BINARY = "application/octet-stream"
+MODELS_PREFIX = "/v2/models/"
+EXTENSIONS = ["binary_tensor_data"]
+
+# datatype → little-endian numpy dtype, for numbers; BYTES is length-prefixed text
+NUMERIC = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
+           "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
+_JSON_KINDS = {"BOOL": "b", "UINT": "iu", "INT": "iu", "FP": "iuf"}  # numpy kinds a JSON list may parse to
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a `/v2/models/...` path asks for: the model, optionally a version, and the action."""
+
+    name: str
+    version: str | None
+    action: str  # "metadata", "ready" or "infer"
+
+
+def target_of(path: str) -> Target:
+    parts = path[len(MODELS_PREFIX):].split("/")
+    action = "metadata"
+    if parts[-1] in ("ready", "infer"):
+        action = parts.pop()
+    if len(parts) == 1 and parts[0]:
+        return Target(parts[0], None, action)
+    if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+        return Target(parts[0], parts[2], action)
+    raise ClientError(404, f"no route for {path}")
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    id: str | None
+    columns: Columns
+    n: int
+    outputs: list[tuple[str, bool]]  # (output name, binary)
+
+
+def server_metadata(version: str) -> dict[str, Any]:
+    return {"name": "driftloop", "version": version, "extensions": EXTENSIONS}
+
+
+def model_metadata(model: ServedModel) -> dict[str, Any]:
+    """Inputs and outputs with their datatypes and shapes (-1: any number of rows)."""
+    inputs = ([{"name": c, "datatype": "FP32", "shape": [-1, 1]} for c in model.schema.numeric]
+              + [{"name": c, "datatype": "BYTES", "shape": [-1, 1]} for c in model.schema.categorical])
+    return {"name": model.name, "versions": [model.version], "platform": "onnxruntime_onnx",
+            "inputs": inputs, "outputs": _output_metadata(model)}
+
+
+def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
+    if model.classes is None:
+        return [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
+    return [{"name": "predictions", "datatype": _datatype_of(model.classes), "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes)]}]
+
+
+def parse_infer(body: bytes, header_length: str | None, model: ServedModel) -> InferRequest:
+    """An inference request → validated columns for `InputSchema.feed`, and which outputs to send how."""
+    header, binary = _split_body(body, header_length)
+    payload = parse_json(header)
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
+        raise ClientError(400, "body must be a JSON object with 'inputs': a list of tensors "
+                               "({'name', 'datatype', 'shape', 'data'})")
+    schema = model.schema
+    tensors = payload["inputs"]
+    for i, tensor in enumerate(tensors):
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise ClientError(400, f"inputs[{i}]: expected a tensor object with a 'name'")
+    schema.check_names([t["name"] for t in tensors], "inputs")
+    columns: dict[str, Any] = {}
+    offset, n = 0, None
+    for tensor in tensors:
+        rows = _rows_of(tensor)
+        if n is None:
+            n = rows
+            schema.check_rows(n, "inputs")
+        elif rows != n:
+            raise ClientError(400, f"input {tensor['name']!r} has {rows} rows, the others {n}")
+        size = _binary_size(tensor)
+        if size is None:
+            columns[tensor["name"]] = _from_json(tensor, schema, n)
+        else:
+            if offset + size > len(binary):
+                raise ClientError(400, f"input {tensor['name']!r}: binary_data_size {size} runs past the end of "
+                                       f"the body ({len(binary) - offset} bytes left)")
+            columns[tensor["name"]] = _from_binary(tensor, schema, n, binary[offset:offset + size])
+            offset += size
+    if offset != len(binary):
+        raise ClientError(400, f"{len(binary) - offset} bytes of binary data after the last input's")
+    assert n is not None
+    request_id = payload.get("id")
+    return InferRequest(request_id if isinstance(request_id, str) else None, columns, n,
+                        _requested_outputs(payload, model))
+
+
+def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    if header_length is None:
+        return body, b""
+    try:
+        length = int(header_length)
+    except ValueError:
+        raise ClientError(400, f"Inference-Header-Content-Length {header_length!r} is not a number") from None
+    if not 0 < length <= len(body):
+        raise ClientError(400, f"Inference-Header-Content-Length {length} does not fit a body of {len(body)} bytes")
+    return body[:length], body[length:]
+
+
+def _rows_of(tensor: dict[str, Any]) -> int:
+    name, shape = tensor["name"], tensor.get("shape")
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(type(d) is int and d >= 0 for d in shape)
+            or (len(shape) == 2 and shape[1] != 1)):
+        raise ClientError(400, f"input {name!r}: shape must be [N] or [N, 1] (one value per row), got {shape!r}")
+    return shape[0]
+
+
+def _binary_size(tensor: dict[str, Any]) -> int | None:
+    parameters = tensor.get("parameters")
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is None:
+        return None
+    if type(size) is not int or size < 0:
+        raise ClientError(400, f"input {tensor['name']!r}: binary_data_size must be a byte count, got {size!r}")
+    return size
+
+
+def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
+    name, datatype = tensor["name"], tensor.get("datatype")
+    if name in schema.categorical:
+        if datatype != "BYTES":
+            raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's text input; "
+                                   "use BYTES")
+    elif datatype not in NUMERIC:
+        raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's number input; "
+                               f"use one of {', '.join(NUMERIC)}")
+    return datatype
+
+
+def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:
+    name = tensor["name"]
+    datatype = _check_datatype(tensor, schema)
+    data = tensor.get("data")
+    if not isinstance(data, list):
+        raise ClientError(400, f"input {name!r}: expected 'data' (a list of {n} values) or binary data")
+    if data and isinstance(data[0], list):  # nested row-major, as [N, 1]
+        if not all(type(row) is list and len(row) == 1 for row in data):
+            raise ClientError(400, f"input {name!r}: nested data must be one value per row ([N, 1])")
+        data = [row[0] for row in data]
+    if len(data) != n:
+        raise ClientError(400, f"input {name!r}: shape says {n} values, data has {len(data)}")
+    if datatype == "BYTES":
+        return data  # InputSchema.feed checks each is text and names the row if not
+    array = np.asarray(data) if all(type(v) in (int, float, bool) for v in data) else None
+    kinds = _JSON_KINDS[datatype.rstrip("0123456789")]
+    if array is None or array.dtype.kind not in kinds:
+        row = next((i for i, v in enumerate(data) if type(v) not in (int, float, bool)
+                    or np.asarray(v).dtype.kind not in kinds), 0)
+        raise ClientError(400, f"input {name!r}: {data[row]!r} at row {row} is not a {datatype} value")
+    if array.dtype.kind in "iu" and datatype[0] in "IU":
+        info = np.iinfo(NUMERIC[datatype])
+        if array.min() < info.min or array.max() > info.max:
+            row = int(np.flatnonzero((array < info.min) | (array > info.max))[0])
+            raise ClientError(400, f"input {name!r}: {data[row]!r} at row {row} is out of range for {datatype}")
+    return array.astype(np.uint8) if array.dtype.kind == "b" else array
+
+
+def _from_binary(tensor: dict[str, Any], schema: InputSchema, n: int, raw: bytes) -> Any:
+    name = tensor["name"]
+    datatype = _check_datatype(tensor, schema)
+    if datatype == "BYTES":
+        return _decode_bytes(raw, n, name)
+    dtype = np.dtype(NUMERIC[datatype])
+    if len(raw) != n * dtype.itemsize:
+        raise ClientError(400, f"input {name!r}: {n} {datatype} values take {n * dtype.itemsize} bytes, "
+                               f"binary_data_size is {len(raw)}")
+    array = np.frombuffer(raw, dtype=dtype)
+    return array.astype(np.uint8) if datatype == "BOOL" else array
+
+
+def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
+    """BYTES: each element a 4-byte little-endian length, then that many bytes of UTF-8."""
+    values, offset = [], 0
+    for row in range(n):
+        if offset + 4 > len(raw):
+            raise ClientError(400, f"input {name!r}: binary data ends before row {row}")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
+        try:
+            values.append(raw[offset:offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ClientError(400, f"input {name!r}: row {row} is not UTF-8 text") from None
+        offset += length
+    if offset != len(raw):
+        raise ClientError(400, f"input {name!r}: {len(raw) - offset} bytes after its {n} values")
+    return values
+
+
+def _requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple[str, bool]]:
+    parameters = payload.get("parameters")
+    binary = bool(parameters.get("binary_data_output")) if isinstance(parameters, dict) else False
+    known = [o["name"] for o in _output_metadata(model)]
+    outputs = payload.get("outputs")
+    if outputs is None:
+        return [(name, binary) for name in known]
+    if not isinstance(outputs, list):
+        raise ClientError(400, "outputs: expected a list of {'name': ...}")
+    chosen = []
+    for i, output in enumerate(outputs):
+        name = output.get("name") if isinstance(output, dict) else None
+        if name not in known:
+            raise ClientError(400, f"outputs[{i}]: unknown output {name!r} (model outputs: {', '.join(known)})")
+        options = output.get("parameters")
+        chosen.append((name, bool(options.get("binary_data", binary)) if isinstance(options, dict) else binary))
+    return chosen
+
+
+def infer_response(model: ServedModel, request: InferRequest, predictions: np.ndarray,
+                   probabilities: np.ndarray | None) -> Response:
+    tensors = {"predictions": predictions, "probabilities": probabilities}
+    outputs, blobs = [], []
+    for name, binary in request.outputs:
+        array = tensors[name]
+        assert array is not None
+        datatype = "FP32" if name == "probabilities" or model.classes is None else _datatype_of(array)
+        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if binary:
+            blob = _encode(array, datatype)
+            output["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            flat = array.reshape(-1)
+            output["data"] = flat if flat.dtype.kind in "biuf" else flat.tolist()
+        outputs.append(output)
+    payload: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": outputs}
+    if request.id is not None:
+        payload["id"] = request.id
+    header = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return Response(200, JSON, header)
+    return Response(200, BINARY, b"".join([header, *blobs]), (("inference-header-content-length", str(len(header))),))
+
+
+def _encode(array: np.ndarray, datatype: str) -> bytes:
+    if datatype == "BYTES":
+        parts = []
+        for value in array.reshape(-1).tolist():
+            data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+            parts.append(struct.pack("<I", len(data)) + data)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=NUMERIC[datatype]).tobytes()
+
+
+def _datatype_of(array: np.ndarray) -> str:
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "b":
+        return "BOOL"
+    if kind in "iu":
+        return f"{'INT' if kind == 'i' else 'UINT'}{size * 8}"
+    if kind == "f":
+        return f"FP{size * 8}"
+    return "BYTES"
