@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +36,30 @@ GOAL_MAX_SHARE = 0.05
 def _step_spans() -> list[tuple[float, float]]:
     """Record when each step starts and ends, to split the overhead into before / between / after.
 
-    Wraps the runner's private `_Pipeline.step`; if that is renamed the breakdown is skipped,
-    not the benchmark.
+    Wraps the runner's private `_Pipeline.timed` (the span every step runs in); if that is
+    renamed the breakdown is skipped, not the benchmark.
     """
+    from contextlib import contextmanager
+
     from driftloop import runner
 
     spans: list[tuple[float, float]] = []
     pipeline = getattr(runner, "_Pipeline", None)
-    original = getattr(pipeline, "step", None)
+    original = getattr(pipeline, "timed", None)
     if pipeline is None or original is None or getattr(original, "_bench_wrapped", False):
         return spans
 
-    def step(self: Any, name: str, action: Any) -> Any:
+    @contextmanager
+    def timed(self: Any, name: str) -> Iterator[None]:
         entered = time.perf_counter()
         try:
-            return original(self, name, action)
+            with original(self, name):
+                yield
         finally:
             spans.append((entered, time.perf_counter()))
 
-    step._bench_wrapped = True  # type: ignore[attr-defined]
-    pipeline.step = step
+    timed._bench_wrapped = True  # type: ignore[attr-defined]
+    pipeline.timed = timed
     return spans
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop import __version__
 from driftloop.constants import (
@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from driftloop.components.columns import ColumnRoles
+
+class ColumnRoles(Protocol):
+    """The column roles the export needs (the train step's `ColumnRoles`); a protocol, so this core module
+    does not import the steps package above it."""
+
+    target: str
+    numeric: list[str]
+    categorical: list[str]
 
 OPSET = 17
 ML_OPSET = 3

@@ -84,3 +84,49 @@ def test_declared_rules_fail_with_column_expectation_and_value(tmp_path: Path) -
     message = str(raised.value)
     assert message.startswith("c.csv: column 'customer_age': expect_column_values_to_be_between(")
     assert "unexpected values" in message and (tmp_path / "report.md").exists()
+
+
+def test_the_step_table_names_each_steps_executor_in_order() -> None:
+    import inspect
+
+    from driftloop.components.steps import STEP_NAMES, STEPS, step
+
+    assert STEP_NAMES == ("validate", "feature", "train", "evaluate", "gate", "deploy")
+    for entry in STEPS:
+        parameters = list(inspect.signature(entry.execute).parameters)
+        assert parameters[0] == "ctx", entry.name
+        assert step(entry.name) is entry
+    with pytest.raises(KeyError, match="no step 'trian'"):
+        step("trian")
+
+
+def test_a_step_module_imports_no_runner_and_no_serving() -> None:
+    """Steps sit below the runners: the deploy step registers; rolling serving out is the runners' business."""
+    import ast
+
+    from driftloop.components.steps import STEPS
+    from tests.conftest import REPO
+
+    for path in sorted((REPO / "driftloop" / "components").glob("*.py")):
+        imported = {node.module for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Import) for alias in node.names}
+        upward = {m for m in imported if m.split(".")[:2] in (["driftloop", "runner"], ["driftloop", "pipelines"],
+                                                             ["driftloop", "operator"], ["driftloop", "serve"])}
+        assert upward == set(), path.name
+    assert {entry.module.rsplit(".", 1)[1] for entry in STEPS} <= {p.stem for p in (REPO / "driftloop" /
+                                                                                   "components").glob("*.py")}
+
+
+def test_param_is_sugar_over_set() -> None:
+    from driftloop.pipelines.parameters import apply_params, params_as_overrides
+    from driftloop.spec import load_spec
+
+    assert params_as_overrides(['train={"epochs": 30, "lr": 1e-05}', 'gate={"min": {"roc_auc": 0.7}}', "output=o"]) \
+        == ["train.epochs=30", "train.lr=1.0e-05", "gate.min={roc_auc: 0.7}", "output=o"]
+    base = load_spec(None, data="t.csv", target="y")
+    via_param = apply_params(base, ['train={"epochs": 30, "lr": 1e-05}', 'gate={"min": {"roc_auc": 0.7}}'])
+    via_set = load_spec(None, data="t.csv", target="y",
+                        overrides=["train.epochs=30", "train.lr=1.0e-05", "gate.min={roc_auc: 0.7}"])
+    assert via_param == via_set

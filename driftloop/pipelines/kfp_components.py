@@ -1,4 +1,4 @@
-"""KFP v2 components: the KFP runner's adapter, one task per step over that step's executor.
+"""KFP v2 components: the KFP runner's adapter, each task running its step's executor.
 
 KFP ships only each function's source to the pod, so the bodies import driftloop
 themselves, and only what their step needs (the gate task loads no torch, the train
@@ -6,8 +6,10 @@ task no Great Expectations); the project image (`base_image`) has it installed, 
 nothing is pip-installed at run time. Artifacts are directories (a Dataset of splits, a
 Model with its ONNX file) or single files (Markdown reports), typed so the KFP UI shows them.
 
-Every step task reattaches to the run `open_run` opened and logs its own outputs there,
-as the in-process runner's step does; so none is cached (a cache hit would leave the run
+A task is one step, except `evaluate`, which also runs the gate step (see the pipeline's
+docstring); each step prints its own record (`runtime.step_record`). Every step task
+reattaches to the run `open_run` opened and logs its own outputs there, as the
+in-process runner's step does; so none is cached (a cache hit would leave the run
 without that step's records). `open_run` and `finish_run` take the spec's sections as
 parameters: their names are spelled out here, once (a test checks them against
 `driftloop.spec.SECTIONS`). `drift` is the check of `driftloop drift --model`, its
@@ -55,9 +57,9 @@ def validate(spec: dict, run_id: str, champion_version: str, table: Output[Datas
 
     from driftloop.components import validate
     from driftloop.components.context import pinned_champion
-    from driftloop.pipelines.runtime import attached, copy_file, save_table
+    from driftloop.pipelines.runtime import attached, copy_file, save_table, step_record
 
-    with attached(spec, run_id) as ctx:
+    with attached(spec, run_id) as ctx, step_record("validate"):
         loaded = save_table(ctx.spec.data.path, ctx.spec.data.format, table)
         outcome = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
                                    out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
@@ -72,9 +74,9 @@ def feature(spec: dict, run_id: str, table: Input[Dataset], checks: Input[Artifa
 
     from driftloop.components import feature
     from driftloop.components.validate import ROLES_FILE
-    from driftloop.pipelines.runtime import attached, load_saved_table
+    from driftloop.pipelines.runtime import attached, load_saved_table, step_record
 
-    with attached(spec, run_id) as ctx:
+    with attached(spec, run_id) as ctx, step_record("feature"):
         outcome = feature.execute(ctx, load_saved_table(table), roles_path=Path(checks.path) / ROLES_FILE,
                                   out_dir=Path(features.path))
     features.metadata.update({"task": outcome.task, "n_features": outcome.n_features, **outcome.rows})
@@ -86,9 +88,9 @@ def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model
     from pathlib import Path
 
     from driftloop.components import train
-    from driftloop.pipelines.runtime import attached
+    from driftloop.pipelines.runtime import attached, step_record
 
-    with attached(spec, run_id) as ctx:
+    with attached(spec, run_id) as ctx, step_record("train"):
         outcome = train.execute(ctx, Path(features.path), out_dir=Path(model.path))
     model.metadata.update({"onnx_max_abs_diff": outcome.onnx_max_abs_diff, "onnx_output_scale":
                            outcome.onnx_output_scale, "best_epoch": outcome.best_epoch, "device": outcome.device})
@@ -98,43 +100,30 @@ def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model
 
 @dsl.component(**_IN_IMAGE)
 def evaluate(spec: dict, run_id: str, champion_version: str, model: Input[Model], features: Input[Dataset],
-             evaluation: Output[Artifact], metrics: Output[Metrics], confusion: Output[ClassificationMetrics]):
-    """Score the candidate and the pinned champion on the same holdout."""
+             metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[Markdown],
+             blessing: Output[Artifact]) -> bool:
+    """Score the candidate and the pinned champion on the same holdout, then run the gate step (True: deploy)."""
     import tempfile
     from pathlib import Path
 
-    from driftloop.components import evaluate
+    from driftloop.components import evaluate, gate
     from driftloop.components.context import pinned_champion
     from driftloop.constants import MODEL_FILE
     from driftloop.pipelines import reports
-    from driftloop.pipelines.runtime import attached
+    from driftloop.pipelines.runtime import attached, step_record
 
+    model_path, out_dir = Path(model.path) / MODEL_FILE, Path(blessing.path)
     with attached(spec, run_id) as ctx:
-        outcome = evaluate.execute(ctx, Path(model.path) / MODEL_FILE, Path(features.path),
-                                   onnx_max_abs_diff=model.metadata["onnx_max_abs_diff"],
-                                   onnx_output_scale=model.metadata["onnx_output_scale"],
-                                   champion=pinned_champion(ctx, champion_version), out_dir=Path(evaluation.path),
-                                   scratch=Path(tempfile.mkdtemp()))
-    reports.publish_evaluation(outcome, Path(model.path) / MODEL_FILE, Path(features.path), metrics=metrics,
-                               confusion=confusion)
-
-
-@dsl.component(**_IN_IMAGE)
-def gate(spec: dict, run_id: str, evaluation: Input[Artifact], blessing: Output[Artifact],
-         report: Output[Markdown]) -> bool:
-    """Decide the gate from the evaluation (True: deploy)."""
-    from pathlib import Path
-
-    from driftloop.components import gate
-    from driftloop.components.evaluate import Evaluation
-    from driftloop.constants import EVALUATION_FILE
-    from driftloop.pipelines import reports
-    from driftloop.pipelines.runtime import attached
-
-    with attached(spec, run_id) as ctx:
-        scored = Evaluation.load(Path(evaluation.path) / EVALUATION_FILE)
-        decision = gate.execute(ctx, scored, out_dir=Path(blessing.path))
-    reports.write_evaluation_report(scored, decision, Path(report.path))
+        champion = pinned_champion(ctx, champion_version)
+        with step_record("evaluate"):
+            outcome = evaluate.execute(ctx, model_path, Path(features.path),
+                                       onnx_max_abs_diff=model.metadata["onnx_max_abs_diff"],
+                                       onnx_output_scale=model.metadata["onnx_output_scale"], champion=champion,
+                                       out_dir=out_dir, scratch=Path(tempfile.mkdtemp()))
+        with step_record("gate"):
+            decision = gate.execute(ctx, outcome, out_dir=out_dir)
+    reports.publish_evaluation(outcome, model_path, Path(features.path), metrics=metrics, confusion=confusion)
+    reports.write_evaluation_report(outcome, decision, Path(report.path))
     return decision.passed
 
 
@@ -147,10 +136,10 @@ def deploy(spec: dict, run_id: str, table: Input[Dataset], features: Input[Datas
     from driftloop.components import deploy
     from driftloop.components.gate import Blessing
     from driftloop.constants import BLESSING_FILE
-    from driftloop.pipelines.runtime import attached
+    from driftloop.pipelines.runtime import attached, step_record
     from driftloop.runner import roll_out_serving
 
-    with attached(spec, run_id) as ctx:
+    with attached(spec, run_id) as ctx, step_record("deploy"):
         outcome = deploy.execute(ctx, Blessing.load(Path(blessing.path) / BLESSING_FILE),
                                  data_sha256=table.metadata["sha256"], task=features.metadata["task"])
         for line in roll_out_serving(ctx.spec, outcome):

@@ -2,9 +2,8 @@
 
 Every component runs as its own subprocess in this Python environment, exactly as it
 would in its pod, so this is full KFP fidelity without a cluster. Each step's record
-(status, seconds) comes from its own task in kfp.local's log (one task per step of
-`STEPS`); the outcome is read back from MLflow (the run, its tags, metrics and the gate's
-blessing), the same place the in-process runner's outcome lands, so the two report alike.
+(status, seconds) is the one its task printed in kfp.local's log; the outcome is read
+back from MLflow (the run, its tags, metrics and the gate's blessing), the same place the in-process runner's outcome lands, so the two report alike.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftloop.components.steps import STEP_NAMES
 from driftloop.constants import (
     BLESSING_FILE,
     DEFAULT_HOME,
@@ -41,13 +39,20 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class _TaskLog(io.TextIOBase):
-    """Where kfp.local prints: keeps the whole log, shows each step's start and end on the console."""
+    """Where kfp.local prints: keeps the whole log, records each step as its task reports it.
+
+    A step's record is the one its task printed (`runtime.step_record`); a task that failed
+    before its step could report (an import, MLflow unreachable) fails that step.
+    """
 
     def __init__(self, console: Console, result: RunResult) -> None:
+        from driftloop.pipelines.pipeline import task_steps
+
         self.console, self.result = console, result
         self.lines: list[str] = []
         self._partial = ""
         self._started: dict[str, float] = {}
+        self._task_steps = task_steps()  # `open-run` and `finish-run` run no step
 
     def writable(self) -> bool:
         return True
@@ -60,25 +65,27 @@ class _TaskLog(io.TextIOBase):
         return len(text)
 
     def _line(self, line: str) -> None:
-        from driftloop.pipelines.runtime import ERROR_MARKER
+        from driftloop.pipelines.runtime import ERROR_MARKER, STEP_MARKER
 
         self.lines.append(line)
         if ERROR_MARKER in line and self.result.error is None:
             self.result.error = line.split(ERROR_MARKER, 1)[1].strip()
-        if started := _STARTED.search(line):
+        if STEP_MARKER in line:
+            name, status, seconds = line.split(STEP_MARKER, 1)[1].split()[:3]
+            self._record(name, status, float(seconds))
+        elif started := _STARTED.search(line):
             self._started[started.group(1)] = time.perf_counter()
-            if started.group(1) in STEP_NAMES:
+            if started.group(1) in self._task_steps:
                 self.console.info(f"… {started.group(1)}")
-        elif finished := _FINISHED.search(line):
-            task, status = finished.groups()
-            seconds = time.perf_counter() - self._started.get(task, time.perf_counter())
-            self._record(task, "completed" if status == "SUCCESS" else "failed", seconds)
+        elif (finished := _FINISHED.search(line)) and finished.group(2) != "SUCCESS":
+            task = finished.group(1)
+            unreported = [n for n in self._task_steps.get(task, ()) if self.result.record(n).status == "skipped"]
+            if unreported and not any(self.result.record(n).status == "failed" for n in self._task_steps[task]):
+                self._record(unreported[0], "failed", time.perf_counter() - self._started.get(task, time.perf_counter()))
 
-    def _record(self, task: str, status: str, seconds: float) -> None:
-        if task not in STEP_NAMES:  # `open-run` and `finish-run` are not steps
-            return
-        self.console.info(f"{'✓' if status == 'completed' else '✗'} {task:<10} {seconds:6.1f}s")
-        record = self.result.record(task)
+    def _record(self, step: str, status: str, seconds: float) -> None:
+        self.console.info(f"{'✓' if status == 'completed' else '✗'} {step:<10} {seconds:6.1f}s")
+        record = self.result.record(step)
         record.status, record.seconds = status, seconds
 
 

@@ -104,8 +104,8 @@ def params_as_overrides(params: tuple[str, ...] | list[str]) -> list[str]:
             close = nearest(name, list(SECTIONS), cutoff=0.5)
             hint = f"; did you mean {close!r}?" if close else f"; parameters are: {', '.join(SECTIONS)}"
             raise InvalidSpec(f"--param {name}: unknown pipeline parameter{hint}")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
+        try:  # JSON first: YAML 1.1 reads JSON's `1e-05` as a string
+            value = _json_or_yaml(text)
         except yaml.YAMLError as e:
             raise InvalidSpec(f"--param {name}: not valid JSON/YAML: {str(e).splitlines()[0]}") from None
         if not _is_section(name):
@@ -134,6 +134,19 @@ def apply_params(spec: Spec, params: tuple[str, ...] | list[str]) -> Spec:
         except InvalidSpec as e:
             raise InvalidSpec(str(e).replace("--set ", "--param ", 1)) from None
     return validate_spec(raw, source="--param")
+
+
+def _json_or_yaml(text: str) -> Any:
+    import json
+
+    import yaml
+
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.safe_load(text)
 
 
 def _yaml_value(value: Any) -> str:

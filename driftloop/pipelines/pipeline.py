@@ -1,10 +1,10 @@
-"""The KFP pipeline: open run → validate → feature → train → evaluate → gate → dsl.If(passed) → deploy.
+"""The KFP pipeline: open run → validate → feature → train → evaluate + gate → dsl.If(passed) → deploy.
 
-One task per step of `driftloop.components.steps.STEPS` (none fused), each logging to the
-MLflow run `open-run` opened. Its parameters are the spec's top-level fields
-(`driftloop.spec.SECTIONS`), with the spec model's defaults (or a given spec's values), so
-a KFP user edits in the UI exactly what `driftloop.yaml` holds. An exit handler closes
-the MLflow run whatever happens inside.
+One task per step of `driftloop.components.steps.STEPS`, each logging to the MLflow run `open-run` opened.
+The gate step runs in the evaluate task, for cost: a pure function of the evaluation, not worth a task's start-up.
+Its parameters are the spec's top-level fields (`driftloop.spec.SECTIONS`), with the spec
+model's defaults (or a given spec's values), so a KFP user edits in the UI exactly what
+`driftloop.yaml` holds. An exit handler closes the MLflow run whatever happens inside.
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations as types.
@@ -31,13 +31,25 @@ RESOURCES = {
     "feature": ("500m", "2", "1Gi", "4Gi"),
     "train": ("2", "4", "4Gi", "8Gi"),
     "evaluate": ("1", "2", "2Gi", "4Gi"),
-    "gate": ("250m", "1", "512Mi", "1Gi"),
     "deploy": ("250m", "1", "512Mi", "1Gi"),
     "finish-run": ("250m", "1", "512Mi", "1Gi"),
     "drift": ("500m", "2", "1Gi", "4Gi"),
 }
 RETRIES = {"train": (2, "60s", 2.0), "deploy": (3, "30s", 2.0)}  # (retries, first backoff, factor)
 GPU_RESOURCE = "nvidia.com/gpu"
+# A step that runs inside another step's task (see the module docstring); every other step is its own task.
+FUSED_INTO = {"gate": "evaluate"}
+
+
+def task_steps() -> dict[str, tuple[str, ...]]:
+    """Each step task's name and the steps it runs, in order."""
+    from driftloop.components.steps import STEP_NAMES
+
+    tasks: dict[str, tuple[str, ...]] = {}
+    for name in STEP_NAMES:
+        task = FUSED_INTO.get(name, name)
+        tasks[task] = (*tasks.get(task, ()), name)
+    return tasks
 
 
 def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
@@ -78,11 +90,10 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
             trained = configure_task(ops.train(**step, features=features), secret, gpus=gpus)
             scored = configure_task(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
                                                  features=features), secret)
-            decided = configure_task(ops.gate(**step, evaluation=scored.outputs["evaluation"]), secret)
             # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
-            with dsl.If(decided.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+            with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
                 configure_task(ops.deploy(**step, table=table, features=features,
-                                          blessing=decided.outputs["blessing"]), secret)
+                                          blessing=scored.outputs["blessing"]), secret)
 
     training_pipeline.__signature__ = signature  # type: ignore[attr-defined]
     return as_pipeline(training_pipeline, name=PIPELINE_NAME, docs=parameter_docs(),

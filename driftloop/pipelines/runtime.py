@@ -3,7 +3,9 @@
 The pipeline passes the spec between tasks as a JSON struct; every task re-validates
 it with the one spec model. A task that fails prints the user's one-line error after
 `ERROR_MARKER`, so the KFP log and `driftloop run --runner kfp-local` show that line
-and not only a traceback.
+and not only a traceback. Each step a task runs prints its record (status, seconds)
+after `STEP_MARKER`: kfp-local's outcome reader takes the steps' records from there,
+also for a task that runs two steps.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from driftloop.table import LoadedTable
 
 ERROR_MARKER = "driftloop-error: "
+STEP_MARKER = "driftloop-step: "  # followed by `<step> <completed|failed> <seconds>`
 # MLflow run tag holding the KFP run id: the exit handler finds the run by it.
 KFP_RUN_TAG = "driftloop.kfp_run_id"
 
@@ -48,6 +51,19 @@ def spec_of(parameters: dict[str, Any]) -> Spec:
     from driftloop.spec import validate_spec
 
     return validate_spec(parameters, source="pipeline spec")
+
+
+@contextmanager
+def step_record(name: str) -> Iterator[None]:
+    """Time one step's executor in this task and print its record after `STEP_MARKER`, failed or not."""
+    import time
+
+    started, status = time.perf_counter(), "failed"
+    try:
+        yield
+        status = "completed"
+    finally:
+        print(f"{STEP_MARKER}{name} {status} {time.perf_counter() - started:.3f}", flush=True)
 
 
 @contextmanager

@@ -13,15 +13,15 @@ from driftloop.components.steps import STEP_NAMES
 from driftloop.errors import InvalidSpec
 from driftloop.pipelines.compile import compile_pipeline
 from driftloop.pipelines.parameters import pipeline_arguments
-from driftloop.pipelines.pipeline import CREDENTIAL_KEYS
+from driftloop.pipelines.pipeline import CREDENTIAL_KEYS, FUSED_INTO, task_steps
 from driftloop.spec import SECTIONS, Spec, load_spec
 
 from ..conftest import REPO, Cli
 
 COMMITTED_PIPELINE = REPO / "pipelines" / "driftloop_pipeline.yaml"
 
-# One task per step of the table, plus the two that open and close the MLflow run.
-STEP_TASKS = {"open-run", *STEP_NAMES, "finish-run"}
+# The step tasks (one per step of the table, the gate inside evaluate), plus the two that open and close the run.
+STEP_TASKS = {"open-run", *task_steps(), "finish-run"}
 
 
 def documents(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -94,7 +94,7 @@ def test_task_settings() -> None:
     assert all(int(p["maxRetryCount"]) >= 2 and p["backoffDuration"] and p["backoffFactor"] > 1
                for p in retried.values())
     gate = by_name["gate-passed"]["triggerPolicy"]["condition"]
-    assert "gate-Output" in gate and "deploy" in pipeline["components"]["comp-condition-2"]["dag"]["tasks"]
+    assert "evaluate-Output" in gate and "deploy" in pipeline["components"]["comp-condition-2"]["dag"]["tasks"]
     assert by_name["finish-run"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     executors = pipeline["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {f"ghcr.io/driftloop/driftloop:{__version__}"}
@@ -185,11 +185,16 @@ def test_section_names_spelled_out_in_the_run_components_are_the_specs() -> None
         assert parameters == set(SECTIONS), component.name
 
 
-def test_each_step_is_one_task_running_its_own_executor() -> None:
+def test_each_step_runs_its_executor_in_exactly_one_task() -> None:
     pipeline, _ = documents(COMMITTED_PIPELINE)
     executors = pipeline["deploymentSpec"]["executors"]
-    for name in STEP_NAMES:
-        body = executors[f"exec-{name}"]["container"]["command"][-1].split("\ndef ", 1)[1]
-        assert f"from driftloop.components import {name}\n" in body and f"{name}.execute(ctx" in body, name
-        others = set(STEP_NAMES) - {name}
-        assert not any(f"{other}.execute(" in body for other in others), name
+    mapping = task_steps()
+    assert sorted(step for steps in mapping.values() for step in steps) == sorted(STEP_NAMES)
+    assert [task for task, steps in mapping.items() if len(steps) > 1] == list(set(FUSED_INTO.values()))
+    docstring = (REPO / "driftloop" / "pipelines" / "pipeline.py").read_text(encoding="utf-8").split('"""')[1]
+    assert "The gate step runs in the evaluate task, for cost" in docstring
+    for task, steps in mapping.items():
+        body = executors[f"exec-{task}"]["container"]["command"][-1].split("\ndef ", 1)[1]
+        for name in STEP_NAMES:
+            runs = f"{name}.execute(ctx" in body and f'step_record("{name}")' in body
+            assert runs == (name in steps), (task, name)
