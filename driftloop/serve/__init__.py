@@ -1,4 +1,4 @@
-"""`driftloop serve`: the `@champion` ONNX model behind KServe V1 and MLflow scoring endpoints.
+"""`driftloop serve`: the `@champion` ONNX model behind MLflow scoring, KServe V1 and Open Inference Protocol (V2) endpoints.
 
 Imports here stay light: the CLI imports `driftloop.serve.command` for `--help`.
 """

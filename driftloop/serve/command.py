@@ -62,7 +62,7 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
           poll_interval: float, max_body_bytes: int, max_rows: int, access_log: bool, prediction_log: str | None,
           prediction_log_rate: float | None, batch_max_rows: int, batch_max_wait_ms: float,
           admin_token: str | None) -> None:
-    """Serve a registered model over HTTP (KServe V1 and MLflow scoring protocols), following its alias."""
+    """Serve a registered model over HTTP (MLflow scoring, KServe V1, Open Inference Protocol V2), following its alias."""
     from driftloop.errors import UsageError
     from driftloop.mlflow_gateway import connect
     from driftloop.serve.config import CONFIG_ENV, ServeConfig, default_workers
