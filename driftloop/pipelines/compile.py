@@ -40,7 +40,7 @@ def compile_pipeline(path: str | Path, *, spec: Spec | None = None, image: str |
 
 
 # The KFP components a user can take into a pipeline of their own, in graph order.
-COMPONENTS = ("open_run", "validate", "feature", "train", "evaluate", "deploy", "finish_run", "drift")
+COMPONENTS = ("open_run", "validate", "train", "evaluate", "deploy", "finish_run", "drift")
 
 
 def compile_components(directory: str | Path, *, image: str | None = None) -> list[Path]:

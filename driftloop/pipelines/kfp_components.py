@@ -6,8 +6,9 @@ task no Great Expectations); the project image (`base_image`) has it installed, 
 nothing is pip-installed at run time. Artifacts are directories (a Dataset of splits, a
 Model with its ONNX file) or single files (Markdown reports), typed so the KFP UI shows them.
 
-A task is one step, except `evaluate`, which also runs the gate step (see the pipeline's
-docstring); each step prints its own record (`runtime.step_record`). Every step task
+A task is one step, except `validate` and `evaluate`, which also run the feature and the
+gate step (see the pipeline's docstring); each step prints its own record
+(`runtime.step_record`). Every step task
 reattaches to the run `open_run` opened and logs its own outputs there, as the
 in-process runner's step does; so none is cached (a cache hit would leave the run
 without that step's records). `open_run` and `finish_run` take the spec's sections as
@@ -50,35 +51,24 @@ def open_run(data: dict, validation: dict, feature: dict, train: dict, evaluate:
 
 @dsl.component(**_IN_IMAGE)
 def validate(spec: dict, run_id: str, champion_version: str, table: Output[Dataset], checks: Output[Artifact],
-             report: Output[Markdown]):
-    """Validate the input table against its expectation suite."""
+             report: Output[Markdown], features: Output[Dataset]):
+    """Validate the input table against its expectation suite, then run the feature step on it."""
     import tempfile
     from pathlib import Path
 
-    from driftloop.components import validate
+    from driftloop.components import feature, validate
     from driftloop.components.context import pinned_champion
     from driftloop.pipelines.runtime import attached, copy_file, save_table, step_record
 
-    with attached(spec, run_id) as ctx, step_record("validate"):
-        loaded = save_table(ctx.spec.data.path, ctx.spec.data.format, table)
-        outcome = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
-                                   out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
-    checks.metadata.update({"suite_source": outcome.suite_source, "expectations": outcome.checked, "rows": outcome.rows})
-    copy_file(outcome.report_path, report.path)
-
-
-@dsl.component(**_IN_IMAGE)
-def feature(spec: dict, run_id: str, table: Input[Dataset], checks: Input[Artifact], features: Output[Dataset]):
-    """Fit the preprocessing and split the table deterministically."""
-    from pathlib import Path
-
-    from driftloop.components import feature
-    from driftloop.components.validate import ROLES_FILE
-    from driftloop.pipelines.runtime import attached, load_saved_table, step_record
-
-    with attached(spec, run_id) as ctx, step_record("feature"):
-        outcome = feature.execute(ctx, load_saved_table(table), roles_path=Path(checks.path) / ROLES_FILE,
-                                  out_dir=Path(features.path))
+    with attached(spec, run_id) as ctx:
+        with step_record("validate"):
+            loaded = save_table(ctx.spec.data.path, ctx.spec.data.format, table)
+            checked = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
+                                       out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
+        with step_record("feature"):
+            outcome = feature.execute(ctx, loaded, roles_path=checked.roles_path, out_dir=Path(features.path))
+    checks.metadata.update({"suite_source": checked.suite_source, "expectations": checked.checked, "rows": checked.rows})
+    copy_file(checked.report_path, report.path)
     features.metadata.update({"task": outcome.task, "n_features": outcome.n_features, **outcome.rows})
 
 

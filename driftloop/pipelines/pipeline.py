@@ -1,7 +1,7 @@
-"""The KFP pipeline: open run → validate → feature → train → evaluate + gate → dsl.If(passed) → deploy.
+"""The KFP pipeline: open run → validate + feature → train → evaluate + gate → dsl.If(passed) → deploy.
 
 One task per step of `driftloop.components.steps.STEPS`, each logging to the MLflow run `open-run` opened.
-The gate step runs in the evaluate task, for cost: a pure function of the evaluation, not worth a task's start-up.
+Fused for cost (a task's start-up is seconds of imports): feature runs in the validate task, gate in evaluate.
 Its parameters are the spec's top-level fields (`driftloop.spec.SECTIONS`), with the spec
 model's defaults (or a given spec's values), so a KFP user edits in the UI exactly what
 `driftloop.yaml` holds. An exit handler closes the MLflow run whatever happens inside.
@@ -28,7 +28,6 @@ CREDENTIAL_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TR
 RESOURCES = {
     "open-run": ("250m", "1", "512Mi", "1Gi"),
     "validate": ("500m", "2", "1Gi", "4Gi"),
-    "feature": ("500m", "2", "1Gi", "4Gi"),
     "train": ("2", "4", "4Gi", "8Gi"),
     "evaluate": ("1", "2", "2Gi", "4Gi"),
     "deploy": ("250m", "1", "512Mi", "1Gi"),
@@ -38,7 +37,7 @@ RESOURCES = {
 RETRIES = {"train": (2, "60s", 2.0), "deploy": (3, "30s", 2.0)}  # (retries, first backoff, factor)
 GPU_RESOURCE = "nvidia.com/gpu"
 # A step that runs inside another step's task (see the module docstring); every other step is its own task.
-FUSED_INTO = {"gate": "evaluate"}
+FUSED_INTO = {"feature": "validate", "gate": "evaluate"}
 
 
 def task_steps() -> dict[str, tuple[str, ...]]:
@@ -84,9 +83,7 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
             spec_out, run_id, champion = run.outputs["spec"], run.outputs["run_id"], run.outputs["champion_version"]
             step = {"spec": spec_out, "run_id": run_id}
             checked = configure_task(ops.validate(**step, champion_version=champion), secret)
-            table, checks = checked.outputs["table"], checked.outputs["checks"]
-            featured = configure_task(ops.feature(**step, table=table, checks=checks), secret)
-            features = featured.outputs["features"]
+            table, features = checked.outputs["table"], checked.outputs["features"]
             trained = configure_task(ops.train(**step, features=features), secret, gpus=gpus)
             scored = configure_task(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
                                                  features=features), secret)

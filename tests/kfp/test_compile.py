@@ -20,7 +20,7 @@ from ..conftest import REPO, Cli
 
 COMMITTED_PIPELINE = REPO / "pipelines" / "driftloop_pipeline.yaml"
 
-# The step tasks (one per step of the table, the gate inside evaluate), plus the two that open and close the run.
+# The step tasks (one per step of the table, but for the fused ones), plus the two that open and close the run.
 STEP_TASKS = {"open-run", *task_steps(), "finish-run"}
 
 
@@ -190,9 +190,10 @@ def test_each_step_runs_its_executor_in_exactly_one_task() -> None:
     executors = pipeline["deploymentSpec"]["executors"]
     mapping = task_steps()
     assert sorted(step for steps in mapping.values() for step in steps) == sorted(STEP_NAMES)
-    assert [task for task, steps in mapping.items() if len(steps) > 1] == list(set(FUSED_INTO.values()))
+    assert {task for task, steps in mapping.items() if len(steps) > 1} == set(FUSED_INTO.values())
     docstring = (REPO / "driftloop" / "pipelines" / "pipeline.py").read_text(encoding="utf-8").split('"""')[1]
-    assert "The gate step runs in the evaluate task, for cost" in docstring
+    assert "Fused for cost" in docstring and all(f"{s} runs in the {t} task" in docstring or f"{s} in {t}" in docstring
+                                                 for s, t in FUSED_INTO.items())
     for task, steps in mapping.items():
         body = executors[f"exec-{task}"]["container"]["command"][-1].split("\ndef ", 1)[1]
         for name in STEP_NAMES:
