@@ -3,9 +3,9 @@
 What a user waits for, as they type it: `driftloop run --spec examples/customers.yaml`
 with `--runner in-process` and with `--runner kfp-local`, each a fresh process with a
 fresh SQLite MLflow store (so both do identical work: no champion, same gate). kfp-local
-runs each component as its own subprocess (eight: open-run, one per step of
-`driftloop.components.steps.STEPS`, finish-run), so it pays interpreter start-up and the
-imports of its own step per task (MLflow's client in each, torch only in train).
+runs each component as its own subprocess (six: open-run, the step tasks of
+`driftloop.pipelines.pipeline.task_steps()`, finish-run), so it pays interpreter start-up
+and the imports of its own steps per task (MLflow's client in each, torch only in train).
 Runs alternate (in-process, kfp-local, …) so load on the machine falls on both alike;
 median of REPEATS each. Goal: ratio = kfp-local / in-process <= 2.
 """

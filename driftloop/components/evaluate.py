@@ -182,7 +182,7 @@ def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_a
     champion_model = ctx.gateway.download_model(champion, scratch) if champion is not None else None
     outcome = run(model_path, features_dir, out_dir=out_dir, onnx_max_abs_diff=onnx_max_abs_diff,
                   onnx_output_scale=onnx_output_scale, latency_samples=spec.evaluate.latency_samples,
-                  champion_model_path=champion_model, champion_version=champion.version if champion else None,
+                  champion_model_path=champion_model, champion_version=str(champion.version) if champion else None,
                   window_uri=spec.evaluate.window)
     log = ctx.tracker.log_metrics
     log(outcome.metrics)
