@@ -319,7 +319,8 @@ class MLflowGateway:
         """Move `@champion` to `version`; the former champion becomes `@previous`."""
         validate_model_name(name)
         current = self.champion(name)
-        previous = current.version if current is not None and current.version != str(version) else None
+        # a local SQLite store answers versions as ints, a server as strings: compare as strings
+        previous = str(current.version) if current is not None and str(current.version) != str(version) else None
         if previous is not None:
             self._client.set_registered_model_alias(name, PREVIOUS_ALIAS, previous)
         self._client.set_registered_model_alias(name, alias, str(version))
@@ -361,7 +362,7 @@ class MLflowGateway:
             # search results omit aliases in some stores; a direct get has them
             version = self._client.get_model_version(name, found.version)
             metrics = self._client.get_run(version.run_id).data.metrics if version.run_id else {}
-            rows.append({"version": version.version, "aliases": sorted(version.aliases or []),
+            rows.append({"version": str(version.version), "aliases": sorted(version.aliases or []),
                          "metrics": metrics, "tags": dict(version.tags or {}), "run_id": version.run_id,
                          "created": version.creation_timestamp})
         return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
