@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 DRIFTLOOP = [sys.executable, "-m", "driftloop"]
 
 
+def loaded_after(code: str, modules: tuple[str, ...], *, cwd: Path = REPO) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running `code` (in their given order)."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

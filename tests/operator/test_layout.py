@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REPO, loaded_after
 
 
 def test_repo_root_cannot_shadow_the_stdlib_operator() -> None:
@@ -36,23 +36,17 @@ def test_operator_package_imports_from_the_checkout_and_kopf_module_name_works()
 
 def test_importing_the_operator_package_registers_nothing() -> None:
     """`driftloop.operator` and its pure modules load neither kopf nor the kubernetes client."""
-    code = ("import sys, driftloop.operator, driftloop.operator.render, driftloop.operator.crd, "
-            "driftloop.operator.registration, driftloop.operator.drift_render; "
-            "print(sorted(m for m in ('kopf', 'kubernetes') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    code = ("import driftloop.operator, driftloop.operator.render, driftloop.operator.crd, "
+            "driftloop.operator.registration, driftloop.operator.drift_render")
+    assert loaded_after(code, ("kopf", "kubernetes")) == []
 
 
 def test_the_module_kopf_runs_registers_every_handler() -> None:
     """What `kopf run -m driftloop.operator.main`, `driftloop operator` and the Deployment run."""
-    code = ("import sys, driftloop.operator.main; "
-            "print(' '.join(m for m in ('kopf', 'driftloop.operator.handlers', 'driftloop.operator.drift_policy') "
-            "if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
     # the handler modules register with kopf's default registry as they are imported
-    assert proc.stdout.split() == ["kopf", "driftloop.operator.handlers", "driftloop.operator.drift_policy"]
+    loaded = loaded_after("import driftloop.operator.main",
+                          ("kopf", "driftloop.operator.handlers", "driftloop.operator.drift_policy"))
+    assert loaded == ["kopf", "driftloop.operator.handlers", "driftloop.operator.drift_policy"]
     cli = (REPO / "driftloop" / "operator_cli.py").read_text()
     assert "from driftloop.operator import main" in cli
     assert "driftloop.operator.main" in (REPO / "operator" / "README.md").read_text()
