@@ -1,7 +1,7 @@
 # The driftloop project image: every KFP component, the MLTrainingJob's pods and `driftloop serve` run in it.
 #   make image                      # tags ghcr.io/driftloop/driftloop:<driftloop.__version__>
 #   make image IMAGE=registry.local/driftloop:dev
-# The KFP components default to the same name and tag (driftloop/components/kfp_components.py; $DRIFTLOOP_IMAGE overrides).
+# The KFP components default to the same name and tag (driftloop.constants.project_image; $DRIFTLOOP_IMAGE overrides).
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
