@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 from driftloop.constants import RUN_TAG_ERROR, RUN_TAG_MODEL, RUN_TAG_STATUS, SPEC_ARTIFACT
 
 if TYPE_CHECKING:
-    from mlflow.entities.model_registry import ModelVersion
-
-    from driftloop.mlflow_gateway import MLflowGateway, Tracker
+    from driftloop.mlflow_gateway import MLflowGateway, ModelVersion, Tracker
     from driftloop.spec import Spec
 
 

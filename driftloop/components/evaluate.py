@@ -18,9 +18,9 @@ from driftloop.constants import EVALUATION_FILE
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from mlflow.entities.model_registry import ModelVersion
 
     from driftloop.components.context import RunContext
+    from driftloop.mlflow_gateway import ModelVersion
     from driftloop.onnx_model import OnnxModel
 
 

@@ -20,9 +20,9 @@ from driftloop.suggest import nearest
 
 if TYPE_CHECKING:
     import pandas as pd
-    from mlflow.entities.model_registry import ModelVersion
 
     from driftloop.components.context import RunContext
+    from driftloop.mlflow_gateway import ModelVersion
     from driftloop.spec import FeatureSpec, ValidationSpec
     from driftloop.table import LoadedTable
 
