@@ -91,8 +91,16 @@ def test_champion_moves_under_load_without_failed_requests(champion: Champion, m
     assert len(stream.answers) > 100
     again = httpx.post(f"{server.url}/admin/reload", timeout=60).json()
     assert again["changed"] is False and again["version"] == first.version
-    metrics = httpx.get(f"{server.url}/metrics").text
-    assert f'driftloop_model_reloads_total{{model="{RELOAD_MODEL}",outcome="swapped"}} 4.0' in metrics
+    # two workers, two swaps each; a worker follows its sibling's reload within a watch tick, so
+    # the last swap may land just after the answer above: read the counters until they settle
+    swapped = f'driftloop_model_reloads_total{{model="{RELOAD_MODEL}",outcome="swapped"}}'
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = httpx.get(f"{server.url}/metrics").text
+        if f"{swapped} 4.0" in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert f"{swapped} 4.0" in metrics, [line for line in metrics.splitlines() if "reloads_total" in line]
 
 
 def test_admin_token_guards_reload(champion: Champion, mlflow_uri: str, start_server: Callable[..., Server]) -> None:
