@@ -38,9 +38,17 @@ CONTAINER_NAME = "train"
 
 # status.phase values and condition types.
 PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED = "Pending", "Running", "Succeeded", "Failed"
+PHASE_SUSPENDED, PHASE_QUEUED = "Suspended", "Queued"  # spec.suspend; suspended by a queue (Kueue), not by us
 TERMINAL_PHASES = (PHASE_SUCCEEDED, PHASE_FAILED)
 COND_JOB_CREATED, COND_RUNNING, COND_SUCCEEDED, COND_FAILED = "JobCreated", "Running", "Succeeded", "Failed"
 COND_GATE_PASSED, COND_PROMOTED = "GatePassed", "Promoted"
+COND_SUSPENDED, COND_SUPERSEDED = "Suspended", "Superseded"
+
+# Kueue's labels: copied from the resource to its Job, so Kueue queues and orders the Job.
+KUEUE_LABELS = ("kueue.x-k8s.io/queue-name", "kueue.x-k8s.io/priority-class")
+# `driftloop run` exits 2 for a usage or spec error (`driftloop.errors.UsageError`): it never succeeds
+# on a retry, so the Job's podFailurePolicy fails the Job at once. Every other failure exits 1.
+EXIT_SPEC_ERROR = 2
 
 # Job states as the watcher mirrors them.
-JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED = "active", "succeeded", "failed"
+JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED, JOB_SUSPENDED = "active", "succeeded", "failed", "suspended"

@@ -27,7 +27,7 @@ from driftloop.operator import constants as k
 from driftloop.operator.conditions import set_condition, utc_now
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.render import Owner, owned_name, render_children
-from driftloop.operator.resource import parse_resource_spec
+from driftloop.operator.resource import parse_resource_spec, training_hash
 
 RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
 RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
@@ -89,33 +89,78 @@ async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stat
                          namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Create this generation's ConfigMap and Job (once: names derive from the generation).
 
+    A change to the training fields supersedes the generation still in flight (its Job is deleted);
+    a change to `drift` or `suspend` alone starts no Job, and `suspend` is passed on to the current one.
     Async, so a resource holds a thread only while one of its API calls is in flight.
     """
     generation = int(meta.get("generation") or 1)
-    if status.get("observedGeneration") == generation and status.get("jobName"):
-        return  # this generation's objects were made before a restart
+    trains = training_hash(dict(spec))
+    known = status.get("trainingHash")  # absent in a status written before it existed: compare generations
+    if status.get("jobName") and (known == trains if known else status.get("observedGeneration") == generation):
+        await _keep_generation(spec, status, namespace, generation, patch, memo)
+        return  # the same training: this generation's objects exist (made before a restart, or before the edit)
     try:
         resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
-        children = render_children(resource, Owner(name, namespace, uid, generation))
+        children = render_children(resource, Owner(name, namespace, uid, generation), resource_labels=meta.get("labels"))
     except InvalidSpec as e:
         patch.status.update(phase=k.PHASE_FAILED, message=str(e), observedGeneration=generation,
                             conditions=set_condition(list(status.get("conditions") or []), k.COND_FAILED, True,
-                                                     "InvalidSpec", str(e)))
+                                                     "InvalidSpec", str(e), generation=generation))
         raise kopf.PermanentError(str(e)) from None
     kopf.adopt(children, owner=body)
+    # a new generation starts its conditions afresh, but the drift policy's describe the data, not the Job
+    kept = [c for c in status.get("conditions") or [] if c.get("type") in DRIFT_CONDITIONS]
+    kept = await _supersede(body, status, namespace, generation, kept, memo)
     try:
         with kubernetes_errors():
             await ensure_all(memo, children, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
     job = owned_name(name, generation)
-    # a new generation starts its conditions afresh, but the drift policy's describe the data, not the Job
-    kept = [c for c in status.get("conditions") or [] if c.get("type") in DRIFT_CONDITIONS]
-    conditions = set_condition(kept, k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created")
-    patch.status.update(phase=k.PHASE_PENDING, jobName=job, observedGeneration=generation, conditions=conditions,
+    conditions = set_condition(kept, k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created",
+                               generation=generation)
+    if resource.suspend:
+        conditions = set_condition(conditions, k.COND_SUSPENDED, True, "SuspendedBySpec",
+                                   f"Job {job} is suspended (spec.suspend)", generation=generation)
+    patch.status.update(phase=k.PHASE_SUSPENDED if resource.suspend else k.PHASE_PENDING, jobName=job,
+                        observedGeneration=generation, trainingHash=trains, conditions=conditions,
                         modelName=resource.mlflow.model_name or name, runId=None, modelVersion=None, gate=None,
                         gateReasons=None, message=None, startTime=None, completionTime=None)
     post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
+
+
+async def _in_executor(memo: kopf.Memo, call: Any, *args: Any) -> Any:
+    with kubernetes_errors():
+        return await asyncio.get_running_loop().run_in_executor(memo.executor, functools.partial(call, *args))
+
+
+async def _supersede(body: kopf.Body, status: kopf.Status, namespace: str, generation: int,
+                     conditions: list[dict[str, Any]], memo: kopf.Memo) -> list[dict[str, Any]]:
+    """Delete the Job of a generation still in flight: one generation trains at a time."""
+    old = status.get("jobName")
+    if not old or status.get("phase") in k.TERMINAL_PHASES or old == owned_name(body["metadata"]["name"], generation):
+        return conditions
+    await _in_executor(memo, memo.cluster.delete, "Job", namespace, old)
+    text = f"Job {old} deleted: the training fields changed in generation {generation}"
+    post_event(body, reason="Superseded", message=text)
+    return set_condition(conditions, k.COND_SUPERSEDED, True, "SpecChanged", text, generation=generation)
+
+
+async def _keep_generation(spec: kopf.Spec, status: kopf.Status, namespace: str, generation: int,
+                           patch: kopf.Patch, memo: kopf.Memo) -> None:
+    """The training is unchanged (an edit of `drift` or `suspend`): pass `suspend` on to the Job."""
+    patch.status["observedGeneration"] = generation
+    suspend, phase, job = bool(spec.get("suspend")), status.get("phase"), status["jobName"]
+    conditions = list(status.get("conditions") or [])
+    if suspend and phase not in (*k.TERMINAL_PHASES, k.PHASE_SUSPENDED):
+        await _in_executor(memo, memo.cluster.patch, "Job", namespace, job, {"spec": {"suspend": True}})
+        patch.status.update(phase=k.PHASE_SUSPENDED, conditions=set_condition(
+            conditions, k.COND_SUSPENDED, True, "SuspendedBySpec", f"Job {job} is suspended (spec.suspend)",
+            generation=generation))
+    elif not suspend and phase == k.PHASE_SUSPENDED:  # only what we suspended: a queue's hold is the queue's
+        await _in_executor(memo, memo.cluster.patch, "Job", namespace, job, {"spec": {"suspend": False}})
+        patch.status.update(phase=k.PHASE_PENDING, conditions=set_condition(
+            conditions, k.COND_SUSPENDED, False, "Resumed", f"Job {job} resumed", generation=generation))
 
 
 async def ensure_all(memo: kopf.Memo, children: list[dict[str, Any]], *, owner_uid: str) -> None:
@@ -134,13 +179,22 @@ async def ensure_all(memo: kopf.Memo, children: list[dict[str, Any]], *, owner_u
 
 
 def job_state(job_status: dict[str, Any]) -> str | None:
-    """What the Job controller says: succeeded, failed, active, or nothing yet."""
+    """What the Job controller says: succeeded, failed, suspended, active, or nothing yet."""
+    return job_outcome(job_status)[0]
+
+
+def job_outcome(job_status: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The Job's state and, once it failed, the Job controller's reason (DeadlineExceeded, PodFailurePolicy …)."""
+    suspended = False
     for condition in job_status.get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return k.JOB_SUCCEEDED
+            return k.JOB_SUCCEEDED, None
         if condition.get("status") == "True" and condition.get("type") in ("Failed", "FailureTarget"):
-            return k.JOB_FAILED
-    return k.JOB_ACTIVE if job_status.get("active") else None
+            return k.JOB_FAILED, condition.get("reason")
+        suspended |= condition.get("status") == "True" and condition.get("type") == "Suspended"
+    if suspended:
+        return k.JOB_SUSPENDED, None
+    return (k.JOB_ACTIVE if job_status.get("active") else None), None
 
 
 def _job_settled(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
@@ -150,11 +204,11 @@ def _job_settled(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
 
 @kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RESOURCE: kopf.PRESENT}, when=_job_settled)
 def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """Copy the Job's state onto its resource, where `follow_job` picks it up."""
-    state = job_state(dict(body.get("status") or {}))
+    """Copy the Job's state (`<job>:<state>[:<reason>]`) onto its resource, where `follow_job` picks it up."""
+    state, reason = job_outcome(dict(body.get("status") or {}))
     if state is None or body.get("metadata", {}).get("deletionTimestamp"):
         return
-    value = f"{meta['name']}:{state}"
+    value = f"{meta['name']}:{state}" + (f":{reason}" if reason else "")
     if meta.get("annotations", {}).get(k.ANNOTATION_JOB_STATE) == value:
         return
     memo.cluster.annotate_resource(namespace, meta["labels"][k.LABEL_RESOURCE], {k.ANNOTATION_JOB_STATE: value})
@@ -186,29 +240,42 @@ def catch_up(meta: kopf.Meta, status: kopf.Status, **kwargs: Any) -> None:
     for field_kwarg in ("new", "old", "diff"):  # kopf passes these (empty) to resume handlers too
         kwargs.pop(field_kwarg, None)
     state = (meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE)
-    if state and not state.endswith(f":{k.JOB_ACTIVE}") and status.get("phase") not in k.TERMINAL_PHASES:
+    if state and state.split(":")[1:2] in ([k.JOB_SUCCEEDED], [k.JOB_FAILED]) \
+            and status.get("phase") not in k.TERMINAL_PHASES:
         _follow(state, meta=meta, status=status, **kwargs)
 
 
 def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
             namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    job, _, state = (new or "").rpartition(":")
+    job, state, job_reason = ((new or "").split(":") + ["", "", ""])[:3]
     if not job or job != status.get("jobName") or status.get("phase") in k.TERMINAL_PHASES:
         return  # an older generation's Job, or already finished
     conditions = list(status.get("conditions") or [])
+    seen = int(meta.get("generation") or 1)  # the resource generation these conditions are judged at
+    if state == k.JOB_SUSPENDED:  # by spec.suspend, or by a queue (Kueue) until it admits the Job
+        ours = bool(spec.get("suspend"))
+        reason, text = ("SuspendedBySpec", f"Job {job} is suspended (spec.suspend)") if ours else \
+            ("Queued", f"Job {job} is suspended by its queue until admitted")
+        patch.status.update(phase=k.PHASE_SUSPENDED if ours else k.PHASE_QUEUED, conditions=set_condition(
+            conditions, k.COND_SUSPENDED, True, reason, text, generation=seen))
+        return
     if state == k.JOB_ACTIVE:
+        if any(c.get("type") == k.COND_SUSPENDED and c.get("status") == "True" for c in conditions):
+            conditions = set_condition(conditions, k.COND_SUSPENDED, False, "Resumed", f"Job {job} resumed",
+                                       generation=seen)
         patch.status.update(phase=k.PHASE_RUNNING, startTime=status.get("startTime") or utc_now(),
                             conditions=set_condition(conditions, k.COND_RUNNING, True, "JobRunning",
-                                                     f"Job {job} is running"))
+                                                     f"Job {job} is running", generation=seen))
         post_event(body, reason="Running", message=f"Job {job} is running")
         return
-    generation = int(status.get("observedGeneration") or meta.get("generation") or 1)
+    generation = job_generation(job, fallback=int(status.get("observedGeneration") or seen))
     with kubernetes_errors():
         message = _termination_message(memo.cluster, namespace, job)
     from driftloop.operator.registration import failure_reason, finish, parse_termination_message
 
     reported = parse_termination_message(message)
-    conditions = set_condition(conditions, k.COND_RUNNING, False, "JobFinished", f"Job {job} finished")
+    conditions = set_condition(conditions, k.COND_RUNNING, False, "JobFinished", f"Job {job} finished",
+                               generation=seen)
     resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
     owner = Owner(name, namespace, uid, generation)
     if state == k.JOB_FAILED:
@@ -217,7 +284,8 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         if text is None:  # no run to ask (e.g. MLflow itself was unreachable): the pod's own last words
             lines = (message or "").strip().splitlines()
             text = lines[-1] if lines and not reported else "the Job failed"
-        _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"))
+        _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"),
+                       reason=job_reason or "TrainingFailed", generation=seen)
         post_event(body, reason="Failed", message=text, warning=True)
         return
     try:
@@ -230,29 +298,37 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         raise kopf.PermanentError(str(e)) from None
     if not outcome.succeeded:
         _finish_status(patch, conditions, failed=True, message=outcome.error or "training failed",
-                       run_id=outcome.run_id)
+                       run_id=outcome.run_id, reason="TrainingFailed", generation=seen)
         post_event(body, reason="Failed", message=outcome.error or "training failed", warning=True)
         return
     gate_message = "; ".join(outcome.gate_reasons)
     conditions = set_condition(conditions, k.COND_GATE_PASSED, outcome.gate_passed,
-                               "GatePassed" if outcome.gate_passed else "GateDeclined", gate_message)
+                               "GatePassed" if outcome.gate_passed else "GateDeclined", gate_message, generation=seen)
     conditions = set_condition(conditions, k.COND_PROMOTED, outcome.promoted,
                                "Promoted" if outcome.promoted else "NotPromoted",
                                f"version {outcome.model_version} is @champion" if outcome.promoted
-                               else "@champion unchanged")
+                               else "@champion unchanged", generation=seen)
     summary = (f"registered version {outcome.model_version} as @champion" if outcome.promoted
                else "gate declined; @champion unchanged")
-    _finish_status(patch, conditions, failed=False, message=summary, run_id=outcome.run_id)
+    _finish_status(patch, conditions, failed=False, message=summary, run_id=outcome.run_id, generation=seen)
     patch.status.update(modelVersion=outcome.model_version, gate="Passed" if outcome.gate_passed else "Declined",
                         gateReasons=outcome.gate_reasons)
     logger.info(f"{summary} (run {outcome.run_id})")
     post_event(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
 
 
+def job_generation(job: str, *, fallback: int) -> int:
+    """The generation a Job was made for: its name ends in `-g<generation>` (see `owned_name`)."""
+    _, _, number = job.rpartition("-g")
+    return int(number) if number.isdigit() else fallback
+
+
 def _finish_status(patch: kopf.Patch, conditions: list[dict[str, Any]], *, failed: bool, message: str,
-                   run_id: str | None) -> None:
-    conditions = set_condition(conditions, k.COND_SUCCEEDED, not failed, "Failed" if failed else "Succeeded", message)
+                   run_id: str | None, generation: int, reason: str = "TrainingFailed") -> None:
+    """Succeeded (and Failed) with the reason: the Job's own (DeadlineExceeded …) or TrainingFailed."""
+    conditions = set_condition(conditions, k.COND_SUCCEEDED, not failed, reason if failed else "Succeeded", message,
+                               generation=generation)
     if failed:
-        conditions = set_condition(conditions, k.COND_FAILED, True, "TrainingFailed", message)
+        conditions = set_condition(conditions, k.COND_FAILED, True, reason, message, generation=generation)
     patch.status.update(phase=k.PHASE_FAILED if failed else k.PHASE_SUCCEEDED, conditions=conditions,
                         message=message[:4000], runId=run_id, completionTime=utc_now())

@@ -113,8 +113,28 @@ def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
     return env
 
 
-def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
-    """A batch/v1 Job whose pod(s) run the in-process pipeline up to the gate."""
+def pod_failure_policy() -> dict[str, Any]:
+    """Fail the Job at once on a spec error (a retry never helps); a disruption (preemption, drain) is no failure.
+
+    Any other exit (a failed step, an OOM kill's 137) counts against `backoffLimit`, as without a policy.
+    """
+    return {"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": k.CONTAINER_NAME, "operator": "In",
+                                              "values": [k.EXIT_SPEC_ERROR]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+
+
+def queue_labels(resource_labels: dict[str, str] | None) -> dict[str, str]:
+    """The resource's Kueue labels (queue name, priority class), which its Job carries too."""
+    return {key: value for key, value in (resource_labels or {}).items() if key in k.KUEUE_LABELS}
+
+
+def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A batch/v1 Job whose pod(s) run the in-process pipeline up to the gate.
+
+    Args:
+        extra_labels: on the Job (not its pods), e.g. `queue_labels()` for Kueue.
+    """
     name = owned_name(owner.name, owner.generation)
     quantities: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     if spec.resources.gpu:
@@ -138,7 +158,8 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
         "containers": [container],
         "volumes": [{"name": "spec", "configMap": {"name": name}}, {"name": "work", "emptyDir": {}}],
     }
-    job_spec: dict[str, Any] = {"backoffLimit": spec.run_policy.backoff_limit,
+    job_spec: dict[str, Any] = {"backoffLimit": spec.run_policy.backoff_limit, "suspend": spec.suspend,
+                                "podFailurePolicy": pod_failure_policy(),
                                 "template": {"metadata": {"labels": labels(owner)}, "spec": pod_spec}}
     if spec.workers > 1:
         pod_spec["subdomain"] = name
@@ -148,13 +169,19 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
     if spec.run_policy.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = spec.run_policy.ttl_seconds_after_finished
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "namespace": owner.namespace, "labels": labels(owner)}, "spec": job_spec}
+            "metadata": {"name": name, "namespace": owner.namespace, "labels": (extra_labels or {}) | labels(owner)},
+            "spec": job_spec}
 
 
-def render_children(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
-    """What one generation owns, the Job last (created together: its pods wait for the rest, as on a kubelet)."""
+def render_children(spec: MLTrainingJobSpec, owner: Owner, *,
+                    resource_labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """What one generation owns, the Job last (created together: its pods wait for the rest, as on a kubelet).
+
+    Args:
+        resource_labels: the resource's labels; its Kueue labels go onto the Job.
+    """
     children = [render_configmap(spec, owner)]
     if spec.workers > 1:
         children.append(render_service(owner))
-    children.append(render_job(spec, owner))
+    children.append(render_job(spec, owner, extra_labels=queue_labels(resource_labels)))
     return children

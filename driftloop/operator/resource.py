@@ -143,6 +143,8 @@ class MLTrainingJobSpec(_Resource):
     workers: int = Field(1, ge=1, le=64, description="Pods training together (torchrun, DDP) when > 1.")
     retrain_token: str | None = Field(None, max_length=253, description="Change it to retrain on the same spec.")
     drift: Drift | None = None
+    suspend: bool = Field(False, description="Create the Job suspended (or suspend it); false resumes it. "
+                          "Kueue-compatible: a queue (kueue.x-k8s.io/queue-name label) admits it by unsuspending.")
 
     _train: TrainSpec = PrivateAttr(default_factory=TrainSpec)
 
@@ -173,6 +175,7 @@ class Condition(_Resource):
     reason: str
     message: str = ""
     last_transition_time: str
+    observed_generation: int | None = None
 
 
 class DriftStatus(_Resource):
@@ -191,7 +194,7 @@ class DriftStatus(_Resource):
 
 
 class MLTrainingJobStatus(_Resource):
-    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = None
+    phase: Literal["Pending", "Suspended", "Queued", "Running", "Succeeded", "Failed"] | None = None
     conditions: list[Condition] = Field(default_factory=list)
     job_name: str | None = None
     run_id: str | None = None
@@ -203,6 +206,8 @@ class MLTrainingJobStatus(_Resource):
     completion_time: str | None = None
     message: str | None = None
     observed_generation: int | None = None
+    training_hash: str | None = Field(None, description="Of the fields that train: a change to anything else "
+                                      "(drift, suspend) starts no new Job.")
     drift: DriftStatus | None = None
 
 
@@ -218,6 +223,19 @@ def parse_resource_spec(raw: dict[str, Any], *, where: str) -> MLTrainingJobSpec
         else:
             field = ".".join(str(p) for p in ("spec", *first["loc"]))
         raise InvalidSpec(f"{where}: {field}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+# Fields that do not change what trains: editing them starts no new generation's Job.
+NOT_TRAINING = ("drift", "suspend")
+
+
+def training_hash(raw: dict[str, Any]) -> str:
+    """A short digest of the spec's training fields (all but `NOT_TRAINING`), as the resource has them."""
+    import hashlib
+    import json
+
+    kept = {key: value for key, value in raw.items() if key not in NOT_TRAINING}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:

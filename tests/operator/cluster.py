@@ -140,6 +140,9 @@ class Cluster(kmock.KubernetesEmulator):
     jobs_started: int = attrs.field(default=0, init=False)
     served: dict[str, int] = attrs.field(factory=dict, init=False)  # "create jobs" → count (the benchmark reads it)
     job_gate: asyncio.Event | None = attrs.field(default=None, init=False)
+    # Kueue's admission webhook: a Job with a queue-name label is created suspended, for the queue to admit.
+    kueue: bool = attrs.field(default=False, init=False)
+    _processes: dict[tuple[str, str], set[Any]] = attrs.field(factory=dict, init=False)  # (ns, job) → pod processes
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -182,6 +185,30 @@ class Cluster(kmock.KubernetesEmulator):
                 return [self.objects[key]]
         return kmock.KubernetesEmulator._KubernetesEmulator__get_objs(self, request, strict)
 
+    async def __call__(self, raw_request: Any) -> Any:
+        if raw_request.query.get("watch") in ("true", "1"):
+            # A watch streams JSON lines; kmock leaves aiohttp's default type, which kubectl refuses.
+            async def json_stream(response: Any) -> None:
+                response.headers["Content-Type"] = "application/json"
+
+            object.__setattr__(raw_request, "_prepare_hook", json_stream)
+        return await super().__call__(raw_request)
+
+    async def _serve_list(self, request: Any) -> Any:
+        # As an API server answers: a typed list (`<Kind>List`, which kubectl's informers need) and
+        # `fieldSelector=metadata.name=…` applied (`kubectl wait` watches one object by it).
+        listed = await super()._serve_list(request)
+        kind = self.resources[request.resource].kind
+        version = f"{request.resource.group}/{request.resource.version}" if request.resource.group \
+            else request.resource.version
+        items = [o for o in listed["items"] if _selected(request, o)]
+        return listed | {"kind": f"{kind}List", "apiVersion": version, "items": items}
+
+    async def _serve_watch(self, request: Any) -> Any:
+        async for event in super()._serve_watch(request):
+            if not isinstance(event, dict) or _selected(request, event.get("object") or {}):
+                yield event
+
     async def _handle(self, request: Any) -> Any:
         self._requests.clear()  # nothing here reads the request log; keep memory flat
         self._inflight.append(request)
@@ -220,6 +247,9 @@ class Cluster(kmock.KubernetesEmulator):
             key = (request.resource, request.namespace, request.name)
             if key in self.objects and not self.objects[key].deleted:
                 owner_uid = self.objects[key].get("metadata", {}).get("uid")
+            for process in self._processes.get((request.namespace, request.name), set()) \
+                    if request.resource == JOBS else ():
+                process.kill()  # its pods go with the Job
         response = await super()._handle(request)
         if owner_uid is not None:
             await self._collect_garbage(owner_uid)
@@ -242,6 +272,8 @@ class Cluster(kmock.KubernetesEmulator):
                  "resourceVersion": str(next(self._versions))}
         if request.resource in self._with_status and request.resource in self._validators:
             obj.pop("status", None)  # a create cannot set status when it is a subresource
+        if request.resource == JOBS and self.kueue and "kueue.x-k8s.io/queue-name" in (meta.get("labels") or {}):
+            obj.setdefault("spec", {})["suspend"] = True
         self._validate(request.resource, obj)
         return obj
 
@@ -335,6 +367,8 @@ class Cluster(kmock.KubernetesEmulator):
             await self.job_gate.wait()
         if (JOBS, namespace, name) not in self.objects or self.objects[JOBS, namespace, name].deleted:
             return  # deleted while held: a Job controller starts no pods for a Job that is gone
+        if not await self._while_suspended(namespace, name):
+            return
         self.jobs_started += 1
         job = self.objects[JOBS, namespace, name].raw
         spec = job["spec"]
@@ -355,14 +389,34 @@ class Cluster(kmock.KubernetesEmulator):
                     "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": _now()}]}})
                 return
             failures += 1
-            if failures > backoff_limit or any(code == 124 for code in codes):
-                reason = "DeadlineExceeded" if any(code == 124 for code in codes) else "BackoffLimitExceeded"
+            fail_now = {code for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []
+                        if rule.get("action") == "FailJob" and (rule.get("onExitCodes") or {}).get("operator") == "In"
+                        for code in rule["onExitCodes"]["values"]}
+            if failures > backoff_limit or any(code == 124 or code in fail_now for code in codes):
+                reason = "DeadlineExceeded" if any(code == 124 for code in codes) else \
+                    "PodFailurePolicy" if any(code in fail_now for code in codes) else "BackoffLimitExceeded"
                 await self.patch_object(JOBS, namespace, name, {"status": {
                     "active": 0, "failed": failures,
                     "conditions": [{"type": "Failed", "status": "True", "reason": reason,
                                     "lastTransitionTime": _now()}]}})
                 return
             await self.patch_object(JOBS, namespace, name, {"status": {"failed": failures}})
+
+    async def _while_suspended(self, namespace: str, name: str) -> bool:
+        """A suspended Job (`spec.suspend`) starts no pods until unsuspended; False if it is deleted meanwhile."""
+        key = (JOBS, namespace, name)
+        said = False
+        while key in self.objects and not self.objects[key].deleted:
+            suspended = bool(self.objects[key].raw["spec"].get("suspend"))
+            if suspended != said:
+                await self.patch_object(JOBS, namespace, name, {"status": {"conditions": [{
+                    "type": "Suspended", "status": "True" if suspended else "False",
+                    "reason": "JobSuspended" if suspended else "JobResumed", "lastTransitionTime": _now()}]}})
+                said = suspended
+            if not suspended:
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
     async def _run_pod(self, job: dict[str, Any], index: int | None, ports: dict[int, int],
                        deadline: int | None) -> int:
@@ -403,12 +457,16 @@ class Cluster(kmock.KubernetesEmulator):
         with open(log_path, "wb") as log:
             process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=log,
                                                            stderr=asyncio.subprocess.STDOUT)
+            running = self._processes.setdefault((namespace, job_name), set())
+            running.add(process)
             try:
                 code = await asyncio.wait_for(process.wait(), timeout=deadline)
             except TimeoutError:
                 process.kill()
                 await process.wait()
                 code = 124
+            finally:
+                running.discard(process)
         message = termination.read_text(errors="replace")[:4096] if termination.exists() else ""
         if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = "\n".join(log_path.read_text(errors="replace").splitlines()[-80:])[-4096:]
@@ -472,6 +530,16 @@ class Cluster(kmock.KubernetesEmulator):
             elif value.isdigit() and int(value) in ports:
                 env[key] = str(ports[int(value)])
         return env
+
+
+def _selected(request: Any, obj: dict[str, Any]) -> bool:
+    """Whether `obj` passes the request's `fieldSelector` (only `metadata.name=` and `metadata.namespace=`)."""
+    for term in filter(None, (request.params or {}).get("fieldSelector", "").split(",")):
+        field, _, value = term.partition("=")
+        if field in ("metadata.name", "metadata.namespace") and \
+                (obj.get("metadata") or {}).get(field.split(".")[1]) != value.lstrip("="):
+            return False
+    return True
 
 
 def _api_server_wording(error: Any, where: str) -> str:

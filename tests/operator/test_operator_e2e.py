@@ -336,3 +336,115 @@ def test_spec_the_schema_cannot_judge_fails_without_a_job(cluster: LocalCluster,
     assert status["phase"] == "Failed" and "spec.hyperparameters" in status["message"], status
     assert "epoch" in status["message"] and conditions(status)["Failed"]["reason"] == "InvalidSpec"
     assert owned(kube, "Job", "churn-typo") == [] and owned(kube, "ConfigMap", "churn-typo") == []
+
+
+def _patch(kube: Any, name: str, change: dict[str, Any]) -> None:
+    import kubernetes
+
+    kubernetes.client.CustomObjectsApi(kube).patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name,
+                                                                            change)
+
+
+def _job_names(kube: Any, name: str) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in owned(kube, "Job", name))
+
+
+QUEUE = {"kueue.x-k8s.io/queue-name": "team-a", "kueue.x-k8s.io/priority-class": "high"}
+
+
+def test_an_edit_supersedes_the_generation_in_flight_and_drift_or_labels_start_nothing(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    _hold_jobs(cluster, True)  # generation 1's pods wait: it is in flight when the edits come
+    try:
+        body = example("churn-edit", training["mlflow"])
+        body["metadata"]["labels"] = dict(QUEUE)
+        create(cluster, body, tmp_path)
+        wait_until(lambda: _job_names(kube, "churn-edit") == ["churn-edit-g1"], timeout=60, what="the Job")
+        # Labels, annotations and the drift policy are no training: no Job, generation 1 still in flight.
+        _patch(kube, "churn-edit", {"metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
+                                    "spec": {"drift": {"schedule": "0 * * * *", "currentData": "s3://b/live.csv"}}})
+        wait_until(lambda: (resource(kube, "churn-edit").get("status") or {}).get("observedGeneration") == 2,
+                   timeout=60, what="generation 2 observed")
+        assert _job_names(kube, "churn-edit") == ["churn-edit-g1"]
+        assert resource(kube, "churn-edit")["status"]["jobName"] == "churn-edit-g1"
+        # A training field supersedes it: its Job is deleted, the new generation's made.
+        _patch(kube, "churn-edit", {"spec": {"hyperparameters": {"epochs": "10"}}})
+        wait_until(lambda: _job_names(kube, "churn-edit") == ["churn-edit-g3"], timeout=60,
+                   what="generation 1's Job replaced by generation 3's")
+    finally:
+        _hold_jobs(cluster, False)
+    status = wait_finished(kube, "churn-edit", generation=3)
+    assert status["phase"] == "Succeeded" and status["jobName"] == "churn-edit-g3", status
+    superseded = conditions(status)["Superseded"]
+    assert superseded["status"] == "True" and superseded["reason"] == "SpecChanged", superseded
+    assert "churn-edit-g1" in superseded["message"] and superseded["observedGeneration"] == 3
+    assert all(c.get("observedGeneration") == 3 for c in status["conditions"] if c["type"] != "DriftDetected")
+    job = owned(kube, "Job", "churn-edit")[0]
+    assert {key: job["metadata"]["labels"][key] for key in QUEUE} == QUEUE
+    run = registry_for(training["mlflow"]).client.get_run(status["runId"])
+    assert run.data.tags["driftloop.k8s.generation"] == "3"
+    wait_for_events(kube, "churn-edit", "Superseded")
+
+
+def test_suspend_holds_the_job_and_resuming_trains_which_kubectl_wait_sees(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    import kubernetes
+
+    batch = kubernetes.client.BatchV1Api(kube)
+    create(cluster, example("churn-suspend", training["mlflow"], spec={"suspend": True}), tmp_path)
+    wait_until(lambda: (resource(kube, "churn-suspend").get("status") or {}).get("phase") == "Suspended",
+               timeout=60, what="phase Suspended")
+    assert batch.read_namespaced_job("churn-suspend-g1", NAMESPACE).spec.suspend is True
+    assert owned(kube, "Pod", "churn-suspend") == []
+    _patch(kube, "churn-suspend", {"spec": {"suspend": False}})
+    waited = kubectl(cluster, "wait", "--for=condition=Succeeded", "mltj/churn-suspend", f"--timeout={TRAIN_TIMEOUT}s")
+    assert waited.returncode == 0 and "condition met" in waited.stdout, waited.stderr
+    status = resource(kube, "churn-suspend")["status"]
+    assert status["phase"] == "Succeeded" and status["jobName"] == "churn-suspend-g1", status
+    assert conditions(status)["Suspended"]["status"] == "False" and conditions(status)["Suspended"]["reason"] == "Resumed"
+    assert conditions(status)["Succeeded"]["observedGeneration"] == 2
+    assert batch.read_namespaced_job("churn-suspend-g1", NAMESPACE).spec.suspend is False
+
+
+def test_a_job_its_queue_suspends_reads_queued_until_admitted(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    import kubernetes
+
+    cluster.call(setattr, cluster.cluster, "kueue", True)  # Kueue's webhook: queued Jobs are created suspended
+    try:
+        body = example("churn-queued", training["mlflow"])
+        body["metadata"]["labels"] = dict(QUEUE)
+        create(cluster, body, tmp_path)
+        wait_until(lambda: (resource(kube, "churn-queued").get("status") or {}).get("phase") == "Queued",
+                   timeout=60, what="phase Queued")
+        assert conditions(resource(kube, "churn-queued")["status"])["Suspended"]["reason"] == "Queued"
+    finally:
+        cluster.call(setattr, cluster.cluster, "kueue", False)
+    # Kueue admits the Job by unsuspending it.
+    kubernetes.client.BatchV1Api(kube).patch_namespaced_job("churn-queued-g1", NAMESPACE, {"spec": {"suspend": False}})
+    status = wait_finished(kube, "churn-queued")
+    assert status["phase"] == "Succeeded", status
+
+
+def test_a_spec_error_in_the_pod_fails_the_job_at_once_with_its_reason(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    import kubernetes
+
+    core, batch = kubernetes.client.CoreV1Api(kube), kubernetes.client.BatchV1Api(kube)
+    _hold_jobs(cluster, True)
+    try:
+        create(cluster, example("churn-badspec", training["mlflow"], spec={"runPolicy": {"backoffLimit": 3}}),
+               tmp_path)
+        wait_until(lambda: owned(kube, "ConfigMap", "churn-badspec"), timeout=60, what="the ConfigMap")
+        # A spec `driftloop run` refuses (exit 2): retrying cannot help.
+        core.patch_namespaced_config_map("churn-badspec-g1", NAMESPACE, {"data": {"spec.yaml": "train: {}\n"}})
+    finally:
+        _hold_jobs(cluster, False)
+    status = wait_finished(kube, "churn-badspec", timeout=120)
+    failed = conditions(status)["Failed"]
+    assert status["phase"] == "Failed" and failed["reason"] == "PodFailurePolicy", status
+    assert conditions(status)["Succeeded"]["status"] == "False" and failed["observedGeneration"] == 1
+    assert "data" in failed["message"], failed  # the pod's own last words: the refused key
+    assert batch.read_namespaced_job("churn-badspec-g1", NAMESPACE).status.failed == 1  # not 4 attempts
+    waited = kubectl(cluster, "wait", "--for=condition=Failed", "mltj/churn-badspec", "--timeout=10s")
+    assert waited.returncode == 0, waited.stderr

@@ -96,3 +96,30 @@ def test_owned_names_are_stable_short_and_distinct() -> None:
     assert owned_name("churn", 1) == owned_name("churn", 1) == "churn-g1"
     long_a, long_b = "a" * 60 + "x", "a" * 60 + "y"
     assert len(owned_name(long_a, 12345)) <= 52 and owned_name(long_a, 1) != owned_name(long_b, 1)
+
+
+def test_job_fails_at_once_on_a_spec_error_and_keeps_retries_for_oom_and_disruption() -> None:
+    policy = render_job(spec(), OWNER)["spec"]["podFailurePolicy"]["rules"]
+    fail = next(r for r in policy if r["action"] == "FailJob")
+    assert fail["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [2]}  # UsageError/InvalidSpec
+    assert 137 not in fail["onExitCodes"]["values"] and 1 not in fail["onExitCodes"]["values"]  # OOM, step: Count
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in policy
+
+
+def test_suspend_and_kueue_labels_reach_the_job() -> None:
+    kueue = {"kueue.x-k8s.io/queue-name": "team-a", "kueue.x-k8s.io/priority-class": "high", "team": "x"}
+    children = render_children(spec(suspend=True), OWNER, resource_labels=kueue)
+    job = children[-1]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "high" and "team" not in job["metadata"]["labels"]
+    assert render_job(spec(), OWNER)["spec"]["suspend"] is False
+
+
+def test_only_training_fields_change_the_training_hash() -> None:
+    from driftloop.operator.resource import training_hash
+
+    base = copy.deepcopy(EXAMPLE["spec"])
+    drift = {"schedule": "0 * * * *", "currentData": "s3://b/live.csv"}
+    assert training_hash(base) == training_hash(base | {"drift": drift, "suspend": True})
+    assert training_hash(base) != training_hash(base | {"retrainToken": "2"})
