@@ -68,6 +68,7 @@ META_TARGET = "driftloop.target"
 META_NUMERIC = "driftloop.numeric_columns"
 META_CATEGORICAL = "driftloop.categorical_columns"
 META_VERSION = "driftloop.version"
+META_INPUTS = "driftloop.inputs"  # JSON {column name: ONNX input name}; the names differ where a column's is unsafe
 
 # Metric names, as MLflow users know them, with the direction that counts as better.
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2")

@@ -4,11 +4,16 @@ It has one input per raw column (float32 [N,1] for numbers, string [N,1] for
 categories) and one output: class probabilities, or the regression prediction.
 Metadata props carry the task, the class labels and the column roles, so the file
 alone is enough to serve, evaluate or re-score a champion.
+
+Column names are the user's (spaces, brackets, dots, unicode, leading digits); the
+graph's input names are safe identifiers, and `driftloop.inputs` maps one to the
+other. Whatever feeds the session goes through that mapping (`OnnxModel.input_names`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,6 +21,7 @@ from driftloop import __version__
 from driftloop.constants import (
     META_CATEGORICAL,
     META_CLASSES,
+    META_INPUTS,
     META_NUMERIC,
     META_TARGET,
     META_TASK,
@@ -43,14 +49,44 @@ ML_OPSET = 3
 IR_VERSION = 8  # what opset 17 needs; both halves must agree before merging
 
 
+def safe_input_names(columns: list[str]) -> dict[str, str]:
+    """Column name → a unique ONNX input name of ASCII letters, digits and `_`, not starting with a digit.
+
+    Example:
+        >>> safe_input_names(["mean radius", "1st", "mean_radius"])
+        {'mean radius': 'mean_radius', '1st': 'c_1st', 'mean_radius': 'mean_radius_2'}
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for column in columns:
+        base = re.sub(r"[^0-9A-Za-z_]", "_", column) or "c"
+        if base[0].isdigit():
+            base = f"c_{base}"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names[column] = name
+    return names
+
+
 def transform_to_onnx(transform: Any, roles: ColumnRoles) -> Any:
-    """Convert the fitted ColumnTransformer with one named input per raw column."""
+    """Convert the fitted ColumnTransformer with one input per raw column, named by `safe_input_names`."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     inputs = [(c, FloatTensorType([None, 1])) for c in roles.numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in roles.categorical]
     model = convert_sklearn(transform, initial_types=inputs, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
+    # skl2onnx keeps the inputs in order but rewrites names its own way (and may clash: "a b" and "a_b");
+    # rename them to ours, which the metadata maps back to the columns
+    safe = safe_input_names([c for c, _ in inputs])
+    renames = {graph_input.name: safe[column] for graph_input, (column, _) in zip(model.graph.input, inputs, strict=True)}
+    for graph_input in model.graph.input:
+        graph_input.name = renames[graph_input.name]
+    for node in model.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
     return _with_opset(model)
 
 
@@ -105,6 +141,7 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
             graph_output.name = output
     meta = {META_TASK: task, META_CLASSES: json.dumps(classes), META_TARGET: roles.target,
             META_NUMERIC: json.dumps(roles.numeric), META_CATEGORICAL: json.dumps(roles.categorical),
+            META_INPUTS: json.dumps(safe_input_names(roles.numeric + roles.categorical), ensure_ascii=False),
             META_VERSION: __version__}
     for key, value in meta.items():
         entry = merged.metadata_props.add()
@@ -132,6 +169,8 @@ class OnnxModel:
         self.target: str = meta[META_TARGET]
         self.numeric: list[str] = json.loads(meta[META_NUMERIC])
         self.categorical: list[str] = json.loads(meta[META_CATEGORICAL])
+        # column → graph input; files from before the mapping named their inputs by column
+        self.input_names: dict[str, str] = json.loads(meta.get(META_INPUTS, "null")) or {c: c for c in self.columns}
         self.output = self.session.get_outputs()[0].name
 
     @property
@@ -139,7 +178,7 @@ class OnnxModel:
         return self.numeric + self.categorical
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Raw rows → one [N,1] array per input: float32 numbers, str categories ('' when missing)."""
+        """Raw rows → one [N,1] array per graph input: float32 numbers, str categories ('' when missing)."""
         import numpy as np
         import pandas as pd
 
@@ -149,10 +188,10 @@ class OnnxModel:
         feed: dict[str, np.ndarray] = {}
         for column in self.numeric:
             values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
-            feed[column] = values.reshape(-1, 1)
+            feed[self.input_names[column]] = values.reshape(-1, 1)
         for column in self.categorical:
             values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in frame[column].tolist()]
-            feed[column] = np.array(values, dtype=object).reshape(-1, 1)
+            feed[self.input_names[column]] = np.array(values, dtype=object).reshape(-1, 1)
         return feed
 
     def run(self, frame: pd.DataFrame) -> np.ndarray:

@@ -62,11 +62,22 @@ CASES = {
     "single-class target": (lambda cli: ["--data", write(cli, "d.csv", customers(rows=200).assign(churned=0)),
                                          "--target", "churned"], 1,
                             "d.csv: target 'churned' has a single class (0); classification needs at least two"),
+    "duplicate column names": (lambda cli: ["--data", _duplicated(cli), "--target", "churned"], 1,
+                               "dup.csv: column name 'plan' appears more than once; each column needs its own name"),
     "unknown spec key": (lambda cli: ["--data", "x.csv", "--target", "churned", "--set", "train.epocs=3"], 2,
                          "--set train.epocs: unknown key; did you mean 'epochs'?"),
     "wrong spec type": (lambda cli: ["--data", "x.csv", "--target", "churned", "--set", "train.lr=fast"], 2,
                         "train.lr: Input should be a valid number"),
 }
+
+
+def _duplicated(cli: Cli) -> str:
+    """A header that names `plan` twice; pandas alone would read the second as `plan.1`."""
+    frame = customers(rows=200)
+    frame.insert(1, "plan.1", frame["plan"])
+    text = frame.to_csv(index=False).replace("plan.1", "plan", 1)
+    (cli.cwd / "dup.csv").write_text(text)
+    return "dup.csv"
 
 
 def _empty(cli: Cli) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles, infer_task
 from driftloop.constants import SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
 from driftloop.errors import DataError, ValidationFailed
-from driftloop.suggest import nearest
+from driftloop.table import check_target
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,10 +88,7 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
 
 
 def _check_basics(frame: pd.DataFrame, source: str, target: str) -> None:
-    if target not in frame.columns:
-        close = nearest(target, frame.columns)
-        hint = f"; did you mean {close!r}?" if close else f"; columns are: {', '.join(frame.columns)}"
-        raise DataError(f"{source}: target column {target!r} not found{hint}")
+    check_target(list(frame.columns), target, source)
     for column in frame.columns:
         if frame[column].isna().all():
             raise DataError(f"{source}: column {column!r} is entirely null ({len(frame)} rows); drop it or fill it")

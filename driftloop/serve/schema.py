@@ -37,6 +37,8 @@ class InputSchema:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     max_rows: int
+    # column → the model file's input name (`OnnxModel.input_names`); clients send the columns' own names
+    input_names: dict[str, str] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -182,10 +184,11 @@ class InputSchema:
     def feed(self, columns: Columns) -> dict[str, np.ndarray]:
         """Validated [N,1] arrays: float32 for numbers, str objects for categories."""
         feed: dict[str, np.ndarray] = {}
+        inputs = self.input_names or {}
         for name in self.numeric:
-            feed[name] = _numbers(columns[name], name)
+            feed[inputs.get(name, name)] = _numbers(columns[name], name)
         for name in self.categorical:
-            feed[name] = _categories(columns[name], name)
+            feed[inputs.get(name, name)] = _categories(columns[name], name)
         return feed
 
 
