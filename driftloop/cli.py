@@ -60,10 +60,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="in-process: the steps in this process; kfp-local: the KFP components via kfp.local.")
 @click.option("--no-deploy", is_flag=True, help="Stop after the gate; the caller registers (the operator does).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag on the MLflow run.")
+@click.option("--force", is_flag=True, help="Train even when a version from the same data and spec exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
         overrides: tuple[str, ...], json_out: str | None, runner: str, no_deploy: bool, tags: tuple[str, ...],
-        quiet: bool) -> None:
+        force: bool, quiet: bool) -> None:
     """Run the whole pipeline and promote the model if it passes the gate."""
     from driftloop.spec import load_spec
 
@@ -74,15 +75,16 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     console = Console(quiet=quiet)
     if runner == "kfp-local":
         from driftloop.pipelines.local import run_kfp_local
+        from driftloop.runner import identical_version
 
         if no_deploy or tags:
             raise click.UsageError("--no-deploy and --tag work with --runner in-process only")
-        result = run_kfp_local(spec, console=console)
+        result = (None if force else identical_version(spec)) or run_kfp_local(spec, console=console)
     else:
         run_tags = dict(tag.partition("=")[::2] for tag in tags)
         if any(not key for key in run_tags):
             raise click.UsageError("--tag expects KEY=VALUE")
-        result = _run_in_process(spec, console, deploy=not no_deploy, tags=run_tags)
+        result = _run_in_process(spec, console, deploy=not no_deploy, tags=run_tags, force=force)
     _summary(console, result)
     if json_out:
         write_json(result.to_json(), json_out)
@@ -93,7 +95,7 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
     sys.exit(result.exit_code)
 
 
-def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str]) -> RunResult:
+def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str], force: bool) -> RunResult:
     from driftloop.distributed import current_world, process_group
     from driftloop.runner import run_worker
 
@@ -103,13 +105,16 @@ def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[st
             sys.exit(run_worker(console))
         from driftloop.runner import run_pipeline
 
-        return run_pipeline(spec, console=console, deploy=deploy, tags=tags)
+        return run_pipeline(spec, console=console, deploy=deploy, tags=tags, force=force)
 
 
 def _summary(console: Console, result: object) -> None:
     from driftloop.runner import RunResult
 
     assert isinstance(result, RunResult)
+    if result.status == "unchanged":  # nothing ran: the one reason says which version stands
+        console.info(f"{result.model_name}: {result.gate['reasons'][0].removeprefix('SKIP ')}")
+        return
     console.table("steps", ["step", "status", "seconds"], [(s.name, s.status, s.seconds) for s in result.steps])
     if result.metrics:
         champion = result.champion_metrics or {}
@@ -131,11 +136,17 @@ def _summary(console: Console, result: object) -> None:
 @click.option("-o", "--output", default="driftloop.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(data: str, target: str, output: str, force: bool) -> None:
-    """Write a spec with every default spelled out."""
+    """Write a spec with every default spelled out, after checking the table's header names the target."""
+    import os
+
     from driftloop.spec import load_spec
+    from driftloop.table import check_target, read_columns
 
     if Path(output).exists() and not force:
         raise click.UsageError(f"{output} exists; pass --force to overwrite it")
+    check_target(read_columns(data), target, data)
+    if "://" not in data:  # the spec's data.path is read relative to the spec file
+        data = os.path.relpath(Path(data).resolve(), Path(output).resolve().parent)
     spec = load_spec(None, data=data, target=target)
     header = "# driftloop spec: every key with its default. Only data.path and data.target are required.\n"
     Path(output).write_text(header + spec.to_yaml(), encoding="utf-8")
@@ -208,7 +219,9 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
             rows.append((v["version"], ",".join("@" + a for a in v["aliases"]), f"{key}={m[key]:.4f}" if key in m else None,
                          m.get("latency_p99_ms"), v["tags"].get(TAG_DATA_URI), (v["tags"].get(TAG_DATA_SHA256) or "")[:12],
                          (v["run_id"] or "")[:12]))
-        console.table(name, ["version", "aliases", "metric", "p99 ms", "data", "data sha256", "run"], rows)
+        # the listing is the answer, so stdout; with `--json -` stdout is the JSON's alone
+        console.table(name, ["version", "aliases", "metric", "p99 ms", "data", "data sha256", "run"], rows,
+                      result=json_out != "-")
     if not names:
         console.info("no registered models yet; run `driftloop run` first")
     if json_out:

@@ -2,7 +2,8 @@
 
 Every command reports through a `Console`, so `--quiet` and `--json` only have to
 be handled here. Machine output (JSON) goes to a file or stdout; human output goes
-to stderr so `--json -` stays parseable.
+to stderr so `--json -` stays parseable, except a table that is the command's answer
+(`table(..., result=True)`, as `driftloop models` lists), which goes to stdout.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ class Console:
             raise
         self.info(f"✓ {name:<10} {time.perf_counter() - started:6.1f}s")
 
-    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+              result: bool = False) -> None:
+        """A titled table; `result=True` writes it to stdout instead, as a command's answer (`driftloop models`)."""
+        if result:
+            Console(quiet=self.quiet, stream=sys.stdout).table(title, columns, rows)
+            return
         if self.quiet:
             return
         cells = [[_cell(v) for v in row] for row in rows]

@@ -91,7 +91,8 @@ class _Pipeline:
             return step(name).execute(self.ctx, *args, **kwargs)
 
 
-def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dict[str, str] | None = None) -> RunResult:
+def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dict[str, str] | None = None,
+                 force: bool = False) -> RunResult:
     """Run validate → feature → train → evaluate → gate → deploy.
 
     Never raises for a failure a user can cause: the result says `failed`, carries the
@@ -101,9 +102,15 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
         deploy: False stops after the gate and leaves registration to the caller (the
             MLTrainingJob operator registers exactly once, across its own restarts).
         tags: extra tags on the MLflow run, e.g. the resource that asked for it.
+        force: train even when a registered version came from the same data and spec
+            (otherwise that version is reported, see `identical_version`, and nothing runs).
     """
     from driftloop.components.context import finish_run, start_run
 
+    if deploy and not force:
+        unchanged = identical_version(spec)
+        if unchanged is not None:
+            return unchanged
     result = RunResult(model_name=spec.model_name)
     ctx = start_run(spec, tags=tags)
     result.run_id = ctx.run_id
@@ -129,6 +136,31 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
 
             upload_dir(local_out, f"{upload_to.rstrip('/')}/{result.run_id}")
     return result
+
+
+def identical_version(spec: Spec) -> RunResult | None:
+    """The registered version trained on the same data (content hash) with the same spec, as an `unchanged` result.
+
+    Checked before any step runs, by the lineage tags deploy writes on every version, so an identical
+    rerun trains nothing, opens no MLflow run and registers nothing. None when there is no such version,
+    or when the data cannot be read (the run then reports that, as its first step).
+    """
+    from driftloop.constants import TAG_DATA_SHA256, TAG_SPEC_SHA256
+    from driftloop.mlflow_gateway import connect
+    from driftloop.storage import read_bytes, sha256
+
+    try:
+        data_sha256 = sha256(read_bytes(spec.data.path))
+    except DriftloopError:
+        return None
+    found = connect(spec.tracking.uri).find_version(spec.model_name, {TAG_DATA_SHA256: data_sha256,
+                                                                     TAG_SPEC_SHA256: spec.digest()})
+    if found is None:
+        return None
+    reason = (f"SKIP v{found.version} was trained on the same data (sha256 {data_sha256[:12]}) with the same spec; "
+              f"nothing trained or registered (--force re-trains)")
+    return RunResult(status="unchanged", gate={"passed": False, "reasons": [reason]}, model_name=spec.model_name,
+                     model_version=str(found.version), run_id=found.run_id, exit_code=0)
 
 
 def roll_out_serving(spec: Spec, deployed: DeployResult) -> list[str]:

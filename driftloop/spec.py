@@ -232,6 +232,7 @@ def load_spec(path: str | None = None, *, data: str | None = None, target: str |
         if not isinstance(loaded, dict):
             raise InvalidSpec(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         raw = loaded
+        _resolve_data_path(raw, Path(path).parent)
     if data is not None:
         raw.setdefault("data", {})["path"] = data
     if target is not None:
@@ -239,6 +240,15 @@ def load_spec(path: str | None = None, *, data: str | None = None, target: str |
     for item in overrides or []:
         apply_override(raw, item)
     return validate_spec(raw, source=source)
+
+
+def _resolve_data_path(raw: dict[str, Any], spec_dir: Path) -> None:
+    """A relative local `data.path` in a spec file means next to the spec file, wherever the command runs."""
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        location = data["path"]
+        if location and "://" not in location and not Path(location).expanduser().is_absolute():
+            data["path"] = str((spec_dir / location).resolve())
 
 
 def validate_spec(raw: dict[str, Any], *, source: str = "spec") -> Spec:

@@ -28,6 +28,7 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
 
 
 def test_init_writes_every_default(tmp_path: Path) -> None:
+    customers(rows=50).to_csv(tmp_path / "customers.csv", index=False)
     proc = run("init", "--data", "customers.csv", "--target", "churned", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     written = yaml.safe_load((tmp_path / "driftloop.yaml").read_text())
@@ -35,6 +36,23 @@ def test_init_writes_every_default(tmp_path: Path) -> None:
     assert written["train"]["epochs"] == 50 and written["data"]["target"] == "churned"
     again = run("init", "--data", "customers.csv", "--target", "churned", cwd=tmp_path)
     assert again.returncode == 2 and "exists; pass --force" in again.stderr
+
+
+def test_init_reads_the_header_and_writes_a_path_relative_to_the_spec(tmp_path: Path) -> None:
+    customers(rows=50).to_csv(tmp_path / "customers.csv", index=False)
+    wrong = run("init", "--data", "customers.csv", "--target", "churn", cwd=tmp_path)
+    assert wrong.returncode == 1 and not (tmp_path / "driftloop.yaml").exists()
+    assert wrong.stderr.strip() == "error: customers.csv: target column 'churn' not found; did you mean 'churned'?"
+    missing = run("init", "--data", "nope.csv", "--target", "churned", cwd=tmp_path)
+    assert missing.returncode == 1 and "nope.csv" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "specs").mkdir()
+    made = run("init", "--data", "customers.csv", "--target", "churned", "-o", "specs/d.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert yaml.safe_load((tmp_path / "specs" / "d.yaml").read_text())["data"]["path"] == "../customers.csv"
+    from driftloop.spec import load_spec
+
+    spec = load_spec(str(tmp_path / "specs" / "d.yaml"))  # from any working directory: next to the spec file
+    assert spec.data.path == str((tmp_path / "customers.csv").resolve())
 
 
 def test_example_is_deterministic_and_has_drift_knobs(tmp_path: Path) -> None:

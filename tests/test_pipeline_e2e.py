@@ -41,7 +41,21 @@ def test_champion_story_gate_and_rollback(cli: Cli, mlflow_uri: str) -> None:
     assert champion.version == "1"
     tags = champion.tags
     assert tags["driftloop.run_id"] == result["run_id"] and len(tags["driftloop.data_sha256"]) == 64
-    assert tags["driftloop.data_uri"] == "customers.csv" and "driftloop.spec_sha256" in tags
+    assert tags["driftloop.data_uri"] == str((cli.cwd / "customers.csv").resolve()) and "driftloop.spec_sha256" in tags
+
+    same = cli("run", "--data", "customers.csv", "--target", "churned", "--model", "story", *FAST, "--json", "same.json")
+    assert_ok(same)  # the same data and spec: the version stands, nothing is trained or registered
+    unchanged = result_of(cli.cwd / "same.json")
+    assert set(unchanged) == set(result) and unchanged["status"] == "unchanged" and unchanged["deployed"] is False
+    assert unchanged["model_version"] == "1" and unchanged["run_id"] == result["run_id"]
+    assert all(s["status"] == "skipped" for s in unchanged["steps"])
+    assert "v1 was trained on the same data" in same.stderr and "--force re-trains" in same.stderr
+    assert [v["version"] for v in registry.versions("story")] == ["1"]
+    forced = cli("run", "--data", "customers.csv", "--target", "churned", "--model", "story", *FAST, "--no-deploy",
+                 "--force", "--json", "forced.json")
+    assert_ok(forced)  # --force trains again (and --no-deploy keeps this story's versions as they are)
+    assert result_of(cli.cwd / "forced.json")["steps"][2] == {**result_of(cli.cwd / "forced.json")["steps"][2],
+                                                                  "name": "train", "status": "completed"}
 
     weak = cli("run", "--data", "customers.csv", "--target", "churned", "--model", "story", "--set", "train.epochs=1",
                "--set", "train.hidden_sizes=[1]", "--set", "train.lr=0.00001", "--json", "weak.json")
@@ -68,6 +82,9 @@ def test_champion_story_gate_and_rollback(cli: Cli, mlflow_uri: str) -> None:
     assert_ok(listing)
     rows = json.loads(listing.stdout)["story"]
     assert {r["version"]: r["aliases"] for r in rows}["1"] == ["champion"]
+    table = cli("models", "--model", "story")  # the listing is the answer: on stdout, for `| grep`
+    assert_ok(table)
+    assert "@champion" in table.stdout and "customers.csv" in table.stdout and table.stderr == ""
     nothing_left = cli("rollback", "--model", "story")
     assert nothing_left.returncode == 2 and "no previous champion" in nothing_left.stderr
 

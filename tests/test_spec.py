@@ -54,3 +54,13 @@ def test_yaml_round_trip_is_lossless() -> None:
 
 def test_model_name_from_file_name() -> None:
     assert default_model_name("data/churn.parquet") == "churn"
+
+
+def test_a_relative_data_path_in_a_spec_file_is_next_to_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    spec_file = tmp_path / "conf" / "d.yaml"
+    spec_file.write_text("data: {path: ../data/t.csv, target: y}\n")
+    assert load_spec(str(spec_file)).data.path == str((tmp_path / "data" / "t.csv").resolve())
+    spec_file.write_text("data: {path: s3://b/t.csv, target: y}\n")
+    assert load_spec(str(spec_file)).data.path == "s3://b/t.csv"
+    assert load_spec(str(spec_file), data="here.csv").data.path == "here.csv"  # --data is the shell's: as typed

@@ -74,10 +74,11 @@ def execute(ctx: RunContext, blessing: Blessing, *, data_sha256: str, task: str,
             once_by: tuple[str, ...] = ()) -> DeployResult:
     """Deploy the run's model per `blessing` (see `run`) and tag the run with the outcome."""
     from driftloop.constants import RUN_TAG_DEPLOYED, RUN_TAG_MODEL_VERSION
+    from driftloop.table import full_uri
 
     spec = ctx.spec
     outcome = run(blessing, gateway=ctx.gateway, model_name=spec.model_name, run_id=ctx.run_id,
-                  data_uri=spec.data.path, data_sha256=data_sha256, spec_sha256=spec.digest(), task=task, tags=tags,
+                  data_uri=full_uri(spec.data.path), data_sha256=data_sha256, spec_sha256=spec.digest(), task=task, tags=tags,
                   once_by=once_by)
     ctx.tracker.set_tags({RUN_TAG_DEPLOYED: str(outcome.deployed).lower(), RUN_TAG_MODEL_VERSION: outcome.version})
     return outcome
