@@ -130,3 +130,43 @@ def test_param_is_sugar_over_set() -> None:
     via_set = load_spec(None, data="t.csv", target="y",
                         overrides=["train.epochs=30", "train.lr=1.0e-05", "gate.min={roc_auc: 0.7}"])
     assert via_param == via_set
+
+
+def test_onnx_input_names_are_safe_unique_and_mapped(tmp_path: Path) -> None:
+    from driftloop.onnx_model import safe_input_names
+
+    names = safe_input_names(["mean radius", "Culmen Length (mm)", "1st", "mean_radius", "größe", "class", ""])
+    assert names == {"mean radius": "mean_radius", "Culmen Length (mm)": "Culmen_Length__mm_", "1st": "c_1st",
+                     "mean_radius": "mean_radius_2", "größe": "gr__e", "class": "class", "": "c"}
+
+
+def test_a_repeated_csv_header_is_refused_at_read_time(tmp_path: Path) -> None:
+    from driftloop.errors import DataError
+    from driftloop.table import load_table
+
+    (tmp_path / "dup.csv").write_text("a,b,a,y\n1,2,3,x\n4,5,6,y\n")
+    with pytest.raises(DataError, match="column name 'a' appears more than once"):
+        load_table(str(tmp_path / "dup.csv"))
+    (tmp_path / "ok.csv").write_text("a,a.1,y\n1,2,x\n")  # a real `a.1` column is no duplicate
+    assert load_table(str(tmp_path / "ok.csv")).frame.columns.tolist() == ["a", "a.1", "y"]
+
+
+def test_a_table_too_small_to_split_is_one_line_naming_the_minimum(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from driftloop.errors import DataError
+
+    nine = pd.DataFrame({"x": [float(i) for i in range(9)], "y": ["a", "b", "c"] * 3})  # 3 per class, 3 classes
+    roles = ColumnRoles(target="y", numeric=["x"], categorical=[])
+    with pytest.raises(DataError) as caught:
+        feature.run(nine, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification", out_dir=tmp_path)
+    assert str(caught.value) == ("t.csv: too few rows to split: class 'a' of target 'y' has 3 rows; with 3 classes, "
+                                 "train, validation and test need at least 5 rows per class")
+    assert feature.min_rows_per_class(2, FeatureSpec()) == 4
+    eight = pd.DataFrame({"x": [float(i) for i in range(8)], "y": ["a", "b"] * 4})  # exactly the minimum splits
+    done = feature.run(eight, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification",
+                       out_dir=tmp_path / "ok")
+    assert done.task == "classification"
+    tiny = pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 1.5]})
+    with pytest.raises(DataError, match="2 rows are too few to split into train, validation and test; at least 3"):
+        feature.run(tiny, source="t.csv", roles=roles, spec=FeatureSpec(), task="regression", out_dir=tmp_path)

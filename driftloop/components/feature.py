@@ -83,6 +83,36 @@ def fill_categories(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
     return filled
 
 
+def min_rows_per_class(n_classes: int, spec: FeatureSpec) -> int:
+    """The fewest rows per class with which every class can reach train, validation and test splits."""
+    import math
+
+    rows = 3
+    while True:
+        n = n_classes * rows
+        test = math.ceil(spec.test_size * n)
+        val = math.ceil(spec.val_size / (1 - spec.test_size) * (n - test))
+        if min(test, val, n - test - val) >= n_classes:
+            return rows
+        rows += 1
+
+
+def _too_few_rows(target: pd.Series, classes: list[Any] | None, spec: FeatureSpec, source: str) -> str | None:
+    """One line naming the minimum, or None when the table splits."""
+    if classes is None:
+        least = min_rows_per_class(1, spec)
+        return (None if len(target) >= least else
+                f"{source}: {len(target)} rows are too few to split into train, validation and test; "
+                f"at least {least} rows are needed")
+    least = min_rows_per_class(len(classes), spec)
+    counts = target.value_counts()
+    if int(counts.min()) >= least:
+        return None
+    return (f"{source}: too few rows to split: class {python_value(counts.idxmin())!r} of target {target.name!r} has "
+            f"{int(counts.min())} rows; with {len(classes)} classes, train, validation and test need at least "
+            f"{least} rows per class")
+
+
 def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSpec, task: str,
         out_dir: Path) -> FeatureResult:
     """Fit the transform on the training split and write splits, transform and metadata to `out_dir`."""
@@ -94,16 +124,19 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
     task = resolve_task(canonical[roles.target], task, source)
     classes = (sorted((python_value(c) for c in canonical[roles.target].unique().tolist()), key=str)
                if task == "classification" else None)
-    if classes is not None:
-        counts = canonical[roles.target].value_counts()
-        if int(counts.min()) < 3:
-            raise DataError(f"{source}: class {counts.idxmin()!r} of target {roles.target!r} has only "
-                            f"{int(counts.min())} rows; a stratified split needs at least 3 per class")
+    too_few = _too_few_rows(canonical[roles.target], classes, spec, source)
+    if too_few:
+        raise DataError(too_few)
     stratify = canonical[roles.target] if classes is not None else None
-    rest, test = train_test_split(canonical, test_size=spec.test_size, random_state=spec.split_seed, stratify=stratify)
-    val_share = spec.val_size / (1 - spec.test_size)
-    train, val = train_test_split(rest, test_size=val_share, random_state=spec.split_seed,
-                                  stratify=rest[roles.target] if classes is not None else None)
+    try:
+        rest, test = train_test_split(canonical, test_size=spec.test_size, random_state=spec.split_seed,
+                                      stratify=stratify)
+        val_share = spec.val_size / (1 - spec.test_size)
+        train, val = train_test_split(rest, test_size=val_share, random_state=spec.split_seed,
+                                      stratify=rest[roles.target] if classes is not None else None)
+    except ValueError as e:  # a corner `_too_few_rows` did not foresee: still the user's table, not our bug
+        raise DataError(f"{source}: {len(canonical)} rows cannot be split into train, validation and test "
+                        f"({str(e).splitlines()[0]})") from e
     transform = build_transform(roles, spec)
     transform.fit(fill_categories(train, roles)[roles.features])
     n_features = int(transform.transform(fill_categories(train.head(2), roles)[roles.features]).shape[1])
