@@ -166,8 +166,8 @@ def catch_up_drift_checks(spec: kopf.Spec, **kwargs: Any) -> None:
         _record(spec=spec, **kwargs)
 
 
-def _record(*, body: kopf.Body, status: kopf.Status, name: str, namespace: str, patch: kopf.Patch,
-            memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+def _record(*, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, name: str, namespace: str,
+            patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     with kubernetes_errors():
         job = newest_finished_check(memo.cluster, namespace, name)
         drift = dict(status.get("drift") or {})
@@ -177,11 +177,13 @@ def _record(*, body: kopf.Body, status: kopf.Status, name: str, namespace: str, 
         exit_code, message = check_outcome(memo.cluster, namespace, job_name)
     check = read_check(job_name, exit_code, message)
     conditions = list(status.get("conditions") or [])
+    seen = int(meta.get("generation") or 1)
     if check.result != RESULT_FAILED:  # a failed check says nothing new about drift
         conditions = set_condition(conditions, COND_DRIFT_DETECTED, check.result == RESULT_DRIFT,
-                                   "DriftDetected" if check.result == RESULT_DRIFT else "NoDrift", check.drift_message)
+                                   "DriftDetected" if check.result == RESULT_DRIFT else "NoDrift", check.drift_message,
+                                   generation=seen)
         scheduled, reason, text = retrain_condition(check)
-        conditions = set_condition(conditions, COND_RETRAIN_SCHEDULED, scheduled, reason, text)
+        conditions = set_condition(conditions, COND_RETRAIN_SCHEDULED, scheduled, reason, text, generation=seen)
     patch.status["conditions"] = conditions
     patch.status["drift"] = {
         "cronJobName": drift.get("cronJobName") or drift_check_name(name), "lastCheckJob": job_name,

@@ -133,6 +133,7 @@ def test_a_drifted_check_retrains_and_a_calm_one_does_not(cluster: LocalCluster,
     status = checked(kube, "churn-drift", calm)
     found = conditions(status)
     assert found["DriftDetected"]["status"] == "False" and found["DriftDetected"]["reason"] == "NoDrift", found
+    assert found["DriftDetected"]["observedGeneration"] == found["RetrainScheduled"]["observedGeneration"] == 1
     assert found["RetrainScheduled"]["status"] == "False"
     assert status["drift"]["result"] == "NoDrift" and status["drift"]["driftedFeatures"] == []
     run_id = status["drift"]["runId"]
