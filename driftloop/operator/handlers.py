@@ -99,34 +99,41 @@ async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stat
     if status.get("jobName") and (known == trains if known else status.get("observedGeneration") == generation):
         await _keep_generation(spec, status, namespace, generation, patch, memo)
         return  # the same training: this generation's objects exist (made before a restart, or before the edit)
+    # a new generation starts its conditions afresh, but the drift policy's describe the data, not the Job
+    kept = [c for c in status.get("conditions") or [] if c.get("type") in DRIFT_CONDITIONS]
+    kept = await _supersede(body, status, namespace, generation, kept, memo)
     try:
         resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
         children = render_children(resource, Owner(name, namespace, uid, generation), resource_labels=meta.get("labels"))
     except InvalidSpec as e:
-        patch.status.update(phase=k.PHASE_FAILED, message=str(e), observedGeneration=generation,
-                            conditions=set_condition(list(status.get("conditions") or []), k.COND_FAILED, True,
-                                                     "InvalidSpec", str(e), generation=generation))
+        patch.status.update(phase=k.PHASE_FAILED, message=str(e), observedGeneration=generation, trainingHash=trains,
+                            conditions=set_condition(kept, k.COND_FAILED, True, "InvalidSpec", str(e),
+                                                     generation=generation))
         raise kopf.PermanentError(str(e)) from None
     kopf.adopt(children, owner=body)
-    # a new generation starts its conditions afresh, but the drift policy's describe the data, not the Job
-    kept = [c for c in status.get("conditions") or [] if c.get("type") in DRIFT_CONDITIONS]
-    kept = await _supersede(body, status, namespace, generation, kept, memo)
     try:
         with kubernetes_errors():
             await ensure_all(memo, children, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
     job = owned_name(name, generation)
-    conditions = set_condition(kept, k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created",
+    _started(patch, kept, job=job, generation=generation, trains=trains, suspended=resource.suspend,
+             model_name=resource.mlflow.model_name or name)
+    post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
+
+
+def _started(patch: kopf.Patch, conditions: list[dict[str, Any]], *, job: str, generation: int, trains: str,
+             suspended: bool, model_name: str) -> None:
+    """A new generation's status: its Job made (suspended, if spec.suspend), nothing of the last one's outcome."""
+    conditions = set_condition(conditions, k.COND_JOB_CREATED, True, "JobCreated", f"Job {job} created",
                                generation=generation)
-    if resource.suspend:
+    if suspended:
         conditions = set_condition(conditions, k.COND_SUSPENDED, True, "SuspendedBySpec",
                                    f"Job {job} is suspended (spec.suspend)", generation=generation)
-    patch.status.update(phase=k.PHASE_SUSPENDED if resource.suspend else k.PHASE_PENDING, jobName=job,
+    patch.status.update(phase=k.PHASE_SUSPENDED if suspended else k.PHASE_PENDING, jobName=job,
                         observedGeneration=generation, trainingHash=trains, conditions=conditions,
-                        modelName=resource.mlflow.model_name or name, runId=None, modelVersion=None, gate=None,
+                        modelName=model_name, runId=None, modelVersion=None, gate=None,
                         gateReasons=None, message=None, startTime=None, completionTime=None)
-    post_event(body, reason="JobCreated", message=f"Job {job} created for generation {generation}")
 
 
 async def _in_executor(memo: kopf.Memo, call: Any, *args: Any) -> Any:
