@@ -230,11 +230,19 @@ NOT_TRAINING = ("drift", "suspend")
 
 
 def training_hash(raw: dict[str, Any]) -> str:
-    """A short digest of the spec's training fields (all but `NOT_TRAINING`), as the resource has them."""
+    """A short digest of the spec's training fields (all but `NOT_TRAINING`).
+
+    Defaults are left out, so a field the API server (or a newer CRD) fills with its default hashes
+    as if absent: an upgrade retrains nothing. A spec the model refuses is hashed as written.
+    """
     import hashlib
     import json
 
-    kept = {key: value for key, value in raw.items() if key not in NOT_TRAINING}
+    try:
+        kept = MLTrainingJobSpec.model_validate(raw).model_dump(mode="json", by_alias=True, exclude_defaults=True,
+                                                                exclude=set(NOT_TRAINING))
+    except ValidationError:
+        kept = {key: value for key, value in raw.items() if key not in NOT_TRAINING}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

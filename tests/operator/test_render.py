@@ -123,3 +123,6 @@ def test_only_training_fields_change_the_training_hash() -> None:
     drift = {"schedule": "0 * * * *", "currentData": "s3://b/live.csv"}
     assert training_hash(base) == training_hash(base | {"drift": drift, "suspend": True})
     assert training_hash(base) != training_hash(base | {"retrainToken": "2"})
+    bare = {key: value for key, value in base.items() if key not in ("workers", "modelType")}
+    assert training_hash(bare) == training_hash(bare | {"workers": 1, "modelType": "pytorch"})  # defaults filled in
+    assert training_hash(base | {"hyperparameters": {"epoch": "1"}}) != training_hash(base)  # refused: as written
