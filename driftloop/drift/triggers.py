@@ -131,7 +131,8 @@ def stage_retrain_data(request: RetrainRequest, spec: Spec, destination: str) ->
         if missing:
             raise DataError(f"current data lacks column {missing[0]!r} of the reference table")
         fresh = pd.concat([request.reference[columns], fresh[columns]], ignore_index=True)
-    local = request.out_dir / "retrain" / request.key
+    # absolute: the retrain spec resolves a relative data.path against its own folder, and lineage records absolute paths
+    local = (request.out_dir / "retrain" / request.key).resolve()
     local.mkdir(parents=True, exist_ok=True)
     fresh.to_parquet(local / RETRAIN_TABLE, index=False)
     window.to_parquet(local / WINDOW_TABLE, index=False)
