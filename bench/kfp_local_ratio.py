@@ -51,10 +51,9 @@ def prepare(root: Path, name: str) -> Path:
     from driftloop.example import customers
 
     work = root / name
-    (work / "examples" / "data").mkdir(parents=True)
-    customers().to_csv(work / "examples" / "data" / "customers.csv", index=False)
-    shutil.copyfile(SPEC, work / "customers.yaml")
-    # the spec's data path is relative to where `driftloop run` runs
+    (work / "data").mkdir(parents=True)
+    customers().to_csv(work / "data" / "customers.csv", index=False)
+    shutil.copyfile(SPEC, work / "customers.yaml")  # its data path is relative to the spec file
     return work
 
 

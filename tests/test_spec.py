@@ -64,3 +64,12 @@ def test_a_relative_data_path_in_a_spec_file_is_next_to_the_spec(tmp_path: Path)
     spec_file.write_text("data: {path: s3://b/t.csv, target: y}\n")
     assert load_spec(str(spec_file)).data.path == "s3://b/t.csv"
     assert load_spec(str(spec_file), data="here.csv").data.path == "here.csv"  # --data is the shell's: as typed
+
+
+def test_the_bundled_example_spec_finds_its_table_from_anywhere(tmp_path, monkeypatch) -> None:
+    """`make run`'s spec: its data path is relative to the spec file, whatever the working directory."""
+    from .conftest import REPO
+
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(str(REPO / "examples" / "customers.yaml"))
+    assert spec.data.path == str(REPO / "examples" / "data" / "customers.csv")
