@@ -56,6 +56,10 @@ TRANSFORM_FILE = "transform.joblib"
 FEATURE_META_FILE = "features.json"
 EVALUATION_FILE = "evaluation.json"
 BLESSING_FILE = "blessing.json"
+HOLDOUT_OUTPUTS_FILE = "holdout_outputs.npz"  # truth and every model's outputs on the holdout, for the report
+SLICES_FILE = "slices.json"
+SLICES_MARKDOWN_FILE = "slices.md"
+EVALUATION_REPORT_FILE = "evaluation_report.html"
 
 SPLITS = ("train", "val", "test")
 

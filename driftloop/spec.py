@@ -95,6 +95,27 @@ class EvaluateSpec(_Strict):
     latency_samples: int = Field(200, ge=10, description="Single-row ONNX Runtime calls timed for p50/p99.")
     window: str | None = Field(None, description="A labelled table (e.g. the drifted window) on which candidate and "
                                "champion are also compared; the gate declines a candidate that loses there.")
+    slices: list[str] = Field(default_factory=list, description="Columns whose values slice the holdout: metrics "
+                              "per value for candidate and champion (numeric columns: quantile bins).")
+    slice_bins: int = Field(4, ge=2, le=20, description="Quantile bins a numeric slice column is cut into.")
+
+
+class SliceGateSpec(_Strict):
+    """`gate.min`/`max`/`vs_champion`, applied to every slice of `evaluate.slices` with at least `min_rows` rows."""
+
+    min_rows: int = Field(30, ge=1, description="Smaller slices are reported but not gated.")
+    min: dict[str, float] = Field(default_factory=dict)
+    max: dict[str, float] = Field(default_factory=dict)
+    vs_champion: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("min", "max", "vs_champion")
+    @classmethod
+    def _known_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
+        return _known(bounds)
+
+    @property
+    def rules(self) -> bool:
+        return bool(self.min or self.max or self.vs_champion)
 
 
 class GateSpec(_Strict):
@@ -110,14 +131,22 @@ class GateSpec(_Strict):
     vs_champion: dict[str, float] = Field(default_factory=dict)
     on_no_champion: Literal["promote", "reject"] = "promote"
     require_baseline: bool = Field(True, description="Candidate must beat the naive baseline on the holdout.")
+    baseline: Literal["majority", "linear", "gbm"] = Field(
+        "majority", description="The model every candidate must beat on the holdout, besides the champion: the "
+        "majority class (the mean), or a logistic/ridge or HistGradientBoosting model fitted on the train split.")
+    slices: SliceGateSpec = Field(default_factory=SliceGateSpec)
 
     @field_validator("min", "max", "vs_champion")
     @classmethod
     def _known_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
-        for name in bounds:
-            if name not in METRICS:
-                raise ValueError(f"unknown metric {name!r}{_suggest(name, METRICS)}")
-        return bounds
+        return _known(bounds)
+
+
+def _known(bounds: dict[str, float]) -> dict[str, float]:
+    for name in bounds:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}{_suggest(name, METRICS)}")
+    return bounds
 
 
 class DriftSpec(_Strict):
@@ -177,6 +206,8 @@ class Spec(_Strict):
             listed = getattr(self.feature, field) or []
             if self.data.target in listed:
                 raise ValueError(f"feature.{field} lists the target column {self.data.target!r}")
+        if self.gate.slices.rules and not self.evaluate.slices:
+            raise ValueError("gate.slices sets rules but evaluate.slices names no column to slice by")
         return self
 
     @property

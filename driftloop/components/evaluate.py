@@ -36,6 +36,8 @@ class Evaluation:
     # candidate and champion on a second labelled table (the drifted window): {"uri", "rows", "metrics",
     # "champion_metrics" | "champion_error"}; None when the spec names no window
     window: dict[str, Any] | None = None
+    baseline_model: str = "majority"  # gate.baseline: majority | linear | gbm; `baseline` holds its metrics
+    slices: list[dict[str, Any]] | None = None  # evaluate.slices: see driftloop.components.slices.slice_records
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -47,10 +49,13 @@ class Evaluation:
 
 def score(model: OnnxModel, rows: pd.DataFrame) -> dict[str, float]:
     """Task metrics of a driftloop ONNX model on raw rows that include the target."""
-    output = model.run(rows)
-    truth = rows[model.target]
-    if model.task == "classification":
-        return classification_metrics(truth.tolist(), output, model.classes or [])
+    return metrics_of(model.task, rows[model.target], model.run(rows), model.classes)
+
+
+def metrics_of(task: str, truth: pd.Series, output: np.ndarray, classes: list[Any] | None) -> dict[str, float]:
+    """Task metrics of model outputs (probabilities or predictions) against the true target values."""
+    if task == "classification":
+        return classification_metrics(truth.tolist(), output, classes or [])
     return regression_metrics(truth.to_numpy(dtype=float), output)
 
 
@@ -95,20 +100,6 @@ def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, fl
             "r2": float(metrics.r2_score(truth, predicted))}
 
 
-def baseline_metrics(task: str, train_target: pd.Series, test: pd.DataFrame, target: str,
-                     classes: list[Any] | None) -> dict[str, float]:
-    """The naive model: majority class of the training split, or its mean."""
-    import numpy as np
-
-    if task == "classification":
-        assert classes is not None
-        majority = python_value(train_target.value_counts().idxmax())
-        probabilities = np.zeros((len(test), len(classes)))
-        probabilities[:, classes.index(majority)] = 1.0
-        return classification_metrics(test[target].tolist(), probabilities, classes)
-    return regression_metrics(test[target].to_numpy(dtype=float), np.full(len(test), float(train_target.mean())))
-
-
 def single_row_latency(model: OnnxModel, rows: pd.DataFrame, samples: int) -> dict[str, float]:
     """p50/p99 of one-row ONNX Runtime calls, feeds prepared beforehand, after a warm-up."""
     import numpy as np
@@ -144,46 +135,96 @@ def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | Non
 
 def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_diff: float, onnx_output_scale: float,
         latency_samples: int = 200, champion_model_path: Path | None = None,
-        champion_version: str | None = None, window_uri: str | None = None) -> Evaluation:
-    """Evaluate the candidate on the test split and, when there is one, the champion on the same rows."""
+        champion_version: str | None = None, window_uri: str | None = None, baseline: str = "majority",
+        slices: list[str] | None = None, slice_bins: int = 4) -> Evaluation:
+    """Evaluate the candidate on the test split and, when there is one, the champion on the same rows.
+
+    The baseline (`gate.baseline`) and every slice (`slices`) are scored on those same rows too;
+    the outputs of all three models are kept in `holdout_outputs.npz` for the evaluation report.
+    """
     import pandas as pd
 
+    from driftloop.components.baselines import baseline_output
     from driftloop.onnx_model import OnnxModel
 
     out_dir.mkdir(parents=True, exist_ok=True)
     test = pd.read_parquet(features_dir / "test.parquet")
-    from driftloop.components.feature import load_meta
-
-    target = load_meta(features_dir)["target"]
-    train_target = pd.read_parquet(features_dir / "train.parquet", columns=[target])[target]
     candidate = OnnxModel(model_path, threads=1)
-    metrics = score(candidate, test) | single_row_latency(candidate, test, latency_samples)
-    baseline = baseline_metrics(candidate.task, train_target, test, candidate.target, candidate.classes)
+    task, truth = candidate.task, test[candidate.target]
+    outputs = {"candidate": candidate.run(test)}
+    metrics = metrics_of(task, truth, outputs["candidate"], candidate.classes) | single_row_latency(
+        candidate, test, latency_samples)
+    outputs["baseline"] = baseline_output(baseline, features_dir, test)
+    baseline_scores = metrics_of(task, truth, outputs["baseline"], candidate.classes)
     champion: dict[str, Any] | None = None
+    champion_model = None
     if champion_model_path is not None:
         champion = {"version": champion_version}
         try:
-            champion["metrics"] = score(OnnxModel(champion_model_path), test)
+            champion_model = OnnxModel(champion_model_path)
+            outputs["champion"] = champion_model.run(test)
+            champion["metrics"] = metrics_of(champion_model.task, test[champion_model.target], outputs["champion"],
+                                             champion_model.classes)
         except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
             champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            outputs.pop("champion", None)
     window = score_window(window_uri, candidate, champion_model_path) if window_uri else None
-    evaluation = Evaluation(candidate.task, metrics, baseline, champion, onnx_max_abs_diff, onnx_output_scale,
-                            len(test), window)
+    records = _slices(test, slices or [], slice_bins, candidate, champion_model, outputs) if slices else None
+    evaluation = Evaluation(task, metrics, baseline_scores, champion, onnx_max_abs_diff, onnx_output_scale,
+                            len(test), window, baseline, records)
     evaluation.save(out_dir / EVALUATION_FILE)
+    _save_outputs(out_dir, model_path, candidate, champion_model, outputs, truth)
     return evaluation
+
+
+def _slices(test: pd.DataFrame, columns: list[str], bins: int, candidate: OnnxModel, champion: OnnxModel | None,
+            outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    from driftloop.components.slices import slice_records
+
+    def scorer(model: OnnxModel, output: np.ndarray) -> Any:
+        return lambda mask: metrics_of(model.task, test[model.target][mask], output[mask], model.classes)
+
+    return slice_records(test, columns, bins=bins, candidate=scorer(candidate, outputs["candidate"]),
+                         champion=scorer(champion, outputs["champion"]) if champion and "champion" in outputs else None)
+
+
+def _save_outputs(out_dir: Path, model_path: Path, candidate: OnnxModel, champion: OnnxModel | None,
+                  outputs: dict[str, np.ndarray], truth: pd.Series) -> None:
+    """What the report draws: truth, each model's outputs on the holdout, and train's loss per epoch."""
+    import numpy as np
+
+    from driftloop.constants import HOLDOUT_OUTPUTS_FILE
+
+    arrays = {f"output_{name}": value for name, value in outputs.items()}
+    if champion is not None and "champion" in outputs and champion.classes != candidate.classes:
+        arrays.pop("output_champion")  # another label set: its columns do not line up with the candidate's
+    if candidate.task == "classification":
+        index = {c: i for i, c in enumerate(candidate.classes or [])}
+        arrays["truth"] = np.array([index.get(python_value(v), -1) for v in truth.tolist()])
+        arrays["classes"] = np.array([str(c) for c in candidate.classes or []])
+    else:
+        arrays["truth"] = truth.to_numpy(dtype=np.float64)
+    record = model_path.parent / "train.json"  # train writes it next to the model, in every runner
+    if record.exists():
+        history = json.loads(record.read_text(encoding="utf-8")).get("history") or []
+        for key in ("train_loss", "val_loss"):
+            arrays[key] = np.array([row.get(key, np.nan) for row in history], dtype=np.float64)
+    np.savez(out_dir / HOLDOUT_OUTPUTS_FILE, **arrays)
 
 
 def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_abs_diff: float,
             onnx_output_scale: float, champion: ModelVersion | None, out_dir: Path, scratch: Path) -> Evaluation:
     """Score the candidate, and the pinned champion on the same holdout; log every metric and the evaluation."""
-    from driftloop.constants import EVALUATION_DIR
+    from driftloop.components.slices import slice_metrics, slices_markdown
+    from driftloop.constants import EVALUATION_DIR, SLICES_FILE, SLICES_MARKDOWN_FILE
 
     spec = ctx.spec
     champion_model = ctx.gateway.download_model(champion, scratch) if champion is not None else None
     outcome = run(model_path, features_dir, out_dir=out_dir, onnx_max_abs_diff=onnx_max_abs_diff,
                   onnx_output_scale=onnx_output_scale, latency_samples=spec.evaluate.latency_samples,
                   champion_model_path=champion_model, champion_version=str(champion.version) if champion else None,
-                  window_uri=spec.evaluate.window)
+                  window_uri=spec.evaluate.window, baseline=spec.gate.baseline, slices=spec.evaluate.slices,
+                  slice_bins=spec.evaluate.slice_bins)
     log = ctx.tracker.log_metrics
     log(outcome.metrics)
     log({f"baseline_{k}": v for k, v in outcome.baseline.items()})
@@ -192,5 +233,11 @@ def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_a
     if outcome.window:
         log({f"window_{k}": v for k, v in outcome.window["metrics"].items()})
         log({f"window_champion_{k}": v for k, v in outcome.window.get("champion_metrics", {}).items()})
+    records = outcome.slices or []
+    log(slice_metrics(records))
+    (out_dir / SLICES_FILE).write_text(json.dumps(records, indent=2), encoding="utf-8")
+    (out_dir / SLICES_MARKDOWN_FILE).write_text(slices_markdown(
+        records, outcome.task, champion_version=(outcome.champion or {}).get("version"),
+        min_rows=spec.gate.slices.min_rows if spec.gate.slices.rules else None), encoding="utf-8")
     ctx.tracker.log_artifacts(out_dir, EVALUATION_DIR)
     return outcome

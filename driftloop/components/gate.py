@@ -16,7 +16,7 @@ from driftloop.constants import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from driftloop.components.context import RunContext
-    from driftloop.spec import GateSpec
+    from driftloop.spec import GateSpec, SliceGateSpec
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,29 @@ def decide(evaluation: Evaluation, policy: GateSpec, *, onnx_tolerance: float) -
     for name, bound in policy.max.items():
         checks.append(_bound(name, metrics.get(name), bound, at_least=False))
     if policy.require_baseline:
-        name = "accuracy" if evaluation.task == "classification" else "rmse"
-        value, base = metrics[name], evaluation.baseline[name]
-        better = value > base if name in HIGHER_IS_BETTER else value < base
-        checks.append(Check("baseline", better, f"{name} {value:.4f} beats naive baseline {base:.4f}"
-                            if better else f"{name} {value:.4f} does not beat naive baseline {base:.4f}"))
+        checks.append(_baseline_check(evaluation))
     checks += _champion_checks(evaluation, policy)
     checks += _window_checks(evaluation, policy)
+    checks += _slice_checks(evaluation, policy.slices)
     champion = evaluation.champion["version"] if evaluation.champion else None
     return Blessing(all(c.passed for c in checks), checks, champion)
+
+
+def _baseline_check(evaluation: Evaluation) -> Check:
+    """Beat the baseline model on the holdout: the majority class on accuracy (the mean on rmse), a fitted
+    linear or gbm model on the primary metric, since a learned baseline ranks rows as well as it labels them."""
+    from driftloop.components.baselines import baseline_name
+
+    kind = evaluation.baseline_model
+    name = "accuracy" if evaluation.task == "classification" else "rmse"
+    primary = primary_metric(evaluation.task)
+    if kind != "majority" and primary in evaluation.metrics and primary in evaluation.baseline:
+        name = primary
+    value, base = evaluation.metrics[name], evaluation.baseline[name]
+    better = value > base if name in HIGHER_IS_BETTER else value < base
+    label = "naive baseline" if kind == "majority" else f"{kind} baseline ({baseline_name(kind, evaluation.task)})"
+    return Check("baseline", better, f"{name} {value:.4f} beats {label} {base:.4f}"
+                 if better else f"{name} {value:.4f} does not beat {label} {base:.4f}")
 
 
 def _bound(name: str, value: float | None, bound: float, *, at_least: bool) -> Check:
@@ -127,14 +141,52 @@ def _window_checks(evaluation: Evaluation, policy: GateSpec) -> list[Check]:
     return checks
 
 
+def _slice_checks(evaluation: Evaluation, rules: SliceGateSpec) -> list[Check]:
+    """`gate.slices` rules on every slice of at least `min_rows` rows; smaller ones are noted, not gated."""
+    if not rules.rules:
+        return []
+    checks = []
+    version = (evaluation.champion or {}).get("version")
+    for record in evaluation.slices or []:
+        where = f"slice {record['column']}={record['value']}"
+        if record["rows"] < rules.min_rows:
+            checks.append(Check(f"{where}:rows", True, f"{where}: {record['rows']} rows, under gate.slices.min_rows "
+                                f"{rules.min_rows}: reported, not gated"))
+            continue
+        for at_least, bounds in ((True, rules.min), (False, rules.max)):
+            for name, bound in bounds.items():
+                check = _bound(name, record["metrics"].get(name), bound, at_least=at_least)
+                message = check.message if name in record["metrics"] else (
+                    f"{name} could not be measured on this slice (one class only?), so it cannot pass")
+                checks.append(Check(f"{where}:{check.name}", check.passed, f"{where}: {message}"))
+        if "champion_metrics" not in record:
+            continue  # no champion, or one that could not be scored: the overall champion check says so
+        for name, tolerance in rules.vs_champion.items():
+            ours, theirs = record["metrics"].get(name), record["champion_metrics"].get(name)
+            if ours is None or theirs is None:
+                checks.append(Check(f"{where}:vs_champion:{name}", False,
+                                    f"{where}: {name} is not available for both models on this slice"))
+                continue
+            loss = (theirs - ours) if name in HIGHER_IS_BETTER else (ours - theirs)
+            checks.append(Check(f"{where}:vs_champion:{name}", loss <= tolerance,
+                                f"{where}: {name} {ours:.4f} vs champion v{version} {theirs:.4f} "
+                                f"({record['rows']} rows; loss {max(loss, 0):.4f}, tolerated {tolerance:g})"))
+    return checks
+
+
 def execute(ctx: RunContext, evaluation: Evaluation, *, out_dir: Path) -> Blessing:
     """Decide the gate from the evaluation and the spec's policy; log the blessing and the decision's tags."""
+    from driftloop.components.evaluation_report import write_report
     from driftloop.constants import BLESSING_FILE, EVALUATION_DIR, RUN_TAG_DEPLOYED, RUN_TAG_GATE
 
     blessing = decide(evaluation, ctx.spec.gate, onnx_tolerance=ctx.spec.train.onnx_tolerance)
     out_dir.mkdir(parents=True, exist_ok=True)
     blessing.save(out_dir / BLESSING_FILE)
     ctx.tracker.log_artifact(out_dir / BLESSING_FILE, EVALUATION_DIR)
+    # The report shows the reasons, so it is drawn once they are known; the PNGs beside it for MLflow's previews.
+    for path in write_report(out_dir, evaluation, blessing,
+                             title=f"Evaluation of {ctx.spec.model_name}, run {ctx.run_id}"):
+        ctx.tracker.log_artifact(path, EVALUATION_DIR)
     tags = {RUN_TAG_GATE: str(blessing.passed).lower()}
     if not blessing.passed:
         tags[RUN_TAG_DEPLOYED] = "false"
