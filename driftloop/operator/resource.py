@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from driftloop.errors import InvalidSpec
 from driftloop.operator.constants import DEFAULT_IMAGE
-from driftloop.spec import DataSpec, GateSpec, RegistrySpec, Spec, TrackingSpec, TrainSpec
+from driftloop.spec import DataSpec, GateSpec, RegistrySpec, SliceGateSpec, Spec, TrackingSpec, TrainSpec
 from driftloop.suggest import nearest
 
 _CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
@@ -106,10 +106,18 @@ class MLflow(_Resource):
     secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_TOKEN, AWS_* …) as env.")
 
 
+class SliceGate(SliceGateSpec):
+    """`gate.slices` of `driftloop run`, with Kubernetes-style names (`minRows`)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
 class Gate(GateSpec):
     """The promotion policy of `driftloop run`, with Kubernetes-style names."""
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    slices: SliceGate = Field(default_factory=SliceGate)
 
 
 class RunPolicy(_Resource):

@@ -91,7 +91,7 @@ def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model
 @dsl.component(**_IN_IMAGE)
 def evaluate(spec: dict, run_id: str, champion_version: str, model: Input[Model], features: Input[Dataset],
              metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[Markdown],
-             blessing: Output[Artifact]) -> bool:
+             blessing: Output[Artifact], slices: Output[Markdown], evaluation_report: Output[HTML]) -> bool:
     """Score the candidate and the pinned champion on the same holdout, then run the gate step (True: deploy)."""
     import tempfile
     from pathlib import Path
@@ -114,6 +114,7 @@ def evaluate(spec: dict, run_id: str, champion_version: str, model: Input[Model]
             decision = gate.execute(ctx, outcome, out_dir=out_dir)
     reports.publish_evaluation(outcome, model_path, Path(features.path), metrics=metrics, confusion=confusion)
     reports.write_evaluation_report(outcome, decision, Path(report.path))
+    reports.publish_evaluation_pages(out_dir, slices=slices, html=evaluation_report)
     return decision.passed
 
 

@@ -28,6 +28,17 @@ def write_evaluation_report(evaluation: Evaluation, blessing: Blessing, path: Pa
     path.write_text(evaluation_markdown(evaluation, blessing), encoding="utf-8")
 
 
+def publish_evaluation_pages(out_dir: Path, *, slices: Any, html: Any) -> None:
+    """Fill the evaluate task's slice table (Markdown) and evaluation report (HTML) from what the steps wrote."""
+    import shutil
+
+    from driftloop.constants import EVALUATION_REPORT_FILE, SLICES_MARKDOWN_FILE
+
+    for source, output in ((SLICES_MARKDOWN_FILE, slices), (EVALUATION_REPORT_FILE, html)):
+        Path(output.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out_dir / source, output.path)
+
+
 def confusion_matrix(model_path: Path, features_dir: Path) -> tuple[list[str], list[list[int]]]:
     """Rows: true class, columns: predicted class, on the same holdout evaluate scored."""
     import pandas as pd
