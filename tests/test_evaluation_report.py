@@ -158,3 +158,17 @@ def test_the_kfp_evaluate_task_outputs_the_slice_table_and_the_report() -> None:
     outputs = evaluate.component_spec.outputs
     assert outputs["slices"].type == "system.Markdown@0.0.1"
     assert outputs["evaluation_report"].type == "system.HTML@0.0.1"
+
+
+def test_kfp_local_evaluate_task_writes_the_slice_table_and_the_report(tmp_path: Path, mlflow_uri: str) -> None:
+    from driftloop.pipelines.local import run_kfp_local
+
+    house_prices(rows=400).to_csv(tmp_path / "houses.csv", index=False)
+    spec = spec_of(tmp_path / "houses.csv", "price_k", "houses-kfp-report", mlflow_uri, tmp_path / "runs",
+                   train={"epochs": 5}, evaluate={"slices": ["neighbourhood"]})
+    run = run_kfp_local(spec, console=Console(quiet=True), pipeline_root=tmp_path / "kfp")
+    assert run.status == "completed", run.error
+    (task,) = (tmp_path / "kfp").glob("driftloop-training-*/evaluate")
+    assert "| neighbourhood | " in (task / "slices").read_text(encoding="utf-8")
+    page = Page((task / "evaluation_report").read_text(encoding="utf-8"))
+    assert set(page.images) == REGRESSION_PLOTS and page.headings == ["Gate", "Metrics", "Plots", "Slices"]
