@@ -130,7 +130,7 @@ class GateSpec(_Strict):
     max: dict[str, float] = Field(default_factory=dict)
     vs_champion: dict[str, float] = Field(default_factory=dict)
     on_no_champion: Literal["promote", "reject"] = "promote"
-    require_baseline: bool = Field(True, description="Candidate must beat the naive baseline on the holdout.")
+    require_baseline: bool = Field(True, description="Candidate must beat the `baseline` model on the holdout.")
     baseline: Literal["majority", "linear", "gbm"] = Field(
         "majority", description="The model every candidate must beat on the holdout, besides the champion: the "
         "majority class (the mean), or a logistic/ridge or HistGradientBoosting model fitted on the train split.")
