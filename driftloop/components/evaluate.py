@@ -145,6 +145,7 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
     import pandas as pd
 
     from driftloop.components.baselines import baseline_output
+    from driftloop.components.evaluation_report import save_report_inputs
     from driftloop.onnx_model import OnnxModel
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
     evaluation = Evaluation(task, metrics, baseline_scores, champion, onnx_max_abs_diff, onnx_output_scale,
                             len(test), window, baseline, records)
     evaluation.save(out_dir / EVALUATION_FILE)
-    _save_outputs(out_dir, model_path, candidate, champion_model, outputs, truth)
+    save_report_inputs(out_dir, model_path, candidate, champion_model, outputs, truth)
     return evaluation
 
 
@@ -186,30 +187,6 @@ def _slices(test: pd.DataFrame, columns: list[str], bins: int, candidate: OnnxMo
 
     return slice_records(test, columns, bins=bins, candidate=scorer(candidate, outputs["candidate"]),
                          champion=scorer(champion, outputs["champion"]) if champion and "champion" in outputs else None)
-
-
-def _save_outputs(out_dir: Path, model_path: Path, candidate: OnnxModel, champion: OnnxModel | None,
-                  outputs: dict[str, np.ndarray], truth: pd.Series) -> None:
-    """What the report draws: truth, each model's outputs on the holdout, and train's loss per epoch."""
-    import numpy as np
-
-    from driftloop.constants import HOLDOUT_OUTPUTS_FILE
-
-    arrays = {f"output_{name}": value for name, value in outputs.items()}
-    if champion is not None and "champion" in outputs and champion.classes != candidate.classes:
-        arrays.pop("output_champion")  # another label set: its columns do not line up with the candidate's
-    if candidate.task == "classification":
-        index = {c: i for i, c in enumerate(candidate.classes or [])}
-        arrays["truth"] = np.array([index.get(python_value(v), -1) for v in truth.tolist()])
-        arrays["classes"] = np.array([str(c) for c in candidate.classes or []])
-    else:
-        arrays["truth"] = truth.to_numpy(dtype=np.float64)
-    record = model_path.parent / "train.json"  # train writes it next to the model, in every runner
-    if record.exists():
-        history = json.loads(record.read_text(encoding="utf-8")).get("history") or []
-        for key in ("train_loss", "val_loss"):
-            arrays[key] = np.array([row.get(key, np.nan) for row in history], dtype=np.float64)
-    np.savez(out_dir / HOLDOUT_OUTPUTS_FILE, **arrays)
 
 
 def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_abs_diff: float,

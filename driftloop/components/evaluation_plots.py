@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 COLOURS = {"candidate": "#0969da", "champion": "#8250df", "baseline": "#8c959f"}
+LINES = {"candidate": "-", "champion": "--", "baseline": "-."}  # a champion identical to the candidate stays visible
 
 
 def draw_all(data: dict[str, np.ndarray], labels: dict[str, str]) -> dict[str, bytes]:
@@ -73,12 +74,12 @@ def _classification(truth: np.ndarray, models: dict[str, np.ndarray], classes: l
         for name, probabilities in models.items():
             positive, score = _scores(truth, probabilities)
             fpr, tpr, _ = roc_curve(positive, score)
-            roc_ax.plot(fpr, tpr, color=COLOURS[name], label=f"{labels[name]} (AUC {auc(fpr, tpr):.3f})")
+            roc_ax.plot(fpr, tpr, LINES[name], color=COLOURS[name], label=f"{labels[name]} (AUC {auc(fpr, tpr):.3f})")
             precision, recall, _ = precision_recall_curve(positive, score)
-            pr_ax.plot(recall, precision, color=COLOURS[name],
+            pr_ax.plot(recall, precision, LINES[name], color=COLOURS[name],
                        label=f"{labels[name]} (AP {average_precision_score(positive, score):.3f})")
             observed, predicted = calibration_curve(positive, score, n_bins=10, strategy="uniform")
-            cal_ax.plot(predicted, observed, "o-", color=COLOURS[name], label=labels[name])
+            cal_ax.plot(predicted, observed, "o" + LINES[name], color=COLOURS[name], label=labels[name])
         roc_ax.plot([0, 1], [0, 1], ":", color="#d0d7de")
         cal_ax.plot([0, 1], [0, 1], ":", color="#d0d7de", label="perfectly calibrated")
         _axes(roc_ax, f"ROC curve{kind}", "false positive rate", "true positive rate")

@@ -9,6 +9,7 @@ has inline CSS, no scripts and no network.
 from __future__ import annotations
 
 import base64
+import json
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 from driftloop.constants import EVALUATION_REPORT_FILE, HOLDOUT_OUTPUTS_FILE
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from driftloop.components.evaluate import Evaluation
     from driftloop.components.gate import Blessing
+    from driftloop.onnx_model import OnnxModel
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
@@ -37,6 +42,30 @@ _TITLES = {"roc_curve_plot": "ROC curve", "precision_recall_curve_plot": "Precis
            "calibration_curve_plot": "Calibration", "confusion_matrix": "Confusion matrices",
            "predicted_vs_actual_plot": "Predicted vs actual", "residuals_histogram_plot": "Residuals",
            "learning_curve_plot": "Learning curve"}
+
+
+def save_report_inputs(out_dir: Path, model_path: Path, candidate: OnnxModel, champion: OnnxModel | None,
+                       outputs: dict[str, np.ndarray], truth: pd.Series) -> None:
+    """What the report draws: truth, each model's outputs on the holdout, and train's loss per epoch."""
+    import numpy as np
+
+    from driftloop.components.columns import python_value
+
+    arrays = {f"output_{name}": value for name, value in outputs.items()}
+    if champion is not None and "champion" in outputs and champion.classes != candidate.classes:
+        arrays.pop("output_champion")  # another label set: its columns do not line up with the candidate's
+    if candidate.task == "classification":
+        index = {c: i for i, c in enumerate(candidate.classes or [])}
+        arrays["truth"] = np.array([index.get(python_value(v), -1) for v in truth.tolist()])
+        arrays["classes"] = np.array([str(c) for c in candidate.classes or []])
+    else:
+        arrays["truth"] = truth.to_numpy(dtype=np.float64)
+    record = model_path.parent / "train.json"  # train writes it next to the model, in every runner
+    if record.exists():
+        history = json.loads(record.read_text(encoding="utf-8")).get("history") or []
+        for key in ("train_loss", "val_loss"):
+            arrays[key] = np.array([row.get(key, np.nan) for row in history], dtype=np.float64)
+    np.savez(out_dir / HOLDOUT_OUTPUTS_FILE, **arrays)
 
 
 def write_report(out_dir: Path, evaluation: Evaluation, blessing: Blessing, *, title: str) -> list[Path]:
