@@ -109,6 +109,7 @@ def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[st
 
 
 def _summary(console: Console, result: object) -> None:
+    from driftloop.constants import EVALUATION_DIR, EVALUATION_REPORT_FILE
     from driftloop.runner import RunResult
 
     assert isinstance(result, RunResult)
@@ -125,6 +126,8 @@ def _summary(console: Console, result: object) -> None:
         console.info(f"gate: {'PASSED' if result.gate['passed'] else 'DECLINED'}")
         for reason in result.gate["reasons"]:
             console.info(f"  {reason}")
+        # every runner's gate logs the report to the run, so its MLflow URI is the one place to point at
+        console.info(f"evaluation report: runs:/{result.run_id}/{EVALUATION_DIR}/{EVALUATION_REPORT_FILE}")
     if result.status == "completed":
         console.info(f"deployed {result.model_name} v{result.model_version} as @champion" if result.deployed
                      else f"not deployed; @champion of {result.model_name} unchanged")

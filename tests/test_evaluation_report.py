@@ -18,7 +18,7 @@ from driftloop.example import house_prices
 from driftloop.runner import RunResult, run_pipeline
 from driftloop.spec import Spec, validate_spec
 
-from .conftest import registry_for
+from .conftest import Cli, registry_for
 
 pytestmark = pytest.mark.slow
 
@@ -137,18 +137,20 @@ def test_the_report_shows_candidate_and_champion_plots_slices_and_every_reason(r
     assert "| column | value | rows | accuracy | f1 | roc_auc |" in table and "| region | north |" in table
 
 
-def test_a_regression_report_shows_residuals_and_names_the_linear_baseline(tmp_path: Path, mlflow_uri: str) -> None:
-    house_prices(rows=600).to_csv(tmp_path / "houses.csv", index=False)
-    spec = spec_of(tmp_path / "houses.csv", "price_k", "houses-report", mlflow_uri, tmp_path / "runs",
-                   evaluate={"slices": ["neighbourhood"]}, gate={"baseline": "linear"})
-    run = run_pipeline(spec, console=Console(quiet=True))
-    assert run.status == "completed", run.error
-    metrics = registry_for(mlflow_uri).client.get_run(run.run_id).data.metrics
-    baseline = next(r for r in run.gate["reasons"] if "baseline" in r)
+def test_a_regression_report_shows_residuals_and_names_the_linear_baseline(cli: Cli, mlflow_uri: str) -> None:
+    house_prices(rows=600).to_csv(cli.cwd / "houses.csv", index=False)
+    proc = cli("run", "--data", "houses.csv", "--target", "price_k", "--model", "houses-report", "--set",
+               "train.epochs=15", "--set", "evaluate.slices=[neighbourhood]", "--set", "gate.baseline=linear",
+               "--json", "run.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((cli.cwd / "run.json").read_text())
+    assert f"evaluation report: runs:/{run['run_id']}/evaluation/evaluation_report.html" in proc.stderr
+    metrics = registry_for(mlflow_uri).client.get_run(run["run_id"]).data.metrics
+    baseline = next(r for r in run["gate"]["reasons"] if "baseline" in r)
     assert f"linear baseline (Ridge) {metrics['baseline_rmse']:.4f}" in baseline
-    page = Page(artifact_text(run.run_id, "evaluation/evaluation_report.html", mlflow_uri, tmp_path))
+    page = Page(artifact_text(run["run_id"], "evaluation/evaluation_report.html", mlflow_uri, cli.cwd))
     assert set(page.images) == REGRESSION_PLOTS
-    assert {f"evaluation/{name}.png" for name in REGRESSION_PLOTS} <= artifacts_of(run.run_id, mlflow_uri)
+    assert {f"evaluation/{name}.png" for name in REGRESSION_PLOTS} <= artifacts_of(run["run_id"], mlflow_uri)
     assert any(name.startswith("slice.neighbourhood.") and name.endswith(".rmse") for name in metrics)
 
 
