@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftloop.components.evaluate import Evaluation
 from driftloop.constants import HIGHER_IS_BETTER
@@ -146,31 +146,43 @@ def _slice_checks(evaluation: Evaluation, rules: SliceGateSpec) -> list[Check]:
     if not rules.rules:
         return []
     checks = []
-    version = (evaluation.champion or {}).get("version")
     for record in evaluation.slices or []:
         where = f"slice {record['column']}={record['value']}"
         if record["rows"] < rules.min_rows:
             checks.append(Check(f"{where}:rows", True, f"{where}: {record['rows']} rows, under gate.slices.min_rows "
                                 f"{rules.min_rows}: reported, not gated"))
             continue
-        for at_least, bounds in ((True, rules.min), (False, rules.max)):
-            for name, bound in bounds.items():
-                check = _bound(name, record["metrics"].get(name), bound, at_least=at_least)
-                message = check.message if name in record["metrics"] else (
-                    f"{name} could not be measured on this slice (one class only?), so it cannot pass")
-                checks.append(Check(f"{where}:{check.name}", check.passed, f"{where}: {message}"))
-        if "champion_metrics" not in record:
-            continue  # no champion, or one that could not be scored: the overall champion check says so
-        for name, tolerance in rules.vs_champion.items():
-            ours, theirs = record["metrics"].get(name), record["champion_metrics"].get(name)
-            if ours is None or theirs is None:
-                checks.append(Check(f"{where}:vs_champion:{name}", False,
-                                    f"{where}: {name} is not available for both models on this slice"))
-                continue
-            loss = (theirs - ours) if name in HIGHER_IS_BETTER else (ours - theirs)
-            checks.append(Check(f"{where}:vs_champion:{name}", loss <= tolerance,
-                                f"{where}: {name} {ours:.4f} vs champion v{version} {theirs:.4f} "
-                                f"({record['rows']} rows; loss {max(loss, 0):.4f}, tolerated {tolerance:g})"))
+        checks += [Check(f"{where}:{c.name}", c.passed, f"{where}: {c.message}")
+                   for c in _slice_bounds(record, rules) + _slice_vs_champion(record, rules, evaluation.champion)]
+    return checks
+
+
+def _slice_bounds(record: dict[str, Any], rules: SliceGateSpec) -> list[Check]:
+    checks = []
+    for at_least, bounds in ((True, rules.min), (False, rules.max)):
+        for name, bound in bounds.items():
+            check = _bound(name, record["metrics"].get(name), bound, at_least=at_least)
+            if name not in record["metrics"]:  # e.g. an AUC on a one-class slice: fail closed, and say why
+                check = Check(check.name, False, f"{name} could not be measured on this slice (one class only?), "
+                              "so it cannot pass")
+            checks.append(check)
+    return checks
+
+
+def _slice_vs_champion(record: dict[str, Any], rules: SliceGateSpec, champion: dict[str, Any] | None) -> list[Check]:
+    if champion is None or "champion_metrics" not in record:
+        return []  # no champion, or one that could not be scored: the overall champion check says so
+    checks = []
+    for name, tolerance in rules.vs_champion.items():
+        ours, theirs = record["metrics"].get(name), record["champion_metrics"].get(name)
+        if ours is None or theirs is None:
+            checks.append(Check(f"vs_champion:{name}", False, f"{name} is not available for both models on this "
+                                "slice"))
+            continue
+        loss = (theirs - ours) if name in HIGHER_IS_BETTER else (ours - theirs)
+        checks.append(Check(f"vs_champion:{name}", loss <= tolerance, f"{name} {ours:.4f} vs champion "
+                            f"v{champion['version']} {theirs:.4f} ({record['rows']} rows; loss {max(loss, 0):.4f}, "
+                            f"tolerated {tolerance:g})"))
     return checks
 
 
