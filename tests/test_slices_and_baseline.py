@@ -157,3 +157,13 @@ def test_an_unknown_slice_column_is_one_line_with_the_nearest_name(weak_model: P
                                         r"target\); did you mean 'x1'\?$"):
         evaluate.run(weak_model / "train" / "model.onnx", weak_model / "features", out_dir=tmp_path,
                      onnx_max_abs_diff=0.0, onnx_output_scale=1.0, latency_samples=10, slices=["x_1"])
+
+
+def test_the_kfp_evaluation_markdown_names_the_baseline_model() -> None:
+    from dataclasses import replace
+
+    from driftloop.pipelines.reports import evaluation_markdown
+
+    evaluation = replace(sliced([]), baseline_model="linear")
+    text = evaluation_markdown(evaluation, decide(evaluation, GateSpec(), onnx_tolerance=1e-4))
+    assert "| metric | candidate | baseline (LogisticRegression) | champion |" in text

@@ -55,11 +55,14 @@ def confusion_matrix(model_path: Path, features_dir: Path) -> tuple[list[str], l
 
 
 def evaluation_markdown(evaluation: Evaluation, blessing: Blessing) -> str:
+    from driftloop.components.baselines import baseline_name
+
     champion = (evaluation.champion or {}).get("metrics", {})
     version = (evaluation.champion or {}).get("version")
+    baseline = f"baseline ({baseline_name(evaluation.baseline_model, evaluation.task)})"
     lines = [f"# Evaluation: gate {'PASSED' if blessing.passed else 'DECLINED'}", "",
              f"{evaluation.rows} holdout rows, task {evaluation.task}.", "",
-             f"| metric | candidate | naive baseline | champion{f' v{version}' if version else ''} |",
+             f"| metric | candidate | {baseline} | champion{f' v{version}' if version else ''} |",
              "| --- | ---: | ---: | ---: |"]
     for name, value in evaluation.metrics.items():
         lines.append(f"| {name} | {value:.4f} | {_cell(evaluation.baseline.get(name))} | {_cell(champion.get(name))} |")
