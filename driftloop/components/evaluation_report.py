@@ -138,7 +138,7 @@ def _slices_table(evaluation: Evaluation) -> str:
     records = evaluation.slices or []
     if not records:
         return '<p class="muted">No slices: name columns in <code>evaluate.slices</code>.</p>'
-    names = sorted({k for r in records for k in r["metrics"]})
+    names = list(dict.fromkeys(k for r in records for k in r["metrics"]))  # the task's own metric order
     head = "<tr><th>column</th><th>value</th><th>rows</th>" + "".join(
         f"<th>{escape(n)}<br><span class='muted'>candidate / champion</span></th>" for n in names) + "</tr>"
     body = "".join(
