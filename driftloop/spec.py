@@ -48,8 +48,9 @@ class ValidationSpec(_Strict):
     (declared here), then the suite stored with the current champion, then a suite
     profiled from this table.
 
-    Missing columns, wrong types and an empty table are errors. New categories, values out
-    of range and a changed null share are warnings (shown, stored, counted) unless `strict`.
+    Missing columns, wrong types and an empty table are errors. Against a profiled suite (this
+    table's or the champion's), new categories, values out of range and a changed null share are
+    warnings (shown, stored, counted) unless `strict`; a declared suite's expectations are all errors.
     """
 
     suite: str | None = None

@@ -5,12 +5,14 @@ champion, or profiled once from this table; it is written next to the result so 
 travels with the model.
 
 Errors stop the run: a missing column, a wrong type, an empty table, or any expectation
-that is not about the data moving. Findings that are the data moving (a new category, a
-value out of range, a changed null share) are warnings: shown, stored in `result.json`,
-counted in the run metric `validation.warnings`, and the run goes on; `validation.strict`
-makes them errors. With `validation.reprofile` (a drift-triggered retrain) the champion's
-suite is checked for warnings and then re-profiled from this table, and what changed is
-written to `suite_changes.json`, so the loop closes on new categories without going silent.
+that is not about the data moving. Where the suite was learnt from data (profiled, or the
+champion's profiled suite), findings that are the data moving (a new category, a value out
+of range, a changed null share) are warnings: shown, stored in `result.json`, counted in the
+run metric `validation.warnings`, and the run goes on. `validation.strict` makes them errors,
+and a suite the user declared (`validation.columns`, `validation.suite`) is a contract whose
+every expectation is an error. With `validation.reprofile` (a drift-triggered retrain) the
+champion's suite is checked for warnings, then re-profiled from this table, and what changed
+is written to `suite_changes.json`: the loop closes on new categories without going silent.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     canonical = canonical_frame(frame, roles)
     if suite is None:
         suite = _profile_suite(canonical, roles, task, validation)
-    results = _classified(_run_suite(canonical, suite), strict=validation.strict)
+    # a declared suite (spec columns or a suite file) is the user's contract: only learnt ones warn
+    learnt = suite.get("meta", {}).get("driftloop", {}).get("origin") in PROFILED_ORIGINS
+    results = _classified(_run_suite(canonical, suite), strict=validation.strict or not learnt)
     errors = [r for r in results if r["severity"] == "error"]
     warnings = tuple(f"{source}: {DRIFT_LIKE[r['expectation']]}: {_describe(r)}"
                      for r in results if r["severity"] == "warning")
