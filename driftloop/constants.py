@@ -112,6 +112,7 @@ K8S_GROUP = "driftloop.io"
 K8S_VERSION = "v1alpha1"
 K8S_PLURAL = "mltrainingjobs"
 RETRAIN_TOKEN_FIELD = "retrainToken"
+RETRAIN_TOKEN_DRIFT_PREFIX = "drift-"  # a retrainToken the drift check set: that generation re-profiles its suite
 ANNOTATION_RETRAIN_KEY = "driftloop.io/retrain-dedupe-key"
 ANNOTATION_RETRAIN_AT = "driftloop.io/retrain-requested-at"
 

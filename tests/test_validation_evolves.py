@@ -132,3 +132,26 @@ def test_suite_changes_names_added_removed_and_null_shares() -> None:
     assert changes.lines() == ["plan: categories added: c; categories removed: a; allowed null share 0 → 0.1",
                                "age: range narrowed 0…10 → 0…8"]
     assert suite_changes(suite(["a"], 0, 1, None), suite(["a"], 0, 1, None)).empty
+
+
+def test_a_drift_generation_of_an_mltrainingjob_reprofiles_its_suite() -> None:
+    """The k8s trigger sets `retrainToken: drift-<key>`; that generation's run spec re-profiles, others keep the suite."""
+    import copy
+
+    import yaml
+
+    from driftloop.operator.render import Owner, render_configmap
+    from driftloop.operator.resource import parse_resource_spec
+
+    from .conftest import REPO
+
+    example = yaml.safe_load((REPO / "examples" / "mltrainingjob.yaml").read_text())["spec"]
+    owner = Owner("churn", "ml", "uid", 2)
+
+    def run_spec(**changes: object) -> dict:
+        resource = parse_resource_spec(copy.deepcopy(example) | changes, where="ml/churn")
+        return yaml.safe_load(render_configmap(resource, owner)["data"]["spec.yaml"])
+
+    assert run_spec(retrainToken="drift-3f2a9c")["validation"]["reprofile"] is True
+    assert run_spec(retrainToken="monday")["validation"]["reprofile"] is False
+    assert run_spec()["validation"]["reprofile"] is False

@@ -18,6 +18,7 @@ from driftloop.constants import (
     ANNOTATION_RETRAIN_AT,
     ANNOTATION_RETRAIN_KEY,
     EXIT_DRIFT,
+    RETRAIN_TOKEN_DRIFT_PREFIX,
     RETRAIN_TOKEN_FIELD,
     RUN_TAG_DEDUPE_KEY,
     RUN_TAG_RETRAIN_OF,
@@ -320,7 +321,7 @@ class K8sTrigger:
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         from driftloop.k8s_gateway import KubernetesApiError
 
-        token = f"drift-{request.key}"
+        token = f"{RETRAIN_TOKEN_DRIFT_PREFIX}{request.key}"
         current = (self.read().get("spec") or {}).get(RETRAIN_TOKEN_FIELD)
         if current == token:
             return TriggerResult("submitted", f"MLTrainingJob {self.namespace}/{self.job} already has "
