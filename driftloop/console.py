@@ -32,6 +32,11 @@ class Console:
         if not self.quiet:
             print(message, file=self.stream, flush=True)
 
+    def warning(self, message: str) -> None:
+        """One line about something that did not stop the command; hidden by --quiet."""
+        if not self.quiet:
+            print(f"warning: {message}", file=self.stream, flush=True)
+
     def error(self, message: str) -> None:
         """One line, always shown, even in quiet mode."""
         print(f"error: {message}", file=self.stream, flush=True)

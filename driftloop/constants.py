@@ -42,6 +42,7 @@ MODEL_ARTIFACT_DIR = "model"
 MODEL_FILE = "model.onnx"
 SPEC_ARTIFACT = "driftloop/spec.yaml"
 SUITE_ARTIFACT = "validation/expectations.json"
+SUITE_CHANGES_ARTIFACT = "validation/suite_changes.json"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 # Local output layout of one pipeline run.
@@ -52,6 +53,9 @@ EVALUATION_DIR = "evaluation"
 SUITE_FILE = "expectations.json"
 VALIDATION_RESULT_FILE = "result.json"
 VALIDATION_REPORT_FILE = "report.md"
+SUITE_CHANGES_FILE = "suite_changes.json"
+# run metrics of the validate step: counted findings that did not stop the run
+METRIC_VALIDATION_WARNINGS = "validation.warnings"
 TRANSFORM_FILE = "transform.joblib"
 FEATURE_META_FILE = "features.json"
 EVALUATION_FILE = "evaluation.json"
@@ -105,11 +109,14 @@ CLAIM_TAG_STARTED = "driftloop.claim.started_at"
 CLAIM_TAG_FINISHED = "driftloop.claim.finished_at"
 CLAIM_TAG_TRIGGER = "driftloop.claim.trigger"
 CLAIM_TAG_OUTCOME = "driftloop.claim.outcome"
+# "false" on a retrain that failed before training: it used nothing up, so it does not hold the cooldown
+CLAIM_TAG_HOLDS_COOLDOWN = "driftloop.claim.holds_cooldown"
 # Kubernetes: the MLTrainingJob resource and the field whose change starts a new training generation.
 K8S_GROUP = "driftloop.io"
 K8S_VERSION = "v1alpha1"
 K8S_PLURAL = "mltrainingjobs"
 RETRAIN_TOKEN_FIELD = "retrainToken"
+RETRAIN_TOKEN_DRIFT_PREFIX = "drift-"  # a retrainToken the drift check set: that generation re-profiles its suite
 ANNOTATION_RETRAIN_KEY = "driftloop.io/retrain-dedupe-key"
 ANNOTATION_RETRAIN_AT = "driftloop.io/retrain-requested-at"
 

@@ -221,7 +221,7 @@ def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False) -> None:
     with p.timed("validate"):  # reading the table is part of validating it
         table = load_table(spec.data.path, fmt=spec.data.format)
         validation = step("validate").execute(ctx, table, champion=champion, out_dir=out / VALIDATION_DIR,
-                                              scratch=scratch)
+                                              scratch=scratch, console=p.console)
     features = p.run("feature", table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR)
     trained = p.run("train", out / FEATURES_DIR, out_dir=out / TRAIN_DIR)
     evaluation = p.run("evaluate", trained.model_path, out / FEATURES_DIR, onnx_max_abs_diff=trained.onnx_max_abs_diff,

@@ -47,12 +47,19 @@ class ValidationSpec(_Strict):
     Resolution order: `suite` (a stored Great Expectations suite), then `columns`
     (declared here), then the suite stored with the current champion, then a suite
     profiled from this table.
+
+    Missing columns, wrong types and an empty table are errors. Against a profiled suite (this
+    table's or the champion's), new categories, values out of range and a changed null share are
+    warnings (shown, stored, counted) unless `strict`; a declared suite's expectations are all errors.
     """
 
     suite: str | None = None
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     range_margin: float = Field(0.25, ge=0, description="Profiled ranges widen by this share of their span.")
     mostly: float = Field(0.99, gt=0, le=1, description="Share of rows that must meet a profiled range or category set.")
+    strict: bool = Field(False, description="Every failed expectation is an error, new categories and ranges included.")
+    reprofile: bool = Field(False, description="Profile the suite from this table even when the champion has one, and "
+                            "record how it changed (a drift-triggered retrain sets it; strict keeps the champion's).")
 
 
 class FeatureSpec(_Strict):

@@ -56,8 +56,10 @@ CASES = {
     "type differs from stored suite": (lambda cli: ["--data", write(cli, "d.csv", age_as_words(customers(rows=200))),
                                                     "--target", "churned"], 1,
                                        "column 'customer_age': text in a numeric column: 'old'"),
-    "category outside stored suite": (lambda cli: ["--data", write(cli, "d.csv", customers(rows=200).assign(plan="gold")),
-                                                   "--target", "churned"], 1,
+    # a new category is a warning; strict validation makes it the error it was
+    "category outside stored suite, strict": (lambda cli: ["--data", write(cli, "d.csv", customers(rows=200)
+                                                                          .assign(plan="gold")), "--target", "churned",
+                                                           "--set", "validation.strict=true"], 1,
                                       "column 'plan': expect_column_values_to_be_in_set"),
     "single-class target": (lambda cli: ["--data", write(cli, "d.csv", customers(rows=200).assign(churned=0)),
                                          "--target", "churned"], 1,

@@ -3,6 +3,16 @@
 The suite is declared in the spec, given as a stored suite file, inherited from the
 champion, or profiled once from this table; it is written next to the result so it
 travels with the model.
+
+Errors stop the run: a missing column, a wrong type, an empty table, or any expectation
+that is not about the data moving. Where the suite was learnt from data (profiled, or the
+champion's profiled suite), findings that are the data moving (a new category, a value out
+of range, a changed null share) are warnings: shown, stored in `result.json`, counted in the
+run metric `validation.warnings`, and the run goes on. `validation.strict` makes them errors,
+and a suite the user declared (`validation.columns`, `validation.suite`) is a contract whose
+every expectation is an error. With `validation.reprofile` (a drift-triggered retrain) the
+champion's suite is checked for warnings, then re-profiled from this table, and what changed
+is written to `suite_changes.json`: the loop closes on new categories without going silent.
 """
 
 from __future__ import annotations
@@ -14,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles, infer_task
-from driftloop.constants import SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
+from driftloop.components.suite_changes import BETWEEN, IN_SET, NOT_NULL, SuiteChanges, suite_changes
+from driftloop.constants import SUITE_CHANGES_FILE, SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
 from driftloop.errors import DataError, ValidationFailed
 from driftloop.table import check_target
 
@@ -22,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from driftloop.components.context import RunContext
+    from driftloop.console import Console
     from driftloop.mlflow_gateway import ModelVersion
     from driftloop.spec import FeatureSpec, ValidationSpec
     from driftloop.table import LoadedTable
@@ -29,17 +41,24 @@ if TYPE_CHECKING:
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64", "Int64", "Float64"]
 ROLES_FILE = "columns.json"
+# The data moving rather than breaking: warnings unless validation.strict.
+DRIFT_LIKE = {IN_SET: "new categories", BETWEEN: "values out of range", NOT_NULL: "null share changed"}
+# Suites whose tolerances (`mostly`, the range margin) come from the spec, so today's spec sets them.
+PROFILED_ORIGINS = ("profiled", "reprofiled")
 
 
 @dataclass(frozen=True)
 class ValidationResult:
-    suite_source: str  # spec-file | declared | champion | profiled
+    suite_source: str  # spec-file | declared | champion | profiled | reprofiled
     suite_path: Path
     result_path: Path
     report_path: Path
     roles_path: Path
     checked: int
     rows: int
+    warnings: tuple[str, ...] = ()  # one line per drift-like finding that did not stop the run
+    changes: SuiteChanges | None = None  # set when the suite was re-profiled against the champion's
+    changes_path: Path | None = None
 
 
 def run(frame: pd.DataFrame, *, source: str, target: str, validation: ValidationSpec, feature: FeatureSpec,
@@ -47,19 +66,15 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     """Validate `frame` (read from `source`) and write suite, result and report into `out_dir`.
 
     Raises:
-        DataError: a problem found before any expectation runs (missing target, all-null column).
-        ValidationFailed: an expectation failed; the message names column, expectation and observed value.
+        DataError: a problem found before any expectation runs (empty table, missing target, all-null column).
+        ValidationFailed: an error-class expectation failed (or any, when strict); the message names column,
+            expectation and observed value.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    if len(frame) == 0:
+        raise ValidationFailed(f"{source}: the table has no rows (expect_table_row_count_to_be_between min_value=1)")
     _check_basics(frame, source, target)
-    if validation.suite is not None:
-        suite, origin = _read_suite(Path(validation.suite)), "spec-file"
-    elif validation.columns:
-        suite, origin = _declared_suite(frame, target, validation), "declared"
-    elif stored_suite is not None:
-        suite, origin = _read_suite(stored_suite), "champion"
-    else:
-        suite, origin = None, "profiled"
+    suite, origin, baseline = _resolve_suite(frame, target, validation, stored_suite)
     roles = _roles_from_suite(suite) if suite is not None else infer_roles(frame, target, feature)
     missing = [c for c in roles.features if c not in frame.columns]
     if missing:
@@ -68,23 +83,85 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     canonical = canonical_frame(frame, roles)
     if suite is None:
         suite = _profile_suite(canonical, roles, task, validation)
-    results = _run_suite(canonical, suite)
+    # a declared suite (spec columns or a suite file) is the user's contract: only learnt ones warn
+    learnt = suite.get("meta", {}).get("driftloop", {}).get("origin") in PROFILED_ORIGINS
+    results = _classified(_run_suite(canonical, suite), strict=validation.strict or not learnt)
+    errors = [r for r in results if r["severity"] == "error"]
+    warnings = tuple(f"{source}: {DRIFT_LIKE[r['expectation']]}: {_describe(r)}"
+                     for r in results if r["severity"] == "warning")
+    changes, changes_path = None, None
+    if baseline is not None and not errors:
+        suite = _profile_suite(canonical, roles, task, validation, origin="reprofiled")
+        changes, changes_path = suite_changes(baseline, suite), out_dir / SUITE_CHANGES_FILE
+        changes_path.write_text(json.dumps(changes.to_json(), indent=2, default=str), encoding="utf-8")
     suite_path = out_dir / SUITE_FILE
     suite_path.write_text(json.dumps(suite, indent=2, default=str), encoding="utf-8")
     roles_path = out_dir / ROLES_FILE
     roles.save(roles_path)
     result_path = out_dir / VALIDATION_RESULT_FILE
     result_path.write_text(json.dumps({"source": source, "suite_source": origin, "rows": len(frame),
-                                       "success": all(r["success"] for r in results), "results": results},
+                                       "strict": validation.strict, "success": not errors,
+                                       "errors": len(errors), "warnings": list(warnings), "results": results},
                                       indent=2, default=str), encoding="utf-8")
     report_path = out_dir / VALIDATION_REPORT_FILE
     report_path.write_text(_report(source, origin, len(frame), results), encoding="utf-8")
-    failures = [r for r in results if not r["success"]]
-    if failures:
-        first = failures[0]
-        more = f" (+{len(failures) - 1} more failed expectations, see {report_path})" if len(failures) > 1 else ""
+    if errors:
+        first = errors[0]
+        more = f" (+{len(errors) - 1} more failed expectations, see {report_path})" if len(errors) > 1 else ""
         raise ValidationFailed(f"{source}: {_describe(first)}{more}")
-    return ValidationResult(origin, suite_path, result_path, report_path, roles_path, len(results), len(frame))
+    return ValidationResult(origin, suite_path, result_path, report_path, roles_path, len(results), len(frame),
+                            warnings, changes, changes_path)
+
+
+def _resolve_suite(frame: pd.DataFrame, target: str, validation: ValidationSpec,
+                   stored_suite: Path | None) -> tuple[dict[str, Any] | None, str, dict[str, Any] | None]:
+    """The suite to check (None: profile one), its origin, and the champion's suite a re-profile is measured against.
+
+    A strict re-profile keeps the champion's suite: strict means the stored contract decides.
+    """
+    if validation.suite is not None:
+        return _read_suite(Path(validation.suite)), "spec-file", None
+    if validation.columns:
+        return _declared_suite(frame, target, validation), "declared", None
+    if stored_suite is None:
+        return None, "profiled", None
+    stored = _with_tolerances(_read_suite(stored_suite), validation)
+    if validation.reprofile and not validation.strict:
+        return stored, "reprofiled", stored
+    return stored, "champion", None
+
+
+def _with_tolerances(suite: dict[str, Any], spec: ValidationSpec) -> dict[str, Any]:
+    """A profiled suite with this run's `mostly` and `range_margin` (a `--set validation.…` must count).
+
+    The stored values are a past spec's tolerances, not facts about the data; the observed
+    ranges the profile kept in each expectation's meta are widened again by today's margin.
+    """
+    if suite.get("meta", {}).get("driftloop", {}).get("origin") not in PROFILED_ORIGINS:
+        return suite
+    expectations = []
+    for expectation in suite.get("expectations", []):
+        kwargs = dict(expectation.get("kwargs", {}))
+        if expectation.get("type") in (IN_SET, BETWEEN) and "mostly" in kwargs:
+            kwargs["mostly"] = spec.mostly
+        observed = expectation.get("meta") or {}
+        if expectation.get("type") == BETWEEN and {"observed_min", "observed_max"} <= observed.keys():
+            kwargs["min_value"], kwargs["max_value"] = _widened(observed["observed_min"], observed["observed_max"], spec)
+        expectations.append({**expectation, "kwargs": kwargs})
+    return {**suite, "expectations": expectations}
+
+
+def _widened(lo: float, hi: float, spec: ValidationSpec) -> tuple[float, float]:
+    margin = spec.range_margin * (hi - lo)
+    return lo - margin, hi + margin
+
+
+def _classified(results: list[dict[str, Any]], *, strict: bool) -> list[dict[str, Any]]:
+    """Each result with its severity: pass, warning (the data moved) or error."""
+    for r in results:
+        drift_like = r["expectation"] in DRIFT_LIKE and not strict
+        r["severity"] = "pass" if r["success"] else ("warning" if drift_like else "error")
+    return results
 
 
 def _check_basics(frame: pd.DataFrame, source: str, target: str) -> None:
@@ -128,8 +205,9 @@ def _read_suite(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: cannot read expectation suite ({e})") from e
 
 
-def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: ValidationSpec) -> dict[str, Any]:
-    """Expectations learnt from the first training table, loose enough for the next day's data."""
+def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: ValidationSpec, *,
+                   origin: str = "profiled") -> dict[str, Any]:
+    """Expectations learnt from a training table, loose enough for the next day's data."""
     expectations = [_expectation("expect_table_columns_to_match_set",
                                  column_set=roles.features + [roles.target], exact_match=False)]
     for column in roles.numeric:
@@ -137,9 +215,10 @@ def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: Val
         expectations += _null_rule(column, values.isna().mean())
         expectations.append(_expectation("expect_column_values_to_be_in_type_list", column=column, type_list=NUMERIC_TYPES))
         lo, hi = float(values.min()), float(values.max())
-        margin = spec.range_margin * (hi - lo)
-        expectations.append(_expectation("expect_column_values_to_be_between", column=column,
-                                         min_value=lo - margin, max_value=hi + margin, mostly=spec.mostly))
+        low, high = _widened(lo, hi, spec)
+        between = _expectation(BETWEEN, column=column, min_value=low, max_value=high, mostly=spec.mostly)
+        between["meta"] = {"observed_min": lo, "observed_max": hi}  # so a later margin widens the data, not the bounds
+        expectations.append(between)
     for column in roles.categorical:
         values = frame[column]
         expectations += _null_rule(column, values.isna().mean())
@@ -151,7 +230,7 @@ def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: Val
     if (task if task != "auto" else infer_task(target)) == "classification":
         expectations.append(_expectation("expect_column_values_to_be_in_set", column=roles.target,
                                          value_set=sorted(target.unique().tolist(), key=str)))
-    return _suite_dict(expectations, roles, "profiled")
+    return _suite_dict(expectations, roles, origin)
 
 
 def _declared_suite(frame: pd.DataFrame, target: str, spec: ValidationSpec) -> dict[str, Any]:
@@ -216,7 +295,8 @@ def _observed(result: dict[str, Any]) -> dict[str, Any]:
     if result.get("unexpected_count"):
         observed["unexpected_count"] = result["unexpected_count"]
         observed["unexpected_percent"] = round(float(result.get("unexpected_percent") or 0.0), 3)
-        observed["examples"] = list(result.get("partial_unexpected_list") or [])[:5]
+        # distinct examples: five copies of one new category say less than one
+        observed["examples"] = list({repr(v): v for v in result.get("partial_unexpected_list") or []}.values())[:5]
     return observed
 
 
@@ -234,27 +314,58 @@ def _describe(result: dict[str, Any]) -> str:
 
 def _report(source: str, origin: str, rows: int, results: list[dict[str, Any]]) -> str:
     failed = sum(not r["success"] for r in results)
+    warned = sum(r.get("severity") == "warning" for r in results)
     lines = [f"# Validation of `{source}`", "",
-             f"{rows} rows, suite: {origin}, {len(results)} expectations, {failed} failed.", "",
+             f"{rows} rows, suite: {origin}, {len(results)} expectations, {failed} failed "
+             f"({warned} as warnings).", "",
              "| | column | expectation | observed |", "|---|---|---|---|"]
     for r in results:
-        mark = "PASS" if r["success"] else "**FAIL**"
+        mark = "PASS" if r["success"] else ("WARN" if r.get("severity") == "warning" else "**FAIL**")
         lines.append(f"| {mark} | {r['column'] or '(table)'} | {r['expectation']} | {json.dumps(r['observed'], default=str)} |")
     return "\n".join(lines) + "\n"
 
 
 def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | None, out_dir: Path,
-            scratch: Path) -> ValidationResult:
-    """Validate the run's table against the declared, stored, champion's or profiled suite, and log the suite."""
-    from driftloop.constants import RUN_TAG_SUITE_SOURCE, TAG_DATA_SHA256, VALIDATION_DIR
+            scratch: Path, console: Console | None = None) -> ValidationResult:
+    """Validate the run's table against the declared, stored, champion's or profiled suite, and log the suite.
+
+    Warnings and suite changes are shown on `console` (a plain one on stderr when None, as in a
+    KFP task's log) and logged to the run; a failed validation still logs what it wrote.
+    """
+    from driftloop.console import Console
+    from driftloop.constants import METRIC_VALIDATION_WARNINGS, RUN_TAG_SUITE_SOURCE, TAG_DATA_SHA256, VALIDATION_DIR
 
     spec = ctx.spec
+    console = console if console is not None else Console()
     stored = _champion_suite(ctx, champion, scratch) if champion is not None else None
-    outcome = run(table.frame, source=spec.data.path, target=spec.data.target, validation=spec.validation,
-                  feature=spec.feature, out_dir=out_dir, task=spec.data.task, stored_suite=stored)
-    ctx.tracker.log_artifacts(out_dir, VALIDATION_DIR)
+    try:
+        outcome = run(table.frame, source=spec.data.path, target=spec.data.target, validation=spec.validation,
+                      feature=spec.feature, out_dir=out_dir, task=spec.data.task, stored_suite=stored)
+    finally:
+        if out_dir.is_dir() and any(out_dir.iterdir()):  # a failed check's report is what explains it
+            ctx.tracker.log_artifacts(out_dir, VALIDATION_DIR)
     ctx.tracker.set_tags({TAG_DATA_SHA256: table.sha256, RUN_TAG_SUITE_SOURCE: outcome.suite_source})
+    ctx.tracker.log_metrics({METRIC_VALIDATION_WARNINGS: len(outcome.warnings)})
+    show(outcome, console, champion_version=champion.version if champion is not None else None)
     return outcome
+
+
+def show(outcome: ValidationResult, console: Console, *, champion_version: str | None = None) -> None:
+    """One line per warning and their count; for a re-profiled suite, what changed against the champion's."""
+    for line in outcome.warnings:
+        console.warning(line)
+    if outcome.warnings:
+        console.info(f"validation: {len(outcome.warnings)} warning(s), not errors (validation.strict=true makes "
+                     "them errors); see validation/result.json")
+    if outcome.changes is not None:
+        against = f"v{champion_version}'s" if champion_version else "the champion's"
+        lines = outcome.changes.lines()
+        console.info(f"suite re-profiled from this table: {len(lines) or 'no'} change(s) against {against} suite"
+                     + (":" if lines else ""))
+        for line in lines[:10]:
+            console.info(f"  {line}")
+        if len(lines) > 10:
+            console.info(f"  … {len(lines) - 10} more in validation/{SUITE_CHANGES_FILE}")
 
 
 def _champion_suite(ctx: RunContext, champion: ModelVersion, scratch: Path) -> Path | None:

@@ -201,6 +201,8 @@ def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[
 
 
 def _check_flags(request: DriftRequest) -> None:
+    from driftloop.spec import apply_override
+
     if request.model_name is None and request.reference is None:
         raise UsageError("give --model (the reference is the data stored with its @champion) or --reference FILE")
     if request.retrain in ("local", "kfp") and request.model_name is None:
@@ -211,6 +213,14 @@ def _check_flags(request: DriftRequest) -> None:
         raise UsageError("--retrain kfp needs --kfp-host URL (or DRIFTLOOP_KFP_HOST)")
     if request.retrain and not request.track:
         raise UsageError("--retrain keeps its dedupe and cooldown records in MLflow; it cannot be used with --no-track")
+    if request.overrides and request.retrain not in ("local", "kfp"):
+        # silently dropping a `--set` is how `validation.mostly=0.5` came to be ignored
+        raise UsageError("--set overrides the champion's spec for a retrain it runs: add --retrain local or kfp"
+                         if request.retrain is None else
+                         "--set does not reach an MLTrainingJob retrain, which trains on the resource's own spec; "
+                         "edit the resource instead")
+    for item in request.overrides:  # a misspelt key is a usage error now, not a failed retrain after the claim
+        apply_override({}, item)
 
 
 def _gateway(request: DriftRequest) -> tuple[MLflowGateway | None, str]:

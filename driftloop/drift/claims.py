@@ -10,7 +10,9 @@ the existing claims and stands down on its own when
 - a claim with the same dedupe key (champion version, drifted features, data window)
   exists and did not fail: that drift was already acted on;
 - the latest claim is a retrain still in flight;
-- the latest claim is younger than the cooldown.
+- the latest claim that holds the cooldown is younger than it. A retrain that failed
+  before training (bad data, a validation error) trained nothing and holds none, so
+  fixing the data and checking again retrains at once.
 
 The claims stay as a durable audit trail (tags: key, state, trigger, outcome), so the
 cooldown survives restarts and is shared by every machine that uses the same MLflow.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.constants import (
     CLAIM_TAG_FINISHED,
+    CLAIM_TAG_HOLDS_COOLDOWN,
     CLAIM_TAG_MODEL,
     CLAIM_TAG_OUTCOME,
     CLAIM_TAG_SEQUENCE,
@@ -69,10 +72,14 @@ class Claim:
     def state(self) -> str:
         return self.tags.get(CLAIM_TAG_STATE, IN_FLIGHT)
 
+    @property
+    def holds_cooldown(self) -> bool:
+        return self.tags.get(CLAIM_TAG_HOLDS_COOLDOWN) != "false"
+
     def summary(self) -> dict[str, Any]:
         return {"sequence": self.sequence, "experiment_id": self.experiment_id, "key": self.key, "state": self.state,
                 "created_at": _iso(self.created_s), "trigger": self.tags.get(CLAIM_TAG_TRIGGER),
-                "outcome": self.tags.get(CLAIM_TAG_OUTCOME)}
+                "outcome": self.tags.get(CLAIM_TAG_OUTCOME), "holds_cooldown": self.holds_cooldown}
 
 
 @dataclass(frozen=True)
@@ -135,10 +142,14 @@ class RetrainClaims:
             return ClaimDecision(False, f"another drift check claimed retrain #{sequence} at the same moment")
         return ClaimDecision(True, f"claimed retrain #{sequence}", Claim(sequence, experiment_id, now, tags))
 
-    def finish(self, claim: Claim, state: str, outcome: str) -> None:
-        """Record how the claimed retrain ended (`submitted`, `completed` or `failed`)."""
+    def finish(self, claim: Claim, state: str, outcome: str, *, holds_cooldown: bool = True) -> None:
+        """Record how the claimed retrain ended (`submitted`, `completed` or `failed`).
+
+        `holds_cooldown=False` (a failure before training) frees the cooldown as a failure frees the dedupe key.
+        """
         self.mlflow.set_experiment_tags(claim.experiment_id, {
-            CLAIM_TAG_STATE: state, CLAIM_TAG_OUTCOME: outcome[:4000], CLAIM_TAG_FINISHED: f"{time.time():.3f}"})
+            CLAIM_TAG_STATE: state, CLAIM_TAG_OUTCOME: outcome[:4000], CLAIM_TAG_FINISHED: f"{time.time():.3f}",
+            CLAIM_TAG_HOLDS_COOLDOWN: str(holds_cooldown).lower()})
 
     @staticmethod
     def _blocked(claims: list[Claim], key: str, cooldown_s: float, now: float) -> ClaimDecision | None:
@@ -152,11 +163,13 @@ class RetrainClaims:
         if latest.state == IN_FLIGHT and now - latest.created_s < IN_FLIGHT_TIMEOUT_S:
             return ClaimDecision(False, f"in flight: retrain #{latest.sequence} started at {_iso(latest.created_s)} "
                                  "and has not finished", latest)
-        if now - latest.created_s < cooldown_s:
-            return ClaimDecision(False, f"cooldown: retrain #{latest.sequence} was claimed at "
-                                 f"{_iso(latest.created_s)}; next allowed after "
-                                 f"{_iso(latest.created_s + cooldown_s)} (cooldown {format_duration(cooldown_s)})",
-                                 latest)
+        holding = [c for c in claims if c.holds_cooldown]
+        if holding and now - holding[-1].created_s < cooldown_s:
+            last = holding[-1]
+            return ClaimDecision(False, f"cooldown: retrain #{last.sequence} was claimed at "
+                                 f"{_iso(last.created_s)}; next allowed after "
+                                 f"{_iso(last.created_s + cooldown_s)} (cooldown {format_duration(cooldown_s)})",
+                                 last)
         return None
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
-h1{font-size:1.5rem;margin:0 0 .3rem}
+h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:1.5rem 0 .3rem}
 .verdict{display:inline-block;padding:.3rem .8rem;border-radius:4px;font-weight:600;color:#fff}
 .drift{background:#c62828}.nodrift{background:#2e7d32}
 table{border-collapse:collapse;width:100%;margin-top:1rem;font-size:.9rem}
@@ -62,8 +62,22 @@ def render_html(data: dict[str, Any], *, title: str) -> str:
 <p class="muted">A feature has drifted when its p-value is below the per-feature bound after the multiple-testing
 correction. KS: two-sample Kolmogorov-Smirnov on the non-missing values. Chi-square: contingency test on category
 counts, missing values counted as a category.</p>
+{_suite_changes(retrain)}
 </body></html>
 """
+
+
+def _suite_changes(retrain: dict[str, Any] | None) -> str:
+    """The retrain's re-profiled expectation suite against the champion's: what the new contract allows."""
+    changes = ((retrain or {}).get("result") or {}).get("suite_changes")
+    if changes is None:
+        return ""
+    rows = "".join(f"<tr><td>{escape(str(column))}</td><td>{escape(str(what))}</td></tr>"
+                   for column, what in changes.get("rows") or [])
+    body = (f'<table><thead><tr><th>column</th><th>change</th></tr></thead><tbody>{rows}</tbody></table>' if rows
+            else '<p>none: the data the retrain trained on fits the champion\'s suite.</p>')
+    return (f'<h2>Validation suite changes</h2>\n<p class="muted">The retrain re-profiled its expectation suite from '
+            f'the data it trained on; against the champion\'s suite:</p>\n{body}')
 
 
 def _ordered(features: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -45,7 +45,8 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
     """Claim and start one retrain for the drift `check` found; returns the exit code.
 
     The outcome (claimed or why not, the trigger's result) goes into `check.data["retrain"]`.
-    A failed retrain releases its dedupe key, so the same drift may be retried.
+    A failed retrain releases its dedupe key, so the same drift may be retried; one that failed
+    before training (staging, validation) also frees the cooldown, having used nothing up.
     """
     from driftloop.drift.claims import COMPLETED, FAILED, RetrainClaims, dedupe_key
     from driftloop.drift.triggers import RetrainRequest
@@ -87,16 +88,21 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
     except BaseException as e:
         message = str(e) if isinstance(e, DriftloopError) else f"internal error: {type(e).__name__}: {e}"
         line = message.splitlines()[0] if message else type(e).__name__
-        claims.finish(decision.claim, FAILED, line)  # a failed retrain does not hold its dedupe key
-        retrain["claim"].update({"state": FAILED, "outcome": line})
+        # a failed retrain does not hold its dedupe key; raised before the pipeline ran, it trained nothing
+        claims.finish(decision.claim, FAILED, line, holds_cooldown=False)
+        retrain["claim"].update({"state": FAILED, "outcome": line, "holds_cooldown": False})
         retrain.update({"status": "failed", "reason": line})
         if not isinstance(e, DriftloopError):
             raise
         data["error"] = line  # the report is still written; the exit code says the retrain failed
         return e.exit_code
-    claims.finish(decision.claim, result.state if result.state != "completed" else COMPLETED, result.outcome)
+    holds_cooldown = result.state != FAILED or result.trained
+    claims.finish(decision.claim, result.state if result.state != "completed" else COMPLETED, result.outcome,
+                  holds_cooldown=holds_cooldown)
     retrain.update({"status": result.state, "reason": result.outcome, "result": result.detail})
-    retrain["claim"].update({"state": result.state, "outcome": result.outcome})
+    retrain["claim"].update({"state": result.state, "outcome": result.outcome, "holds_cooldown": holds_cooldown})
+    if not holds_cooldown:
+        console.info("the retrain failed before training, so it frees the cooldown: the next check may retrain")
     if result.exit_code not in (EXIT_DRIFT, EXIT_NO_DRIFT):
         data["error"] = result.outcome
     console.info(result.outcome)

@@ -18,10 +18,12 @@ from driftloop.constants import (
     ANNOTATION_RETRAIN_AT,
     ANNOTATION_RETRAIN_KEY,
     EXIT_DRIFT,
+    RETRAIN_TOKEN_DRIFT_PREFIX,
     RETRAIN_TOKEN_FIELD,
     RUN_TAG_DEDUPE_KEY,
     RUN_TAG_RETRAIN_OF,
     SPEC_ARTIFACT,
+    SUITE_CHANGES_ARTIFACT,
 )
 from driftloop.errors import ArtifactNotFound, DataError, DriftloopError, ModelNotFound, UsageError
 
@@ -69,6 +71,7 @@ class TriggerResult:
     outcome: str  # one line for people
     detail: dict[str, Any] = field(default_factory=dict)
     exit_code: int = EXIT_DRIFT  # drift found; 1 when the retrain itself failed
+    trained: bool = True  # False: it failed before training, so its claim frees the cooldown
 
 
 class Trigger(Protocol):
@@ -144,13 +147,19 @@ def stage_retrain_data(request: RetrainRequest, spec: Spec, destination: str) ->
 
 
 def retrain_spec(request: RetrainRequest, *, data_uri: str, window_uri: str) -> Spec:
-    """The champion's spec pointed at the retrain data and window, plus the caller's `--set` overrides."""
+    """The champion's spec pointed at the retrain data and window, plus the caller's `--set` overrides.
+
+    The retrain re-profiles its expectation suite from the data it trains on (`validation.reprofile`):
+    drift is new categories and wider ranges, and the champion's suite would reject exactly those.
+    The caller's `--set validation.…` come after, so `validation.strict=true` keeps the champion's suite.
+    """
     from driftloop.spec import load_spec
 
     spec = champion_spec(request)
     raw = spec.model_dump(mode="json")
     raw["data"].update({"path": data_uri, "format": "parquet"})
     raw["evaluate"]["window"] = window_uri
+    raw["validation"]["reprofile"] = True
     raw["registry"]["model_name"] = request.model_name
     raw["tracking"]["uri"] = request.tracking_uri
     path = request.out_dir / "retrain" / request.key / "spec.yaml"
@@ -192,11 +201,28 @@ class LocalTrigger:
                                                            RUN_TAG_DEDUPE_KEY: request.key})
         detail = {"run_id": result.run_id, "status": result.status, "deployed": result.deployed,
                   "model_version": result.model_version, "gate": result.gate, "error": result.error}
+        changes = _suite_changes(request, result.run_id, request.out_dir / "retrain" / request.key)
+        if changes is not None:
+            detail["suite_changes"] = changes
         if result.status != "completed":
-            return TriggerResult("failed", f"retrain failed: {result.error}", detail, exit_code=1)
+            trained = result.record("train").status != "skipped"
+            return TriggerResult("failed", f"retrain failed: {result.error}", detail, exit_code=1, trained=trained)
         outcome = (f"retrained: v{result.model_version} promoted to @champion" if result.deployed
                    else "retrained: gate declined, @champion unchanged")
         return TriggerResult("completed", outcome, detail)
+
+
+def _suite_changes(request: RetrainRequest, run_id: str | None, scratch: Path) -> dict[str, Any] | None:
+    """What the retrain's re-profiled suite changed against the champion's (its run's `suite_changes.json`)."""
+    import json
+
+    if run_id is None:
+        return None
+    try:
+        path = request.gateway().download_artifact(run_id, SUITE_CHANGES_ARTIFACT, scratch / "run")
+    except ArtifactNotFound:  # not re-profiled: strict, a declared suite, or validation failed first
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -295,7 +321,7 @@ class K8sTrigger:
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         from driftloop.k8s_gateway import KubernetesApiError
 
-        token = f"drift-{request.key}"
+        token = f"{RETRAIN_TOKEN_DRIFT_PREFIX}{request.key}"
         current = (self.read().get("spec") or {}).get(RETRAIN_TOKEN_FIELD)
         if current == token:
             return TriggerResult("submitted", f"MLTrainingJob {self.namespace}/{self.job} already has "

@@ -16,9 +16,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from driftloop.constants import RETRAIN_TOKEN_DRIFT_PREFIX
 from driftloop.errors import InvalidSpec
 from driftloop.operator.constants import DEFAULT_IMAGE
-from driftloop.spec import DataSpec, GateSpec, RegistrySpec, SliceGateSpec, Spec, TrackingSpec, TrainSpec
+from driftloop.spec import (
+    DataSpec,
+    GateSpec,
+    RegistrySpec,
+    SliceGateSpec,
+    Spec,
+    TrackingSpec,
+    TrainSpec,
+    ValidationSpec,
+)
 from driftloop.suggest import nearest
 
 _CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
@@ -265,6 +275,8 @@ def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
         return Spec(
             data=DataSpec(path=spec.data_source.location, target=spec.data_source.target,
                           task=spec.data_source.task, format=spec.data_source.format),
+            # a generation the drift check asked for re-profiles its suite, as a local retrain does
+            validation=ValidationSpec(reprofile=(spec.retrain_token or "").startswith(RETRAIN_TOKEN_DRIFT_PREFIX)),
             train=train,
             gate=GateSpec.model_validate(spec.gate.model_dump(by_alias=False)),  # Gate's camelCase names off
             registry=RegistrySpec(model_name=spec.mlflow.model_name or name),

@@ -22,7 +22,7 @@ CHECK_PARAMETERS = ("current", "p_val", "correction", "min_samples")
 
 
 def drift_pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
-    """The defaults: the training pipeline's, the check's from the spec's `drift` section.
+    """The defaults: the training pipeline's (with `validation.reprofile`), the check's from the spec's `drift` section.
 
     With a spec, `registry.model_name` is filled in with the spec's model name: the retrain
     data's file name must not rename the model. Without one it has no default, so the run
@@ -34,6 +34,8 @@ def drift_pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
     defaults = pipeline_defaults(spec)
     policy = spec.drift if spec is not None else DriftSpec()
     defaults.update({"p_val": policy.p_val, "correction": policy.correction, "min_samples": policy.min_samples})
+    # every training run of this pipeline is a drift retrain: its suite is re-profiled from the data (see validate)
+    defaults["validation"] = {**defaults.get("validation", {}), "reprofile": True}
     if spec is not None:
         defaults["registry"] = {**defaults.get("registry", {}), "model_name": spec.model_name}
     else:

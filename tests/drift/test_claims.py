@@ -38,3 +38,29 @@ def test_dedupe_in_flight_cooldown_and_retry(mlflow_uri: str) -> None:
     fourth = claims.try_claim(key_c, cooldown_s=0, trigger="local", now=later)
     assert fourth.claimed and fourth.claim.sequence == 4
     assert claims.try_claim(key_d, cooldown_s=0, trigger="local", now=later).reason.startswith("in flight: retrain #4")
+
+
+def test_a_retrain_that_failed_before_training_frees_the_cooldown(mlflow_uri: str) -> None:
+    claims = RetrainClaims(registry_for(mlflow_uri).gateway, "claims_cooldown")
+    key_a, key_b, key_c = (dedupe_key("claims_cooldown", "1", ["plan"], w) for w in ("w1", "w2", "w3"))
+    first = claims.try_claim(key_a, cooldown_s=3600, trigger="local")
+    assert first.claimed
+    claims.finish(first.claim, FAILED, "live.csv: column 'plan': expect_column_values_to_be_in_set(…) failed",
+                  holds_cooldown=False)
+    assert claims.claims()[0].summary()["holds_cooldown"] is False
+    # same drift, inside the hour: neither the dedupe key nor the cooldown holds it back
+    retry = claims.try_claim(key_a, cooldown_s=3600, trigger="local")
+    assert retry.claimed and retry.claim.sequence == 2, retry.reason
+    claims.finish(retry.claim, FAILED, "training diverged")  # failed after training: it used the cooldown up
+    cooling = claims.try_claim(key_b, cooldown_s=3600, trigger="local")
+    assert not cooling.claimed and cooling.reason.startswith("cooldown: retrain #2")
+    later = retry.claim.created_s + 3601
+    third = claims.try_claim(key_b, cooldown_s=3600, trigger="local", now=later)
+    assert third.claimed
+    claims.finish(third.claim, COMPLETED, "retrained")
+    # a later failure before training does not hide the completed retrain's cooldown
+    # (the store dates claims by its own clock: #3 was made just now, whatever `now` it was asked at)
+    fourth = claims.try_claim(key_c, cooldown_s=0, trigger="local")
+    claims.finish(fourth.claim, FAILED, "bad data", holds_cooldown=False)
+    blocked = claims.try_claim(key_c, cooldown_s=3600, trigger="local")
+    assert not blocked.claimed and blocked.reason.startswith("cooldown: retrain #3")

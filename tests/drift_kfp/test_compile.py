@@ -68,6 +68,7 @@ def test_defaults_come_from_the_spec_and_name_the_model_the_retrain_registers(tm
     assert parameters["min_samples"]["defaultValue"] == 100
     assert parameters["registry"]["defaultValue"] == {"model_name": "churn"}
     assert parameters["train"]["defaultValue"]["epochs"] == 9
+    assert parameters["validation"]["defaultValue"]["reprofile"] is True  # a drift retrain re-profiles its suite
     assert "defaultValue" not in parameters["current"]
     images = {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()}
     assert images == {"registry.local/dl:dev"}

@@ -26,7 +26,7 @@ def test_drift_submits_one_training_run_then_the_cooldown_holds(champion: Champi
         proc = user("drift", "--model", champion.name, "--current", str(champion.shifted), "--retrain", "kfp",
                     "--kfp-host", kfp_server.url, "--kfp-experiment", "churn-retrain", "--cooldown", "1h",
                     "--retrain-data", "current", "--set", f"output=s3://{BUCKET}/kfp", "--set", "train.epochs=3",
-                    "--json", f"{name}.json", "-q")
+                    "--set", "validation.mostly=0.5", "--json", f"{name}.json", "-q")
         assert proc.returncode == 3, proc.stderr[-2000:]
         return json.loads((user.cwd / f"{name}.json").read_text())
 
@@ -48,6 +48,8 @@ def test_drift_submits_one_training_run_then_the_cooldown_holds(champion: Champi
     assert parameters["evaluate"]["window"] == f"{prefix}/window.parquet"
     assert parameters["registry"] == {"model_name": champion.name} and parameters["train"]["epochs"] == 3
     assert parameters["output"] == f"s3://{BUCKET}/kfp"
+    # the run re-profiles its suite from the data it trains on, with the caller's validation overrides
+    assert parameters["validation"]["reprofile"] is True and parameters["validation"]["mostly"] == 0.5
     assert body["runtime_config"]["pipeline_root"] == f"s3://{BUCKET}/kfp"
     # the run's parameters are a valid spec, and the data it names is where the cluster will read it
     Spec.model_validate({k: v for k, v in parameters.items()})
