@@ -46,9 +46,12 @@ COND_SUSPENDED, COND_SUPERSEDED = "Suspended", "Superseded"
 
 # Kueue's labels: copied from the resource to its Job, so Kueue queues and orders the Job.
 KUEUE_LABELS = ("kueue.x-k8s.io/queue-name", "kueue.x-k8s.io/priority-class")
-# `driftloop run` exits 2 for a usage or spec error (`driftloop.errors.UsageError`): it never succeeds
-# on a retry, so the Job's podFailurePolicy fails the Job at once. Every other failure exits 1.
+# Exit codes no retry can change, so the Job's podFailurePolicy fails the Job at once: `driftloop run`
+# exits 2 for a usage or spec error (`UsageError`) and, told `--bad-input-exit 4`, 4 when a step failed
+# on its data or spec (`DataError`, `ValidationFailed` …: `retryable = False`). Every other failure
+# (MLflow or S3 unreachable, an internal error, an OOM kill's 137) exits otherwise and is retried.
 EXIT_SPEC_ERROR = 2
+EXIT_BAD_INPUT = 4
 
 # Job states as the watcher mirrors them.
 JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED, JOB_SUSPENDED = "active", "succeeded", "failed", "suspended"

@@ -286,11 +286,11 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
     owner = Owner(name, namespace, uid, generation)
     if state == k.JOB_FAILED:
-        text = failure_reason(tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"),
-                              experiment=resource.mlflow.experiment or resource.mlflow.model_name or name)
-        if text is None:  # no run to ask (e.g. MLflow itself was unreachable): the pod's own last words
-            lines = (message or "").strip().splitlines()
-            text = lines[-1] if lines and not reported else "the Job failed"
+        # The pod's own words first (its JSON's `error`, or its log's last line); MLflow only when it left neither.
+        lines = (message or "").strip().splitlines()
+        text = reported.get("error") or (lines[-1] if lines and not reported else None) or failure_reason(
+            tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"),
+            experiment=resource.mlflow.experiment or resource.mlflow.model_name or name) or "the Job failed"
         _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"),
                        reason=job_reason or "TrainingFailed", generation=seen)
         post_event(body, reason="Failed", message=text, warning=True)

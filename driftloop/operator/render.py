@@ -73,7 +73,8 @@ def render_service(owner: Owner) -> dict[str, Any]:
 
 def training_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
     """The container's command: `driftloop run` up to the gate; torchrun around it for workers > 1."""
-    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--no-deploy", "--json", k.TERMINATION_LOG, "-q"]
+    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--no-deploy", "--json", k.TERMINATION_LOG,
+           "--bad-input-exit", str(k.EXIT_BAD_INPUT), "-q"]
     for key, value in run_tags(owner).items():
         run += ["--tag", f"{key}={value}"]
     if spec.workers == 1:
@@ -114,13 +115,13 @@ def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
 
 
 def pod_failure_policy() -> dict[str, Any]:
-    """Fail the Job at once on a spec error (a retry never helps); a disruption (preemption, drain) is no failure.
+    """Fail the Job at once on bad data or spec (a retry never helps); a disruption (preemption, drain) is no failure.
 
     Any other exit (a failed step, an OOM kill's 137) counts against `backoffLimit`, as without a policy.
     """
     return {"rules": [
         {"action": "FailJob", "onExitCodes": {"containerName": k.CONTAINER_NAME, "operator": "In",
-                                              "values": [k.EXIT_SPEC_ERROR]}},
+                                              "values": [k.EXIT_SPEC_ERROR, k.EXIT_BAD_INPUT]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
 
 

@@ -506,6 +506,8 @@ class Cluster(kmock.KubernetesEmulator):
     def _container_env(self, container: dict[str, Any], namespace: str, pod: dict[str, Any], ports: dict[int, int],
                        index: int | None) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | self.pod_env
+        if os.environ.get("PYTHONPATH"):  # the "image" is the code under test, also when a checkout is on the path
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = str(index)
         for source in container.get("envFrom") or []:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -206,15 +207,25 @@ def test_two_workers_train_data_parallel_and_register_one_version(cluster: Local
     assert run.data.tags["driftloop.k8s.uid"] == resource(kube, "churn-ddp")["metadata"]["uid"]
 
 
-def test_bad_data_fails_with_the_reason_and_registers_nothing(cluster: LocalCluster, kube: Any,
-                                                              operator: OperatorProcess, training: dict[str, Any],
-                                                              tmp_path: Path) -> None:
-    body = example("churn-broken", training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"}})
+def test_bad_data_fails_at_once_with_the_pods_reason_and_registers_nothing(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A table without its target column never trains, so three retries would be three wasted pods."""
+    import kubernetes
+
+    body = example("churn-broken", training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"},
+                                                             "runPolicy": {"backoffLimit": 3}})
     create(cluster, body, tmp_path)
     status = wait_finished(kube, "churn-broken")
     assert status["phase"] == "Failed", status
-    assert "churned" in status["message"], status["message"]
-    assert conditions(status)["Failed"]["status"] == "True"
+    failed = conditions(status)["Failed"]
+    assert failed["status"] == "True" and failed["reason"] == "PodFailurePolicy", failed
+    pods = owned(kube, "Pod", "churn-broken")
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    terminated = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 4
+    pod_error = json.loads(terminated["message"])["error"]  # the pod's termination message: `--json`'s error line
+    assert "churned" in pod_error and failed["message"] == pod_error == status["message"], (pod_error, failed)
+    assert kubernetes.client.BatchV1Api(kube).read_namespaced_job("churn-broken-g1", NAMESPACE).status.failed == 1
     assert "modelVersion" not in status or status["modelVersion"] is None
     assert registry_for(training["mlflow"]).client.search_model_versions("name='churn-broken'") == []
     wait_for_events(kube, "churn-broken", "Failed")

@@ -98,10 +98,14 @@ def test_owned_names_are_stable_short_and_distinct() -> None:
     assert len(owned_name(long_a, 12345)) <= 52 and owned_name(long_a, 1) != owned_name(long_b, 1)
 
 
-def test_job_fails_at_once_on_a_spec_error_and_keeps_retries_for_oom_and_disruption() -> None:
-    policy = render_job(spec(), OWNER)["spec"]["podFailurePolicy"]["rules"]
+def test_job_fails_at_once_on_bad_spec_or_data_and_keeps_retries_for_oom_and_disruption() -> None:
+    job = render_job(spec(), OWNER)
+    policy = job["spec"]["podFailurePolicy"]["rules"]
     fail = next(r for r in policy if r["action"] == "FailJob")
-    assert fail["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [2]}  # UsageError/InvalidSpec
+    # 2: UsageError/InvalidSpec; 4: what `--bad-input-exit 4` makes of DataError/ValidationFailed
+    assert fail["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [2, 4]}
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--bad-input-exit") + 1] == "4"
     assert 137 not in fail["onExitCodes"]["values"] and 1 not in fail["onExitCodes"]["values"]  # OOM, step: Count
     assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in policy
 
