@@ -16,9 +16,14 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 # On every owned object: which resource it belongs to, and for which generation.
 LABEL_RESOURCE = f"{GROUP}/mltrainingjob"
 LABEL_GENERATION = f"{GROUP}/generation"
+# On every object the operator makes (training and drift-check Jobs included): its watches select on it.
+MANAGED_BY = "driftloop-operator"
+OWNED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # On the resource: the state of its current Job, mirrored by the Job watcher so that a
 # resource handler (with kopf's retries and persisted progress) acts on it.
 ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
+# On every resource: the operator ends a generation's MLflow run before the resource goes.
+FINALIZER = f"{GROUP}/end-mlflow-run"
 # Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
 KOPF_PREFIX = f"kopf.{GROUP}"
 
