@@ -174,8 +174,10 @@ def run_replicas() -> dict[str, Any]:
                                      "--identity", identity], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
 
         def holder() -> str | None:
-            lease = local.cluster.objects.get((LEASES, NAMESPACE, "driftloop-operator"))
-            return None if lease is None or lease.deleted else (lease.raw.get("spec") or {}).get("holderIdentity")
+            key = (LEASES, NAMESPACE, "driftloop-operator")
+            if key not in local.cluster.objects or local.cluster.objects[key].deleted:
+                return None
+            return (local.cluster.objects[key].raw.get("spec") or {}).get("holderIdentity")
 
         def jobs() -> int:
             return sum(1 for key in list(local.cluster.created_at) if key[0] == "jobs")
