@@ -93,7 +93,9 @@ class LeaderElector:
                     return True
             except KubernetesApiError as e:
                 logger.warning(f"lease {self.config.name}: {e}")
-            stop.wait(self.config.retry_period_s * random.uniform(1.0, 1.2))  # jitter: candidates spread out
+            # Often (a GET a second): the takeover is judged from when a standby saw the last renewal, so
+            # a slow poll would add its period twice. Jittered, so candidates spread out.
+            stop.wait(min(self.config.retry_period_s, 1.0) * random.uniform(1.0, 1.2))
         return False
 
     def renew_until_lost(self, stop: threading.Event) -> bool:
