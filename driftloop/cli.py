@@ -61,10 +61,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--no-deploy", is_flag=True, help="Stop after the gate; the caller registers (the operator does).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag on the MLflow run.")
 @click.option("--force", is_flag=True, help="Train even when a version from the same data and spec exists.")
+@click.option("--bad-input-exit", type=click.IntRange(1, 255), metavar="CODE",
+              help="Exit with CODE (not 1) when a step failed on its data or spec, which no retry fixes "
+                   "(the operator's Jobs fail at once on it).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
         overrides: tuple[str, ...], json_out: str | None, runner: str, no_deploy: bool, tags: tuple[str, ...],
-        force: bool, quiet: bool) -> None:
+        force: bool, bad_input_exit: int | None, quiet: bool) -> None:
     """Run the whole pipeline and promote the model if it passes the gate."""
     from driftloop.spec import load_spec
 
@@ -92,7 +95,8 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
         console.traceback(result.traceback)
     if result.error:
         console.error(result.error)
-    sys.exit(result.exit_code)
+    sys.exit(bad_input_exit if bad_input_exit and result.status == "failed" and not result.retryable
+             else result.exit_code)
 
 
 def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str], force: bool) -> RunResult:

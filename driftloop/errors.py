@@ -5,12 +5,16 @@ class DriftloopError(Exception):
     """Base class: the message is the single line a user sees."""
 
     exit_code = 1
+    # Whether running the same thing again might succeed (a server back, a file uploaded). False for
+    # bad input: a Job's podFailurePolicy fails at once on it instead of spending its retries.
+    retryable = True
 
 
 class UsageError(DriftloopError):
     """A command line that cannot be acted on."""
 
     exit_code = 2
+    retryable = False
 
 
 class InvalidSpec(UsageError):
@@ -19,6 +23,8 @@ class InvalidSpec(UsageError):
 
 class DataError(DriftloopError):
     """The input table cannot be used: missing, empty, wrong columns or types."""
+
+    retryable = False
 
 
 class ValidationFailed(DataError):

@@ -1,6 +1,6 @@
 """The one Kubernetes gateway: the only driftloop module that imports the `kubernetes` client.
 
-It serves the operator (owned objects, the Job's pods, the drift CronJob), the k8s drift
+It serves the operator (owned objects, the Job's pods, the drift CronJob, its leader Lease), the k8s drift
 trigger (read and patch an MLTrainingJob) and the serving rollout (patch a Deployment's pod
 template). Callers get plain dicts and `KubernetesApiError`, never the client's models or
 exceptions, so nothing else needs `kubernetes` (an import-linter contract keeps it so).
@@ -165,6 +165,11 @@ class Cluster:
 
         return kubernetes.client.AppsV1Api(self.api)
 
+    def _coordination(self) -> Any:
+        import kubernetes
+
+        return kubernetes.client.CoordinationV1Api(self.api)
+
     def _custom(self) -> Any:
         import kubernetes
 
@@ -264,6 +269,40 @@ class Cluster:
             self.patch_training_job(namespace, name, {"metadata": {"annotations": annotations}})
         except KubernetesApiError as e:
             if e.status == 404:
+                return False
+            raise
+        return True
+
+    # -- Leases (the operator's leader election) ------------------------------------------
+
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The coordination.k8s.io/v1 Lease; None if there is none."""
+        try:
+            return _json(self._coordination().read_namespaced_lease, name, namespace)
+        except KubernetesApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create the Lease; None if another made it first (409)."""
+        try:
+            return _json(self._coordination().create_namespaced_lease, namespace, body)
+        except KubernetesApiError as e:
+            if e.status == 409:
+                return None
+            raise
+
+    def update_lease(self, namespace: str, name: str, spec: dict[str, Any], *, resource_version: str) -> bool:
+        """Write the Lease's spec if it is still at `resource_version`; False if another write came first (409).
+
+        A patch that names the resourceVersion is a precondition the API server checks, like a replace.
+        """
+        try:
+            _json(self._coordination().patch_namespaced_lease, name, namespace,
+                  {"metadata": {"resourceVersion": resource_version}, "spec": spec})
+        except KubernetesApiError as e:
+            if e.status == 409:
                 return False
             raise
         return True

@@ -55,14 +55,20 @@ class RunResult:
     error: str | None = None  # the one line a user sees
     traceback: str | None = None  # only for internal errors, shown with --debug
     exit_code: int = 1
+    retryable: bool = True  # False when the failure was the input's (data, spec): no retry can succeed
     champion_metrics: dict[str, float] | None = None
     champion_version: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The documented `--json` shape, exactly."""
-        return {"status": self.status, "deployed": self.deployed, "gate": self.gate, "metrics": self.metrics,
-                "model_name": self.model_name, "model_version": self.model_version, "run_id": self.run_id,
-                "steps": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 3)} for s in self.steps]}
+        """The documented `--json` shape, exactly; a failed run adds its one-line `error`.
+
+        The error travels in the JSON because a training pod's termination message is this JSON:
+        the operator reads why the pod failed from it, without asking MLflow.
+        """
+        shown = {"status": self.status, "deployed": self.deployed, "gate": self.gate, "metrics": self.metrics,
+                 "model_name": self.model_name, "model_version": self.model_version, "run_id": self.run_id,
+                 "steps": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 3)} for s in self.steps]}
+        return shown | ({"error": self.error} if self.status == "failed" and self.error else {})
 
     def record(self, name: str) -> StepRecord:
         return next(s for s in self.steps if s.name == name)
@@ -123,6 +129,7 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     except Exception as e:
         result.error = error_line(e)
         result.status, result.exit_code = "failed", 1
+        result.retryable = not isinstance(e, DriftloopError) or e.retryable
         result.deployed, result.model_version = False, None
         if not isinstance(e, DriftloopError):
             result.traceback = traceback.format_exc()

@@ -16,9 +16,14 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 # On every owned object: which resource it belongs to, and for which generation.
 LABEL_RESOURCE = f"{GROUP}/mltrainingjob"
 LABEL_GENERATION = f"{GROUP}/generation"
+# On every object the operator makes (training and drift-check Jobs included): its watches select on it.
+MANAGED_BY = "driftloop-operator"
+OWNED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # On the resource: the state of its current Job, mirrored by the Job watcher so that a
 # resource handler (with kopf's retries and persisted progress) acts on it.
 ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
+# On every resource: the operator ends a generation's MLflow run before the resource goes.
+FINALIZER = f"{GROUP}/end-mlflow-run"
 # Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
 KOPF_PREFIX = f"kopf.{GROUP}"
 
@@ -46,9 +51,12 @@ COND_SUSPENDED, COND_SUPERSEDED = "Suspended", "Superseded"
 
 # Kueue's labels: copied from the resource to its Job, so Kueue queues and orders the Job.
 KUEUE_LABELS = ("kueue.x-k8s.io/queue-name", "kueue.x-k8s.io/priority-class")
-# `driftloop run` exits 2 for a usage or spec error (`driftloop.errors.UsageError`): it never succeeds
-# on a retry, so the Job's podFailurePolicy fails the Job at once. Every other failure exits 1.
+# Exit codes no retry can change, so the Job's podFailurePolicy fails the Job at once: `driftloop run`
+# exits 2 for a usage or spec error (`UsageError`) and, told `--bad-input-exit 4`, 4 when a step failed
+# on its data or spec (`DataError`, `ValidationFailed` …: `retryable = False`). Every other failure
+# (MLflow or S3 unreachable, an internal error, an OOM kill's 137) exits otherwise and is retried.
 EXIT_SPEC_ERROR = 2
+EXIT_BAD_INPUT = 4
 
 # Job states as the watcher mirrors them.
 JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED, JOB_SUSPENDED = "active", "succeeded", "failed", "suspended"

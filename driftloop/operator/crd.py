@@ -58,9 +58,10 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "const" in schema:
         out["enum"] = [schema["const"]]
     for key in ("type", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems",
-                "format"):
+                "minProperties", "maxProperties", "format"):
         if key in schema:
             out[key] = schema[key]
+    out |= {key: value for key, value in schema.items() if key.startswith("x-kubernetes-")}  # e.g. a free-form field
     for key in ("exclusiveMinimum", "exclusiveMaximum"):
         if key in schema:
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = schema[key]

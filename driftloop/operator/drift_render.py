@@ -52,7 +52,7 @@ def drift_check_name(name: str) -> str:
 
 def drift_labels(resource_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "driftloop", "app.kubernetes.io/component": "drift-check",
-            "app.kubernetes.io/managed-by": "driftloop-operator", LABEL_DRIFT_CHECK: resource_name}
+            "app.kubernetes.io/managed-by": k.MANAGED_BY, LABEL_DRIFT_CHECK: resource_name}
 
 
 def drift_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:

@@ -28,11 +28,13 @@ from driftloop.operator.conditions import set_condition, utc_now
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec, training_hash
+from driftloop.operator.run_end import RunEnd, end_run
 
 RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
 RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
 API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
 WORKERS = 16  # threads for the (synchronous) handlers, and as many API connections
+MLFLOW_WORKERS = 4  # threads that end MLflow runs: apart, so a hung MLflow never blocks the API calls
 EVENT_SOURCE = "driftloop-operator"
 EVENT_POSTERS = 4
 
@@ -58,6 +60,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX,
                                                                              key="last-handled-configuration")
+    # The delete handler's finalizer, under our name (what `kubectl get -o yaml` shows a user).
+    settings.persistence.finalizer = k.FINALIZER
+    # Only our own Jobs (training and drift checks) come down the watch: the API server filters, so a
+    # cluster's thousands of other Jobs cost the operator neither bandwidth nor memory.
+    for plural in ("jobs", "cronjobs"):
+        settings.watching.label_selectors["batch", plural] = k.OWNED_SELECTOR
     # kopf would post an Event for every INFO log line ("Handler … succeeded"); the operator posts
     # the ones that tell the story itself (JobCreated, Running, Promoted …) and kopf only problems.
     settings.posting.level = logging.WARNING
@@ -75,6 +83,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.cluster = Cluster.connect(pool_size=2 * WORKERS)  # handler threads + the executor's
     # The blocking client calls of async handlers run here, beside (not in) kopf's handler threads.
     memo.executor = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="kubernetes-api")
+    memo.mlflow_executor = concurrent.futures.ThreadPoolExecutor(MLFLOW_WORKERS, thread_name_prefix="mlflow")
 
 
 def post_event(body: kopf.Body, *, reason: str, message: str, warning: bool = False) -> None:
@@ -143,14 +152,46 @@ async def _in_executor(memo: kopf.Memo, call: Any, *args: Any) -> Any:
 
 async def _supersede(body: kopf.Body, status: kopf.Status, namespace: str, generation: int,
                      conditions: list[dict[str, Any]], memo: kopf.Memo) -> list[dict[str, Any]]:
-    """Delete the Job of a generation still in flight: one generation trains at a time."""
-    old = status.get("jobName")
-    if not old or status.get("phase") in k.TERMINAL_PHASES or old == owned_name(body["metadata"]["name"], generation):
+    """Delete the Job of a generation still in flight and end its MLflow run as KILLED: one generation trains at a time."""
+    old, name = status.get("jobName"), body["metadata"]["name"]
+    if not old or status.get("phase") in k.TERMINAL_PHASES or old == owned_name(name, generation):
         return conditions
     await _in_executor(memo, memo.cluster.delete, "Job", namespace, old)
     text = f"Job {old} deleted: the training fields changed in generation {generation}"
+    ended = await _end_run(body, memo, Owner(name, namespace, body["metadata"]["uid"], job_generation(old, fallback=1)),
+                           reason=f"superseded by generation {generation}")
+    text += f"; its MLflow run {ended.detail} ended as KILLED" if ended.outcome == "killed" else ""
     post_event(body, reason="Superseded", message=text)
     return set_condition(conditions, k.COND_SUPERSEDED, True, "SpecChanged", text, generation=generation)
+
+
+async def _end_run(body: kopf.Body, memo: kopf.Memo, owner: Owner, *, reason: str) -> RunEnd:
+    """End the generation's MLflow run as KILLED (bounded in time); a run left open is a Warning event."""
+    ended = await end_run(memo.mlflow_executor, dict(body.get("spec") or {}), owner, reason=reason)
+    if ended.outcome == "left_open":
+        post_event(body, reason="RunNotEnded", warning=True,
+                   message=f"the MLflow run of generation {owner.generation} was left open: {ended.detail}")
+    return ended
+
+
+@kopf.on.delete(*RESOURCE)
+async def end_training(body: kopf.Body, status: kopf.Status, name: str, namespace: str, uid: str, memo: kopf.Memo,
+                       **_: Any) -> None:
+    """Deleted mid-training: stop the Job and end its MLflow run as KILLED, then let the delete go (never raises).
+
+    The finalizer is held at most `run_end.MLFLOW_BUDGET_S` (plus one Job delete) when MLflow is down.
+    """
+    job = status.get("jobName")
+    if not job or status.get("phase") in k.TERMINAL_PHASES:
+        return
+    try:  # first, so no pod ends the run after us; the garbage collector deletes it anyway
+        await asyncio.get_running_loop().run_in_executor(memo.executor, memo.cluster.delete, "Job", namespace, job)
+    except KubernetesApiError:
+        pass
+    ended = await _end_run(body, memo, Owner(name, namespace, uid, job_generation(job, fallback=1)),
+                           reason=f"MLTrainingJob {namespace}/{name} deleted")
+    if ended.outcome == "killed":
+        post_event(body, reason="RunKilled", message=f"MLflow run {ended.detail} ended as KILLED: the resource was deleted")
 
 
 async def _keep_generation(spec: kopf.Spec, status: kopf.Status, namespace: str, generation: int,
@@ -286,11 +327,11 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
     owner = Owner(name, namespace, uid, generation)
     if state == k.JOB_FAILED:
-        text = failure_reason(tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"),
-                              experiment=resource.mlflow.experiment or resource.mlflow.model_name or name)
-        if text is None:  # no run to ask (e.g. MLflow itself was unreachable): the pod's own last words
-            lines = (message or "").strip().splitlines()
-            text = lines[-1] if lines and not reported else "the Job failed"
+        # The pod's own words first (its JSON's `error`, or its log's last line); MLflow only when it left neither.
+        lines = (message or "").strip().splitlines()
+        text = reported.get("error") or (lines[-1] if lines and not reported else None) or failure_reason(
+            tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"),
+            experiment=resource.mlflow.experiment or resource.mlflow.model_name or name) or "the Job failed"
         _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"),
                        reason=job_reason or "TrainingFailed", generation=seen)
         post_event(body, reason="Failed", message=text, warning=True)

@@ -79,6 +79,27 @@ def failure_reason(*, tracking_uri: str, owner: Owner, run_id: str | None,
         return None
 
 
+def kill_run(*, tracking_uri: str, owner: Owner, experiment: str, reason: str) -> str | None:
+    """End a generation's MLflow run as KILLED, with `reason` as its error, if it is still running.
+
+    Returns:
+        The run's id; None when the generation has no run, or one that already ended.
+
+    Raises:
+        RegistryUnavailable: MLflow cannot be reached.
+    """
+    from driftloop.mlflow_gateway import connect
+
+    gateway = connect(tracking_uri)
+    identity = {key: value for key, value in run_tags(owner).items() if key in _IDENTITY}
+    found = gateway.find_run(identity, experiment=experiment)
+    if found is None or found.status != "RUNNING":
+        return None
+    gateway.set_run_tags(found.run_id, {RUN_TAG_STATUS: "killed", RUN_TAG_ERROR: reason})
+    gateway.end_run(found.run_id, "KILLED")
+    return found.run_id
+
+
 def finish(*, tracking_uri: str, model_name: str, owner: Owner, run_id: str | None,
            experiment: str | None = None) -> Outcome:
     """Read the run's outcome and, when the gate passed, register and promote exactly once.

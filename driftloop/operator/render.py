@@ -41,7 +41,7 @@ def bounded_name(name: str, suffix: str) -> str:
 
 def labels(owner: Owner) -> dict[str, str]:
     return {"app.kubernetes.io/name": "driftloop", "app.kubernetes.io/component": "training",
-            "app.kubernetes.io/managed-by": "driftloop-operator",
+            "app.kubernetes.io/managed-by": k.MANAGED_BY,
             k.LABEL_RESOURCE: owner.name, k.LABEL_GENERATION: str(owner.generation)}
 
 
@@ -73,7 +73,8 @@ def render_service(owner: Owner) -> dict[str, Any]:
 
 def training_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
     """The container's command: `driftloop run` up to the gate; torchrun around it for workers > 1."""
-    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--no-deploy", "--json", k.TERMINATION_LOG, "-q"]
+    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--no-deploy", "--json", k.TERMINATION_LOG,
+           "--bad-input-exit", str(k.EXIT_BAD_INPUT), "-q"]
     for key, value in run_tags(owner).items():
         run += ["--tag", f"{key}={value}"]
     if spec.workers == 1:
@@ -114,14 +115,35 @@ def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
 
 
 def pod_failure_policy() -> dict[str, Any]:
-    """Fail the Job at once on a spec error (a retry never helps); a disruption (preemption, drain) is no failure.
+    """Fail the Job at once on bad data or spec (a retry never helps); a disruption (preemption, drain) is no failure.
 
     Any other exit (a failed step, an OOM kill's 137) counts against `backoffLimit`, as without a policy.
     """
     return {"rules": [
         {"action": "FailJob", "onExitCodes": {"containerName": k.CONTAINER_NAME, "operator": "In",
-                                              "values": [k.EXIT_SPEC_ERROR]}},
+                                              "values": [k.EXIT_SPEC_ERROR, k.EXIT_BAD_INPUT]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+
+
+def scheduling(spec: MLTrainingJobSpec) -> dict[str, Any]:
+    """The pod spec's placement and identity fields from `spec.scheduling` and `spec.podTemplate` (only those set)."""
+    placement, template = spec.scheduling, spec.pod_template
+    fields: dict[str, Any] = {
+        "nodeSelector": placement.node_selector or None,
+        "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in placement.tolerations] or None,
+        "affinity": placement.affinity or None,
+        "priorityClassName": placement.priority_class_name,
+        "serviceAccountName": template.service_account_name,
+        "imagePullSecrets": [{"name": ref.name} for ref in template.image_pull_secrets] or None}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def pod_metadata(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
+    """The pod's labels (the user's, then ours: the Service and the operator select on ours) and annotations."""
+    metadata: dict[str, Any] = {"labels": spec.pod_template.labels | labels(owner)}
+    if spec.pod_template.annotations:
+        metadata["annotations"] = dict(spec.pod_template.annotations)
+    return metadata
 
 
 def queue_labels(resource_labels: dict[str, str] | None) -> dict[str, str]:
@@ -158,9 +180,10 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str,
         "containers": [container],
         "volumes": [{"name": "spec", "configMap": {"name": name}}, {"name": "work", "emptyDir": {}}],
     }
+    pod_spec |= scheduling(spec)
     job_spec: dict[str, Any] = {"backoffLimit": spec.run_policy.backoff_limit, "suspend": spec.suspend,
                                 "podFailurePolicy": pod_failure_policy(),
-                                "template": {"metadata": {"labels": labels(owner)}, "spec": pod_spec}}
+                                "template": {"metadata": pod_metadata(spec, owner), "spec": pod_spec}}
     if spec.workers > 1:
         pod_spec["subdomain"] = name
         job_spec |= {"completionMode": "Indexed", "completions": spec.workers, "parallelism": spec.workers}

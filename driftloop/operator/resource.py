@@ -145,6 +145,56 @@ class Drift(_Resource):
     retrain: bool = Field(True, description="Retrain (bump retrainToken) when drift is found.")
 
 
+_LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_MAX_ENTRIES = 64  # bounded maps and lists: a real API server's CEL cost budget needs the bound
+
+
+class Toleration(_Resource):
+    """A `core/v1` Toleration, e.g. for a tainted GPU pool."""
+
+    key: str | None = Field(None, max_length=317, description="Taint key; empty with Exists tolerates every taint.")
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = Field(None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(None, ge=0, description="How long a NoExecute taint is tolerated.")
+
+
+class Scheduling(_Resource):
+    """Where the training pods may run: passed to the pod spec as written."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=_MAX_ENTRIES)
+    affinity: dict[str, Any] | None = Field(None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+                                            description="A core/v1 Affinity (nodeAffinity, podAffinity, podAntiAffinity).")
+    priority_class_name: str | None = Field(None, pattern=_DNS_SUBDOMAIN, max_length=253)
+
+
+class LocalObjectReference(_Resource):
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253)
+
+
+class PodTemplate(_Resource):
+    """Metadata and identity of the training pods (the operator's own labels win on a clash)."""
+
+    labels: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    service_account_name: str | None = Field(None, pattern=_DNS_SUBDOMAIN, max_length=253,
+                                             description="e.g. one bound to a cloud identity for S3 (its token is "
+                                                         "not mounted: the pod never calls the Kubernetes API).")
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=_MAX_ENTRIES)
+
+    @field_validator("labels", "annotations")
+    @classmethod
+    def _label_keys(cls, values: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for key in values:
+            if len(key) > 317 or not re.match(_LABEL_KEY, key):
+                raise ValueError(f"{key!r} is not a valid label or annotation key")
+        return values
+
+
 class MLTrainingJobSpec(_Resource):
     """One training generation: change the spec (or `retrainToken`) and a new Job runs."""
 
@@ -163,6 +213,8 @@ class MLTrainingJobSpec(_Resource):
     drift: Drift | None = None
     suspend: bool = Field(False, description="Create the Job suspended (or suspend it); false resumes it. "
                           "Kueue-compatible: a queue (kueue.x-k8s.io/queue-name label) admits it by unsuspending.")
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    pod_template: PodTemplate = Field(default_factory=PodTemplate)
 
     _train: TrainSpec = PrivateAttr(default_factory=TrainSpec)
 

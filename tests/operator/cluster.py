@@ -48,6 +48,7 @@ PODS = kmock.resource("", "v1", "pods")
 CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 SECRETS = kmock.resource("", "v1", "secrets")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+LEASES = kmock.resource("coordination.k8s.io", "v1", "leases")
 BUILTINS: dict[Any, ResourceInfo] = {
     kmock.resource("", "v1", "namespaces"): ResourceInfo(kind="Namespace", namespaced=False, verbs=VERBS),
     CONFIGMAPS: ResourceInfo(kind="ConfigMap", namespaced=True, verbs=VERBS, shortnames={"cm"}),
@@ -59,6 +60,7 @@ BUILTINS: dict[Any, ResourceInfo] = {
     # Stored only: no CronJob controller runs here; `LocalCluster.fire_cronjob` starts one by hand.
     CRONJOBS: ResourceInfo(kind="CronJob", namespaced=True, verbs=VERBS, shortnames={"cj"}, subresources={"status"}),
     CRDS: ResourceInfo(kind="CustomResourceDefinition", namespaced=False, verbs=VERBS),
+    LEASES: ResourceInfo(kind="Lease", namespaced=True, verbs=VERBS),  # the operator's leader election
 }
 
 
@@ -134,6 +136,7 @@ class Cluster(kmock.KubernetesEmulator):
     _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
     _tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     watches: dict[str, int] = attrs.field(factory=dict, init=False)
+    watch_selectors: list[tuple[str, str | None]] = attrs.field(factory=list, init=False)  # (plural, labelSelector)
     faults: list[Fault] = attrs.field(factory=list, init=False)
     created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict, init=False)  # monotonic
     _inflight: list[Any] = attrs.field(factory=list, init=False)
@@ -143,6 +146,7 @@ class Cluster(kmock.KubernetesEmulator):
     # Kueue's admission webhook: a Job with a queue-name label is created suspended, for the queue to admit.
     kueue: bool = attrs.field(default=False, init=False)
     _processes: dict[tuple[str, str], set[Any]] = attrs.field(factory=dict, init=False)  # (ns, job) → pod processes
+    _compare_and_swap: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -205,9 +209,29 @@ class Cluster(kmock.KubernetesEmulator):
         return listed | {"kind": f"{kind}List", "apiVersion": version, "items": items}
 
     async def _serve_watch(self, request: Any) -> Any:
+        replay = self._missed_deletion(request)
         async for event in super()._serve_watch(request):
             if not isinstance(event, dict) or _selected(request, event.get("object") or {}):
                 yield event
+            for missed in replay:  # after the stream's start, before anything new
+                yield missed
+            replay = []
+
+    def _missed_deletion(self, request: Any) -> list[dict[str, Any]]:
+        """A watch from a resourceVersion replays what happened since, as an API server does; kmock does not.
+
+        What matters here is one case: `kubectl delete` (and `kubectl wait --for=delete`) lists one object by
+        name, then watches it from the list's version. An object a finalizer held may go in between, and
+        without the replay of its DELETED event the watch waits forever.
+        """
+        name = next((term.partition("=")[2].lstrip("=") for term in (request.params or {}).get("fieldSelector", "")
+                     .split(",") if term.startswith("metadata.name=")), None)
+        if not name or not (request.params or {}).get("resourceVersion"):
+            return []
+        key = (request.resource, request.namespace, name)
+        if key in self.objects and self.objects[key].deleted:
+            return [{"type": "DELETED", "object": self.objects[key].last.raw}]
+        return []
 
     async def _handle(self, request: Any) -> Any:
         self._requests.clear()  # nothing here reads the request log; keep memory flat
@@ -234,24 +258,34 @@ class Cluster(kmock.KubernetesEmulator):
         return response
 
     async def _serve(self, request: Any) -> Any:
+        if request.action == action.UPDATE and isinstance(request.data, dict) \
+                and (request.data.get("metadata") or {}).get("resourceVersion"):
+            async with self._compare_and_swap:  # the version check and the write, with no other such write between
+                return await self._serve_unlocked(request)
+        return await self._serve_unlocked(request)
+
+    async def _serve_unlocked(self, request: Any) -> Any:
         if request.resource is not None:
             if request.action == action.WATCH:
                 self.watches[request.resource.plural] = self.watches.get(request.resource.plural, 0) + 1
+                self.watch_selectors.append((request.resource.plural, (request.params or {}).get("labelSelector")))
             # In place: kmock serves only the request objects it recorded, and they are frozen.
             if request.action == action.CREATE:
                 object.__setattr__(request, "data", self._admit_create(request))
             elif request.action == action.UPDATE and request.name is not None:
                 object.__setattr__(request, "data", self._admit_update(request))
-        owner_uid = None
-        if request.resource is not None and request.action == action.DELETE and request.name is not None:
+        owner_uid, key = None, None
+        if request.resource is not None and request.action in (action.DELETE, action.UPDATE) and request.name:
+            # A delete, or the update that removes an object's last finalizer, can end it.
             key = (request.resource, request.namespace, request.name)
             if key in self.objects and not self.objects[key].deleted:
                 owner_uid = self.objects[key].get("metadata", {}).get("uid")
             for process in self._processes.get((request.namespace, request.name), set()) \
-                    if request.resource == JOBS else ():
+                    if request.resource == JOBS and request.action == action.DELETE else ():
                 process.kill()  # its pods go with the Job
         response = await super()._handle(request)
-        if owner_uid is not None:
+        if owner_uid is not None and (key not in self.objects or self.objects[key].deleted):
+            # Only once the owner is gone: one held by a finalizer keeps what it owns, as on a cluster.
             await self._collect_garbage(owner_uid)
         if request.action == action.CREATE and response.status < 300:
             meta = request.data["metadata"]
@@ -283,6 +317,13 @@ class Cluster(kmock.KubernetesEmulator):
             return request.data  # the emulator answers 404 (or the unsupported patch form) itself
         current = self.objects[key].raw
         change = copy.deepcopy(request.data)
+        expected = (change.get("metadata") or {}).get("resourceVersion")
+        if expected and expected != current.get("metadata", {}).get("resourceVersion"):
+            # Optimistic concurrency: a write at a version that is no longer current loses (leader election relies on it).
+            raise KubernetesError(status=409, reason="Conflict",
+                                  message=f'Operation cannot be fulfilled on {request.resource.plural} "{request.name}": '
+                                          "the object has been modified; please apply your changes to the latest "
+                                          "version and try again")
         if request.resource in self._with_status:
             # The status subresource: `/status` writes status only, the main resource never does.
             change = {"status": change.get("status")} if request.subresource == "status" else \
@@ -506,6 +547,8 @@ class Cluster(kmock.KubernetesEmulator):
     def _container_env(self, container: dict[str, Any], namespace: str, pod: dict[str, Any], ports: dict[int, int],
                        index: int | None) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | self.pod_env
+        if os.environ.get("PYTHONPATH"):  # the "image" is the code under test, also when a checkout is on the path
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = str(index)
         for source in container.get("envFrom") or []:
@@ -533,13 +576,29 @@ class Cluster(kmock.KubernetesEmulator):
 
 
 def _selected(request: Any, obj: dict[str, Any]) -> bool:
-    """Whether `obj` passes the request's `fieldSelector` (only `metadata.name=` and `metadata.namespace=`)."""
+    """Whether `obj` passes the request's `fieldSelector` (only `metadata.name=` and `metadata.namespace=`)
+    and its `labelSelector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`)."""
     for term in filter(None, (request.params or {}).get("fieldSelector", "").split(",")):
         field, _, value = term.partition("=")
         if field in ("metadata.name", "metadata.namespace") and \
                 (obj.get("metadata") or {}).get(field.split(".")[1]) != value.lstrip("="):
             return False
-    return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(_label_term(term.strip(), labels)
+               for term in re.split(r",(?![^(]*\))", (request.params or {}).get("labelSelector", "")) if term.strip())
+
+
+def _label_term(term: str, labels: dict[str, str]) -> bool:
+    if found := re.fullmatch(r"(\S+)\s+(in|notin)\s+\((.*)\)", term):
+        key, operator, values = found.group(1), found.group(2), {v.strip() for v in found.group(3).split(",")}
+        return (labels.get(key) in values) if operator == "in" else (labels.get(key) not in values)
+    if "!=" in term:
+        key, value = term.split("!=", 1)
+        return labels.get(key.strip()) != value.strip()
+    if "=" in term:
+        key, value = term.split("=", 1)
+        return labels.get(key.strip()) == value.lstrip("=").strip()
+    return term[1:] not in labels if term.startswith("!") else term in labels
 
 
 def _api_server_wording(error: Any, where: str) -> str:

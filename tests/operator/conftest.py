@@ -36,22 +36,28 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, inter
 class OperatorProcess:
     """`driftloop operator` as a subprocess against the emulator; killed and restarted by tests."""
 
-    def __init__(self, cluster: LocalCluster, log_path: Path) -> None:
+    def __init__(self, cluster: LocalCluster, log_path: Path, *, args: tuple[str, ...] = ()) -> None:
         self.cluster = cluster
         self.log_path = log_path
+        self.args = args  # e.g. ("--identity", "b"): a second replica on the same host needs its own name
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *, leading: bool = True) -> None:
+        """Start it; with `leading`, wait until it watches (a standby waits for the Lease instead)."""
         emulator = self.cluster.cluster
         before = emulator.watches.get(PLURAL, 0), emulator.watches.get("jobs", 0)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "KUBE"))}
         env |= {"KUBECONFIG": str(self.cluster.kubeconfig), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "driftloop", "operator", "--log-format", "plain"],
+        self.process = subprocess.Popen([sys.executable, "-m", "driftloop", "operator", "--log-format", "plain",
+                                         *self.args],
                                         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_path.parent)
         log.close()
         self.starts += 1
+        if not leading:
+            wait_until(lambda: "waiting for lease" in self.log(), timeout=90, what="the standby to wait for the Lease")
+            return
 
         def watching() -> bool:
             if self.process.poll() is not None:

@@ -29,6 +29,10 @@ BAD = [
     ({"mlflow": {"trackingUri": None}}, "spec.mlflow.trackingUri", "Required"),
     ({"hyperparameters": {"epochs": 40}}, "spec.hyperparameters.epochs", "must be of type string"),
     ({"drift": {"schedule": "hourly", "currentData": "s3://b/live.csv"}}, "spec.drift.schedule", "should match"),
+    ({"scheduling": {"tolerations": [{"key": "gpu", "operator": "Maybe"}]}}, "spec.scheduling.tolerations.0.operator",
+     "supported values: 'Exists', 'Equal'"),
+    ({"scheduling": {"priorityClassName": "High!"}}, "spec.scheduling.priorityClassName", "should match"),
+    ({"podTemplate": {"imagePullSecrets": [{}]}}, "spec.podTemplate.imagePullSecrets.0.name", "Required"),
 ]
 
 

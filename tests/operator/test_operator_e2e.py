@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -206,15 +207,25 @@ def test_two_workers_train_data_parallel_and_register_one_version(cluster: Local
     assert run.data.tags["driftloop.k8s.uid"] == resource(kube, "churn-ddp")["metadata"]["uid"]
 
 
-def test_bad_data_fails_with_the_reason_and_registers_nothing(cluster: LocalCluster, kube: Any,
-                                                              operator: OperatorProcess, training: dict[str, Any],
-                                                              tmp_path: Path) -> None:
-    body = example("churn-broken", training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"}})
+def test_bad_data_fails_at_once_with_the_pods_reason_and_registers_nothing(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A table without its target column never trains, so three retries would be three wasted pods."""
+    import kubernetes
+
+    body = example("churn-broken", training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"},
+                                                             "runPolicy": {"backoffLimit": 3}})
     create(cluster, body, tmp_path)
     status = wait_finished(kube, "churn-broken")
     assert status["phase"] == "Failed", status
-    assert "churned" in status["message"], status["message"]
-    assert conditions(status)["Failed"]["status"] == "True"
+    failed = conditions(status)["Failed"]
+    assert failed["status"] == "True" and failed["reason"] == "PodFailurePolicy", failed
+    pods = owned(kube, "Pod", "churn-broken")
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    terminated = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 4
+    pod_error = json.loads(terminated["message"])["error"]  # the pod's termination message: `--json`'s error line
+    assert "churned" in pod_error and failed["message"] == pod_error == status["message"], (pod_error, failed)
+    assert kubernetes.client.BatchV1Api(kube).read_namespaced_job("churn-broken-g1", NAMESPACE).status.failed == 1
     assert "modelVersion" not in status or status["modelVersion"] is None
     assert registry_for(training["mlflow"]).client.search_model_versions("name='churn-broken'") == []
     wait_for_events(kube, "churn-broken", "Failed")
@@ -448,3 +459,133 @@ def test_a_spec_error_in_the_pod_fails_the_job_at_once_with_its_reason(
     assert batch.read_namespaced_job("churn-badspec-g1", NAMESPACE).status.failed == 1  # not 4 attempts
     waited = kubectl(cluster, "wait", "--for=condition=Failed", "mltj/churn-badspec", "--timeout=10s")
     assert waited.returncode == 0, waited.stderr
+
+
+# Trains until stopped: early stopping never triggers, so the run is RUNNING when the test acts.
+ENDLESS = {"hyperparameters": {"epochs": "100000", "patience": "100000", "lr": "0.003"}}
+
+
+def _run_of(mlflow_uri: str, name: str, generation: int, *, status: str = "RUNNING") -> Any:
+    """The generation's MLflow run once it has `status` (found by the tags the pod put on it)."""
+    client = registry_for(mlflow_uri).client
+
+    def found() -> Any:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            return None
+        runs = client.search_runs([experiment.experiment_id], f"tags.`driftloop.k8s.generation` = '{generation}' "
+                                                              f"and attributes.status = '{status}'")
+        return runs[0] if runs else None
+
+    return wait_until(found, timeout=TRAIN_TIMEOUT, what=f"{name} generation {generation}'s run {status}")
+
+
+def test_superseding_or_deleting_mid_training_ends_the_mlflow_run_as_killed(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    create(cluster, example("churn-kill", training["mlflow"], spec=ENDLESS), tmp_path)
+    first = _run_of(training["mlflow"], "churn-kill", 1)
+    _patch(kube, "churn-kill", {"spec": {"hyperparameters": {"epochs": "99999"}}})
+    killed = _run_of(training["mlflow"], "churn-kill", 1, status="KILLED")
+    assert killed.info.run_id == first.info.run_id
+    assert killed.data.tags["driftloop.error"] == "superseded by generation 2"
+    second = _run_of(training["mlflow"], "churn-kill", 2)
+    superseded = conditions(resource(kube, "churn-kill")["status"])["Superseded"]
+    assert f"MLflow run {first.info.run_id} ended as KILLED" in superseded["message"], superseded
+    assert resource(kube, "churn-kill")["metadata"]["finalizers"] == ["driftloop.io/end-mlflow-run"]
+
+    deleted = kubectl(cluster, "delete", "mltj", "churn-kill")  # waits until the finalizer lets it go
+    assert deleted.returncode == 0, deleted.stderr
+    ended = registry_for(training["mlflow"]).client.get_run(second.info.run_id)
+    assert ended.info.status == "KILLED" and ended.data.tags["driftloop.error"] == "MLTrainingJob default/churn-kill deleted"
+    assert owned(kube, "Job", "churn-kill") == [] and owned(kube, "Pod", "churn-kill") == []
+    wait_for_events(kube, "churn-kill", "Superseded", "RunKilled")
+
+
+def _silent_server() -> Any:
+    """A TCP port that accepts connections and never answers: an MLflow that hangs."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    return server
+
+
+def test_a_delete_while_mlflow_hangs_waits_a_bounded_time_then_warns(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    import kubernetes
+
+    hanging = _silent_server()
+    _hold_jobs(cluster, True)  # in flight: the Job exists, its pod has not started
+    try:
+        uri = f"http://127.0.0.1:{hanging.getsockname()[1]}"
+        create(cluster, example("churn-hang", training["mlflow"], spec={"mlflow": {"trackingUri": uri}}), tmp_path)
+        wait_until(lambda: (resource(kube, "churn-hang").get("status") or {}).get("jobName"), timeout=60,
+                   what="the Job")
+        deleted = kubectl(cluster, "delete", "mltj", "churn-hang", "--wait=false")
+        assert deleted.returncode == 0, deleted.stderr
+
+        def gone() -> bool:
+            try:
+                resource(kube, "churn-hang")
+            except kubernetes.client.ApiException as e:
+                return e.status == 404
+            return False
+
+        # MLflow's client alone would retry for minutes (3 attempts × 20 s timeouts); the operator gives up at 10 s.
+        wait_until(gone, timeout=45, what="the delete to go through while MLflow hangs")
+    finally:
+        _hold_jobs(cluster, False)
+        hanging.close()
+    wait_for_events(kube, "churn-hang", "RunNotEnded")
+    assert owned(kube, "Job", "churn-hang") == []
+    warning = [e for e in kubernetes.client.CoreV1Api(kube).list_namespaced_event(NAMESPACE).items
+               if e.involved_object.name == "churn-hang" and e.reason == "RunNotEnded"][0]
+    assert warning.type == "Warning" and "did not answer within 10 s" in warning.message, warning.message
+
+
+def test_scheduling_and_pod_template_reach_the_jobs_pods(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    import kubernetes
+
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["eu-1a"]}]}]}}}
+    body = example("churn-placed", training["mlflow"], spec={
+        "suspend": True,  # only the Job's pod template is under test: no pod needs to run
+        "scheduling": {"nodeSelector": {"pool": "training"}, "affinity": affinity, "priorityClassName": "batch-low",
+                       "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml",
+                                        "effect": "NoSchedule"}]},
+        "podTemplate": {"labels": {"team": "risk"}, "annotations": {"cost-center": "42"},
+                        "serviceAccountName": "s3-reader", "imagePullSecrets": [{"name": "registry-creds"}]}})
+    create(cluster, body, tmp_path)
+    wait_until(lambda: (resource(kube, "churn-placed").get("status") or {}).get("phase") == "Suspended",
+               timeout=60, what="phase Suspended")
+    job = kube.sanitize_for_serialization(
+        kubernetes.client.BatchV1Api(kube).read_namespaced_job("churn-placed-g1", NAMESPACE))
+    template = job["spec"]["template"]
+    pod = template["spec"]
+    assert pod["nodeSelector"] == {"pool": "training"} and pod["affinity"] == affinity
+    assert pod["priorityClassName"] == "batch-low" and pod["serviceAccountName"] == "s3-reader"
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]
+    assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
+    assert template["metadata"]["labels"]["team"] == "risk"
+    assert template["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn-placed"
+    assert template["metadata"]["annotations"] == {"cost-center": "42"}
+    assert resource(kube, "churn-placed")["spec"]["scheduling"]["affinity"] == affinity  # stored as written
+
+
+def test_the_job_watch_asks_the_api_server_for_the_operators_jobs_only(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess) -> None:
+    import kubernetes
+
+    # Someone else's Job in the same namespace: the server-side selector keeps it off the operator's watch.
+    kubernetes.client.BatchV1Api(kube).create_namespaced_job(NAMESPACE, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "not-ours", "labels": {"app": "other"}},
+        "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
+                                                        "containers": [{"name": "c", "image": "busybox"}]}}}})
+    selectors = {selector for plural, selector in cluster.cluster.watch_selectors if plural == "jobs"}
+    assert selectors == {"app.kubernetes.io/managed-by=driftloop-operator"}, selectors
+    batch = kubernetes.client.BatchV1Api(kube)
+    seen = {job.metadata.name for job in batch.list_namespaced_job(NAMESPACE, label_selector=selectors.pop()).items}
+    everything = {job.metadata.name for job in batch.list_namespaced_job(NAMESPACE).items}
+    assert "not-ours" in everything and "not-ours" not in seen, seen  # what that watch sees: the operator's Jobs

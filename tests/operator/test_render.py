@@ -98,10 +98,14 @@ def test_owned_names_are_stable_short_and_distinct() -> None:
     assert len(owned_name(long_a, 12345)) <= 52 and owned_name(long_a, 1) != owned_name(long_b, 1)
 
 
-def test_job_fails_at_once_on_a_spec_error_and_keeps_retries_for_oom_and_disruption() -> None:
-    policy = render_job(spec(), OWNER)["spec"]["podFailurePolicy"]["rules"]
+def test_job_fails_at_once_on_bad_spec_or_data_and_keeps_retries_for_oom_and_disruption() -> None:
+    job = render_job(spec(), OWNER)
+    policy = job["spec"]["podFailurePolicy"]["rules"]
     fail = next(r for r in policy if r["action"] == "FailJob")
-    assert fail["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [2]}  # UsageError/InvalidSpec
+    # 2: UsageError/InvalidSpec; 4: what `--bad-input-exit 4` makes of DataError/ValidationFailed
+    assert fail["onExitCodes"] == {"containerName": "train", "operator": "In", "values": [2, 4]}
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--bad-input-exit") + 1] == "4"
     assert 137 not in fail["onExitCodes"]["values"] and 1 not in fail["onExitCodes"]["values"]  # OOM, step: Count
     assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in policy
 
@@ -126,3 +130,40 @@ def test_only_training_fields_change_the_training_hash() -> None:
     bare = {key: value for key, value in base.items() if key not in ("workers", "modelType")}
     assert training_hash(bare) == training_hash(bare | {"workers": 1, "modelType": "pytorch"})  # defaults filled in
     assert training_hash(base | {"hyperparameters": {"epoch": "1"}}) != training_hash(base)  # refused: as written
+
+
+SCHEDULING = {
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+    "priorityClassName": "training-high"}
+POD_TEMPLATE = {"labels": {"team": "risk", "driftloop.io/mltrainingjob": "spoofed"},
+                "annotations": {"prometheus.io/scrape": "false"}, "serviceAccountName": "s3-reader",
+                "imagePullSecrets": [{"name": "registry"}]}
+
+
+def test_scheduling_and_pod_template_reach_the_pod_and_our_labels_win() -> None:
+    job = render_job(spec(scheduling=SCHEDULING, podTemplate=POD_TEMPLATE), OWNER)
+    template = job["spec"]["template"]
+    pod = template["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"} and pod["priorityClassName"] == "training-high"
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["affinity"] == SCHEDULING["affinity"]
+    assert pod["serviceAccountName"] == "s3-reader" and pod["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["automountServiceAccountToken"] is False  # the pod still never calls the Kubernetes API
+    assert template["metadata"]["labels"]["team"] == "risk"
+    assert template["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn"  # the Service selects on it
+    assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "false"}
+    plain = render_job(spec(), OWNER)["spec"]["template"]
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName", "serviceAccountName",
+                "imagePullSecrets"} & set(plain["spec"]) and "annotations" not in plain["metadata"]
+
+
+def test_scheduling_fields_are_checked_when_the_resource_is_read() -> None:
+    with pytest.raises(InvalidSpec, match="spec.scheduling.tolerations.0.operator"):
+        spec(scheduling={"tolerations": [{"key": "a", "operator": "Maybe"}]})
+    with pytest.raises(InvalidSpec, match="spec.podTemplate.labels"):
+        spec(podTemplate={"labels": {"bad key!": "x"}})
+    with pytest.raises(InvalidSpec, match="spec.scheduling.nodeSelector"):
+        spec(scheduling={"nodeSelector": {f"k{i}": "v" for i in range(65)}})
