@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from driftloop.console import Console
@@ -62,7 +63,10 @@ def test_sklearn_family_serves_one_onnx_file_within_parity(tables: dict[str, Pat
     assert record["model"] == family and record["onnx_max_abs_diff"] < 1e-4
     assert result.gate["passed"], result.gate["reasons"]
     model = OnnxModel(tmp_path / str(result.run_id) / "train" / "model.onnx")
-    rows = __import__("pandas").read_csv(tables[table]).head(5)
+    # what serving, drift and rollback read is unchanged: one input per raw column, one named output
+    assert [i.name for i in model.session.get_inputs()] == [model.input_names[c] for c in model.columns]
+    assert model.output == ("prediction" if table == "diabetes" else "probabilities")
+    rows = pd.read_csv(tables[table]).head(5)
     output = model.run(rows)
     if table == "diabetes":
         assert model.task == "regression" and output.shape == (5,)
