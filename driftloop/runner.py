@@ -181,10 +181,13 @@ def roll_out_serving(spec: Spec, deployed: DeployResult) -> list[str]:
 def run_worker(console: Console) -> int:
     """A torchrun rank other than 0: wait for rank 0's training inputs, train its replica, exit."""
     from driftloop.components.train import fit
-    from driftloop.distributed import active_world, share_training_inputs
+    from driftloop.distributed import NO_DISTRIBUTED_FIT, TrainingInputs, active_world, share_training_inputs
 
     inputs = share_training_inputs(None)
-    if inputs is None:
+    if inputs == NO_DISTRIBUTED_FIT:
+        console.info(f"rank {active_world().rank}: the model trained in rank 0 alone (not a torch model); done")
+        return 0
+    if not isinstance(inputs, TrainingInputs):
         console.error("rank 0 stopped before training; see its log for the reason")
         return 1
     fit(inputs.x_train, inputs.y_train, inputs.x_val, inputs.y_val, spec=inputs.spec, task=inputs.task,

@@ -137,3 +137,16 @@ def test_family_hyperparameters_are_strict() -> None:
     with pytest.raises(InvalidSpec, match=r"train\.budget: 'soon' is not a duration"):
         load_spec(data="a.csv", target="y", overrides=["train.budget=soon"])
     assert load_spec(data="a.csv", target="y", overrides=["train.linear.C=0.5"]).train.linear.C == 0.5
+
+
+def test_the_mlp_stops_at_autos_deadline_after_one_epoch() -> None:
+    from driftloop.components.models.mlp import fit
+    from driftloop.spec import TrainSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    spent = fit(x, y, x, y, spec=TrainSpec(epochs=20, device="cpu"), task="classification", n_outputs=2, deadline=0.0)
+    assert spent.out_of_time and len(spent.history) == 1
+    free = fit(x, y, x, y, spec=TrainSpec(epochs=3, device="cpu"), task="classification", n_outputs=2)
+    assert not free.out_of_time and len(free.history) == 3

@@ -108,7 +108,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     import onnx
 
     from driftloop.components.models.sklearn_family import family_params
-    from driftloop.distributed import active_world
+    from driftloop.distributed import active_world, release_workers
     from driftloop.onnx_model import OnnxModel, merge
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +119,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
         if active_world().distributed:
             tracker.log_params({"train.world_size": active_world().size})
     fitted, search = fit_model(data, spec=spec, out_dir=out_dir)
+    release_workers()
     model = merge(transform, fitted.graph, task=data.task, classes=classes, roles=roles)
     model_path = out_dir / MODEL_FILE
     onnx.save(model, model_path)
