@@ -93,6 +93,14 @@ def test_auto_keeps_the_best_candidate_and_records_every_one(tables: dict[str, P
     for family, score in search["scores"].items():
         assert run_data.metrics[f"candidate.{family}.val_log_loss"] == pytest.approx(score)
     assert record["onnx_max_abs_diff"] < 1e-4
+    # and the run's summary says it
+    from driftloop.cli import _summary
+
+    assert result.trained_model == best and result.candidates == pytest.approx(search["scores"])
+    shown = io.StringIO()
+    _summary(Console(stream=shown), result)
+    assert "train.model auto: validation log_loss" in shown.getvalue()
+    assert [line.split()[0] for line in shown.getvalue().splitlines() if line.rstrip().endswith(" yes")] == [best]
 
 
 def test_class_weight_balanced_reaches_every_family(tables: dict[str, Path], mlflow_uri: str, tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ class TrainResult:
     fit_seconds: float
     model: str = "mlp"  # the family served: mlp, gbm, linear, or module (the user's)
     candidates: dict[str, float] = field(default_factory=dict)  # auto: family -> validation score
+    candidate_metric: str = ""  # auto: what `candidates` measure (log_loss | rmse)
 
 
 def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[Any] | None, Any]:
@@ -146,7 +147,8 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     # Train measures parity; the gate alone decides on it (`train.onnx_tolerance`), once.
     scale = max(1.0, float(np.max(np.abs(expected))))
     return TrainResult(model_path, diff, scale, fitted.best_epoch, fitted.epochs_run, fitted.val_loss,
-                       fitted.device, fitted.seconds, fitted.family, dict(search.scores) if search else {})
+                       fitted.device, fitted.seconds, fitted.family, dict(search.scores) if search else {},
+                       search.metric if search else "")
 
 
 def _spec_params(spec: TrainSpec, task: str) -> dict[str, Any]:
