@@ -124,3 +124,7 @@ ANNOTATION_RETRAIN_AT = "driftloop.io/retrain-requested-at"
 # (1 failure and 2 usage error are every command's).
 EXIT_NO_DRIFT = 0
 EXIT_DRIFT = 3
+
+# Model families (train.model) and the user's code (train.module).
+TRAIN_CHOSEN_MODEL_PARAM = "train.chosen_model"  # the family served: mlp, gbm, linear, or module
+TRAIN_CODE_DIR = "code"  # the user's .py file, in the train output and as a run artifact

@@ -53,3 +53,7 @@ class PipelineServiceError(DriftloopError):
 
 class ArtifactNotFound(DriftloopError):
     """An MLflow run has no artifact at the path asked for."""
+
+
+class UserCodeError(TrainingError):
+    """The user's `train.module` cannot be loaded, called, trained or converted."""

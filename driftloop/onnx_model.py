@@ -1,4 +1,4 @@
-"""The one model file: preprocessing and MLP merged into a single ONNX graph.
+"""The one model file: preprocessing and model merged into a single ONNX graph.
 
 It has one input per raw column (float32 [N,1] for numbers, string [N,1] for
 categories) and one output: class probabilities, or the regression prediction.
@@ -124,12 +124,46 @@ def mlp_to_onnx(module: Any, n_features: int, output_name: str) -> Any:
     return model
 
 
+def estimator_to_onnx(estimator: Any, n_features: int, output_name: str) -> Any:
+    """Convert a fitted scikit-learn estimator to a graph shaped like `mlp_to_onnx`'s, so `merge` takes either.
+
+    Input `features` float [N, n_features]; one output `output_name`: the class probabilities
+    [N, C] (skl2onnx's `probabilities`, without the ZipMap) or the prediction [N, 1].
+
+    Raises:
+        Exception: whatever skl2onnx raises for an estimator it cannot convert (the caller names it).
+    """
+    from onnx import helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "predict_proba") else None
+    model = convert_sklearn(estimator, initial_types=[("features", FloatTensorType([None, n_features]))],
+                            target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=options)
+    produced = "probabilities" if hasattr(estimator, "predict_proba") else model.graph.output[-1].name
+    kept = [o for o in model.graph.output if o.name == produced]
+    if not kept:
+        raise ValueError(f"the converted graph has no {produced!r} output")
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    for node in model.graph.node:
+        node.output[:] = [output_name if o == produced else o for o in node.output]
+    model.graph.output[0].name = output_name
+    # skl2onnx may list a domain twice; `merge` aligns the ML opset with the preprocessing graph's
+    versions = {e.domain: e.version for e in model.opset_import}
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in versions.items())
+    model.ir_version = IR_VERSION
+    return model
+
+
 def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any] | None,
           roles: ColumnRoles) -> Any:
-    """Preprocessing → MLP as one graph, with driftloop metadata."""
+    """Preprocessing → model (`mlp_to_onnx` or `estimator_to_onnx`) as one graph, with driftloop metadata."""
     import onnx
     from onnx import compose
 
+    _align_opsets(transform_model, mlp_model)
     mlp = compose.add_prefix(mlp_model, prefix="mlp_")
     transformed = transform_model.graph.output[0].name
     merged = compose.merge_models(transform_model, mlp, io_map=[(transformed, "mlp_features")])
@@ -149,6 +183,51 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
     merged.producer_name = "driftloop"
     onnx.checker.check_model(merged)
     return merged
+
+
+def _align_opsets(first: Any, second: Any) -> None:
+    """Both graphs at the higher version of each domain they share, as `merge_models` requires.
+
+    skl2onnx stamps the lowest version its ops exist in (ai.onnx.ml 1 for the preprocessing and
+    the tree and linear estimators alike), so in practice nothing is raised.
+    """
+    mine = {e.domain: e for e in first.opset_import}
+    for entry in second.opset_import:
+        if entry.domain in mine and mine[entry.domain].version != entry.version:
+            entry.version = mine[entry.domain].version = max(entry.version, mine[entry.domain].version)
+
+
+def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
+              input_names: dict[str, str]) -> dict[str, np.ndarray]:
+    """Raw rows → one [N,1] array per graph input: float32 numbers, str categories ('' when missing)."""
+    import numpy as np
+    import pandas as pd
+
+    missing = [c for c in numeric + categorical if c not in frame.columns]
+    if missing:
+        raise DataError(f"model input column {missing[0]!r} is missing from the rows")
+    feed: dict[str, np.ndarray] = {}
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
+        feed[input_names[column]] = values.reshape(-1, 1)
+    for column in categorical:
+        values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in frame[column].tolist()]
+        feed[input_names[column]] = np.array(values, dtype=object).reshape(-1, 1)
+    return feed
+
+
+def transform_rows(transform_model: Any, frame: pd.DataFrame, roles: ColumnRoles) -> np.ndarray:
+    """Raw rows through the preprocessing graph (`transform_to_onnx`): the float32 features the served file computes.
+
+    Models train on these, not on scikit-learn's float64 transform cast down: a tree splits at
+    thresholds that can sit exactly on a training value, so the one-ulp difference between the two
+    sends rows down other branches (5 units of the diabetes target, measured).
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(transform_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = safe_input_names(roles.numeric + roles.categorical)
+    return session.run(None, feed_rows(frame, roles.numeric, roles.categorical, names))[0]  # type: ignore[no-any-return]
 
 
 class OnnxModel:
@@ -179,20 +258,7 @@ class OnnxModel:
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Raw rows → one [N,1] array per graph input: float32 numbers, str categories ('' when missing)."""
-        import numpy as np
-        import pandas as pd
-
-        missing = [c for c in self.columns if c not in frame.columns]
-        if missing:
-            raise DataError(f"model input column {missing[0]!r} is missing from the rows")
-        feed: dict[str, np.ndarray] = {}
-        for column in self.numeric:
-            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
-            feed[self.input_names[column]] = values.reshape(-1, 1)
-        for column in self.categorical:
-            values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in frame[column].tolist()]
-            feed[self.input_names[column]] = np.array(values, dtype=object).reshape(-1, 1)
-        return feed
+        return feed_rows(frame, self.numeric, self.categorical, self.input_names)
 
     def run(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities [N, C] for classifiers, predictions [N] for regressors."""

@@ -76,9 +76,41 @@ class FeatureSpec(_Strict):
     reference_sample_rows: int = Field(10_000, ge=0, description="Rows of the training table stored with the model for drift checks.")
 
 
-class TrainSpec(_Strict):
-    """The PyTorch MLP and how it is fitted."""
+class GbmSpec(_Strict):
+    """`train.model: gbm`: scikit-learn's HistGradientBoostingClassifier/Regressor (its defaults)."""
 
+    max_iter: int = Field(100, ge=1, description="Boosting iterations (trees per class).")
+    learning_rate: float = Field(0.1, gt=0)
+    max_leaf_nodes: int = Field(31, ge=2)
+    min_samples_leaf: int = Field(20, ge=1)
+    l2_regularization: float = Field(0.0, ge=0)
+
+
+class LinearSpec(_Strict):
+    """`train.model: linear`: LogisticRegression (classification, `C`) or Ridge (regression, `alpha`)."""
+
+    C: float = Field(1.0, gt=0, description="Inverse regularisation strength of the logistic regression.")
+    alpha: float = Field(1.0, ge=0, description="L2 penalty of the ridge regression.")
+    max_iter: int = Field(1000, ge=1, description="Solver iterations of the logistic regression.")
+
+
+class TrainSpec(_Strict):
+    """Which model is fitted and how. The PyTorch MLP's keys sit at this level (`hidden_sizes` ... `patience`)."""
+
+    model: Literal["mlp", "gbm", "linear", "auto"] = Field(
+        "mlp", description="The model family; `auto` fits linear, gbm, then mlp within `budget` and keeps the best "
+        "on the validation split (log loss for classification, RMSE for regression).")
+    budget: str = Field("2m", description="Wall time `model: auto` may spend on its candidates, e.g. 90s, 2m.")
+    gbm: GbmSpec = Field(default_factory=GbmSpec)
+    linear: LinearSpec = Field(default_factory=LinearSpec)
+    module: str | None = Field(None, description="The user's model: `PATH.py:FUNCTION` or `package.module:FUNCTION`, "
+                               "called with n_features, n_outputs, task and params; returns a torch.nn.Module or a "
+                               "scikit-learn estimator. Overrides `model`.")
+    module_source: str | None = Field(None, description="The text of `module`'s .py file, read when the spec is "
+                                      "loaded so the file travels with the spec to KFP tasks and Job pods.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the `module` function as `params`.")
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="Classification: weight classes inversely to their frequency in the train split.")
     hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
     dropout: float = Field(0.0, ge=0, lt=1)
     epochs: int = Field(50, ge=1)
@@ -88,7 +120,8 @@ class TrainSpec(_Strict):
     seed: int = 42
     patience: int = Field(5, ge=1, description="Epochs without validation-loss improvement before stopping.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    onnx_tolerance: float = Field(1e-4, gt=0, le=1e-2, description="Bound on max |ONNX - PyTorch| on the validation rows.")
+    onnx_tolerance: float = Field(1e-4, gt=0, le=1e-2, description="Bound on max |ONNX - the framework's own "
+                                  "prediction| on the validation rows.")
 
     @field_validator("hidden_sizes")
     @classmethod
@@ -96,6 +129,41 @@ class TrainSpec(_Strict):
         if not sizes or any(s < 1 for s in sizes):
             raise ValueError("must be a non-empty list of positive layer widths")
         return sizes
+
+    @field_validator("budget")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from driftloop.durations import parse_duration
+
+        parse_duration(value)
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _integral_numbers_as_ints(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """3.0 → 3: KFP carries every number of a struct parameter as a float, and `range(3.0)`,
+        `max_depth=3.0` reject it; a typed key is coerced by its field, a free-form one here."""
+        return {key: _int_if_integral(value) for key, value in params.items()}
+
+    @field_validator("module")
+    @classmethod
+    def _module_reference(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        where, sep, function = value.rpartition(":")
+        if not sep or not where or not function.isidentifier():
+            raise ValueError("expected PATH.py:FUNCTION or package.module:FUNCTION, e.g. model.py:build")
+        return value
+
+
+def _int_if_integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _int_if_integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_if_integral(v) for v in value]
+    return value
 
 
 class EvaluateSpec(_Strict):
@@ -271,12 +339,14 @@ def load_spec(path: str | None = None, *, data: str | None = None, target: str |
             raise InvalidSpec(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         raw = loaded
         _resolve_data_path(raw, Path(path).parent)
+        _resolve_module_path(raw, Path(path).parent)
     if data is not None:
         raw.setdefault("data", {})["path"] = data
     if target is not None:
         raw.setdefault("data", {})["target"] = target
     for item in overrides or []:
         apply_override(raw, item)
+    _embed_module_source(raw, source)
     return validate_spec(raw, source=source)
 
 
@@ -287,6 +357,47 @@ def _resolve_data_path(raw: dict[str, Any], spec_dir: Path) -> None:
         location = data["path"]
         if location and "://" not in location and not Path(location).expanduser().is_absolute():
             data["path"] = str((spec_dir / location).resolve())
+
+
+def module_reference(value: str) -> tuple[str, str, bool]:
+    """`train.module` → (file path or module name, function name, whether it names a .py file).
+
+    Example:
+        >>> module_reference("models/net.py:build")
+        ('models/net.py', 'build', True)
+    """
+    where, _, function = value.rpartition(":")
+    return where, function, where.endswith(".py")
+
+
+def _resolve_module_path(raw: dict[str, Any], spec_dir: Path) -> None:
+    """A relative `train.module` file in a spec file means next to the spec file, as `data.path` does."""
+    train = raw.get("train")
+    if isinstance(train, dict) and isinstance(train.get("module"), str) and ":" in train["module"]:
+        where, function, is_file = module_reference(train["module"])
+        if is_file and not Path(where).expanduser().is_absolute():
+            train["module"] = f"{(spec_dir / where).resolve()}:{function}"
+
+
+def _embed_module_source(raw: dict[str, Any], source: str) -> None:
+    """Read `train.module`'s .py file into `train.module_source`, so the one file travels with the spec
+    (KFP parameters, the Job's ConfigMap, the run's spec.yaml) and an edit to it changes the spec's digest.
+
+    A spec that already carries the source (one recorded by a run) keeps it when the file is not here.
+    """
+    train = raw.get("train")
+    if not (isinstance(train, dict) and isinstance(train.get("module"), str) and ":" in train["module"]):
+        return
+    where, function, is_file = module_reference(train["module"])
+    if not is_file:
+        return
+    path = Path(where).expanduser().resolve()
+    if path.is_file():
+        train["module"] = f"{path}:{function}"
+        train["module_source"] = path.read_text(encoding="utf-8")
+    elif not train.get("module_source"):
+        raise InvalidSpec(f"{source}: train.module: no file {str(path)!r}; expected PATH.py:FUNCTION with PATH "
+                          f"relative to the spec file (or to the working directory for --set)")
 
 
 def validate_spec(raw: dict[str, Any], *, source: str = "spec") -> Spec:

@@ -1,43 +1,39 @@
-"""train: a seeded PyTorch MLP with early stopping and checkpoints, exported to one ONNX file.
+"""train: the spec's model family (or the user's module), exported to one ONNX file.
 
-The export folds the fitted preprocessing in front of the MLP and is compared with
-PyTorch on the validation rows; the gate bounds that difference (`train.onnx_tolerance`).
+The families live in `driftloop.components.models`; this step prepares their inputs (the
+fitted transform applied to the train and validation splits), picks the family, folds the
+preprocessing in front of the family's graph, and compares the ONNX file with the framework's
+own prediction on the validation rows; the gate bounds that difference (`train.onnx_tolerance`).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.components.columns import ColumnRoles, python_value
-from driftloop.components.feature import fill_categories, load_meta
-from driftloop.constants import MODEL_FILE, ONNX_OUTPUT_PREDICTION, ONNX_OUTPUT_PROBABILITIES, TRANSFORM_FILE
-from driftloop.errors import TrainingError
+from driftloop.components.feature import load_meta
+from driftloop.components.models.mlp import FitResult, build_mlp, exportable, fit, resolve_device
+from driftloop.constants import (
+    MODEL_FILE,
+    ONNX_OUTPUT_PREDICTION,
+    ONNX_OUTPUT_PROBABILITIES,
+    TRAIN_CHOSEN_MODEL_PARAM,
+    TRAIN_CODE_DIR,
+    TRANSFORM_FILE,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
-    import torch
-
     from driftloop.components.context import RunContext
+    from driftloop.components.models.auto import Search
+    from driftloop.components.models.base import FittedModel, TrainingData
     from driftloop.mlflow_gateway import Tracker
     from driftloop.spec import TrainSpec
 
-
-@dataclass
-class FitResult:
-    module: Any
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_loss: float = math.inf
-    stopped_early: bool = False
-    device: str = "cpu"
-    seconds: float = 0.0
-    samples_seen: int = 0  # by this process
-    world_size: int = 1
+# the torch loop's names, where callers (the torchrun workers, benchmarks) have always found them
+__all__ = ["FitResult", "TrainResult", "build_mlp", "execute", "exportable", "fit", "resolve_device", "run"]
 
 
 @dataclass(frozen=True)
@@ -50,231 +46,144 @@ class TrainResult:
     best_val_loss: float
     device: str
     fit_seconds: float
+    model: str = "mlp"  # the family served: mlp, gbm, linear, or module (the user's)
+    candidates: dict[str, float] = field(default_factory=dict)  # auto: family -> validation score
+    candidate_metric: str = ""  # auto: what `candidates` measure (log_loss | rmse)
 
 
-def resolve_device(requested: str) -> str:
-    import torch
+def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[Any] | None, Any]:
+    """The splits through the fitted transform's ONNX graph: (data, transform graph, roles, classes, validation rows).
 
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
-def build_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout: float = 0.0) -> torch.nn.Module:
-    from torch import nn
-
-    layers: list[nn.Module] = []
-    width = n_features
-    for size in hidden_sizes:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        width = size
-    layers.append(nn.Linear(width, n_outputs))
-    return nn.Sequential(*layers)
-
-
-def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *,
-        spec: TrainSpec, task: str, n_outputs: int, checkpoint_dir: Path | None = None,
-        on_epoch: Any = None) -> FitResult:
-    """Mini-batch Adam with early stopping on validation loss; the best weights are restored.
-
-    Batches are slices of tensors already on the device (no DataLoader), which is what
-    keeps this loop as fast as a hand-written one.
-
-    Inside a torchrun process group the model is a DistributedDataParallel replica: every
-    rank draws the same permutation each epoch and trains on its own equal share of it,
-    with `batch_size` kept as the global batch, and all ranks follow rank 0's validation
-    loss so they stop at the same epoch.
+    Every family trains on the features the served file computes (`onnx_model.transform_rows`).
     """
+    import joblib
     import numpy as np
-    import torch
-    from torch import nn
+    import pandas as pd
 
-    from driftloop.distributed import active_world
+    from driftloop.components.models.base import TrainingData
+    from driftloop.onnx_model import transform_rows, transform_to_onnx
 
-    world = active_world()
-    torch.manual_seed(spec.seed)
-    np.random.seed(spec.seed)
-    device = resolve_device(spec.device)
-    if world.distributed and device == "cuda":
-        device = f"cuda:{world.local_rank}"
-    model = build_mlp(x_train.shape[1], spec.hidden_sizes, n_outputs, spec.dropout).to(device)
-    trained: nn.Module = model
-    if world.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        trained = DistributedDataParallel(model, device_ids=[world.local_rank] if device.startswith("cuda") else None)
-    optimizer = torch.optim.Adam(trained.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    loss_fn: nn.Module = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
-    xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
-    target_dtype = torch.long if task == "classification" else torch.float32
-    yt = torch.as_tensor(y_train, dtype=target_dtype, device=device)
-    yv = torch.as_tensor(y_val, dtype=target_dtype, device=device)
-    if task != "classification":
-        yt, yv = yt.reshape(-1, 1), yv.reshape(-1, 1)
-    generator = torch.Generator(device="cpu").manual_seed(spec.seed)
-    result = FitResult(module=model, device=device, world_size=world.size)
-    best_state: dict[str, Any] | None = None
-    waited = 0
-    # Equal shares keep every rank's number of backward passes equal, which DDP requires;
-    # the few rows past a multiple of the world size sit out one epoch, different ones each time.
-    share = len(xt) // world.size
-    if share == 0:
-        raise TrainingError(f"{len(xt)} training rows cannot be shared by {world.size} workers")
-    batch = max(1, math.ceil(spec.batch_size / world.size))
-    started = time.perf_counter()
-    for epoch in range(1, spec.epochs + 1):
-        trained.train()
-        order = torch.randperm(len(xt), generator=generator)[world.rank::world.size][:share].to(device)
-        total = 0.0
-        for start in range(0, share, batch):
-            index = order[start:start + batch]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(trained(xt[index]), yt[index])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(index)
-        result.samples_seen += share
-        model.eval()
-        with torch.no_grad():
-            val_loss = float(loss_fn(model(xv), yv))
-        train_loss = total / share
-        if world.distributed:
-            train_loss, val_loss = _agree(train_loss, val_loss, world.size, device)
-        row = {"train_loss": train_loss, "val_loss": val_loss}
-        result.history.append(row)
-        if on_epoch is not None:
-            on_epoch(epoch, row)
-        if val_loss < result.best_val_loss - 1e-6:
-            result.best_val_loss, result.best_epoch, waited = val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if checkpoint_dir is not None:
-                torch.save({"epoch": epoch, "state_dict": best_state, "val_loss": val_loss}, checkpoint_dir / "best.pt")
-        else:
-            waited += 1
-            if waited >= spec.patience:
-                result.stopped_early = True
-                break
-    result.seconds = time.perf_counter() - started
-    if checkpoint_dir is not None:
-        torch.save({"epoch": len(result.history), "state_dict": model.state_dict()}, checkpoint_dir / "last.pt")
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if not math.isfinite(result.best_val_loss):
-        raise TrainingError("training diverged: validation loss is not finite; lower train.lr")
-    return result
+    meta = load_meta(features_dir)
+    roles = ColumnRoles(target=meta["target"], numeric=meta["numeric"], categorical=meta["categorical"])
+    task, classes = meta["task"], meta["classes"]
+    transform = transform_to_onnx(joblib.load(features_dir / TRANSFORM_FILE), roles)
+    train = pd.read_parquet(features_dir / "train.parquet")
+    val = pd.read_parquet(features_dir / "val.parquet")
+    x_train = transform_rows(transform, train, roles).astype(np.float32)
+    x_val = transform_rows(transform, val, roles).astype(np.float32)
+    if task == "classification":
+        index = {c: i for i, c in enumerate(classes)}
+        data = TrainingData(x_train, train[roles.target].map(lambda v: index[python_value(v)]).to_numpy(),
+                            x_val, val[roles.target].map(lambda v: index[python_value(v)]).to_numpy(),
+                            task=task, n_outputs=len(classes))
+    else:
+        y_train = train[roles.target].to_numpy(dtype=np.float64)
+        data = TrainingData(x_train, y_train, x_val, val[roles.target].to_numpy(dtype=np.float64), task=task,
+                            n_outputs=1, y_mean=float(y_train.mean()), y_std=float(y_train.std() or 1.0))
+    return data, transform, roles, classes, val
 
 
-def _agree(train_loss: float, val_loss: float, world_size: int, device: str) -> tuple[float, float]:
-    """The mean training loss over ranks, and rank 0's validation loss, so every rank stops alike."""
-    import torch
-    import torch.distributed as dist
+def fit_model(data: TrainingData, *, spec: TrainSpec, out_dir: Path) -> tuple[FittedModel, Search | None]:
+    """The family the spec asks for, fitted and exported; for `auto`, also what the search tried."""
+    from driftloop.components.models import auto, mlp, sklearn_family, user_model
 
-    losses = torch.tensor([train_loss / world_size, val_loss], dtype=torch.float64, device=device)
-    mean = losses[:1].clone()
-    dist.all_reduce(mean)
-    dist.broadcast(losses, src=0)
-    return float(mean[0]), float(losses[1])
-
-
-def exportable(module: torch.nn.Module, task: str, y_mean: float = 0.0, y_std: float = 1.0) -> torch.nn.Module:
-    """The module as served: softmax for classifiers, target de-standardisation for regressors."""
-    import torch
-    from torch import nn
-
-    class Rescale(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("scale", torch.tensor([[y_std]], dtype=torch.float32))
-            self.register_buffer("shift", torch.tensor([[y_mean]], dtype=torch.float32))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * self.scale + self.shift
-
-    tail = nn.Softmax(dim=1) if task == "classification" else Rescale()
-    return nn.Sequential(module.cpu().eval(), tail).eval()
+    output = ONNX_OUTPUT_PROBABILITIES if data.classification else ONNX_OUTPUT_PREDICTION
+    checkpoints = out_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    if spec.module is not None:
+        return user_model.train_user_model(data, spec=spec, output_name=output, code_dir=out_dir / TRAIN_CODE_DIR,
+                                          checkpoint_dir=checkpoints), None
+    if spec.model == "auto":
+        return auto.choose(data, spec=spec, fit_family=auto.fit_family_with(data, spec=spec, output_name=output,
+                                                                            checkpoint_dir=checkpoints))
+    if spec.model == "mlp":
+        return mlp.train_torch(data, spec=spec, output_name=output, checkpoint_dir=checkpoints), None
+    build = sklearn_family.gbm_estimator if spec.model == "gbm" else sklearn_family.linear_estimator
+    return sklearn_family.train_estimator(build(spec, data.task), data, spec=spec, output_name=output,
+                                          family=spec.model), None
 
 
 def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker | None = None) -> TrainResult:
     """Fit on the train split, export `model.onnx` into `out_dir`, verify it, log to MLflow."""
-    import joblib
     import numpy as np
     import onnx
-    import pandas as pd
-    import torch
 
-    from driftloop.onnx_model import OnnxModel, merge, mlp_to_onnx, transform_to_onnx
+    from driftloop.components.models.sklearn_family import family_params
+    from driftloop.distributed import active_world, release_workers
+    from driftloop.onnx_model import OnnxModel, merge
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = out_dir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
-    meta = load_meta(features_dir)
-    roles = ColumnRoles(target=meta["target"], numeric=meta["numeric"], categorical=meta["categorical"])
-    task, classes = meta["task"], meta["classes"]
-    transform = joblib.load(features_dir / TRANSFORM_FILE)
-    train = pd.read_parquet(features_dir / "train.parquet")
-    val = pd.read_parquet(features_dir / "val.parquet")
-    x_train = transform.transform(fill_categories(train, roles)[roles.features]).astype(np.float32)
-    x_val = transform.transform(fill_categories(val, roles)[roles.features]).astype(np.float32)
-    y_mean = y_std = None
-    if task == "classification":
-        index = {c: i for i, c in enumerate(classes)}
-        y_train = train[roles.target].map(lambda v: index[python_value(v)]).to_numpy()
-        y_val = val[roles.target].map(lambda v: index[python_value(v)]).to_numpy()
-        n_outputs = len(classes)
-    else:
-        raw_train = train[roles.target].to_numpy(dtype=np.float64)
-        y_mean, y_std = float(raw_train.mean()), float(raw_train.std() or 1.0)
-        y_train = ((raw_train - y_mean) / y_std).astype(np.float32)
-        y_val = ((val[roles.target].to_numpy(dtype=np.float64) - y_mean) / y_std).astype(np.float32)
-        n_outputs = 1
+    data, transform, roles, classes, val = prepare(features_dir)
     if tracker is not None:
-        tracker.log_params({f"train.{k}": v for k, v in spec.model_dump().items()}
-                           | {"task": task, "n_features": x_train.shape[1], "train_rows": len(x_train)})
-    from driftloop.distributed import TrainingInputs, active_world, share_training_inputs
-
-    world = active_world()
-    if world.distributed:
-        share_training_inputs(TrainingInputs(x_train, y_train, x_val, y_val, spec, task, n_outputs))
-        if tracker is not None:
-            tracker.log_params({"train.world_size": world.size})
-    result = fit(x_train, y_train, x_val, y_val, spec=spec, task=task, n_outputs=n_outputs, checkpoint_dir=checkpoints)
-    served = exportable(result.module, task, y_mean or 0.0, y_std or 1.0)
-    output = ONNX_OUTPUT_PROBABILITIES if task == "classification" else ONNX_OUTPUT_PREDICTION
-    model = merge(transform_to_onnx(transform, roles), mlp_to_onnx(served, x_train.shape[1], output),
-                  task=task, classes=classes, roles=roles)
+        tracker.log_params(_spec_params(spec, data.task) | {"task": data.task, "n_features": data.n_features,
+                                                 "train_rows": len(data.x_train)})
+        if active_world().distributed:
+            tracker.log_params({"train.world_size": active_world().size})
+    fitted, search = fit_model(data, spec=spec, out_dir=out_dir)
+    release_workers()
+    model = merge(transform, fitted.graph, task=data.task, classes=classes, roles=roles)
     model_path = out_dir / MODEL_FILE
     onnx.save(model, model_path)
-    with torch.no_grad():
-        expected = served(torch.as_tensor(x_val)).numpy()
+    expected = fitted.served_val
     got = OnnxModel(model_path).run(val)
     diff = float(np.max(np.abs(got.reshape(expected.shape) - expected)))
-    (out_dir / "train.json").write_text(json.dumps({
-        "history": result.history, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-        "device": result.device, "onnx_max_abs_diff": diff, "fit_seconds": result.seconds,
-        "world_size": result.world_size, "samples_seen_by_rank0": result.samples_seen}, indent=2))
+    record: dict[str, Any] = {
+        "model": fitted.family, "history": fitted.history, "best_epoch": fitted.best_epoch,
+        "stopped_early": fitted.stopped_early, "device": fitted.device, "onnx_max_abs_diff": diff,
+        "fit_seconds": fitted.seconds, "world_size": 1, **fitted.details}
+    if search is not None:
+        record["auto"] = search.to_json()
+    (out_dir / "train.json").write_text(json.dumps(record, indent=2))
     if tracker is not None:
-        tracker.log_metric_series([(row, epoch) for epoch, row in enumerate(result.history, start=1)])
-        tracker.log_metrics({"best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
-                             "onnx_max_abs_diff": diff})
+        if fitted.family in ("gbm", "linear", "mlp") and spec.model == "auto":
+            tracker.log_params(family_params(spec, fitted.family, data.task))
+        tracker.log_params({TRAIN_CHOSEN_MODEL_PARAM: fitted.family})
+        tracker.set_tags({TRAIN_CHOSEN_MODEL_PARAM: fitted.family})
+        tracker.log_metric_series([(row, epoch) for epoch, row in enumerate(fitted.history, start=1)])
+        tracker.log_metrics({"best_val_loss": fitted.val_loss, "best_epoch": fitted.best_epoch,
+                             "onnx_max_abs_diff": diff} | _candidate_metrics(search))
     # Regression outputs are in target units (prices in the hundreds carry float32 noise
     # above 1e-4), so the bound is relative to the output's size, and absolute below 1.
     # Train measures parity; the gate alone decides on it (`train.onnx_tolerance`), once.
     scale = max(1.0, float(np.max(np.abs(expected))))
-    return TrainResult(model_path, diff, scale, result.best_epoch, len(result.history), result.best_val_loss,
-                       result.device, result.seconds)
+    return TrainResult(model_path, diff, scale, fitted.best_epoch, fitted.epochs_run, fitted.val_loss,
+                       fitted.device, fitted.seconds, fitted.family, dict(search.scores) if search else {},
+                       search.metric if search else "")
+
+
+def _spec_params(spec: TrainSpec, task: str) -> dict[str, Any]:
+    """The train section as MLflow params: the chosen family's knobs, the user's params, never the code's text."""
+    from driftloop.components.models.sklearn_family import family_params
+
+    params: dict[str, Any] = {"train.model": spec.model if spec.module is None else "module",
+                              "train.class_weight": spec.class_weight, "train.seed": spec.seed,
+                              "train.onnx_tolerance": spec.onnx_tolerance, "train.device": spec.device}
+    if spec.module is not None:
+        params["train.module"] = spec.module
+        params |= {f"train.params.{k}": v for k, v in spec.params.items()}
+        params |= family_params(spec, "mlp", "")  # the loop's knobs, used when the module is torch
+    elif spec.model == "auto":
+        params["train.budget"] = spec.budget
+    else:
+        params |= family_params(spec, spec.model, task)
+    return params
+
+
+def _candidate_metrics(search: Search | None) -> dict[str, float]:
+    if search is None:
+        return {}
+    return {f"candidate.{family}.val_{search.metric}": score for family, score in search.scores.items()}
 
 
 def execute(ctx: RunContext, features_dir: Path, *, out_dir: Path) -> TrainResult:
-    """Train and export; log the parameters, the loss curve, the ONNX model, its checkpoints and `train.json`."""
+    """Train and export; log the parameters, the loss curve, the ONNX model, its checkpoints, the user's code
+    and `train.json`."""
     from driftloop.constants import MODEL_ARTIFACT_DIR, TRAIN_DIR
 
     outcome = run(features_dir, spec=ctx.spec.train, out_dir=out_dir, tracker=ctx.tracker)
     ctx.tracker.log_onnx_model(outcome.model_path, out_dir / MODEL_ARTIFACT_DIR, MODEL_ARTIFACT_DIR)
     ctx.tracker.log_artifacts(out_dir / "checkpoints", "checkpoints")
+    if (out_dir / TRAIN_CODE_DIR).is_dir():
+        ctx.tracker.log_artifacts(out_dir / TRAIN_CODE_DIR, TRAIN_CODE_DIR)
     ctx.tracker.log_artifact(out_dir / "train.json", TRAIN_DIR)
     return outcome

@@ -74,7 +74,7 @@ def validate(spec: dict, run_id: str, champion_version: str, table: Output[Datas
 
 @dsl.component(**_IN_IMAGE)
 def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model], metrics: Output[Metrics]):
-    """Train the MLP, export one ONNX file and log it to the MLflow run."""
+    """Train the spec's model family (or the user's module), export one ONNX file and log it to the MLflow run."""
     from pathlib import Path
 
     from driftloop.components import train
@@ -83,7 +83,8 @@ def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model
     with attached(spec, run_id) as ctx, step_record("train"):
         outcome = train.execute(ctx, Path(features.path), out_dir=Path(model.path))
     model.metadata.update({"onnx_max_abs_diff": outcome.onnx_max_abs_diff, "onnx_output_scale":
-                           outcome.onnx_output_scale, "best_epoch": outcome.best_epoch, "device": outcome.device})
+                           outcome.onnx_output_scale, "best_epoch": outcome.best_epoch, "device": outcome.device,
+                           "model": outcome.model})
     for name in ("onnx_max_abs_diff", "best_epoch", "epochs_run", "best_val_loss", "fit_seconds"):
         metrics.log_metric(name, float(getattr(outcome, name)))
 
