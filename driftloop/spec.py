@@ -55,6 +55,23 @@ class ReadSpec(_Strict):
         return self.model_dump(exclude_none=True)
 
 
+def validate_read(raw: dict[str, Any]) -> dict[str, Any]:
+    """`data.read` options from elsewhere (`driftloop predict --read`), checked as the spec checks them.
+
+    Raises:
+        InvalidSpec: an unknown key or a bad value, named.
+    """
+    try:
+        return ReadSpec.model_validate(raw).options()
+    except ValidationError as e:
+        raise InvalidSpec(f"--read: {_describe_read(e)}") from None
+
+
+def _describe_read(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg'].removeprefix('Value error, ')}"
+
+
 class DataSpec(_Strict):
     """Where the training table is and what to predict."""
 
