@@ -78,7 +78,7 @@ def order_classes(classes: list[Any], train_target: pd.Series, positive: Any, so
         DataError: `data.positive_class` is not one of the classes, or the task is not binary.
     """
     if positive is not None:
-        matches = [c for c in classes if c == positive or str(c) == str(positive)]
+        matches = [c for c in classes if _same_label(c, positive)]
         if len(classes) != 2:
             raise DataError(f"{source}: data.positive_class is for binary targets; target {train_target.name!r} has "
                             f"{len(classes)} classes")
@@ -95,6 +95,17 @@ def order_classes(classes: list[Any], train_target: pd.Series, positive: Any, so
     else:
         return classes
     return [c for c in classes if c != chosen] + [chosen]
+
+
+# YAML reads `yes`/`no`/`on`/`off` as booleans: `positive_class: yes` means the text label "yes" too
+_YAML_BOOLEANS = {True: {"true", "yes", "y", "on"}, False: {"false", "no", "n", "off"}}
+
+
+def _same_label(label: Any, given: Any) -> bool:
+    """Whether the spec's `positive_class` names `label`: equal, equal as text, or a YAML boolean's spelling."""
+    if label == given and type(label) is type(given) or str(label) == str(given):
+        return True
+    return isinstance(given, bool) and isinstance(label, str) and label.lower() in _YAML_BOOLEANS[given]
 
 
 def build_transform(roles: ColumnRoles, spec: FeatureSpec) -> Any:
