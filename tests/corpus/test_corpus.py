@@ -148,3 +148,23 @@ def test_predict_names_a_missing_model_column(corpus_run: Callable[[str], Corpus
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("error: renamed.csv: column 'bill_length_mm', an input of the model, is missing; "
                                    "did you mean 'bill_length'?")
+
+
+@pytest.mark.slow
+def test_large_tables_are_scored_in_chunks_with_progress(corpus_run: Callable[[str], CorpusRun], mlflow_uri: str,
+                                                        tmp_path: Path) -> None:
+    from driftloop.console import Console
+    from driftloop.mlflow_gateway import connect
+    from driftloop.predict import predict_table
+
+    run = corpus_run("penguins")
+    said = io.StringIO()
+    done = predict_table(gateway=connect(mlflow_uri), model_name=run.model, data=str(run.csv),
+                         output=str(tmp_path / "chunked.parquet"), console=Console(stream=said), chunk_rows=100)
+    whole = predict_table(gateway=connect(mlflow_uri), model_name=run.model, data=str(run.csv),
+                          output=str(tmp_path / "whole.parquet"), console=Console(quiet=True))
+    rows = len(pd.read_csv(run.csv))
+    assert done.rows == whole.rows == rows
+    progress = [line.strip() for line in said.getvalue().splitlines() if line.strip().endswith(f"/{rows} rows")]
+    assert progress == [f"{n}/{rows} rows" for n in (100, 200, 300, rows)]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked.parquet"), pd.read_parquet(tmp_path / "whole.parquet"))
