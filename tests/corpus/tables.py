@@ -10,6 +10,7 @@ corpus tests and `bench/corpus.py` run the default `driftloop run` on it.
 | diabetes       | scikit-learn `load_diabetes` (raw)     | regression (integer-valued)   | 214 distinct integers → regression  |
 | penguins       | palmerpenguins `load_penguins`         | multi-class (text labels)     | missing values (`NA`), text columns |
 | rare_malignant | derived: breast_cancer, 1 in 10 kept malignant | imbalanced binary     | minority positive class             |
+| penguins_raw   | palmerpenguins `load_penguins_raw`     | multi-class (text labels)     | `Culmen Length (mm)`, `Delta 15 N (o/oo)`; a date, an ID, Yes/No, free text, `NA` |
 
 `rare_malignant` is derived, and says so: every benign tumour of breast_cancer and a seeded
 sample of the malignant ones (one tenth of the rows), with the target `benign` as `yes`/`no`,
@@ -82,6 +83,12 @@ def penguins() -> pd.DataFrame:
     return load_penguins()
 
 
+def penguins_raw() -> pd.DataFrame:
+    from palmerpenguins import load_penguins_raw
+
+    return load_penguins_raw()
+
+
 def rare_malignant() -> pd.DataFrame:
     frame = breast_cancer()
     benign = frame[frame["diagnosis"] == "benign"]
@@ -97,4 +104,5 @@ TABLES: dict[str, CorpusTable] = {t.name: t for t in (
     CorpusTable("penguins", "species", "classification", "palmerpenguins", penguins, na_rep="NA"),
     CorpusTable("rare_malignant", "benign", "classification", "scikit-learn (derived)", rare_malignant,
                 positive_class="no"),
+    CorpusTable("penguins_raw", "Species", "classification", "palmerpenguins", penguins_raw, na_rep="NA"),
 )}
