@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.corpus,
 
 NAME = "corpus"
 GOAL_MIN_RATIO = 0.9
+SECONDARY = {"classification": "balanced_accuracy", "regression": "r2"}
 
 
 def driftloop_run(table: Any, work: Path) -> dict[str, Any]:
@@ -110,14 +111,18 @@ def main() -> None:
             theirs = hist_gradient_boosting(ours["features"])
             ours_value, theirs_value = result.metrics[metric], theirs["metrics"][metric]
             ratio = ours_value / theirs_value if metric in HIGHER_IS_BETTER else theirs_value / ours_value
+            # ROC AUC saturates at 1.0 on easy tables; a second figure that does not, for information
+            second = SECONDARY[task]
             rows.append({"table": table.name, "source": table.source, "rows": len(table.frame()), "task": task,
                          "metric": metric, "driftloop": round(ours_value, 4), "hist_gradient_boosting":
                          round(theirs_value, 4), "ratio": round(ratio, 3), "deployed": result.deployed,
-                         "driftloop_s": round(ours["seconds"], 2), "hgb_fit_s": round(theirs["seconds"], 3)})
+                         "driftloop_s": round(ours["seconds"], 2), "hgb_fit_s": round(theirs["seconds"], 3),
+                         "second_metric": second, "driftloop_second": round(result.metrics[second], 4),
+                         "hgb_second": round(theirs["metrics"][second], 4)})
             print(json.dumps(rows[-1]), flush=True)
     worst = min(r["ratio"] for r in rows)
     columns = ["table", "rows", "task", "metric", "driftloop", "hist_gradient_boosting", "ratio", "deployed",
-               "driftloop_s", "hgb_fit_s"]
+               "driftloop_s", "hgb_fit_s", "second_metric", "driftloop_second", "hgb_second"]
     path = write_result(NAME, {
         "measured": worst, "baseline": 1.0, "unit": "", "ratio": worst,
         "goal": {"metric": "ratio", "op": ">=", "value": GOAL_MIN_RATIO}, "passed_goal": worst >= GOAL_MIN_RATIO,

@@ -219,3 +219,24 @@ def test_champion_is_rescored_about_the_candidates_positive_class(cli: Cli, mlfl
     logged = _run_param(probe, run_id)["metrics"]
     assert logged["champion_recall"] == pytest.approx(recall_score(truth, predicted))
     assert logged["champion_precision"] == pytest.approx(precision_score(truth, predicted, zero_division=0))
+
+
+def test_kfp_validate_task_reads_and_drops_as_the_in_process_runner(tmp_path: Path, mlflow_uri: str) -> None:
+    # the KFP validate task's table loading, on a real MLflow run; its Dataset is KFP's shape: .path + .metadata
+    from types import SimpleNamespace
+
+    from driftloop.components.context import finish_run, start_run
+    from driftloop.pipelines.runtime import save_table
+
+    source = tmp_path / "penguins.csv"
+    source.write_bytes(PENGUINS.to_csv(sep=";", decimal=",", index=False).encode("utf-8-sig"))
+    spec = load_spec(None, data=str(source), target="species", overrides=[f"tracking.uri={mlflow_uri}",
+                                                                          "registry.model_name=kfp_table"])
+    ctx = start_run(spec)
+    dataset = SimpleNamespace(path=str(tmp_path / "artifact" / "table"), metadata={})
+    loaded = save_table(ctx, dataset)
+    finish_run(ctx, None)
+    assert Path(dataset.path).read_bytes() == source.read_bytes()  # the artifact is the input, byte for byte
+    assert list(loaded.frame.columns) == ["species", "island", "mass"] and len(loaded.frame) == 3
+    assert dataset.metadata["dropped_missing_target"] == 1 and dataset.metadata["rows"] == 3
+    assert _run_param(registry_for(mlflow_uri), ctx.run_id)["params"]["data.dropped_missing_target"] == "1"
