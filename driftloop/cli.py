@@ -244,6 +244,33 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
 
 @cli.command()
 @click.option("--model", "model_name", required=True, help="Registered model name.")
+@click.option("--data", required=True, help="Rows to score: CSV or Parquet, local path or s3:// URI.")
+@click.option("-o", "--output", required=True, help="Where to write them with predictions: .csv or .parquet "
+              "(local or s3://).")
+@click.option("--version", "model_version", help="Registered version to use (default: @champion).")
+@click.option("--alias", help="Alias of the version to use (default: champion).")
+@click.option("--read", "read_options", multiple=True, metavar="KEY=VALUE",
+              help="CSV reading over the sniffed dialect, as in data.read: sep, decimal, thousands, encoding.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./.driftloop).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def predict(model_name: str, data: str, output: str, model_version: str | None, alias: str | None,
+            read_options: tuple[str, ...], tracking_uri: str | None, quiet: bool) -> None:
+    """Score a table with a registered version through its ONNX file, as `mlflow models predict` does."""
+    from driftloop.predict import predict_table
+    from driftloop.spec import ReadSpec, validate_read
+
+    read = {}
+    for item in read_options:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ReadSpec.model_fields:
+            raise click.UsageError(f"--read {item!r}: expected KEY=VALUE with KEY one of {', '.join(ReadSpec.model_fields)}")
+        read[key] = value.split(",") if key == "na_values" else value
+    predict_table(gateway=_registry(tracking_uri), model_name=model_name, data=data, output=output,
+                  version=model_version, alias=alias, console=Console(quiet=quiet), read=validate_read(read))
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, help="Registered model name.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./.driftloop).")
 def rollback(model_name: str, tracking_uri: str | None) -> None:
     """Move @champion back to the previous champion."""

@@ -36,6 +36,12 @@ RUN_TAG_GATE = "driftloop.gate_passed"
 RUN_TAG_DEPLOYED = "driftloop.deployed"
 RUN_TAG_MODEL_VERSION = "driftloop.model_version"
 RUN_TAG_SUITE_SOURCE = "driftloop.suite_source"
+RUN_TAG_TASK = "driftloop.task"  # classification | regression, as resolved from data.task
+RUN_TAG_TASK_REASON = "driftloop.task_reason"  # why: what the target looked like, or "set by data.task"
+
+# Run params the steps add beside the spec's.
+PARAM_DROPPED_MISSING_TARGET = "data.dropped_missing_target"  # rows dropped for a missing target
+PARAM_POSITIVE_CLASS = "data.positive_class"  # binary tasks: the class precision/recall/F1/PR-AUC are about
 
 # Artifact paths inside an MLflow run (and inside a local output directory).
 MODEL_ARTIFACT_DIR = "model"
@@ -76,10 +82,11 @@ META_TARGET = "driftloop.target"
 META_NUMERIC = "driftloop.numeric_columns"
 META_CATEGORICAL = "driftloop.categorical_columns"
 META_VERSION = "driftloop.version"
+META_POSITIVE_CLASS = "driftloop.positive_class"  # binary: JSON of the positive class, which is also classes[1]
 META_INPUTS = "driftloop.inputs"  # JSON {column name: ONNX input name}; the names differ where a column's is unsafe
 
 # Metric names, as MLflow users know them, with the direction that counts as better.
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2")
+HIGHER_IS_BETTER = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2")
 LOWER_IS_BETTER = ("rmse", "mae", "latency_p50_ms", "latency_p99_ms", "log_loss")
 METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 

@@ -23,6 +23,7 @@ from driftloop.constants import (
     META_CLASSES,
     META_INPUTS,
     META_NUMERIC,
+    META_POSITIVE_CLASS,
     META_TARGET,
     META_TASK,
     META_VERSION,
@@ -177,6 +178,8 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
             META_NUMERIC: json.dumps(roles.numeric), META_CATEGORICAL: json.dumps(roles.categorical),
             META_INPUTS: json.dumps(safe_input_names(roles.numeric + roles.categorical), ensure_ascii=False),
             META_VERSION: __version__}
+    if task == "classification" and classes is not None and len(classes) == 2:
+        meta[META_POSITIVE_CLASS] = json.dumps(classes[1])  # the feature step orders the positive class second
     for key, value in meta.items():
         entry = merged.metadata_props.add()
         entry.key, entry.value = key, value
@@ -255,6 +258,13 @@ class OnnxModel:
     @property
     def columns(self) -> list[str]:
         return self.numeric + self.categorical
+
+    @property
+    def positive_class(self) -> Any:
+        """Binary classifiers: the class the precision/recall/F1/PR-AUC are about, always `classes[1]`; else None."""
+        if self.task != "classification" or not self.classes or len(self.classes) != 2:
+            return None
+        return self.classes[1]
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Raw rows → one [N,1] array per graph input: float32 numbers, str categories ('' when missing)."""

@@ -23,6 +23,7 @@ from driftloop.constants import (
     EVALUATION_DIR,
     FEATURES_DIR,
     METRICS,
+    PARAM_DROPPED_MISSING_TARGET,
     RUN_TAG_DEPLOYED,
     TRAIN_DIR,
     VALIDATION_DIR,
@@ -225,17 +226,21 @@ def _output_dir(spec: Spec, run_id: str) -> tuple[Path, str | None]:
 
 def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False) -> None:
     """Each step's executor, in the table's order, fed the outputs of the steps before it."""
-    from driftloop.table import load_table
+    from driftloop.table import dropped_line, load_training_table
 
     ctx, result = p.ctx, p.result
     spec = ctx.spec
     champion = ctx.gateway.champion(result.model_name)
     scratch = out / "champion"
     with p.timed("validate"):  # reading the table is part of validating it
-        table = load_table(spec.data.path, fmt=spec.data.format)
+        table, dropped = load_training_table(spec.data)
+        ctx.tracker.log_params({PARAM_DROPPED_MISSING_TARGET: dropped})
+        if dropped:
+            p.console.info(dropped_line(dropped, spec.data))
         validation = step("validate").execute(ctx, table, champion=champion, out_dir=out / VALIDATION_DIR,
                                               scratch=scratch, console=p.console)
     features = p.run("feature", table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR)
+    p.console.info(features.task_line())
     trained = p.run("train", out / FEATURES_DIR, out_dir=out / TRAIN_DIR)
     result.trained_model, result.candidates = trained.model, trained.candidates
     result.candidate_metric = trained.candidate_metric

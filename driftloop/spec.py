@@ -22,6 +22,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ReadSpec(_Strict):
+    """How to parse a CSV when sniffing guesses wrong; each key unset means sniffed (or pandas' default)."""
+
+    sep: str | None = Field(None, description="Column delimiter, e.g. ';' or '\\t'; sniffed from , ; tab | when unset.")
+    decimal: str | None = Field(None, description="Decimal mark, '.' or ','; ',' is sniffed for ;-separated files.")
+    thousands: str | None = Field(None, description="Thousands separator inside numbers, e.g. '.' or ','.")
+    na_values: list[str] | None = Field(None, description="Extra cell texts that mean missing, besides pandas' own.")
+    encoding: str | None = Field(None, description="Text encoding; a BOM is honoured, else utf-8 then cp1252.")
+
+    @field_validator("sep", "decimal", "thousands")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError("must be a single character")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        import codecs
+
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {value!r}") from None
+        return value
+
+    def options(self) -> dict[str, Any]:
+        """The keys that are set, as `driftloop.table.load_table(read=...)` takes them."""
+        return self.model_dump(exclude_none=True)
+
+
+def validate_read(raw: dict[str, Any]) -> dict[str, Any]:
+    """`data.read` options from elsewhere (`driftloop predict --read`), checked as the spec checks them.
+
+    Raises:
+        InvalidSpec: an unknown key or a bad value, named.
+    """
+    try:
+        return ReadSpec.model_validate(raw).options()
+    except ValidationError as e:
+        raise InvalidSpec(f"--read: {_describe_read(e)}") from None
+
+
+def _describe_read(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg'].removeprefix('Value error, ')}"
+
+
 class DataSpec(_Strict):
     """Where the training table is and what to predict."""
 
@@ -29,6 +79,12 @@ class DataSpec(_Strict):
     target: str = Field(description="Name of the column to predict.")
     task: Literal["classification", "regression", "auto"] = "auto"
     format: Literal["auto", "csv", "parquet"] = "auto"
+    read: ReadSpec = Field(default_factory=ReadSpec)
+    drop_missing_target: bool = Field(True, description="Drop rows whose target is missing (counted in the run); "
+                                      "false refuses such a table.")
+    positive_class: str | int | float | bool | None = Field(
+        None, description="Binary tasks: the class precision, recall, F1 and PR-AUC are about; "
+        "default: the minority class of the training split.")
 
 
 class ColumnRule(_Strict):

@@ -54,6 +54,24 @@ def read_bytes(uri: str) -> bytes:
         raise StorageError(f"{uri}: cannot read ({e.strerror})") from e
 
 
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write a whole local file (its folder created) or S3 object. Raises StorageError naming the URI."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3(uri)
+        try:
+            _s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        except (ClientError, BotoCoreError) as e:
+            raise StorageError(f"{uri}: cannot write S3 object ({e})") from e
+        return
+    try:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri).write_bytes(data)
+    except OSError as e:
+        raise StorageError(f"{uri}: cannot write ({e.strerror})") from e
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

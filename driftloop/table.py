@@ -1,17 +1,27 @@
-"""Load a table (CSV, Parquet or JSON Lines, local or s3://) into pandas, with its content hash."""
+"""Load a table (CSV, Parquet or JSON Lines, local or s3://) into pandas, with its content hash.
+
+A CSV's delimiter, decimal mark and encoding are sniffed (`sniff_csv`), so a `;`-separated
+file with decimal commas from a spreadsheet reads as the table it is; `data.read` in the
+spec overrides any of them when the guess is wrong.
+"""
 
 from __future__ import annotations
 
+import csv
 import io
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftloop.errors import DataError
 from driftloop.storage import read_bytes, sha256
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from driftloop.spec import DataSpec
 
 
 @dataclass(frozen=True)
@@ -21,8 +31,12 @@ class LoadedTable:
     sha256: str
 
 
-def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
+def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = None) -> LoadedTable:
     """Read a table and check it is not empty.
+
+    Args:
+        read: CSV options that override the sniffed ones (`sep`, `decimal`, `thousands`, `na_values`,
+            `encoding`: the spec's `data.read`).
 
     Raises:
         StorageError: the file or object does not exist.
@@ -32,8 +46,10 @@ def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
 
     raw = read_bytes(uri)
     kind = table_format(uri, fmt)
+    options: dict[str, Any] = {}
     if kind == "csv":
-        _check_csv_header(raw, uri)
+        options = csv_options(raw, uri, read)
+        _check_csv_header(raw, uri, options)
     try:
         if kind == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
@@ -45,7 +61,7 @@ def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
             frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False, convert_dates=False,
                                  precise_float=True)
         else:
-            frame = pd.read_csv(io.BytesIO(raw))
+            frame = pd.read_csv(io.BytesIO(raw), **options)
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
     except Exception as e:  # parser errors come in many types; all mean the same to a user
@@ -58,7 +74,48 @@ def load_table(uri: str, *, fmt: str = "auto") -> LoadedTable:
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
 
 
-def read_columns(uri: str, *, fmt: str = "auto") -> list[str]:
+def load_training_table(data: DataSpec, *, uri: str | None = None) -> tuple[LoadedTable, int]:
+    """The spec's training table, read with `data.read`, less the rows without a target when
+    `data.drop_missing_target` (the default); and how many rows were dropped.
+
+    Args:
+        uri: read this copy of the table instead of `data.path` (a KFP task's Dataset artifact).
+
+    Raises:
+        DataError: unreadable, or every row's target is missing.
+    """
+    source = uri or data.path
+    table = load_table(source, fmt=data.format, read=data.read.options())
+    if not data.drop_missing_target:
+        return table, 0
+    kept, dropped = drop_missing_target(table, data.target)
+    if dropped and kept.frame.empty:
+        raise DataError(f"{data.path}: target column {data.target!r} is missing in every row ({dropped} rows)")
+    return kept, dropped
+
+
+def dropped_line(dropped: int, data: DataSpec) -> str:
+    """What the console says about the dropped rows."""
+    return f"dropped {dropped} rows with a missing target {data.target!r} (data.drop_missing_target)"
+
+
+def drop_missing_target(table: LoadedTable, target: str) -> tuple[LoadedTable, int]:
+    """The table without the rows whose `target` is missing, and how many those were.
+
+    A table without the target column comes back whole: validation names that problem.
+    The content hash stays the file's, which is what lineage records.
+    """
+    if target not in table.frame.columns:
+        return table, 0
+    missing = table.frame[target].isna()
+    dropped = int(missing.sum())
+    if not dropped:
+        return table, 0
+    kept = table.frame.loc[~missing].reset_index(drop=True)
+    return LoadedTable(frame=kept, uri=table.uri, sha256=table.sha256), dropped
+
+
+def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = None) -> list[str]:
     """The table's column names from its header (CSV) or schema (Parquet), without parsing its rows.
 
     Raises:
@@ -77,8 +134,9 @@ def read_columns(uri: str, *, fmt: str = "auto") -> list[str]:
 
             columns = [str(c) for c in pq.read_schema(io.BytesIO(raw)).names]
         else:
-            _check_csv_header(raw, uri)
-            columns = [str(c) for c in pd.read_csv(io.BytesIO(raw), nrows=0).columns]
+            options = csv_options(raw, uri, read)
+            _check_csv_header(raw, uri, options)
+            columns = [str(c) for c in pd.read_csv(io.BytesIO(raw), nrows=0, **options).columns]
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
     except DataError:
@@ -107,12 +165,14 @@ def full_uri(path: str) -> str:
     return str(Path(path).expanduser().resolve())
 
 
-def _check_csv_header(raw: bytes, uri: str) -> None:
+def _check_csv_header(raw: bytes, uri: str, options: Mapping[str, Any]) -> None:
     """pandas renames a repeated CSV header to `x.1`, which would train on a column nobody named: refuse it."""
     import pandas as pd
 
+    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding")}
     try:
-        header = pd.read_csv(io.BytesIO(raw), header=None, nrows=1, dtype=str, keep_default_na=False)
+        header = pd.read_csv(io.BytesIO(raw), header=None, nrows=1, dtype=str, keep_default_na=False,
+                             **header_options)
     except pd.errors.EmptyDataError:
         return
     except Exception:  # noqa: BLE001 - the full read below reports what is wrong with the file
@@ -138,3 +198,93 @@ def table_format(uri: str, fmt: str = "auto") -> str:
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     return "csv"
+
+
+SNIFF_DELIMITERS = (",", ";", "\t", "|")  # in order of preference when two parse equally well
+_SNIFF_LINES = 50
+_COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
+_DOT_DECIMAL = re.compile(r"^[-+]?\d*\.\d+$")
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """What `sniff_csv` found: the options pandas needs to read the file as the table it is."""
+
+    sep: str
+    decimal: str
+    encoding: str
+
+
+def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`pandas.read_csv` keyword arguments: the sniffed dialect, with the spec's `data.read` on top.
+
+    Raises:
+        DataError: the bytes are not text in the given encoding.
+    """
+    given = {k: v for k, v in (read or {}).items() if v is not None}
+    dialect = sniff_csv(raw, encoding=given.get("encoding"), uri=uri)
+    options: dict[str, Any] = {"sep": given.get("sep", dialect.sep), "decimal": given.get("decimal", dialect.decimal),
+                               "encoding": dialect.encoding}
+    if "thousands" in given:
+        options["thousands"] = given["thousands"]
+    if "na_values" in given:
+        options["na_values"] = list(given["na_values"])
+    return options
+
+
+def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") -> CsvDialect:
+    """Delimiter (`,` `;` tab `|`), decimal mark and encoding of a CSV, from its first lines.
+
+    The delimiter is the candidate that splits the sampled lines into the same number (> 1) of
+    fields most often; a decimal comma is assumed only when the delimiter is not a comma and the
+    sampled cells hold numbers like `3,5` and none like `3.5`.
+
+    Example:
+        >>> sniff_csv(b"a;b\\n1,5;2\\n")
+        CsvDialect(sep=';', decimal=',', encoding='utf-8')
+    """
+    encoding = encoding or _encoding_of(raw)
+    try:
+        head = raw[: 64 * 1024].decode(encoding, errors="strict" if len(raw) <= 64 * 1024 else "ignore")
+    except UnicodeDecodeError as e:
+        from driftloop.errors import DataError
+
+        raise DataError(f"{uri}: not text in encoding {encoding!r} (byte {e.start}); set data.read.encoding") from None
+    lines = [line for line in head.lstrip("\ufeff").splitlines()[:_SNIFF_LINES] if line.strip()]
+    if len(raw) > 64 * 1024 and len(lines) > 1:
+        lines = lines[:-1]  # the sample may end mid-line
+    sep = _delimiter(lines)
+    rows = list(csv.reader(lines[1:], delimiter=sep))
+    cells = [cell.strip() for row in rows for cell in row]
+    comma = sum(bool(_COMMA_DECIMAL.match(c)) for c in cells)
+    dot = sum(bool(_DOT_DECIMAL.match(c)) for c in cells)
+    decimal = "," if sep != "," and comma and not dot else "."
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding)
+
+
+def _encoding_of(raw: bytes) -> str:
+    """A BOM's encoding ('utf-8-sig' strips it), else utf-8 when the bytes decode, else cp1252 (Excel on Windows)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start >= len(raw) - 3 and len(raw) > 64 * 1024:  # cut inside a character: not our problem here
+            return "utf-8"
+        return "cp1252"
+    return "utf-8"
+
+
+def _delimiter(lines: list[str]) -> str:
+    best, best_score = ",", (0, 0)
+    for candidate in SNIFF_DELIMITERS:
+        widths = [len(row) for row in csv.reader(lines, delimiter=candidate)]
+        if not widths or widths[0] < 2:
+            continue
+        # lines that agree with the header's width, then more fields; ties keep the earlier candidate
+        score = (sum(w == widths[0] for w in widths), widths[0])
+        if score > best_score:
+            best, best_score = candidate, score
+    return best

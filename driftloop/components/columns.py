@@ -110,13 +110,43 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value is __import__("pandas").NA
 
 
+# An integer target is a set of labels when it has few distinct values and each is seen often:
+# `quality` 3..8 in 1,599 wines is a grade to classify, a count with 10 values in 10 rows is a quantity.
+MAX_CLASSES = 20
+MIN_ROWS_PER_LABEL = 10
+
+
 def infer_task(target: pd.Series) -> str:
-    """Classification for text, booleans or at most 20 integer labels; regression otherwise."""
+    """`classification` or `regression` for a target column; `explain_task` says why."""
+    return explain_task(target)[0]
+
+
+def explain_task(target: pd.Series) -> tuple[str, str]:
+    """(task, why) from the target's dtype and its ratio of distinct values to rows.
+
+    Text, booleans and two-valued targets are classes; non-integral numbers are a regression;
+    integers are classes when there are at most 20 distinct values and on average at least
+    10 rows per value, else a regression.
+    """
     import pandas as pd
 
-    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
-    integral = numeric and bool((target == target.round()).all())
-    return "classification" if not numeric or (integral and target.nunique() <= 20) else "regression"
+    present = target.dropna()
+    distinct, rows = int(present.nunique()), len(present)
+    if pd.api.types.is_bool_dtype(present):
+        return "classification", "the target is boolean"
+    if not pd.api.types.is_numeric_dtype(present):
+        return "classification", f"the target is text ({distinct} distinct labels)"
+    if distinct <= 2:
+        return "classification", f"the target has {distinct} distinct values"
+    if not bool((present == present.round()).all()):
+        return "regression", "the target holds non-integral numbers"
+    if distinct > MAX_CLASSES:
+        return "regression", f"the target has {distinct} distinct integers in {rows} rows (over {MAX_CLASSES})"
+    if distinct * MIN_ROWS_PER_LABEL > rows:
+        return "regression", (f"the target has {distinct} distinct integers in {rows} rows (fewer than "
+                              f"{MIN_ROWS_PER_LABEL} rows per value)")
+    return "classification", (f"the target has {distinct} distinct integers in {rows} rows (at most {MAX_CLASSES}, "
+                              f"at least {MIN_ROWS_PER_LABEL} rows per value)")
 
 
 def python_value(value: Any) -> Any:

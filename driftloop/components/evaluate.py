@@ -47,15 +47,24 @@ class Evaluation:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def score(model: OnnxModel, rows: pd.DataFrame) -> dict[str, float]:
-    """Task metrics of a driftloop ONNX model on raw rows that include the target."""
-    return metrics_of(model.task, rows[model.target], model.run(rows), model.classes)
+def score(model: OnnxModel, rows: pd.DataFrame, *, positive_class: Any = None) -> dict[str, float]:
+    """Task metrics of a driftloop ONNX model on raw rows that include the target.
+
+    Args:
+        positive_class: binary tasks: score with this class as the positive one (the candidate's, when
+            re-scoring a champion that took the other), else the model's own (`OnnxModel.classes[1]`).
+    """
+    return metrics_of(model.task, rows[model.target], model.run(rows), model.classes, positive_class=positive_class)
 
 
-def metrics_of(task: str, truth: pd.Series, output: np.ndarray, classes: list[Any] | None) -> dict[str, float]:
+def metrics_of(task: str, truth: pd.Series, output: np.ndarray, classes: list[Any] | None, *,
+               positive_class: Any = None) -> dict[str, float]:
     """Task metrics of model outputs (probabilities or predictions) against the true target values."""
     if task == "classification":
-        return classification_metrics(truth.tolist(), output, classes or [])
+        classes = list(classes or [])
+        if positive_class is not None and len(classes) == 2 and classes[0] == positive_class:
+            classes, output = classes[::-1], output[:, ::-1]
+        return classification_metrics(truth.tolist(), output, classes)
     return regression_metrics(truth.to_numpy(dtype=float), output)
 
 
@@ -73,6 +82,7 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
         "precision": metrics.precision_score(y, predicted, average=average, zero_division=0),
         "recall": metrics.recall_score(y, predicted, average=average, zero_division=0),
         "f1": metrics.f1_score(y, predicted, average=average, zero_division=0),
+        "balanced_accuracy": metrics.balanced_accuracy_score(y, predicted),
         # float32 softmax rows sum to 1 only within ~1e-7; renormalise so sklearn does not warn
         "log_loss": metrics.log_loss(y, _normalised(probabilities), labels=list(range(len(classes)))),
     }
@@ -81,7 +91,20 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
                              metrics.roc_auc_score(y, probabilities, multi_class="ovr", labels=list(range(len(classes)))))
     except ValueError:  # a holdout with one class present has no AUC
         pass
+    result["pr_auc"] = _pr_auc(y, probabilities, len(classes))
     return {k: float(v) for k, v in result.items()}
+
+
+def _pr_auc(y: np.ndarray, probabilities: np.ndarray, n_classes: int) -> float:
+    """Average precision of the positive class (classes[1]) for binary tasks; the macro mean over
+    classes one-vs-rest otherwise. A class absent from the holdout contributes 0 (nothing to recall)."""
+    import numpy as np
+    from sklearn import metrics
+
+    wanted = [1] if n_classes == 2 else range(n_classes)
+    scores = [metrics.average_precision_score(y == k, probabilities[:, k]) if (y == k).any() else 0.0
+              for k in wanted]
+    return float(np.mean(scores))
 
 
 def _normalised(probabilities: np.ndarray) -> np.ndarray:
@@ -165,7 +188,7 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
             champion_model = OnnxModel(champion_model_path)
             outputs["champion"] = champion_model.run(test)
             champion["metrics"] = metrics_of(champion_model.task, test[champion_model.target], outputs["champion"],
-                                             champion_model.classes)
+                                             champion_model.classes, positive_class=candidate.positive_class)
         except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
             champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             outputs.pop("champion", None)
@@ -183,7 +206,9 @@ def _slices(test: pd.DataFrame, columns: list[str], bins: int, candidate: OnnxMo
     from driftloop.components.slices import slice_records
 
     def scorer(model: OnnxModel, output: np.ndarray) -> Any:
-        return lambda mask: metrics_of(model.task, test[model.target][mask], output[mask], model.classes)
+        # every model is scored with the candidate's positive class, as on the whole holdout
+        return lambda mask: metrics_of(model.task, test[model.target][mask], output[mask], model.classes,
+                                       positive_class=candidate.positive_class)
 
     return slice_records(test, columns, bins=bins, candidate=scorer(candidate, outputs["candidate"]),
                          champion=scorer(champion, outputs["champion"]) if champion and "champion" in outputs else None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.components.columns import ColumnRoles, canonical_frame, infer_task, python_value
+from driftloop.components.columns import ColumnRoles, canonical_frame, explain_task, python_value
 from driftloop.constants import FEATURE_META_FILE, SPLITS, TRANSFORM_FILE
 from driftloop.errors import DataError
 
@@ -33,23 +33,79 @@ class FeatureResult:
     classes: list[Any] | None
     rows: dict[str, int]
     n_features: int
+    task_reason: str = ""  # why this task: set in the spec, or what the target looked like
+    positive_class: Any = None  # binary tasks: the class the precision/recall/F1/PR-AUC are about
 
     def split_path(self, split: str) -> Path:
         return self.out_dir / f"{split}.parquet"
 
+    def task_line(self) -> str:
+        """What the console says about the task."""
+        positive = f"; positive class {self.positive_class!r}" if self.positive_class is not None else ""
+        return f"task: {self.task} ({self.task_reason}){positive}"
+
 
 def resolve_task(target: pd.Series, task: str, source: str) -> str:
-    """`auto` means classification for text or few integer labels, regression otherwise."""
+    """`auto` means the task the target's dtype and distinct values suggest (`explain_task`)."""
+    return explain_resolved_task(target, task, source)[0]
+
+
+def explain_resolved_task(target: pd.Series, task: str, source: str) -> tuple[str, str]:
+    """(task, why): the spec's task, or the inferred one, checked against the target.
+
+    Raises:
+        DataError: a single class, or a regression target that is not numeric.
+    """
     import pandas as pd
 
+    reason = "set by data.task"
     if task == "auto":
-        task = infer_task(target)
+        task, reason = explain_task(target)
     if task == "classification" and target.nunique() < 2:
         raise DataError(f"{source}: target {target.name!r} has a single class ({python_value(target.iloc[0])!r}); "
                         "classification needs at least two")
     if task == "regression" and not pd.api.types.is_numeric_dtype(target):
         raise DataError(f"{source}: target {target.name!r} is not numeric, so it cannot be a regression target")
-    return task
+    return task, reason
+
+
+def order_classes(classes: list[Any], train_target: pd.Series, positive: Any, source: str) -> list[Any]:
+    """Classes in model output order. Binary: the positive class second, which is what every metric and
+    the served probabilities take as positive: `data.positive_class` when given, else the minority class
+    of the training split (the sorted order's second on a tie).
+
+    Raises:
+        DataError: `data.positive_class` is not one of the classes, or the task is not binary.
+    """
+    if positive is not None:
+        matches = [c for c in classes if _same_label(c, positive)]
+        if len(classes) != 2:
+            raise DataError(f"{source}: data.positive_class is for binary targets; target {train_target.name!r} has "
+                            f"{len(classes)} classes")
+        if not matches:
+            raise DataError(f"{source}: data.positive_class {positive!r} is not a class of target "
+                            f"{train_target.name!r}; classes are: {', '.join(repr(c) for c in classes)}")
+        chosen = matches[0]
+    elif len(classes) == 2:
+        counts = {c: 0 for c in classes}
+        for value, count in train_target.value_counts().items():
+            counts[python_value(value)] = int(count)
+        first, second = classes
+        chosen = first if counts[first] < counts[second] else second
+    else:
+        return classes
+    return [c for c in classes if c != chosen] + [chosen]
+
+
+# YAML reads `yes`/`no`/`on`/`off` as booleans: `positive_class: yes` means the text label "yes" too
+_YAML_BOOLEANS = {True: {"true", "yes", "y", "on"}, False: {"false", "no", "n", "off"}}
+
+
+def _same_label(label: Any, given: Any) -> bool:
+    """Whether the spec's `positive_class` names `label`: equal, equal as text, or a YAML boolean's spelling."""
+    if label == given and type(label) is type(given) or str(label) == str(given):
+        return True
+    return isinstance(given, bool) and isinstance(label, str) and label.lower() in _YAML_BOOLEANS[given]
 
 
 def build_transform(roles: ColumnRoles, spec: FeatureSpec) -> Any:
@@ -114,14 +170,14 @@ def _too_few_rows(target: pd.Series, classes: list[Any] | None, spec: FeatureSpe
 
 
 def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSpec, task: str,
-        out_dir: Path) -> FeatureResult:
+        out_dir: Path, positive_class: Any = None) -> FeatureResult:
     """Fit the transform on the training split and write splits, transform and metadata to `out_dir`."""
     import joblib
     from sklearn.model_selection import train_test_split
 
     out_dir.mkdir(parents=True, exist_ok=True)
     canonical = canonical_frame(frame, roles)
-    task = resolve_task(canonical[roles.target], task, source)
+    task, task_reason = explain_resolved_task(canonical[roles.target], task, source)
     classes = (sorted((python_value(c) for c in canonical[roles.target].unique().tolist()), key=str)
                if task == "classification" else None)
     too_few = _too_few_rows(canonical[roles.target], classes, spec, source)
@@ -137,6 +193,12 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
     except ValueError as e:  # a corner `_too_few_rows` did not foresee: still the user's table, not our bug
         raise DataError(f"{source}: {len(canonical)} rows cannot be split into train, validation and test "
                         f"({str(e).splitlines()[0]})") from e
+    if classes is not None:
+        classes = order_classes(classes, train[roles.target], positive_class, source)
+    elif positive_class is not None:
+        raise DataError(f"{source}: data.positive_class is for binary targets; target {roles.target!r} is a "
+                        f"regression target ({task_reason})")
+    positive = classes[1] if classes is not None and len(classes) == 2 else None
     transform = build_transform(roles, spec)
     transform.fit(fill_categories(train, roles)[roles.features])
     n_features = int(transform.transform(fill_categories(train.head(2), roles)[roles.features]).shape[1])
@@ -147,11 +209,11 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
         sample = frame.sample(n=min(len(frame), spec.reference_sample_rows), random_state=spec.split_seed)
         sample.reset_index(drop=True).to_parquet(out_dir / REFERENCE_FILE, index=False)
     joblib.dump(transform, out_dir / TRANSFORM_FILE)
-    meta = {"task": task, "classes": classes, "target": roles.target, "numeric": roles.numeric,
-            "categorical": roles.categorical, "n_features": n_features,
-            "rows": {name: len(part) for name, part in splits.items()}}
+    meta = {"task": task, "task_reason": task_reason, "classes": classes, "positive_class": positive,
+            "target": roles.target, "numeric": roles.numeric, "categorical": roles.categorical,
+            "n_features": n_features, "rows": {name: len(part) for name, part in splits.items()}}
     (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2, default=python_value), encoding="utf-8")
-    return FeatureResult(out_dir, task, classes, meta["rows"], n_features)
+    return FeatureResult(out_dir, task, classes, meta["rows"], n_features, task_reason, positive)
 
 
 def load_meta(out_dir: Path) -> dict[str, Any]:
@@ -160,11 +222,14 @@ def load_meta(out_dir: Path) -> dict[str, Any]:
 
 def execute(ctx: RunContext, table: LoadedTable, *, roles_path: Path, out_dir: Path) -> FeatureResult:
     """Fit the transform and split the run's table; log the feature metadata and the drift reference sample."""
-    from driftloop.constants import FEATURES_DIR
+    from driftloop.constants import FEATURES_DIR, PARAM_POSITIVE_CLASS, RUN_TAG_TASK, RUN_TAG_TASK_REASON
 
     spec = ctx.spec
     outcome = run(table.frame, source=spec.data.path, roles=ColumnRoles.load(roles_path), spec=spec.feature,
-                  task=spec.data.task, out_dir=out_dir)
+                  task=spec.data.task, out_dir=out_dir, positive_class=spec.data.positive_class)
+    ctx.tracker.set_tags({RUN_TAG_TASK: outcome.task, RUN_TAG_TASK_REASON: outcome.task_reason})
+    if outcome.positive_class is not None:
+        ctx.tracker.log_params({PARAM_POSITIVE_CLASS: outcome.positive_class})
     ctx.tracker.log_artifact(out_dir / FEATURE_META_FILE, FEATURES_DIR)
     reference = out_dir / REFERENCE_FILE
     if reference.exists():

@@ -170,7 +170,9 @@ def _check_basics(frame: pd.DataFrame, source: str, target: str) -> None:
         if frame[column].isna().all():
             raise DataError(f"{source}: column {column!r} is entirely null ({len(frame)} rows); drop it or fill it")
     if frame[target].isna().any():
-        raise DataError(f"{source}: target column {target!r} has {int(frame[target].isna().sum())} null values")
+        # reached only with data.drop_missing_target false: by default the runners drop those rows first
+        raise DataError(f"{source}: target column {target!r} has {int(frame[target].isna().sum())} null values "
+                        "(data.drop_missing_target is false)")
 
 
 def _gx_expectations():

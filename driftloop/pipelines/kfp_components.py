@@ -62,11 +62,12 @@ def validate(spec: dict, run_id: str, champion_version: str, table: Output[Datas
 
     with attached(spec, run_id) as ctx:
         with step_record("validate"):
-            loaded = save_table(ctx.spec.data.path, ctx.spec.data.format, table)
+            loaded = save_table(ctx, table)
             checked = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
                                        out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
         with step_record("feature"):
             outcome = feature.execute(ctx, loaded, roles_path=checked.roles_path, out_dir=Path(features.path))
+            print(outcome.task_line(), flush=True)
     checks.metadata.update({"suite_source": checked.suite_source, "expectations": checked.checked, "rows": checked.rows})
     copy_file(checked.report_path, report.path)
     features.metadata.update({"task": outcome.task, "n_features": outcome.n_features, **outcome.rows})

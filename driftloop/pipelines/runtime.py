@@ -99,23 +99,24 @@ def attached(parameters: dict[str, Any], run_id: str) -> Iterator[RunContext]:
         yield ctx
 
 
-def save_table(source_uri: str, fmt: str, dataset: Any) -> LoadedTable:
-    """Copy the input table byte for byte into the Dataset artifact, then load it from there."""
+def save_table(ctx: RunContext, dataset: Any) -> LoadedTable:
+    """Copy the input table byte for byte into the Dataset artifact, then load it from there as the
+    in-process runner does: with `data.read`, and without the rows whose target is missing (counted)."""
+    from driftloop.constants import PARAM_DROPPED_MISSING_TARGET
     from driftloop.storage import read_bytes
-    from driftloop.table import load_table, table_format
+    from driftloop.table import dropped_line, load_training_table, table_format
 
-    kind = table_format(source_uri, fmt)
+    data = ctx.spec.data
+    kind = table_format(data.path, data.format)
     Path(dataset.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(dataset.path).write_bytes(read_bytes(source_uri))
-    loaded = load_table(dataset.path, fmt=kind)
-    dataset.metadata.update({"source": source_uri, "format": kind, "sha256": loaded.sha256, "rows": len(loaded.frame)})
+    Path(dataset.path).write_bytes(read_bytes(data.path))
+    loaded, dropped = load_training_table(data.model_copy(update={"format": kind}), uri=dataset.path)
+    ctx.tracker.log_params({PARAM_DROPPED_MISSING_TARGET: dropped})
+    if dropped:
+        print(dropped_line(dropped, data), flush=True)
+    dataset.metadata.update({"source": data.path, "format": kind, "sha256": loaded.sha256, "rows": len(loaded.frame),
+                             "dropped_missing_target": dropped})
     return loaded
-
-
-def load_saved_table(dataset: Any) -> LoadedTable:
-    from driftloop.table import load_table
-
-    return load_table(dataset.path, fmt=dataset.metadata["format"])
 
 
 def copy_file(source: Path, destination: str) -> None:

@@ -6,8 +6,13 @@ values), so validation and conversion exist once. Row layouts (`instances`,
 (`inputs`, `dataframe_split`) skip per-row dict handling altogether, which is what
 makes 100-row requests cheap.
 
+Rows that training accepted are accepted here too: a null or NaN number, and the cells
+pandas reads as missing in a CSV (`NA`, empty, `null`, ...), are missing values, which the
+imputer inside the model file fills; a JSON boolean in a category column is the category
+`True`/`False`, as pandas' bool column became in training.
+
 Every rule names the column (and the row when there is one): a missing or unknown
-column, a wrong type, a null or non-finite number, a number beyond float32's range
+column, a wrong type, an infinite number, a number beyond float32's range
 (the model's input type: `1e39` would become inf and a null prediction) → 400; too
 many rows → 413.
 """
@@ -28,6 +33,10 @@ Columns = dict[str, Sequence[Any]]
 _ROW_KEYS = ("instances", "dataframe_records")
 _KNOWN_KEYS = ("instances", "inputs", "dataframe_records", "dataframe_split")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The CSV cells pandas.read_csv reads as missing by default (pandas._libs.parsers.STR_NA_VALUES), so a
+# CSV body means what the same CSV meant in training; kept here so serving does not import pandas.
+CSV_MISSING = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                         "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,7 @@ class InputSchema:
         for name in self.numeric:
             columns[name] = [_csv_number(v, name, row) for row, v in enumerate(columns[name])]
         for name in self.categorical:
-            columns[name] = [v if v != "" else None for v in columns[name]]
+            columns[name] = [None if v in CSV_MISSING else v for v in columns[name]]
         return columns, len(data)
 
     def feed(self, columns: Columns) -> dict[str, np.ndarray]:
@@ -201,10 +210,10 @@ def _numbers(values: Sequence[Any], column: str) -> np.ndarray:
         array = None
     if array is None or array.ndim != 1 or array.dtype.kind not in "iuf":
         array = _checked_numbers(values, column)
-    # one check before the cast catches inf/nan sent as such and finite numbers float32 cannot hold (nan
-    # compares false); ints cannot be either, as int64 is well inside float32's range
-    if array.dtype.kind == "f" and not (np.abs(array) <= FLOAT32_MAX).all():
-        row = int(np.flatnonzero(~(np.abs(array) <= FLOAT32_MAX))[0])
+    # one check before the cast catches inf sent as such and finite numbers float32 cannot hold; NaN is a
+    # missing value (the model imputes it); ints cannot be either, as int64 is well inside float32's range
+    if array.dtype.kind == "f" and not (np.isnan(array) | (np.abs(array) <= FLOAT32_MAX)).all():
+        row = int(np.flatnonzero(~(np.isnan(array) | (np.abs(array) <= FLOAT32_MAX)))[0])
         value = values[row]
         if math.isfinite(float(value)):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is out of range for the model's "
@@ -228,8 +237,8 @@ def _unnest(values: list[Any], where: str) -> list[Any]:
 
 
 def _csv_number(text: str, column: str, row: int) -> float | None:
-    if text == "":
-        return None
+    if text in CSV_MISSING:
+        return None  # as JSON null: missing, and logged as null
     try:
         return float(text)
     except ValueError:
@@ -237,29 +246,31 @@ def _csv_number(text: str, column: str, row: int) -> float | None:
 
 
 def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
-    """The slow path: name the first value that is not a number, or convert ints too big for int64."""
+    """The slow path: null is a missing value (NaN); name the first value that is not a number, or convert ints
+    too big for int64."""
     for row, value in enumerate(values):
         if value is None:
-            raise ClientError(400, f"column {column!r}: null at row {row}; expected a number")
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a number")
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, float) and math.isinf(value):
             raise ClientError(400, f"column {column!r}: {value!r} at row {row} is not a finite number")
         if abs(value) > FLOAT32_MAX:
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is out of range for the model's "
                                    f"float32 input (at most ±{FLOAT32_MAX:.4g})")
-    return np.asarray([float(v) for v in values], dtype=np.float64)
+    return np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
 def _categories(values: Sequence[Any], column: str) -> np.ndarray:
-    """Text as is; null as '' (a missing category, which the one-hot encoder ignores), as `OnnxModel.feed` does."""
+    """Text as is; null as '' (a missing category, which the one-hot encoder ignores), as `OnnxModel.feed` does;
+    a boolean as `True`/`False`, the text training made of pandas' bool values (`str(True)`)."""
     if set(map(type, values)) != {str}:  # C-speed type check; the loop below names what is wrong
         converted = []
         for row, value in enumerate(values):
             if value is None:
                 converted.append("")
-            elif isinstance(value, str):
-                converted.append(value)
+            elif isinstance(value, (str, bool)):
+                converted.append(str(value))
             else:
                 raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a category (a string)")
         values = converted

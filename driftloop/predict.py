@@ -1,0 +1,165 @@
+"""Batch scoring: a table in, the same table with predictions out, through the registered ONNX file.
+
+`driftloop predict` is `mlflow models predict` for driftloop models: it takes a registered
+version (`@champion` unless told otherwise), reads a CSV or Parquet file or an s3:// object
+as training read it (sniffed CSV dialect, same canonical values), scores it in chunks with
+the one model file that `driftloop serve` also loads, and writes CSV or Parquet by the output's
+suffix. So a batch prediction and a served one for the same row are the same number.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftloop.constants import CHAMPION_ALIAS
+from driftloop.errors import DataError, ModelNotFound, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftloop.console import Console
+    from driftloop.mlflow_gateway import MLflowGateway
+    from driftloop.onnx_model import OnnxModel
+
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "probability_"
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+CHUNK_ROWS = 50_000  # rows per ONNX call: bounds memory, and a progress line per chunk on large files
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one `driftloop predict` did."""
+
+    model_name: str
+    version: str
+    rows: int
+    output: str
+    columns: list[str]  # the columns added to the input's
+
+
+def output_format(output: str) -> str:
+    """`csv` or `parquet` from the output's suffix.
+
+    Raises:
+        UsageError: another suffix.
+    """
+    suffix = Path(output.rsplit("/", 1)[-1]).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise UsageError(f"-o {output}: expected a .csv or .parquet file name")
+    return OUTPUT_FORMATS[suffix]
+
+
+def resolve_version(gateway: MLflowGateway, name: str, *, version: str | None, alias: str | None) -> Any:
+    """The registered version to score with: `version`, else the one `alias` (default champion) points at.
+
+    Raises:
+        ModelNotFound: no such model, version or alias, naming which.
+    """
+    if version is not None:
+        found = gateway.model_version(name, version)
+        if found is None:
+            raise ModelNotFound(f"model {name!r} has no version {version} at {gateway.tracking_uri}")
+        return found
+    alias = alias or CHAMPION_ALIAS
+    found = gateway.by_alias(name, alias)
+    if found is None:
+        raise ModelNotFound(f"model {name!r} has no @{alias} version at {gateway.tracking_uri}")
+    return found
+
+
+def predictions_frame(model: OnnxModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """The prediction column (and for classifiers one probability column per class) for raw rows.
+
+    Rows are made canonical as training made them (numbers as float, categories as text), so
+    text in a numeric column is an error naming the column and row, not a silent missing value.
+    """
+    import pandas as pd
+
+    from driftloop.components.columns import ColumnRoles, canonical_frame
+
+    roles = ColumnRoles(target=model.target, numeric=model.numeric, categorical=model.categorical)
+    output = model.run(canonical_frame(rows, roles, with_target=False))
+    if model.task != "classification":
+        return pd.DataFrame({PREDICTION_COLUMN: output.astype("float64")}, index=rows.index)
+    classes = model.classes or []
+    labels = pd.Series([classes[i] for i in output.argmax(axis=1)], index=rows.index)
+    frame = pd.DataFrame({PREDICTION_COLUMN: labels})
+    for i, label in enumerate(classes):
+        frame[f"{PROBABILITY_PREFIX}{label}"] = output[:, i].astype("float64")
+    return frame
+
+
+def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output: str, version: str | None = None,
+                  alias: str | None = None, console: Console, read: dict[str, Any] | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> Prediction:
+    """Score `data` with a registered version and write it, with the prediction columns, to `output`.
+
+    Args:
+        read: CSV options over the sniffed ones (`sep`, `decimal`, `thousands`, `na_values`, `encoding`).
+
+    Raises:
+        UsageError: `output` is not .csv/.parquet, or both `version` and `alias` are given.
+        ModelNotFound: no such model, version or alias.
+        DataError, StorageError: the input cannot be read, lacks a model column, or holds text in a numeric one.
+
+    Example:
+        >>> predict_table(gateway=connect(None), model_name="churn", data="new.csv", output="scored.csv",
+        ...               console=Console())  # doctest: +SKIP
+        Prediction(model_name='churn', version='3', rows=1200, output='scored.csv', columns=['prediction', ...])
+    """
+    from driftloop.onnx_model import OnnxModel
+    from driftloop.table import load_table
+
+    if version is not None and alias is not None:
+        raise UsageError("give --version or --alias, not both")
+    kind = output_format(output)
+    found = resolve_version(gateway, model_name, version=version, alias=alias)
+    with tempfile.TemporaryDirectory(prefix="driftloop-predict-") as scratch:
+        model = OnnxModel(gateway.download_model(found, Path(scratch)))
+        table = load_table(data, read=read).frame
+        _check_columns(model, table, data)
+        total = len(table)
+        console.info(f"scoring {total} rows of {data} with {model_name} v{found.version}")
+        parts = []
+        for start in range(0, total, chunk_rows):
+            parts.append(predictions_frame(model, table.iloc[start:start + chunk_rows]))
+            if total > chunk_rows:
+                console.info(f"  {min(start + chunk_rows, total)}/{total} rows")
+    import pandas as pd
+
+    added = pd.concat(parts)
+    _write(table.join(added), output, kind)
+    console.info(f"wrote {total} rows with {', '.join(added.columns[:3])}{', ...' if len(added.columns) > 3 else ''} "
+                 f"to {output}")
+    return Prediction(model_name, str(found.version), total, output, list(added.columns))
+
+
+def _check_columns(model: OnnxModel, table: pd.DataFrame, source: str) -> None:
+    from driftloop.suggest import nearest
+
+    missing = [c for c in model.columns if c not in table.columns]
+    if missing:
+        close = nearest(missing[0], [str(c) for c in table.columns])
+        hint = f"; did you mean {close!r}?" if close else f"; the model's input columns are: {', '.join(model.columns)}"
+        raise DataError(f"{source}: column {missing[0]!r}, an input of the model, is missing{hint}")
+    clash = [c for c in table.columns if c == PREDICTION_COLUMN or str(c).startswith(PROBABILITY_PREFIX)]
+    if clash:
+        raise DataError(f"{source}: column {clash[0]!r} would be overwritten by the predictions; rename it")
+
+
+def _write(frame: pd.DataFrame, output: str, kind: str) -> None:
+    """The scored table to a local file or an s3:// object."""
+    import io
+
+    from driftloop.storage import write_bytes
+
+    buffer = io.BytesIO()
+    if kind == "parquet":
+        frame.to_parquet(buffer, index=False)
+    else:
+        frame.to_csv(buffer, index=False)
+    write_bytes(output, buffer.getvalue())

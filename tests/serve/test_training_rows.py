@@ -1,0 +1,69 @@
+"""Serving takes the rows training took (issue 12, item 5), at the schema level: no server needed.
+
+The corpus tests (`tests/corpus/`) check the same contract end to end on real tables; these
+pin each rule, including the JSON boolean that no corpus table has.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles
+from driftloop.serve.errors import ClientError
+from driftloop.serve.schema import CSV_MISSING, InputSchema
+from driftloop.spec import FeatureSpec
+
+SCHEMA = InputSchema(numeric=("mass g",), categorical=("island", "clutch"), max_rows=100)
+
+
+def test_json_null_and_nan_numbers_are_missing_values() -> None:
+    columns, n = SCHEMA.columns_of({"dataframe_records": [
+        {"mass g": None, "island": "Dream", "clutch": True},
+        {"mass g": 3750, "island": None, "clutch": False},
+        {"mass g": math.nan, "island": "Biscoe", "clutch": True}]})
+    feed = SCHEMA.feed(columns)
+    assert n == 3
+    assert np.isnan(feed["mass g"][[0, 2], 0]).all() and feed["mass g"][1, 0] == 3750
+    assert feed["island"][:, 0].tolist() == ["Dream", "", "Biscoe"]
+
+
+def test_json_booleans_are_the_categories_training_made_of_them() -> None:
+    # pandas reads a True/False column as bool; roles make it a category; canonical text is str(True)
+    frame = pd.DataFrame({"mass g": [1.0, 2.0], "island": ["a", "b"], "clutch": [True, False], "y": [0, 1]})
+    roles = infer_roles(frame, "y", FeatureSpec())
+    assert "clutch" in roles.categorical
+    trained = canonical_frame(frame, roles)["clutch"].tolist()
+    columns, _ = SCHEMA.columns_of({"instances": frame.drop(columns="y").to_dict("records")})
+    assert SCHEMA.feed(columns)["clutch"][:, 0].tolist() == trained == ["True", "False"]
+
+
+@pytest.mark.parametrize("cell", sorted(CSV_MISSING))
+def test_csv_cells_pandas_reads_as_missing_are_missing(cell: str) -> None:
+    text = f'mass g,island,clutch\n"{cell}","{cell}",Yes\n3750,Dream,No\n'
+    columns, n = SCHEMA.columns_of_csv(text)
+    feed = SCHEMA.feed(columns)
+    assert n == 2 and np.isnan(feed["mass g"][0, 0]) and feed["island"][0, 0] == ""
+    # and exactly what training made of the same text
+    import io
+
+    read = pd.read_csv(io.StringIO(text))
+    roles = ColumnRoles(target="none", numeric=["mass g"], categorical=["island", "clutch"])
+    canonical = canonical_frame(read, roles)
+    assert np.isnan(canonical["mass g"].iloc[0]) and canonical["island"].iloc[0] is None
+
+
+def test_what_the_model_cannot_take_is_still_refused() -> None:
+    for body, words in [
+        ({"instances": [{"mass g": float("inf"), "island": "a", "clutch": "x"}]}, ["'mass g'", "finite"]),
+        ({"instances": [{"mass g": 1e39, "island": "a", "clutch": "x"}]}, ["'mass g'", "float32"]),
+        ({"instances": [{"mass g": True, "island": "a", "clutch": "x"}]}, ["'mass g'", "not a number"]),
+        ({"instances": [{"mass g": "heavy", "island": "a", "clutch": "x"}]}, ["'mass g'", "not a number"]),
+        ({"instances": [{"mass g": 1.0, "island": 3, "clutch": "x"}]}, ["'island'", "not a category"]),
+    ]:
+        with pytest.raises(ClientError) as raised:
+            SCHEMA.feed(SCHEMA.columns_of(body)[0])
+        assert raised.value.status == 400 and all(w in str(raised.value) for w in words), str(raised.value)

@@ -1,0 +1,242 @@
+"""Issue 12, items 3 and 4: tables read as they were written, and targets and tasks as a user means them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.components.columns import explain_task
+from driftloop.components.evaluate import classification_metrics
+from driftloop.components.feature import order_classes
+from driftloop.errors import DataError, InvalidSpec
+from driftloop.spec import load_spec, validate_read
+from driftloop.table import load_table, load_training_table, sniff_csv
+
+from .conftest import Cli, registry_for
+
+PENGUINS = pd.DataFrame({
+    "species": ["Adelie", "Gentoo", None, "Adelie"],
+    "island": ["Dream", "Biscoe", "Dream", "Torgersen"],
+    "mass": [3750.5, 5000.25, 4100.0, None],
+})
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sep", [";", "\t", "|", ","])
+def test_delimiter_is_sniffed(tmp_path: Path, sep: str) -> None:
+    path = tmp_path / "t.csv"
+    PENGUINS.to_csv(path, sep=sep, index=False)
+    frame = load_table(str(path)).frame
+    assert list(frame.columns) == ["species", "island", "mass"]
+    assert frame["mass"].dtype == "float64" and frame["mass"].iloc[1] == 5000.25
+
+
+def test_spreadsheet_export_reads_right_by_default(tmp_path: Path) -> None:
+    # what a European spreadsheet writes: a BOM, ';' between cells, decimal commas
+    path = tmp_path / "t.csv"
+    path.write_bytes(PENGUINS.to_csv(sep=";", decimal=",", index=False).encode("utf-8-sig"))
+    assert sniff_csv(path.read_bytes()).sep == ";" and sniff_csv(path.read_bytes()).decimal == ","
+    frame = load_table(str(path)).frame
+    assert list(frame.columns) == ["species", "island", "mass"]  # no '\ufeffspecies'
+    assert frame["mass"].tolist()[:3] == [3750.5, 5000.25, 4100.0]
+
+
+def test_windows_encoding_without_bom(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes("città;n\nRoma;1\nMünchen;2\n".encode("cp1252"))
+    frame = load_table(str(path)).frame
+    assert list(frame.columns) == ["città", "n"] and frame["città"].tolist() == ["Roma", "München"]
+
+
+def test_read_options_override_the_sniffing(tmp_path: Path) -> None:
+    # a comma CSV whose numbers use '.' as thousands separator and '-' for missing: no sniffing can know
+    path = tmp_path / "t.csv"
+    path.write_text('city,people\nRoma,"2.761.632"\nNowhere,-\n', encoding="utf-8")
+    frame = load_table(str(path), read={"thousands": ".", "na_values": ["-"]}).frame
+    assert frame["people"].iloc[0] == 2761632 and pd.isna(frame["people"].iloc[1])
+
+
+def test_read_options_are_checked() -> None:
+    with pytest.raises(InvalidSpec, match=r"data\.read\.sep: .*single character"):
+        load_spec(None, data="t.csv", target="y", overrides=["data.read.sep=;;"])
+    with pytest.raises(InvalidSpec, match=r"encoding.*unknown text encoding 'klingon'"):
+        validate_read({"encoding": "klingon"})
+    with pytest.raises(InvalidSpec, match=r"--set data\.read\.decimals: unknown key; did you mean 'decimal'"):
+        load_spec(None, data="t.csv", target="y", overrides=["data.read.decimals=,"])
+
+
+# --- missing targets -----------------------------------------------------------------------------------------
+
+def test_rows_without_a_target_are_dropped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    PENGUINS.to_csv(path, index=False)
+    spec = load_spec(None, data=str(path), target="species")
+    table, dropped = load_training_table(spec.data)
+    assert dropped == 1 and table.frame["species"].tolist() == ["Adelie", "Gentoo", "Adelie"]
+    kept, none = load_training_table(spec.data.model_copy(update={"drop_missing_target": False}))
+    assert none == 0 and len(kept.frame) == 4
+
+
+def test_a_target_missing_everywhere_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    PENGUINS.assign(species=None).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"target column 'species' is missing in every row \(4 rows\)"):
+        load_training_table(load_spec(None, data=str(path), target="species").data)
+
+
+# --- tasks ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, task, why", [
+    (list(range(10)), "regression", "10 distinct integers in 10 rows (fewer than 10 rows per value)"),
+    ([3, 4, 5, 6, 7, 8] * 50, "classification", "6 distinct integers in 300 rows"),
+    (list(range(100)) * 3, "regression", "100 distinct integers in 300 rows (over 20)"),
+    ([0.5, 1.25, 2.0] * 10, "regression", "non-integral"),
+    (["cat", "dog"] * 5, "classification", "text (2 distinct labels)"),
+    ([True, False] * 5, "classification", "boolean"),
+    ([0, 1] * 3, "classification", "2 distinct values"),
+])
+def test_task_inference_says_why(values: list, task: str, why: str) -> None:
+    chosen, reason = explain_task(pd.Series(values, name="y"))
+    assert chosen == task and why in reason
+
+
+# --- positive class ------------------------------------------------------------------------------------------
+
+def test_positive_class_is_the_training_minority_and_goes_second() -> None:
+    train = pd.Series(["yes"] * 9 + ["no"], name="benign")
+    assert order_classes(["no", "yes"], train, None, "t.csv") == ["yes", "no"]
+    assert order_classes(["no", "yes"], train, "yes", "t.csv") == ["no", "yes"]
+    assert order_classes([0, 1], pd.Series([0, 1, 1], name="y"), "0", "t.csv") == [1, 0]  # YAML text, int classes
+    assert order_classes(["no", "yes"], train, True, "t.csv") == ["no", "yes"]  # YAML's `positive_class: yes`
+    assert order_classes([False, True], pd.Series([True, False], name="y"), False, "t.csv") == [True, False]
+
+
+def test_positive_class_that_is_not_a_class_is_one_line() -> None:
+    with pytest.raises(DataError, match=r"data.positive_class 'maybe' is not a class of target 'benign'; "
+                                        r"classes are: 'no', 'yes'"):
+        order_classes(["no", "yes"], pd.Series(["yes", "no"], name="benign"), "maybe", "t.csv")
+    with pytest.raises(DataError, match="for binary targets"):
+        order_classes(["a", "b", "c"], pd.Series(["a", "b", "c"], name="y"), "a", "t.csv")
+
+
+def test_new_metrics_follow_the_positive_class() -> None:
+    # 9 negatives, 1 positive (class index 1); the model finds the positive but also flags one negative
+    truth = ["no"] * 9 + ["yes"]
+    probabilities = np.array([[0.9, 0.1]] * 8 + [[0.4, 0.6], [0.2, 0.8]])
+    metrics = classification_metrics(truth, probabilities, ["no", "yes"])
+    assert metrics["recall"] == 1.0 and metrics["precision"] == 0.5
+    assert metrics["balanced_accuracy"] == pytest.approx((8 / 9 + 1) / 2)
+    assert metrics["pr_auc"] == pytest.approx(1.0)  # the positive has the highest score
+    swapped = classification_metrics(truth, probabilities[:, ::-1], ["yes", "no"])
+    assert swapped["recall"] == pytest.approx(8 / 9)  # now about 'no'
+
+
+# --- end to end ----------------------------------------------------------------------------------------------
+
+def _imbalanced(rows: int = 400, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    rare = x[:, 0] + 0.5 * x[:, 1] > 1.3  # about 10%
+    frame = pd.DataFrame({"x 1": x[:, 0], "x.2": x[:, 1], "x(3)": x[:, 2],
+                          "benign": np.where(rare, "no", "yes")})
+    frame.loc[[5, 17, 40], "benign"] = None
+    return frame
+
+
+def _run_param(probe, run_id: str) -> dict:
+    run = probe.client.get_run(run_id)
+    return {"params": run.data.params, "tags": run.data.tags, "metrics": run.data.metrics}
+
+
+@pytest.mark.slow
+def test_semicolon_table_with_missing_targets_trains_and_says_so(cli: Cli, mlflow_uri: str) -> None:
+    table = _imbalanced()
+    (cli.cwd / "rare.csv").write_bytes(table.to_csv(sep=";", decimal=",", index=False).encode("utf-8-sig"))
+    proc = cli("run", "--data", "rare.csv", "--target", "benign", "--model", "rare_semicolon", "--json", "run.json",
+               "--set", "train.epochs=15", "--set", "evaluate.latency_samples=10")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dropped 3 rows with a missing target 'benign'" in proc.stderr
+    assert "task: classification (the target is text (2 distinct labels)); positive class 'no'" in proc.stderr
+    result = json.loads((cli.cwd / "run.json").read_text())
+    recorded = _run_param(registry_for(mlflow_uri), result["run_id"])
+    assert recorded["params"]["data.dropped_missing_target"] == "3"
+    assert recorded["params"]["data.positive_class"] == "no"
+    assert recorded["tags"]["driftloop.task"] == "classification"
+    assert "text" in recorded["tags"]["driftloop.task_reason"]
+    assert {"balanced_accuracy", "pr_auc"} <= set(recorded["metrics"])
+
+
+@pytest.mark.slow
+def test_missing_targets_refused_when_asked_registers_nothing(cli: Cli, mlflow_uri: str) -> None:
+    _imbalanced().to_csv(cli.cwd / "rare.csv", index=False)
+    proc = cli("run", "--data", "rare.csv", "--target", "benign", "--model", "rare_refused",
+               "--set", "data.drop_missing_target=false")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: rare.csv: target column 'benign' has 3 null values (data.drop_missing_target is false)"]
+    assert registry_for(mlflow_uri).champion("rare_refused") is None
+
+
+@pytest.mark.slow
+def test_positive_class_not_a_class_registers_nothing(cli: Cli, mlflow_uri: str) -> None:
+    _imbalanced().to_csv(cli.cwd / "rare.csv", index=False)
+    proc = cli("run", "--data", "rare.csv", "--target", "benign", "--model", "rare_bad_positive",
+               "--set", "data.positive_class=maybe")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: rare.csv: data.positive_class 'maybe' is not a class of target 'benign'; "
+                      "classes are: 'no', 'yes'"]
+    assert registry_for(mlflow_uri).champion("rare_bad_positive") is None
+
+
+@pytest.mark.slow
+def test_champion_is_rescored_about_the_candidates_positive_class(cli: Cli, mlflow_uri: str) -> None:
+    from sklearn.metrics import precision_score, recall_score
+
+    from driftloop.onnx_model import OnnxModel
+
+    _imbalanced().to_csv(cli.cwd / "rare.csv", index=False)
+    common = ["--data", "rare.csv", "--target", "benign", "--model", "rare_rescore", "--set", "train.epochs=30",
+              "--set", "train.lr=0.01", "--set", "evaluate.latency_samples=10"]
+    first = cli("run", *common, "--set", "data.positive_class=yes", "--json", "first.json")  # the majority, on purpose
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads((cli.cwd / "first.json").read_text())["deployed"], first.stderr[-2000:]
+    second = cli("run", *common, "--json", "second.json")  # default: the minority, 'no'
+    assert second.returncode == 0, second.stderr[-2000:]
+    probe = registry_for(mlflow_uri)
+    champion_v1 = probe.gateway.model_version("rare_rescore", "1")
+    v1 = OnnxModel(probe.download_model(champion_v1, cli.cwd / "v1"))
+    assert v1.positive_class == "yes"
+    run_id = json.loads((cli.cwd / "second.json").read_text())["run_id"]
+    test = pd.read_parquet(cli.cwd / ".driftloop" / "runs" / run_id / "features" / "test.parquet")
+    predicted = pd.Series(v1.predict(test)) == "no"
+    truth = test["benign"].reset_index(drop=True) == "no"
+    logged = _run_param(probe, run_id)["metrics"]
+    assert logged["champion_recall"] == pytest.approx(recall_score(truth, predicted))
+    assert logged["champion_precision"] == pytest.approx(precision_score(truth, predicted, zero_division=0))
+
+
+def test_kfp_validate_task_reads_and_drops_as_the_in_process_runner(tmp_path: Path, mlflow_uri: str) -> None:
+    # the KFP validate task's table loading, on a real MLflow run; its Dataset is KFP's shape: .path + .metadata
+    from types import SimpleNamespace
+
+    from driftloop.components.context import finish_run, start_run
+    from driftloop.pipelines.runtime import save_table
+
+    source = tmp_path / "penguins.csv"
+    source.write_bytes(PENGUINS.to_csv(sep=";", decimal=",", index=False).encode("utf-8-sig"))
+    spec = load_spec(None, data=str(source), target="species", overrides=[f"tracking.uri={mlflow_uri}",
+                                                                          "registry.model_name=kfp_table"])
+    ctx = start_run(spec)
+    dataset = SimpleNamespace(path=str(tmp_path / "artifact" / "table"), metadata={})
+    loaded = save_table(ctx, dataset)
+    finish_run(ctx, None)
+    assert Path(dataset.path).read_bytes() == source.read_bytes()  # the artifact is the input, byte for byte
+    assert list(loaded.frame.columns) == ["species", "island", "mass"] and len(loaded.frame) == 3
+    assert dataset.metadata["dropped_missing_target"] == 1 and dataset.metadata["rows"] == 3
+    assert _run_param(registry_for(mlflow_uri), ctx.run_id)["params"]["data.dropped_missing_target"] == "1"
