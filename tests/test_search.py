@@ -168,3 +168,38 @@ def test_a_search_through_the_cli(tables: dict[str, Path], mlflow_uri: str, tmp_
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     lines = [line for line in bad.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "did you mean 'linear.C'?" in lines[0], bad.stderr
+
+
+def test_the_median_pruner_stops_a_trial_that_trails_after_its_warm_up_epochs() -> None:
+    """lr 1e-7 barely moves the MLP; once a good trial has finished, such a trial is pruned at epoch 3."""
+    import tempfile
+
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from driftloop.components.models.base import TrainingData
+    from driftloop.components.train import fit_model
+    from driftloop.spec import TrainSpec
+
+    x, y = load_wine(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = StandardScaler().fit_transform(x)[order].astype(np.float32), y[order]
+    data = TrainingData(x[:120], y[:120], x[120:], y[120:], task="classification", n_outputs=3)
+    spec = TrainSpec.model_validate({"epochs": 8, "hidden_sizes": [8], "search": {
+        "trials": 6, "seed": 2, "space": {"lr": {"choices": [0.05, 1.0e-7]}}}})
+    with tempfile.TemporaryDirectory() as out:
+        fitted, _ = fit_model(data, spec=spec, out_dir=Path(out))
+        history = json.loads((Path(out) / "search" / "search.json").read_text())["history"]
+    pruned = [t for t in history if t["state"] == "PRUNED"]
+    assert pruned and all(t["params"]["lr"] == 1e-7 and t["epochs"] == 3 for t in pruned)
+    assert all(t["epochs"] == 8 for t in history if t["state"] == "COMPLETE")
+    assert fitted.details["search"]["best_params"] == {"lr": 0.05}
+
+
+def test_an_mltrainingjob_carries_the_search_as_a_hyperparameter() -> None:
+    from driftloop.operator.resource import HyperparameterError, parse_hyperparameters
+
+    train = parse_hyperparameters({"model": "gbm", "search": "{trials: 4, space: {gbm.max_iter: {low: 10, high: 50}}}"})
+    assert train.search is not None and train.search.trials == 4 and train.search.space["gbm.max_iter"].high == 50
+    with pytest.raises(HyperparameterError, match=r"space\.gbm\.max_iters: .*did you mean 'gbm\.max_iter'\?"):
+        parse_hyperparameters({"model": "gbm", "search": "{space: {gbm.max_iters: {low: 10, high: 50}}}"})

@@ -198,10 +198,10 @@ def _sampler(trials: int, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def _pruner(trials: int) -> optuna.pruners.BasePruner:
-    """Median pruning once a few trials have finished, never in a trial's first two epochs (too noisy to judge)."""
+    """Median pruning once a few trials have finished, never in a trial's first three epochs (too noisy to judge)."""
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, trials // 4)), n_warmup_steps=2)
+    return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, trials // 4)), n_warmup_steps=3)
 
 
 def _child_run(tracker: Tracker | None, number: int, params: dict[str, Any]) -> Tracker | None:
