@@ -92,7 +92,7 @@ def check_space(search: SearchSpec, train: dict[str, Any], train_model: type[Tra
            for key, value in train.items()}
     for name, param in search.space.items():
         if not (name in names or (module is not None and name.startswith("params.") and len(name) > 7)):
-            raise ValueError(f"space.{name}: {_unknown(name, names, family)}")
+            raise ValueError(f"space.{name}: {_unknown(name, names, family, module, train_model)}")
         if name.startswith("params."):
             continue  # free-form: only the user's function knows what it accepts
         for value in _probes(param):
@@ -103,9 +103,12 @@ def check_space(search: SearchSpec, train: dict[str, Any], train_model: type[Tra
                 raise ValueError(f"space.{name}: {json.dumps(value)} is not a valid {name}: {reason}") from None
 
 
-def _unknown(name: str, names: list[str], family: str) -> str:
+def _unknown(name: str, names: list[str], family: str, module: str | None, train_model: type[BaseModel]) -> str:
     if name.split(".")[0] in _FIXED:
         return f"{name} is fixed for a search, not searched"
+    if module is not None and "." not in name and name not in train_model.model_fields:
+        # the user's own params are namespaced, as in the spec: train.params.<key>
+        return f"not a hyperparameter of {family}; did you mean 'params.{name}'?"
     close = nearest(name, names, cutoff=0.5)
     if close:
         return f"not a hyperparameter of {family}; did you mean {close!r}?"

@@ -203,3 +203,44 @@ def test_an_mltrainingjob_carries_the_search_as_a_hyperparameter() -> None:
     assert train.search is not None and train.search.trials == 4 and train.search.space["gbm.max_iter"].high == 50
     with pytest.raises(HyperparameterError, match=r"space\.gbm\.max_iters: .*did you mean 'gbm\.max_iter'\?"):
         parse_hyperparameters({"model": "gbm", "search": "{space: {gbm.max_iters: {low: 10, high: 50}}}"})
+
+
+USER_NET = '''
+from torch import nn
+
+
+def build(n_features, n_outputs, task, params):
+    return nn.Sequential(nn.Linear(n_features, params["width"]), nn.Tanh(), nn.Linear(params["width"], n_outputs))
+'''
+
+
+def test_a_user_module_searches_its_own_params(tmp_path: Path) -> None:
+    """`params.<key>` reaches the user's function; the best trial's code lands where the train step logs it."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from driftloop.components.models.base import TrainingData
+    from driftloop.components.train import fit_model
+    from driftloop.constants import TRAIN_CODE_DIR
+    from driftloop.spec import TrainSpec
+
+    (tmp_path / "net.py").write_text(USER_NET)
+    x, y = load_wine(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = StandardScaler().fit_transform(x)[order].astype(np.float32), y[order]
+    data = TrainingData(x[:120], y[:120], x[120:], y[120:], task="classification", n_outputs=3)
+    spec = TrainSpec.model_validate({"module": f"{tmp_path / 'net.py'}:build", "params": {"width": 2}, "epochs": 4,
+                                     "search": {"trials": 3, "space": {"params.width": {"choices": [4, 16]},
+                                                                       "lr": {"low": 0.001, "high": 0.1, "log": True}}}})
+    out = tmp_path / "out"
+    out.mkdir()
+    fitted, _ = fit_model(data, spec=spec, out_dir=out)
+    best = fitted.details["search"]["best_params"]
+    assert fitted.family == "module" and best["params.width"] in (4, 16) and 0.001 <= best["lr"] <= 0.1
+    assert fitted.graph.graph.input[0].type.tensor_type.shape.dim[1].dim_value == 13
+    assert (out / TRAIN_CODE_DIR / "net.py").read_text() == USER_NET
+    assert (out / "checkpoints" / "best.pt").is_file() and not (out / "search" / "trials").exists()
+    with pytest.raises(InvalidSpec, match=r"space\.width: not a hyperparameter of train\.module; "
+                                          r"did you mean 'params\.width'\?"):
+        load_spec(data="a.csv", target="y", overrides=[f"train.module={tmp_path / 'net.py'}:build",
+                                                        "train.search={space: {width: {choices: [4, 16]}}}"])
