@@ -16,7 +16,8 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("runner_overhead", "train_throughput", "kfp_local_ratio", "serve", "operator_scale", "drift")
+BENCHMARKS = ("runner_overhead", "train_throughput", "kfp_local_ratio", "serve", "operator_scale", "drift",
+              "search_gain")
 TIMEOUT_S = 1800
 
 

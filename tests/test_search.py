@@ -75,6 +75,7 @@ def test_each_trial_is_a_nested_run_and_the_best_one_is_served(tables: dict[str,
     for name in ("lr", "hidden_sizes", "batch_size"):
         assert parent.params[f"search.best.{name}"] == best.data.params[f"train.{name}"]
     assert parent.metrics["search.trials"] == 5
+    assert json.loads(parent.params["train.search"])["space"]["lr"] == {"low": 1e-4, "high": 0.3, "log": True}
     assert parent.metrics["search.pruned"] == 5 - len(done)
     # the served model is the best trial's: same early-stopping loss, and the ONNX file agrees with it
     assert parent.metrics["best_val_loss"] == pytest.approx(best.data.metrics["best_val_loss"])
@@ -244,3 +245,33 @@ def test_a_user_module_searches_its_own_params(tmp_path: Path) -> None:
                                           r"did you mean 'params\.width'\?"):
         load_spec(data="a.csv", target="y", overrides=[f"train.module={tmp_path / 'net.py'}:build",
                                                         "train.search={space: {width: {choices: [4, 16]}}}"])
+
+
+def _diabetes() -> Any:
+    from sklearn.datasets import load_diabetes
+
+    from driftloop.components.models.base import TrainingData
+
+    x, y = load_diabetes(return_X_y=True)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    return TrainingData(x[:300], y[:300], x[300:], y[300:], task="regression", n_outputs=1,
+                        y_mean=float(y[:300].mean()), y_std=float(y[:300].std()))
+
+
+def test_a_diverging_trial_fails_alone_and_a_study_with_no_finished_trial_is_one_line(tmp_path: Path) -> None:
+    from driftloop.components.train import fit_model
+    from driftloop.errors import TrainingError
+    from driftloop.spec import TrainSpec
+
+    def search(choices: list[float], trials: int) -> TrainSpec:
+        return TrainSpec.model_validate({"epochs": 3, "hidden_sizes": [8], "search": {
+            "trials": trials, "seed": 1, "space": {"lr": {"choices": choices}}}})
+
+    fitted, _ = fit_model(_diabetes(), spec=search([1.0e30, 0.01], 4), out_dir=tmp_path / "some")
+    history = json.loads((tmp_path / "some" / "search" / "search.json").read_text())["history"]
+    failed = [t for t in history if t["state"] == "FAIL"]
+    assert failed and all(t["params"]["lr"] == 1e30 and "diverged" in t["reason"] for t in failed)
+    assert fitted.details["search"]["best_params"] == {"lr": 0.01}
+    with pytest.raises(TrainingError, match=r"^train\.search: none of 2 trials finished \(0 pruned, 2 failed: "
+                                            r"training diverged at epoch 1"):
+        fit_model(_diabetes(), spec=search([1.0e30], 2), out_dir=tmp_path / "none")

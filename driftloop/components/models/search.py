@@ -22,6 +22,7 @@ optimisation-history plot (`search/`).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -120,7 +121,7 @@ def run_search(data: TrainingData, *, spec: TrainSpec, fit: TrialFit, out_dir: P
     _keep_files(trials_dir / f"trial-{kept['record'].number}", out_dir)
     shutil.rmtree(trials_dir, ignore_errors=True)
     fitted.details["search"] = outcome.summary()
-    _record(outcome, out_dir / SEARCH_DIR, tracker)
+    _record(outcome, out_dir / SEARCH_DIR, tracker, spec)
     return fitted
 
 
@@ -142,6 +143,8 @@ def _objective(data: TrainingData, *, spec: TrainSpec, fit: TrialFit, trials_dir
 
         def on_epoch(epoch: int, row: dict[str, float]) -> None:
             epochs.append(row)
+            if not math.isfinite(row["val_loss"]):  # the pruner cannot rank a NaN; this corner of the space diverges
+                raise TrainingError(f"training diverged at epoch {epoch}: validation loss is not finite")
             trial.report(row["val_loss"], epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: val_loss {row['val_loss']:.4g} trails the median")
@@ -166,7 +169,7 @@ def _objective(data: TrainingData, *, spec: TrainSpec, fit: TrialFit, trials_dir
         except UserCodeError:
             raise  # the user's code is broken: every trial would fail the same way
         except TrainingError as e:  # e.g. diverged at a high learning rate: this corner of the space, not the study
-            record.reason = str(e)
+            record.reason, record.epochs = str(e), len(epochs)
             return float("nan")  # Optuna records a NaN as a failed trial and goes on
         finally:
             record.seconds = time.perf_counter() - started
@@ -238,7 +241,7 @@ def _keep_files(trial_dir: Path, out_dir: Path) -> None:
             shutil.copytree(trial_dir / name, out_dir / name, dirs_exist_ok=True)
 
 
-def _record(outcome: SearchOutcome, folder: Path, tracker: Tracker | None) -> None:
+def _record(outcome: SearchOutcome, folder: Path, tracker: Tracker | None, spec: TrainSpec) -> None:
     """search.json and the history plot in `folder`; the best params, value and counts on the train run."""
     from driftloop.components.models.search_plot import plot_history
 
@@ -249,7 +252,10 @@ def _record(outcome: SearchOutcome, folder: Path, tracker: Tracker | None) -> No
         return
     summary = outcome.summary()
     tracker.log_params({f"search.best.{name}": _shown(value) for name, value in summary["best_params"].items()}
-                       | {"search.best_trial": summary["best_trial"], "search.seed": outcome.seed})
+                       | {"search.best_trial": summary["best_trial"], "search.seed": outcome.seed,
+                          # the run's train.<key> params are the spec's; this says which of them were searched
+                          "train.search": json.dumps(spec.search.model_dump(exclude_defaults=True) if spec.search
+                                                     else {})})
     tracker.log_metrics({f"search.best.val_{outcome.metric}": summary["best_value"], "search.trials": len(outcome.trials),
                          "search.completed": summary["completed"], "search.pruned": summary["pruned"],
                          "search.failed": summary["failed"]})
