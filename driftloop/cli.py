@@ -116,6 +116,13 @@ def _summary(console: Console, result: object) -> None:
         console.info(f"{result.model_name}: {result.gate['reasons'][0].removeprefix('SKIP ')}")
         return
     console.table("steps", ["step", "status", "seconds"], [(s.name, s.status, s.seconds) for s in result.steps])
+    if result.candidates:
+        console.table(f"train.model auto: validation {result.candidate_metric} (lower is better)",
+                      ["model", result.candidate_metric, "kept"],
+                      [(family, score, "yes" if family == result.trained_model else "")
+                       for family, score in result.candidates.items()])
+    elif result.trained_model is not None:
+        console.info(f"model: {result.trained_model}")
     if result.metrics:
         champion = result.champion_metrics or {}
         console.table("metrics (holdout)", ["metric", "candidate", f"champion v{result.champion_version}" if champion

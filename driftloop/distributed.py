@@ -70,9 +70,14 @@ class TrainingInputs:
 
 _shared = False  # whether rank 0 already sent the inputs (or the abort) in this group
 
+# What rank 0 sends instead of inputs when its model trained in one process (a scikit-learn
+# family, or `auto` without the MLP): the other ranks have nothing to do and exit cleanly.
+NO_DISTRIBUTED_FIT = "no-distributed-fit"
 
-def share_training_inputs(inputs: TrainingInputs | None) -> TrainingInputs | None:
-    """Rank 0 sends `inputs` (None means "stop, rank 0 failed"); the other ranks receive them."""
+
+def share_training_inputs(inputs: TrainingInputs | str | None) -> TrainingInputs | str | None:
+    """Rank 0 sends `inputs` (None means "stop, rank 0 failed"; `NO_DISTRIBUTED_FIT`, "nothing to
+    train here"); the other ranks receive them."""
     import torch.distributed as dist
 
     global _shared
@@ -80,6 +85,12 @@ def share_training_inputs(inputs: TrainingInputs | None) -> TrainingInputs | Non
     dist.broadcast_object_list(box, src=0)
     _shared = True
     return box[0]
+
+
+def release_workers() -> None:
+    """Rank 0, after its train step: ranks still waiting for inputs (no data-parallel fit ran) exit cleanly."""
+    if active_world().distributed and not _shared:
+        share_training_inputs(NO_DISTRIBUTED_FIT)
 
 
 @contextmanager

@@ -57,6 +57,9 @@ class RunResult:
     exit_code: int = 1
     champion_metrics: dict[str, float] | None = None
     champion_version: str | None = None
+    trained_model: str | None = None  # the family served (mlp, gbm, linear, module); for the summary
+    candidates: dict[str, float] = field(default_factory=dict)  # train.model auto: family -> validation score
+    candidate_metric: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The documented `--json` shape, exactly."""
@@ -181,10 +184,13 @@ def roll_out_serving(spec: Spec, deployed: DeployResult) -> list[str]:
 def run_worker(console: Console) -> int:
     """A torchrun rank other than 0: wait for rank 0's training inputs, train its replica, exit."""
     from driftloop.components.train import fit
-    from driftloop.distributed import active_world, share_training_inputs
+    from driftloop.distributed import NO_DISTRIBUTED_FIT, TrainingInputs, active_world, share_training_inputs
 
     inputs = share_training_inputs(None)
-    if inputs is None:
+    if inputs == NO_DISTRIBUTED_FIT:
+        console.info(f"rank {active_world().rank}: the model trained in rank 0 alone (not a torch model); done")
+        return 0
+    if not isinstance(inputs, TrainingInputs):
         console.error("rank 0 stopped before training; see its log for the reason")
         return 1
     fit(inputs.x_train, inputs.y_train, inputs.x_val, inputs.y_val, spec=inputs.spec, task=inputs.task,
@@ -224,6 +230,8 @@ def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False) -> None:
                                               scratch=scratch)
     features = p.run("feature", table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR)
     trained = p.run("train", out / FEATURES_DIR, out_dir=out / TRAIN_DIR)
+    result.trained_model, result.candidates = trained.model, trained.candidates
+    result.candidate_metric = trained.candidate_metric
     evaluation = p.run("evaluate", trained.model_path, out / FEATURES_DIR, onnx_max_abs_diff=trained.onnx_max_abs_diff,
                        onnx_output_scale=trained.onnx_output_scale, champion=champion, out_dir=out / EVALUATION_DIR,
                        scratch=scratch)

@@ -186,6 +186,13 @@ class TrainSpec(_Strict):
             check_space(search, info.data, cls)
         return search
 
+    @field_validator("params")
+    @classmethod
+    def _integral_numbers_as_ints(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """3.0 → 3: KFP carries every number of a struct parameter as a float, and `range(3.0)`,
+        `max_depth=3.0` reject it; a typed key is coerced by its field, a free-form one here."""
+        return {key: _int_if_integral(value) for key, value in params.items()}
+
     @field_validator("module")
     @classmethod
     def _module_reference(cls, value: str | None) -> str | None:
@@ -195,6 +202,16 @@ class TrainSpec(_Strict):
         if not sep or not where or not function.isidentifier():
             raise ValueError("expected PATH.py:FUNCTION or package.module:FUNCTION, e.g. model.py:build")
         return value
+
+
+def _int_if_integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _int_if_integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_if_integral(v) for v in value]
+    return value
 
 
 class EvaluateSpec(_Strict):

@@ -92,3 +92,18 @@ def test_a_malformed_torchrun_environment_is_one_clear_line(cli: Cli) -> None:
                           env=cli.env | {"WORLD_SIZE": "two"}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("error: torchrun environment: RANK/WORLD_SIZE")
+
+
+@pytest.mark.slow
+def test_a_family_without_torch_under_torchrun_lets_the_other_ranks_exit(cli: Cli, mlflow_uri: str) -> None:
+    """`train.model: linear` with 2 workers: rank 0 trains alone and tells rank 1 so, and the Job succeeds."""
+    assert cli("example", "-o", "data.csv", "--rows", "400").returncode == 0
+    done = subprocess.run([*TORCHRUN, "--nproc-per-node=2", "-m", "driftloop", "run", "--data", "data.csv",
+                           "--target", "churned", "--model", "ddp-linear", "--set", "train.model=linear",
+                           "--set", "evaluate.latency_samples=20", "--json", "out.json"],
+                          cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 1: the model trained in rank 0 alone" in done.stderr
+    result = json.loads((cli.cwd / "out.json").read_text())
+    assert result["status"] == "completed"
+    assert registry_for(mlflow_uri).client.get_run(result["run_id"]).data.params["train.chosen_model"] == "linear"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from driftloop.console import Console
@@ -62,7 +63,10 @@ def test_sklearn_family_serves_one_onnx_file_within_parity(tables: dict[str, Pat
     assert record["model"] == family and record["onnx_max_abs_diff"] < 1e-4
     assert result.gate["passed"], result.gate["reasons"]
     model = OnnxModel(tmp_path / str(result.run_id) / "train" / "model.onnx")
-    rows = __import__("pandas").read_csv(tables[table]).head(5)
+    # what serving, drift and rollback read is unchanged: one input per raw column, one named output
+    assert [i.name for i in model.session.get_inputs()] == [model.input_names[c] for c in model.columns]
+    assert model.output == ("prediction" if table == "diabetes" else "probabilities")
+    rows = pd.read_csv(tables[table]).head(5)
     output = model.run(rows)
     if table == "diabetes":
         assert model.task == "regression" and output.shape == (5,)
@@ -89,6 +93,14 @@ def test_auto_keeps_the_best_candidate_and_records_every_one(tables: dict[str, P
     for family, score in search["scores"].items():
         assert run_data.metrics[f"candidate.{family}.val_log_loss"] == pytest.approx(score)
     assert record["onnx_max_abs_diff"] < 1e-4
+    # and the run's summary says it
+    from driftloop.cli import _summary
+
+    assert result.trained_model == best and result.candidates == pytest.approx(search["scores"])
+    shown = io.StringIO()
+    _summary(Console(stream=shown), result)
+    assert "train.model auto: validation log_loss" in shown.getvalue()
+    assert [line.split()[0] for line in shown.getvalue().splitlines() if line.rstrip().endswith(" yes")] == [best]
 
 
 def test_class_weight_balanced_reaches_every_family(tables: dict[str, Path], mlflow_uri: str, tmp_path: Path) -> None:
@@ -133,3 +145,16 @@ def test_family_hyperparameters_are_strict() -> None:
     with pytest.raises(InvalidSpec, match=r"train\.budget: 'soon' is not a duration"):
         load_spec(data="a.csv", target="y", overrides=["train.budget=soon"])
     assert load_spec(data="a.csv", target="y", overrides=["train.linear.C=0.5"]).train.linear.C == 0.5
+
+
+def test_the_mlp_stops_at_autos_deadline_after_one_epoch() -> None:
+    from driftloop.components.models.mlp import fit
+    from driftloop.spec import TrainSpec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    spent = fit(x, y, x, y, spec=TrainSpec(epochs=20, device="cpu"), task="classification", n_outputs=2, deadline=0.0)
+    assert spent.out_of_time and len(spent.history) == 1
+    free = fit(x, y, x, y, spec=TrainSpec(epochs=3, device="cpu"), task="classification", n_outputs=2)
+    assert not free.out_of_time and len(free.history) == 3

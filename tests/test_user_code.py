@@ -187,3 +187,10 @@ def test_exception_inside_the_users_function_names_its_line(features: Path, tmp_
                                "def build(n_features, n_outputs, task, params):\n    return helper(params)\n")
     assert fails(features, tmp_path, f"{tmp_path}/boom.py:build") == \
         f"train.module: build() raised KeyError: 'missing' at {tmp_path}/boom.py:2"
+
+
+def test_params_survive_kfps_numbers() -> None:
+    """KFP hands every number of a struct back as a float; a user's `max_depth=3` must stay an int."""
+    spec = TrainSpec(params={"depth": 3.0, "rate": 0.5, "layers": [8.0, 4.0], "inner": {"n": 2.0}})
+    assert spec.params == {"depth": 3, "rate": 0.5, "layers": [8, 4], "inner": {"n": 2}}
+    assert isinstance(spec.params["depth"], int)

@@ -48,6 +48,7 @@ class TrainResult:
     fit_seconds: float
     model: str = "mlp"  # the family served: mlp, gbm, linear, or module (the user's)
     candidates: dict[str, float] = field(default_factory=dict)  # auto: family -> validation score
+    candidate_metric: str = ""  # auto: what `candidates` measure (log_loss | rmse)
 
 
 def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[Any] | None, Any]:
@@ -118,7 +119,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     import onnx
 
     from driftloop.components.models.sklearn_family import family_params
-    from driftloop.distributed import active_world
+    from driftloop.distributed import active_world, release_workers
     from driftloop.onnx_model import OnnxModel, merge
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
         if active_world().distributed:
             tracker.log_params({"train.world_size": active_world().size})
     fitted, search = fit_model(data, spec=spec, out_dir=out_dir, tracker=tracker)
+    release_workers()
     model = merge(transform, fitted.graph, task=data.task, classes=classes, roles=roles)
     model_path = out_dir / MODEL_FILE
     onnx.save(model, model_path)
@@ -155,7 +157,8 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
     # Train measures parity; the gate alone decides on it (`train.onnx_tolerance`), once.
     scale = max(1.0, float(np.max(np.abs(expected))))
     return TrainResult(model_path, diff, scale, fitted.best_epoch, fitted.epochs_run, fitted.val_loss,
-                       fitted.device, fitted.seconds, fitted.family, dict(search.scores) if search else {})
+                       fitted.device, fitted.seconds, fitted.family, dict(search.scores) if search else {},
+                       search.metric if search else "")
 
 
 def _spec_params(spec: TrainSpec, task: str) -> dict[str, Any]:

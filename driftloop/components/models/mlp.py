@@ -89,7 +89,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
 
     Args:
         build: the module to train (default: `module_builder(spec, task)`).
-        deadline: a `time.perf_counter()` value after which no new epoch starts.
+        deadline: a `time.perf_counter()` value after which no new epoch starts (rank 0's, under torchrun).
     """
     import numpy as np
     import torch
@@ -130,9 +130,6 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
     batch = max(1, math.ceil(spec.batch_size / world.size))
     started = time.perf_counter()
     for epoch in range(1, spec.epochs + 1):
-        if deadline is not None and epoch > 1 and time.perf_counter() >= deadline:
-            result.out_of_time = True
-            break
         trained.train()
         order = torch.randperm(len(xt), generator=generator)[world.rank::world.size][:share].to(device)
         total = 0.0
@@ -148,8 +145,9 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
         with torch.no_grad():
             val_loss = float(loss_fn(model(xv), yv))
         train_loss = total / share
-        if world.distributed:
-            train_loss, val_loss = _agree(train_loss, val_loss, world.size, device)
+        out_of_time = deadline is not None and time.perf_counter() >= deadline
+        if world.distributed:  # rank 0's clock decides, or a rank would wait on a collective the others left
+            train_loss, val_loss, out_of_time = _agree(train_loss, val_loss, out_of_time, world.size, device)
         row = {"train_loss": train_loss, "val_loss": val_loss}
         result.history.append(row)
         if on_epoch is not None:
@@ -164,6 +162,9 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.n
             if waited >= spec.patience:
                 result.stopped_early = True
                 break
+        if out_of_time:
+            result.out_of_time = True
+            break
     result.seconds = time.perf_counter() - started
     if checkpoint_dir is not None:
         torch.save({"epoch": len(result.history), "state_dict": model.state_dict()}, checkpoint_dir / "last.pt")
@@ -187,16 +188,17 @@ def _loss(spec: TrainSpec, task: str, y_train: np.ndarray, n_outputs: int, devic
     return nn.CrossEntropyLoss()
 
 
-def _agree(train_loss: float, val_loss: float, world_size: int, device: str) -> tuple[float, float]:
-    """The mean training loss over ranks, and rank 0's validation loss, so every rank stops alike."""
+def _agree(train_loss: float, val_loss: float, out_of_time: bool, world_size: int,
+           device: str) -> tuple[float, float, bool]:
+    """The mean training loss over ranks, and rank 0's validation loss and clock, so every rank stops alike."""
     import torch
     import torch.distributed as dist
 
-    losses = torch.tensor([train_loss / world_size, val_loss], dtype=torch.float64, device=device)
+    losses = torch.tensor([train_loss / world_size, val_loss, float(out_of_time)], dtype=torch.float64, device=device)
     mean = losses[:1].clone()
     dist.all_reduce(mean)
     dist.broadcast(losses, src=0)
-    return float(mean[0]), float(losses[1])
+    return float(mean[0]), float(losses[1]), bool(losses[2])
 
 
 def exportable(module: torch.nn.Module, task: str, y_mean: float = 0.0, y_std: float = 1.0) -> torch.nn.Module:

@@ -6,8 +6,9 @@ so a KFP task or an MLTrainingJob pod needs no image of the user's own. `package
 is imported, so the package must be installed where the step runs (`--image`, `spec.image`).
 
 The function is called with the keyword arguments `n_features`, `n_outputs`, `task` and
-`params`, and returns a `torch.nn.Module` (trained by driftloop's loop) or a scikit-learn
-estimator (fitted, then converted with skl2onnx).
+`params`, and returns a `torch.nn.Module` (trained by driftloop's loop: class logits, or one
+column fitted to the standardised target, which the exported graph scales back) or a
+scikit-learn estimator (fitted on the target as it is, then converted with skl2onnx).
 """
 
 from __future__ import annotations
