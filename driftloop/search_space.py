@@ -93,6 +93,7 @@ def check_space(search: SearchSpec, train: dict[str, Any], train_model: type[Tra
     for name, param in search.space.items():
         if not (name in names or (module is not None and name.startswith("params.") and len(name) > 7)):
             raise ValueError(f"space.{name}: {_unknown(name, names, family, module, train_model)}")
+        _resolve_type(param, name, train_model)
         if name.startswith("params."):
             continue  # free-form: only the user's function knows what it accepts
         for value in _probes(param):
@@ -101,6 +102,31 @@ def check_space(search: SearchSpec, train: dict[str, Any], train_model: type[Tra
             except ValidationError as e:
                 reason = e.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ValueError(f"space.{name}: {json.dumps(value)} is not a valid {name}: {reason}") from None
+
+
+def _resolve_type(param: SearchParam, name: str, train_model: type[BaseModel]) -> None:
+    """Write down a range's type when the spec loads: the searched key's own (batch_size is an int, lr a float),
+    else the bounds' (`params.<key>`).
+
+    Once written, it survives KFP, which carries every number of a struct parameter as a float:
+    a range inferred from `{low: 16, high: 128}` in the KFP task would be a float range.
+    """
+    if param.choices is not None or param.type is not None:
+        return
+    field = _field_annotation(name, train_model)
+    if field in (int, float):
+        param.type = "int" if field is int else "float"
+    else:
+        param.type = "int" if is_int(param) else "float"
+
+
+def _field_annotation(name: str, train_model: type[BaseModel]) -> Any:
+    model: Any = train_model
+    for part in name.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = model.model_fields[part].annotation
+    return model
 
 
 def _unknown(name: str, names: list[str], family: str, module: str | None, train_model: type[BaseModel]) -> str:

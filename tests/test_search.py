@@ -128,7 +128,8 @@ def test_the_same_seed_draws_the_same_trials_and_keeps_the_same_best() -> None:
     ("{lr: {low: 0.1, high: 0.001}}", r"train\.search\.space\.lr: low 0\.1 > high 0\.001"),
     ("{lr: {low: 0, high: 0.1, log: true}}", r"train\.search\.space\.lr: a log scale needs low > 0 \(got low 0\)"),
     ("{dropout: {low: 0.0, high: 1.5}}", r"space\.dropout: 1\.5 is not a valid dropout: Input should be less than 1"),
-    ("{epochs: {low: 5.0, high: 20.0}}", r"space\.epochs: .* is not a valid epochs: Input should be a valid integer"),
+    ("{epochs: {low: 5, high: 20, type: float}}", r"space\.epochs: .* is not a valid epochs: Input should be a valid "
+                                                 r"integer"),
     ("{gbm.max_iter: {low: 5, high: 9}}", r"space\.gbm\.max_iter: not a hyperparameter of train\.model mlp"),
     ("{lr: {choices: []}}", r"train\.search\.space\.lr: choices is empty"),
     ("{lr: {low: 0.1, high: 0.2, choices: [0.1]}}", r"give either choices or a range"),
@@ -275,3 +276,17 @@ def test_a_diverging_trial_fails_alone_and_a_study_with_no_finished_trial_is_one
     with pytest.raises(TrainingError, match=r"^train\.search: none of 2 trials finished \(0 pruned, 2 failed: "
                                             r"training diverged at epoch 1"):
         fit_model(_diabetes(), spec=search([1.0e30], 2), out_dir=tmp_path / "none")
+
+
+def test_a_range_takes_the_type_of_the_key_it_searches() -> None:
+    """Written down when the spec loads, so KFP (which turns a struct's numbers into floats) cannot change it."""
+    from driftloop.spec import TrainSpec
+
+    mlp = load_spec(data="a.csv", target="y", overrides=[
+        "train.search={space: {batch_size: {low: 16.0, high: 128.0}, weight_decay: {low: 0, high: 1}}}"]).train.search
+    assert mlp is not None and mlp.space["batch_size"].type == "int" and mlp.space["weight_decay"].type == "float"
+    as_kfp_carries_it = json.loads(json.dumps(mlp.model_dump(mode="json")).replace(": 16,", ": 16.0,"))
+    assert TrainSpec.model_validate({"search": as_kfp_carries_it}).search == mlp
+    user = TrainSpec.model_validate({"module": "net.py:build", "search": {"space": {
+        "params.width": {"low": 4, "high": 64}, "params.rate": {"low": 0.1, "high": 0.5}}}}).search
+    assert user is not None and user.space["params.width"].type == "int" and user.space["params.rate"].type == "float"
