@@ -75,7 +75,8 @@ def test_each_trial_is_a_nested_run_and_the_best_one_is_served(tables: dict[str,
     for name in ("lr", "hidden_sizes", "batch_size"):
         assert parent.params[f"search.best.{name}"] == best.data.params[f"train.{name}"]
     assert parent.metrics["search.trials"] == 5
-    assert json.loads(parent.params["train.search"])["space"]["lr"] == {"low": 1e-4, "high": 0.3, "log": True}
+    assert json.loads(parent.params["train.search"])["space"]["lr"] == {"low": 1e-4, "high": 0.3, "log": True,
+                                                                  "type": "float"}
     assert parent.metrics["search.pruned"] == 5 - len(done)
     # the served model is the best trial's: same early-stopping loss, and the ONNX file agrees with it
     assert parent.metrics["best_val_loss"] == pytest.approx(best.data.metrics["best_val_loss"])
