@@ -107,3 +107,23 @@ def test_a_family_without_torch_under_torchrun_lets_the_other_ranks_exit(cli: Cl
     result = json.loads((cli.cwd / "out.json").read_text())
     assert result["status"] == "completed"
     assert registry_for(mlflow_uri).client.get_run(result["run_id"]).data.params["train.chosen_model"] == "linear"
+
+
+@pytest.mark.slow
+def test_a_user_module_trains_data_parallel_on_every_rank(cli: Cli, mlflow_uri: str) -> None:
+    """Rank 1 builds its replica from the source the spec carries, as a pod without the file would."""
+    assert cli("example", "-o", "data.csv", "--rows", "400").returncode == 0
+    (cli.cwd / "net.py").write_text("from torch import nn\n\n\ndef build(n_features, n_outputs, task, params):\n"
+                                    "    return nn.Sequential(nn.Linear(n_features, params['width']), nn.ReLU(),\n"
+                                    "                         nn.Linear(params['width'], n_outputs))\n")
+    done = subprocess.run([*TORCHRUN, "--nproc-per-node=2", "-m", "driftloop", "run", "--data", "data.csv",
+                           "--target", "churned", "--model", "ddp-user", "--set", "train.module=net.py:build",
+                           "--set", "train.params={width: 8}", "--set", "train.epochs=3",
+                           "--set", "evaluate.latency_samples=20", "--json", "out.json"],
+                          cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 1: training done" in done.stderr
+    result = json.loads((cli.cwd / "out.json").read_text())
+    params = registry_for(mlflow_uri).client.get_run(result["run_id"]).data.params
+    assert result["status"] == "completed" and params["train.world_size"] == "2"
+    assert params["train.chosen_model"] == "module"

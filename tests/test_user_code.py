@@ -194,3 +194,11 @@ def test_params_survive_kfps_numbers() -> None:
     spec = TrainSpec(params={"depth": 3.0, "rate": 0.5, "layers": [8.0, 4.0], "inner": {"n": 2.0}})
     assert spec.params == {"depth": 3, "rate": 0.5, "layers": [8, 4], "inner": {"n": 2}}
     assert isinstance(spec.params["depth"], int)
+
+
+def test_an_mltrainingjob_carries_the_file_text_unfolded() -> None:
+    """The CR's hyperparameters are strings read as YAML; the code's line breaks must survive."""
+    from driftloop.operator.resource import parse_hyperparameters
+
+    spec = parse_hyperparameters({"module": "net.py:build", "module_source": NET, "params": "{width: 4}"})
+    assert spec.module_source == NET and spec.module == "net.py:build" and spec.params == {"width": 4}

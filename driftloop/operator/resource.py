@@ -29,6 +29,8 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # Training knobs a resource may set as strings; each is parsed and checked by TrainSpec.
 HYPERPARAMETERS = tuple(name for name in TrainSpec.model_fields if name != "device")
+# Taken as written, not read as YAML: a file's text would lose its line breaks to YAML's folding.
+VERBATIM_HYPERPARAMETERS = ("module", "module_source")
 
 
 class HyperparameterError(ValueError):
@@ -49,6 +51,9 @@ def parse_hyperparameters(values: dict[str, str]) -> TrainSpec:
 
     parsed: dict[str, Any] = {}
     for key, value in values.items():
+        if key in VERBATIM_HYPERPARAMETERS:
+            parsed[key] = value
+            continue
         try:
             parsed[key] = yaml.safe_load(value)
         except yaml.YAMLError as e:
