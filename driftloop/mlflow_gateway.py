@@ -119,6 +119,8 @@ def connect(tracking_uri: str | None = None) -> MLflowGateway:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow prints "View run ... at: URL" to stdout when a run on a server ends; stdout is `--json -`'s alone
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -171,6 +173,15 @@ class MLflowGateway:
     def tracker(self, run_id: str) -> Tracker:
         """Log to an existing run, e.g. one another process (a KFP task, a pod) opened."""
         return Tracker(self, run_id)
+
+    def start_child_run(self, parent_run_id: str, *, run_name: str, tags: dict[str, str]) -> Tracker:
+        """A run nested under `parent_run_id` (in its experiment, tagged `mlflow.parentRunId`), e.g. a search trial."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        parent = self._client.get_run(parent_run_id)
+        run = self._client.create_run(parent.info.experiment_id, run_name=run_name,
+                                      tags=tags | {MLFLOW_PARENT_RUN_ID: parent_run_id})
+        return Tracker(self, run.info.run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
         return _run_record(self._client.get_run(run_id))

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from driftloop.constants import METRICS
 from driftloop.errors import InvalidSpec
@@ -150,6 +150,50 @@ class LinearSpec(_Strict):
     max_iter: int = Field(1000, ge=1, description="Solver iterations of the logistic regression.")
 
 
+class SearchParam(_Strict):
+    """One searched hyperparameter: a range (`low`, `high`, `log`, `type`) or a list of `choices`.
+
+    A range is sampled as integers when `type: int`, or when `type` is omitted and both bounds are integers.
+    """
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = Field(False, description="Sample the range on a log scale (needs low > 0).")
+    type: Literal["int", "float"] | None = Field(None, description="Inferred from the bounds when omitted.")
+    choices: list[Any] | None = Field(None, description="Values to choose among, e.g. [[64, 32], [128]].")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParam:
+        from driftloop.search_space import check_param
+
+        check_param(self)
+        return self
+
+
+class SearchSpec(_Strict):
+    """`train.search`: an Optuna search (TPE sampler, median pruner) over the family's hyperparameters.
+
+    `space` keys are relative to `train`: the MLP's `lr`, `dropout`, `hidden_sizes` ...; `gbm.max_iter`,
+    `linear.C`; `params.<key>` for a `module`. Each trial is a nested MLflow run; the best one is kept.
+    """
+
+    trials: int = Field(20, ge=1, description="Trials to run (fewer if `timeout` comes first).")
+    timeout: str | None = Field(None, description="Wall time after which no new trial starts, e.g. 10m.")
+    seed: int | None = Field(None, description="The sampler's seed; defaults to train.seed.")
+    prune: bool = Field(True, description="Stop an MLP trial whose validation loss trails the median of earlier "
+                        "trials at the same epoch.")
+    space: dict[str, SearchParam] = Field(description="Hyperparameter -> range or choices.")
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        from driftloop.durations import parse_duration
+
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
 class TrainSpec(_Strict):
     """Which model is fitted and how. The PyTorch MLP's keys sit at this level (`hidden_sizes` ... `patience`)."""
 
@@ -178,6 +222,8 @@ class TrainSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     onnx_tolerance: float = Field(1e-4, gt=0, le=1e-2, description="Bound on max |ONNX - the framework's own "
                                   "prediction| on the validation rows.")
+    search: SearchSpec | None = Field(None, description="An Optuna search over the family's hyperparameters; "
+                                      "the best trial's model is kept.")
 
     @field_validator("hidden_sizes")
     @classmethod
@@ -193,6 +239,15 @@ class TrainSpec(_Strict):
 
         parse_duration(value)
         return value
+
+    @field_validator("search")
+    @classmethod
+    def _searchable(cls, search: SearchSpec | None, info: ValidationInfo) -> SearchSpec | None:
+        from driftloop.search_space import check_space
+
+        if search is not None:
+            check_space(search, info.data, cls)
+        return search
 
     @field_validator("params")
     @classmethod

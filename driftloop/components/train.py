@@ -83,21 +83,31 @@ def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[An
     return data, transform, roles, classes, val
 
 
-def fit_model(data: TrainingData, *, spec: TrainSpec, out_dir: Path) -> tuple[FittedModel, Search | None]:
-    """The family the spec asks for, fitted and exported; for `auto`, also what the search tried."""
-    from driftloop.components.models import auto, mlp, sklearn_family, user_model
+def fit_model(data: TrainingData, *, spec: TrainSpec, out_dir: Path, tracker: Tracker | None = None,
+              on_epoch: Any = None) -> tuple[FittedModel, Search | None]:
+    """The family the spec asks for, fitted and exported; for `auto`, also what the search tried.
 
+    Under `train.search` each trial comes back here with the trial's spec (which has no search).
+    """
+    from driftloop.components.models import auto, mlp, search, sklearn_family, user_model
+
+    if spec.search is not None:
+        def fit_trial(trial_spec: TrainSpec, trial_dir: Path, trial_on_epoch: Any) -> FittedModel:
+            return fit_model(data, spec=trial_spec, out_dir=trial_dir, on_epoch=trial_on_epoch)[0]
+
+        return search.run_search(data, spec=spec, fit=fit_trial, out_dir=out_dir, tracker=tracker), None
     output = ONNX_OUTPUT_PROBABILITIES if data.classification else ONNX_OUTPUT_PREDICTION
     checkpoints = out_dir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     if spec.module is not None:
         return user_model.train_user_model(data, spec=spec, output_name=output, code_dir=out_dir / TRAIN_CODE_DIR,
-                                          checkpoint_dir=checkpoints), None
+                                          checkpoint_dir=checkpoints, on_epoch=on_epoch), None
     if spec.model == "auto":
         return auto.choose(data, spec=spec, fit_family=auto.fit_family_with(data, spec=spec, output_name=output,
                                                                             checkpoint_dir=checkpoints))
     if spec.model == "mlp":
-        return mlp.train_torch(data, spec=spec, output_name=output, checkpoint_dir=checkpoints), None
+        return mlp.train_torch(data, spec=spec, output_name=output, checkpoint_dir=checkpoints,
+                               on_epoch=on_epoch), None
     build = sklearn_family.gbm_estimator if spec.model == "gbm" else sklearn_family.linear_estimator
     return sklearn_family.train_estimator(build(spec, data.task), data, spec=spec, output_name=output,
                                           family=spec.model), None
@@ -119,7 +129,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
                                                  "train_rows": len(data.x_train)})
         if active_world().distributed:
             tracker.log_params({"train.world_size": active_world().size})
-    fitted, search = fit_model(data, spec=spec, out_dir=out_dir)
+    fitted, search = fit_model(data, spec=spec, out_dir=out_dir, tracker=tracker)
     release_workers()
     model = merge(transform, fitted.graph, task=data.task, classes=classes, roles=roles)
     model_path = out_dir / MODEL_FILE

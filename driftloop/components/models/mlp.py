@@ -220,7 +220,8 @@ def exportable(module: torch.nn.Module, task: str, y_mean: float = 0.0, y_std: f
 
 
 def train_torch(data: TrainingData, *, spec: TrainSpec, output_name: str, checkpoint_dir: Path | None,
-                family: str = "mlp", build: ModuleBuilder | None = None, deadline: float | None = None) -> FittedModel:
+                family: str = "mlp", build: ModuleBuilder | None = None, deadline: float | None = None,
+                on_epoch: Any = None) -> FittedModel:
     """Fit with driftloop's loop (sharing the inputs with the other torchrun ranks first) and export."""
     import torch
 
@@ -233,7 +234,7 @@ def train_torch(data: TrainingData, *, spec: TrainSpec, output_name: str, checkp
         share_training_inputs(TrainingInputs(data.x_train, y_train, data.x_val, y_val, spec, data.task,
                                              data.n_outputs))
     result = fit(data.x_train, y_train, data.x_val, y_val, spec=spec, task=data.task, n_outputs=data.n_outputs,
-                 checkpoint_dir=checkpoint_dir, build=build, deadline=deadline)
+                 checkpoint_dir=checkpoint_dir, build=build, deadline=deadline, on_epoch=on_epoch)
     served = exportable(result.module, data.task, data.y_mean, data.y_std)
     with torch.no_grad():
         served_val = served(torch.as_tensor(data.x_val)).numpy()

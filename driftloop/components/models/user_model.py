@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftloop.components.models.mlp import train_torch
 from driftloop.components.models.sklearn_family import train_estimator
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def train_user_model(data: TrainingData, *, spec: TrainSpec, output_name: str, code_dir: Path,
-                     checkpoint_dir: Path | None) -> FittedModel:
+                     checkpoint_dir: Path | None, on_epoch: Any = None) -> FittedModel:
     """Call the user's function and train what it returns: with driftloop's loop, or as an estimator.
 
     Raises:
@@ -35,7 +35,7 @@ def train_user_model(data: TrainingData, *, spec: TrainSpec, output_name: str, c
         check_output_shape(spec, built, data.x_train, n_outputs=data.n_outputs, task=data.task)
         with calling_user_code(spec, f"training {type(built).__name__}"):
             return train_torch(data, spec=spec, output_name=output_name, checkpoint_dir=checkpoint_dir,
-                               family="module", build=lambda *_: built)
+                               family="module", build=lambda *_: built, on_epoch=on_epoch)
     if built is None or isinstance(built, (str, int, float, bool, dict, list, tuple)):
         raise UserCodeError(f"train.module: {spec.module} returned {type(built).__name__}; expected a torch.nn.Module "
                             "or a scikit-learn estimator")
