@@ -43,7 +43,8 @@ def test_submit_creates_the_experiment_and_sends_spec_and_parameters(kfp_server:
     executors = platform_spec_of(body)["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert all(e["secretAsEnv"][0]["secretName"] == "driftloop-credentials" for e in executors.values())
     parameters = body["runtime_config"]["parameters"]
-    assert parameters["data"] == {"path": "s3://lake/churn.csv", "target": "churned", "task": "auto", "format": "auto"}
+    assert parameters["data"] == {"path": "s3://lake/churn.csv", "target": "churned", "task": "auto", "format": "auto",
+                                  "drop_missing_target": True, "read": {}}  # unset keys (None) are not sent
     assert parameters["train"]["epochs"] == 7 and parameters["tracking"] == {"uri": "http://mlflow.mlops:5000"}
     assert parameters["output"] == "" and "pipelineRoot" not in body["runtime_config"]
     # what was sent validates back into the same spec
