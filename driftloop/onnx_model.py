@@ -25,6 +25,7 @@ from driftloop.constants import (
     META_CATEGORICAL,
     META_CLASSES,
     META_DATETIME,
+    META_IGNORED,
     META_INPUTS,
     META_NUMERIC,
     META_POSITIVE_CLASS,
@@ -50,6 +51,7 @@ class ColumnRoles(Protocol):
     categorical: list[str]
     boolean: list[str]
     datetime: dict[str, list[str]]
+    ignored: list[str]
 
     @property
     def calendar(self) -> list[str]: ...
@@ -187,6 +189,7 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
     meta = {META_TASK: task, META_CLASSES: json.dumps(classes), META_TARGET: roles.target,
             META_NUMERIC: json.dumps(roles.numeric), META_CATEGORICAL: json.dumps(roles.categorical),
             META_DATETIME: json.dumps(roles.datetime, ensure_ascii=False), META_BOOLEAN: json.dumps(roles.boolean),
+            META_IGNORED: json.dumps(roles.ignored, ensure_ascii=False),
             META_INPUTS: json.dumps(safe_input_names(roles.numeric + roles.calendar + roles.categorical),
                                     ensure_ascii=False),
             META_VERSION: __version__}
@@ -289,6 +292,7 @@ class OnnxModel:
         # raw date text in; the calendar features are computed in `feed` (files from before dates have none)
         self.datetime: dict[str, list[str]] = json.loads(meta.get(META_DATETIME, "{}"))
         self.boolean: list[str] = json.loads(meta.get(META_BOOLEAN, "[]"))
+        self.ignored: list[str] = json.loads(meta.get(META_IGNORED, "[]"))  # training columns it leaves out
         # column → graph input; files from before the mapping named their inputs by column
         self.input_names: dict[str, str] = json.loads(meta.get(META_INPUTS, "null")) or {c: c for c in self.columns}
         self.output = self.session.get_outputs()[0].name

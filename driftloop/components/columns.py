@@ -33,6 +33,8 @@ class ColumnRoles:
     datetime: dict[str, list[str]] = field(default_factory=dict)
     parsed: dict[str, str] = field(default_factory=dict)
     table: list[dict[str, str]] = field(default_factory=list)
+    # columns of the training table the model leaves out (id, constant, dropped): rows may still carry them
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
@@ -56,12 +58,13 @@ class ColumnRoles:
         """From `save`'s JSON, a feature step's metadata or a suite's meta (older ones lack the newer roles)."""
         return cls(target=data["target"], numeric=list(data["numeric"]), categorical=list(data["categorical"]),
                    boolean=list(data.get("boolean") or []), datetime=dict(data.get("datetime") or {}),
-                   parsed=dict(data.get("parsed") or {}), table=list(data.get("table") or []))
+                   parsed=dict(data.get("parsed") or {}), table=list(data.get("table") or []),
+                   ignored=list(data.get("ignored") or []))
 
     def to_meta(self) -> dict[str, Any]:
         """What the feature metadata and a suite's meta keep (the table stays in the roles artifact)."""
         return {"target": self.target, "numeric": self.numeric, "categorical": self.categorical,
-                "boolean": self.boolean, "datetime": self.datetime, "parsed": self.parsed}
+                "boolean": self.boolean, "datetime": self.datetime, "parsed": self.parsed, "ignored": self.ignored}
 
 
 def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: bool = True) -> pd.DataFrame:

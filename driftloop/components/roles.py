@@ -148,7 +148,8 @@ def _roles(frame: pd.DataFrame, target: str, table: list[dict[str, str]]) -> Col
         raise DataError(f"no feature columns left besides the target {target!r} (roles: "
                         + ", ".join(f"{r['column']} {r['role']}" for r in table) + ")")
     return ColumnRoles(target=target, numeric=numeric, categorical=by_role.get("categorical", []) + boolean,
-                       boolean=boolean, datetime=datetime, parsed=parsed, table=table)
+                       boolean=boolean, datetime=datetime, parsed=parsed, table=table,
+                       ignored=[r["column"] for r in table if r["role"] in ("id", "constant", "drop")])
 
 
 def _calendar_parts(series: pd.Series, column: str) -> tuple[str, ...]:

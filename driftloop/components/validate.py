@@ -213,7 +213,8 @@ def _roles_from_suite(suite: dict[str, Any], origin: str, columns: list[str]) ->
               for c in roles.categorical]
     table += [{"column": c, "role": "drop", "why": f"not in the {origin} suite"}
               for c in columns if c not in roles.features and c != roles.target]
-    return ColumnRoles.from_json({**roles.to_meta(), "table": table})
+    ignored = [r["column"] for r in table if r["role"] == "drop"]
+    return ColumnRoles.from_json({**roles.to_meta(), "table": table, "ignored": sorted({*roles.ignored, *ignored})})
 
 
 def _read_suite(path: Path) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class InputSchema:
     input_names: dict[str, str] | None = None
     datetime: dict[str, list[str]] | None = None  # date column → its calendar features (`OnnxModel.datetime`)
     boolean: frozenset[str] = frozenset()  # categories read as 'True'/'False' in any spelling
+    # training's columns the model left out (id, constant, dropped): a row of the training table still has them
+    ignored: frozenset[str] = frozenset()
 
     @property
     def dates(self) -> tuple[str, ...]:
@@ -100,7 +102,9 @@ class InputSchema:
             raise ClientError(413, f"{where}: {n} rows is over the limit of {self.max_rows} rows per request")
 
     def check_names(self, names: Any, where: str) -> None:
-        """400 naming the first missing, unknown or repeated column."""
+        """400 naming the first missing, unknown or repeated column; the columns the model ignores may come along."""
+        if self.ignored:
+            names = [n for n in names if n not in self.ignored]
         if set(names) == set(self.columns) and len(names) == len(self.columns):
             return
         missing = [c for c in self.columns if c not in names]
@@ -134,7 +138,8 @@ class InputSchema:
             if not isinstance(row, dict):
                 raise ClientError(400, f"{where}[{i}]: expected an object keyed by column, got a JSON {type(row).__name__}")
             self.check_names(list(row), f"{where}[{i}]")
-        raise AssertionError("rows looked malformed but every row checks out")  # pragma: no cover
+        if not self.ignored:
+            raise AssertionError("rows looked malformed but every row checks out")  # pragma: no cover
 
     def _positional(self, rows: list[Any], where: str) -> tuple[Columns, int]:
         """Rows as lists in the order `GET /v1/models/<name>` lists the inputs."""
