@@ -187,8 +187,9 @@ def show(roles: ColumnRoles, console: Console) -> None:
     console.table("column roles", ["column", "role", "why"], rows)
     for r in roles.table:
         if r["role"] in ("id", "constant"):
-            console.warning(f"column {r['column']!r} is left out of the model as {r['role']}: {r['why']} "
-                            f"(feature.roles: {{{r['column']!r}: categorical}} keeps it)")
+            console.warning(f"column {r['column']!r} is left out of the model as {r['role']} "
+                            f"({r['why'].removesuffix(': dropped')}); feature.roles "
+                            f"{{{r['column']!r}: categorical}} keeps it")
 
 
 def markdown(roles: ColumnRoles) -> str:
