@@ -79,6 +79,9 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
         raise ValidationFailed(f"{source}: the table has no rows (expect_table_row_count_to_be_between min_value=1)")
     _check_basics(frame, source, target)
     suite, origin, baseline = _resolve_suite(frame, target, validation, stored_suite)
+    if origin in ("champion", "reprofiled") and suite is not None and _spec_changes_roles(suite, feature):
+        # the user re-set a role since the champion: their word wins, and the suite is learnt again with it
+        suite, origin, baseline = None, "profiled", None
     roles = (_roles_from_suite(suite, origin, list(frame.columns)) if suite is not None
              else infer_roles(frame, target, feature))
     missing = [c for c in roles.features if c not in frame.columns]
@@ -196,6 +199,23 @@ def _expectation(kind: str, **kwargs: Any) -> dict[str, Any]:
 def _suite_dict(expectations: list[dict[str, Any]], roles: ColumnRoles, origin: str) -> dict[str, Any]:
     return {"name": "driftloop", "expectations": expectations,
             "meta": {"driftloop": {"origin": origin, **roles.to_meta()}}}
+
+
+def _spec_changes_roles(suite: dict[str, Any], feature: FeatureSpec) -> bool:
+    """Whether `feature.roles` or the feature lists give a column another role than the stored suite's."""
+    meta = suite.get("meta", {}).get("driftloop")
+    if not meta:
+        return False
+    stored = ColumnRoles.from_json(meta)
+    wanted = dict.fromkeys(feature.numeric or [], "numeric") | dict.fromkeys(feature.categorical or [], "categorical")
+    wanted |= dict.fromkeys(feature.drop, "drop") | dict(feature.roles)
+    for column, role in wanted.items():
+        have = ("numeric" if column in stored.numeric else "datetime" if column in stored.datetime
+                else "boolean" if column in stored.boolean else "categorical" if column in stored.categorical
+                else "drop")
+        if have != ("drop" if role == "id" else role):
+            return True
+    return False
 
 
 def _roles_from_suite(suite: dict[str, Any], origin: str, columns: list[str]) -> ColumnRoles:

@@ -83,6 +83,14 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     assert unknown.status_code == 400 and "unknown column 'extra'" in unknown.text
     metadata = httpx.get(f"{server.url}/v2/models/{MODEL}").raise_for_status().json()
     assert {"name": "signup", "datatype": "BYTES", "shape": [-1, 1]} in metadata["inputs"]
+    # a role set after the champion wins over the champion's stored roles
+    again = cli("run", "--data", "shop.csv", "--target", "label", "--model", MODEL, "--set", "train.model=linear",
+                "--set", "evaluate.latency_samples=20", "--set", 'feature.roles={"signup": "drop", "row": "numeric"}',
+                "--no-deploy")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert re.search(r"^signup\s+drop\s+set in feature.roles$", again.stderr, re.MULTILINE), again.stderr[:3000]
+    assert re.search(r"^row\s+numeric\s+set in feature.roles$", again.stderr, re.MULTILINE)
+
     # V2 tensors are typed: the numbers as FP32, the date and categories as text (the row without a date left out)
     frame = pd.read_csv(io.StringIO(text)).iloc[1:]
     numbers = {"income": lambda v: float(v.replace(",", "")), "discount": lambda v: float(v.rstrip("%")) / 100}
