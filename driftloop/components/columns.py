@@ -87,6 +87,12 @@ def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: boo
         text = ([boolean_text(v) for v in values] if column in boolean
                 else [None if _missing(v) else str(v) for v in values])
         out[column] = pd.Series(text, index=frame.index, dtype=object)
+    for column in roles.ignored:
+        # unused by this model, but kept as text in the splits: a champion that used the column (before an id was
+        # dropped, or a role re-set) is still re-scored on the same rows
+        if column in frame.columns and column not in out:
+            out[column] = pd.Series([None if _missing(v) else str(v) for v in frame[column].tolist()],
+                                    index=frame.index, dtype=object)
     if with_target and roles.target in frame.columns:
         out[roles.target] = frame[roles.target]
     return pd.DataFrame(out, index=frame.index)

@@ -86,8 +86,11 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     # a role set after the champion wins over the champion's stored roles
     again = cli("run", "--data", "shop.csv", "--target", "label", "--model", MODEL, "--set", "train.model=linear",
                 "--set", "evaluate.latency_samples=20", "--set", 'feature.roles={"signup": "drop", "row": "numeric"}',
-                "--no-deploy")
+                "--no-deploy", "--json", "again.json")
     assert again.returncode == 0, again.stderr[-3000:]
+    # the champion used the date this run drops: the splits keep it, so v1 is re-scored on the same holdout
+    reasons = json.loads((cli.cwd / "again.json").read_text())["gate"]["reasons"]
+    assert any("vs champion v1" in r and "on the same holdout" in r for r in reasons), reasons
     assert re.search(r"^signup\s+drop\s+set in feature.roles$", again.stderr, re.MULTILINE), again.stderr[:3000]
     assert re.search(r"^row\s+numeric\s+set in feature.roles$", again.stderr, re.MULTILINE)
 
