@@ -1,7 +1,8 @@
 """The one model file: preprocessing and model merged into a single ONNX graph.
 
 It has one input per raw column (float32 [N,1] for numbers, string [N,1] for
-categories) and one output: class probabilities, or the regression prediction.
+categories), except a date column, which enters as one float32 input per calendar
+feature (year, month, ...) that `feed_rows` computes from the date text, and one output: class probabilities, or the regression prediction.
 Metadata props carry the task, the class labels and the column roles, so the file
 alone is enough to serve, evaluate or re-score a champion.
 
@@ -18,9 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop import __version__
+from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
 from driftloop.constants import (
+    META_BOOLEAN,
     META_CATEGORICAL,
     META_CLASSES,
+    META_DATETIME,
+    META_IGNORED,
     META_INPUTS,
     META_NUMERIC,
     META_POSITIVE_CLASS,
@@ -44,6 +49,13 @@ class ColumnRoles(Protocol):
     target: str
     numeric: list[str]
     categorical: list[str]
+    boolean: list[str]
+    datetime: dict[str, list[str]]
+    ignored: list[str]
+
+    @property
+    def calendar(self) -> list[str]: ...
+
 
 OPSET = 17
 ML_OPSET = 3
@@ -77,7 +89,7 @@ def transform_to_onnx(transform: Any, roles: ColumnRoles) -> Any:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    inputs = [(c, FloatTensorType([None, 1])) for c in roles.numeric]
+    inputs = [(c, FloatTensorType([None, 1])) for c in roles.numeric + roles.calendar]
     inputs += [(c, StringTensorType([None, 1])) for c in roles.categorical]
     model = convert_sklearn(transform, initial_types=inputs, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
     # skl2onnx keeps the inputs in order but rewrites names its own way (and may clash: "a b" and "a_b");
@@ -176,7 +188,10 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
             graph_output.name = output
     meta = {META_TASK: task, META_CLASSES: json.dumps(classes), META_TARGET: roles.target,
             META_NUMERIC: json.dumps(roles.numeric), META_CATEGORICAL: json.dumps(roles.categorical),
-            META_INPUTS: json.dumps(safe_input_names(roles.numeric + roles.categorical), ensure_ascii=False),
+            META_DATETIME: json.dumps(roles.datetime, ensure_ascii=False), META_BOOLEAN: json.dumps(roles.boolean),
+            META_IGNORED: json.dumps(roles.ignored, ensure_ascii=False),
+            META_INPUTS: json.dumps(safe_input_names(roles.numeric + roles.calendar + roles.categorical),
+                                    ensure_ascii=False),
             META_VERSION: __version__}
     if task == "classification" and classes is not None and len(classes) == 2:
         meta[META_POSITIVE_CLASS] = json.dumps(classes[1])  # the feature step orders the positive class second
@@ -201,22 +216,44 @@ def _align_opsets(first: Any, second: Any) -> None:
 
 
 def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
-              input_names: dict[str, str]) -> dict[str, np.ndarray]:
-    """Raw rows → one [N,1] array per graph input: float32 numbers, str categories ('' when missing)."""
+              input_names: dict[str, str], *, datetime: dict[str, list[str]] | None = None,
+              boolean: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Raw rows → one [N,1] array per graph input: float32 numbers (text like "3,750" read as serving reads it),
+    the calendar features of each date, str categories ('' when missing; booleans as 'True'/'False')."""
     import numpy as np
     import pandas as pd
 
-    missing = [c for c in numeric + categorical if c not in frame.columns]
+    missing = [c for c in numeric + list(datetime or {}) + categorical if c not in frame.columns]
     if missing:
         raise DataError(f"model input column {missing[0]!r} is missing from the rows")
     feed: dict[str, np.ndarray] = {}
     for column in numeric:
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float32)
-        feed[input_names[column]] = values.reshape(-1, 1)
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            series = pd.Series([_number(v) for v in series.tolist()], index=frame.index, dtype="float64")
+        feed[input_names[column]] = series.to_numpy(dtype=np.float32).reshape(-1, 1)
+    for column, parts in (datetime or {}).items():
+        values = np.array([calendar_parts(v, tuple(parts)) for v in frame[column].tolist()],
+                          dtype=np.float32).reshape(-1, len(parts))
+        for i, part in enumerate(parts):
+            feed[input_names[calendar_name(column, part)]] = values[:, i:i + 1]
+    flags = set(boolean)
     for column in categorical:
-        values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in frame[column].tolist()]
+        values = [boolean_text(v) if column in flags else v for v in frame[column].tolist()]
+        values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in values]
         feed[input_names[column]] = np.array(values, dtype=object).reshape(-1, 1)
     return feed
+
+
+def _number(value: Any) -> float:
+    """One cell of a numeric column that pandas did not read as numbers: missing and unreadable are NaN."""
+    if isinstance(value, str):
+        parsed = number_text(value)
+        return parsed[0] if parsed is not None else float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def transform_rows(transform_model: Any, frame: pd.DataFrame, roles: ColumnRoles) -> np.ndarray:
@@ -229,8 +266,9 @@ def transform_rows(transform_model: Any, frame: pd.DataFrame, roles: ColumnRoles
     import onnxruntime as ort
 
     session = ort.InferenceSession(transform_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = safe_input_names(roles.numeric + roles.categorical)
-    return session.run(None, feed_rows(frame, roles.numeric, roles.categorical, names))[0]  # type: ignore[no-any-return]
+    names = safe_input_names(roles.numeric + roles.calendar + roles.categorical)
+    feed = feed_rows(frame, roles.numeric, roles.categorical, names, datetime=roles.datetime, boolean=roles.boolean)
+    return session.run(None, feed)[0]  # type: ignore[no-any-return]
 
 
 class OnnxModel:
@@ -251,13 +289,18 @@ class OnnxModel:
         self.target: str = meta[META_TARGET]
         self.numeric: list[str] = json.loads(meta[META_NUMERIC])
         self.categorical: list[str] = json.loads(meta[META_CATEGORICAL])
+        # raw date text in; the calendar features are computed in `feed` (files from before dates have none)
+        self.datetime: dict[str, list[str]] = json.loads(meta.get(META_DATETIME, "{}"))
+        self.boolean: list[str] = json.loads(meta.get(META_BOOLEAN, "[]"))
+        self.ignored: list[str] = json.loads(meta.get(META_IGNORED, "[]"))  # training columns it leaves out
         # column → graph input; files from before the mapping named their inputs by column
         self.input_names: dict[str, str] = json.loads(meta.get(META_INPUTS, "null")) or {c: c for c in self.columns}
         self.output = self.session.get_outputs()[0].name
 
     @property
     def columns(self) -> list[str]:
-        return self.numeric + self.categorical
+        """The raw columns a row must have."""
+        return self.numeric + list(self.datetime) + self.categorical
 
     @property
     def positive_class(self) -> Any:
@@ -267,8 +310,9 @@ class OnnxModel:
         return self.classes[1]
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Raw rows → one [N,1] array per graph input: float32 numbers, str categories ('' when missing)."""
-        return feed_rows(frame, self.numeric, self.categorical, self.input_names)
+        """Raw rows → one [N,1] array per graph input (`feed_rows`)."""
+        return feed_rows(frame, self.numeric, self.categorical, self.input_names, datetime=self.datetime,
+                         boolean=self.boolean)
 
     def run(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities [N, C] for classifiers, predictions [N] for regressors."""

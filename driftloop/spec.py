@@ -118,12 +118,22 @@ class ValidationSpec(_Strict):
                             "record how it changed (a drift-triggered retrain sets it; strict keeps the champion's).")
 
 
+ColumnRole = Literal["numeric", "categorical", "boolean", "datetime", "id", "drop"]
+
+
 class FeatureSpec(_Strict):
-    """Transforms and the split. Columns are inferred from dtypes unless listed."""
+    """Transforms and the split. Each column's role is inferred (and shown, with why) unless listed or set in `roles`."""
 
     numeric: list[str] | None = None
     categorical: list[str] | None = None
     drop: list[str] = Field(default_factory=list)
+    roles: dict[str, ColumnRole] = Field(
+        default_factory=dict,
+        description="Column → role, over the inferred one: numeric, categorical, boolean, datetime, or id/drop "
+                    "(left out of the model).")
+    min_frequency: int = Field(
+        5, ge=1, description="In a categorical column with over 20 distinct values, categories seen fewer times "
+                             "in training share one 'other' bucket.")
     scaling: Literal["standard", "minmax", "none"] = "standard"
     encoding: Literal["onehot", "ordinal"] = "onehot"
     test_size: float = Field(0.2, gt=0, lt=0.5)

@@ -77,11 +77,11 @@ def _design(features_dir: Path, meta: dict[str, Any], rows: pd.DataFrame) -> np.
     import joblib
     import numpy as np
 
-    from driftloop.components.feature import fill_categories
+    from driftloop.components.feature import transform_input
 
-    roles = ColumnRoles(target=meta["target"], numeric=meta["numeric"], categorical=meta["categorical"])
+    roles = ColumnRoles.from_json(meta)
     transform = joblib.load(features_dir / TRANSFORM_FILE)
-    return np.asarray(transform.transform(fill_categories(rows, roles)[roles.features]), dtype=np.float64)
+    return np.asarray(transform.transform(transform_input(rows, roles)), dtype=np.float64)
 
 
 def _estimator(kind: str, task: str, seed: int) -> Any:

@@ -1,4 +1,4 @@
-"""Column roles (numeric or categorical) and the canonical in-memory form of each role.
+"""Column roles (numeric, categorical, boolean, datetime) and the canonical in-memory form of each role.
 
 Every consumer (validation, feature fitting, ONNX feeds, serving) converts a raw table
 through `canonical_frame`, so a category is always a Python str and a missing one None.
@@ -7,57 +7,69 @@ through `canonical_frame`, so a category is always a Python str and a missing on
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
 from driftloop.errors import DataError
 from driftloop.suggest import nearest
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from driftloop.spec import FeatureSpec
-
 
 @dataclass(frozen=True)
 class ColumnRoles:
+    """The columns a model takes, by role. `categorical` includes the `boolean` ones (read as 'True'/'False');
+    a `datetime` column enters as its date text and becomes the numeric calendar features `datetime[column]`
+    names; `parsed` notes the numeric columns that arrive as text ("3,750", "12%"); `table` is the roles
+    table shown before training (column, role, why), dropped columns included."""
+
     target: str
     numeric: list[str]
     categorical: list[str]
+    boolean: list[str] = field(default_factory=list)
+    datetime: dict[str, list[str]] = field(default_factory=dict)
+    parsed: dict[str, str] = field(default_factory=dict)
+    table: list[dict[str, str]] = field(default_factory=list)
+    # columns of the training table the model leaves out (id, constant, dropped): rows may still carry them
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
-        return self.numeric + self.categorical
+        """The raw columns a row must have."""
+        return self.numeric + list(self.datetime) + self.categorical
+
+    @property
+    def calendar(self) -> list[str]:
+        """The numeric inputs computed from the datetime columns, in the model's input order."""
+        return [calendar_name(column, part) for column, parts in self.datetime.items() for part in parts]
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> ColumnRoles:
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnRoles:
+        """From `save`'s JSON, a feature step's metadata or a suite's meta (older ones lack the newer roles)."""
+        return cls(target=data["target"], numeric=list(data["numeric"]), categorical=list(data["categorical"]),
+                   boolean=list(data.get("boolean") or []), datetime=dict(data.get("datetime") or {}),
+                   parsed=dict(data.get("parsed") or {}), table=list(data.get("table") or []),
+                   ignored=list(data.get("ignored") or []))
 
-def infer_roles(frame: pd.DataFrame, target: str, feature: FeatureSpec) -> ColumnRoles:
-    """Numeric dtypes are numeric features, everything else categorical, unless the spec lists them."""
-
-    columns = [c for c in frame.columns if c != target and c not in feature.drop]
-    for listed in (feature.numeric or []) + (feature.categorical or []) + feature.drop:
-        if listed not in frame.columns:
-            raise DataError(f"feature spec names column {listed!r}, which the table does not have{_near(listed, list(frame.columns))}")
-    numeric = feature.numeric
-    categorical = feature.categorical
-    if numeric is None:
-        numeric = [c for c in columns if c not in (categorical or []) and _looks_numeric(frame[c])]
-    if categorical is None:
-        categorical = [c for c in columns if c not in numeric]
-    if not numeric and not categorical:
-        raise DataError(f"no feature columns left besides the target {target!r}")
-    return ColumnRoles(target=target, numeric=list(numeric), categorical=list(categorical))
+    def to_meta(self) -> dict[str, Any]:
+        """What the feature metadata and a suite's meta keep (the table stays in the roles artifact)."""
+        return {"target": self.target, "numeric": self.numeric, "categorical": self.categorical,
+                "boolean": self.boolean, "datetime": self.datetime, "parsed": self.parsed, "ignored": self.ignored}
 
 
 def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: bool = True) -> pd.DataFrame:
-    """Numbers as float64 (NaN for missing), categories as str objects (None for missing).
+    """Numbers as float64 (NaN for missing, text like "3,750" parsed), categories as str objects (None for
+    missing; booleans as 'True'/'False'), dates as their ISO text (None for missing).
 
     Raises:
         DataError: a numeric column holds text, naming the column, the value and the row.
@@ -67,16 +79,40 @@ def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: boo
     out = {}
     for column in roles.numeric:
         out[column] = _as_numbers(frame[column], column)
+    for column in roles.datetime:
+        out[column] = pd.Series([_date_text(v) for v in frame[column].tolist()], index=frame.index, dtype=object)
+    boolean = set(roles.boolean)
     for column in roles.categorical:
-        series = frame[column]
-        out[column] = pd.Series(
-            [None if _missing(v) else str(v) for v in series.tolist()], index=frame.index, dtype=object)
+        values = frame[column].tolist()
+        text = ([boolean_text(v) for v in values] if column in boolean
+                else [None if _missing(v) else str(v) for v in values])
+        out[column] = pd.Series(text, index=frame.index, dtype=object)
+    for column in roles.ignored:
+        # unused by this model, but kept as text in the splits: a champion that used the column (before an id was
+        # dropped, or a role re-set) is still re-scored on the same rows
+        if column in frame.columns and column not in out:
+            out[column] = pd.Series([None if _missing(v) else str(v) for v in frame[column].tolist()],
+                                    index=frame.index, dtype=object)
     if with_target and roles.target in frame.columns:
         out[roles.target] = frame[roles.target]
     return pd.DataFrame(out, index=frame.index)
 
 
-def _looks_numeric(series: pd.Series) -> bool:
+def with_calendar(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
+    """A canonical frame plus the calendar features of its datetime columns: what the transform is fitted on."""
+    import pandas as pd
+
+    if not roles.datetime:
+        return frame
+    added = {}
+    for column, parts in roles.datetime.items():
+        rows = [calendar_parts(v, tuple(parts)) for v in frame[column].tolist()]
+        for i, part in enumerate(parts):
+            added[calendar_name(column, part)] = pd.Series([r[i] for r in rows], index=frame.index, dtype="float64")
+    return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
+
+
+def looks_numeric(series: pd.Series) -> bool:
     """Numeric dtype, or text that is mostly numbers (a numeric column with typos in it)."""
     import pandas as pd
 
@@ -98,12 +134,24 @@ def _as_numbers(series: pd.Series, column: str) -> pd.Series:
         return series.astype("float64")
     coerced = pd.to_numeric(series, errors="coerce")
     bad = series.notna() & coerced.isna()
+    if bad.any():  # numbers written as text: "3,750", "$12", "45%"
+        reread = series[bad].map(lambda v: number_text(v) if isinstance(v, str) else None)
+        coerced[bad] = reread.map(lambda r: r[0] if r is not None else float("nan"))
+        bad = series.notna() & coerced.isna()
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise DataError(
             f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row + 2} "
             f"({int(bad.sum())} non-numeric values; expected numbers)")
     return coerced.astype("float64")
+
+
+def _date_text(value: object) -> str | None:
+    if _missing(value) or value != value:  # NaT
+        return None
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat())
+    return str(value).strip()
 
 
 def _missing(value: object) -> bool:
@@ -158,6 +206,6 @@ def python_value(value: Any) -> Any:
     return str(value)
 
 
-def _near(name: str, options: list[str]) -> str:
+def near_hint(name: str, options: list[str]) -> str:
     close = nearest(name, options)
     return f" (did you mean {close!r}?)" if close else f" (columns: {', '.join(options)})"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.components.columns import ColumnRoles, canonical_frame, explain_task, python_value
+from driftloop.components.columns import ColumnRoles, canonical_frame, explain_task, python_value, with_calendar
 from driftloop.constants import FEATURE_META_FILE, SPLITS, TRANSFORM_FILE
 from driftloop.errors import DataError
 
@@ -108,27 +108,64 @@ def _same_label(label: Any, given: Any) -> bool:
     return isinstance(given, bool) and isinstance(label, str) and label.lower() in _YAML_BOOLEANS[given]
 
 
-def build_transform(roles: ColumnRoles, spec: FeatureSpec) -> Any:
+def build_transform(roles: ColumnRoles, spec: FeatureSpec, train: pd.DataFrame | None = None) -> Any:
+    """Impute and scale the numbers (calendar features included), encode the categories.
+
+    A wide categorical column (over `WIDE_CATEGORIES` distinct values in `train`) is encoded over the
+    categories seen at least `spec.min_frequency` times; the rest get the encoding of an unknown category,
+    which is the 'other' bucket. It is built from explicit categories rather than scikit-learn's
+    `min_frequency` because skl2onnx cannot convert infrequent categories, and this way the served file
+    treats a rare category and an unseen one alike without any help from the feed.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
     parts = []
-    if roles.numeric:
+    numbers = transform_numeric(roles)
+    if numbers:
         numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
         if spec.scaling == "standard":
             numeric_steps.append(("scale", StandardScaler()))
         elif spec.scaling == "minmax":
             numeric_steps.append(("scale", MinMaxScaler()))
-        parts.append(("numeric", Pipeline(numeric_steps), roles.numeric))
+        parts.append(("numeric", Pipeline(numeric_steps), numbers))
     if roles.categorical:
+        categories: Any = "auto"
+        if train is not None and any(_kept(train[c], spec) is not None for c in roles.categorical):
+            categories = [_kept(train[c], spec) or sorted(set(train[c].tolist())) for c in roles.categorical]
         if spec.encoding == "onehot":
-            encoder: Any = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype="float32")
+            encoder: Any = OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False,
+                                         dtype="float32")
         else:
-            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype="float32")
+            encoder = OrdinalEncoder(categories=categories, handle_unknown="use_encoded_value", unknown_value=-1,
+                                     dtype="float32")
         parts.append(("categorical", encoder, roles.categorical))
     return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+# Over this many distinct values in the training split, rare categories share the 'other' bucket
+WIDE_CATEGORIES = 20
+
+
+def _kept(filled: pd.Series, spec: FeatureSpec) -> list[str] | None:
+    """The categories a wide column keeps (seen at least `min_frequency` times), sorted; None for a narrow one."""
+    counts = filled.value_counts()
+    if len(counts) <= WIDE_CATEGORIES:
+        return None
+    kept = sorted(str(v) for v, n in counts.items() if n >= spec.min_frequency)
+    return kept or [str(counts.index[0])]  # an encoder needs one category; the commonest stands in
+
+
+def transform_numeric(roles: ColumnRoles) -> list[str]:
+    """The transform's numeric inputs: the numeric columns, then the calendar features of the dates."""
+    return roles.numeric + roles.calendar
+
+
+def transform_input(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
+    """Canonical rows as the fitted transform takes them: calendar features added, missing categories ''."""
+    return fill_categories(with_calendar(frame, roles), roles)[transform_numeric(roles) + roles.categorical]
 
 
 def fill_categories(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
@@ -199,9 +236,10 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
         raise DataError(f"{source}: data.positive_class is for binary targets; target {roles.target!r} is a "
                         f"regression target ({task_reason})")
     positive = classes[1] if classes is not None and len(classes) == 2 else None
-    transform = build_transform(roles, spec)
-    transform.fit(fill_categories(train, roles)[roles.features])
-    n_features = int(transform.transform(fill_categories(train.head(2), roles)[roles.features]).shape[1])
+    fit_rows = transform_input(train, roles)
+    transform = build_transform(roles, spec, fit_rows)
+    transform.fit(fit_rows)
+    n_features = int(transform.transform(fit_rows.head(2)).shape[1])
     splits = {"train": train, "val": val, "test": test}
     for name in SPLITS:
         splits[name].reset_index(drop=True).to_parquet(out_dir / f"{name}.parquet", index=False)
@@ -210,8 +248,7 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
         sample.reset_index(drop=True).to_parquet(out_dir / REFERENCE_FILE, index=False)
     joblib.dump(transform, out_dir / TRANSFORM_FILE)
     meta = {"task": task, "task_reason": task_reason, "classes": classes, "positive_class": positive,
-            "target": roles.target, "numeric": roles.numeric, "categorical": roles.categorical,
-            "n_features": n_features, "rows": {name: len(part) for name, part in splits.items()}}
+            **roles.to_meta(), "n_features": n_features, "rows": {name: len(part) for name, part in splits.items()}}
     (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2, default=python_value), encoding="utf-8")
     return FeatureResult(out_dir, task, classes, meta["rows"], n_features, task_reason, positive)
 

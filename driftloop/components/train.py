@@ -64,7 +64,7 @@ def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[An
     from driftloop.onnx_model import transform_rows, transform_to_onnx
 
     meta = load_meta(features_dir)
-    roles = ColumnRoles(target=meta["target"], numeric=meta["numeric"], categorical=meta["categorical"])
+    roles = ColumnRoles.from_json(meta)
     task, classes = meta["task"], meta["classes"]
     transform = transform_to_onnx(joblib.load(features_dir / TRANSFORM_FILE), roles)
     train = pd.read_parquet(features_dir / "train.parquet")

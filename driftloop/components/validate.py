@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles, infer_task
+from driftloop.components.columns import ColumnRoles, canonical_frame, infer_task
+from driftloop.components.roles import infer as infer_roles
+from driftloop.components.roles import markdown as roles_markdown
+from driftloop.components.roles import show as show_roles
 from driftloop.components.suite_changes import BETWEEN, IN_SET, NOT_NULL, SuiteChanges, suite_changes
 from driftloop.constants import SUITE_CHANGES_FILE, SUITE_FILE, VALIDATION_REPORT_FILE, VALIDATION_RESULT_FILE
 from driftloop.errors import DataError, ValidationFailed
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64", "Int64", "Float64"]
 ROLES_FILE = "columns.json"
+ROLES_TABLE_FILE = "roles.md"  # the roles table (column, role, why) as shown before training
 # The data moving rather than breaking: warnings unless validation.strict.
 DRIFT_LIKE = {IN_SET: "new categories", BETWEEN: "values out of range", NOT_NULL: "null share changed"}
 # Suites whose tolerances (`mostly`, the range margin) come from the spec, so today's spec sets them.
@@ -75,7 +79,11 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
         raise ValidationFailed(f"{source}: the table has no rows (expect_table_row_count_to_be_between min_value=1)")
     _check_basics(frame, source, target)
     suite, origin, baseline = _resolve_suite(frame, target, validation, stored_suite)
-    roles = _roles_from_suite(suite) if suite is not None else infer_roles(frame, target, feature)
+    if origin in ("champion", "reprofiled") and suite is not None and _spec_changes_roles(suite, feature):
+        # the user re-set a role since the champion: their word wins, and the suite is learnt again with it
+        suite, origin, baseline = None, "profiled", None
+    roles = (_roles_from_suite(suite, origin, list(frame.columns)) if suite is not None
+             else infer_roles(frame, target, feature))
     missing = [c for c in roles.features if c not in frame.columns]
     if missing:
         raise ValidationFailed(f"{source}: column {missing[0]!r} expected by the {origin} suite is missing "
@@ -98,6 +106,7 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     suite_path.write_text(json.dumps(suite, indent=2, default=str), encoding="utf-8")
     roles_path = out_dir / ROLES_FILE
     roles.save(roles_path)
+    (out_dir / ROLES_TABLE_FILE).write_text(roles_markdown(roles), encoding="utf-8")
     result_path = out_dir / VALIDATION_RESULT_FILE
     result_path.write_text(json.dumps({"source": source, "suite_source": origin, "rows": len(frame),
                                        "strict": validation.strict, "success": not errors,
@@ -189,15 +198,43 @@ def _expectation(kind: str, **kwargs: Any) -> dict[str, Any]:
 
 def _suite_dict(expectations: list[dict[str, Any]], roles: ColumnRoles, origin: str) -> dict[str, Any]:
     return {"name": "driftloop", "expectations": expectations,
-            "meta": {"driftloop": {"origin": origin, "target": roles.target,
-                                   "numeric": roles.numeric, "categorical": roles.categorical}}}
+            "meta": {"driftloop": {"origin": origin, **roles.to_meta()}}}
 
 
-def _roles_from_suite(suite: dict[str, Any]) -> ColumnRoles:
+def _spec_changes_roles(suite: dict[str, Any], feature: FeatureSpec) -> bool:
+    """Whether `feature.roles` or the feature lists give a column another role than the stored suite's."""
+    meta = suite.get("meta", {}).get("driftloop")
+    if not meta:
+        return False
+    stored = ColumnRoles.from_json(meta)
+    wanted = dict.fromkeys(feature.numeric or [], "numeric") | dict.fromkeys(feature.categorical or [], "categorical")
+    wanted |= dict.fromkeys(feature.drop, "drop") | dict(feature.roles)
+    for column, role in wanted.items():
+        have = ("numeric" if column in stored.numeric else "datetime" if column in stored.datetime
+                else "boolean" if column in stored.boolean else "categorical" if column in stored.categorical
+                else "drop")
+        if have != ("drop" if role == "id" else role):
+            return True
+    return False
+
+
+def _roles_from_suite(suite: dict[str, Any], origin: str, columns: list[str]) -> ColumnRoles:
+    """The roles a stored or declared suite fixed; the roles table says where they came from."""
     meta = suite.get("meta", {}).get("driftloop")
     if not meta:
         raise DataError("stored expectation suite has no driftloop column roles in its meta")
-    return ColumnRoles(target=meta["target"], numeric=list(meta["numeric"]), categorical=list(meta["categorical"]))
+    roles = ColumnRoles.from_json(meta)
+    boolean = set(roles.boolean)
+    table = [{"column": c, "role": "numeric", "why": f"as in the {origin} suite" + (
+        f" ({roles.parsed[c]})" if c in roles.parsed else "")} for c in roles.numeric]
+    table += [{"column": c, "role": "datetime", "why": f"as in the {origin} suite: {', '.join(parts)}"}
+              for c, parts in roles.datetime.items()]
+    table += [{"column": c, "role": "boolean" if c in boolean else "categorical", "why": f"as in the {origin} suite"}
+              for c in roles.categorical]
+    table += [{"column": c, "role": "drop", "why": f"not in the {origin} suite"}
+              for c in columns if c not in roles.features and c != roles.target]
+    ignored = [r["column"] for r in table if r["role"] == "drop"]
+    return ColumnRoles.from_json({**roles.to_meta(), "table": table, "ignored": sorted({*roles.ignored, *ignored})})
 
 
 def _read_suite(path: Path) -> dict[str, Any]:
@@ -227,6 +264,8 @@ def _profile_suite(frame: pd.DataFrame, roles: ColumnRoles, task: str, spec: Val
         expectations.append(_expectation("expect_column_values_to_be_in_type_list", column=column, type_list=["str"]))
         expectations.append(_expectation("expect_column_values_to_be_in_set", column=column,
                                          value_set=sorted(values.dropna().unique().tolist()), mostly=spec.mostly))
+    for column in roles.datetime:  # dates move by nature: only their null share is a fact to keep
+        expectations += _null_rule(column, frame[column].isna().mean())
     expectations.append(_expectation("expect_column_values_to_not_be_null", column=roles.target))
     target = frame[roles.target]
     if (task if task != "auto" else infer_task(target)) == "classification":
@@ -348,6 +387,7 @@ def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | Non
             ctx.tracker.log_artifacts(out_dir, VALIDATION_DIR)
     ctx.tracker.set_tags({TAG_DATA_SHA256: table.sha256, RUN_TAG_SUITE_SOURCE: outcome.suite_source})
     ctx.tracker.log_metrics({METRIC_VALIDATION_WARNINGS: len(outcome.warnings)})
+    show_roles(ColumnRoles.load(outcome.roles_path), console)
     show(outcome, console, champion_version=champion.version if champion is not None else None)
     return outcome
 

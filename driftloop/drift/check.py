@@ -191,13 +191,14 @@ def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[
 
     Inferred as the feature step infers them, so an unseen model's columns are compared as training would treat them.
     """
-    from driftloop.components.columns import ColumnRoles, infer_roles
+    from driftloop.components.columns import ColumnRoles
+    from driftloop.components.roles import infer
     from driftloop.spec import FeatureSpec
 
     if numeric is not None or categorical is not None:
         return ColumnRoles(target or "", list(numeric or []), list(categorical or []))
     frame = reference if target is None or target not in reference.columns else reference.drop(columns=[target])
-    return infer_roles(frame, target or "", FeatureSpec())
+    return infer(frame, target or "", FeatureSpec())
 
 
 def _check_flags(request: DriftRequest) -> None:

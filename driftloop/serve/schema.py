@@ -9,7 +9,10 @@ makes 100-row requests cheap.
 Rows that training accepted are accepted here too: a null or NaN number, and the cells
 pandas reads as missing in a CSV (`NA`, empty, `null`, ...), are missing values, which the
 imputer inside the model file fills; a JSON boolean in a category column is the category
-`True`/`False`, as pandas' bool column became in training.
+`True`/`False`, as pandas' bool column became in training; in a boolean column `"yes"`,
+`"1"`, `"true"` are `True` too. A number written as text (`"3,750"`, `"$12"`, `"45%"`) is read
+as training read it, and a date column takes the date text and computes the calendar features
+the model takes (`driftloop.canonical`, shared with training and `OnnxModel.feed`).
 
 Every rule names the column (and the row when there is one): a missing or unknown
 column, a wrong type, an infinite number, a number beyond float32's range
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
 from driftloop.serve.errors import ClientError
 
 Columns = dict[str, Sequence[Any]]
@@ -48,15 +52,25 @@ class InputSchema:
     max_rows: int
     # column → the model file's input name (`OnnxModel.input_names`); clients send the columns' own names
     input_names: dict[str, str] | None = None
+    datetime: dict[str, list[str]] | None = None  # date column → its calendar features (`OnnxModel.datetime`)
+    boolean: frozenset[str] = frozenset()  # categories read as 'True'/'False' in any spelling
+    # training's columns the model left out (id, constant, dropped): a row of the training table still has them
+    ignored: frozenset[str] = frozenset()
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        return tuple(self.datetime or {})
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
+        return self.numeric + self.dates + self.categorical
 
     def describe(self) -> list[dict[str, str]]:
         """KServe-style input metadata: name and datatype of each column, in positional order."""
         return ([{"name": c, "datatype": "FP32", "kind": "number"} for c in self.numeric]
-                + [{"name": c, "datatype": "BYTES", "kind": "category"} for c in self.categorical])
+                + [{"name": c, "datatype": "BYTES", "kind": "datetime"} for c in self.dates]
+                + [{"name": c, "datatype": "BYTES", "kind": "boolean" if c in self.boolean else "category"}
+                   for c in self.categorical])
 
     def columns_of(self, payload: Any) -> tuple[Columns, int]:
         """Any accepted JSON body → (column → values, number of rows)."""
@@ -88,7 +102,9 @@ class InputSchema:
             raise ClientError(413, f"{where}: {n} rows is over the limit of {self.max_rows} rows per request")
 
     def check_names(self, names: Any, where: str) -> None:
-        """400 naming the first missing, unknown or repeated column."""
+        """400 naming the first missing, unknown or repeated column; the columns the model ignores may come along."""
+        if self.ignored:
+            names = [n for n in names if n not in self.ignored]
         if set(names) == set(self.columns) and len(names) == len(self.columns):
             return
         missing = [c for c in self.columns if c not in names]
@@ -122,7 +138,8 @@ class InputSchema:
             if not isinstance(row, dict):
                 raise ClientError(400, f"{where}[{i}]: expected an object keyed by column, got a JSON {type(row).__name__}")
             self.check_names(list(row), f"{where}[{i}]")
-        raise AssertionError("rows looked malformed but every row checks out")  # pragma: no cover
+        if not self.ignored:
+            raise AssertionError("rows looked malformed but every row checks out")  # pragma: no cover
 
     def _positional(self, rows: list[Any], where: str) -> tuple[Columns, int]:
         """Rows as lists in the order `GET /v1/models/<name>` lists the inputs."""
@@ -186,7 +203,7 @@ class InputSchema:
         columns: dict[str, Sequence[Any]] = dict(zip(names, zip(*data, strict=True), strict=True))
         for name in self.numeric:
             columns[name] = [_csv_number(v, name, row) for row, v in enumerate(columns[name])]
-        for name in self.categorical:
+        for name in self.dates + self.categorical:
             columns[name] = [None if v in CSV_MISSING else v for v in columns[name]]
         return columns, len(data)
 
@@ -196,8 +213,11 @@ class InputSchema:
         inputs = self.input_names or {}
         for name in self.numeric:
             feed[inputs.get(name, name)] = _numbers(columns[name], name)
+        for name, parts in (self.datetime or {}).items():
+            for part, values in zip(parts, _calendar(columns[name], name, tuple(parts)), strict=True):
+                feed[inputs.get(calendar_name(name, part), calendar_name(name, part))] = values
         for name in self.categorical:
-            feed[inputs.get(name, name)] = _categories(columns[name], name)
+            feed[inputs.get(name, name)] = _categories(columns[name], name, boolean=name in self.boolean)
         return feed
 
 
@@ -242,15 +262,26 @@ def _csv_number(text: str, column: str, row: int) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise ClientError(400, f"column {column!r}: {_show(text)} at row {row} is not a number") from None
+        parsed = number_text(text)
+        if parsed is None:
+            raise ClientError(400, f"column {column!r}: {_show(text)} at row {row} is not a number") from None
+        return parsed[0]
 
 
 def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
     """The slow path: null is a missing value (NaN); name the first value that is not a number, or convert ints
     too big for int64."""
+    values = list(values)
     for row, value in enumerate(values):
         if value is None:
             continue
+        if isinstance(value, str):  # a number written as text ("3,750", "12%"), as training read it
+            parsed = number_text(value) if value not in CSV_MISSING else (math.nan, "")
+            if parsed is None:
+                raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a number")
+            value = values[row] = None if math.isnan(parsed[0]) else parsed[0]
+            if value is None:
+                continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a number")
         if isinstance(value, float) and math.isinf(value):
@@ -261,9 +292,27 @@ def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
     return np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def _categories(values: Sequence[Any], column: str) -> np.ndarray:
+def _calendar(values: Sequence[Any], column: str, parts: tuple[str, ...]) -> list[np.ndarray]:
+    """Date text → one float32 [N,1] array per calendar feature; null is missing (NaN, imputed)."""
+    rows = []
+    for row, value in enumerate(values):
+        if value is not None and not isinstance(value, str):
+            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (ISO text)")
+        features = calendar_parts(value, parts)
+        if value is not None and value.strip() and math.isnan(features[0]):
+            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date "
+                                   "(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)")
+        rows.append(features)
+    array = np.asarray(rows, dtype=np.float32).reshape(-1, len(parts))
+    return [array[:, i:i + 1] for i in range(len(parts))]
+
+
+def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) -> np.ndarray:
     """Text as is; null as '' (a missing category, which the one-hot encoder ignores), as `OnnxModel.feed` does;
-    a boolean as `True`/`False`, the text training made of pandas' bool values (`str(True)`)."""
+    a boolean as `True`/`False`, the text training made of pandas' bool values (`str(True)`); in a boolean
+    column every spelling of one (`yes`, `1`, `true`) as `True`/`False`, as training read them."""
+    if boolean:
+        values = [_boolean(v, column, row) for row, v in enumerate(values)]
     if set(map(type, values)) != {str}:  # C-speed type check; the loop below names what is wrong
         converted = []
         for row, value in enumerate(values):
@@ -277,6 +326,12 @@ def _categories(values: Sequence[Any], column: str) -> np.ndarray:
     array = np.empty((len(values), 1), dtype=object)
     array[:, 0] = values
     return array
+
+
+def _boolean(value: Any, column: str, row: int) -> Any:
+    if isinstance(value, (list, dict)):
+        raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a boolean")
+    return "" if value is None else boolean_text(value)
 
 
 def _show(value: Any) -> str:

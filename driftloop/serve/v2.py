@@ -75,7 +75,7 @@ def server_metadata(version: str) -> dict[str, Any]:
 def model_metadata(model: ServedModel) -> dict[str, Any]:
     """Inputs and outputs with their datatypes and shapes (-1: any number of rows)."""
     inputs = ([{"name": c, "datatype": "FP32", "shape": [-1, 1]} for c in model.schema.numeric]
-              + [{"name": c, "datatype": "BYTES", "shape": [-1, 1]} for c in model.schema.categorical])
+              + [{"name": c, "datatype": "BYTES", "shape": [-1, 1]} for c in model.schema.dates + model.schema.categorical])
     return {"name": model.name, "versions": [model.version], "platform": "onnxruntime_onnx",
             "inputs": inputs, "outputs": _output_metadata(model)}
 
@@ -162,7 +162,7 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 
 def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
     name, datatype = tensor["name"], tensor.get("datatype")
-    if name in schema.categorical:
+    if name in schema.categorical or name in schema.dates:
         if datatype != "BYTES":
             raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's text input; "
                                    "use BYTES")

@@ -168,3 +168,30 @@ def test_large_tables_are_scored_in_chunks_with_progress(corpus_run: Callable[[s
     progress = [line.strip() for line in said.getvalue().splitlines() if line.strip().endswith(f"/{rows} rows")]
     assert progress == [f"{n}/{rows} rows" for n in (100, 200, 300, rows)]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked.parquet"), pd.read_parquet(tmp_path / "whole.parquet"))
+
+
+@pytest.mark.slow
+def test_penguins_raw_roles_drop_the_id_and_read_the_date(corpus_run: Callable[[str], CorpusRun],
+                                                         mlflow_uri: str) -> None:
+    """The table that had 'Individual ID' and 'Date Egg' one-hot encoded: now an id (dropped) and a date
+    (calendar features), 'Region' and 'Stage' constants, 'Clutch Completion' (Yes/No) a boolean."""
+    import re
+
+    from driftloop.onnx_model import OnnxModel
+
+    from ..conftest import registry_for
+
+    run = corpus_run("penguins_raw")
+    shown = {}
+    for line in run.stderr.splitlines():
+        cells = re.split(r"\s{2,}", line)
+        if len(cells) == 3 and cells[0] in TABLES["penguins_raw"].frame().columns:
+            shown[cells[0]] = cells[1]
+    assert {c: shown.get(c) for c in ("Individual ID", "Date Egg", "Region", "Stage", "Clutch Completion",
+                                      "Culmen Length (mm)", "Island")} == {
+        "Individual ID": "id", "Date Egg": "datetime", "Region": "constant", "Stage": "constant",
+        "Clutch Completion": "boolean", "Culmen Length (mm)": "numeric", "Island": "categorical"}
+    registry = registry_for(mlflow_uri)
+    model = OnnxModel(registry.download_model(registry.champion(run.model), run.cwd / "roles-model"))
+    assert "Individual ID" not in model.columns and "Individual ID" in model.ignored
+    assert model.datetime == {"Date Egg": ["year", "month", "weekday", "dayofyear"]}

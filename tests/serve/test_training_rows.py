@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.components.columns import ColumnRoles, canonical_frame, infer_roles
+from driftloop.components.columns import ColumnRoles, canonical_frame
+from driftloop.components.roles import infer as infer_roles
 from driftloop.serve.errors import ClientError
 from driftloop.serve.schema import CSV_MISSING, InputSchema
 from driftloop.spec import FeatureSpec

@@ -1,0 +1,105 @@
+"""One value's canonical form for the roles that need reading: numbers written as text, booleans, dates.
+
+Training (`components.columns.canonical_frame`), batch scoring (`OnnxModel.feed`) and serving
+(`serve.schema`) all call these, so a raw "3,750", "yes" or "2007-11-11" means the same number,
+category or calendar features wherever a row enters. Pure Python: serving imports it per request.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime
+
+# Spellings of a boolean, compared lower-cased; "1"/"0" only count in a column of nothing else
+TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1", "1.0"})
+FALSE_WORDS = frozenset({"false", "no", "n", "f", "0", "0.0"})
+TRUE, FALSE = "True", "False"  # what pandas' bool column became as text before roles existed: kept
+
+# What `number_text` strips, and the notes the roles table shows for it
+_CURRENCY = "$€£¥₹"
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+_PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+# Calendar features of a datetime column, in the order the model's inputs list them
+DATE_PARTS = ("year", "month", "weekday", "dayofyear")
+TIME_PARTS = ("hour",)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def calendar_name(column: str, part: str) -> str:
+    """The model input that holds one calendar feature of a datetime column."""
+    return f"{column}__{part}"
+
+
+def boolean_text(value: object) -> str | None:
+    """'True'/'False' for any spelling of a boolean, None when missing; other values as their text
+    (an unseen category to the model, not an error: serving accepts what it has not seen)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return TRUE if value else FALSE
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return TRUE
+    if text in FALSE_WORDS:
+        return FALSE
+    return str(value)
+
+
+def number_text(text: str) -> tuple[float, str] | None:
+    """A number written as text → (value, what was stripped: '' | 'thousands separators' | 'currency sign' |
+    'percent sign'); None when it is not one. A percentage is the fraction: '12%' → 0.12."""
+    cleaned = text.strip()
+    notes = []
+    if cleaned[:1] in _CURRENCY or cleaned[-1:] in _CURRENCY:
+        cleaned = cleaned.strip(_CURRENCY).strip()
+        notes.append("currency sign")
+    elif cleaned[:2] in {f"-{c}" for c in _CURRENCY}:
+        cleaned = "-" + cleaned[2:].strip()
+        notes.append("currency sign")
+    scale = 1.0
+    if cleaned.endswith("%"):
+        cleaned, scale = cleaned[:-1].strip(), 0.01
+        notes.append("percent sign")
+    if _THOUSANDS.match(cleaned):
+        cleaned = cleaned.replace(",", "")
+        notes.append("thousands separators")
+    if not _PLAIN.match(cleaned):
+        return None
+    return float(cleaned) * scale, ", ".join(notes)
+
+
+def date_format(text: str) -> str | None:
+    """'date' for ISO `YYYY-MM-DD`, 'datetime' for `YYYY-MM-DD HH:MM[:SS]`, None otherwise."""
+    text = text.strip()
+    if _ISO_DATE.match(text):
+        return "date"
+    if _ISO_DATETIME.match(text):
+        return "datetime"
+    return None
+
+
+def calendar_parts(value: object, parts: tuple[str, ...]) -> list[float]:
+    """The calendar features of one date (ISO text, `datetime` or `date`); NaN for each when missing or
+    unreadable, which the model's imputer fills, as for a missing number."""
+    moment = _moment(value)
+    if moment is None:
+        return [math.nan] * len(parts)
+    values = {"year": moment.year, "month": moment.month, "weekday": moment.weekday(),
+              "dayofyear": moment.timetuple().tm_yday, "hour": moment.hour}
+    return [float(values[p]) for p in parts]
+
+
+def _moment(value: object) -> datetime | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime):  # pandas.Timestamp too
+        return None if value != value else value  # NaT compares unequal to itself
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    try:
+        return datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None

@@ -1,0 +1,199 @@
+"""Each column's role, with the reason a data scientist can check, before anything is fitted.
+
+Roles: numeric (numbers, also written as text: "3,750", "$12", "45%"), boolean (true/false,
+yes/no, 0/1 text, a bool dtype), datetime (ISO dates or a datetime dtype: calendar features,
+never one-hot), categorical (bounded: rare categories of a wide column share an 'other'
+bucket), and two that leave the model: id (a label per row, which cannot generalise) and
+constant (one value, which carries nothing). `feature.roles` overrides any of them, and the
+older `feature.numeric`/`categorical`/`drop` lists keep working.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, date_format, number_text
+from driftloop.components.columns import ColumnRoles, looks_numeric, near_hint
+from driftloop.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftloop.console import Console
+    from driftloop.spec import FeatureSpec
+
+# A text column this distinct is a label per row (a name, a code), not a category to learn from
+ID_SHARE = 0.95
+# ... and so is one named like an identifier that is more than half distinct ("Individual ID": 190 in 344)
+NAMED_ID_SHARE = 0.5
+ID_NAME = re.compile(r"(^|[^a-z])id([^a-z]|$)|_id$|Id$|ID$", re.IGNORECASE)
+MIN_ROWS_FOR_ID = 20  # in a handful of rows everything looks unique
+# Over this many distinct values a categorical column is "wide": rare categories share the 'other' bucket
+WIDE_CATEGORIES = 20
+
+
+def infer(frame: pd.DataFrame, target: str, feature: FeatureSpec) -> ColumnRoles:
+    """The roles of every column but the target, each with why.
+
+    Raises:
+        DataError: the spec names a column the table lacks, a column cannot be read in the role set for it,
+            or no feature column is left.
+    """
+    columns = list(frame.columns)
+    for where, listed in (("feature.numeric", feature.numeric or []), ("feature.categorical", feature.categorical or []),
+                          ("feature.drop", feature.drop), ("feature.roles", list(feature.roles))):
+        for name in listed:
+            if name not in columns:
+                raise DataError(f"{where} names column {name!r}, which the table does not have{near_hint(name, columns)}")
+    if target in feature.roles:
+        raise DataError(f"feature.roles sets a role for the target column {target!r}; the target has none")
+    table: list[dict[str, str]] = []
+    for column in columns:
+        if column == target:
+            continue
+        role, why = _decide(frame[column], column, feature)
+        table.append({"column": column, "role": role, "why": why})
+    return _roles(frame, target, table)
+
+
+def _decide(series: pd.Series, column: str, feature: FeatureSpec) -> tuple[str, str]:
+    """(role, why) for one column: the spec's word first, then what the values look like."""
+    if column in feature.roles:
+        return feature.roles[column], "set in feature.roles"
+    if column in feature.drop:
+        return "drop", "listed in feature.drop"
+    if feature.numeric is not None and column in feature.numeric:
+        return "numeric", "listed in feature.numeric"
+    if feature.categorical is not None and column in feature.categorical:
+        return "categorical", "listed in feature.categorical"
+    if feature.numeric is not None and feature.categorical is not None:
+        return "drop", "not listed in feature.numeric or feature.categorical"
+    role, why = _inferred(series, column)
+    if feature.numeric is not None and role == "numeric":  # the user listed every numeric column
+        return "categorical", f"not listed in feature.numeric ({why})"
+    return role, why
+
+
+def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
+    import pandas as pd
+
+    present = series.dropna()
+    rows, distinct = len(present), int(present.nunique())
+    if distinct == 1:
+        return "constant", f"one value ({_short(present.iloc[0])}) in every row: dropped"
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean", "true/false values"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime", "a datetime column: year, month, day of week, day of year" + _hour_note(present)
+    if pd.api.types.is_numeric_dtype(series):
+        if _integer_id(present, column):
+            return "id", f"{distinct} distinct integers in {rows} rows, one per row: dropped"
+        return "numeric", "numbers"
+    text = present.astype(str).str.strip()
+    if distinct == 2 and set(text.str.lower()) <= TRUE_WORDS | FALSE_WORDS:
+        return "boolean", f"two values: {' / '.join(sorted(set(text)))}"
+    formats = set(text.map(date_format))
+    if len(formats) == 1 and formats != {None}:
+        kind = formats.pop()
+        shape = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM[:SS]"
+        return "datetime", f"dates as {shape}: year, month, day of week, day of year" + (
+            ", hour" if kind == "datetime" else "")
+    numbers = text.map(number_text)
+    if numbers.notna().mean() >= 0.9:
+        notes = sorted({n for r in numbers.dropna() for n in r[1].split(", ") if n})
+        return "numeric", "parsed from text" + (f": {', '.join(notes)}" if notes else "")
+    if rows >= MIN_ROWS_FOR_ID and distinct >= ID_SHARE * rows:
+        return "id", f"{distinct} distinct values in {rows} rows (≥ {ID_SHARE:.0%}): dropped"
+    if rows >= MIN_ROWS_FOR_ID and ID_NAME.search(column) and distinct >= NAMED_ID_SHARE * rows:
+        return "id", f"named like an identifier, {distinct} distinct values in {rows} rows: dropped"
+    if looks_numeric(series):  # numbers with a few typos: the numeric reading names the first bad value
+        return "numeric", "mostly numbers"
+    if distinct > WIDE_CATEGORIES:
+        return "categorical", (f"text, {distinct} distinct values: those seen fewer than feature.min_frequency "
+                               "times in training share one 'other' bucket")
+    return "categorical", f"text, {distinct} distinct values"
+
+
+def _integer_id(present: pd.Series, column: str) -> bool:
+    """Integers that are a row number or a named key: all distinct, and consecutive or named like an id.
+    A nearly unique integer measurement (an area, a count) stays numeric."""
+    import pandas as pd
+
+    rows = len(present)
+    if not pd.api.types.is_integer_dtype(present) or rows < MIN_ROWS_FOR_ID or present.nunique() != rows:
+        return False
+    span = int(present.max()) - int(present.min()) + 1
+    return span == rows or bool(ID_NAME.search(column))
+
+
+def _hour_note(present: pd.Series) -> str:
+    return ", hour" if bool((present.dt.hour != 0).any() or (present.dt.minute != 0).any()) else ""
+
+
+def _roles(frame: pd.DataFrame, target: str, table: list[dict[str, str]]) -> ColumnRoles:
+    by_role: dict[str, list[str]] = {}
+    for row in table:
+        by_role.setdefault(row["role"], []).append(row["column"])
+    datetime: dict[str, list[str]] = {}
+    for column in by_role.get("datetime", []):
+        datetime[column] = list(_calendar_parts(frame[column], column))
+        row = next(r for r in table if r["column"] == column)
+        if "hour" in datetime[column] and "hour" not in row["why"]:
+            row["why"] += " (+ hour)"
+    boolean = by_role.get("boolean", [])
+    numeric = by_role.get("numeric", [])
+    parsed = {r["column"]: r["why"] for r in table if r["role"] == "numeric" and r["why"].startswith("parsed")}
+    if not numeric and not datetime and not by_role.get("categorical") and not boolean:
+        raise DataError(f"no feature columns left besides the target {target!r} (roles: "
+                        + ", ".join(f"{r['column']} {r['role']}" for r in table) + ")")
+    return ColumnRoles(target=target, numeric=numeric, categorical=by_role.get("categorical", []) + boolean,
+                       boolean=boolean, datetime=datetime, parsed=parsed, table=table,
+                       ignored=[r["column"] for r in table if r["role"] in ("id", "constant", "drop")])
+
+
+def _calendar_parts(series: pd.Series, column: str) -> tuple[str, ...]:
+    """The calendar features of a datetime column; hour only when some value has a time of day.
+
+    Raises:
+        DataError: a value is not a date (the column was set to datetime in the spec).
+    """
+    import pandas as pd
+
+    from driftloop.canonical import calendar_parts
+
+    present = series.dropna()
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return DATE_PARTS + (TIME_PARTS if _hour_note(present) else ())
+    text = present.astype(str).str.strip()
+    for row, value in text.items():
+        if calendar_parts(value, ("year",))[0] != calendar_parts(value, ("year",))[0]:  # NaN: unreadable
+            raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not an ISO date "
+                            "(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)")
+    with_time = bool(text.map(lambda v: date_format(v) == "datetime").any())
+    return DATE_PARTS + (TIME_PARTS if with_time else ())
+
+
+def _short(value: object) -> str:
+    text = repr(value.item() if hasattr(value, "item") else value)
+    return text if len(text) <= 30 else text[:27] + "…"
+
+
+def show(roles: ColumnRoles, console: Console) -> None:
+    """The roles table, and a warning per column left out (id, constant), on the run's console."""
+    rows = [(r["column"], r["role"], r["why"]) for r in roles.table]
+    if not rows:
+        return
+    console.table("column roles", ["column", "role", "why"], rows)
+    for r in roles.table:
+        if r["role"] in ("id", "constant"):
+            console.warning(f"column {r['column']!r} is left out of the model as {r['role']} "
+                            f"({r['why'].removesuffix(': dropped')}); feature.roles "
+                            f"{{{r['column']!r}: categorical}} keeps it")
+
+
+def markdown(roles: ColumnRoles) -> str:
+    """The roles table as the run's `roles.md` artifact."""
+    lines = ["# Column roles", "", f"target: `{roles.target}`", "", "| column | role | why |", "|---|---|---|"]
+    lines += [f"| {r['column']} | {r['role']} | {r['why']} |" for r in roles.table]
+    return "\n".join(lines) + "\n"

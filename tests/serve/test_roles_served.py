@@ -1,0 +1,105 @@
+"""Roles end to end (issue 12, item 2): `driftloop run` shows the roles table and stores it in MLflow, the model
+file takes raw rows (date text, "3,750", yes/no), and serving answers them as `driftloop predict` and
+`OnnxModel` do, whatever spelling of a boolean or number the client sends."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from ..conftest import Cli, registry_for
+from ..test_roles import shop_table
+from .conftest import Server
+
+pytestmark = pytest.mark.slow
+
+MODEL = "roles_shop"
+
+
+def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_uri: str,
+                                                               start_server: Callable[..., Server]) -> None:
+    from driftloop.onnx_model import OnnxModel
+
+    table = shop_table(400)
+    table.to_csv(cli.cwd / "shop.csv", index=False)
+    ran = cli("run", "--data", "shop.csv", "--target", "label", "--model", MODEL, "--set", "train.model=linear",
+              "--set", "evaluate.latency_samples=20", "--set", "gate.on_no_champion=promote", "--json", "run.json")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    lines = ran.stderr.splitlines()
+    header = lines.index(next(line for line in lines if line == "column roles"))
+    assert re.match(r"column\s+role\s+why$", lines[header + 1])
+    assert lines.index(next(line for line in lines if line.startswith("✓ validate"))) > header  # before training
+    shown = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line)[1] for line in lines[header + 2:header + 11]}
+    assert shown == {"customer id": "id", "row": "id", "country": "constant", "member": "boolean",
+                     "income": "numeric", "discount": "numeric", "signup": "datetime", "city": "categorical",
+                     "visits": "numeric"}
+    assert "warning: column 'customer id' is left out of the model as id" in ran.stderr
+
+    registry = registry_for(mlflow_uri)
+    version = registry.champion(MODEL)
+    stored = registry.client.download_artifacts(version.run_id, "validation/roles.md", str(cli.cwd))
+    assert "| signup | datetime | dates as YYYY-MM-DD: year, month, day of week, day of year |" in \
+        open(stored, encoding="utf-8").read()
+    model = OnnxModel(registry.download_model(version, cli.cwd / "model"))
+    assert model.columns == ["income", "discount", "visits", "signup", "city", "member"]
+    assert model.datetime == {"signup": ["year", "month", "weekday", "dayofyear"]} and model.boolean == ["member"]
+    assert "signup" not in model.input_names  # the file's inputs are the calendar features; clients send the date
+
+    rows = table.drop(columns=["label"]).head(60).copy()
+    rows.loc[0, "signup"] = None  # a missing date is imputed like a missing number
+    rows.to_csv(cli.cwd / "score.csv", index=False)
+    predicted = cli("predict", "--model", MODEL, "--data", "score.csv", "-o", "scored.csv")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    batch = pd.read_csv(cli.cwd / "scored.csv")
+    probability = batch[[f"probability_{c}" for c in model.classes]].to_numpy()
+    np.testing.assert_allclose(model.run(rows), probability, atol=1e-6)
+
+    server = start_server("--model", MODEL, "--poll-interval", "0")
+    text = (cli.cwd / "score.csv").read_text(encoding="utf-8")
+    as_csv = httpx.post(f"{server.url}/invocations", content=text, headers={"Content-Type": "text/csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    records = json.loads(rows.to_json(orient="records"))
+    respelled = [dict(r, member=r["member"] == "yes" if i % 2 else r["member"].upper(),
+                      income=float(r["income"].replace(",", "")) if i % 3 == 0 else r["income"])
+                 for i, r in enumerate(records)]  # JSON booleans, YES/NO, plain numbers beside "3,750"
+    as_json = httpx.post(f"{server.url}/invocations", json={"dataframe_records": respelled})
+    assert as_json.status_code == 200, as_json.text
+    for answer in (as_csv.json(), as_json.json()):
+        assert answer["predictions"] == batch["prediction"].tolist()
+        np.testing.assert_allclose(np.asarray(answer["probabilities"]), probability, atol=1e-6)
+
+    bad = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], signup="11/11/2007")]})
+    assert bad.status_code == 400 and "'signup'" in bad.text and "not a date" in bad.text
+    # the id and constant columns come along in training rows and are ignored; a column training never saw is not
+    assert "customer id" in text and "country" in text
+    unknown = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], extra=1)]})
+    assert unknown.status_code == 400 and "unknown column 'extra'" in unknown.text
+    metadata = httpx.get(f"{server.url}/v2/models/{MODEL}").raise_for_status().json()
+    assert {"name": "signup", "datatype": "BYTES", "shape": [-1, 1]} in metadata["inputs"]
+    # a role set after the champion wins over the champion's stored roles
+    again = cli("run", "--data", "shop.csv", "--target", "label", "--model", MODEL, "--set", "train.model=linear",
+                "--set", "evaluate.latency_samples=20", "--set", 'feature.roles={"signup": "drop", "row": "numeric"}',
+                "--no-deploy", "--json", "again.json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    # the champion used the date this run drops: the splits keep it, so v1 is re-scored on the same holdout
+    reasons = json.loads((cli.cwd / "again.json").read_text())["gate"]["reasons"]
+    assert any("vs champion v1" in r and "on the same holdout" in r for r in reasons), reasons
+    assert re.search(r"^signup\s+drop\s+set in feature.roles$", again.stderr, re.MULTILINE), again.stderr[:3000]
+    assert re.search(r"^row\s+numeric\s+set in feature.roles$", again.stderr, re.MULTILINE)
+
+    # V2 tensors are typed: the numbers as FP32, the date and categories as text (the row without a date left out)
+    frame = pd.read_csv(io.StringIO(text)).iloc[1:]
+    numbers = {"income": lambda v: float(v.replace(",", "")), "discount": lambda v: float(v.rstrip("%")) / 100}
+    tensors = [{"name": c, "shape": [len(frame), 1], "datatype": "FP32" if c in model.numeric else "BYTES",
+                "data": [numbers.get(c, lambda v: v)(v) for v in frame[c].tolist()]} for c in model.columns]
+    v2 = httpx.post(f"{server.url}/v2/models/{MODEL}/infer", json={"inputs": tensors})
+    assert v2.status_code == 200, v2.text
+    probabilities = next(o for o in v2.json()["outputs"] if o["name"] == "probabilities")
+    np.testing.assert_allclose(np.asarray(probabilities["data"]).reshape(len(frame), -1), probability[1:], atol=1e-6)

@@ -1,0 +1,205 @@
+"""Column roles with a reason for each (issue 12, item 2): inference, overrides, one-line errors, and the
+canonical reading of text numbers, booleans and dates that training, `OnnxModel.feed` and serving share."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.canonical import boolean_text, calendar_parts, date_format, number_text
+from driftloop.components.columns import canonical_frame
+from driftloop.components.feature import build_transform, transform_input
+from driftloop.components.roles import infer
+from driftloop.errors import DataError, InvalidSpec
+from driftloop.spec import FeatureSpec, load_spec
+
+ROWS = 200
+
+
+def shop_table(rows: int = ROWS) -> pd.DataFrame:
+    """One column of each kind a real table brings, and a target that depends on several of them."""
+    rng = np.random.default_rng(0)
+    income = rng.integers(500, 90_000, rows)
+    member = rng.choice(["yes", "no"], rows)
+    signup = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, rows), unit="D")
+    visits = rng.integers(0, 30, rows)
+    score = income / 45_000 + (member == "yes") + (signup.month.to_numpy() > 6) + visits / 15
+    return pd.DataFrame({
+        "customer id": [f"C{i:04d}" for i in range(rows)],
+        "row": np.arange(1, rows + 1),
+        "country": ["NZ"] * rows,
+        "member": member,
+        "income": [f"{v:,}" for v in income],
+        "discount": [f"{v}%" for v in rng.integers(0, 40, rows)],
+        "signup": signup.strftime("%Y-%m-%d"),
+        "city": [f"city{int(v) % 60}" for v in rng.zipf(1.5, rows)],
+        "visits": visits,
+        "label": np.where(score > np.median(score), "high", "low"),
+    })
+
+
+def by_column(roles) -> dict[str, tuple[str, str]]:
+    return {r["column"]: (r["role"], r["why"]) for r in roles.table}
+
+
+def test_each_column_gets_the_role_and_reason_a_data_scientist_expects() -> None:
+    roles = infer(shop_table(), "label", FeatureSpec())
+    table = by_column(roles)
+    assert table["customer id"] == ("id", "200 distinct values in 200 rows (≥ 95%): dropped")
+    assert table["row"] == ("id", "200 distinct integers in 200 rows, one per row: dropped")
+    assert table["country"] == ("constant", "one value ('NZ') in every row: dropped")
+    assert table["member"] == ("boolean", "two values: no / yes")
+    assert table["income"] == ("numeric", "parsed from text: thousands separators")
+    assert table["discount"] == ("numeric", "parsed from text: percent sign")
+    assert table["signup"] == ("datetime", "dates as YYYY-MM-DD: year, month, day of week, day of year")
+    assert table["city"][0] == "categorical" and "share one 'other' bucket" in table["city"][1]
+    assert table["visits"] == ("numeric", "numbers")
+    assert "label" not in table
+    assert roles.numeric == ["income", "discount", "visits"]
+    assert roles.categorical == ["city", "member"] and roles.boolean == ["member"]
+    assert roles.datetime == {"signup": ["year", "month", "weekday", "dayofyear"]}
+    assert roles.features == ["income", "discount", "visits", "signup", "city", "member"]
+
+
+def test_canonical_rows_read_text_numbers_booleans_and_dates() -> None:
+    table = shop_table().head(3)
+    table.loc[0, ["income", "member", "signup"]] = ["12,345.5", "YES", None]
+    canonical = canonical_frame(table, infer(shop_table(), "label", FeatureSpec()))
+    assert canonical["income"].iloc[0] == 12345.5
+    assert canonical["discount"].tolist() == [float(v.rstrip("%")) / 100 for v in table["discount"]]
+    assert canonical["member"].iloc[0] == "True" and set(canonical["member"]) <= {"True", "False"}
+    assert canonical["signup"].iloc[0] is None and canonical["signup"].iloc[1] == table["signup"].iloc[1]
+    # the left-out columns ride along as text (a champion that used them is re-scored on the same rows)
+    assert canonical["row"].tolist() == ["1", "2", "3"] and canonical["country"].tolist() == ["NZ"] * 3
+
+
+def test_datetime_dtype_and_times_of_day_give_the_hour_too() -> None:
+    frame = pd.DataFrame({"at": pd.date_range("2024-03-01 08:00", periods=30, freq="7h"),
+                          "stamp": [f"2024-03-{d:02d} 1{d % 10}:30:00" for d in range(1, 31)],
+                          "y": [0, 1] * 15})
+    roles = infer(frame, "y", FeatureSpec())
+    assert roles.datetime == {"at": ["year", "month", "weekday", "dayofyear", "hour"],
+                              "stamp": ["year", "month", "weekday", "dayofyear", "hour"]}
+    fitted = transform_input(canonical_frame(frame, roles), roles)
+    assert fitted["at__hour"].tolist()[:3] == [8.0, 15.0, 22.0]
+    assert fitted["stamp__dayofyear"].iloc[0] == 61.0  # 1 March of a leap year
+
+
+def test_rare_categories_of_a_wide_column_share_the_unknown_encoding() -> None:
+    train = pd.DataFrame({"city": ["a"] * 30 + ["b"] * 10 + [f"rare{i}" for i in range(25)], "y": [0] * 65})
+    roles = infer(train, "y", FeatureSpec())
+    spec = FeatureSpec(min_frequency=5)
+    rows = transform_input(canonical_frame(train, roles), roles)
+    transform = build_transform(roles, spec, rows).fit(rows)
+    encoded = transform.transform(transform_input(canonical_frame(pd.DataFrame(
+        {"city": ["a", "rare3", "never seen"], "y": [0, 0, 0]}), roles), roles))
+    assert encoded.shape[1] == 2  # a, b: no column per rare category
+    assert encoded[0].tolist() == [1.0, 0.0] and encoded[1].tolist() == encoded[2].tolist() == [0.0, 0.0]
+
+
+def test_feature_roles_override_every_inferred_role() -> None:
+    spec = FeatureSpec(roles={"customer id": "categorical", "country": "categorical", "member": "categorical",
+                              "visits": "categorical", "income": "drop", "signup": "id", "row": "numeric"})
+    roles = infer(shop_table(), "label", spec)
+    table = by_column(roles)
+    assert table["signup"] == ("id", "set in feature.roles") and table["income"] == ("drop", "set in feature.roles")
+    assert roles.numeric == ["row", "discount"] and roles.datetime == {} and roles.boolean == []
+    assert set(roles.categorical) == {"customer id", "country", "member", "visits", "city"}
+    # and the older lists still work
+    legacy = infer(shop_table(), "label", FeatureSpec(numeric=["visits"], drop=["city"]))
+    assert legacy.numeric == ["visits"] and "city" not in legacy.features
+    assert by_column(legacy)["income"][0] == "categorical"  # not listed in feature.numeric
+
+
+def test_text_set_to_boolean_and_numbers_set_to_datetime() -> None:
+    frame = pd.DataFrame({"flag": ["1", "0", "1", "0"], "d": ["2024-01-01", "2024-02-01", None, "2024-03-05"],
+                          "y": [1, 0, 1, 0]})
+    roles = infer(frame, "y", FeatureSpec(roles={"flag": "boolean", "d": "datetime"}))
+    assert roles.boolean == ["flag"] and canonical_frame(frame, roles)["flag"].tolist() == ["True", "False"] * 2
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (FeatureSpec(roles={"signupp": "datetime"}),
+     "feature.roles names column 'signupp', which the table does not have (did you mean 'signup'?)"),
+    (FeatureSpec(roles={"label": "numeric"}), "feature.roles sets a role for the target column 'label'"),
+    (FeatureSpec(roles={"city": "datetime"}), "column 'city' is datetime, but 'city"),
+    (FeatureSpec(drop=["citty"]), "feature.drop names column 'citty'"),
+])
+def test_bad_roles_are_one_line_errors(spec: FeatureSpec, message: str) -> None:
+    with pytest.raises(DataError) as raised:
+        infer(shop_table(), "label", spec)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_an_unknown_role_is_a_spec_error_naming_the_column() -> None:
+    with pytest.raises(InvalidSpec) as raised:
+        load_spec(data="a.csv", target="y", overrides=['feature.roles={"Date Egg": "date"}'])
+    assert "feature.roles.Date Egg" in str(raised.value) and "'datetime'" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_nearly_unique_integer_measurement_stays_numeric() -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"area": rng.choice(np.arange(100, 100_000), 100, replace=False), "y": [0, 1] * 50})
+    assert by_column(infer(frame, "y", FeatureSpec()))["area"] == ("numeric", "numbers")
+
+
+@pytest.mark.parametrize(("text", "value", "note"), [
+    ("3,750", 3750.0, "thousands separators"), ("-1,234,567.25", -1234567.25, "thousands separators"),
+    ("$12.50", 12.5, "currency sign"), ("€ 1,200", 1200.0, "currency sign, thousands separators"),
+    ("45%", 0.45, "percent sign"), (" 7 ", 7.0, ""), ("1e3", 1000.0, ""),
+])
+def test_numbers_written_as_text(text: str, value: float, note: str) -> None:
+    parsed = number_text(text)
+    assert parsed is not None and math.isclose(parsed[0], value) and parsed[1] == note
+
+
+@pytest.mark.parametrize("text", ["3,75", "12,3456", "abc", "1.2.3", "", "$", "%"])
+def test_text_that_is_not_a_number(text: str) -> None:
+    assert number_text(text) is None
+
+
+def test_booleans_and_dates_in_every_spelling() -> None:
+    assert [boolean_text(v) for v in (True, "yes", "Y", "true", "1", 1, False, "No", "0", "f")] == \
+        ["True"] * 6 + ["False"] * 4
+    assert boolean_text(None) is None and boolean_text("maybe") == "maybe"
+    # 2007-11-11 was a Sunday (Monday = 0), the 315th day of its year
+    assert calendar_parts("2007-11-11", ("year", "month", "weekday", "dayofyear")) == [2007.0, 11.0, 6.0, 315.0]
+    assert calendar_parts("2024-12-31 23:15:00", ("dayofyear", "hour")) == [366.0, 23.0]
+    assert all(math.isnan(v) for v in calendar_parts("not a date", ("year", "month")))
+    assert [date_format(v) for v in ("2024-01-02", "2024-01-02T03:04", "02/01/2024")] == ["date", "datetime", None]
+
+
+def test_the_serve_schema_reads_raw_rows_as_training_and_the_model_file_do() -> None:
+    """No server: the schema's feed equals `feed_rows` (what `OnnxModel.feed` sends) on the same raw rows."""
+    from driftloop.onnx_model import feed_rows, safe_input_names
+    from driftloop.serve.errors import ClientError
+    from driftloop.serve.schema import InputSchema
+
+    roles = infer(shop_table(), "label", FeatureSpec())
+    names = safe_input_names(roles.numeric + roles.calendar + roles.categorical)
+    schema = InputSchema(tuple(roles.numeric), tuple(roles.categorical), 100, names, datetime=roles.datetime,
+                         boolean=frozenset(roles.boolean), ignored=frozenset(roles.ignored))
+    rows = shop_table().drop(columns="label").head(4)
+    records = rows.to_dict("records")
+    records[1] = dict(records[1], member=True, income=1234.0, signup=None)  # JSON spellings of the same kinds
+    records[2] = dict(records[2], member="YES")
+    served = schema.feed(schema.columns_of({"dataframe_records": records})[0])
+    expected = feed_rows(pd.DataFrame(records), roles.numeric, roles.categorical, names, datetime=roles.datetime,
+                         boolean=roles.boolean)
+    assert served.keys() == expected.keys() and "signup__year" in served
+    for name in served:
+        np.testing.assert_array_equal(served[name], expected[name], err_msg=name)
+    assert served["member"][:, 0].tolist()[1:3] == ["True", "True"] and np.isnan(served["signup__month"][1, 0])
+    csv_text = rows.to_csv(index=False)  # "3,750" quoted, as a CSV writer does
+    from_csv = schema.feed(schema.columns_of_csv(csv_text)[0])
+    np.testing.assert_array_equal(from_csv["income"], feed_rows(rows, roles.numeric, [], names)["income"])
+    for bad, words in (({"signup": "11/11/2007"}, ["'signup'", "not a date"]),
+                       ({"income": "lots"}, ["'income'", "not a number"]),
+                       ({"unknown": 1}, ["unknown column 'unknown'"])):
+        with pytest.raises(ClientError) as raised:
+            schema.feed(schema.columns_of({"dataframe_records": [dict(records[0], **bad)]})[0])
+        assert raised.value.status == 400 and all(w in str(raised.value) for w in words), str(raised.value)
