@@ -11,9 +11,18 @@ merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's Config
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from driftloop.constants import RETRAIN_TOKEN_DRIFT_PREFIX
@@ -110,7 +119,7 @@ class SecretRef(_Resource):
 
 class MLflow(_Resource):
     tracking_uri: str = Field(min_length=1, description="MLflow tracking server, e.g. http://mlflow.driftloop:5000.")
-    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$",
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$", max_length=255,
                                    description="Registered model name; defaults to the resource's name.")
     experiment: str | None = Field(None, min_length=1, description="Experiment; defaults to the model name.")
     secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_TOKEN, AWS_* …) as env.")
@@ -201,8 +210,9 @@ class MLTrainingJobSpec(_Resource):
     model_type: Literal["pytorch"] = Field("pytorch", description="What trains the model.")
     data_source: DataSource
     resources: Resources = Field(default_factory=Resources)
-    hyperparameters: dict[str, str] = Field(default_factory=dict,
-                                            description=f"Training knobs as strings: {', '.join(HYPERPARAMETERS)}.")
+    # Bounded (as few entries as there are names): the CRD's CEL rule iterates it within the cost budget.
+    hyperparameters: dict[str, Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict, max_length=len(HYPERPARAMETERS), description=f"Training knobs as strings: {', '.join(HYPERPARAMETERS)}.")
     output_path: str | None = Field(None, min_length=1, description="s3:// prefix for step outputs.")
     image: str = Field(DEFAULT_IMAGE, min_length=1, description="Training image.")
     mlflow: MLflow

@@ -7,7 +7,8 @@ more, and the operator relies on it, so this subclass adds (as kmock's docs sugg
   bumped on spec changes only; the status subresource (status writes only through
   `/status`, never through the main resource); schema validation of custom resources
   against the CRD's openAPIV3Schema, with unknown fields rejected as `kubectl`'s strict
-  field validation does; owner-reference garbage collection on delete.
+  field validation does, and its `x-kubernetes-validations` CEL rules (tests/operator/cel.py,
+  cel-python) on create and update, transition rules against the old object; owner-reference garbage collection on delete.
 - Job controller + kubelet: each Job's pods run their container command as local
   processes with the container's env (values, `fieldRef`, `envFrom` secrets), its
   ConfigMap/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
@@ -40,6 +41,8 @@ import attrs
 import kmock
 import yaml
 from kmock import KubernetesError, ResourceInfo, action
+
+from .cel import Rule, compile_rules, violations
 
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 JOBS = kmock.resource("batch", "v1", "jobs")
@@ -131,6 +134,7 @@ class Cluster(kmock.KubernetesEmulator):
     # What a pod that mounts a service account token talks to the API server with.
     kubeconfig: Path | None = attrs.field(default=None)
     _validators: dict[Any, Any] = attrs.field(factory=dict, init=False)
+    _cel: dict[Any, list[Rule]] = attrs.field(factory=dict, init=False)  # each CRD's x-kubernetes-validations
     _kinds: dict[Any, str] = attrs.field(factory=dict, init=False)
     _with_status: set[Any] = attrs.field(factory=set, init=False)
     _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
@@ -171,6 +175,7 @@ class Cluster(kmock.KubernetesEmulator):
                 self._with_status.add(resource)
             self._kinds[resource] = f"{spec['names']['kind']}.{spec['group']}"
             self._validators[resource] = Draft4Validator(_strict(version["schema"]["openAPIV3Schema"]))
+            self._cel[resource] = compile_rules(version["schema"]["openAPIV3Schema"])
         self.objects[CRDS, None, crd["metadata"]["name"]] = crd
 
     # -- the API server --------------------------------------------------------------------
@@ -337,19 +342,25 @@ class Cluster(kmock.KubernetesEmulator):
         if after.get("spec") != current.get("spec"):
             meta["generation"] = int(current.get("metadata", {}).get("generation") or 1) + 1
         meta["resourceVersion"] = str(next(self._versions))
-        self._validate(request.resource, merged(current, change))
+        self._validate(request.resource, merged(current, change), current)
         return change
 
-    def _validate(self, resource: Any, obj: dict[str, Any]) -> None:
+    def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
         validator = self._validators.get(resource)
         if validator is None:
             return
         errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+        name = obj.get("metadata", {}).get("name")
         if not errors:
+            # As the API server: the CEL rules run on what passed the schema (status writes included).
+            rejected = violations(self._cel.get(resource, []), obj, old)
+            if rejected:
+                detail = rejected[0] if len(rejected) == 1 else f"[{', '.join(rejected)}]"
+                raise KubernetesError(status=422, reason="Invalid",
+                                      message=f'{self._kinds[resource]} "{name}" is invalid: {detail}')
             return
         error = errors[0]
         where = ".".join(str(p) for p in error.absolute_path)
-        name = obj.get("metadata", {}).get("name")
         if error.validator == "additionalProperties":
             unknown = re.findall(r"'([^']+)' was unexpected", error.message) or ["?"]
             field = f"{where}.{unknown[0]}" if where else unknown[0]
