@@ -51,9 +51,12 @@ def spec_for(spec_path: str | None, data: str | None, target: str | None, model_
 @click.option("--secret", default=None, help="Kubernetes Secret with MLflow/S3 credentials [driftloop-credentials].")
 @click.option("--components", "components_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="Instead of the pipeline, write each KFP component's spec as DIR/<name>.yaml.")
+@click.option("--target-backend", "backend", metavar="VERSION", default="latest", show_default=True,
+              help="KFP backend release the IR must run on, e.g. 2.3: older ones get no optional secrets and "
+              "no final-status exit handler (see the README's table).")
 def compile_command(output: str, pipeline: str, spec_path: str | None, data: str | None, target: str | None,
                     model_name: str | None, overrides: tuple[str, ...], params: tuple[str, ...], image: str | None,
-                    secret: str | None, components_dir: str | None) -> None:
+                    secret: str | None, components_dir: str | None, backend: str) -> None:
     """Write the pipeline as KFP v2 IR YAML, uploadable in the KFP UI.
 
     Without a spec the parameters default to the spec model's defaults (data is then
@@ -61,14 +64,16 @@ def compile_command(output: str, pipeline: str, spec_path: str | None, data: str
     one, to its values. With --components, write the component specs instead, for
     pipelines of your own.
     """
+    from driftloop.pipelines.backends import parse_backend
     from driftloop.pipelines.compile import compile_components, compile_pipeline
 
+    target_backend = parse_backend(backend)
     if components_dir is not None:
         written = compile_components(components_dir, image=image)
         Console().info(f"wrote {len(written)} component specs to {components_dir}")
         return
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=False)
-    compile_pipeline(output, spec=spec, image=image, secret=secret, pipeline=pipeline)
+    compile_pipeline(output, spec=spec, image=image, secret=secret, pipeline=pipeline, backend=target_backend)
     Console().info(f"wrote {output}")
 
 
