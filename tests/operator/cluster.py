@@ -41,6 +41,7 @@ import attrs
 import kmock
 import yaml
 from kmock import KubernetesError, ResourceInfo, action
+from kmock._internal import parsing as kmock_parsing
 
 from .cel import Rule, compile_rules, violations
 
@@ -52,6 +53,8 @@ CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 SECRETS = kmock.resource("", "v1", "secrets")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 LEASES = kmock.resource("coordination.k8s.io", "v1", "leases")
+SERVICEACCOUNTS = kmock.resource("", "v1", "serviceaccounts")
+ROLEBINDINGS = kmock.resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 BUILTINS: dict[Any, ResourceInfo] = {
     kmock.resource("", "v1", "namespaces"): ResourceInfo(kind="Namespace", namespaced=False, verbs=VERBS),
     CONFIGMAPS: ResourceInfo(kind="ConfigMap", namespaced=True, verbs=VERBS, shortnames={"cm"}),
@@ -64,7 +67,25 @@ BUILTINS: dict[Any, ResourceInfo] = {
     CRONJOBS: ResourceInfo(kind="CronJob", namespaced=True, verbs=VERBS, shortnames={"cj"}, subresources={"status"}),
     CRDS: ResourceInfo(kind="CustomResourceDefinition", namespaced=False, verbs=VERBS),
     LEASES: ResourceInfo(kind="Lease", namespaced=True, verbs=VERBS),  # the operator's leader election
+    SERVICEACCOUNTS: ResourceInfo(kind="ServiceAccount", namespaced=True, verbs=VERBS, shortnames={"sa"}),
+    ROLEBINDINGS: ResourceInfo(kind="RoleBinding", namespaced=True, verbs=VERBS),
 }
+
+
+def _parse_path(path: str) -> Any:
+    """kmock's path parser, able to read `/api/v1/namespaces[/NAME]`, which it fails on (ValueError).
+
+    kopf lists and watches namespaces when it serves some rather than all (`--namespace`); the
+    parser reads the `namespaces` segment as the start of a namespaced path with nothing after it.
+    """
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+        return kmock_parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
+    return _kmock_parse_path(path)
+
+
+_kmock_parse_path = kmock_parsing.parse_path
+kmock_parsing.parse_path = _parse_path  # a third-party parser's gap, filled for every emulator in this process
 
 
 def _now() -> str:
@@ -141,6 +162,7 @@ class Cluster(kmock.KubernetesEmulator):
     _tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     watches: dict[str, int] = attrs.field(factory=dict, init=False)
     watch_selectors: list[tuple[str, str | None]] = attrs.field(factory=list, init=False)  # (plural, labelSelector)
+    watch_namespaces: list[tuple[str, str | None]] = attrs.field(factory=list, init=False)  # (plural, None: all)
     faults: list[Fault] = attrs.field(factory=list, init=False)
     created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict, init=False)  # monotonic
     _inflight: list[Any] = attrs.field(factory=list, init=False)
@@ -274,6 +296,7 @@ class Cluster(kmock.KubernetesEmulator):
             if request.action == action.WATCH:
                 self.watches[request.resource.plural] = self.watches.get(request.resource.plural, 0) + 1
                 self.watch_selectors.append((request.resource.plural, (request.params or {}).get("labelSelector")))
+                self.watch_namespaces.append((request.resource.plural, request.namespace))
             # In place: kmock serves only the request objects it recorded, and they are frozen.
             if request.action == action.CREATE:
                 object.__setattr__(request, "data", self._admit_create(request))
