@@ -95,7 +95,7 @@ def render_drift_cronjob(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any
     labels = drift_labels(owner.name)
     quantities = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     container: dict[str, Any] = {
-        "name": CONTAINER_NAME, "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "name": CONTAINER_NAME, "image": spec.check_image, "imagePullPolicy": "IfNotPresent",
         "command": drift_command(spec, owner), "workingDir": k.WORK_DIR, "env": base_env(),
         # the training pod's CPU and memory (a check loads the same kind of table), never its GPUs
         "resources": {"requests": quantities, "limits": quantities},
