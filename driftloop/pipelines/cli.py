@@ -90,20 +90,24 @@ def compile_command(output: str, pipeline: str, spec_path: str | None, data: str
               help="Seconds between state checks with --wait.")
 @_spec_options
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
+@click.option("--target-backend", "backend", metavar="VERSION", default="latest", show_default=True,
+              help="The endpoint's KFP backend release, e.g. 2.3 (as for compile).")
 def submit_command(host: str, experiment: str | None, namespace: str | None, token: str | None,
                    run_name: str | None, wait: bool, timeout_s: float, poll_s: float, spec_path: str | None, data: str | None,
                    target: str | None, model_name: str | None, overrides: tuple[str, ...], params: tuple[str, ...],
-                   image: str | None, json_out: str | None) -> None:
+                   image: str | None, json_out: str | None, backend: str) -> None:
     """Start the pipeline as a run on a Kubeflow Pipelines endpoint."""
     from dataclasses import asdict
 
+    from driftloop.pipelines.backends import parse_backend
     from driftloop.pipelines.submit import submit_pipeline
 
+    target_backend = parse_backend(backend)
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=True)
     console = Console()
     result = submit_pipeline(spec, host=host, experiment=experiment or spec.model_name, namespace=namespace,
                              token=token, run_name=run_name, wait=wait, image=image, timeout_s=timeout_s,
-                             poll_s=poll_s)
+                             poll_s=poll_s, backend=target_backend)
     console.info(f"run {result.run_id} in experiment {experiment or spec.model_name}: {result.state or 'submitted'}")
     console.info(f"  {result.url}")
     if json_out:
