@@ -3,7 +3,8 @@
 A rule applies where it sits in the schema: `self` is the value there (each item of a list,
 each value of a map), `oldSelf` the same value before an update. A rule that names `oldSelf`
 is a transition rule and runs only on updates where the old value exists. A value that is
-absent is not checked. A failed rule answers as the API server words it:
+absent is not checked, nor, on an update, one that did not change (the API server's
+validation ratcheting; it also keeps status writes from paying for the spec's rules). A failed rule answers as the API server words it:
 `spec.dataSource: Invalid value: "object": <message>`.
 """
 
@@ -60,8 +61,8 @@ def violations(rules: list[Rule], new: dict[str, Any], old: dict[str, Any] | Non
             continue
         for where, value in _values(new, rule.path, ()):
             previous = _at(old, where) if old is not None else _ABSENT
-            if rule.transition and previous is _ABSENT:
-                continue
+            if (rule.transition and previous is _ABSENT) or (previous is not _ABSENT and previous == value):
+                continue  # an unchanged value is not judged again (validation ratcheting, Kubernetes >= 1.30)
             activation = {"self": celpy.json_to_cel(value)}
             if previous is not _ABSENT:
                 activation["oldSelf"] = celpy.json_to_cel(previous)

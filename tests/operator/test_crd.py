@@ -127,6 +127,12 @@ def test_cel_rules_compile_and_the_example_passes_them() -> None:
     rules = compile_rules(render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     assert {r.path for r in rules} == {("spec", "dataSource"), ("spec", "hyperparameters"), ("spec", "mlflow")}
     assert violations(rules, EXAMPLE, None) == [] and violations(rules, EXAMPLE, EXAMPLE) == []
+    # Ratcheting: a value stored before a rule forbade it is judged when it changes, not on every write.
+    stored = bad_resource("old", {"hyperparameters": {"epoch": "3"}})
+    assert violations(rules, stored, None) and violations(rules, stored, stored) == []
+    changed = bad_resource("old", {"hyperparameters": {"epoch": "4"}})
+    [said] = violations(rules, changed, stored)
+    assert said.startswith('spec.hyperparameters: Invalid value: "object": unknown hyperparameter; valid: '), said
 
 
 def test_api_server_rejects_bad_resources_naming_the_field(cluster: LocalCluster, tmp_path: Any) -> None:
