@@ -35,9 +35,12 @@ compile: setup
 	$(VENV)/bin/driftloop compile --components components
 
 # The project image, tagged with the package version unless IMAGE says otherwise (needs a Docker engine).
-IMAGE ?= ghcr.io/driftloop/driftloop:$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' driftloop/__init__.py)
+# VARIANT=cuda builds torch for CUDA and tags <version>-cuda, the image GPU MLTrainingJobs default to.
+VARIANT ?= cpu
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' driftloop/__init__.py)
+IMAGE ?= ghcr.io/driftloop/driftloop:$(VERSION)$(if $(filter cuda,$(VARIANT)),-cuda)
 image:
-	docker build --build-arg VERSION=$(lastword $(subst :, ,$(IMAGE))) -t $(IMAGE) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg VARIANT=$(VARIANT) -t $(IMAGE) .
 
 bench: setup
 	$(PY) bench/run_all.py

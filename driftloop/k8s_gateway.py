@@ -170,6 +170,11 @@ class Cluster:
 
         return kubernetes.client.CoordinationV1Api(self.api)
 
+    def _rbac(self) -> Any:
+        import kubernetes
+
+        return kubernetes.client.RbacAuthorizationV1Api(self.api)
+
     def _custom(self) -> Any:
         import kubernetes
 
@@ -178,7 +183,8 @@ class Cluster:
     def _api_of(self, kind: str) -> tuple[Any, str]:
         """The typed API and the method-name stem (`create_namespaced_<stem>` …) of a kind the operator owns."""
         stems = {"ConfigMap": (self._core, "config_map"), "Service": (self._core, "service"),
-                 "Job": (self._batch, "job"), "CronJob": (self._batch, "cron_job")}
+                 "Job": (self._batch, "job"), "CronJob": (self._batch, "cron_job"),
+                 "ServiceAccount": (self._core, "service_account"), "RoleBinding": (self._rbac, "role_binding")}
         if kind not in stems:
             raise ValueError(f"the operator does not manage {kind} objects")
         api, stem = stems[kind]

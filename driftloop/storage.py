@@ -76,6 +76,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def fingerprint(uri: str) -> str:
+    """What identifies the object's content now, without reading it from S3.
+
+    S3: `etag:<ETag>` (plus `@<VersionId>` on a versioned bucket), which changes whenever the
+    object is overwritten; a local file: `sha256:<hex>` of its bytes. Raises StorageError
+    naming the URI when it is missing or unreachable.
+    """
+    if not is_s3(uri):
+        return f"sha256:{sha256(read_bytes(uri))}"
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3(uri)
+    try:
+        head = _s3_client().head_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "error")
+        raise StorageError(f"{uri}: cannot read S3 object ({code})") from e
+    except BotoCoreError as e:
+        raise StorageError(f"{uri}: cannot reach S3 ({e})") from e
+    version = head.get("VersionId")
+    return f"etag:{head['ETag'].strip(chr(34))}" + (f"@{version}" if version and version != "null" else "")
+
+
 def upload_dir(local_dir: Path, uri: str) -> None:
     """Copy a directory tree to a local directory or an s3:// prefix."""
     if is_s3(uri):

@@ -29,13 +29,42 @@ PRINTER_COLUMNS = [
 ]
 
 # Rules the structural schema cannot say; the API server evaluates them (CEL, Kubernetes >= 1.25).
+# A rule on `oldSelf` is a transition rule: it runs on updates only.
 _CEL = {
+    "mlflow": [{"rule": "has(self.modelName) == has(oldSelf.modelName)"
+                        " && (!has(self.modelName) || self.modelName == oldSelf.modelName)",
+                "message": "modelName is immutable: its versions, champion and drift reference belong to one "
+                           "model; create a new MLTrainingJob for another"}],
     "dataSource": [{"rule": "has(self.uri) != (has(self.s3Bucket) && has(self.path))",
                     "message": "give either uri, or both s3Bucket and path"},
                    {"rule": "has(self.s3Bucket) == has(self.path)", "message": "s3Bucket and path go together"}],
     "hyperparameters": [{"rule": "self.all(k, k in [" + ", ".join(f"'{h}'" for h in HYPERPARAMETERS) + "])",
                          "message": f"unknown hyperparameter; valid: {', '.join(HYPERPARAMETERS)}"}],
 }
+
+
+# Upper bounds for what the model leaves open. The API server estimates a CEL rule's worst-case
+# cost from the sizes the schema allows; an unbounded string, list or map makes that estimate
+# infinite and the CRD is refused. Generous enough for any real value.
+MAX_STRING = 4096
+MAX_ENTRIES = 64
+
+
+def bounded(node: dict[str, Any]) -> dict[str, Any]:
+    """`node` with a maxLength on every string, maxItems on every list, maxProperties on every map."""
+    node = dict(node)
+    if node.get("type") == "string" and "maxLength" not in node and "enum" not in node \
+            and node.get("format") != "date-time":
+        node["maxLength"] = MAX_STRING
+    if node.get("type") == "array":
+        node.setdefault("maxItems", MAX_ENTRIES)
+        node["items"] = bounded(node["items"])
+    if isinstance(node.get("additionalProperties"), dict):
+        node.setdefault("maxProperties", MAX_ENTRIES)
+        node["additionalProperties"] = bounded(node["additionalProperties"])
+    if "properties" in node:
+        node["properties"] = {name: bounded(child) for name, child in node["properties"].items()}
+    return node
 
 
 def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +124,7 @@ def _schema_of(model: type) -> dict[str, Any]:
 
 
 def render_crd() -> dict[str, Any]:
-    spec = _schema_of(MLTrainingJobSpec)
+    spec = bounded(_schema_of(MLTrainingJobSpec))
     for field, rules in _CEL.items():
         spec["properties"][field]["x-kubernetes-validations"] = rules
     status = _schema_of(MLTrainingJobStatus)

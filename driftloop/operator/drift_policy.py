@@ -32,6 +32,7 @@ from driftloop.operator.drift_render import (
     drift_check_name,
     read_check,
     render_drift_cronjob,
+    render_drift_identity,
     retrain_condition,
 )
 from driftloop.operator.handlers import RESOURCE, RETRY_DELAY_S, job_state, kubernetes_errors, post_event
@@ -106,6 +107,9 @@ def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, s
     kopf.adopt(cronjob, owner=body)
     try:
         with kubernetes_errors():
+            if resource.drift is not None and resource.drift.retrain:
+                for identity in render_drift_identity(namespace):  # before the CronJob whose pods run as it
+                    memo.cluster.create(identity)  # an existing one (409) is taken as it is
             done = apply_cronjob(memo.cluster, cronjob, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's CronJob is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None

@@ -33,8 +33,11 @@ ANNOTATION_DRIFT_STATE = f"{k.GROUP}/drift-check-state"
 # On the CronJob: the hash of what the operator rendered, so a spec change is seen without diffing
 # against the API server's defaults.
 ANNOTATION_SPEC_HASH = f"{k.GROUP}/spec-hash"
-# The drift pods' own ServiceAccount (manifests/base): get and patch MLTrainingJobs, nothing else.
+# The drift pods' own ServiceAccount, made by the operator in each namespace that has a retraining
+# drift policy, bound there to the ClusterRole of the same name (manifests/base: get and patch
+# MLTrainingJobs, nothing else). A RoleBinding limits that role to its own namespace.
 SERVICE_ACCOUNT = "driftloop-drift-check"
+CLUSTER_ROLE = "driftloop-drift-check"
 CONTAINER_NAME = "drift-check"
 CHECK_DEADLINE_S = 3600  # a hung check must not block the next ones (concurrencyPolicy: Forbid)
 STARTING_DEADLINE_S = 600
@@ -53,6 +56,23 @@ def drift_check_name(name: str) -> str:
 def drift_labels(resource_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "driftloop", "app.kubernetes.io/component": "drift-check",
             "app.kubernetes.io/managed-by": k.MANAGED_BY, LABEL_DRIFT_CHECK: resource_name}
+
+
+def render_drift_identity(namespace: str) -> list[dict[str, Any]]:
+    """The ServiceAccount the retraining checks run as in `namespace`, and its RoleBinding.
+
+    Shared by the namespace's resources and owned by none: the operator creates them when they
+    are missing (it may bind only this ClusterRole), and a cluster admin may create them instead.
+    """
+    labels = {"app.kubernetes.io/name": "driftloop", "app.kubernetes.io/component": "drift-check",
+              "app.kubernetes.io/managed-by": k.MANAGED_BY}
+    meta = {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
+         "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}]},
+    ]
 
 
 def drift_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
@@ -75,7 +95,7 @@ def render_drift_cronjob(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any
     labels = drift_labels(owner.name)
     quantities = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     container: dict[str, Any] = {
-        "name": CONTAINER_NAME, "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "name": CONTAINER_NAME, "image": spec.check_image, "imagePullPolicy": "IfNotPresent",
         "command": drift_command(spec, owner), "workingDir": k.WORK_DIR, "env": base_env(),
         # the training pod's CPU and memory (a check loads the same kind of table), never its GPUs
         "resources": {"requests": quantities, "limits": quantities},

@@ -128,14 +128,25 @@ def pod_failure_policy() -> dict[str, Any]:
 def scheduling(spec: MLTrainingJobSpec) -> dict[str, Any]:
     """The pod spec's placement and identity fields from `spec.scheduling` and `spec.podTemplate` (only those set)."""
     placement, template = spec.scheduling, spec.pod_template
+    tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in placement.tolerations]
+    if spec.resources.gpu > 0 and not any(_tolerates_gpu_taint(t) for t in tolerations):
+        tolerations.append(dict(k.GPU_TOLERATION))  # GPU nodes are tainted so that only GPU pods land there
     fields: dict[str, Any] = {
         "nodeSelector": placement.node_selector or None,
-        "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in placement.tolerations] or None,
+        "tolerations": tolerations or None,
         "affinity": placement.affinity or None,
         "priorityClassName": placement.priority_class_name,
         "serviceAccountName": template.service_account_name,
         "imagePullSecrets": [{"name": ref.name} for ref in template.image_pull_secrets] or None}
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _tolerates_gpu_taint(toleration: dict[str, Any]) -> bool:
+    if toleration.get("effect") not in (None, "NoSchedule"):
+        return False
+    if toleration.get("operator") == "Exists" and not toleration.get("key"):
+        return True  # tolerates every taint
+    return toleration.get("key") == k.GPU_TOLERATION["key"]
 
 
 def pod_metadata(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
@@ -162,7 +173,7 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str,
     if spec.resources.gpu:
         quantities["nvidia.com/gpu"] = spec.resources.gpu
     container: dict[str, Any] = {
-        "name": k.CONTAINER_NAME, "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "name": k.CONTAINER_NAME, "image": spec.training_image, "imagePullPolicy": "IfNotPresent",
         "command": training_command(spec, owner), "workingDir": k.WORK_DIR, "env": _env(spec, owner),
         "resources": {"requests": quantities, "limits": quantities},
         "terminationMessagePath": k.TERMINATION_LOG, "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -11,14 +11,23 @@ merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's Config
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from driftloop.constants import RETRAIN_TOKEN_DRIFT_PREFIX
 from driftloop.errors import InvalidSpec
-from driftloop.operator.constants import DEFAULT_IMAGE
+from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE
 from driftloop.spec import (
     DataSpec,
     GateSpec,
@@ -115,7 +124,7 @@ class SecretRef(_Resource):
 
 class MLflow(_Resource):
     tracking_uri: str = Field(min_length=1, description="MLflow tracking server, e.g. http://mlflow.driftloop:5000.")
-    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$",
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$", max_length=255,
                                    description="Registered model name; defaults to the resource's name.")
     experiment: str | None = Field(None, min_length=1, description="Experiment; defaults to the model name.")
     secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_TOKEN, AWS_* …) as env.")
@@ -206,10 +215,12 @@ class MLTrainingJobSpec(_Resource):
     model_type: Literal["pytorch"] = Field("pytorch", description="What trains the model.")
     data_source: DataSource
     resources: Resources = Field(default_factory=Resources)
-    hyperparameters: dict[str, str] = Field(default_factory=dict,
-                                            description=f"Training knobs as strings: {', '.join(HYPERPARAMETERS)}.")
+    # Bounded (as few entries as there are names): the CRD's CEL rule iterates it within the cost budget.
+    hyperparameters: dict[str, Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict, max_length=len(HYPERPARAMETERS), description=f"Training knobs as strings: {', '.join(HYPERPARAMETERS)}.")
     output_path: str | None = Field(None, min_length=1, description="s3:// prefix for step outputs.")
-    image: str = Field(DEFAULT_IMAGE, min_length=1, description="Training image.")
+    image: str | None = Field(None, min_length=1, description="Training image; default: this driftloop version's, "
+                              "its -cuda variant when resources.gpu > 0.")
     mlflow: MLflow
     gate: Gate = Field(default_factory=Gate)
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
@@ -222,6 +233,25 @@ class MLTrainingJobSpec(_Resource):
     pod_template: PodTemplate = Field(default_factory=PodTemplate)
 
     _train: TrainSpec = PrivateAttr(default_factory=TrainSpec)
+
+    @property
+    def training_image(self) -> str:
+        """`image`, else this version's image: its CUDA variant when the pod gets GPUs (the CPU one has no CUDA torch)."""
+        if self.image is not None:
+            return self.image
+        return DEFAULT_CUDA_IMAGE if self.resources.gpu > 0 else DEFAULT_IMAGE
+
+    @property
+    def check_image(self) -> str:
+        """The drift check's image: `image`, else the CPU one (a check compares tables; it gets no GPU)."""
+        return self.image or DEFAULT_IMAGE
+
+    @field_validator("image")
+    @classmethod
+    def _default_image_is_no_choice(cls, value: str | None) -> str | None:
+        # The CRD used to default `image` to the CPU image, so stored resources carry it as if chosen.
+        # Read as unset, it picks the CUDA variant for GPUs and hashes as before (no retrain on upgrade).
+        return None if value == DEFAULT_IMAGE else value
 
     @property
     def train(self) -> TrainSpec:

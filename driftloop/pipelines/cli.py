@@ -51,9 +51,12 @@ def spec_for(spec_path: str | None, data: str | None, target: str | None, model_
 @click.option("--secret", default=None, help="Kubernetes Secret with MLflow/S3 credentials [driftloop-credentials].")
 @click.option("--components", "components_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="Instead of the pipeline, write each KFP component's spec as DIR/<name>.yaml.")
+@click.option("--target-backend", "backend", metavar="VERSION", default="latest", show_default=True,
+              help="KFP backend release the IR must run on, e.g. 2.3: older ones get no optional secrets and "
+              "no final-status exit handler (see the README's table).")
 def compile_command(output: str, pipeline: str, spec_path: str | None, data: str | None, target: str | None,
                     model_name: str | None, overrides: tuple[str, ...], params: tuple[str, ...], image: str | None,
-                    secret: str | None, components_dir: str | None) -> None:
+                    secret: str | None, components_dir: str | None, backend: str) -> None:
     """Write the pipeline as KFP v2 IR YAML, uploadable in the KFP UI.
 
     Without a spec the parameters default to the spec model's defaults (data is then
@@ -61,14 +64,16 @@ def compile_command(output: str, pipeline: str, spec_path: str | None, data: str
     one, to its values. With --components, write the component specs instead, for
     pipelines of your own.
     """
+    from driftloop.pipelines.backends import parse_backend
     from driftloop.pipelines.compile import compile_components, compile_pipeline
 
+    target_backend = parse_backend(backend)
     if components_dir is not None:
         written = compile_components(components_dir, image=image)
         Console().info(f"wrote {len(written)} component specs to {components_dir}")
         return
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=False)
-    compile_pipeline(output, spec=spec, image=image, secret=secret, pipeline=pipeline)
+    compile_pipeline(output, spec=spec, image=image, secret=secret, pipeline=pipeline, backend=target_backend)
     Console().info(f"wrote {output}")
 
 
@@ -85,20 +90,24 @@ def compile_command(output: str, pipeline: str, spec_path: str | None, data: str
               help="Seconds between state checks with --wait.")
 @_spec_options
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
+@click.option("--target-backend", "backend", metavar="VERSION", default="latest", show_default=True,
+              help="The endpoint's KFP backend release, e.g. 2.3 (as for compile).")
 def submit_command(host: str, experiment: str | None, namespace: str | None, token: str | None,
                    run_name: str | None, wait: bool, timeout_s: float, poll_s: float, spec_path: str | None, data: str | None,
                    target: str | None, model_name: str | None, overrides: tuple[str, ...], params: tuple[str, ...],
-                   image: str | None, json_out: str | None) -> None:
+                   image: str | None, json_out: str | None, backend: str) -> None:
     """Start the pipeline as a run on a Kubeflow Pipelines endpoint."""
     from dataclasses import asdict
 
+    from driftloop.pipelines.backends import parse_backend
     from driftloop.pipelines.submit import submit_pipeline
 
+    target_backend = parse_backend(backend)
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=True)
     console = Console()
     result = submit_pipeline(spec, host=host, experiment=experiment or spec.model_name, namespace=namespace,
                              token=token, run_name=run_name, wait=wait, image=image, timeout_s=timeout_s,
-                             poll_s=poll_s)
+                             poll_s=poll_s, backend=target_backend)
     console.info(f"run {result.run_id} in experiment {experiment or spec.model_name}: {result.state or 'submitted'}")
     console.info(f"  {result.url}")
     if json_out:

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driftloop.pipelines.backends import Backend, for_backend
+
 if TYPE_CHECKING:
     from driftloop.spec import Spec
 
@@ -15,8 +17,10 @@ PIPELINES = ("training", "drift-then-retrain")
 
 
 def compile_pipeline(path: str | Path, *, spec: Spec | None = None, image: str | None = None,
-                     secret: str | None = None, pipeline: str = "training") -> Path:
+                     secret: str | None = None, pipeline: str = "training", backend: Backend | None = None) -> Path:
     """Write the IR YAML of `pipeline` for `spec` (or the spec model's defaults) to `path`.
+
+    `backend` (default: the newest) decides what the IR may use; see `driftloop.pipelines.backends`.
 
     The same inputs always give the same bytes (no timestamps, keys in a fixed order), so the
     committed `pipelines/driftloop_pipeline.yaml` and `pipelines/drift_then_retrain.yaml`
@@ -30,17 +34,18 @@ def compile_pipeline(path: str | Path, *, spec: Spec | None = None, image: str |
     from driftloop.pipelines.drift_pipeline import build_drift_pipeline
     from driftloop.pipelines.pipeline import CREDENTIALS_SECRET, build_training_pipeline
 
+    backend = backend or Backend()
     build = {"training": build_training_pipeline, "drift-then-retrain": build_drift_pipeline}[pipeline]
-    graph = build(spec, image=image, secret=secret or CREDENTIALS_SECRET)
+    graph = build(spec, image=image, secret=secret or CREDENTIALS_SECRET, final_status=backend.final_status)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(graph, str(target))
-    target.write_text(_stable_header(target.read_text(encoding="utf-8")), encoding="utf-8")
+    target.write_text(for_backend(_stable_header(target.read_text(encoding="utf-8")), backend), encoding="utf-8")
     return target
 
 
 # The KFP components a user can take into a pipeline of their own, in graph order.
-COMPONENTS = ("open_run", "validate", "train", "evaluate", "deploy", "finish_run", "drift")
+COMPONENTS = ("open_run", "validate", "train", "evaluate", "deploy", "finish_run", "end_run", "drift")
 
 
 def compile_components(directory: str | Path, *, image: str | None = None) -> list[Path]:

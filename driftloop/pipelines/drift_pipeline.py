@@ -44,7 +44,7 @@ def drift_pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
 
 
 def build_drift_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
-                         secret: str | None = None) -> "GraphComponent":
+                         secret: str | None = None, final_status: bool = True) -> "GraphComponent":
     """The drift-then-retrain pipeline, with defaults from `spec` and every task in `image`.
 
     Args:
@@ -52,6 +52,7 @@ def build_drift_pipeline(spec: "Spec | None" = None, *, image: str | None = None
             compile-time settings; None: the spec model's defaults.
         image: the project image; default `$DRIFTLOOP_IMAGE` or the one for this version.
         secret: Kubernetes Secret whose keys become the tasks' environment [driftloop-credentials].
+        final_status: as in `build_training_pipeline`, for the retrain.
 
     Example:
         >>> from kfp import compiler
@@ -71,7 +72,7 @@ def build_drift_pipeline(spec: "Spec | None" = None, *, image: str | None = None
     )
 
     secret = secret or CREDENTIALS_SECRET
-    retrain = build_training_pipeline(spec, image=image, secret=secret)
+    retrain = build_training_pipeline(spec, image=image, secret=secret, final_status=final_status)
     if image is not None:
         ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
     signature = _signature(section_parameters())

@@ -31,37 +31,49 @@ _IN_IMAGE = {"base_image": project_image(), "install_kfp_package": False}
 @dsl.component(**_IN_IMAGE)
 def open_run(data: dict, validation: dict, feature: dict, train: dict, evaluate: dict, gate: dict, registry: dict,
              tracking: dict, serving: dict, drift: dict, output: str,
-             kfp_run_id: str) -> NamedTuple("Run", [("spec", dict), ("run_id", str), ("champion_version", str)]):
-    """Check the spec, open the MLflow run (tagged with the KFP run) and pin the current champion."""
+             kfp_run_id: str) -> NamedTuple("Run", [("spec", dict), ("run_id", str), ("champion_version", str),
+                                                    ("data_version", str)]):
+    """Check the spec, open the MLflow run (tagged with the KFP run), pin the current champion and the data's version.
+
+    `data_version` (the table's ETag or sha256) is an input of `validate`: a cache key made of
+    parameters alone would give an overwritten table at the same URI the old table's results.
+    """
     from collections import namedtuple
 
     from driftloop.components.context import start_run
     from driftloop.pipelines.parameters import pipeline_arguments
     from driftloop.pipelines.runtime import KFP_RUN_TAG, reported, spec_from_parameters
+    from driftloop.storage import fingerprint
 
     with reported(None):
         spec = spec_from_parameters(data=data, validation=validation, feature=feature, train=train, evaluate=evaluate,
                                     gate=gate, registry=registry, tracking=tracking, serving=serving, drift=drift,
                                     output=output)
+        data_version = fingerprint(spec.data.path)
         ctx = start_run(spec, tags={KFP_RUN_TAG: kfp_run_id})
         champion = ctx.gateway.champion(spec.model_name)
-    run = namedtuple("Run", ["spec", "run_id", "champion_version"])
-    return run(pipeline_arguments(spec), ctx.run_id, str(champion.version) if champion is not None else "")
+    run = namedtuple("Run", ["spec", "run_id", "champion_version", "data_version"])
+    return run(pipeline_arguments(spec), ctx.run_id, str(champion.version) if champion is not None else "",
+               data_version)
 
 
 @dsl.component(**_IN_IMAGE)
 def validate(spec: dict, run_id: str, champion_version: str, table: Output[Dataset], checks: Output[Artifact],
-             report: Output[Markdown], features: Output[Dataset]):
-    """Validate the input table against its expectation suite, then run the feature step on it."""
+             report: Output[Markdown], features: Output[Dataset], data_version: str = ""):
+    """Validate the input table against its expectation suite, then run the feature step on it.
+
+    `data_version` keys a cached result to the table's content; the table read must still be that one.
+    """
     import tempfile
     from pathlib import Path
 
     from driftloop.components import feature, validate
     from driftloop.components.context import pinned_champion
-    from driftloop.pipelines.runtime import attached, copy_file, save_table, step_record
+    from driftloop.pipelines.runtime import attached, copy_file, same_data_version, save_table, step_record
 
     with attached(spec, run_id) as ctx:
         with step_record("validate"):
+            same_data_version(ctx.spec.data.path, data_version)
             loaded = save_table(ctx, table)
             checked = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
                                        out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
@@ -69,6 +81,7 @@ def validate(spec: dict, run_id: str, champion_version: str, table: Output[Datas
             outcome = feature.execute(ctx, loaded, roles_path=checked.roles_path, out_dir=Path(features.path))
             print(outcome.task_line(), flush=True)
     checks.metadata.update({"suite_source": checked.suite_source, "expectations": checked.checked, "rows": checked.rows})
+    table.metadata["data_version"] = data_version
     copy_file(checked.report_path, report.path)
     features.metadata.update({"task": outcome.task, "n_features": outcome.n_features, **outcome.rows})
 
@@ -153,6 +166,16 @@ def finish_run(data: dict, validation: dict, feature: dict, train: dict, evaluat
 
 
 @dsl.component(**_IN_IMAGE)
+def end_run(spec: dict, run_id: str):
+    """Close the MLflow run as FINISHED: the last task on backends without a final-status exit handler."""
+    from driftloop.components.context import finish_run
+    from driftloop.pipelines.runtime import attached
+
+    with attached(spec, run_id) as ctx:
+        finish_run(ctx, None)
+
+
+@dsl.component(**_IN_IMAGE)
 def drift(current: str, registry: dict, tracking: dict, p_val: float, correction: str, min_samples: int,
           report: Output[HTML], summary: Output[Markdown], metrics: Output[Metrics]) -> bool:
     """Compare the current table with the sample stored with @champion, as `driftloop drift --model` (True: drift)."""
@@ -162,9 +185,10 @@ def drift(current: str, registry: dict, tracking: dict, p_val: float, correction
     from driftloop.console import Console
     from driftloop.drift.check import DriftRequest, check_drift
     from driftloop.pipelines import reports
-    from driftloop.pipelines.runtime import model_of, reported
+    from driftloop.pipelines.runtime import model_of, reported, require_tracking_uri
 
     with reported(None):
+        require_tracking_uri(tracking.get("uri"))
         request = DriftRequest(current=current, model_name=model_of(registry), tracking_uri=tracking.get("uri"),
                                p_val=p_val, correction=correction, min_samples=min_samples,
                                out_dir=Path(tempfile.mkdtemp()))

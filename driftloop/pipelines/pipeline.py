@@ -32,6 +32,7 @@ RESOURCES = {
     "evaluate": ("1", "2", "2Gi", "4Gi"),
     "deploy": ("250m", "1", "512Mi", "1Gi"),
     "finish-run": ("250m", "1", "512Mi", "1Gi"),
+    "end-run": ("250m", "1", "512Mi", "1Gi"),
     "drift": ("500m", "2", "1Gi", "4Gi"),
 }
 RETRIES = {"train": (2, "60s", 2.0), "deploy": (3, "30s", 2.0)}  # (retries, first backoff, factor)
@@ -52,7 +53,7 @@ def task_steps() -> dict[str, tuple[str, ...]]:
 
 
 def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
-                            secret: str = CREDENTIALS_SECRET) -> "GraphComponent":
+                            secret: str = CREDENTIALS_SECRET, final_status: bool = True) -> "GraphComponent":
     """The pipeline, with defaults from `spec` and every task in `image`.
 
     Args:
@@ -60,6 +61,10 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
             (a GPU on train when `train.device` is `cuda`). None: the spec model's defaults.
         image: the project image; default `$DRIFTLOOP_IMAGE` or the one for this version.
         secret: Kubernetes Secret whose keys (`CREDENTIAL_KEYS`) become the tasks' environment.
+        final_status: close the MLflow run in an exit handler that reads the run's final status.
+            False (for backends without `PipelineTaskFinalStatus`, see `backends`): a task that
+            fails closes it as FAILED, as always, and an `end-run` task closes it after deploy,
+            or after a gate that did not pass. A pod killed from outside then leaves it open.
 
     Example:
         >>> from kfp import compiler
@@ -75,22 +80,34 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
         ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
     signature = inspect.Signature(section_parameters())
 
+    def steps(parameters: dict[str, Any]) -> None:
+        run = configure_task(ops.open_run(**parameters), secret)
+        spec_out, run_id, champion = run.outputs["spec"], run.outputs["run_id"], run.outputs["champion_version"]
+        step = {"spec": spec_out, "run_id": run_id}
+        checked = configure_task(ops.validate(**step, champion_version=champion,
+                                              data_version=run.outputs["data_version"]), secret)
+        table, features = checked.outputs["table"], checked.outputs["features"]
+        trained = configure_task(ops.train(**step, features=features), secret, gpus=gpus)
+        scored = configure_task(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
+                                             features=features), secret)
+        # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
+        with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
+            deployed = configure_task(ops.deploy(**step, table=table, features=features,
+                                                 blessing=scored.outputs["blessing"]), secret)
+            if not final_status:
+                configure_task(ops.end_run(**step), secret).after(deployed)
+        if not final_status:
+            with dsl.Else(name="gate-not-passed"):
+                configure_task(ops.end_run(**step), secret)
+
     def training_pipeline(*sections: Any):  # the spec's sections, in `signature`'s order
         parameters = dict(zip(signature.parameters, sections, strict=True), kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        if not final_status:
+            steps(parameters)
+            return
         closing = configure_task(ops.finish_run(**parameters), secret)
         with dsl.ExitHandler(closing, name="driftloop-run"):
-            run = configure_task(ops.open_run(**parameters), secret)
-            spec_out, run_id, champion = run.outputs["spec"], run.outputs["run_id"], run.outputs["champion_version"]
-            step = {"spec": spec_out, "run_id": run_id}
-            checked = configure_task(ops.validate(**step, champion_version=champion), secret)
-            table, features = checked.outputs["table"], checked.outputs["features"]
-            trained = configure_task(ops.train(**step, features=features), secret, gpus=gpus)
-            scored = configure_task(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
-                                                 features=features), secret)
-            # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
-            with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-                configure_task(ops.deploy(**step, table=table, features=features,
-                                          blessing=scored.outputs["blessing"]), secret)
+            steps(parameters)
 
     training_pipeline.__signature__ = signature  # type: ignore[attr-defined]
     return as_pipeline(training_pipeline, name=PIPELINE_NAME, docs=parameter_docs(),
@@ -127,6 +144,7 @@ def configure_task(task: "PipelineTask", secret: str, *, gpus: int = 0) -> "Pipe
         task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
     kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={k: k for k in CREDENTIAL_KEYS},
                                  optional=True)
+    task.set_env_variable("DRIFTLOOP_CREDENTIALS_SECRET", secret)  # named when the Secret gives no tracking URI
     return task
 
 

@@ -28,12 +28,35 @@ STEP_MARKER = "driftloop-step: "  # followed by `<step> <completed|failed> <seco
 KFP_RUN_TAG = "driftloop.kfp_run_id"
 
 
+# Set on every task by `configure_task`: the Secret that should hold the task's MLflow and S3 credentials.
+SECRET_ENV = "DRIFTLOOP_CREDENTIALS_SECRET"
+
+
 def spec_from_parameters(**sections: Any) -> Spec:
     """The spec from the pipeline's parameters (an empty `output` means none)."""
     from driftloop.spec import validate_spec
 
     sections["output"] = sections.get("output") or None
-    return validate_spec(sections, source="pipeline parameters")
+    spec = validate_spec(sections, source="pipeline parameters")
+    require_tracking_uri(spec.tracking.uri)
+    return spec
+
+
+def require_tracking_uri(uri: str | None) -> None:
+    """In a cluster, a task with no tracking URI stops, naming the Secret that should give it.
+
+    Outside a cluster the local SQLite store is the right default; inside one, each pod would
+    get a store of its own, and the next task could not find the run this one opened.
+    """
+    import os
+
+    from driftloop.errors import UsageError
+
+    if uri or os.environ.get("MLFLOW_TRACKING_URI") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return
+    secret = os.environ.get(SECRET_ENV) or "driftloop-credentials"
+    raise UsageError(f"no MLflow tracking URI in this pod: add MLFLOW_TRACKING_URI to the Secret {secret!r} in "
+                     "this namespace (or set tracking.uri); a pod-local SQLite store would lose the run")
 
 
 def model_of(registry: dict[str, Any]) -> str:
@@ -50,7 +73,9 @@ def model_of(registry: dict[str, Any]) -> str:
 def spec_of(parameters: dict[str, Any]) -> Spec:
     from driftloop.spec import validate_spec
 
-    return validate_spec(parameters, source="pipeline spec")
+    spec = validate_spec(parameters, source="pipeline spec")
+    require_tracking_uri(spec.tracking.uri)
+    return spec
 
 
 @contextmanager
@@ -97,6 +122,16 @@ def attached(parameters: dict[str, Any], run_id: str) -> Iterator[RunContext]:
         ctx = attach_run(spec_of(parameters), run_id)
     with reported(ctx):
         yield ctx
+
+
+def same_data_version(uri: str, expected: str) -> None:
+    """Fail, naming the table, when it was overwritten after `open-run` took its version ("" checks nothing)."""
+    from driftloop.errors import StorageError
+    from driftloop.storage import fingerprint
+
+    if expected and (now := fingerprint(uri)) != expected:
+        raise StorageError(f"{uri}: the table changed during this run (was {expected}, now {now}); "
+                           "start a new run to train on the new data")
 
 
 def save_table(ctx: RunContext, dataset: Any) -> LoadedTable:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.errors import PipelineServiceError, UsageError
+from driftloop.pipelines.backends import Backend, for_backend
 
 if TYPE_CHECKING:
     from driftloop.spec import Spec
@@ -41,7 +42,8 @@ class SubmitResult:
 
 def submit_pipeline(spec: Spec, *, host: str, experiment: str, namespace: str | None = None,
                     token: str | None = None, run_name: str | None = None, wait: bool = False,
-                    image: str | None = None, timeout_s: float = 6 * 3600, poll_s: float = 5.0) -> SubmitResult:
+                    image: str | None = None, timeout_s: float = 6 * 3600, poll_s: float = 5.0,
+                    backend: Backend | None = None) -> SubmitResult:
     """Compile the pipeline for `spec`, create the experiment if missing, and start a run.
 
     Args:
@@ -55,6 +57,7 @@ def submit_pipeline(spec: Spec, *, host: str, experiment: str, namespace: str | 
         image: the project image for every task (default: `$DRIFTLOOP_IMAGE` or this version's).
         timeout_s: how long `wait` follows the run.
         poll_s: seconds between state checks while waiting.
+        backend: the KFP backend release the IR must run on (default: the newest); see `backends`.
 
     Raises:
         InvalidSpec: a value that cannot be a KFP parameter (before any contact).
@@ -72,7 +75,8 @@ def submit_pipeline(spec: Spec, *, host: str, experiment: str, namespace: str | 
     name = run_name or f"{spec.model_name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     with tempfile.TemporaryDirectory(prefix="driftloop-submit-") as tmp:
         package = Path(tmp) / "pipeline.yaml"
-        _compile(build_training_pipeline(spec, image=image), package)
+        backend = backend or Backend()
+        _compile(build_training_pipeline(spec, image=image, final_status=backend.final_status), package, backend)
         with _endpoint_errors(host):
             client = _client(host, namespace, token)
             found = client.create_experiment(name=experiment, namespace=namespace)
@@ -86,10 +90,11 @@ def submit_pipeline(spec: Spec, *, host: str, experiment: str, namespace: str | 
     return SubmitResult(run.run_id, found.experiment_id, state, f"{host.rstrip('/')}/#/runs/details/{run.run_id}")
 
 
-def _compile(pipeline: Any, path: Path) -> None:
+def _compile(pipeline: Any, path: Path, backend: Backend) -> None:
     from kfp import compiler
 
     compiler.Compiler().compile(pipeline, str(path))
+    path.write_text(for_backend(path.read_text(encoding="utf-8"), backend), encoding="utf-8")
 
 
 def _token_from_file() -> str | None:

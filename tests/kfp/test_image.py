@@ -10,6 +10,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from driftloop import __version__
 from driftloop.constants import DEFAULT_IMAGE
 
@@ -111,3 +113,34 @@ def test_image_basics_and_hadolint() -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     proc = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _torch_install_script() -> str:
+    """The Dockerfile's RUN that installs torch, as the shell runs it (continuations joined)."""
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    return text[text.index('RUN case "${VARIANT}"') + len("RUN "):].split("\n")[0]
+
+
+@pytest.mark.parametrize(("variant", "index"), [("cpu", "https://download.pytorch.org/whl/cpu"),
+                                                ("cuda", "https://download.pytorch.org/whl/cu128")])
+def test_the_variant_picks_the_torch_wheel_index(variant: str, index: str, tmp_path: Path) -> None:
+    """The RUN line itself, run by sh with `pip` standing in as a recorder (no network, no Docker)."""
+    (tmp_path / "pip").write_text('#!/bin/sh\necho "pip $*"\n')
+    (tmp_path / "pip").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "VARIANT": variant, "CUDA_TAG": "cu128", "TORCH_VERSION": "2.13.0",
+           "TORCH_INDEX_URL": ""}
+    done = subprocess.run(["sh", "-c", _torch_install_script()], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"pip install --index-url {index} torch==2.13.0"
+    wrong = subprocess.run(["sh", "-c", _torch_install_script()], env=env | {"VARIANT": "rocm"}, capture_output=True,
+                           text=True, timeout=30)
+    assert wrong.returncode == 2 and "VARIANT must be cpu or cuda, not 'rocm'" in wrong.stderr
+
+
+def test_make_image_variant_cuda_builds_the_cuda_tag() -> None:
+    from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE
+
+    dry = {variant: subprocess.run(["make", "-n", "image", f"VARIANT={variant}"], cwd=REPO, capture_output=True,
+                                   text=True, timeout=30).stdout.strip() for variant in ("cpu", "cuda")}
+    assert dry["cuda"].endswith(f"--build-arg VARIANT=cuda -t {DEFAULT_CUDA_IMAGE} ."), dry["cuda"]
+    assert dry["cpu"].endswith(f"--build-arg VARIANT=cpu -t {DEFAULT_IMAGE} ."), dry["cpu"]

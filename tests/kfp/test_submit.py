@@ -131,3 +131,13 @@ def test_endpoint_rejection_names_the_api_message(kfp_server: FakeKfpServer, mon
     kfp_server.answer = lambda *a: (400, {"code": 3, "message": "pipeline spec is invalid: no root"})  # type: ignore[method-assign]
     with pytest.raises(PipelineServiceError, match=r"refused the request \(HTTP 400\): pipeline spec is invalid"):
         submit_pipeline(spec, host=kfp_server.url, experiment="x")
+
+
+def test_submit_to_an_older_backend_sends_ir_it_takes(user: Cli, kfp_server: FakeKfpServer) -> None:
+    proc = user("submit", "--host", kfp_server.url, "--spec", "driftloop.yaml", "--target-backend", "2.3")
+    assert proc.returncode == 0, proc.stderr
+    [posted] = kfp_server.received("POST", "/runs")
+    pipeline, platform = pipeline_spec_of(posted.body), platform_spec_of(posted.body)
+    assert "taskFinalStatus" not in json.dumps(pipeline) and "comp-end-run" in pipeline["components"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert all(set(e["secretAsEnv"][0]) == {"keyToEnv", "secretName"} for e in executors.values())

@@ -7,7 +7,8 @@ more, and the operator relies on it, so this subclass adds (as kmock's docs sugg
   bumped on spec changes only; the status subresource (status writes only through
   `/status`, never through the main resource); schema validation of custom resources
   against the CRD's openAPIV3Schema, with unknown fields rejected as `kubectl`'s strict
-  field validation does; owner-reference garbage collection on delete.
+  field validation does, and its `x-kubernetes-validations` CEL rules (tests/operator/cel.py,
+  cel-python) on create and update, transition rules against the old object; owner-reference garbage collection on delete.
 - Job controller + kubelet: each Job's pods run their container command as local
   processes with the container's env (values, `fieldRef`, `envFrom` secrets), its
   ConfigMap/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
@@ -40,6 +41,9 @@ import attrs
 import kmock
 import yaml
 from kmock import KubernetesError, ResourceInfo, action
+from kmock._internal import parsing as kmock_parsing
+
+from .cel import Rule, compile_rules, violations
 
 VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
 JOBS = kmock.resource("batch", "v1", "jobs")
@@ -49,6 +53,8 @@ CONFIGMAPS = kmock.resource("", "v1", "configmaps")
 SECRETS = kmock.resource("", "v1", "secrets")
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 LEASES = kmock.resource("coordination.k8s.io", "v1", "leases")
+SERVICEACCOUNTS = kmock.resource("", "v1", "serviceaccounts")
+ROLEBINDINGS = kmock.resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 BUILTINS: dict[Any, ResourceInfo] = {
     kmock.resource("", "v1", "namespaces"): ResourceInfo(kind="Namespace", namespaced=False, verbs=VERBS),
     CONFIGMAPS: ResourceInfo(kind="ConfigMap", namespaced=True, verbs=VERBS, shortnames={"cm"}),
@@ -61,7 +67,25 @@ BUILTINS: dict[Any, ResourceInfo] = {
     CRONJOBS: ResourceInfo(kind="CronJob", namespaced=True, verbs=VERBS, shortnames={"cj"}, subresources={"status"}),
     CRDS: ResourceInfo(kind="CustomResourceDefinition", namespaced=False, verbs=VERBS),
     LEASES: ResourceInfo(kind="Lease", namespaced=True, verbs=VERBS),  # the operator's leader election
+    SERVICEACCOUNTS: ResourceInfo(kind="ServiceAccount", namespaced=True, verbs=VERBS, shortnames={"sa"}),
+    ROLEBINDINGS: ResourceInfo(kind="RoleBinding", namespaced=True, verbs=VERBS),
 }
+
+
+def _parse_path(path: str) -> Any:
+    """kmock's path parser, able to read `/api/v1/namespaces[/NAME]`, which it fails on (ValueError).
+
+    kopf lists and watches namespaces when it serves some rather than all (`--namespace`); the
+    parser reads the `namespaces` segment as the start of a namespaced path with nothing after it.
+    """
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+        return kmock_parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
+    return _kmock_parse_path(path)
+
+
+_kmock_parse_path = kmock_parsing.parse_path
+kmock_parsing.parse_path = _parse_path  # a third-party parser's gap, filled for every emulator in this process
 
 
 def _now() -> str:
@@ -131,12 +155,14 @@ class Cluster(kmock.KubernetesEmulator):
     # What a pod that mounts a service account token talks to the API server with.
     kubeconfig: Path | None = attrs.field(default=None)
     _validators: dict[Any, Any] = attrs.field(factory=dict, init=False)
+    _cel: dict[Any, list[Rule]] = attrs.field(factory=dict, init=False)  # each CRD's x-kubernetes-validations
     _kinds: dict[Any, str] = attrs.field(factory=dict, init=False)
     _with_status: set[Any] = attrs.field(factory=set, init=False)
     _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
     _tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     watches: dict[str, int] = attrs.field(factory=dict, init=False)
     watch_selectors: list[tuple[str, str | None]] = attrs.field(factory=list, init=False)  # (plural, labelSelector)
+    watch_namespaces: list[tuple[str, str | None]] = attrs.field(factory=list, init=False)  # (plural, None: all)
     faults: list[Fault] = attrs.field(factory=list, init=False)
     created_at: dict[tuple[str, str | None, str], float] = attrs.field(factory=dict, init=False)  # monotonic
     _inflight: list[Any] = attrs.field(factory=list, init=False)
@@ -171,6 +197,7 @@ class Cluster(kmock.KubernetesEmulator):
                 self._with_status.add(resource)
             self._kinds[resource] = f"{spec['names']['kind']}.{spec['group']}"
             self._validators[resource] = Draft4Validator(_strict(version["schema"]["openAPIV3Schema"]))
+            self._cel[resource] = compile_rules(version["schema"]["openAPIV3Schema"])
         self.objects[CRDS, None, crd["metadata"]["name"]] = crd
 
     # -- the API server --------------------------------------------------------------------
@@ -269,6 +296,7 @@ class Cluster(kmock.KubernetesEmulator):
             if request.action == action.WATCH:
                 self.watches[request.resource.plural] = self.watches.get(request.resource.plural, 0) + 1
                 self.watch_selectors.append((request.resource.plural, (request.params or {}).get("labelSelector")))
+                self.watch_namespaces.append((request.resource.plural, request.namespace))
             # In place: kmock serves only the request objects it recorded, and they are frozen.
             if request.action == action.CREATE:
                 object.__setattr__(request, "data", self._admit_create(request))
@@ -337,19 +365,25 @@ class Cluster(kmock.KubernetesEmulator):
         if after.get("spec") != current.get("spec"):
             meta["generation"] = int(current.get("metadata", {}).get("generation") or 1) + 1
         meta["resourceVersion"] = str(next(self._versions))
-        self._validate(request.resource, merged(current, change))
+        self._validate(request.resource, merged(current, change), current)
         return change
 
-    def _validate(self, resource: Any, obj: dict[str, Any]) -> None:
+    def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
         validator = self._validators.get(resource)
         if validator is None:
             return
         errors = sorted(validator.iter_errors(obj), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+        name = obj.get("metadata", {}).get("name")
         if not errors:
+            # As the API server: the CEL rules run on what passed the schema (status writes included).
+            rejected = violations(self._cel.get(resource, []), obj, old)
+            if rejected:
+                detail = rejected[0] if len(rejected) == 1 else f"[{', '.join(rejected)}]"
+                raise KubernetesError(status=422, reason="Invalid",
+                                      message=f'{self._kinds[resource]} "{name}" is invalid: {detail}')
             return
         error = errors[0]
         where = ".".join(str(p) for p in error.absolute_path)
-        name = obj.get("metadata", {}).get("name")
         if error.validator == "additionalProperties":
             unknown = re.findall(r"'([^']+)' was unexpected", error.message) or ["?"]
             field = f"{where}.{unknown[0]}" if where else unknown[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from driftloop.operator.resource import parse_resource_spec
 
 from ..conftest import REPO
 from .cluster import LocalCluster
-from .conftest import CRD_FILE, kubectl
+from .conftest import CRD_FILE, GROUP, PLURAL, VERSION, kubectl
 
 EXAMPLE = yaml.safe_load((REPO / "examples" / "mltrainingjob.yaml").read_text())
 
@@ -33,6 +34,13 @@ BAD = [
      "supported values: 'Exists', 'Equal'"),
     ({"scheduling": {"priorityClassName": "High!"}}, "spec.scheduling.priorityClassName", "should match"),
     ({"podTemplate": {"imagePullSecrets": [{}]}}, "spec.podTemplate.imagePullSecrets.0.name", "Required"),
+    ({"hyperparameters": {"lr": "0." + "1" * 300}}, "spec.hyperparameters.lr", "may not be longer than 256"),
+]
+# What only the CRD's CEL rules (x-kubernetes-validations) reject: the schema lets them through.
+BAD_BY_CEL = [
+    ({"hyperparameters": {"epoch": "3"}}, "spec.hyperparameters", "unknown hyperparameter; valid: hidden_sizes"),
+    ({"dataSource": {"uri": "s3://b/x.csv"}}, "spec.dataSource", "give either uri, or both s3Bucket and path"),
+    ({"dataSource": {"path": None}}, "spec.dataSource", "s3Bucket and path go together"),
 ]
 
 
@@ -86,8 +94,49 @@ def test_model_checks_what_the_schema_leaves_to_cel(change: dict[str, Any]) -> N
     assert "spec.hyperparameters" in str(caught.value) or "spec.dataSource" in str(caught.value)
 
 
+def test_every_string_list_and_map_in_the_spec_is_bounded() -> None:
+    """A real API server estimates each CEL rule's cost from these bounds; one unbounded value refuses the CRD."""
+    spec = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    unbounded = []
+
+    def walk(node: dict[str, Any], where: str) -> None:
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            return  # affinity: a core/v1 object the API server checks no CEL rule against
+        if node.get("type") == "string" and "maxLength" not in node and "enum" not in node:
+            unbounded.append(where)
+        if node.get("type") == "array":
+            if "maxItems" not in node:
+                unbounded.append(where)
+            walk(node["items"], f"{where}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            if "maxProperties" not in node:
+                unbounded.append(where)
+            walk(node["additionalProperties"], f"{where}{{}}")
+        for name, child in (node.get("properties") or {}).items():
+            walk(child, f"{where}.{name}")
+
+    walk(spec, "spec")
+    assert unbounded == []
+    hyper = spec["properties"]["hyperparameters"]
+    assert hyper["maxProperties"] == hyper["x-kubernetes-validations"][0]["rule"].count("'") // 2
+
+
+def test_cel_rules_compile_and_the_example_passes_them() -> None:
+    from .cel import compile_rules, violations
+
+    rules = compile_rules(render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    assert {r.path for r in rules} == {("spec", "dataSource"), ("spec", "hyperparameters"), ("spec", "mlflow")}
+    assert violations(rules, EXAMPLE, None) == [] and violations(rules, EXAMPLE, EXAMPLE) == []
+    # Ratcheting: a value stored before a rule forbade it is judged when it changes, not on every write.
+    stored = bad_resource("old", {"hyperparameters": {"epoch": "3"}})
+    assert violations(rules, stored, None) and violations(rules, stored, stored) == []
+    changed = bad_resource("old", {"hyperparameters": {"epoch": "4"}})
+    [said] = violations(rules, changed, stored)
+    assert said.startswith('spec.hyperparameters: Invalid value: "object": unknown hyperparameter; valid: '), said
+
+
 def test_api_server_rejects_bad_resources_naming_the_field(cluster: LocalCluster, tmp_path: Any) -> None:
-    for i, (change, field, said) in enumerate(BAD):
+    for i, (change, field, said) in enumerate(BAD + BAD_BY_CEL):
         path = tmp_path / f"bad-{i}.yaml"
         path.write_text(yaml.safe_dump(bad_resource(f"bad-{i}", change)))
         done = kubectl(cluster, "create", "--validate=false", "-f", str(path))
@@ -99,3 +148,39 @@ def test_api_server_rejects_bad_resources_naming_the_field(cluster: LocalCluster
     good.write_text(yaml.safe_dump(bad_resource("good", {})))
     created = kubectl(cluster, "create", "--validate=false", "-f", str(good))
     assert created.returncode == 0, created.stderr
+
+
+def test_cel_rejects_through_the_kubernetes_client(cluster: LocalCluster, kube: Any) -> None:
+    import kubernetes
+
+    api = kubernetes.client.CustomObjectsApi(kube)
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL,
+                                            bad_resource("cel-hyper", {"hyperparameters": {"learning_rate": "1"}}))
+    assert caught.value.status == 422
+    said = json.loads(caught.value.body)["message"]
+    assert 'MLTrainingJob.driftloop.io "cel-hyper" is invalid: spec.hyperparameters: Invalid value: "object": ' \
+           "unknown hyperparameter" in said, said
+    created = api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL,
+                                                  bad_resource("cel-rename", {"mlflow": {"modelName": "churn"}}))
+    assert created["metadata"]["generation"] == 1
+    # A transition rule: the same field may keep its value, never change it.
+    api.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "cel-rename",
+                                       {"spec": {"workers": 2, "mlflow": {"modelName": "churn"}}})
+    with pytest.raises(kubernetes.client.ApiException) as caught:
+        api.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "cel-rename",
+                                           {"spec": {"mlflow": {"modelName": "churn-v2"}}})
+    said = json.loads(caught.value.body)["message"]
+    assert caught.value.status == 422 and 'spec.mlflow: Invalid value: "object": modelName is immutable' in said
+    stored = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "cel-rename")
+    assert stored["spec"]["mlflow"]["modelName"] == "churn" and stored["spec"]["workers"] == 2
+
+
+def test_kubectl_patch_meets_the_transition_rule(cluster: LocalCluster, tmp_path: Any) -> None:
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(bad_resource("cel-kubectl", {"mlflow": {"modelName": "churn"}})))
+    assert kubectl(cluster, "create", "--validate=false", "-f", str(path)).returncode == 0
+    done = kubectl(cluster, "patch", "mltj", "cel-kubectl", "--type", "merge", "-p",
+                   json.dumps({"spec": {"mlflow": {"modelName": "fraud"}}}))
+    assert done.returncode != 0 and "spec.mlflow" in done.stderr and "modelName is immutable" in done.stderr, \
+        done.stderr

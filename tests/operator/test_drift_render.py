@@ -6,6 +6,7 @@ import copy
 import json
 
 from driftloop.drift.summary import LIMIT_BYTES, outcome_summary
+from driftloop.operator.constants import DEFAULT_IMAGE
 from driftloop.operator.drift_policy import merge_patch
 from driftloop.operator.drift_render import read_check, render_drift_cronjob, retrain_condition
 from driftloop.operator.render import Owner, render_job
@@ -43,7 +44,9 @@ def test_cronjob_runs_the_drift_check_with_the_training_jobs_image_credentials_a
         "driftloop", "drift", "--model", "churn", "--current", "s3://lake/churn/today.csv",
         "--tracking-uri", "http://mlflow.driftloop.svc:5000", "--cooldown", "12h", "--out-dir", "/tmp/driftloop/drift",
         "--summary", "/dev/termination-log", "-q", "--retrain", "k8s", "--k8s-job", "churn", "--namespace", "ml"]
-    assert container["image"] == resource.image == training["containers"][0]["image"]
+    # The training pod's image, but its CPU build: a check compares tables and gets no GPU.
+    assert container["image"] == resource.check_image == DEFAULT_IMAGE
+    assert training["containers"][0]["image"] == resource.training_image == f"{DEFAULT_IMAGE}-cuda"
     assert container["envFrom"] == training["containers"][0]["envFrom"] == [
         {"secretRef": {"name": "driftloop-credentials"}}]
     assert container["securityContext"] == training["containers"][0]["securityContext"]

@@ -167,3 +167,45 @@ def test_scheduling_fields_are_checked_when_the_resource_is_read() -> None:
         spec(podTemplate={"labels": {"bad key!": "x"}})
     with pytest.raises(InvalidSpec, match="spec.scheduling.nodeSelector"):
         spec(scheduling={"nodeSelector": {f"k{i}": "v" for i in range(65)}})
+
+
+def test_gpus_default_to_the_cuda_image_and_tolerate_the_gpu_taint() -> None:
+    from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE, GPU_TOLERATION
+    from driftloop.operator.drift_render import render_drift_cronjob
+
+    raw = {k: v for k, v in EXAMPLE["spec"].items() if k != "image"}
+    on_gpu = parse_resource_spec(raw | {"resources": {"gpu": 2}}, where="ml/churn")
+    pod = render_job(on_gpu, OWNER)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == DEFAULT_CUDA_IMAGE == f"{DEFAULT_IMAGE}-cuda"
+    assert pod["tolerations"] == [GPU_TOLERATION]
+    assert GPU_TOLERATION == {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    # The drift check compares tables on CPU: the CPU image, no GPU toleration.
+    checked = render_drift_cronjob(parse_resource_spec(raw | {"resources": {"gpu": 2}, "drift": {
+        "schedule": "@hourly", "currentData": "s3://lake/today.csv"}}, where="ml/churn"), OWNER)
+    check_pod = checked["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert check_pod["containers"][0]["image"] == DEFAULT_IMAGE and "tolerations" not in check_pod
+
+    on_cpu = render_job(parse_resource_spec(raw, where="ml/churn"), OWNER)["spec"]["template"]["spec"]
+    assert on_cpu["containers"][0]["image"] == DEFAULT_IMAGE and "tolerations" not in on_cpu
+    # An image the user names is used as named, GPUs or not; the CRD's former default counts as unnamed.
+    named = render_job(parse_resource_spec(raw | {"resources": {"gpu": 1}, "image": "registry.local/t:1"},
+                                           where="ml/churn"), OWNER)["spec"]["template"]["spec"]
+    assert named["containers"][0]["image"] == "registry.local/t:1" and named["tolerations"] == [GPU_TOLERATION]
+    stored = parse_resource_spec(raw | {"resources": {"gpu": 1}, "image": DEFAULT_IMAGE}, where="ml/churn")
+    assert stored.image is None and stored.training_image == DEFAULT_CUDA_IMAGE
+
+
+def test_a_users_gpu_toleration_is_not_doubled() -> None:
+    raw = {k: v for k, v in EXAMPLE["spec"].items() if k != "image"} | {"resources": {"gpu": 1}}
+    own = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "a100", "effect": "NoSchedule"}
+    pod = render_job(parse_resource_spec(raw | {"scheduling": {"tolerations": [own]}}, where="ml/churn"),
+                     OWNER)["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [own]
+    everything = {"operator": "Exists"}
+    pod = render_job(parse_resource_spec(raw | {"scheduling": {"tolerations": [everything]}}, where="ml/churn"),
+                     OWNER)["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [everything]
+    other = {"key": "spot", "operator": "Exists", "effect": "NoSchedule"}
+    pod = render_job(parse_resource_spec(raw | {"scheduling": {"tolerations": [other]}}, where="ml/churn"),
+                     OWNER)["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [other, {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
