@@ -30,6 +30,7 @@ from driftloop.errors import InvalidSpec
 from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE
 from driftloop.spec import (
     DataSpec,
+    EvaluateSpec,
     GateSpec,
     RegistrySpec,
     SliceGateSpec,
@@ -130,6 +131,12 @@ class MLflow(_Resource):
     secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_TOKEN, AWS_* …) as env.")
 
 
+class Evaluate(EvaluateSpec):
+    """`evaluate` of `driftloop run` (slices, the labelled window, latency samples), with Kubernetes-style names."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
 class SliceGate(SliceGateSpec):
     """`gate.slices` of `driftloop run`, with Kubernetes-style names (`minRows`)."""
 
@@ -212,7 +219,9 @@ class PodTemplate(_Resource):
 class MLTrainingJobSpec(_Resource):
     """One training generation: change the spec (or `retrainToken`) and a new Job runs."""
 
-    model_type: Literal["pytorch"] = Field("pytorch", description="What trains the model.")
+    model_type: Literal["pytorch", "mlp", "gbm", "linear", "auto"] = Field(
+        "pytorch", description="The model family (`train.model`): pytorch (the MLP, also called mlp), gbm, linear or "
+        "auto. A `model` hyperparameter or a user `module` overrides it.")
     data_source: DataSource
     resources: Resources = Field(default_factory=Resources)
     # Bounded (as few entries as there are names): the CRD's CEL rule iterates it within the cost budget.
@@ -222,6 +231,7 @@ class MLTrainingJobSpec(_Resource):
     image: str | None = Field(None, min_length=1, description="Training image; default: this driftloop version's, "
                               "its -cuda variant when resources.gpu > 0.")
     mlflow: MLflow
+    evaluate: Evaluate = Field(default_factory=Evaluate)
     gate: Gate = Field(default_factory=Gate)
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     workers: int = Field(1, ge=1, le=64, description="Pods training together (torchrun, DDP) when > 1.")
@@ -271,6 +281,9 @@ class MLTrainingJobSpec(_Resource):
     @model_validator(mode="after")
     def _typed_hyperparameters(self) -> MLTrainingJobSpec:
         self._train = parse_hyperparameters(self.hyperparameters)
+        chosen = self.hyperparameters.get("model")
+        if chosen is not None and self.model_type not in ("pytorch", chosen):
+            raise ValueError(f"modelType {self.model_type!r} and hyperparameters.model {chosen!r} disagree; set one")
         return self
 
 
@@ -357,7 +370,11 @@ def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
     Raises:
         InvalidSpec: the sections do not make a valid run spec together (e.g. the target listed as a feature).
     """
-    train = spec.train.model_copy(update={"device": "cuda"}) if spec.resources.gpu > 0 else spec.train
+    train = spec.train
+    if "model" not in spec.hyperparameters and spec.model_type != "pytorch":
+        train = train.model_copy(update={"model": spec.model_type})
+    if spec.resources.gpu > 0:
+        train = train.model_copy(update={"device": "cuda"})
     try:
         return Spec(
             data=DataSpec(path=spec.data_source.location, target=spec.data_source.target,
@@ -365,6 +382,7 @@ def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
             # a generation the drift check asked for re-profiles its suite, as a local retrain does
             validation=ValidationSpec(reprofile=(spec.retrain_token or "").startswith(RETRAIN_TOKEN_DRIFT_PREFIX)),
             train=train,
+            evaluate=EvaluateSpec.model_validate(spec.evaluate.model_dump(by_alias=False)),
             gate=GateSpec.model_validate(spec.gate.model_dump(by_alias=False)),  # Gate's camelCase names off
             registry=RegistrySpec(model_name=spec.mlflow.model_name or name),
             tracking=TrackingSpec(uri=spec.mlflow.tracking_uri, experiment=spec.mlflow.experiment),

@@ -23,7 +23,7 @@ EXAMPLE = yaml.safe_load((REPO / "examples" / "mltrainingjob.yaml").read_text())
 BAD = [
     ({"resources": {"gpu": 9}}, "spec.resources.gpu", "less than or equal to 8"),
     ({"resources": {"memory": "lots"}}, "spec.resources.memory", "should match"),
-    ({"modelType": "xgboost"}, "spec.modelType", "supported values: 'pytorch'"),
+    ({"modelType": "xgboost"}, "spec.modelType", "supported values: 'pytorch', 'mlp', 'gbm'"),
     ({"workers": 0}, "spec.workers", "greater than or equal to 1"),
     ({"runPolicy": {"backoffLimit": -1}}, "spec.runPolicy.backoffLimit", "greater than or equal to 0"),
     ({"dataSource": {"colour": "red"}}, "spec.dataSource.colour", "unknown field"),
@@ -38,7 +38,7 @@ BAD = [
 ]
 # What only the CRD's CEL rules (x-kubernetes-validations) reject: the schema lets them through.
 BAD_BY_CEL = [
-    ({"hyperparameters": {"epoch": "3"}}, "spec.hyperparameters", "unknown hyperparameter; valid: hidden_sizes"),
+    ({"hyperparameters": {"epoch": "3"}}, "spec.hyperparameters", "unknown hyperparameter; valid: model, budget"),
     ({"dataSource": {"uri": "s3://b/x.csv"}}, "spec.dataSource", "give either uri, or both s3Bucket and path"),
     ({"dataSource": {"path": None}}, "spec.dataSource", "s3Bucket and path go together"),
 ]

@@ -209,3 +209,18 @@ def test_a_users_gpu_toleration_is_not_doubled() -> None:
     pod = render_job(parse_resource_spec(raw | {"scheduling": {"tolerations": [other]}}, where="ml/churn"),
                      OWNER)["spec"]["template"]["spec"]
     assert pod["tolerations"] == [other, {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_model_type_and_evaluate_reach_the_run_spec() -> None:
+    configmap = render_configmap(spec(modelType="gbm", evaluate={"slices": ["region"], "sliceBins": 3},
+                                      gate={"slices": {"minRows": 40, "min": {"accuracy": 0.7}}}), OWNER)
+    run = Spec.model_validate(yaml.safe_load(configmap["data"]["spec.yaml"]))
+    assert run.train.model == "gbm"
+    assert run.evaluate.slices == ["region"] and run.evaluate.slice_bins == 3
+    assert run.gate.slices.min_rows == 40 and run.gate.slices.min == {"accuracy": 0.7}
+    # the default modelType leaves the family to the `model` hyperparameter
+    chosen = render_configmap(spec(hyperparameters={"model": "linear"}), OWNER)
+    assert Spec.model_validate(yaml.safe_load(chosen["data"]["spec.yaml"])).train.model == "linear"
+    with pytest.raises(InvalidSpec) as caught:
+        spec(modelType="gbm", hyperparameters={"model": "linear"})
+    assert "modelType 'gbm' and hyperparameters.model 'linear' disagree" in str(caught.value)
