@@ -193,7 +193,8 @@ def execute(ctx: RunContext, features_dir: Path, *, out_dir: Path) -> TrainResul
     outcome = run(features_dir, spec=ctx.spec.train, out_dir=out_dir, tracker=ctx.tracker)
     ctx.tracker.log_onnx_model(outcome.model_path, out_dir / MODEL_ARTIFACT_DIR, MODEL_ARTIFACT_DIR)
     ctx.tracker.log_artifacts(out_dir / "checkpoints", "checkpoints")
-    if (out_dir / TRAIN_CODE_DIR).is_dir():
-        ctx.tracker.log_artifacts(out_dir / TRAIN_CODE_DIR, TRAIN_CODE_DIR)
+    # the user's file only: importing it left its bytecode (__pycache__) beside it
+    for source in sorted((out_dir / TRAIN_CODE_DIR).glob("*.py")):
+        ctx.tracker.log_artifact(source, TRAIN_CODE_DIR)
     ctx.tracker.log_artifact(out_dir / "train.json", TRAIN_DIR)
     return outcome

@@ -589,3 +589,37 @@ def test_the_job_watch_asks_the_api_server_for_the_operators_jobs_only(
     seen = {job.metadata.name for job in batch.list_namespaced_job(NAMESPACE, label_selector=selectors.pop()).items}
     everything = {job.metadata.name for job in batch.list_namespaced_job(NAMESPACE).items}
     assert "not-ours" in everything and "not-ours" not in seen, seen  # what that watch sees: the operator's Jobs
+
+
+USER_MODEL = '''\
+from sklearn.ensemble import RandomForestClassifier
+
+
+def build(n_features, n_outputs, task, params):
+    return RandomForestClassifier(n_estimators=params["trees"], max_depth=params["depth"], random_state=0)
+'''
+
+
+def test_a_user_module_trains_in_the_pod_with_slices_gated(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    # The file's text travels in the resource (as `driftloop run` carries a local module in the spec):
+    # the pod runs the image as it is, with no image built for one file.
+    body = example("forest", training["mlflow"], spec={
+        "hyperparameters": {"module": "forest.py:build", "module_source": USER_MODEL,
+                            "params": "{trees: 20, depth: 4}"},
+        "evaluate": {"slices": ["region"]},
+        "gate": {"slices": {"minRows": 20, "min": {"accuracy": 0.5}}}})
+    body["spec"]["hyperparameters"].pop("epochs"), body["spec"]["hyperparameters"].pop("lr")
+    create(cluster, body, tmp_path)
+    status = wait_finished(kube, "forest")
+    assert status["phase"] == "Succeeded", status
+    assert status["gate"] == "Passed" and status.get("modelVersion") == "1", status["gateReasons"]
+    assert any(r.startswith("PASS slice region=") for r in status["gateReasons"]), status["gateReasons"]
+
+    registry = registry_for(training["mlflow"])
+    run = registry.client.get_run(status["runId"])
+    # resolved next to the spec file in the pod, as data.path is
+    assert run.data.params["train.module"].endswith("/forest.py:build") and run.data.params["train.params.trees"] == "20"
+    code = registry.client.list_artifacts(status["runId"], "code")
+    assert [Path(f.path).name for f in code] == ["forest.py"]
+    assert any(key.startswith("slice.region.") for key in run.data.metrics)
