@@ -280,10 +280,12 @@ class MLTrainingJobSpec(_Resource):
 
     @model_validator(mode="after")
     def _typed_hyperparameters(self) -> MLTrainingJobSpec:
-        self._train = parse_hyperparameters(self.hyperparameters)
         chosen = self.hyperparameters.get("model")
         if chosen is not None and self.model_type not in ("pytorch", chosen):
             raise ValueError(f"modelType {self.model_type!r} and hyperparameters.model {chosen!r} disagree; set one")
+        # the family first: a search space or family knobs are checked against the family that trains
+        family = {} if chosen is not None or self.model_type == "pytorch" else {"model": self.model_type}
+        self._train = parse_hyperparameters(self.hyperparameters | family)
         return self
 
 
@@ -370,11 +372,7 @@ def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
     Raises:
         InvalidSpec: the sections do not make a valid run spec together (e.g. the target listed as a feature).
     """
-    train = spec.train
-    if "model" not in spec.hyperparameters and spec.model_type != "pytorch":
-        train = train.model_copy(update={"model": spec.model_type})
-    if spec.resources.gpu > 0:
-        train = train.model_copy(update={"device": "cuda"})
+    train = spec.train.model_copy(update={"device": "cuda"}) if spec.resources.gpu > 0 else spec.train
     try:
         return Spec(
             data=DataSpec(path=spec.data_source.location, target=spec.data_source.target,

@@ -623,3 +623,22 @@ def test_a_user_module_trains_in_the_pod_with_slices_gated(
     code = registry.client.list_artifacts(status["runId"], "code")
     assert [Path(f.path).name for f in code] == ["forest.py"]
     assert any(key.startswith("slice.region.") for key in run.data.metrics)
+
+
+def test_a_search_runs_in_the_pod_as_nested_runs(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    body = example("searched", training["mlflow"], spec={
+        "modelType": "gbm",
+        "hyperparameters": {"search": "{trials: 3, space: {gbm.max_iter: {low: 10, high: 40}}}"}})
+    for knob in ("epochs", "lr", "patience"):
+        body["spec"]["hyperparameters"].pop(knob)
+    create(cluster, body, tmp_path)
+    status = wait_finished(kube, "searched")
+    assert status["phase"] == "Succeeded", status
+    registry = registry_for(training["mlflow"])
+    parent = registry.client.get_run(status["runId"])
+    assert parent.data.params["train.model"] == "gbm" and parent.data.metrics["search.trials"] == 3
+    trials = registry.client.search_runs([parent.info.experiment_id],
+                                         f"tags.`mlflow.parentRunId` = '{status['runId']}'")
+    assert len(trials) == 3 and all(10 <= int(t.data.params["train.gbm.max_iter"]) <= 40 for t in trials)
+    assert int(parent.data.params["search.best.gbm.max_iter"]) in {int(t.data.params["train.gbm.max_iter"]) for t in trials}

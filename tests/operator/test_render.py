@@ -224,3 +224,10 @@ def test_model_type_and_evaluate_reach_the_run_spec() -> None:
     with pytest.raises(InvalidSpec) as caught:
         spec(modelType="gbm", hyperparameters={"model": "linear"})
     assert "modelType 'gbm' and hyperparameters.model 'linear' disagree" in str(caught.value)
+
+
+def test_model_type_is_the_family_a_search_space_is_checked_against() -> None:
+    searched = spec(modelType="gbm", hyperparameters={"search": "{trials: 2, space: {gbm.max_iter: {low: 5, high: 9}}}"})
+    assert searched.train.model == "gbm" and searched.train.search is not None
+    with pytest.raises(InvalidSpec, match="gbm.max_iter"):
+        spec(hyperparameters={"search": "{trials: 2, space: {gbm.max_iter: {low: 5, high: 9}}}"})  # the MLP trains
