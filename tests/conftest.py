@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -137,3 +138,42 @@ class RegistryProbe:
 
 def registry_for(uri: str) -> RegistryProbe:
     return RegistryProbe(uri)
+
+
+@dataclass
+class Server:
+    """A `driftloop serve` subprocess on loopback, and the file its output goes to."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    prediction_log: Path | None = None
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def start_serve(*args: str, env: dict[str, str], log: Path, started: list[Server]) -> Server:
+    """`driftloop serve ARGS` on a free port, appended to `started` (for the caller to stop), once /readyz answers."""
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([*DRIFTLOOP, "serve", "--port", str(port), *args], stdout=out,
+                                   stderr=subprocess.STDOUT, env=env, cwd=log.parent)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    started.append(server)
+    try:
+        wait_for(f"{server.url}/readyz", timeout=120, process=process)
+    except RuntimeError:
+        server.stop()
+        raise RuntimeError(f"driftloop serve did not start:\n{server.log_text()[-3000:]}") from None
+    return server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import DRIFTLOOP, S3, cli_env, free_port, wait_for
+from ..conftest import DRIFTLOOP, S3, Server, cli_env, start_serve
 from .tables import TABLES, CorpusTable
 
 
@@ -59,42 +58,14 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3
     return train
 
 
-@dataclass
-class Served:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 @pytest.fixture
-def serve_model(tmp_path: Path, mlflow_uri: str, s3: S3) -> Iterator[Callable[[str], Served]]:
+def serve_model(tmp_path: Path, mlflow_uri: str, s3: S3) -> Iterator[Callable[[str], Server]]:
     """`serve_model(name)`: `driftloop serve --model name` (its @champion) on a free port, one worker; stopped after."""
-    started: list[Served] = []
+    started: list[Server] = []
 
-    def start(model: str) -> Served:
-        port = free_port()
-        log = tmp_path / f"serve-{model}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen([*DRIFTLOOP, "serve", "--model", model, "--port", str(port), "--workers", "1",
-                                        "--poll-interval", "0"], stdout=out, stderr=subprocess.STDOUT,
-                                       env=cli_env(mlflow_uri, s3), cwd=tmp_path)
-        server = Served(f"http://127.0.0.1:{port}", process, log)
-        started.append(server)
-        try:
-            wait_for(f"{server.url}/readyz", timeout=120, process=process)
-        except RuntimeError:
-            server.stop()
-            raise RuntimeError(f"driftloop serve did not start:\n{log.read_text(errors='replace')[-3000:]}") from None
-        return server
+    def start(model: str) -> Server:
+        return start_serve("--model", model, "--workers", "1", "--poll-interval", "0", env=cli_env(mlflow_uri, s3),
+                           log=tmp_path / f"serve-{model}.log", started=started)
 
     yield start
     for server in started:

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ..conftest import S3
-from .conftest import CorpusRun, Served
+from ..conftest import S3, Server
+from .conftest import CorpusRun
 from .tables import TABLES
 
 SAMPLE_ROWS = 200
@@ -69,7 +69,7 @@ def _assert_same_answers(served: dict, batch: pd.DataFrame, task: str, how: str)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(TABLES))
 def test_serving_answers_every_training_row_as_batch_predict_does(
-        corpus_run: Callable[[str], CorpusRun], serve_model: Callable[[str], Served], tmp_path: Path,
+        corpus_run: Callable[[str], CorpusRun], serve_model: Callable[[str], Server], tmp_path: Path,
         name: str) -> None:
     run = corpus_run(name)
     header, rows = _sample(run)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import pytest
 
 from driftloop.example import customers
 
-from ..conftest import DRIFTLOOP, S3, cli_env, free_port, registry_for, wait_for
+from ..conftest import DRIFTLOOP, S3, Server, cli_env, registry_for, start_serve
 
 MODEL = "serve_churn"
 
@@ -43,47 +42,14 @@ def champion(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3) 
     return Champion(MODEL, version.run_id, path, work / "churn.csv", rows)
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-    prediction_log: Path | None = None
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3) -> Iterator[Callable[..., Server]]:
     """Starts `driftloop serve ARGS` on a free port and waits for /readyz; every server is stopped at the end."""
     started: list[Server] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> Server:
-        port = free_port()
         log = tmp_path_factory.mktemp("serve") / "server.log"
-        environment = cli_env(mlflow_uri, s3) | (env or {})
-        with open(log, "wb") as out:
-            process = subprocess.Popen([*DRIFTLOOP, "serve", "--port", str(port), *args], stdout=out,
-                                       stderr=subprocess.STDOUT, env=environment, cwd=log.parent)
-        server = Server(f"http://127.0.0.1:{port}", process, log)
-        started.append(server)
-        try:
-            wait_for(f"{server.url}/readyz", timeout=120, process=process)
-        except RuntimeError:
-            server.stop()
-            raise RuntimeError(f"driftloop serve did not start:\n{server.log_text()[-3000:]}") from None
-        return server
+        return start_serve(*args, env=cli_env(mlflow_uri, s3) | (env or {}), log=log, started=started)
 
     yield start
     for server in started:
