@@ -140,7 +140,9 @@ def test_the_variant_picks_the_torch_wheel_index(variant: str, index: str, tmp_p
 def test_make_image_variant_cuda_builds_the_cuda_tag() -> None:
     from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE
 
-    dry = {variant: subprocess.run(["make", "-n", "image", f"VARIANT={variant}"], cwd=REPO, capture_output=True,
-                                   text=True, timeout=30).stdout.strip() for variant in ("cpu", "cuda")}
+    # under `make test` this is a sub-make, which would print "Entering/Leaving directory" around the recipe
+    dry = {variant: subprocess.run(["make", "-n", "--no-print-directory", "image", f"VARIANT={variant}"], cwd=REPO,
+                                   capture_output=True, text=True, timeout=30).stdout.strip()
+           for variant in ("cpu", "cuda")}
     assert dry["cuda"].endswith(f"--build-arg VARIANT=cuda -t {DEFAULT_CUDA_IMAGE} ."), dry["cuda"]
     assert dry["cpu"].endswith(f"--build-arg VARIANT=cpu -t {DEFAULT_IMAGE} ."), dry["cpu"]
