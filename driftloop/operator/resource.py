@@ -32,6 +32,7 @@ from driftloop.spec import (
     DataSpec,
     EvaluateSpec,
     GateSpec,
+    ReadSpec,
     RegistrySpec,
     SliceGateSpec,
     Spec,
@@ -89,6 +90,12 @@ class _Resource(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
+class Read(ReadSpec):
+    """`data.read` of `driftloop run`, with Kubernetes-style names (`naValues`)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
 class DataSource(_Resource):
     """The training table: `uri`, or `s3Bucket` plus `path`."""
 
@@ -98,6 +105,11 @@ class DataSource(_Resource):
     target: str = Field(min_length=1, description="Column to predict.")
     task: Literal["classification", "regression", "auto"] = "auto"
     format: Literal["auto", "csv", "parquet"] = "auto"
+    read: Read = Field(default_factory=lambda: Read(), description="CSV parsing when sniffing guesses wrong "
+                       "(`data.read`).")
+    drop_missing_target: bool = Field(True, description="Drop rows whose target is missing (counted in the run).")
+    positive_class: str | None = Field(None, max_length=253, description="Binary tasks: the positive class, matched "
+                                       "as text; default: the minority class.")
 
     @model_validator(mode="after")
     def _one_location(self) -> DataSource:
@@ -376,7 +388,10 @@ def to_run_spec(spec: MLTrainingJobSpec, *, name: str, output: str) -> Spec:
     try:
         return Spec(
             data=DataSpec(path=spec.data_source.location, target=spec.data_source.target,
-                          task=spec.data_source.task, format=spec.data_source.format),
+                          task=spec.data_source.task, format=spec.data_source.format,
+                          read=ReadSpec.model_validate(spec.data_source.read.model_dump(by_alias=False)),
+                          drop_missing_target=spec.data_source.drop_missing_target,
+                          positive_class=spec.data_source.positive_class),
             # a generation the drift check asked for re-profiles its suite, as a local retrain does
             validation=ValidationSpec(reprofile=(spec.retrain_token or "").startswith(RETRAIN_TOKEN_DRIFT_PREFIX)),
             train=train,

@@ -231,3 +231,14 @@ def test_model_type_is_the_family_a_search_space_is_checked_against() -> None:
     assert searched.train.model == "gbm" and searched.train.search is not None
     with pytest.raises(InvalidSpec, match="gbm.max_iter"):
         spec(hyperparameters={"search": "{trials: 2, space: {gbm.max_iter: {low: 5, high: 9}}}"})  # the MLP trains
+
+
+def test_the_data_source_carries_reading_and_target_options() -> None:
+    source = copy.deepcopy(EXAMPLE["spec"]["dataSource"]) | {
+        "read": {"sep": ";", "decimal": ",", "naValues": ["n/a"]}, "dropMissingTarget": False, "positiveClass": "yes"}
+    configmap = render_configmap(spec(dataSource=source), OWNER)
+    data = Spec.model_validate(yaml.safe_load(configmap["data"]["spec.yaml"])).data
+    assert (data.read.sep, data.read.decimal, data.read.na_values) == (";", ",", ["n/a"])
+    assert data.drop_missing_target is False and data.positive_class == "yes"
+    with pytest.raises(InvalidSpec, match=r"spec.dataSource.read.sep"):
+        spec(dataSource=source | {"read": {"sep": ";;"}})
