@@ -351,6 +351,11 @@ class DriftSpec(_Strict):
     p_val: float = Field(0.05, gt=0, lt=1, description="Significance level before the multiple-testing correction.")
     correction: Literal["bonferroni", "fdr"] = "bonferroni"
     min_samples: int = Field(100, ge=1, description="Non-missing values a feature needs in each table to be tested.")
+    time_columns: list[str] | None = Field(
+        None, description="Columns reported as a time range instead of tested for drift (time moving forward is not "
+        "drift). Unset: inferred, the year of date columns and integer columns named like a year with values in "
+        "1900..2100 (date columns' month, weekday, day of year and hour are tested either way). A list names them all: "
+        "list a column to add it, leave an inferred one out to test it; [] tests every column.")
     cooldown: str = Field("6h", description="Least time between two retrains of the model, e.g. 30m, 6h, 1d, 0.")
     retrain_data: Literal["current", "reference+current"] = "reference+current"
     window_holdout: float = Field(0.3, gt=0, lt=1, description="Share of the current rows kept out of the retrain "
@@ -362,6 +367,17 @@ class DriftSpec(_Strict):
         from driftloop.durations import parse_duration
 
         parse_duration(value)
+        return value
+
+    @field_validator("time_columns")
+    @classmethod
+    def _distinct_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            twice = sorted({c for c in value if value.count(c) > 1})
+            if twice:
+                raise ValueError(f"lists {twice[0]!r} twice")
+            if any(not c for c in value):
+                raise ValueError("lists an empty column name")
         return value
 
 

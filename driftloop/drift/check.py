@@ -66,6 +66,7 @@ class DriftRequest:
     p_val: float | None = None
     correction: str | None = None
     min_samples: int | None = None
+    time_columns: list[str] | None = None  # None: the stored policy's (else inferred); []: every column is tested
     cooldown: str | None = None
     retrain: str | None = None  # local | kfp | k8s
     retrain_data: str | None = None
@@ -89,6 +90,7 @@ class Reference:
     numeric: list[str] | None = None
     categorical: list[str] | None = None
     target: str | None = None
+    datetime: dict[str, list[str]] | None = None  # date column → the calendar features the model takes
     stored_policy: dict[str, Any] | None = None  # the champion spec's `drift` section
 
 
@@ -160,7 +162,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
                         "a drift test on so few rows would not mean much")
     target = request.target or reference.target
     roles = feature_roles(feature_table(reference.frame), target=target, numeric=reference.numeric,
-                          categorical=reference.categorical)
+                          categorical=reference.categorical, datetime=reference.datetime)
     with console.step("drift"):
         report = detect(feature_table(reference.frame), current, roles, params)
     report = replace(report, sources={"reference": reference.uri, "current": request.current})
@@ -186,7 +188,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
 
 
 def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[str] | None = None,
-                  categorical: list[str] | None = None) -> ColumnRoles:
+                  categorical: list[str] | None = None, datetime: dict[str, list[str]] | None = None) -> ColumnRoles:
     """Which columns are compared, and how: the model's roles when known, else inferred from the reference.
 
     Inferred as the feature step infers them, so an unseen model's columns are compared as training would treat them.
@@ -196,7 +198,7 @@ def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[
     from driftloop.spec import FeatureSpec
 
     if numeric is not None or categorical is not None:
-        return ColumnRoles(target or "", list(numeric or []), list(categorical or []))
+        return ColumnRoles(target or "", list(numeric or []), list(categorical or []), datetime=dict(datetime or {}))
     frame = reference if target is None or target not in reference.columns else reference.drop(columns=[target])
     return infer(frame, target or "", FeatureSpec())
 
@@ -274,7 +276,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     # a given --reference may not have every column the model was trained on; its own columns decide then
     known = roles and request.reference is None
     return Reference(frame, uri, roles.get("numeric") if known else None, roles.get("categorical") if known else None,
-                     target, stored.get("drift"))
+                     target, roles.get("datetime") if known else None, stored.get("drift"))
 
 
 def _download(mlflow: MLflowGateway, champion: Champion, artifact: str, report_dir: Path) -> Path | None:
@@ -291,14 +293,15 @@ def _policy(request: DriftRequest, stored: dict[str, Any] | None) -> DriftSpec:
 
     policy = DriftSpec.model_validate(stored or {})
     flags = {name: getattr(request, name) for name in ("p_val", "correction", "min_samples", "cooldown",
-                                                         "retrain_data", "window_holdout")}
+                                                         "retrain_data", "window_holdout", "time_columns")}
     return policy.model_copy(update={name: value for name, value in flags.items() if value is not None})
 
 
 def _params(policy: DriftSpec) -> DriftParams:
     from driftloop.drift.detect import DriftParams
 
-    return DriftParams(p_val=policy.p_val, correction=policy.correction, min_samples=policy.min_samples)
+    return DriftParams(p_val=policy.p_val, correction=policy.correction, min_samples=policy.min_samples,
+                       time_columns=None if policy.time_columns is None else tuple(policy.time_columns))
 
 
 def _show(console: Console, report: DriftReport) -> None:
@@ -309,6 +312,10 @@ def _show(console: Console, report: DriftReport) -> None:
                f"{', '.join(report.drifted_features)}" if report.is_drift else "no drift")
     console.info(f"{verdict} (p_val {report.params.p_val:g}, {report.params.correction}, per-feature bound "
                  f"{report.threshold:.3g})")
+    for column in report.time_columns:  # after the verdict: they are not part of it
+        console.info(f"time column {column.name}: {column.note} [not drift: {column.why}]")
+    for finding in report.quality:
+        console.warning(f"data quality: column {finding.column!r}: {finding.note}")
 
 
 def _start_run(mlflow: MLflowGateway, request: DriftRequest, champion: Champion | None, report: DriftReport,
@@ -321,9 +328,15 @@ def _start_run(mlflow: MLflowGateway, request: DriftRequest, champion: Champion 
     tracker = mlflow.start_run(DRIFT_EXPERIMENT, run_name=f"{request.model_name or 'tables'}-drift", tags=tags)
     tracker.log_params({"reference": data["sources"]["reference"], "current": request.current,
                         "p_val": report.params.p_val, "correction": report.params.correction,
-                        "min_samples": report.params.min_samples, "retrain": request.retrain or "none"})
+                        "min_samples": report.params.min_samples, "retrain": request.retrain or "none",
+                        "time_columns": _listed(report.params.time_columns)})
     metrics = {"drifted_features": len(report.drifted_features), "features": len(report.features),
-               "threshold": report.threshold, "current_rows": report.current_rows}
+               "threshold": report.threshold, "current_rows": report.current_rows,
+               "time_columns": len(report.time_columns), "quality_findings": len(report.quality)}
+    for column in report.time_columns:
+        metrics[f"time_extrapolates.{_metric_name(column.name)}"] = float(column.extrapolates)
+    for finding in report.quality:
+        metrics[f"unparseable_share.{_metric_name(finding.column)}"] = finding.share
     for feature in report.features:
         if feature.p_value is not None:
             metrics[f"p_value.{_metric_name(feature.name)}"] = feature.p_value
@@ -355,6 +368,13 @@ def _write(report: DriftReport, data: dict[str, Any], report_dir: Path) -> None:
 
     write_report(report, report_dir, title=f"drift report: {data.get('model_name') or 'tables'}",
                  extra={k: v for k, v in data.items() if k not in report.to_json()})
+
+
+def _listed(time_columns: tuple[str, ...] | None) -> str:
+    """The time-columns setting as an MLflow param (at most 6000 characters)."""
+    if time_columns is None:
+        return "inferred"
+    return ",".join(time_columns)[:6000] or "none"
 
 
 def _metric_name(name: str) -> str:

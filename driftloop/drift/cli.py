@@ -41,6 +41,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               "[drift.correction, bonferroni].")
 @click.option("--min-samples", type=click.IntRange(min=1), help="Values a feature needs in each table "
               "[drift.min_samples, 100].")
+@click.option("--time-column", "time_columns", multiple=True, metavar="COLUMN", help="A column reported as a time "
+              "range instead of tested (repeat for each; replaces the inferred ones: date columns' year and year "
+              "columns) [drift.time_columns].")
+@click.option("--no-time-columns", is_flag=True, help="Test every column, a date's year and year columns too.")
 @click.option("--retrain", type=click.Choice(["local", "kfp", "k8s"]), help="On drift, retrain: in-process, as a "
               "Kubeflow Pipelines run, or by asking the MLTrainingJob's operator.")
 @click.option("--cooldown", callback=_duration, help="Least time between retrains, e.g. 30m, 6h [drift.cooldown, 6h].")
@@ -60,7 +64,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def drift(current: str, model_name: str | None, reference: str | None, target: str | None, report_out: str | None,
           json_out: str | None, summary_out: str | None, p_val: float | None, correction: str | None, min_samples: int | None,
-          retrain: str | None, cooldown: str | None, retrain_data: str | None, window: str | None,
+          time_columns: tuple[str, ...], no_time_columns: bool, retrain: str | None, cooldown: str | None,
+          retrain_data: str | None, window: str | None,
           overrides: tuple[str, ...], k8s_job: str | None, namespace: str, kfp_host: str | None, kfp_experiment: str,
           tracking_uri: str | None, no_track: bool, out_dir: str, quiet: bool) -> None:
     """Compare current data with the reference; on drift, retrain at most once per cooldown.
@@ -77,10 +82,13 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
     from driftloop.drift.check import DriftRequest
     from driftloop.drift.retrain import check_and_retrain
 
+    if time_columns and no_time_columns:
+        raise click.UsageError("--time-column and --no-time-columns contradict each other: give one")
     console = Console(quiet=quiet)
     request = DriftRequest(current=current, reference=reference, model_name=model_name, target=target,
                            tracking_uri=tracking_uri, track=not no_track, p_val=p_val, correction=correction,
                            min_samples=min_samples, cooldown=cooldown, retrain=retrain, retrain_data=retrain_data,
+                           time_columns=[] if no_time_columns else (list(time_columns) or None),
                            window=window, overrides=list(overrides), out_dir=Path(out_dir), k8s_job=k8s_job,
                            namespace=namespace, kfp_host=kfp_host, kfp_experiment=kfp_experiment)
     outcome = check_and_retrain(request, console=console)

@@ -1,7 +1,9 @@
 """drift: compare a current table with the reference table, feature by feature (alibi-detect).
 
 KS (`KSDrift`) per numeric feature, Chi-square (`ChiSquareDrift`) per categorical
-feature. Each feature gets its own detector so missing values can be handled per
+feature. A date column is tested on what the model sees, its calendar features (month,
+weekday and hour by Chi-square, day of year by KS); its year, and a year column, only move
+forward, so they are reported as time ranges (`driftloop.drift.time_columns`), not tested. Each feature gets its own detector so missing values can be handled per
 column (dropped for KS; their own category for Chi-square), and the multiple-testing
 correction is then applied once across every tested feature: Bonferroni (p < p_val/K)
 by default, or Benjamini-Hochberg FDR via alibi-detect's own `fdr`.
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from driftloop.canonical import calendar_name
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
+from driftloop.drift.time_columns import QualityFinding, TimeColumn
 from driftloop.errors import DataError
 
 if TYPE_CHECKING:
@@ -27,10 +31,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from driftloop.components.columns import ColumnRoles  # the roles are given: detection infers nothing
+    from driftloop.drift.time_columns import Calendar
 
 TOP_CATEGORIES = 8
 HISTOGRAM_BINS = 20
 MISSING = "(missing)"
+PART_WORDS = {"weekday": "day of week", "dayofyear": "day of year"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class DriftParams:
     p_val: float = 0.05
     correction: Literal["bonferroni", "fdr"] = "bonferroni"
     min_samples: int = 100  # non-missing values a feature needs in each table to be tested
+    time_columns: tuple[str, ...] | None = None  # reported as ranges, not tested; None: inferred
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class DriftReport:
     current_rows: int
     detector: str = "alibi-detect KSDrift/ChiSquareDrift per feature"
     sources: dict[str, str] = field(default_factory=dict)
+    time_columns: list[TimeColumn] = field(default_factory=list)  # not tested: time moving forward is not drift
+    quality: list[QualityFinding] = field(default_factory=list)  # current values the model cannot read
 
     @property
     def drifted_features(self) -> list[str]:
@@ -79,13 +88,19 @@ class DriftReport:
         return {"is_drift": self.is_drift, "drifted_features": self.drifted_features, "threshold": self.threshold,
                 "config": asdict(self.params), "detector": self.detector, "reference_rows": self.reference_rows,
                 "current_rows": self.current_rows, "sources": self.sources,
-                "features": [asdict(f) for f in self.features]}
+                "features": [asdict(f) for f in self.features],
+                "time_columns": [asdict(t) for t in self.time_columns], "quality": [asdict(q) for q in self.quality]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DriftReport:
-        return cls(data["is_drift"], data["threshold"], DriftParams(**data["config"]),
+        config = data["config"]
+        listed = config.get("time_columns")
+        params = DriftParams(**{**config, "time_columns": None if listed is None else tuple(listed)})
+        return cls(data["is_drift"], data["threshold"], params,
                    [FeatureDrift(**f) for f in data["features"]], data["reference_rows"], data["current_rows"],
-                   data.get("detector", cls.detector), data.get("sources", {}))
+                   data.get("detector", cls.detector), data.get("sources", {}),
+                   [TimeColumn(**t) for t in data.get("time_columns") or []],
+                   [QualityFinding(**q) for q in data.get("quality") or []])
 
 
 def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, params: DriftParams) -> DriftReport:
@@ -98,17 +113,83 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
     if missing:
         raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has (if it is the "
                         f"label, name it with --target; current columns: {', '.join(map(str, current.columns))})")
+    from driftloop.drift import time_columns as tc
+
+    numbers: dict[str, np.ndarray | None] = {c: _numbers(reference[c], c) for c in roles.numeric}
+    listed = set(params.time_columns or ())
+    numbers |= {c: tc.text_numbers(reference[c]) for c in roles.categorical if c in listed or tc.year_named(c)}
+    time, left_out = tc.choose(roles, params.time_columns, numbers)
     results: list[FeatureDrift] = []
-    for column in roles.numeric:
-        results.append(_numeric(column, _numbers(reference[column], column), _numbers(current[column], column),
-                                params))
-    for column in roles.categorical:
-        results.append(_categorical(column, reference[column], current[column], params))
+    times: list[TimeColumn] = []
+    quality: list[QualityFinding] = []
+    for column in [*roles.numeric, *roles.categorical]:
+        if column in time:
+            values = numbers[column]
+            assert values is not None  # `choose` only picks columns that hold numbers
+            cur = (_numbers(current[column], column) if column in roles.numeric
+                   else _coerced(current[column]))
+            times.append(tc.number_column(column, time[column], values, cur))
+            continue
+        result = (_numeric(column, numbers[column], _numbers(current[column], column), params)  # type: ignore[arg-type]
+                  if column in roles.numeric else _categorical(column, reference[column], current[column], params))
+        results.append(_left_out(result, left_out.get(column)))
+    for column in roles.datetime:
+        parts = tc.parts_of(roles, column)
+        ref_cal, cur_cal = tc.calendar(reference[column], parts), tc.calendar(current[column], parts)
+        results += _calendar_features(column, parts, ref_cal, cur_cal, params, tested_year=column not in time,
+                                      left_out=left_out.get(column))
+        if column in time:
+            times.append(tc.date_column(column, time[column], ref_cal, cur_cal))
+        finding = tc.unreadable_dates(column, current[column], cur_cal)
+        if finding is not None:
+            quality.append(finding)
     tested = [f for f in results if f.tested]
     threshold, drifted = correct([f.p_value for f in tested], params)  # type: ignore[misc]
     flagged = {f.name for f, d in zip(tested, drifted, strict=True) if d}
     features = [FeatureDrift(**{**asdict(f), "drifted": f.name in flagged}) for f in results]
-    return DriftReport(bool(flagged), threshold, params, features, len(reference), len(current))
+    return DriftReport(bool(flagged), threshold, params, features, len(reference), len(current),
+                       time_columns=times, quality=quality)
+
+
+def _coerced(series: pd.Series) -> np.ndarray:
+    """A categorical time column's current values as numbers; text that is not one counts as missing."""
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=float("nan"))
+
+
+def _calendar_features(column: str, parts: list[str], ref: Calendar, cur: Calendar, params: DriftParams, *,
+                       tested_year: bool, left_out: str | None) -> list[FeatureDrift]:
+    """The date's calendar features as the model sees them: cyclic ones as counts, day of year (and a year the
+    setting does not treat as time) as numbers. Missing and unreadable dates are left out of the tests: they are
+    counted in the quality findings instead."""
+    import pandas as pd
+
+    from driftloop.drift.time_columns import CYCLIC_PARTS, MONOTONE_PART
+
+    results = []
+    for part in parts:
+        if part == MONOTONE_PART and not tested_year:
+            continue
+        name = calendar_name(column, part)
+        ref_values, cur_values = ref.readable(part), cur.readable(part)
+        if part in CYCLIC_PARTS:
+            result = _categorical(name, pd.Series(ref_values.astype("int64")), pd.Series(cur_values.astype("int64")),
+                                  params)
+        else:
+            result = _numeric(name, ref_values, cur_values, params)
+        note = f"{PART_WORDS.get(part, part)} of date column {column!r}, as the model sees it"
+        results.append(_left_out(replace(result, note=f"{note}; {result.note}" if result.note else note),
+                                 left_out if part == MONOTONE_PART else None))
+    return results
+
+
+def _left_out(result: FeatureDrift, inferred: str | None) -> FeatureDrift:
+    """A column that would have been a time column, tested because `drift.time_columns` leaves it out: say so."""
+    if inferred is None:
+        return result
+    note = f"tested: drift.time_columns leaves it out (else a time column: {inferred})"
+    return replace(result, note=f"{result.note}; {note}" if result.note else note)
 
 
 def correct(p_values: list[float], params: DriftParams) -> tuple[float, list[bool]]:
