@@ -62,9 +62,30 @@ def render_html(data: dict[str, Any], *, title: str) -> str:
 <p class="muted">A feature has drifted when its p-value is below the per-feature bound after the multiple-testing
 correction. KS: two-sample Kolmogorov-Smirnov on the non-missing values. Chi-square: contingency test on category
 counts, missing values counted as a category.</p>
+{_time_columns(data.get("time_columns") or [])}
+{_quality(data.get("quality") or [])}
 {_suite_changes(retrain)}
 </body></html>
 """
+
+
+def _time_columns(columns: list[dict[str, Any]]) -> str:
+    """Columns that only move forward (a date's year, a year column): their ranges, outside the verdict."""
+    if not columns:
+        return ""
+    rows = "".join(f'<tr><td>{escape(c["name"])}</td><td>{escape(c["kind"])}</td><td>{escape(c["note"])}</td>'
+                   f'<td class="muted">{escape(c["why"])}</td></tr>' for c in columns)
+    return ('<h2>Time columns</h2>\n<p class="muted">Reported as ranges, not tested: time moving forward is not drift, '
+            'and does not trigger a retrain (drift.time_columns decides which columns count as time).</p>\n'
+            f'<table><thead><tr><th>column</th><th>kind</th><th>range</th><th>why a time column</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table>')
+
+
+def _quality(findings: list[dict[str, Any]]) -> str:
+    if not findings:
+        return ""
+    items = "".join(f'<li><b>{escape(f["column"])}</b>: {escape(f["note"])}</li>' for f in findings)
+    return f'<h2>Data quality</h2>\n<ul>{items}</ul>'
 
 
 def _suite_changes(retrain: dict[str, Any] | None) -> str:

@@ -14,6 +14,7 @@ from driftloop.constants import DRIFT_ARTIFACT_DIR, DRIFT_HTML_FILE
 
 LIMIT_BYTES = 4096
 _REASON_CHARS = 600
+_NAMES = 8  # time columns named in the summary; the report has them all
 
 
 def outcome_summary(data: dict[str, Any], *, exit_code: int) -> dict[str, Any]:
@@ -35,6 +36,10 @@ def outcome_summary(data: dict[str, Any], *, exit_code: int) -> dict[str, Any]:
                     "reason": (retrain.get("reason") or "")[:_REASON_CHARS] or None,
                     "patched": result.get("patched"), "token": result.get("token")},
         "error": (data.get("error") or "")[:_REASON_CHARS] or None,
+        # not part of the decision; named so an operator sees the model extrapolating in time
+        "time_columns": [str(c["name"])[:80] for c in data.get("time_columns") or []][:_NAMES],
+        "extrapolates_in": [str(c["name"])[:80] for c in data.get("time_columns") or [] if c.get("extrapolates")][:_NAMES],
+        "quality_findings": len(data.get("quality") or []),
     }
     # Many drifted features: keep as many names as fit, and say how many there were.
     while len(json.dumps(summary).encode()) > LIMIT_BYTES - 64 and summary["drifted_features"]:

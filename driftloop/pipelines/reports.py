@@ -106,6 +106,11 @@ def drift_markdown(data: dict[str, Any]) -> str:
     for f in sorted(data["features"], key=lambda f: (not f["drifted"], 2 if f["p_value"] is None else f["p_value"])):
         lines.append(f"| {f['name']} | {f['test']} | {_cell(f['statistic'])} | {_p(f['p_value'])} | "
                      f"{'yes' if f['drifted'] else ('no' if f['tested'] else '-')} |")
+    if data.get("time_columns"):  # not tested: time moving forward is not drift
+        lines += ["", "## Time columns (not drift)", ""]
+        lines += [f"- {c['name']}: {c['note']} ({c['why']})" for c in data["time_columns"]]
+    if data.get("quality"):
+        lines += ["", "## Data quality", ""] + [f"- {q['column']}: {q['note']}" for q in data["quality"]]
     return "\n".join(lines) + "\n"
 
 
