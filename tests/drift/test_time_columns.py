@@ -1,0 +1,175 @@
+"""Time in drift checks (issue 12): a date is tested on the calendar features the model sees, and time moving
+forward (a date's year, a year column) is reported as a range, never as drift, unless `drift.time_columns` says so.
+
+All in memory or on small CSV files with `--no-track`: detection only, no training run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from driftloop.components.columns import ColumnRoles
+from driftloop.console import Console
+from driftloop.drift.check import DriftRequest, check_drift
+from driftloop.drift.detect import DriftParams, DriftReport, detect
+from driftloop.drift.time_columns import year_like
+from driftloop.errors import DataError
+
+DATE_PARTS = ["year", "month", "weekday", "dayofyear"]
+
+
+def _dates(rng: np.random.Generator, start: str, end: str, n: int) -> list[str]:
+    days = (pd.Timestamp(end) - pd.Timestamp(start)).days
+    return [(pd.Timestamp(start) + pd.Timedelta(days=int(d))).strftime("%Y-%m-%d") for d in rng.integers(0, days, n)]
+
+
+def _table(rng: np.random.Generator, start: str, end: str, n: int = 600) -> pd.DataFrame:
+    return pd.DataFrame({"sold": _dates(rng, start, end, n), "x": rng.normal(size=n)})
+
+
+ROLES = ColumnRoles("", ["x"], [], datetime={"sold": DATE_PARTS})
+
+
+def test_new_dates_in_the_same_seasons_are_not_drift_and_their_range_is_reported() -> None:
+    """Every current date is unseen (three later years), but months, weekdays and days of year are as before."""
+    rng = np.random.default_rng(3)
+    report = detect(_table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2010-01-01", "2012-12-31"), ROLES,
+                    DriftParams())
+    assert not report.is_drift, report.drifted_features
+    tested = {f.name: f for f in report.features}
+    assert set(tested) == {"x", "sold__month", "sold__weekday", "sold__dayofyear"}  # the year is not tested
+    assert tested["sold__month"].test == "chi2" and tested["sold__dayofyear"].test == "ks"
+    [sold] = report.time_columns
+    assert sold.name == "sold" and sold.kind == "date" and sold.movement == "forward" and sold.extrapolates
+    assert sold.note.startswith("reference 2007-01-0") and ", current 2010-01-0" in sold.note
+    assert sold.note.endswith("(time moves forward; the model extrapolates in year)"), sold.note
+    assert sold.why.startswith("inferred: a date")
+
+
+def test_a_season_shifted_into_one_month_drifts_on_the_month_feature() -> None:
+    rng = np.random.default_rng(4)
+    report = detect(_table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2010-03-01", "2010-03-31"), ROLES,
+                    DriftParams())
+    assert report.is_drift and "sold__month" in report.drifted_features
+    assert "x" not in report.drifted_features and "sold__year" not in report.drifted_features
+    assert report.time_columns[0].note.startswith("reference 2007-01-0")
+    assert "current 2010-03-0" in report.time_columns[0].note
+
+
+def test_unreadable_current_dates_are_a_quality_finding_not_drift() -> None:
+    rng = np.random.default_rng(5)
+    reference, current = _table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2007-01-01", "2009-12-31")
+    current.loc[:29, "sold"] = "11/03/2008"  # 5% the model cannot read: it sees them as missing
+    current.loc[30:39, "sold"] = None  # missing is not unreadable
+    report = detect(reference, current, ROLES, DriftParams())
+    [finding] = report.quality
+    assert (finding.column, finding.finding, finding.count, finding.share) == ("sold", "unparseable_dates", 30, 0.05)
+    assert finding.examples == ["11/03/2008"] and "not dates the model can read" in finding.note
+    assert report.time_columns[0].current["unparseable_share"] == 0.05
+    assert report.time_columns[0].current["missing_share"] == pytest.approx(10 / 600, abs=1e-4)
+    again = DriftReport.from_json(json.loads(json.dumps(report.to_json())))
+    assert again == report  # the JSON document round-trips the time columns and the findings
+
+
+def test_the_setting_decides_which_columns_are_time() -> None:
+    """`drift.time_columns`: [] tests the date's year too; a listed number is reported, not tested."""
+    rng = np.random.default_rng(6)
+    reference, current = _table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2010-01-01", "2012-12-31")
+    every = detect(reference, current, ROLES, DriftParams(time_columns=()))
+    assert every.is_drift and every.drifted_features == ["sold__year"] and not every.time_columns
+    year = next(f for f in every.features if f.name == "sold__year")
+    assert "tested: drift.time_columns leaves it out" in year.note
+    current["x"] += 5.0  # a counter that only grows, say
+    listed = detect(reference, current, ROLES, DriftParams(time_columns=("x",)))
+    assert listed.drifted_features == ["sold__year"]  # the date is no time column now, x is
+    [x] = listed.time_columns
+    assert (x.name, x.kind, x.why, x.movement) == ("x", "number", "listed in drift.time_columns", "later")
+    with pytest.raises(DataError, match="drift.time_columns names column 'sodl'.*did you mean 'sold'"):
+        detect(reference, current, ROLES, DriftParams(time_columns=("sodl",)))
+
+
+@pytest.mark.parametrize(("name", "values", "year"), [
+    ("year", [2007, 2008, 2009], True), ("birth_year", [1950.0, np.nan, 1990.0], True), ("ModelYear", [2001], True),
+    ("yr_built", [1920, 2005], True), ("Season", [2019, 2020], True),
+    ("yearly", [2007], False), ("x", [2007, 2008], False), ("year", [1, 2, 3], False), ("year", [2007.5], False),
+])
+def test_year_columns_are_known_by_name_and_values(name: str, values: list[float], year: bool) -> None:
+    assert bool(year_like(name, np.asarray(values, dtype="float64"))) is year
+
+
+@pytest.fixture(scope="module")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """palmerpenguins' real tables split by year: 2007-2008 is the reference, 2009 the current window."""
+    from tests.corpus.tables import TABLES
+
+    folder = tmp_path_factory.mktemp("penguins")
+    for name, when in (("penguins", lambda f: f["year"]), ("penguins_raw", lambda f: f["Date Egg"].str[:4].astype(int))):
+        frame = TABLES[name].load()
+        frame[when(frame) < 2009].to_csv(folder / f"{name}_ref.csv", index=False, na_rep="NA")
+        frame[when(frame) == 2009].to_csv(folder / f"{name}_2009.csv", index=False, na_rep="NA")
+    return folder
+
+
+def test_a_year_moving_forward_is_reported_as_time_and_starts_no_retrain(penguins: Path, tmp_path: Path) -> None:
+    retrains = []
+    request = DriftRequest(current=str(penguins / "penguins_2009.csv"), reference=str(penguins / "penguins_ref.csv"),
+                           target="species", track=False, out_dir=tmp_path)
+    outcome = check_drift(request, console=Console(quiet=True), on_drift=lambda check, console: retrains.append(1))
+    assert outcome.exit_code == 0 and not outcome.report.is_drift and not retrains
+    assert "year" not in [f.name for f in outcome.report.features]
+    [year] = outcome.data["time_columns"]
+    assert year["note"] == "reference 2007..2008, current 2009 (time moves forward; the model extrapolates in year)"
+    assert year["why"] == "inferred: integers named like a year, 2007..2008 within 1900..2100"
+    written = json.loads((outcome.report_dir / "drift.json").read_text(encoding="utf-8"))
+    assert written["time_columns"] == outcome.data["time_columns"]
+    page = (outcome.report_dir / "drift.html").read_text(encoding="utf-8")
+    assert "<h2>Time columns</h2>" in page and "the model extrapolates in year" in page
+
+
+def test_the_override_makes_the_year_count(penguins: Path, tmp_path: Path) -> None:
+    from driftloop.drift.cli import drift
+
+    args = ["--reference", str(penguins / "penguins_ref.csv"), "--current", str(penguins / "penguins_2009.csv"),
+            "--target", "species", "--no-track", "-q", "--out-dir", str(tmp_path), "--json", str(tmp_path / "d.json")]
+    result = CliRunner().invoke(drift, [*args, "--no-time-columns"])
+    assert result.exit_code == 3, result.output
+    report = json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
+    assert report["drifted_features"] == ["year"] and report["time_columns"] == []
+    assert report["config"]["time_columns"] == []
+    clash = CliRunner().invoke(drift, [*args, "--no-time-columns", "--time-column", "year"])
+    assert clash.exit_code == 2 and "contradict" in clash.output
+
+
+def test_a_real_date_column_reports_its_range(penguins: Path, tmp_path: Path) -> None:
+    """penguins_raw's `Date Egg` (ISO text): inferred as a date, its 2009 nests reported as time moving forward."""
+    request = DriftRequest(current=str(penguins / "penguins_raw_2009.csv"),
+                           reference=str(penguins / "penguins_raw_ref.csv"), target="Species", track=False,
+                           out_dir=tmp_path)
+    outcome = check_drift(request, console=Console(quiet=True))
+    [egg] = outcome.report.time_columns
+    assert egg.note == ("reference 2007-11-09..2008-11-25, current 2009-11-09..2009-12-01 "
+                        "(time moves forward; the model extrapolates in year)")
+    names = [f.name for f in outcome.report.features]
+    assert {"Date Egg__month", "Date Egg__weekday", "Date Egg__dayofyear"} <= set(names)
+    assert "Date Egg__year" not in names and "Date Egg" not in outcome.report.drifted_features
+
+
+def test_the_kfp_markdown_and_the_short_summary_name_the_time_columns() -> None:
+    from driftloop.drift.summary import outcome_summary
+    from driftloop.pipelines.reports import drift_markdown
+
+    rng = np.random.default_rng(7)
+    reference, current = _table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2010-01-01", "2012-12-31")
+    current.loc[:9, "sold"] = "soon"
+    data = detect(reference, current, ROLES, DriftParams()).to_json()
+    page = drift_markdown(data | {"sources": {"current": "live.csv"}})
+    assert "## Time columns (not drift)\n\n- sold: reference 2007-01-0" in page
+    assert "## Data quality\n\n- sold: 10 of 600 current values (1.7%) are not dates" in page
+    summary = outcome_summary(data, exit_code=0)
+    assert summary["time_columns"] == summary["extrapolates_in"] == ["sold"] and summary["quality_findings"] == 1
