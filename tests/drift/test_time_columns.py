@@ -7,6 +7,7 @@ All in memory or on small CSV files with `--no-track`: detection only, no traini
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,17 @@ def test_the_kfp_markdown_and_the_short_summary_name_the_time_columns() -> None:
     assert "## Data quality\n\n- sold: 10 of 600 current values (1.7%) are not dates" in page
     summary = outcome_summary(data, exit_code=0)
     assert summary["time_columns"] == summary["extrapolates_in"] == ["sold"] and summary["quality_findings"] == 1
+
+
+@pytest.mark.parametrize(("drift", "message"), [
+    ({"time_column": ["year"]}, "drift.time_column: unknown key; did you mean 'time_columns'?"),
+    ({"time_columns": "year"}, "drift.time_columns: Input should be a valid list"),
+    ({"time_columns": ["year", "year"]}, "lists 'year' twice"),
+])
+def test_the_setting_is_checked_like_every_spec_key(drift: dict, message: str) -> None:
+    from driftloop.errors import InvalidSpec
+    from driftloop.spec import validate_spec
+
+    with pytest.raises(InvalidSpec, match=re.escape(message)):
+        validate_spec({"data": {"path": "t.csv", "target": "y"}, "drift": drift})
+    assert validate_spec({"data": {"path": "t.csv", "target": "y"}, "drift": {"time_columns": []}}).drift.time_columns == []
