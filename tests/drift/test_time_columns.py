@@ -188,3 +188,14 @@ def test_the_setting_is_checked_like_every_spec_key(drift: dict, message: str) -
     with pytest.raises(InvalidSpec, match=re.escape(message)):
         validate_spec({"data": {"path": "t.csv", "target": "y"}, "drift": drift})
     assert validate_spec({"data": {"path": "t.csv", "target": "y"}, "drift": {"time_columns": []}}).drift.time_columns == []
+
+
+def test_the_mlflow_drift_run_records_the_time_columns(penguins: Path, tmp_path: Path, mlflow_uri: str) -> None:
+    from tests.conftest import registry_for
+
+    request = DriftRequest(current=str(penguins / "penguins_2009.csv"), reference=str(penguins / "penguins_ref.csv"),
+                           target="species", tracking_uri=mlflow_uri, out_dir=tmp_path)
+    outcome = check_drift(request, console=Console(quiet=True))
+    run = registry_for(mlflow_uri).client.get_run(outcome.data["run_id"])
+    assert run.data.params["time_columns"] == "inferred" and run.data.tags["driftloop.drift"] == "false"
+    assert run.data.metrics["time_columns"] == 1 and run.data.metrics["time_extrapolates.year"] == 1
