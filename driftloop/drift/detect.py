@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from driftloop.canonical import calendar_name
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
+from driftloop.drift import time_columns as tc
 from driftloop.drift.time_columns import QualityFinding, TimeColumn
 from driftloop.errors import DataError
 
@@ -104,17 +105,16 @@ class DriftReport:
 
 
 def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, params: DriftParams) -> DriftReport:
-    """Test every feature of `roles` in `current` against `reference`.
+    """Test every feature of `roles` in `current` against `reference`; report time columns as ranges.
 
     Raises:
-        DataError: a feature is missing from the current table, or a numeric one holds text.
+        DataError: a feature is missing from the current table, a numeric one holds text, or
+            `params.time_columns` names a column the model does not take (or one without dates or numbers).
     """
     missing = [c for c in roles.features if c not in current.columns]
     if missing:
         raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has (if it is the "
                         f"label, name it with --target; current columns: {', '.join(map(str, current.columns))})")
-    from driftloop.drift import time_columns as tc
-
     numbers: dict[str, np.ndarray | None] = {c: _numbers(reference[c], c) for c in roles.numeric}
     listed = set(params.time_columns or ())
     numbers |= {c: tc.text_numbers(reference[c]) for c in roles.categorical if c in listed or tc.year_named(c)}
@@ -165,22 +165,20 @@ def _calendar_features(column: str, parts: list[str], ref: Calendar, cur: Calend
     counted in the quality findings instead."""
     import pandas as pd
 
-    from driftloop.drift.time_columns import CYCLIC_PARTS, MONOTONE_PART
-
     results = []
     for part in parts:
-        if part == MONOTONE_PART and not tested_year:
+        if part == tc.MONOTONE_PART and not tested_year:
             continue
         name = calendar_name(column, part)
         ref_values, cur_values = ref.readable(part), cur.readable(part)
-        if part in CYCLIC_PARTS:
+        if part in tc.CYCLIC_PARTS:
             result = _categorical(name, pd.Series(ref_values.astype("int64")), pd.Series(cur_values.astype("int64")),
                                   params)
         else:
             result = _numeric(name, ref_values, cur_values, params)
         note = f"{PART_WORDS.get(part, part)} of date column {column!r}, as the model sees it"
         results.append(_left_out(replace(result, note=f"{note}; {result.note}" if result.note else note),
-                                 left_out if part == MONOTONE_PART else None))
+                                 left_out if part == tc.MONOTONE_PART else None))
     return results
 
 
