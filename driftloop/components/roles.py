@@ -179,8 +179,10 @@ def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], st
 
 
 def _date_format(text: pd.Series) -> tuple[str, str] | None:
-    """(format, note) of a text column whose every value is a date in one format; distinct values decide."""
-    return detect(text.drop_duplicates().tolist()) if not text.empty else None
+    """(format, note) of a text column whose every value is a date in one format; distinct values decide, and
+    blank text is a missing date, as it is to the feed and the model file."""
+    values = [v for v in text.drop_duplicates().tolist() if v]
+    return detect(values) if values else None
 
 
 def _short(value: object) -> str:
