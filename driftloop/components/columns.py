@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
-from driftloop.dates import ISO
+from driftloop.dates import ISO, written
 from driftloop.errors import DataError
 from driftloop.suggest import nearest
 
@@ -83,7 +84,8 @@ def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: boo
     for column in roles.numeric:
         out[column] = _as_numbers(frame[column], column)
     for column in roles.datetime:
-        out[column] = pd.Series([_date_text(v) for v in frame[column].tolist()], index=frame.index, dtype=object)
+        fmt = roles.date_formats.get(column, ISO)
+        out[column] = pd.Series([_date_text(v, fmt) for v in frame[column].tolist()], index=frame.index, dtype=object)
     boolean = set(roles.boolean)
     for column in roles.categorical:
         values = frame[column].tolist()
@@ -150,11 +152,13 @@ def _as_numbers(series: pd.Series, column: str) -> pd.Series:
     return coerced.astype("float64")
 
 
-def _date_text(value: object) -> str | None:
+def _date_text(value: object, fmt: str) -> str | None:
+    """Date text as written; a date object (a parquet timestamp, a pandas datetime column) written in the
+    column's format, which the model file reads."""
     if _missing(value) or value != value:  # NaT
         return None
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat())
+    if isinstance(value, date):
+        return written(value, fmt)
     return str(value).strip()
 
 
