@@ -172,8 +172,8 @@ def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], st
     if found is None:
         first = next((f for f in FORMATS if text.empty or parse(text.iloc[0], f) is not None), ISO)
         row, value = next(((r, v) for r, v in text.items() if parse(v, first) is None), (0, ""))
-        raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not a date "
-                        f"in one format with the column's first value ({first}, or {', '.join(FORMATS[1:])})")
+        raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not a date in the "
+                        f"format of its first value, {first} (formats read: {', '.join(FORMATS)})")
     fmt = found[0]
     return DATE_PARTS + (TIME_PARTS if bool(text.map(lambda v: has_time(v, fmt)).any()) else ()), fmt
 
