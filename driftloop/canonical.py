@@ -1,8 +1,10 @@
 """One value's canonical form for the roles that need reading: numbers written as text, booleans, dates.
 
 Training (`components.columns.canonical_frame`), batch scoring (`OnnxModel.feed`) and serving
-(`serve.schema`) all call these, so a raw "3,750", "yes" or "2007-11-11" means the same number,
-category or calendar features wherever a row enters. Pure Python: serving imports it per request.
+(`serve.schema`) all call these, so a raw "3,750" or "yes" means the same number or category wherever a
+row enters. A date's calendar features are computed here for training; the model file computes the same
+ones from the date text itself (`driftloop.onnx_calendar`, checked against this by a parity test).
+Pure Python: serving imports it per request.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime
+
+from driftloop.dates import ISO, parse
 
 # Spellings of a boolean, compared lower-cased; "1"/"0" only count in a column of nothing else
 TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1", "1.0"})
@@ -24,8 +28,6 @@ _PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # Calendar features of a datetime column, in the order the model's inputs list them
 DATE_PARTS = ("year", "month", "weekday", "dayofyear")
 TIME_PARTS = ("hour",)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
 def calendar_name(column: str, part: str) -> str:
@@ -71,35 +73,24 @@ def number_text(text: str) -> tuple[float, str] | None:
     return float(cleaned) * scale, ", ".join(notes)
 
 
-def date_format(text: str) -> str | None:
-    """'date' for ISO `YYYY-MM-DD`, 'datetime' for `YYYY-MM-DD HH:MM[:SS]`, None otherwise."""
-    text = text.strip()
-    if _ISO_DATE.match(text):
-        return "date"
-    if _ISO_DATETIME.match(text):
-        return "datetime"
-    return None
-
-
-def calendar_parts(value: object, parts: tuple[str, ...]) -> list[float]:
-    """The calendar features of one date (ISO text, `datetime` or `date`); NaN for each when missing or
-    unreadable, which the model's imputer fills, as for a missing number."""
-    moment = _moment(value)
+def calendar_parts(value: object, parts: tuple[str, ...], fmt: str = ISO) -> list[float]:
+    """The calendar features of one date (text in `fmt`, a `datetime` or a `date`); NaN for each when missing
+    or unreadable, which the model's imputer fills, as for a missing number."""
+    moment = _moment(value, fmt)
     if moment is None:
         return [math.nan] * len(parts)
-    values = {"year": moment.year, "month": moment.month, "weekday": moment.weekday(),
-              "dayofyear": moment.timetuple().tm_yday, "hour": moment.hour}
+    year, month, day, hour = moment
+    when = date(year, month, day)
+    values = {"year": year, "month": month, "weekday": when.weekday(), "dayofyear": when.timetuple().tm_yday,
+              "hour": hour}
     return [float(values[p]) for p in parts]
 
 
-def _moment(value: object) -> datetime | None:
+def _moment(value: object, fmt: str) -> tuple[int, int, int, int] | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, datetime):  # pandas.Timestamp too
-        return None if value != value else value  # NaT compares unequal to itself
+        return None if value != value else (value.year, value.month, value.day, value.hour)  # NaT: unequal to itself
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day)
-    try:
-        return datetime.fromisoformat(str(value).strip())
-    except ValueError:
-        return None
+        return value.year, value.month, value.day, 0
+    return parse(str(value), fmt)

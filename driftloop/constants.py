@@ -83,7 +83,10 @@ META_NUMERIC = "driftloop.numeric_columns"
 META_CATEGORICAL = "driftloop.categorical_columns"
 META_VERSION = "driftloop.version"
 META_POSITIVE_CLASS = "driftloop.positive_class"  # binary: JSON of the positive class, which is also classes[1]
-META_DATETIME = "driftloop.datetime_columns"  # JSON {column: [calendar parts]}: raw date text in, features computed in feed
+META_DATETIME = "driftloop.datetime_columns"  # JSON {column: [calendar parts]}: raw date text in
+# JSON {column: format ("YYYY-MM-DD", "DD/MM/YYYY", ...)}: the graph computes the calendar features from the text;
+# absent in files from before it did, whose inputs are the features (computed in `feed_rows`)
+META_DATE_FORMATS = "driftloop.date_formats"
 META_BOOLEAN = "driftloop.boolean_columns"  # JSON [column]: categories whose spellings (yes, 1, true) read as True/False
 META_IGNORED = "driftloop.ignored_columns"  # JSON [column]: training's columns left out (id, constant, drop); accepted, unused
 META_INPUTS = "driftloop.inputs"  # JSON {column name: ONNX input name}; the names differ where a column's is unsafe

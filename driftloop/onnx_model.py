@@ -1,10 +1,12 @@
 """The one model file: preprocessing and model merged into a single ONNX graph.
 
-It has one input per raw column (float32 [N,1] for numbers, string [N,1] for
-categories), except a date column, which enters as one float32 input per calendar
-feature (year, month, ...) that `feed_rows` computes from the date text, and one output: class probabilities, or the regression prediction.
-Metadata props carry the task, the class labels and the column roles, so the file
-alone is enough to serve, evaluate or re-score a champion.
+It has one input per raw column: float32 [N,1] for numbers, string [N,1] for categories and
+for dates, whose calendar features (year, month, ...) the graph computes from the date text
+(`driftloop.onnx_calendar`), so any ONNX runtime given the file alone takes raw rows. One output:
+class probabilities, or the regression prediction. Metadata props carry the task, the class labels,
+the column roles and each date column's format, so the file alone is enough to serve, evaluate or
+re-score a champion. (Files from before the graph read dates take the calendar features as float
+inputs instead; `feed_rows` still computes those for them.)
 
 Column names are the user's (spaces, brackets, dots, unicode, leading digits); the
 graph's input names are safe identifiers, and `driftloop.inputs` maps one to the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +27,7 @@ from driftloop.constants import (
     META_BOOLEAN,
     META_CATEGORICAL,
     META_CLASSES,
+    META_DATE_FORMATS,
     META_DATETIME,
     META_IGNORED,
     META_INPUTS,
@@ -35,6 +39,7 @@ from driftloop.constants import (
     ONNX_OUTPUT_PREDICTION,
     ONNX_OUTPUT_PROBABILITIES,
 )
+from driftloop.dates import ISO, written
 from driftloop.errors import DataError
 
 if TYPE_CHECKING:
@@ -52,14 +57,18 @@ class ColumnRoles(Protocol):
     boolean: list[str]
     datetime: dict[str, list[str]]
     ignored: list[str]
+    date_formats: dict[str, str]
 
     @property
     def calendar(self) -> list[str]: ...
 
 
+# Opset 17 unless the model reads dates: their string ops need 20 (`onnx_calendar.DATES_OPSET`), and only
+# such a model pays the version conversion of its other parts
 OPSET = 17
 ML_OPSET = 3
-IR_VERSION = 8  # what opset 17 needs; both halves must agree before merging
+IR_VERSIONS = {17: 8, 20: 9}  # the IR each opset needs; both halves must agree before merging
+IR_VERSION = IR_VERSIONS[OPSET]
 
 
 def safe_input_names(columns: list[str]) -> dict[str, str]:
@@ -84,8 +93,14 @@ def safe_input_names(columns: list[str]) -> dict[str, str]:
     return names
 
 
+def graph_names(roles: ColumnRoles) -> dict[str, str]:
+    """Safe names of the raw columns and of the calendar features the graph computes from the dates."""
+    return safe_input_names(roles.numeric + list(roles.datetime) + roles.calendar + roles.categorical)
+
+
 def transform_to_onnx(transform: Any, roles: ColumnRoles) -> Any:
-    """Convert the fitted ColumnTransformer with one input per raw column, named by `safe_input_names`."""
+    """Convert the fitted ColumnTransformer with one input per raw column, named by `safe_input_names`;
+    a date column's input is its text, which the graph turns into the calendar features the transform takes."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -94,26 +109,57 @@ def transform_to_onnx(transform: Any, roles: ColumnRoles) -> Any:
     model = convert_sklearn(transform, initial_types=inputs, target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
     # skl2onnx keeps the inputs in order but rewrites names its own way (and may clash: "a b" and "a_b");
     # rename them to ours, which the metadata maps back to the columns
-    safe = safe_input_names([c for c, _ in inputs])
+    safe = graph_names(roles)
     renames = {graph_input.name: safe[column] for graph_input, (column, _) in zip(model.graph.input, inputs, strict=True)}
     for graph_input in model.graph.input:
         graph_input.name = renames[graph_input.name]
     for node in model.graph.node:
         node.input[:] = [renames.get(name, name) for name in node.input]
-    return _with_opset(model)
+    if not roles.datetime:
+        return at_opset(model, OPSET)
+    from driftloop.onnx_calendar import DATES_OPSET
+
+    return _with_dates(at_opset(model, DATES_OPSET), roles, safe)
 
 
-def _with_opset(model: Any) -> Any:
-    """skl2onnx stamps the lowest opset its ops need; merging needs the MLP's opset and IR."""
+def _with_dates(model: Any, roles: ColumnRoles, safe: dict[str, str]) -> Any:
+    """The calendar features, inputs until now, computed in the graph from one string input per date column."""
+    from onnx import TensorProto, helper
+
+    from driftloop.onnx_calendar import calendar_graph
+
+    computed = {safe[c] for c in roles.calendar}
+    kept = [i for i in model.graph.input if i.name not in computed]
+    nodes, initializers = [], []
+    for n, (column, parts) in enumerate(roles.datetime.items()):
+        outputs = {part: safe[calendar_name(column, part)] for part in parts}
+        made, constants = calendar_graph(safe[column], roles.date_formats.get(column, ISO), parts, outputs,
+                                         prefix=f"date{n}_")
+        nodes += made
+        initializers += constants
+    dates = [helper.make_tensor_value_info(safe[c], TensorProto.STRING, [None, 1]) for c in roles.datetime]
+    numeric = len(roles.numeric)  # inputs in column order: numbers, dates, categories
+    del model.graph.input[:]
+    model.graph.input.extend(kept[:numeric] + dates + kept[numeric:])
+    model.graph.initializer.extend(initializers)
+    existing = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes + existing)  # before the transform, which reads their outputs
+    return model
+
+
+def at_opset(model: Any, opset: int) -> Any:
+    """The graph converted to `opset` (skl2onnx stamps the lowest its ops need, the exporters 17), with the IR
+    that opset needs: merging needs one opset and IR on both sides."""
     from onnx import helper, version_converter
 
     current = {entry.domain: entry.version for entry in model.opset_import}
-    if current.get("", OPSET) != OPSET:
+    if current.get("", opset) != opset:
         ml = [e for e in model.opset_import if e.domain == "ai.onnx.ml"]
-        model = version_converter.convert_version(model, OPSET)
+        model = version_converter.convert_version(model, opset)
         if not any(e.domain == "ai.onnx.ml" for e in model.opset_import) and ml:
             model.opset_import.append(helper.make_opsetid("ai.onnx.ml", ml[0].version))
-    model.ir_version = IR_VERSION
+    model.ir_version = IR_VERSIONS[opset]
     return model
 
 
@@ -176,6 +222,9 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
     import onnx
     from onnx import compose
 
+    opset = _opset(transform_model)
+    if _opset(mlp_model) != opset:  # the preprocessing reads dates: the model half follows it to opset 20
+        mlp_model = at_opset(mlp_model, opset)
     _align_opsets(transform_model, mlp_model)
     mlp = compose.add_prefix(mlp_model, prefix="mlp_")
     transformed = transform_model.graph.output[0].name
@@ -190,9 +239,12 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
             META_NUMERIC: json.dumps(roles.numeric), META_CATEGORICAL: json.dumps(roles.categorical),
             META_DATETIME: json.dumps(roles.datetime, ensure_ascii=False), META_BOOLEAN: json.dumps(roles.boolean),
             META_IGNORED: json.dumps(roles.ignored, ensure_ascii=False),
-            META_INPUTS: json.dumps(safe_input_names(roles.numeric + roles.calendar + roles.categorical),
+            META_INPUTS: json.dumps({c: name for c, name in graph_names(roles).items() if c not in roles.calendar},
                                     ensure_ascii=False),
             META_VERSION: __version__}
+    if roles.datetime:  # also marks a file whose graph reads the date text
+        meta[META_DATE_FORMATS] = json.dumps({c: roles.date_formats.get(c, ISO) for c in roles.datetime},
+                                             ensure_ascii=False)
     if task == "classification" and classes is not None and len(classes) == 2:
         meta[META_POSITIVE_CLASS] = json.dumps(classes[1])  # the feature step orders the positive class second
     for key, value in meta.items():
@@ -201,6 +253,10 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
     merged.producer_name = "driftloop"
     onnx.checker.check_model(merged)
     return merged
+
+
+def _opset(model: Any) -> int:
+    return next(e.version for e in model.opset_import if e.domain in ("", "ai.onnx"))
 
 
 def _align_opsets(first: Any, second: Any) -> None:
@@ -216,14 +272,21 @@ def _align_opsets(first: Any, second: Any) -> None:
 
 
 def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
-              input_names: dict[str, str], *, datetime: dict[str, list[str]] | None = None,
+              input_names: dict[str, str], *, dates: dict[str, str] | None = None,
+              datetime: dict[str, list[str]] | None = None,
               boolean: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Raw rows → one [N,1] array per graph input: float32 numbers (text like "3,750" read as serving reads it),
-    the calendar features of each date, str categories ('' when missing; booleans as 'True'/'False')."""
+    str categories ('' when missing; booleans as 'True'/'False'), and each date as its text ('' when missing; a
+    date object written in the column's format), which the graph reads.
+
+    Args:
+        dates: date column → its format: the columns the graph reads from text.
+        datetime: date column → calendar features, for files from before the graph read dates: computed here.
+    """
     import numpy as np
     import pandas as pd
 
-    missing = [c for c in numeric + list(datetime or {}) + categorical if c not in frame.columns]
+    missing = [c for c in numeric + list(dates or {}) + list(datetime or {}) + categorical if c not in frame.columns]
     if missing:
         raise DataError(f"model input column {missing[0]!r} is missing from the rows")
     feed: dict[str, np.ndarray] = {}
@@ -232,6 +295,9 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
         if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             series = pd.Series([_number(v) for v in series.tolist()], index=frame.index, dtype="float64")
         feed[input_names[column]] = series.to_numpy(dtype=np.float32).reshape(-1, 1)
+    for column, fmt in (dates or {}).items():
+        texts = [written(v, fmt) if isinstance(v, date) and v == v else _text(v) for v in frame[column].tolist()]
+        feed[input_names[column]] = np.array(texts, dtype=object).reshape(-1, 1)
     for column, parts in (datetime or {}).items():
         values = np.array([calendar_parts(v, tuple(parts)) for v in frame[column].tolist()],
                           dtype=np.float32).reshape(-1, len(parts))
@@ -240,9 +306,15 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
     flags = set(boolean)
     for column in categorical:
         values = [boolean_text(v) if column in flags else v for v in frame[column].tolist()]
-        values = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in values]
-        feed[input_names[column]] = np.array(values, dtype=object).reshape(-1, 1)
+        feed[input_names[column]] = np.array([_text(v) for v in values], dtype=object).reshape(-1, 1)
     return feed
+
+
+def _text(value: Any) -> str:
+    """A category or date cell as the graph's string input: missing (None, NaN, NaT, pandas.NA) is ''."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType") or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
 
 
 def _number(value: Any) -> float:
@@ -266,8 +338,8 @@ def transform_rows(transform_model: Any, frame: pd.DataFrame, roles: ColumnRoles
     import onnxruntime as ort
 
     session = ort.InferenceSession(transform_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = safe_input_names(roles.numeric + roles.calendar + roles.categorical)
-    feed = feed_rows(frame, roles.numeric, roles.categorical, names, datetime=roles.datetime, boolean=roles.boolean)
+    dates = {c: roles.date_formats.get(c, ISO) for c in roles.datetime}
+    feed = feed_rows(frame, roles.numeric, roles.categorical, graph_names(roles), dates=dates, boolean=roles.boolean)
     return session.run(None, feed)[0]  # type: ignore[no-any-return]
 
 
@@ -288,9 +360,15 @@ class OnnxModel:
         self.classes: list[Any] | None = json.loads(meta[META_CLASSES])
         self.target: str = meta[META_TARGET]
         self.numeric: list[str] = json.loads(meta[META_NUMERIC])
-        self.categorical: list[str] = json.loads(meta[META_CATEGORICAL])
-        # raw date text in; the calendar features are computed in `feed` (files from before dates have none)
-        self.datetime: dict[str, list[str]] = json.loads(meta.get(META_DATETIME, "{}"))
+        # date column → its calendar features, and the format of its text
+        self.dates: dict[str, list[str]] = json.loads(meta.get(META_DATETIME, "{}"))
+        self.date_formats: dict[str, str] = json.loads(meta.get(META_DATE_FORMATS, "{}"))
+        # Serving builds its input schema from `numeric`, `categorical` and `datetime`: a date the graph reads
+        # is a string input like a category there, and `datetime` lists only the dates whose calendar features
+        # the feeder computes (files from before the graph read dates)
+        self.datetime: dict[str, list[str]] = {c: p for c, p in self.dates.items() if c not in self.date_formats}
+        self.categories: list[str] = json.loads(meta[META_CATEGORICAL])
+        self.categorical: list[str] = [c for c in self.dates if c in self.date_formats] + self.categories
         self.boolean: list[str] = json.loads(meta.get(META_BOOLEAN, "[]"))
         self.ignored: list[str] = json.loads(meta.get(META_IGNORED, "[]"))  # training columns it leaves out
         # column → graph input; files from before the mapping named their inputs by column
@@ -300,7 +378,7 @@ class OnnxModel:
     @property
     def columns(self) -> list[str]:
         """The raw columns a row must have."""
-        return self.numeric + list(self.datetime) + self.categorical
+        return self.numeric + list(self.dates) + self.categories
 
     @property
     def positive_class(self) -> Any:
@@ -311,8 +389,8 @@ class OnnxModel:
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Raw rows → one [N,1] array per graph input (`feed_rows`)."""
-        return feed_rows(frame, self.numeric, self.categorical, self.input_names, datetime=self.datetime,
-                         boolean=self.boolean)
+        return feed_rows(frame, self.numeric, self.categories, self.input_names, dates=self.date_formats,
+                         datetime=self.datetime, boolean=self.boolean)
 
     def run(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities [N, C] for classifiers, predictions [N] for regressors."""

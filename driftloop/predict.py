@@ -81,8 +81,8 @@ def predictions_frame(model: OnnxModel, rows: pd.DataFrame) -> pd.DataFrame:
 
     from driftloop.components.columns import ColumnRoles, canonical_frame
 
-    roles = ColumnRoles(target=model.target, numeric=model.numeric, categorical=model.categorical,
-                        boolean=model.boolean, datetime=model.datetime)
+    roles = ColumnRoles(target=model.target, numeric=model.numeric, categorical=model.categories,
+                        boolean=model.boolean, datetime=model.dates, date_formats=model.date_formats)
     output = model.run(canonical_frame(rows, roles, with_target=False))
     if model.task != "classification":
         return pd.DataFrame({PREDICTION_COLUMN: output.astype("float64")}, index=rows.index)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.canonical import boolean_text, calendar_parts, date_format, number_text
+from driftloop.canonical import boolean_text, calendar_parts, number_text
 from driftloop.components.columns import canonical_frame
 from driftloop.components.feature import build_transform, transform_input
 from driftloop.components.roles import infer
@@ -170,35 +170,37 @@ def test_booleans_and_dates_in_every_spelling() -> None:
     assert calendar_parts("2007-11-11", ("year", "month", "weekday", "dayofyear")) == [2007.0, 11.0, 6.0, 315.0]
     assert calendar_parts("2024-12-31 23:15:00", ("dayofyear", "hour")) == [366.0, 23.0]
     assert all(math.isnan(v) for v in calendar_parts("not a date", ("year", "month")))
-    assert [date_format(v) for v in ("2024-01-02", "2024-01-02T03:04", "02/01/2024")] == ["date", "datetime", None]
+    assert math.isnan(calendar_parts("02/01/2024", ("year",))[0])  # not ISO
+    assert calendar_parts("02/01/2024", ("year", "month"), "DD/MM/YYYY") == [2024.0, 1.0]
 
 
 def test_the_serve_schema_reads_raw_rows_as_training_and_the_model_file_do() -> None:
-    """No server: the schema's feed equals `feed_rows` (what `OnnxModel.feed` sends) on the same raw rows."""
-    from driftloop.onnx_model import feed_rows, safe_input_names
+    """No server: the schema's feed equals `feed_rows` (what `OnnxModel.feed` sends) on the same raw rows. The
+    schema is built as `serve.model.load_served` builds it from an `OnnxModel`: a date the graph reads is a
+    string input there, like a category, and no calendar feature is computed outside the graph."""
+    from driftloop.onnx_model import feed_rows, graph_names
     from driftloop.serve.errors import ClientError
     from driftloop.serve.schema import InputSchema
 
     roles = infer(shop_table(), "label", FeatureSpec())
-    names = safe_input_names(roles.numeric + roles.calendar + roles.categorical)
-    schema = InputSchema(tuple(roles.numeric), tuple(roles.categorical), 100, names, datetime=roles.datetime,
-                         boolean=frozenset(roles.boolean), ignored=frozenset(roles.ignored))
+    names = {c: n for c, n in graph_names(roles).items() if c in roles.features}
+    schema = InputSchema(tuple(roles.numeric), tuple(roles.datetime) + tuple(roles.categorical), 100, names,
+                         datetime={}, boolean=frozenset(roles.boolean), ignored=frozenset(roles.ignored))
     rows = shop_table().drop(columns="label").head(4)
     records = rows.to_dict("records")
     records[1] = dict(records[1], member=True, income=1234.0, signup=None)  # JSON spellings of the same kinds
     records[2] = dict(records[2], member="YES")
     served = schema.feed(schema.columns_of({"dataframe_records": records})[0])
-    expected = feed_rows(pd.DataFrame(records), roles.numeric, roles.categorical, names, datetime=roles.datetime,
+    expected = feed_rows(pd.DataFrame(records), roles.numeric, roles.categorical, names, dates=roles.date_formats,
                          boolean=roles.boolean)
-    assert served.keys() == expected.keys() and "signup__year" in served
+    assert served.keys() == expected.keys() and "signup" in served and "signup__year" not in served
     for name in served:
         np.testing.assert_array_equal(served[name], expected[name], err_msg=name)
-    assert served["member"][:, 0].tolist()[1:3] == ["True", "True"] and np.isnan(served["signup__month"][1, 0])
+    assert served["member"][:, 0].tolist()[1:3] == ["True", "True"] and served["signup"][1, 0] == ""
     csv_text = rows.to_csv(index=False)  # "3,750" quoted, as a CSV writer does
     from_csv = schema.feed(schema.columns_of_csv(csv_text)[0])
     np.testing.assert_array_equal(from_csv["income"], feed_rows(rows, roles.numeric, [], names)["income"])
-    for bad, words in (({"signup": "11/11/2007"}, ["'signup'", "not a date"]),
-                       ({"income": "lots"}, ["'income'", "not a number"]),
+    for bad, words in (({"income": "lots"}, ["'income'", "not a number"]),
                        ({"unknown": 1}, ["unknown column 'unknown'"])):
         with pytest.raises(ClientError) as raised:
             schema.feed(schema.columns_of({"dataframe_records": [dict(records[0], **bad)]})[0])

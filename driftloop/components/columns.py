@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
+from driftloop.dates import ISO, written
 from driftloop.errors import DataError
 from driftloop.suggest import nearest
 
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ColumnRoles:
     """The columns a model takes, by role. `categorical` includes the `boolean` ones (read as 'True'/'False');
-    a `datetime` column enters as its date text and becomes the numeric calendar features `datetime[column]`
-    names; `parsed` notes the numeric columns that arrive as text ("3,750", "12%"); `table` is the roles
+    a `datetime` column enters as its date text, in the format `date_formats[column]` names (ISO when absent),
+    and becomes the numeric calendar features `datetime[column]` names; `parsed` notes the numeric columns that arrive as text ("3,750", "12%"); `table` is the roles
     table shown before training (column, role, why), dropped columns included."""
 
     target: str
@@ -35,6 +37,7 @@ class ColumnRoles:
     table: list[dict[str, str]] = field(default_factory=list)
     # columns of the training table the model leaves out (id, constant, dropped): rows may still carry them
     ignored: list[str] = field(default_factory=list)
+    date_formats: dict[str, str] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
@@ -59,12 +62,13 @@ class ColumnRoles:
         return cls(target=data["target"], numeric=list(data["numeric"]), categorical=list(data["categorical"]),
                    boolean=list(data.get("boolean") or []), datetime=dict(data.get("datetime") or {}),
                    parsed=dict(data.get("parsed") or {}), table=list(data.get("table") or []),
-                   ignored=list(data.get("ignored") or []))
+                   ignored=list(data.get("ignored") or []), date_formats=dict(data.get("date_formats") or {}))
 
     def to_meta(self) -> dict[str, Any]:
         """What the feature metadata and a suite's meta keep (the table stays in the roles artifact)."""
         return {"target": self.target, "numeric": self.numeric, "categorical": self.categorical,
-                "boolean": self.boolean, "datetime": self.datetime, "parsed": self.parsed, "ignored": self.ignored}
+                "boolean": self.boolean, "datetime": self.datetime, "parsed": self.parsed, "ignored": self.ignored,
+                "date_formats": self.date_formats}
 
 
 def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: bool = True) -> pd.DataFrame:
@@ -80,7 +84,8 @@ def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: boo
     for column in roles.numeric:
         out[column] = _as_numbers(frame[column], column)
     for column in roles.datetime:
-        out[column] = pd.Series([_date_text(v) for v in frame[column].tolist()], index=frame.index, dtype=object)
+        fmt = roles.date_formats.get(column, ISO)
+        out[column] = pd.Series([_date_text(v, fmt) for v in frame[column].tolist()], index=frame.index, dtype=object)
     boolean = set(roles.boolean)
     for column in roles.categorical:
         values = frame[column].tolist()
@@ -106,7 +111,8 @@ def with_calendar(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
         return frame
     added = {}
     for column, parts in roles.datetime.items():
-        rows = [calendar_parts(v, tuple(parts)) for v in frame[column].tolist()]
+        fmt = roles.date_formats.get(column, ISO)
+        rows = [calendar_parts(v, tuple(parts), fmt) for v in frame[column].tolist()]
         for i, part in enumerate(parts):
             added[calendar_name(column, part)] = pd.Series([r[i] for r in rows], index=frame.index, dtype="float64")
     return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
@@ -146,11 +152,13 @@ def _as_numbers(series: pd.Series, column: str) -> pd.Series:
     return coerced.astype("float64")
 
 
-def _date_text(value: object) -> str | None:
+def _date_text(value: object, fmt: str) -> str | None:
+    """Date text as written; a date object (a parquet timestamp, a pandas datetime column) written in the
+    column's format, which the model file reads."""
     if _missing(value) or value != value:  # NaT
         return None
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat())
+    if isinstance(value, date):
+        return written(value, fmt)
     return str(value).strip()
 
 

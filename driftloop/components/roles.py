@@ -1,8 +1,8 @@
 """Each column's role, with the reason a data scientist can check, before anything is fitted.
 
 Roles: numeric (numbers, also written as text: "3,750", "$12", "45%"), boolean (true/false,
-yes/no, 0/1 text, a bool dtype), datetime (ISO dates or a datetime dtype: calendar features,
-never one-hot), categorical (bounded: rare categories of a wide column share an 'other'
+yes/no, 0/1 text, a bool dtype), datetime (dates as ISO, 28/11/2026, 11/28/2026, 28.11.2026,
+2026/11/28, Nov 28, 2026 or 28 Nov 2026, or a datetime dtype: calendar features, never one-hot), categorical (bounded: rare categories of a wide column share an 'other'
 bucket), and two that leave the model: id (a label per row, which cannot generalise) and
 constant (one value, which carries nothing). `feature.roles` overrides any of them, and the
 older `feature.numeric`/`categorical`/`drop` lists keep working.
@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, date_format, number_text
+from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, number_text
 from driftloop.components.columns import ColumnRoles, looks_numeric, near_hint
+from driftloop.dates import FORMATS, ISO, detect, has_time, parse
 from driftloop.errors import DataError
 
 if TYPE_CHECKING:
@@ -93,12 +94,12 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
     text = present.astype(str).str.strip()
     if distinct == 2 and set(text.str.lower()) <= TRUE_WORDS | FALSE_WORDS:
         return "boolean", f"two values: {' / '.join(sorted(set(text)))}"
-    formats = set(text.map(date_format))
-    if len(formats) == 1 and formats != {None}:
-        kind = formats.pop()
-        shape = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM[:SS]"
-        return "datetime", f"dates as {shape}: year, month, day of week, day of year" + (
-            ", hour" if kind == "datetime" else "")
+    found = _date_format(text)
+    if found is not None:
+        fmt, note = found
+        timed = bool(text.map(lambda v: has_time(v, fmt)).any())
+        return "datetime", (f"dates as {fmt}{' HH:MM[:SS]' if timed else ''}: year, month, day of week, day of year"
+                            + (", hour" if timed else "") + (f" ({note})" if note else ""))
     numbers = text.map(number_text)
     if numbers.notna().mean() >= 0.9:
         notes = sorted({n for r in numbers.dropna() for n in r[1].split(", ") if n})
@@ -136,8 +137,10 @@ def _roles(frame: pd.DataFrame, target: str, table: list[dict[str, str]]) -> Col
     for row in table:
         by_role.setdefault(row["role"], []).append(row["column"])
     datetime: dict[str, list[str]] = {}
+    formats: dict[str, str] = {}
     for column in by_role.get("datetime", []):
-        datetime[column] = list(_calendar_parts(frame[column], column))
+        parts, formats[column] = _calendar_parts(frame[column], column)
+        datetime[column] = list(parts)
         row = next(r for r in table if r["column"] == column)
         if "hour" in datetime[column] and "hour" not in row["why"]:
             row["why"] += " (+ hour)"
@@ -148,30 +151,38 @@ def _roles(frame: pd.DataFrame, target: str, table: list[dict[str, str]]) -> Col
         raise DataError(f"no feature columns left besides the target {target!r} (roles: "
                         + ", ".join(f"{r['column']} {r['role']}" for r in table) + ")")
     return ColumnRoles(target=target, numeric=numeric, categorical=by_role.get("categorical", []) + boolean,
-                       boolean=boolean, datetime=datetime, parsed=parsed, table=table,
+                       boolean=boolean, datetime=datetime, parsed=parsed, table=table, date_formats=formats,
                        ignored=[r["column"] for r in table if r["role"] in ("id", "constant", "drop")])
 
 
-def _calendar_parts(series: pd.Series, column: str) -> tuple[str, ...]:
-    """The calendar features of a datetime column; hour only when some value has a time of day.
+def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], str]:
+    """(the calendar features of a datetime column, the format of its text); hour only when some value has a
+    time of day.
 
     Raises:
-        DataError: a value is not a date (the column was set to datetime in the spec).
+        DataError: a value is not a date in one format with the others (the column was set to datetime in the spec).
     """
     import pandas as pd
 
-    from driftloop.canonical import calendar_parts
-
     present = series.dropna()
     if pd.api.types.is_datetime64_any_dtype(series):
-        return DATE_PARTS + (TIME_PARTS if _hour_note(present) else ())
+        return DATE_PARTS + (TIME_PARTS if _hour_note(present) else ()), ISO
     text = present.astype(str).str.strip()
-    for row, value in text.items():
-        if calendar_parts(value, ("year",))[0] != calendar_parts(value, ("year",))[0]:  # NaN: unreadable
-            raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not an ISO date "
-                            "(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)")
-    with_time = bool(text.map(lambda v: date_format(v) == "datetime").any())
-    return DATE_PARTS + (TIME_PARTS if with_time else ())
+    found = _date_format(text)
+    if found is None:
+        first = next((f for f in FORMATS if text.empty or parse(text.iloc[0], f) is not None), ISO)
+        row, value = next(((r, v) for r, v in text.items() if parse(v, first) is None), (0, ""))
+        raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not a date in the "
+                        f"format of its first value, {first} (formats read: {', '.join(FORMATS)})")
+    fmt = found[0]
+    return DATE_PARTS + (TIME_PARTS if bool(text.map(lambda v: has_time(v, fmt)).any()) else ()), fmt
+
+
+def _date_format(text: pd.Series) -> tuple[str, str] | None:
+    """(format, note) of a text column whose every value is a date in one format; distinct values decide, and
+    blank text is a missing date, as it is to the feed and the model file."""
+    values = [v for v in text.drop_duplicates().tolist() if v]
+    return detect(values) if values else None
 
 
 def _short(value: object) -> str:

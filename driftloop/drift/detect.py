@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from driftloop.canonical import calendar_name
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
+from driftloop.dates import ISO
 from driftloop.drift import time_columns as tc
 from driftloop.drift.time_columns import QualityFinding, TimeColumn
 from driftloop.errors import DataError
@@ -135,7 +136,8 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
         results.append(_left_out(result, left_out.get(column)))
     for column in roles.datetime:
         parts = tc.parts_of(roles, column)
-        ref_cal, cur_cal = tc.calendar(reference[column], parts), tc.calendar(current[column], parts)
+        fmt = roles.date_formats.get(column, ISO)
+        ref_cal, cur_cal = tc.calendar(reference[column], parts, fmt), tc.calendar(current[column], parts, fmt)
         results += _calendar_features(column, parts, ref_cal, cur_cal, params, tested_year=column not in time,
                                       left_out=left_out.get(column))
         if column in time:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftloop.canonical import DATE_PARTS, TIME_PARTS, calendar_parts
+from driftloop.dates import ISO
 from driftloop.errors import DataError
 from driftloop.suggest import nearest
 
@@ -74,14 +75,18 @@ class Calendar:
         return values[self.present & ~self.unreadable]
 
 
-def calendar(series: pd.Series, parts: list[str]) -> Calendar:
-    """The calendar features the model computes from each value, each distinct value read once."""
+def calendar(series: pd.Series, parts: list[str], fmt: str = ISO) -> Calendar:
+    """The calendar features the model computes from each value, each distinct value read once.
+
+    Args:
+        fmt: the column's date format, as training detected it (`ColumnRoles.date_formats`).
+    """
     import numpy as np
     import pandas as pd
 
     wanted = tuple(dict.fromkeys([*parts, MONOTONE_PART, "dayofyear"]))  # the range needs year and day of year
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    table = np.array([calendar_parts(v, wanted) for v in uniques], dtype="float64").reshape(len(uniques), len(wanted))
+    table = np.array([calendar_parts(v, wanted, fmt) for v in uniques], dtype="float64").reshape(len(uniques), len(wanted))
     table = np.vstack([table, np.full((1, len(wanted)), np.nan)])  # the missing sentinel (-1) reads the last row
     rows = table[codes]
     present = codes >= 0

@@ -194,4 +194,5 @@ def test_penguins_raw_roles_drop_the_id_and_read_the_date(corpus_run: Callable[[
     registry = registry_for(mlflow_uri)
     model = OnnxModel(registry.download_model(registry.champion(run.model), run.cwd / "roles-model"))
     assert "Individual ID" not in model.columns and "Individual ID" in model.ignored
-    assert model.datetime == {"Date Egg": ["year", "month", "weekday", "dayofyear"]}
+    assert model.dates == {"Date Egg": ["year", "month", "weekday", "dayofyear"]}
+    assert model.date_formats == {"Date Egg": "YYYY-MM-DD"} and model.datetime == {}  # the graph reads the text

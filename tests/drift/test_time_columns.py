@@ -63,6 +63,23 @@ def test_a_season_shifted_into_one_month_drifts_on_the_month_feature() -> None:
     assert "current 2010-03-0" in report.time_columns[0].note
 
 
+def test_a_day_first_date_column_is_read_in_its_own_format() -> None:
+    """A date training read as DD/MM/YYYY is tested in that format: 13/01/2010 is January, not unreadable."""
+    rng = np.random.default_rng(6)
+
+    def day_first(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(sold=pd.to_datetime(frame["sold"]).dt.strftime("%d/%m/%Y"))
+
+    roles = ColumnRoles("", ["x"], [], datetime={"sold": DATE_PARTS}, date_formats={"sold": "DD/MM/YYYY"})
+    report = detect(day_first(_table(rng, "2007-01-01", "2009-12-31")),
+                    day_first(_table(rng, "2010-01-01", "2012-12-31")), roles, DriftParams())
+    assert not report.is_drift and not report.quality, (report.drifted_features, report.quality)
+    assert report.time_columns[0].note.startswith("reference 2007-01-0"), report.time_columns[0].note
+    shifted = detect(day_first(_table(rng, "2007-01-01", "2009-12-31")),
+                     day_first(_table(rng, "2010-03-01", "2010-03-31")), roles, DriftParams())
+    assert "sold__month" in shifted.drifted_features
+
+
 def test_unreadable_current_dates_are_a_quality_finding_not_drift() -> None:
     rng = np.random.default_rng(5)
     reference, current = _table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2007-01-01", "2009-12-31")

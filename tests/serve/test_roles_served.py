@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 import pytest
 
@@ -28,6 +29,7 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     from driftloop.onnx_model import OnnxModel
 
     table = shop_table(400)
+    table["signup"] = pd.to_datetime(table["signup"]).dt.strftime("%d/%m/%Y")  # day first, as much of the world writes
     table.to_csv(cli.cwd / "shop.csv", index=False)
     ran = cli("run", "--data", "shop.csv", "--target", "label", "--model", MODEL, "--set", "train.model=linear",
               "--set", "evaluate.latency_samples=20", "--set", "gate.on_no_champion=promote", "--json", "run.json")
@@ -45,12 +47,13 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     registry = registry_for(mlflow_uri)
     version = registry.champion(MODEL)
     stored = registry.client.download_artifacts(version.run_id, "validation/roles.md", str(cli.cwd))
-    assert "| signup | datetime | dates as YYYY-MM-DD: year, month, day of week, day of year |" in \
+    assert "| signup | datetime | dates as DD/MM/YYYY: year, month, day of week, day of year |" in \
         open(stored, encoding="utf-8").read()
     model = OnnxModel(registry.download_model(version, cli.cwd / "model"))
     assert model.columns == ["income", "discount", "visits", "signup", "city", "member"]
-    assert model.datetime == {"signup": ["year", "month", "weekday", "dayofyear"]} and model.boolean == ["member"]
-    assert "signup" not in model.input_names  # the file's inputs are the calendar features; clients send the date
+    assert model.dates == {"signup": ["year", "month", "weekday", "dayofyear"]} and model.boolean == ["member"]
+    assert model.date_formats == {"signup": "DD/MM/YYYY"}  # stored in the file, which reads the text itself
+    assert "signup__year" not in model.input_names and "signup" in model.input_names
 
     rows = table.drop(columns=["label"]).head(60).copy()
     rows.loc[0, "signup"] = None  # a missing date is imputed like a missing number
@@ -75,8 +78,16 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
         assert answer["predictions"] == batch["prediction"].tolist()
         np.testing.assert_allclose(np.asarray(answer["probabilities"]), probability, atol=1e-6)
 
-    bad = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], signup="11/11/2007")]})
-    assert bad.status_code == 400 and "'signup'" in bad.text and "not a date" in bad.text
+    # a date in another format than the column's is unreadable to the model file, whoever runs it: a missing date
+    other, missing = (httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], signup=v)]})
+                      for v in ("2007-11-11", None))
+    assert other.status_code == missing.status_code == 200 and other.json() == missing.json()
+    # what onnxruntime alone answers, fed the CSV's raw text (Triton, KServe): the same as driftloop
+    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    feed = {model.input_names[c]: raw[c].to_numpy(dtype=object).reshape(-1, 1) for c in model.dates}
+    feed |= {name: array for name, array in model.feed(rows).items() if name not in feed}
+    np.testing.assert_allclose(session.run(None, feed)[0], probability, atol=1e-6)
     # the id and constant columns come along in training rows and are ignored; a column training never saw is not
     assert "customer id" in text and "country" in text
     unknown = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], extra=1)]})

@@ -1,0 +1,123 @@
+"""Date text in the formats driftloop reads, found from a column's values and parsed by one grammar.
+
+A format is named as a user would write it ("YYYY-MM-DD", "DD/MM/YYYY", "Mon DD, YYYY"). Each has
+one regular expression (`pattern`) in the syntax Python's `re` and RE2 share, so the model file's
+`RegexFullMatch` (`driftloop.onnx_calendar`) accepts exactly the text `parse` accepts here; any
+format may carry a time of day (" HH:MM[:SS[.fff]]", ISO also "T…", and a UTC offset). Text that does
+not match, or names no real day (2026-02-30), is a missing date in training and in the model file alike.
+Pure Python: serving and batch scoring import it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date
+from functools import cache
+
+ISO = "YYYY-MM-DD"
+# separator → the numeric formats it can write, year first or year last (month or day first)
+NUMERIC = {"-": ("YYYY-MM-DD", "MM-DD-YYYY", "DD-MM-YYYY"), "/": ("YYYY/MM/DD", "MM/DD/YYYY", "DD/MM/YYYY"),
+           ".": ("YYYY.MM.DD", "MM.DD.YYYY", "DD.MM.YYYY")}
+NAMED = ("Mon DD, YYYY", "DD Mon YYYY")
+FORMATS = tuple(f for group in NUMERIC.values() for f in group) + NAMED
+
+MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+               "november", "december")
+
+
+def month_spellings() -> dict[str, int]:
+    """Every spelling of a month name the named formats take ("Nov", "nov", "NOV", "November", "Sept", ...)."""
+    spellings: dict[str, int] = {}
+    for number, name in enumerate(MONTH_NAMES, start=1):
+        for word in {name[:3], name} | ({"sept"} if number == 9 else set()):
+            for cased in (word, word.title(), word.upper()):
+                spellings[cased] = number
+    return spellings
+
+
+_TIME = r"(?:{sep}([01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?(?:Z|[+-][0-9]{{2}}:?[0-9]{{2}})?)?"
+
+
+@cache
+def pattern(fmt: str) -> str:
+    """The full-match expression of a format; groups: its three date fields in written order, then the hour.
+    Only spaces count as blanks (RE2's and Python's `\\s` differ beyond ASCII)."""
+    if fmt in NAMED:
+        month = "(" + "|".join(sorted(month_spellings(), key=lambda s: (-len(s), s))) + r")\.?"
+        fields = ([month, "([0-9]{1,2}),?", "([0-9]{4})"] if fmt.startswith("Mon")
+                  else ["([0-9]{1,2})", month, "([0-9]{4})"])
+        body = " +".join(fields)
+        time = _TIME.format(sep=" +")
+    else:
+        sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
+        body = re.escape(sep).join("([0-9]{4})" if f == "YYYY" else "([0-9]{1,2})" for f in fmt.split(sep))
+        time = _TIME.format(sep="(?:T| +)" if fmt == ISO else " +")
+    return f" *{body}{time} *"
+
+
+def field_order(fmt: str) -> tuple[int, int, int]:
+    """Where year, month and day are among a format's three written fields."""
+    if fmt in NAMED:
+        return (2, 0, 1) if fmt.startswith("Mon") else (2, 1, 0)
+    sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
+    written = fmt.split(sep)
+    return written.index("YYYY"), written.index("MM"), written.index("DD")
+
+
+def parse(text: str, fmt: str = ISO) -> tuple[int, int, int, int] | None:
+    """(year, month, day, hour) of date text in `fmt`; None when it does not match or is not a real day."""
+    found = re.fullmatch(pattern(fmt), text)
+    if found is None:
+        return None
+    fields = found.groups()[:3]
+    y, m, d = (fields[i] for i in field_order(fmt))
+    month = month_spellings()[m] if fmt in NAMED else int(m)
+    try:
+        date(int(y), month, int(d))
+    except ValueError:
+        return None
+    return int(y), month, int(d), int(found.group(4) or 0)
+
+
+def has_time(text: str, fmt: str) -> bool:
+    found = re.fullmatch(pattern(fmt), text)
+    return found is not None and found.group(4) is not None
+
+
+def detect(texts: Iterable[str]) -> tuple[str, str] | None:
+    """(format, note) when every text is a date in one format; None otherwise.
+
+    Month or day first is read from the data: a first field over 12 means day first, a second one over
+    12 month first; when every value could be either, month first, and the note says so.
+    """
+    values = list(texts)
+    if not values:
+        return None
+    for fmt in (ISO, *NAMED, "YYYY/MM/DD", "YYYY.MM.DD"):
+        if all(parse(v, fmt) is not None for v in values):
+            return fmt, ""
+    for month_first, day_first in (NUMERIC["/"][1:], NUMERIC["."][1:], NUMERIC["-"][1:]):
+        months = [parse(v, month_first) for v in values]
+        days = [parse(v, day_first) for v in values]
+        if all(days) and not all(months):
+            return day_first, ""
+        if all(months) and not all(days):
+            return month_first, ""
+        if all(months):
+            return month_first, f"every day and month ≤ 12: read as {month_first}"
+    return None
+
+
+def written(when: date, fmt: str) -> str:
+    """A `date` or `datetime` (pandas.Timestamp too) as text in `fmt`, with the time of day when it has one,
+    so a date object reaches the model file as text its expression takes."""
+    if fmt in NAMED:
+        month = MONTH_NAMES[when.month - 1][:3].title()
+        text = f"{month} {when.day}, {when.year:04d}" if fmt.startswith("Mon") else f"{when.day} {month} {when.year:04d}"
+    else:
+        sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
+        fields = {"YYYY": f"{when.year:04d}", "MM": f"{when.month:02d}", "DD": f"{when.day:02d}"}
+        text = sep.join(fields[f] for f in fmt.split(sep))
+    hour, minute, second = (getattr(when, n, 0) for n in ("hour", "minute", "second"))
+    return f"{text} {hour:02d}:{minute:02d}:{second:02d}" if hasattr(when, "hour") else text
