@@ -28,6 +28,7 @@ class DeployResult:
     version: str | None
     previous: str | None
     already_registered: bool = False  # an earlier attempt had registered it; this one finished its promotion
+    run_id: str | None = None  # the run the version came from, when an earlier attempt registered it
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,9 @@ def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: 
         return DeployResult(False, model_name, None, None)
     tags = dict(tags or {})
     identity = {key: tags[key] for key in once_by}
-    existing = gateway.find_version(model_name, identity) if identity else None
+    existing = finish_registered(gateway, model_name, identity) if identity else None
     if existing is not None:
-        version, previous = str(existing.version), None
-        if version not in gateway.history(model_name):
-            previous = gateway.promote(model_name, version).previous
-        return DeployResult(True, model_name, version, previous, already_registered=True)
+        return existing
     lineage = {TAG_RUN_ID: run_id, TAG_DATA_URI: data_uri, TAG_DATA_SHA256: data_sha256,
                TAG_SPEC_SHA256: spec_sha256, TAG_VERSION: __version__, TAG_TASK: task, **tags}
     version = gateway.register_candidate(model_name, run_id, tags=lineage)
@@ -68,6 +66,21 @@ def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: 
         gateway.delete_version(model_name, version.version)
         raise
     return DeployResult(True, model_name, promotion.version, promotion.previous)
+
+
+def finish_registered(gateway: MLflowGateway, model_name: str, identity: dict[str, str]) -> DeployResult | None:
+    """The version an earlier attempt registered under `identity` (tags), promoted now if it never was; None if none.
+
+    An attempt can die between registering and promoting (a pod killed, a node lost): its retry
+    finishes that version instead of making a second one.
+    """
+    existing = gateway.find_version(model_name, identity)
+    if existing is None:
+        return None
+    version, previous = str(existing.version), None
+    if version not in gateway.history(model_name):
+        previous = gateway.promote(model_name, version).previous
+    return DeployResult(True, model_name, version, previous, already_registered=True, run_id=existing.run_id)
 
 
 def execute(ctx: RunContext, blessing: Blessing, *, data_sha256: str, task: str, tags: dict[str, str] | None = None,
