@@ -169,9 +169,13 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
         if unchanged is not None:
             return unchanged
     result = RunResult(model_name=spec.model_name)
-    ctx = start_run(spec, tags=tags)
-    result.run_id = ctx.run_id
-    _running.update(ctx=ctx, result=result)  # what a SIGTERM ends (see `killed_on_sigterm`)
+    _running["result"] = result  # what a SIGTERM reports, and (once open) the run it ends: see `killed_on_sigterm`
+
+    def opened(ctx: RunContext) -> None:
+        result.run_id = ctx.run_id
+        _running["ctx"] = ctx
+
+    ctx = start_run(spec, tags=tags, opened=opened)
     local_out, upload_to = _output_dir(spec, result.run_id)
     console.info(f"run {result.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
     try:
