@@ -9,7 +9,6 @@ Rolling serving onto the new version is serving's business: the runners do it af
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftloop import __version__
@@ -29,15 +28,6 @@ class DeployResult:
     previous: str | None
     already_registered: bool = False  # an earlier attempt had registered it; this one finished its promotion
     run_id: str | None = None  # the run the version came from, when an earlier attempt registered it
-
-
-@dataclass(frozen=True)
-class DeployInputs:
-    """What deploy reads from the steps before it: the gate's blessing, validate's data hash, feature's task."""
-
-    blessing: Blessing
-    data_sha256: str
-    task: str
 
 
 def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: str, data_uri: str,
@@ -95,19 +85,3 @@ def execute(ctx: RunContext, blessing: Blessing, *, data_sha256: str, task: str,
                   once_by=once_by)
     ctx.tracker.set_tags({RUN_TAG_DEPLOYED: str(outcome.deployed).lower(), RUN_TAG_MODEL_VERSION: outcome.version})
     return outcome
-
-
-def recorded_inputs(ctx: RunContext, scratch: Path) -> DeployInputs:
-    """Deploy's inputs as the earlier steps recorded them in the run, for a deploy in another process.
-
-    Raises:
-        ArtifactNotFound: the run has no blessing or no feature metadata (it stopped before the gate).
-    """
-    import json
-
-    from driftloop.constants import BLESSING_FILE, EVALUATION_DIR, FEATURE_META_ARTIFACT
-
-    blessing = Blessing.load(ctx.gateway.download_artifact(ctx.run_id, f"{EVALUATION_DIR}/{BLESSING_FILE}", scratch))
-    meta = json.loads(ctx.gateway.download_artifact(ctx.run_id, FEATURE_META_ARTIFACT, scratch).read_text("utf-8"))
-    data_sha256 = ctx.gateway.get_run(ctx.run_id).tags.get(TAG_DATA_SHA256, "")
-    return DeployInputs(blessing, data_sha256, meta["task"])
