@@ -171,8 +171,8 @@ async def end_training(body: kopf.Body, status: kopf.Status, name: str, namespac
                        **_: Any) -> None:
     """Deleted mid-training: delete the Job, whose pods then end their MLflow run as KILLED (never raises).
 
-    The finalizer waits on one Job delete (bounded by the client's request timeout), never on MLflow:
-    the pods get SIGTERM and their grace period from the delete (propagation: Background).
+    The finalizer waits on one Job delete (at most `JOB_DELETE_BUDGET_S`), never on MLflow: the pods
+    get SIGTERM and their grace period from the delete (propagation: Background).
     """
     job = status.get("jobName")
     if not job or status.get("phase") in k.TERMINAL_PHASES:
