@@ -494,6 +494,33 @@ def test_a_spec_error_in_the_pod_fails_the_job_at_once_with_its_reason(
     assert waited.returncode == 0, waited.stderr
 
 
+def test_a_job_that_succeeds_without_a_termination_message_says_so_without_asking_mlflow(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """The termination message is all the operator reads: when a pod leaves none, the condition says so."""
+    import kubernetes
+
+    batch = kubernetes.client.BatchV1Api(kube)
+    _hold_jobs(cluster, True)
+    try:
+        create(cluster, example("churn-mute", training["mlflow"]), tmp_path)
+        wait_until(lambda: owned(kube, "Job", "churn-mute"), timeout=60, what="the Job")
+        # Its pod exits 0 and writes nothing (an image that is not driftloop's, say).
+        job = kube.sanitize_for_serialization(batch.read_namespaced_job("churn-mute-g1", NAMESPACE))
+        container = job["spec"]["template"]["spec"]["containers"][0] | {"command": ["true"]}
+        batch.patch_namespaced_job("churn-mute-g1", NAMESPACE, {"spec": {"template": {"spec": {
+            "containers": [container]}}}})
+    finally:
+        _hold_jobs(cluster, False)
+    status = wait_finished(kube, "churn-mute", timeout=120)
+    succeeded = conditions(status)["Succeeded"]
+    assert status["phase"] == "Succeeded" and succeeded["status"] == "True", status
+    assert succeeded["reason"] == "TerminationMessageUnreadable" and "\n" not in succeeded["message"]
+    assert "churn-mute-g1 succeeded but its pod left no termination message" in succeeded["message"], succeeded
+    assert status.get("modelVersion") is None and "GatePassed" not in conditions(status)
+    waited = kubectl(cluster, "wait", "--for=condition=Succeeded", "mltj/churn-mute", "--timeout=10s")
+    assert waited.returncode == 0, waited.stderr
+
+
 # Trains until stopped: early stopping never triggers, so the run is RUNNING when the test acts.
 ENDLESS = {"hyperparameters": {"epochs": "100000", "patience": "100000", "lr": "0.003"}}
 
