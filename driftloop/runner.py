@@ -242,8 +242,8 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = 
     def stop(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
         ctx, result = _running.get("ctx"), _running.get("result") or RunResult()
+        # what it did so far stays (a version deployed before the signal was deployed): only the status changes
         result.status, result.error, result.exit_code = "killed", reason, EXIT_TERMINATED
-        result.deployed, result.model_version = False, None
         if ctx is not None:
             result.error += _end_killed(ctx, reason, budget_s)
         try:
