@@ -176,8 +176,8 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
         _running["ctx"] = ctx
 
     ctx = start_run(spec, tags=tags, opened=opened)
-    local_out, upload_to = _output_dir(spec, result.run_id)
-    console.info(f"run {result.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
+    local_out, upload_to = _output_dir(spec, ctx.run_id)
+    console.info(f"run {ctx.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
     try:
         _steps(_Pipeline(ctx, console, result), local_out, stop_at_gate=not deploy, tags=tags or {}, once_by=once_by)
         result.status, result.exit_code = "completed", 0
