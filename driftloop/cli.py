@@ -58,17 +58,25 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--json", "json_out", metavar="FILE", help="Write the result as JSON ('-' for stdout).")
 @click.option("--runner", type=click.Choice(["in-process", "kfp-local"]), default="in-process", show_default=True,
               help="in-process: the steps in this process; kfp-local: the KFP components via kfp.local.")
-@click.option("--no-deploy", is_flag=True, help="Stop after the gate; the caller registers (the operator does).")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag on the MLflow run.")
+@click.option("--json-max-bytes", type=click.IntRange(min=512), metavar="N",
+              help="Keep the --json output within N bytes, compact (a pod's termination message holds 4 KiB): "
+                   "step times, then metrics, then gate reasons are left out.")
+@click.option("--no-deploy", is_flag=True, help="Stop after the gate; the caller registers.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Extra tag on the MLflow run and on the version it registers.")
+@click.option("--once-by", "once_by", multiple=True, metavar="KEY",
+              help="A --tag key that names this registration (repeatable): a version already tagged with the "
+                   "same values is promoted if it is not yet and reported, and nothing trains (a retry registers once).")
 @click.option("--force", is_flag=True, help="Train even when a version from the same data and spec exists.")
 @click.option("--bad-input-exit", type=click.IntRange(1, 255), metavar="CODE",
               help="Exit with CODE (not 1) when a step failed on its data or spec, which no retry fixes "
                    "(the operator's Jobs fail at once on it).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def run(spec_path: str | None, data: str | None, target: str | None, model_name: str | None,
-        overrides: tuple[str, ...], json_out: str | None, runner: str, no_deploy: bool, tags: tuple[str, ...],
-        force: bool, bad_input_exit: int | None, quiet: bool) -> None:
+        overrides: tuple[str, ...], json_out: str | None, json_max_bytes: int | None, runner: str, no_deploy: bool,
+        tags: tuple[str, ...], once_by: tuple[str, ...], force: bool, bad_input_exit: int | None, quiet: bool) -> None:
     """Run the whole pipeline and promote the model if it passes the gate."""
+    from driftloop.runner import killed_on_sigterm
     from driftloop.spec import load_spec
 
     if spec_path is None and (data is None or target is None):
@@ -80,17 +88,27 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
         from driftloop.pipelines.local import run_kfp_local
         from driftloop.runner import identical_version
 
-        if no_deploy or tags:
-            raise click.UsageError("--no-deploy and --tag work with --runner in-process only")
+        if no_deploy or tags or once_by:
+            raise click.UsageError("--no-deploy, --tag and --once-by work with --runner in-process only")
         result = (None if force else identical_version(spec)) or run_kfp_local(spec, console=console)
     else:
         run_tags = dict(tag.partition("=")[::2] for tag in tags)
         if any(not key for key in run_tags):
             raise click.UsageError("--tag expects KEY=VALUE")
-        result = _run_in_process(spec, console, deploy=not no_deploy, tags=run_tags, force=force)
+        if missing := [key for key in once_by if key not in run_tags]:
+            raise click.UsageError(f"--once-by {missing[0]}: no --tag {missing[0]}=VALUE names its value")
+
+        def report(stopped: RunResult) -> None:  # SIGTERM: the run is ended as KILLED, then this, then exit 143
+            if json_out:
+                _write_result(stopped, json_out, json_max_bytes)
+            console.error(stopped.error or "stopped by SIGTERM")
+
+        with killed_on_sigterm(report):
+            result = _run_in_process(spec, console, deploy=not no_deploy, tags=run_tags, force=force,
+                                     once_by=once_by)
     _summary(console, result)
     if json_out:
-        write_json(result.to_json(), json_out)
+        _write_result(result, json_out, json_max_bytes)
     if result.traceback and click.get_current_context().obj.get("debug"):
         console.traceback(result.traceback)
     if result.error:
@@ -99,7 +117,22 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
              else result.exit_code)
 
 
-def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str], force: bool) -> RunResult:
+def _write_result(result: RunResult, destination: str, max_bytes: int | None) -> None:
+    if max_bytes is None:
+        write_json(result.to_json(), destination)
+        return
+    from driftloop.runner import brief_text
+
+    text = brief_text(result.to_brief_json(max_bytes))
+    if destination == "-":
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    else:
+        Path(destination).write_text(text, encoding="utf-8")
+
+
+def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[str, str], force: bool,
+                    once_by: tuple[str, ...]) -> RunResult:
     from driftloop.distributed import current_world, process_group
     from driftloop.runner import run_worker
 
@@ -109,7 +142,7 @@ def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[st
             sys.exit(run_worker(console))
         from driftloop.runner import run_pipeline
 
-        return run_pipeline(spec, console=console, deploy=deploy, tags=tags, force=force)
+        return run_pipeline(spec, console=console, deploy=deploy, tags=tags, force=force, once_by=once_by)
 
 
 def _summary(console: Console, result: object) -> None:
@@ -117,8 +150,9 @@ def _summary(console: Console, result: object) -> None:
     from driftloop.runner import RunResult
 
     assert isinstance(result, RunResult)
-    if result.status == "unchanged":  # nothing ran: the one reason says which version stands
-        console.info(f"{result.model_name}: {result.gate['reasons'][0].removeprefix('SKIP ')}")
+    if result.status == "unchanged" or (result.already_registered and result.steps[0].status == "skipped"):
+        # nothing ran: the one reason says which version stands
+        console.info(f"{result.model_name}: {result.gate['reasons'][0].removeprefix('SKIP ').removeprefix('PASS ')}")
         return
     console.table("steps", ["step", "status", "seconds"], [(s.name, s.status, s.seconds) for s in result.steps])
     if result.candidates:

@@ -7,10 +7,15 @@ the serving targets are rolled onto the new version (`roll_out_serving`).
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +30,8 @@ from driftloop.constants import (
     METRICS,
     PARAM_DROPPED_MISSING_TARGET,
     RUN_TAG_DEPLOYED,
+    RUN_TAG_ERROR,
+    RUN_TAG_STATUS,
     TRAIN_DIR,
     VALIDATION_DIR,
 )
@@ -62,20 +69,54 @@ class RunResult:
     trained_model: str | None = None  # the family served (mlp, gbm, linear, module); for the summary
     candidates: dict[str, float] = field(default_factory=dict)  # train.model auto: family -> validation score
     candidate_metric: str = ""
+    already_registered: bool = False  # an earlier attempt (same `once_by` tags) had registered the version
 
     def to_json(self) -> dict[str, Any]:
-        """The documented `--json` shape, exactly; a failed run adds its one-line `error`.
+        """The documented `--json` shape, exactly; a failed (or killed) run adds its one-line `error`, and a
+        run that found its version registered by an earlier attempt adds `already_registered`.
 
-        The error travels in the JSON because a training pod's termination message is this JSON:
-        the operator reads why the pod failed from it, without asking MLflow.
+        The outcome travels in the JSON because a training pod's termination message is this JSON:
+        the operator reads what the pod did (version, gate, error) from it, without asking MLflow.
         """
         shown = {"status": self.status, "deployed": self.deployed, "gate": self.gate, "metrics": self.metrics,
                  "model_name": self.model_name, "model_version": self.model_version, "run_id": self.run_id,
                  "steps": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 3)} for s in self.steps]}
-        return shown | ({"error": self.error} if self.status == "failed" and self.error else {})
+        if self.already_registered:
+            shown["already_registered"] = True
+        return shown | ({"error": self.error} if self.status in ("failed", "killed") and self.error else {})
+
+    def to_brief_json(self, max_bytes: int) -> dict[str, Any]:
+        """`to_json` cut to at most `max_bytes` of compact JSON: step times, then metrics, then gate reasons go.
+
+        A pod's termination message holds 4 KiB and the kubelet cuts what is longer, which leaves
+        JSON no one can parse; what stays (status, version, run id, gate, error) is what the operator reads.
+        """
+        shown = self.to_json()
+        for dropped in ("steps", "metrics"):
+            if _size(shown) <= max_bytes:
+                return shown
+            shown.pop(dropped)
+        reasons = list(shown["gate"]["reasons"])
+        kept = len(reasons)
+        while kept and _size(shown) > max_bytes:
+            kept -= 1
+            more = [f"… {len(reasons) - kept} more in the run's evaluation report"]
+            shown["gate"] = {"passed": shown["gate"]["passed"], "reasons": [r[:300] for r in reasons[:kept]] + more}
+        if _size(shown) > max_bytes and shown.get("error"):
+            shown["error"] = shown["error"][:max(80, max_bytes - _size(shown | {"error": ""}) - 8)] + "…"
+        return shown
 
     def record(self, name: str) -> StepRecord:
         return next(s for s in self.steps if s.name == name)
+
+
+def _size(shown: dict[str, Any]) -> int:
+    return len(brief_text(shown).encode())
+
+
+def brief_text(shown: dict[str, Any]) -> str:
+    """JSON without the spaces `--json`'s indented form spends (a termination message counts bytes)."""
+    return json.dumps(shown, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class _Pipeline:
@@ -102,32 +143,43 @@ class _Pipeline:
 
 
 def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dict[str, str] | None = None,
-                 force: bool = False) -> RunResult:
+                 force: bool = False, once_by: tuple[str, ...] = ()) -> RunResult:
     """Run validate → feature → train → evaluate → gate → deploy.
 
     Never raises for a failure a user can cause: the result says `failed`, carries the
     one-line error and exit code 1, the MLflow run is marked FAILED and nothing is promoted.
 
     Args:
-        deploy: False stops after the gate and leaves registration to the caller (the
-            MLTrainingJob operator registers exactly once, across its own restarts).
-        tags: extra tags on the MLflow run, e.g. the resource that asked for it.
+        deploy: False stops after the gate and leaves registration to the caller.
+        tags: extra tags on the MLflow run and on the version it registers, e.g. the resource that asked for it.
         force: train even when a registered version came from the same data and spec
             (otherwise that version is reported, see `identical_version`, and nothing runs).
+        once_by: keys of `tags` that name one registration (an MLTrainingJob's uid and generation):
+            a version already carrying their values is finished (promoted if it is not yet) and
+            reported, and nothing trains; so a retried pod or a re-created Job registers once.
     """
     from driftloop.components.context import finish_run, start_run
 
+    if deploy and once_by:
+        earlier = registered_by_earlier_attempt(spec, {key: (tags or {})[key] for key in once_by})
+        if earlier is not None:
+            return earlier
     if deploy and not force:
         unchanged = identical_version(spec)
         if unchanged is not None:
             return unchanged
     result = RunResult(model_name=spec.model_name)
-    ctx = start_run(spec, tags=tags)
-    result.run_id = ctx.run_id
-    local_out, upload_to = _output_dir(spec, result.run_id)
-    console.info(f"run {result.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
+    _running["result"] = result  # what a SIGTERM reports, and (once open) the run it ends: see `killed_on_sigterm`
+
+    def opened(ctx: RunContext) -> None:
+        result.run_id = ctx.run_id
+        _running["ctx"] = ctx
+
+    ctx = start_run(spec, tags=tags, opened=opened)
+    local_out, upload_to = _output_dir(spec, ctx.run_id)
+    console.info(f"run {ctx.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
     try:
-        _steps(_Pipeline(ctx, console, result), local_out, stop_at_gate=not deploy)
+        _steps(_Pipeline(ctx, console, result), local_out, stop_at_gate=not deploy, tags=tags or {}, once_by=once_by)
         result.status, result.exit_code = "completed", 0
         finish_run(ctx, None)
     except Exception as e:
@@ -142,11 +194,90 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
         except Exception:  # the tracking server itself may be what failed; the error line says so
             pass
     finally:
+        _running.pop("ctx", None)  # ended (FINISHED or FAILED): a SIGTERM from here on has no run to end
         if upload_to is not None:
             from driftloop.storage import upload_dir
 
             upload_dir(local_out, f"{upload_to.rstrip('/')}/{result.run_id}")
     return result
+
+
+def registered_by_earlier_attempt(spec: Spec, identity: dict[str, str]) -> RunResult | None:
+    """The version an earlier attempt registered under `identity` (its tags), as this run's result; None if none.
+
+    Promoted now if that attempt died before promoting it. Checked before a run opens, so a retry
+    after a registration trains nothing and opens no second MLflow run.
+    """
+    from driftloop.components.deploy import finish_registered
+    from driftloop.mlflow_gateway import connect
+
+    found = finish_registered(connect(spec.tracking.uri), spec.model_name, identity)
+    if found is None:
+        return None
+    named = ", ".join(f"{key}={value}" for key, value in identity.items())
+    reason = f"PASS v{found.version} was registered for {named} by an earlier attempt; it is @champion"
+    return RunResult(status="completed", deployed=True, gate={"passed": True, "reasons": [reason]},
+                     model_name=spec.model_name, model_version=found.version, run_id=found.run_id, exit_code=0,
+                     already_registered=True)
+
+
+# The run in flight in this process, for the SIGTERM handler: `ctx` and `result` once the run is open.
+_running: dict[str, Any] = {}
+STOP_BUDGET_S = 10.0  # the most a SIGTERM'd run waits on MLflow to record KILLED: a pod's grace period is 20 s
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as a shell reports a process SIGTERM ended
+
+
+@contextmanager
+def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = STOP_BUDGET_S,
+                      reason: str = "stopped by SIGTERM") -> Iterator[None]:
+    """While inside, a SIGTERM ends the run as KILLED in MLflow (tags `driftloop.status: killed` and
+    `driftloop.error: reason`), passes the result to `report`, and exits 143.
+
+    How a training pod stops when its Job is deleted (superseded, the resource deleted) or the pod
+    is evicted: the kubelet sends SIGTERM, then SIGKILL after the grace period. MLflow may hang, so
+    the KILLED write runs in a thread given `budget_s`; past it the run is left open and the pod
+    still exits in time. The handler exits itself (not an exception up the stack), so no cleanup on
+    the way (an S3 upload, a half-made version's removal) can outlast the grace period.
+    """
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
+        ctx, result = _running.get("ctx"), _running.get("result") or RunResult()
+        # what it did so far stays (a version deployed before the signal was deployed): only the status changes
+        result.status, result.error, result.exit_code = "killed", reason, EXIT_TERMINATED
+        if ctx is not None:
+            result.error += _end_killed(ctx, reason, budget_s)
+        try:
+            report(result)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_TERMINATED)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _running.clear()
+
+
+def _end_killed(ctx: RunContext, reason: str, budget_s: float) -> str:
+    """End the run as KILLED within `budget_s`; '' when done, else why the run was left open."""
+    failure: list[str] = []
+
+    def end() -> None:
+        try:
+            ctx.tracker.set_tags({RUN_TAG_STATUS: "killed", RUN_TAG_ERROR: reason})
+            ctx.tracker.end("KILLED")
+        except Exception as e:  # MLflow's own error types, or an unreachable server
+            failure.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+
+    ender = threading.Thread(target=end, name="end-run-killed", daemon=True)  # daemon: a hung call never holds exit
+    ender.start()
+    ender.join(budget_s)
+    if ender.is_alive():
+        return f"; MLflow did not answer within {budget_s:g} s, so run {ctx.run_id} was left open"
+    return f"; run {ctx.run_id} could not be ended: {failure[0]}" if failure else ""
 
 
 def identical_version(spec: Spec) -> RunResult | None:
@@ -224,7 +355,8 @@ def _output_dir(spec: Spec, run_id: str) -> tuple[Path, str | None]:
     return out, None
 
 
-def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False) -> None:
+def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False, tags: dict[str, str] | None = None,
+           once_by: tuple[str, ...] = ()) -> None:
     """Each step's executor, in the table's order, fed the outputs of the steps before it."""
     from driftloop.table import dropped_line, load_training_table
 
@@ -254,10 +386,12 @@ def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False) -> None:
     blessing = p.run("gate", evaluation, out_dir=out / EVALUATION_DIR)
     result.gate = {"passed": blessing.passed, "reasons": blessing.reasons}
     if not blessing.passed or stop_at_gate:
-        ctx.tracker.set_tags({RUN_TAG_DEPLOYED: "false"})  # registration, if any, is the caller's (the operator)
+        ctx.tracker.set_tags({RUN_TAG_DEPLOYED: "false"})  # registration, if any, is the caller's
         return
     with p.timed("deploy"):  # the rollout follows deploy and is timed with it
-        deployed = step("deploy").execute(ctx, blessing, data_sha256=table.sha256, task=features.task)
+        deployed = step("deploy").execute(ctx, blessing, data_sha256=table.sha256, task=features.task, tags=tags,
+                                          once_by=once_by)
         for line in roll_out_serving(spec, deployed):
             p.console.info(line)
     result.deployed, result.model_version = deployed.deployed, deployed.version
+    result.already_registered = deployed.already_registered

@@ -1,13 +1,12 @@
 """The MLflow run every step of one pipeline run logs to, however the steps are spread over processes.
 
-The in-process runner opens it once; each KFP task, and the operator's registration,
-reattach to it by id. So every runner logs the same artifacts, metrics and tags.
+The in-process runner opens it once; each KFP task reattaches to it by id. So every runner logs the same artifacts, metrics and tags.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftloop.constants import RUN_TAG_ERROR, RUN_TAG_MODEL, RUN_TAG_STATUS, SPEC_ARTIFACT
@@ -39,16 +38,25 @@ def experiment_of(spec: Spec) -> str:
     return spec.tracking.experiment or spec.model_name
 
 
-def start_run(spec: Spec, *, tags: dict[str, str] | None = None) -> RunContext:
-    """Open the MLflow run for `spec` (with extra `tags`) and log its parameters and the spec itself."""
+def start_run(spec: Spec, *, tags: dict[str, str] | None = None,
+              opened: Callable[[RunContext], None] | None = None) -> RunContext:
+    """Open the MLflow run for `spec` (with extra `tags`) and log its parameters and the spec itself.
+
+    Args:
+        opened: told of the run as soon as it exists, before anything is logged to it (whoever must
+            end it on a signal knows it from its first moment).
+    """
     from driftloop.mlflow_gateway import connect, validate_model_name
 
     name = validate_model_name(spec.model_name)
     gateway = connect(spec.tracking.uri)
     tracker = gateway.start_run(experiment_of(spec), run_name=f"{name}-train", tags={RUN_TAG_MODEL: name, **(tags or {})})
+    ctx = RunContext(spec, gateway, tracker)
+    if opened is not None:
+        opened(ctx)
     tracker.log_params({"data.path": spec.data.path, "data.target": spec.data.target, "spec_sha256": spec.digest()})
     tracker.log_text(spec.to_yaml(), SPEC_ARTIFACT)
-    return RunContext(spec, gateway, tracker)
+    return ctx
 
 
 def attach_run(spec: Spec, run_id: str) -> RunContext:
@@ -72,24 +80,3 @@ def finish_run(ctx: RunContext, error: str | None) -> None:
 def pinned_champion(ctx: RunContext, version: str | None) -> ModelVersion | None:
     """The champion as it was when the run started, so every step compares against the same one."""
     return ctx.gateway.model_version(ctx.spec.model_name, version) if version else None
-
-
-def attach_recorded_run(gateway: MLflowGateway, run_id: str, scratch: Path, *, model_name: str) -> RunContext:
-    """Reattach to a run with the spec it recorded (`SPEC_ARTIFACT`), for a process given only the run id.
-
-    The MLTrainingJob operator registers this way: what deploy needs comes from the run's own
-    records, not from a second copy of the spec. `model_name` is the registered model the
-    caller registers to; a spec naming another one is corrected to it.
-
-    Raises:
-        ArtifactNotFound: the run recorded no spec.
-    """
-    import yaml
-
-    from driftloop.spec import validate_spec
-
-    path = gateway.download_artifact(run_id, SPEC_ARTIFACT, scratch)
-    spec = validate_spec(yaml.safe_load(path.read_text(encoding="utf-8")), source=f"run {run_id}'s spec")
-    if spec.model_name != model_name:
-        spec = spec.model_copy(update={"registry": spec.registry.model_copy(update={"model_name": model_name})})
-    return RunContext(spec, gateway, gateway.tracker(run_id))

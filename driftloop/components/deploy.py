@@ -9,7 +9,6 @@ Rolling serving onto the new version is serving's business: the runners do it af
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftloop import __version__
@@ -28,15 +27,7 @@ class DeployResult:
     version: str | None
     previous: str | None
     already_registered: bool = False  # an earlier attempt had registered it; this one finished its promotion
-
-
-@dataclass(frozen=True)
-class DeployInputs:
-    """What deploy reads from the steps before it: the gate's blessing, validate's data hash, feature's task."""
-
-    blessing: Blessing
-    data_sha256: str
-    task: str
+    run_id: str | None = None  # the run the version came from, when an earlier attempt registered it
 
 
 def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: str, data_uri: str,
@@ -53,12 +44,9 @@ def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: 
         return DeployResult(False, model_name, None, None)
     tags = dict(tags or {})
     identity = {key: tags[key] for key in once_by}
-    existing = gateway.find_version(model_name, identity) if identity else None
+    existing = finish_registered(gateway, model_name, identity) if identity else None
     if existing is not None:
-        version, previous = str(existing.version), None
-        if version not in gateway.history(model_name):
-            previous = gateway.promote(model_name, version).previous
-        return DeployResult(True, model_name, version, previous, already_registered=True)
+        return existing
     lineage = {TAG_RUN_ID: run_id, TAG_DATA_URI: data_uri, TAG_DATA_SHA256: data_sha256,
                TAG_SPEC_SHA256: spec_sha256, TAG_VERSION: __version__, TAG_TASK: task, **tags}
     version = gateway.register_candidate(model_name, run_id, tags=lineage)
@@ -68,6 +56,21 @@ def run(blessing: Blessing, *, gateway: MLflowGateway, model_name: str, run_id: 
         gateway.delete_version(model_name, version.version)
         raise
     return DeployResult(True, model_name, promotion.version, promotion.previous)
+
+
+def finish_registered(gateway: MLflowGateway, model_name: str, identity: dict[str, str]) -> DeployResult | None:
+    """The version an earlier attempt registered under `identity` (tags), promoted now if it never was; None if none.
+
+    An attempt can die between registering and promoting (a pod killed, a node lost): its retry
+    finishes that version instead of making a second one.
+    """
+    existing = gateway.find_version(model_name, identity)
+    if existing is None:
+        return None
+    version, previous = str(existing.version), None
+    if version not in gateway.history(model_name):
+        previous = gateway.promote(model_name, version).previous
+    return DeployResult(True, model_name, version, previous, already_registered=True, run_id=existing.run_id)
 
 
 def execute(ctx: RunContext, blessing: Blessing, *, data_sha256: str, task: str, tags: dict[str, str] | None = None,
@@ -82,19 +85,3 @@ def execute(ctx: RunContext, blessing: Blessing, *, data_sha256: str, task: str,
                   once_by=once_by)
     ctx.tracker.set_tags({RUN_TAG_DEPLOYED: str(outcome.deployed).lower(), RUN_TAG_MODEL_VERSION: outcome.version})
     return outcome
-
-
-def recorded_inputs(ctx: RunContext, scratch: Path) -> DeployInputs:
-    """Deploy's inputs as the earlier steps recorded them in the run, for a deploy in another process.
-
-    Raises:
-        ArtifactNotFound: the run has no blessing or no feature metadata (it stopped before the gate).
-    """
-    import json
-
-    from driftloop.constants import BLESSING_FILE, EVALUATION_DIR, FEATURE_META_ARTIFACT
-
-    blessing = Blessing.load(ctx.gateway.download_artifact(ctx.run_id, f"{EVALUATION_DIR}/{BLESSING_FILE}", scratch))
-    meta = json.loads(ctx.gateway.download_artifact(ctx.run_id, FEATURE_META_ARTIFACT, scratch).read_text("utf-8"))
-    data_sha256 = ctx.gateway.get_run(ctx.run_id).tags.get(TAG_DATA_SHA256, "")
-    return DeployInputs(blessing, data_sha256, meta["task"])

@@ -6,8 +6,8 @@ rather than importing it, so a KFP task that runs one step loads only that step
 (train's torch is not imported by the gate task, validate's Great Expectations by no other).
 
 Users: the in-process runner (`driftloop.runner`), the KFP components and pipeline
-(`driftloop.pipelines.kfp_components`, `.pipeline`), the kfp-local outcome reader
-(`driftloop.pipelines.local`) and the operator's registration (`driftloop.operator.registration`).
+(`driftloop.pipelines.kfp_components`, `.pipeline`) and the kfp-local outcome reader
+(`driftloop.pipelines.local`). An MLTrainingJob's pod runs the in-process runner.
 """
 
 from __future__ import annotations

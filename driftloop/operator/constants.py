@@ -29,12 +29,13 @@ OWNED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # On the resource: the state of its current Job, mirrored by the Job watcher so that a
 # resource handler (with kopf's retries and persisted progress) acts on it.
 ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
-# On every resource: the operator ends a generation's MLflow run before the resource goes.
+# On every resource: the operator deletes a generation's Job (whose pod ends its MLflow run) before the
+# resource goes. The name is from when the operator ended the run itself; resources carry it, so it stays.
 FINALIZER = f"{GROUP}/end-mlflow-run"
 # Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
 KOPF_PREFIX = f"kopf.{GROUP}"
 
-# Model-version tags that make registration findable, hence exactly-once across restarts.
+# Run and model-version tags that make the pod's registration findable, hence exactly-once across retries.
 TAG_NAMESPACE = "driftloop.k8s.namespace"
 TAG_NAME = "driftloop.k8s.name"
 TAG_UID = "driftloop.k8s.uid"
@@ -44,6 +45,8 @@ TAG_GENERATION = "driftloop.k8s.generation"
 SPEC_MOUNT_DIR = "/etc/driftloop"
 SPEC_FILE = "spec.yaml"
 TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_MESSAGE_BYTES = 3072  # the pod's outcome JSON is cut to this; the kubelet keeps 4096 bytes
+TERMINATION_GRACE_S = 20  # SIGTERM → SIGKILL: the pod's bounded KILLED write to MLflow (10 s) and a margin
 WORK_DIR = "/tmp/driftloop"  # an emptyDir: the root filesystem is read-only
 RENDEZVOUS_PORT = 29500
 CONTAINER_NAME = "train"

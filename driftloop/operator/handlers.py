@@ -1,10 +1,11 @@
-"""kopf handlers: one per cause, each a thin adapter over render / the Kubernetes gateway / registration.
+"""kopf handlers: one per cause, each a thin adapter over render / the Kubernetes gateway / outcome.
 
 Flow: a resource is created (or its spec changes) → `start_training` creates the
-generation's ConfigMap and Job. The Job watcher mirrors the Job's state into an
+generation's ConfigMap and Job. The Job's pod trains, registers and promotes with the
+resource's credentials (see `outcome`). The Job watcher mirrors the Job's state into an
 annotation on the resource, so that `follow_job` — a resource handler, with kopf's
-retries and progress kept across restarts — writes `status` and, on success,
-registers the model exactly once.
+retries and progress kept across restarts — writes into `status` what the pod reported.
+The operator never calls MLflow.
 
 Importing this module registers its handlers with kopf; `driftloop.operator.main` does so.
 """
@@ -21,20 +22,19 @@ from typing import Any
 
 import kopf
 
-from driftloop.errors import DriftloopError, InvalidSpec, RegistryUnavailable
+from driftloop.errors import InvalidSpec
 from driftloop.k8s_gateway import Cluster, KubernetesApiError, OwnedByAnother
 from driftloop.operator import constants as k
 from driftloop.operator.conditions import set_condition, utc_now
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec, training_hash
-from driftloop.operator.run_end import RunEnd, end_run
 
 RESOURCE = (k.GROUP, k.VERSION, k.PLURAL)
-RETRY_DELAY_S = 10  # MLflow unreachable, or a namesake's objects still being collected
+RETRY_DELAY_S = 10  # a namesake's objects still being collected
 API_RETRY_DELAY_S = 2  # an API server error or throttling: usually gone in a moment
 WORKERS = 16  # threads for the (synchronous) handlers, and as many API connections
-MLFLOW_WORKERS = 4  # threads that end MLflow runs: apart, so a hung MLflow never blocks the API calls
+JOB_DELETE_BUDGET_S = 10.0  # the most the finalizer holds a delete: the Job's own delete, nothing else
 EVENT_SOURCE = "driftloop-operator"
 EVENT_POSTERS = 4
 
@@ -83,7 +83,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.cluster = Cluster.connect(pool_size=2 * WORKERS)  # handler threads + the executor's
     # The blocking client calls of async handlers run here, beside (not in) kopf's handler threads.
     memo.executor = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="kubernetes-api")
-    memo.mlflow_executor = concurrent.futures.ThreadPoolExecutor(MLFLOW_WORKERS, thread_name_prefix="mlflow")
 
 
 def post_event(body: kopf.Body, *, reason: str, message: str, warning: bool = False) -> None:
@@ -152,46 +151,40 @@ async def _in_executor(memo: kopf.Memo, call: Any, *args: Any) -> Any:
 
 async def _supersede(body: kopf.Body, status: kopf.Status, namespace: str, generation: int,
                      conditions: list[dict[str, Any]], memo: kopf.Memo) -> list[dict[str, Any]]:
-    """Delete the Job of a generation still in flight and end its MLflow run as KILLED: one generation trains at a time."""
+    """Delete the Job of a generation still in flight: one generation trains at a time.
+
+    Its pods get SIGTERM and end their own MLflow run as KILLED (they hold the credentials; see
+    `driftloop.runner.killed_on_sigterm`).
+    """
     old, name = status.get("jobName"), body["metadata"]["name"]
     if not old or status.get("phase") in k.TERMINAL_PHASES or old == owned_name(name, generation):
         return conditions
     await _in_executor(memo, memo.cluster.delete, "Job", namespace, old)
-    text = f"Job {old} deleted: the training fields changed in generation {generation}"
-    ended = await _end_run(body, memo, Owner(name, namespace, body["metadata"]["uid"], job_generation(old, fallback=1)),
-                           reason=f"superseded by generation {generation}")
-    text += f"; its MLflow run {ended.detail} ended as KILLED" if ended.outcome == "killed" else ""
+    text = (f"Job {old} deleted: the training fields changed in generation {generation}; "
+            "its pod ends its MLflow run as KILLED")
     post_event(body, reason="Superseded", message=text)
     return set_condition(conditions, k.COND_SUPERSEDED, True, "SpecChanged", text, generation=generation)
-
-
-async def _end_run(body: kopf.Body, memo: kopf.Memo, owner: Owner, *, reason: str) -> RunEnd:
-    """End the generation's MLflow run as KILLED (bounded in time); a run left open is a Warning event."""
-    ended = await end_run(memo.mlflow_executor, dict(body.get("spec") or {}), owner, reason=reason)
-    if ended.outcome == "left_open":
-        post_event(body, reason="RunNotEnded", warning=True,
-                   message=f"the MLflow run of generation {owner.generation} was left open: {ended.detail}")
-    return ended
 
 
 @kopf.on.delete(*RESOURCE)
 async def end_training(body: kopf.Body, status: kopf.Status, name: str, namespace: str, uid: str, memo: kopf.Memo,
                        **_: Any) -> None:
-    """Deleted mid-training: stop the Job and end its MLflow run as KILLED, then let the delete go (never raises).
+    """Deleted mid-training: delete the Job, whose pods then end their MLflow run as KILLED (never raises).
 
-    The finalizer is held at most `run_end.MLFLOW_BUDGET_S` (plus one Job delete) when MLflow is down.
+    The finalizer waits on one Job delete (at most `JOB_DELETE_BUDGET_S`), never on MLflow: the pods
+    get SIGTERM and their grace period from the delete (propagation: Background).
     """
     job = status.get("jobName")
     if not job or status.get("phase") in k.TERMINAL_PHASES:
         return
-    try:  # first, so no pod ends the run after us; the garbage collector deletes it anyway
-        await asyncio.get_running_loop().run_in_executor(memo.executor, memo.cluster.delete, "Job", namespace, job)
-    except KubernetesApiError:
-        pass
-    ended = await _end_run(body, memo, Owner(name, namespace, uid, job_generation(job, fallback=1)),
-                           reason=f"MLTrainingJob {namespace}/{name} deleted")
-    if ended.outcome == "killed":
-        post_event(body, reason="RunKilled", message=f"MLflow run {ended.detail} ended as KILLED: the resource was deleted")
+    try:  # at once, not when the garbage collector gets to it: the pods stop training now
+        deleted = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+            memo.executor, memo.cluster.delete, "Job", namespace, job), JOB_DELETE_BUDGET_S)
+    except (KubernetesApiError, TimeoutError):
+        return  # the owner reference still has the garbage collector delete it
+    if deleted:
+        post_event(body, reason="JobDeleted",
+                   message=f"Job {job} deleted with the resource; its pod ends its MLflow run as KILLED")
 
 
 async def _keep_generation(spec: kopf.Spec, status: kopf.Status, namespace: str, generation: int,
@@ -278,7 +271,7 @@ def _termination_message(cluster: Cluster, namespace: str, job: str) -> str | No
 @kopf.on.field(*RESOURCE, field=("metadata", "annotations", k.ANNOTATION_JOB_STATE), retries=30,
                backoff=RETRY_DELAY_S)
 def follow_job(new: str | None, **kwargs: Any) -> None:
-    """Write the Job's progress into `status`; on success, register and promote exactly once."""
+    """Write the Job's progress, and what its pod reported when it ended, into `status`."""
     _follow(new, **kwargs)
 
 
@@ -316,38 +309,23 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
                                                      f"Job {job} is running", generation=seen))
         post_event(body, reason="Running", message=f"Job {job} is running")
         return
-    generation = job_generation(job, fallback=int(status.get("observedGeneration") or seen))
     with kubernetes_errors():
         message = _termination_message(memo.cluster, namespace, job)
-    from driftloop.operator.registration import failure_reason, finish, parse_termination_message
+    from driftloop.operator.outcome import failure_message, succeeded_outcome
 
-    reported = parse_termination_message(message)
     conditions = set_condition(conditions, k.COND_RUNNING, False, "JobFinished", f"Job {job} finished",
                                generation=seen)
-    resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
-    owner = Owner(name, namespace, uid, generation)
     if state == k.JOB_FAILED:
-        # The pod's own words first (its JSON's `error`, or its log's last line); MLflow only when it left neither.
-        lines = (message or "").strip().splitlines()
-        text = reported.get("error") or (lines[-1] if lines and not reported else None) or failure_reason(
-            tracking_uri=resource.mlflow.tracking_uri, owner=owner, run_id=reported.get("run_id"),
-            experiment=resource.mlflow.experiment or resource.mlflow.model_name or name) or "the Job failed"
-        _finish_status(patch, conditions, failed=True, message=text, run_id=reported.get("run_id"),
+        text = failure_message(message, job=job)
+        _finish_status(patch, conditions, failed=True, message=text, run_id=_reported_run(message),
                        reason=job_reason or "TrainingFailed", generation=seen)
         post_event(body, reason="Failed", message=text, warning=True)
         return
-    try:
-        outcome = finish(tracking_uri=resource.mlflow.tracking_uri, model_name=resource.mlflow.model_name or name,
-                         owner=owner, run_id=reported.get("run_id"),
-                         experiment=resource.mlflow.experiment)
-    except RegistryUnavailable as e:
-        raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
-    except DriftloopError as e:
-        raise kopf.PermanentError(str(e)) from None
-    if not outcome.succeeded:
-        _finish_status(patch, conditions, failed=True, message=outcome.error or "training failed",
-                       run_id=outcome.run_id, reason="TrainingFailed", generation=seen)
-        post_event(body, reason="Failed", message=outcome.error or "training failed", warning=True)
+    outcome = succeeded_outcome(message, job=job)
+    if not outcome.readable:  # the Job succeeded; what it made cannot be told without asking MLflow, which we do not
+        _finish_status(patch, conditions, failed=False, message=outcome.error or "", run_id=None, generation=seen,
+                       reason="TerminationMessageUnreadable")
+        post_event(body, reason="TerminationMessageUnreadable", message=outcome.error or "", warning=True)
         return
     gate_message = "; ".join(outcome.gate_reasons)
     conditions = set_condition(conditions, k.COND_GATE_PASSED, outcome.gate_passed,
@@ -358,11 +336,18 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
                                else "@champion unchanged", generation=seen)
     summary = (f"registered version {outcome.model_version} as @champion" if outcome.promoted
                else "gate declined; @champion unchanged")
+    summary += " (an earlier attempt had registered it)" if outcome.already_registered else ""
     _finish_status(patch, conditions, failed=False, message=summary, run_id=outcome.run_id, generation=seen)
     patch.status.update(modelVersion=outcome.model_version, gate="Passed" if outcome.gate_passed else "Declined",
                         gateReasons=outcome.gate_reasons)
     logger.info(f"{summary} (run {outcome.run_id})")
     post_event(body, reason="Promoted" if outcome.promoted else "GateDeclined", message=summary)
+
+
+def _reported_run(message: str | None) -> str | None:
+    from driftloop.operator.outcome import parse_termination_message
+
+    return parse_termination_message(message).get("run_id")
 
 
 def job_generation(job: str, *, fallback: int) -> int:
@@ -372,10 +357,11 @@ def job_generation(job: str, *, fallback: int) -> int:
 
 
 def _finish_status(patch: kopf.Patch, conditions: list[dict[str, Any]], *, failed: bool, message: str,
-                   run_id: str | None, generation: int, reason: str = "TrainingFailed") -> None:
-    """Succeeded (and Failed) with the reason: the Job's own (DeadlineExceeded …) or TrainingFailed."""
-    conditions = set_condition(conditions, k.COND_SUCCEEDED, not failed, reason if failed else "Succeeded", message,
-                               generation=generation)
+                   run_id: str | None, generation: int, reason: str | None = None) -> None:
+    """Succeeded (and Failed) with the reason: the Job's own (DeadlineExceeded …) or TrainingFailed; Succeeded, or
+    TerminationMessageUnreadable when the pod's report is missing."""
+    reason = reason or ("TrainingFailed" if failed else "Succeeded")
+    conditions = set_condition(conditions, k.COND_SUCCEEDED, not failed, reason, message, generation=generation)
     if failed:
         conditions = set_condition(conditions, k.COND_FAILED, True, reason, message, generation=generation)
     patch.status.update(phase=k.PHASE_FAILED if failed else k.PHASE_SUCCEEDED, conditions=conditions,

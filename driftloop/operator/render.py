@@ -72,11 +72,20 @@ def render_service(owner: Owner) -> dict[str, Any]:
 
 
 def training_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
-    """The container's command: `driftloop run` up to the gate; torchrun around it for workers > 1."""
-    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--no-deploy", "--json", k.TERMINATION_LOG,
-           "--bad-input-exit", str(k.EXIT_BAD_INPUT), "-q"]
+    """The container's command: the whole gated `driftloop run`, deploy included; torchrun around it for workers > 1.
+
+    The pod registers and promotes with the resource's credentials, exactly once per generation:
+    `--once-by` the uid and generation tags, so a retried pod (backoffLimit) or a re-created Job finds
+    the version an earlier attempt made. `--force`: a new generation trains even on data and spec a
+    version was made from (bumping `retrainToken` asks for exactly that). Its outcome goes to the
+    termination message, compact and within the kubelet's 4 KiB, which is all the operator reads.
+    """
+    run = ["run", "--spec", f"{k.SPEC_MOUNT_DIR}/{k.SPEC_FILE}", "--force", "--json", k.TERMINATION_LOG,
+           "--json-max-bytes", str(k.TERMINATION_MESSAGE_BYTES), "--bad-input-exit", str(k.EXIT_BAD_INPUT), "-q"]
     for key, value in run_tags(owner).items():
         run += ["--tag", f"{key}={value}"]
+    for key in (k.TAG_UID, k.TAG_GENERATION):
+        run += ["--once-by", key]
     if spec.workers == 1:
         return ["driftloop", *run]
     # $(VAR) is expanded by the kubelet from the container's env below.
@@ -187,6 +196,10 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str,
         container["envFrom"] = [{"secretRef": {"name": spec.mlflow.secret_ref.name}}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "automountServiceAccountToken": False,
+        # On SIGTERM (the Job deleted: superseded or the resource deleted; or an eviction) the pod ends its
+        # MLflow run as KILLED, giving MLflow at most driftloop.runner.STOP_BUDGET_S (10 s): 20 s leaves
+        # room for that and for torchrun to pass the signal on, and frees the pod's quota (GPUs) sooner than 30.
+        "terminationGracePeriodSeconds": k.TERMINATION_GRACE_S,
         "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": [{"name": "spec", "configMap": {"name": name}}, {"name": "work", "emptyDir": {}}],

@@ -140,7 +140,9 @@ class MLflow(_Resource):
     model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$", max_length=255,
                                    description="Registered model name; defaults to the resource's name.")
     experiment: str | None = Field(None, min_length=1, description="Experiment; defaults to the model name.")
-    secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_TOKEN, AWS_* …) as env.")
+    secret_ref: SecretRef | None = Field(None, description="Credentials (MLFLOW_TRACKING_USERNAME/PASSWORD or "
+                                         "_TOKEN, AWS_* …) as the env of the training and drift-check pods, which "
+                                         "register and end their own runs; the operator never reads it.")
 
 
 class Evaluate(EvaluateSpec):

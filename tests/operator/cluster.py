@@ -14,6 +14,10 @@ more, and the operator relies on it, so this subclass adds (as kmock's docs sugg
   ConfigMap/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
   retries up to `backoffLimit`, `activeDeadlineSeconds`, and the pod's termination
   message read back from `terminationMessagePath`. `*.svc` names resolve to loopback.
+  A Job deleted with a propagation policy (Background, Foreground) stops its pods as a kubelet
+  does: SIGTERM, then SIGKILL to every process of the "container" once the pod's
+  `terminationGracePeriodSeconds` (default 30) is up; one deleted without (the API's default for
+  Jobs is to orphan them) leaves its pods running. `terminations` records how each pod ended.
 
 `LocalCluster` serves it on 127.0.0.1 from a background thread and writes a kubeconfig,
 so `kubectl`, the `kubernetes` client and the operator (a real subprocess) all use HTTP.
@@ -22,11 +26,13 @@ so `kubectl`, the `kubernetes` client and the operator (a real subprocess) all u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import os
 import re
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -171,7 +177,9 @@ class Cluster(kmock.KubernetesEmulator):
     job_gate: asyncio.Event | None = attrs.field(default=None, init=False)
     # Kueue's admission webhook: a Job with a queue-name label is created suspended, for the queue to admit.
     kueue: bool = attrs.field(default=False, init=False)
-    _processes: dict[tuple[str, str], set[Any]] = attrs.field(factory=dict, init=False)  # (ns, job) → pod processes
+    _processes: dict[tuple[str, str], dict[str, Any]] = attrs.field(factory=dict, init=False)  # (ns, job) → pod → process
+    # How each pod stopped when its Job was deleted: (namespace, pod) → exit code, seconds after SIGTERM, SIGKILLed.
+    terminations: dict[tuple[str, str], Termination] = attrs.field(factory=dict, init=False)
     _compare_and_swap: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -308,9 +316,8 @@ class Cluster(kmock.KubernetesEmulator):
             key = (request.resource, request.namespace, request.name)
             if key in self.objects and not self.objects[key].deleted:
                 owner_uid = self.objects[key].get("metadata", {}).get("uid")
-            for process in self._processes.get((request.namespace, request.name), set()) \
-                    if request.resource == JOBS and request.action == action.DELETE else ():
-                process.kill()  # its pods go with the Job
+            if request.resource == JOBS and request.action == action.DELETE and _propagates(request):
+                self._stop_pods(request.namespace, request.name)  # its pods go with the Job
         response = await super()._handle(request)
         if owner_uid is not None and (key not in self.objects or self.objects[key].deleted):
             # Only once the owner is gone: one held by a finalizer keeps what it owns, as on a cluster.
@@ -406,6 +413,8 @@ class Cluster(kmock.KubernetesEmulator):
             for (resource, _, _), raw in dependents:
                 self.objects[resource, raw["metadata"].get("namespace"), raw["metadata"]["name"]].delete()
                 await self._buses[resource].put({"type": "DELETED", "object": raw})
+                if resource == JOBS:  # the collector deletes in the background: the pods go too
+                    self._stop_pods(raw["metadata"].get("namespace"), raw["metadata"]["name"])
         for _, raw in dependents:
             await self._collect_garbage(raw["metadata"]["uid"])
 
@@ -436,6 +445,28 @@ class Cluster(kmock.KubernetesEmulator):
 
     # -- the Job controller and the kubelet ------------------------------------------------
 
+    def _stop_pods(self, namespace: str | None, job: str) -> None:
+        """Every running pod of the Job: SIGTERM now, SIGKILL after its grace period (in the background)."""
+        for pod, (process, grace) in list(self._processes.get((namespace or "", job), {}).items()):
+            self._spawn(self._terminate(namespace or "", pod, process, grace))
+
+    async def _terminate(self, namespace: str, pod: str, process: Any, grace: float) -> None:
+        """What a kubelet does to a pod being deleted: SIGTERM to the container's process, then SIGKILL to all of it."""
+        sent = time.monotonic()
+        try:
+            process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            return  # it had exited already
+        killed = False
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), timeout=grace)
+        except TimeoutError:
+            killed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # the container goes: whatever it started too (torchrun's workers)
+        await process.wait()
+        self.terminations[namespace, pod] = Termination(process.returncode, time.monotonic() - sent, killed)
+
     async def _run_job(self, namespace: str, name: str) -> None:
         await asyncio.sleep(0.05)
         if self.job_gate is not None:
@@ -454,6 +485,8 @@ class Cluster(kmock.KubernetesEmulator):
         await self.patch_object(JOBS, namespace, name, {"status": {"startTime": _now(), "active": completions}})
         failures = 0
         while True:
+            if self.objects[JOBS, namespace, name].deleted:
+                return  # its pods were stopped with it: the Job controller starts no retry for a Job that is gone
             ports = {port["containerPort"]: _free_port() for c in spec["template"]["spec"]["containers"]
                      for port in c.get("ports") or []}
             codes = await asyncio.gather(*[self._run_pod(job, index if indexed else None, ports, deadline)
@@ -530,18 +563,19 @@ class Cluster(kmock.KubernetesEmulator):
         cwd.mkdir(parents=True, exist_ok=True)
         log_path = root / "log.txt"
         with open(log_path, "wb") as log:
+            # A session of its own: the pod's processes are one group, as a container's are, for SIGKILL.
             process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=log,
-                                                           stderr=asyncio.subprocess.STDOUT)
-            running = self._processes.setdefault((namespace, job_name), set())
-            running.add(process)
+                                                           stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            running = self._processes.setdefault((namespace, job_name), {})
+            running[pod_name] = (process, float(template["spec"].get("terminationGracePeriodSeconds", 30)))
             try:
-                code = await asyncio.wait_for(process.wait(), timeout=deadline)
+                code = await asyncio.wait_for(asyncio.shield(process.wait()), timeout=deadline)
             except TimeoutError:
                 process.kill()
                 await process.wait()
                 code = 124
             finally:
-                running.discard(process)
+                running.pop(pod_name, None)
         message = termination.read_text(errors="replace")[:4096] if termination.exists() else ""
         if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = "\n".join(log_path.read_text(errors="replace").splitlines()[-80:])[-4096:]
@@ -607,6 +641,24 @@ class Cluster(kmock.KubernetesEmulator):
             elif value.isdigit() and int(value) in ports:
                 env[key] = str(ports[int(value)])
         return env
+
+
+@attrs.frozen
+class Termination:
+    """How a pod ended once its Job was deleted."""
+
+    exit_code: int | None
+    seconds: float  # from SIGTERM to exit
+    killed: bool  # SIGKILLed when its grace period was up, rather than exiting by itself
+
+
+def _propagates(request: Any) -> bool:
+    """Whether a Job delete takes its pods: an API server orphans them unless told Background or Foreground."""
+    options = request.data if isinstance(request.data, dict) else {}
+    policy = options.get("propagationPolicy") or (request.params or {}).get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is False:
+        return True
+    return policy in ("Background", "Foreground")
 
 
 def _selected(request: Any, obj: dict[str, Any]) -> bool:

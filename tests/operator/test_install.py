@@ -163,11 +163,13 @@ def test_network_policies_name_their_clients(dev: list[dict[str, Any]]) -> None:
     clients = {
         "training pod": labels(owner),
         "drift-check pod": drift_labels("churn"),
-        "operator": named(dev, "Deployment", "driftloop-operator")["spec"]["template"]["metadata"]["labels"],
         "model server": named(serving, "Deployment", "driftloop-serving")["spec"]["template"]["metadata"]["labels"],
     }
     for who, pod_labels in clients.items():
         assert any(_selects(peer, pod_labels) for peer in peers), who
+    # The operator never calls MLflow (its training pods register), so MLflow does not let it in.
+    operator = named(dev, "Deployment", "driftloop-operator")["spec"]["template"]["metadata"]["labels"]
+    assert not any(_selects(peer, operator) for peer in peers)
     assert all("namespaceSelector" in peer for peer in peers)  # training pods live in their resources' namespaces
     assert not any(_selects(peer, {"app.kubernetes.io/name": "mlflow"}) for peer in peers)
     assert named(dev, "NetworkPolicy", "driftloop-operator")["spec"]["ingress"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from importlib.machinery import PathFinder
@@ -37,7 +38,7 @@ def test_operator_package_imports_from_the_checkout_and_kopf_module_name_works()
 def test_importing_the_operator_package_registers_nothing() -> None:
     """`driftloop.operator` and its pure modules load neither kopf nor the kubernetes client."""
     code = ("import driftloop.operator, driftloop.operator.render, driftloop.operator.crd, "
-            "driftloop.operator.registration, driftloop.operator.drift_render")
+            "driftloop.operator.outcome, driftloop.operator.drift_render")
     assert loaded_after(code, ("kopf", "kubernetes")) == []
 
 
@@ -67,3 +68,26 @@ def test_plain_pip_install_ships_the_operator(tmp_path: Path) -> None:
     stdlib, render = proc.stdout.split()
     assert Path(stdlib).name == "operator.py" and not Path(stdlib).is_relative_to(target)
     assert Path(render) == target / "driftloop" / "operator" / "render.py"
+
+
+# What reaches MLflow: the gateway, MLflow itself, and the steps and runner that use the gateway.
+MLFLOW_REACHING = ("mlflow", "driftloop.mlflow_gateway", "driftloop.components", "driftloop.runner")
+
+
+def test_the_operator_never_imports_what_reaches_mlflow() -> None:
+    """The training pod registers with the resource's credentials; the operator only reads what it reported.
+
+    Every import in the package, function-level ones included (lint-imports' `operator-without-mlflow`
+    contract says the same for indirect ones), and what running the operator's module loads.
+    """
+    found = []
+    for path in sorted((REPO / "driftloop" / "operator").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {name}" for name in names
+                      if any(name == m or name.startswith(f"{m}.") for m in MLFLOW_REACHING)]
+    assert found == []
+    assert loaded_after("import driftloop.operator.main", MLFLOW_REACHING) == []
+    contracts = (REPO / "pyproject.toml").read_text()
+    assert 'id = "operator-without-mlflow"' in contracts

@@ -80,3 +80,27 @@ def test_the_operator_may_bind_the_drift_check_role_and_no_other(base: dict[tupl
     assert account["metadata"]["name"] == SERVICE_ACCOUNT
     assert binding["roleRef"]["name"] == CLUSTER_ROLE and binding["subjects"][0]["namespace"] == "team-b"
     assert not any(kind == "ServiceAccount" and name == SERVICE_ACCOUNT for kind, name in base)  # the operator's job
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/dev", "overlays/namespaced"])
+def test_the_operator_holds_no_mlflow_credentials_and_cannot_reach_mlflow(overlay: str) -> None:
+    """The training pods register with the resource's Secret; the operator has no Secret, no MLflow env,
+    may read no Secret, and MLflow's NetworkPolicy does not admit it."""
+    objects = built(overlay)
+    pod = objects["Deployment", "driftloop-operator"]["spec"]["template"]["spec"]
+    for container in pod["containers"] + pod.get("initContainers", []):
+        assert "envFrom" not in container, container["envFrom"]
+        for env in container.get("env") or []:
+            assert not env["name"].startswith(("MLFLOW_", "AWS_")), env
+            assert "secretKeyRef" not in (env.get("valueFrom") or {}), env
+    assert not any("secret" in volume or "projected" in volume for volume in pod.get("volumes") or [])
+    for (kind, name), role in objects.items():
+        if kind in ("Role", "ClusterRole") and name == "driftloop-operator":
+            assert not any("secrets" in rule.get("resources", []) or "*" in rule.get("resources", [])
+                           for rule in role["rules"]), role["rules"]
+    policy = objects.get(("NetworkPolicy", "mlflow"))
+    if policy is not None:
+        clients = [peer.get("podSelector", {}).get("matchLabels", {}) for rule in policy["spec"]["ingress"]
+                   for peer in rule.get("from", [])]
+        assert {"app.kubernetes.io/name": "driftloop-operator"} not in clients, clients
+        assert {"app.kubernetes.io/name": "driftloop"} in clients  # the pods that register do reach it

@@ -23,7 +23,7 @@ def spec(**changes: object):
     return parse_resource_spec(raw, where="ml/churn")
 
 
-def test_job_runs_the_pipeline_up_to_the_gate_as_non_root() -> None:
+def test_job_runs_the_whole_gated_pipeline_as_non_root_registering_once_per_generation() -> None:
     job = render_job(spec(resources={"cpu": "2", "memory": "4Gi", "gpu": 1}), OWNER)
     assert job["metadata"]["name"] == "churn-g3" and job["metadata"]["namespace"] == "ml"
     assert job["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn"
@@ -32,9 +32,15 @@ def test_job_runs_the_pipeline_up_to_the_gate_as_non_root() -> None:
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400 and "completionMode" not in job["spec"]
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"][:6] == ["driftloop", "run", "--spec", "/etc/driftloop/spec.yaml", "--no-deploy",
-                                        "--json"]
-    assert "driftloop.k8s.uid=5b1e-uid" in container["command"] and "driftloop.k8s.generation=3" in container["command"]
+    command = container["command"]
+    assert command[:5] == ["driftloop", "run", "--spec", "/etc/driftloop/spec.yaml", "--force"]
+    assert "--no-deploy" not in command  # the pod registers and promotes, with the resource's credentials
+    assert "driftloop.k8s.uid=5b1e-uid" in command and "driftloop.k8s.generation=3" in command
+    once_by = [command[i + 1] for i, arg in enumerate(command) if arg == "--once-by"]
+    assert once_by == ["driftloop.k8s.uid", "driftloop.k8s.generation"]  # exactly once per resource generation
+    assert command[command.index("--json") + 1] == "/dev/termination-log"
+    assert int(command[command.index("--json-max-bytes") + 1]) <= 3072  # well under the kubelet's 4 KiB
+    assert pod["terminationGracePeriodSeconds"] == 20  # SIGTERM: the run's bounded KILLED write (10 s) fits
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1}
     assert container["resources"]["requests"] == container["resources"]["limits"]
     assert container["envFrom"] == [{"secretRef": {"name": "driftloop-credentials"}}]
