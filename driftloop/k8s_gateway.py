@@ -300,19 +300,20 @@ class Cluster:
             raise
 
     def update_lease(self, namespace: str, name: str, spec: dict[str, Any], *, resource_version: str,
-                     timeout: float | None = None) -> bool:
-        """Write the Lease's spec if it is still at `resource_version`; False if another write came first (409).
+                     timeout: float | None = None) -> str | None:
+        """Merge `spec` into the Lease's if it is still at `resource_version`: its new resourceVersion, or None
+        if another write came first (409).
 
         A patch that names the resourceVersion is a precondition the API server checks, like a replace.
         """
         try:
-            _json(self._coordination().patch_namespaced_lease, name, namespace,
-                  {"metadata": {"resourceVersion": resource_version}, "spec": spec}, _request_timeout=timeout)
+            written = _json(self._coordination().patch_namespaced_lease, name, namespace,
+                            {"metadata": {"resourceVersion": resource_version}, "spec": spec}, _request_timeout=timeout)
         except KubernetesApiError as e:
             if e.status == 409:
-                return False
+                return None
             raise
-        return True
+        return str((written.get("metadata") or {}).get("resourceVersion") or "") or None
 
     # -- Deployments (serving) -----------------------------------------------------------
 

@@ -88,6 +88,7 @@ class LeaderElector:
         self._seen_duration = config.duration_s  # its leaseDurationSeconds
         self._polled_at: float | None = None  # monotonic: when the last GET that answered was sent
         self._renewed_at = 0.0  # monotonic: when our last successful write was sent (the leader's deadline)
+        self._version: str | None = None  # the resourceVersion our last write left: a renewal writes at it
 
     def _body(self, spec: dict[str, Any]) -> dict[str, Any]:
         meta = {"name": self.config.name, "namespace": self.config.namespace}
@@ -123,10 +124,12 @@ class LeaderElector:
                 "acquireTime": now, "renewTime": now}
         lease = self.cluster.read_lease(c.namespace, c.name, timeout=timeout)
         if lease is None:
-            if self.cluster.create_lease(c.namespace, self._body(ours | {"leaseTransitions": 0}),
-                                         timeout=timeout) is None:
+            created = self.cluster.create_lease(c.namespace, self._body(ours | {"leaseTransitions": 0}),
+                                                timeout=timeout)
+            if created is None:
                 return False
             self._seen, self._seen_at, self._renewed_at = (c.identity, now), sent, sent
+            self._version = (created.get("metadata") or {}).get("resourceVersion")
             return True
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
@@ -138,10 +141,26 @@ class LeaderElector:
         ours["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (0 if holder == c.identity else 1)
         # Stamped as it is sent: the standby dates the renewal by renewTime, the leader its deadline by `sent`.
         sent, ours["renewTime"] = time.monotonic(), _micro_time()
-        if not self.cluster.update_lease(c.namespace, c.name, ours, resource_version=lease["metadata"]["resourceVersion"],
-                                         timeout=timeout):
+        version = self.cluster.update_lease(c.namespace, c.name, ours, resource_version=lease["metadata"]["resourceVersion"],
+                                            timeout=timeout)
+        if version is None:
             return False  # another candidate wrote first
-        self._seen, self._seen_at, self._renewed_at = (c.identity, ours["renewTime"]), sent, sent
+        self._seen, self._seen_at, self._renewed_at, self._version = (c.identity, ours["renewTime"]), sent, sent, version
+        return True
+
+    def renew(self) -> bool:
+        """The leader's renewal: one conditional write at the version its last write left (no read first,
+        so a busy API server costs it one round trip, not two); on a conflict, the full read-then-write."""
+        c = self.config
+        if self._version is None or not self._seen or self._seen[0] != c.identity:
+            return self.try_acquire_or_renew()
+        sent, now = time.monotonic(), _micro_time()
+        version = self.cluster.update_lease(c.namespace, c.name, {
+            "holderIdentity": c.identity, "leaseDurationSeconds": max(1, round(c.duration_s)), "renewTime": now},
+            resource_version=self._version, timeout=c.request_timeout_s)
+        if version is None:  # written by another since: read who holds it, and take it back only if expired
+            return self.try_acquire_or_renew()
+        self._seen, self._seen_at, self._renewed_at, self._version = (c.identity, now), sent, sent, version
         return True
 
     def acquire(self, stop: threading.Event | None = None) -> bool:
@@ -179,17 +198,30 @@ class LeaderElector:
                 return True
             if wake.is_set() or left <= 0:
                 wake.set()  # the renewer, if still at it, ends at its next turn
+                holder = self._seen[0] if self._seen else None
+                logger.warning(f"lease {self.config.name}: held by {holder}" if holder != self.config.identity else
+                               f"lease {self.config.name}: not renewed within {self.config.renew_deadline_s:.1f}s")
                 return False
             wake.wait(left)
 
     def _renew(self, stop: threading.Event, wake: threading.Event) -> None:
+        started = time.monotonic()
         try:
-            while not stop.wait(self.config.retry_period_s) and not wake.is_set():
+            # A retry period from the last attempt's start, not its end: a slow answer does not stretch
+            # the period, so a busy API server leaves more tries before the deadline.
+            while not stop.wait(max(0.0, started + self.config.retry_period_s - time.monotonic())) \
+                    and not wake.is_set():
+                started = time.monotonic()
                 try:
-                    if self.try_acquire_or_renew():
-                        continue
+                    renewed = self.renew()
                 except KubernetesApiError as e:
-                    logger.warning(f"lease {self.config.name}: renewal failed: {e}")
+                    logger.warning(f"lease {self.config.name}: renewal failed after {time.monotonic() - started:.1f}s: {e}")
+                    renewed = False
+                took = time.monotonic() - started
+                if took > self.config.retry_period_s:  # the API server (or this process) is slow: a takeover looms
+                    logger.warning(f"lease {self.config.name}: a renewal took {took:.1f}s")
+                if renewed:
+                    continue
                 if self._seen and self._seen[0] != self.config.identity:
                     return  # another candidate holds it: no point waiting for the deadline
         finally:

@@ -93,12 +93,12 @@ class _Leases:
         return self.lease
 
     def update_lease(self, namespace: str, name: str, spec: dict[str, Any], *, resource_version: str,
-                     timeout: float | None = None) -> bool:
+                     timeout: float | None = None) -> str | None:
         if self.lease is None or self.lease["metadata"]["resourceVersion"] != resource_version:
-            return False
+            return None
         self.version += 1
-        self.lease = {"metadata": {"resourceVersion": str(self.version)}, "spec": spec}
-        return True
+        self.lease = {"metadata": {"resourceVersion": str(self.version)}, "spec": self.lease["spec"] | spec}
+        return str(self.version)
 
 
 @pytest.fixture
@@ -137,21 +137,42 @@ def test_a_standby_dates_a_renewal_by_its_renew_time_clamped_between_its_polls(
     assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "b"
 
 
+def test_a_renewal_is_one_conditional_write_and_after_a_conflict_a_read(clock: _Clock) -> None:
+    leases = _Leases()
+    leases.renewed_by("a", clock.wall())
+    leader = _standby(leases)
+    assert not leader.try_acquire_or_renew()
+    clock.t += 20  # not renewed since: expired
+    assert leader.try_acquire_or_renew()
+    calls: list[str] = []
+    read, update = leases.read_lease, leases.update_lease
+    leases.read_lease = lambda *a, **kw: calls.append("read") or read(*a, **kw)  # type: ignore[method-assign]
+    leases.update_lease = lambda *a, **kw: calls.append("update") or update(*a, **kw)  # type: ignore[method-assign]
+    clock.t += 2
+    assert leader.renew() and calls == ["update"]
+    leases.renewed_by("c", clock.wall())  # another wrote since (it judged the Lease expired)
+    calls.clear()
+    assert not leader.renew() and calls == ["update", "read"]  # the write at the old version lost: read, not retaken
+    assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "c"
+
+
 def test_a_leader_whose_renewals_hang_gives_up_at_its_renew_deadline(api: Cluster) -> None:
     leader = _candidate(api, "a", "hung")
     assert leader.try_acquire_or_renew()
     hung, stop = threading.Event(), threading.Event()
-    reads: list[str] = []
+    calls: list[str] = []
 
-    def hanging_read(namespace: str, name: str, *, timeout: float | None = None) -> dict[str, Any] | None:
-        reads.append(name)
+    def hanging(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
         hung.wait()  # a dead connection: the renewal never answers
         raise KubernetesApiError(None, "connection reset")
 
-    leader.cluster = type("Hung", (), {"read_lease": staticmethod(hanging_read)})()  # type: ignore[assignment]
+    leader.cluster = type("Hung", (), {"read_lease": staticmethod(hanging),  # type: ignore[assignment]
+                                       "update_lease": staticmethod(hanging)})()
     try:
         assert not leader.renew_until_lost(stop)  # returns while the renewal is still hanging
-        assert reads and not hung.is_set()
+        assert calls == ["hung"] and not hung.is_set()
     finally:
         stop.set()
         hung.set()
+
