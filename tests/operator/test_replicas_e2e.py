@@ -85,3 +85,8 @@ def test_the_standby_takes_over_when_the_leader_dies_mid_burst_and_no_resource_g
         assert resource(kube, name)["status"]["phase"] == "Suspended"
     # What the leader made before it died (at least the first) and the rest, made by the standby.
     assert "Handler 'start_training'" in standby.log() and "Handler 'start_training'" in leader.log()
+    # A clean stop (SIGTERM, as on a rollout) exits by itself and hands the Lease over: the next
+    # replica need not wait out the duration.
+    standby.stop()
+    assert standby.process is not None and standby.process.returncode == 0, standby.log()[-2000:]
+    assert _lease(kube)["spec"].get("holderIdentity") is None
