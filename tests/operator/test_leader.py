@@ -176,3 +176,46 @@ def test_a_leader_whose_renewals_hang_gives_up_at_its_renew_deadline(api: Cluste
         stop.set()
         hung.set()
 
+
+# -- a new leader resumes only what is out of step (kopf resumes every resource before serving new ones) ----------
+
+
+def _in_step(spec: dict[str, Any], **status: Any) -> dict[str, Any]:
+    from driftloop.operator.resource import training_hash
+
+    return {"jobName": "x-g2", "observedGeneration": 2, "trainingHash": training_hash(spec), "phase": "Pending"} | status
+
+
+@pytest.mark.parametrize(("spec", "status", "resumes"), [
+    ({}, {}, False),  # this generation's Job recorded: nothing to do, no API call
+    ({}, {"phase": "Succeeded"}, False),
+    ({"suspend": True}, {"phase": "Suspended"}, False),
+    ({"suspend": True}, {"phase": "Succeeded"}, False),  # finished: nothing to suspend
+    ({}, {"phase": "Queued"}, False),  # a queue's hold is the queue's
+    ({}, {"jobName": None}, True),  # its Job never made (or not recorded)
+    ({}, {"observedGeneration": 1}, True),
+    ({}, {"trainingHash": "older"}, True),
+    ({"suspend": True}, {"phase": "Running"}, True),  # suspend not yet passed on
+    ({}, {"phase": "Suspended"}, True),  # nor its lifting
+])
+def test_resume_runs_start_training_only_for_a_resource_out_of_step(
+        spec: dict[str, Any], status: dict[str, Any], resumes: bool) -> None:
+    from driftloop.operator.handlers import _training_out_of_step
+
+    spec = {"dataSource": {"uri": "s3://b/t.csv", "target": "y"}} | spec
+    assert _training_out_of_step(spec=spec, meta={"generation": 2}, status=_in_step(spec, **status)) is resumes
+
+
+@pytest.mark.parametrize(("annotation", "phase", "resumes"), [
+    (None, "Running", False),
+    ("x-g1:active", "Running", False),
+    ("x-g1:succeeded", "Succeeded", False),
+    ("x-g1:succeeded", "Running", True),  # the Job's end seen, its status not yet written
+    ("x-g1:failed:DeadlineExceeded", "Running", True),
+])
+def test_resume_catches_up_only_an_end_not_yet_recorded(annotation: str | None, phase: str, resumes: bool) -> None:
+    from driftloop.operator import constants as k
+    from driftloop.operator.handlers import _end_unrecorded
+
+    meta = {"annotations": {k.ANNOTATION_JOB_STATE: annotation} if annotation else {}}
+    assert _end_unrecorded(meta=meta, status={"phase": phase}) is resumes
