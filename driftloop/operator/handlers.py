@@ -122,7 +122,11 @@ async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stat
     Async, so a resource holds a thread only while one of its API calls is in flight.
     """
     generation = int(meta.get("generation") or 1)
-    trains = training_hash(dict(spec))
+    try:  # parsed once, for the hash and the render (pydantic's validation is a good part of a resource's CPU)
+        resource, invalid = parse_resource_spec(dict(spec), where=f"{namespace}/{name}"), None
+    except InvalidSpec as e:
+        resource, invalid = None, e
+    trains = training_hash(dict(spec), parsed=resource)
     known = status.get("trainingHash")  # absent in a status written before it existed: compare generations
     if status.get("jobName") and (known == trains if known else status.get("observedGeneration") == generation):
         await _keep_generation(spec, status, namespace, generation, patch, memo)
@@ -131,7 +135,9 @@ async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stat
     kept = [c for c in status.get("conditions") or [] if c.get("type") in DRIFT_CONDITIONS]
     kept = await _supersede(body, status, namespace, generation, kept, memo)
     try:
-        resource = parse_resource_spec(dict(spec), where=f"{namespace}/{name}")
+        if resource is None:  # the spec did not parse above: reported now, after any supersede
+            assert invalid is not None
+            raise invalid
         children = render_children(resource, Owner(name, namespace, uid, generation), resource_labels=meta.get("labels"))
     except InvalidSpec as e:
         patch.status.update(phase=k.PHASE_FAILED, message=str(e), observedGeneration=generation, trainingHash=trains,
