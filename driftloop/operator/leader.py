@@ -222,6 +222,8 @@ class LeaderElector:
                     logger.warning(f"lease {self.config.name}: a renewal took {took:.1f}s")
                 if renewed:
                     continue
+                if self._seen and self._seen[0] == self.config.identity:
+                    logger.warning(f"lease {self.config.name}: a renewal lost a write race; retrying")
                 if self._seen and self._seen[0] != self.config.identity:
                     return  # another candidate holds it: no point waiting for the deadline
         finally:
