@@ -281,37 +281,39 @@ class Cluster:
 
     # -- Leases (the operator's leader election) ------------------------------------------
 
-    def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The coordination.k8s.io/v1 Lease; None if there is none."""
+    def read_lease(self, namespace: str, name: str, *, timeout: float | None = None) -> dict[str, Any] | None:
+        """The coordination.k8s.io/v1 Lease; None if there is none. `timeout`: seconds for the whole request."""
         try:
-            return _json(self._coordination().read_namespaced_lease, name, namespace)
+            return _json(self._coordination().read_namespaced_lease, name, namespace, _request_timeout=timeout)
         except KubernetesApiError as e:
             if e.status == 404:
                 return None
             raise
 
-    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    def create_lease(self, namespace: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any] | None:
         """Create the Lease; None if another made it first (409)."""
         try:
-            return _json(self._coordination().create_namespaced_lease, namespace, body)
+            return _json(self._coordination().create_namespaced_lease, namespace, body, _request_timeout=timeout)
         except KubernetesApiError as e:
             if e.status == 409:
                 return None
             raise
 
-    def update_lease(self, namespace: str, name: str, spec: dict[str, Any], *, resource_version: str) -> bool:
-        """Write the Lease's spec if it is still at `resource_version`; False if another write came first (409).
+    def update_lease(self, namespace: str, name: str, spec: dict[str, Any], *, resource_version: str,
+                     timeout: float | None = None) -> str | None:
+        """Merge `spec` into the Lease's if it is still at `resource_version`: its new resourceVersion, or None
+        if another write came first (409).
 
         A patch that names the resourceVersion is a precondition the API server checks, like a replace.
         """
         try:
-            _json(self._coordination().patch_namespaced_lease, name, namespace,
-                  {"metadata": {"resourceVersion": resource_version}, "spec": spec})
+            written = _json(self._coordination().patch_namespaced_lease, name, namespace,
+                            {"metadata": {"resourceVersion": resource_version}, "spec": spec}, _request_timeout=timeout)
         except KubernetesApiError as e:
             if e.status == 409:
-                return False
+                return None
             raise
-        return True
+        return str((written.get("metadata") or {}).get("resourceVersion") or "") or None
 
     # -- Deployments (serving) -----------------------------------------------------------
 

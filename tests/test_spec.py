@@ -52,6 +52,17 @@ def test_yaml_round_trip_is_lossless() -> None:
     assert again == spec and again.digest() == spec.digest()
 
 
+def test_the_spec_yaml_dumped_by_section_and_remembered_is_the_whole_dump() -> None:
+    import yaml
+
+    specs = [load_spec(data=f"{name}.csv", target="y", overrides=overrides)
+             for name, overrides in (("a", []), ("b", ["train.lr=0.01"]), ("a", []), ("c", ["train.epochs=3"]))]
+    for spec in specs:  # the third repeats the first: its sections come from memory
+        whole = yaml.dump(spec.model_dump(mode="json"), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                          sort_keys=False)
+        assert spec.to_yaml() == whole
+
+
 def test_model_name_from_file_name() -> None:
     assert default_model_name("data/churn.parquet") == "churn"
 

@@ -77,10 +77,11 @@ def _has_or_had_policy(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
 
 
 # Filtered, so a resource without a drift policy costs no handler run (nor kopf's progress
-# records for one) on the path to its training Job; resume still checks every resource.
+# records for one) on the path to its training Job; nor on resume, where a new leader would
+# otherwise send a CronJob DELETE for every resource before it serves a new one.
 @kopf.on.create(*RESOURCE, when=_has_or_had_policy)
 @kopf.on.update(*RESOURCE, field="spec", when=_has_or_had_policy)
-@kopf.on.resume(*RESOURCE)
+@kopf.on.resume(*RESOURCE, when=_has_or_had_policy)
 def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
                             namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, reason: kopf.Reason,
                             old: Any = None, **_: Any) -> None:
@@ -161,13 +162,16 @@ def record_drift_check(**kwargs: Any) -> None:
     _record(**kwargs)
 
 
-@kopf.on.resume(*RESOURCE, retries=30, backoff=RETRY_DELAY_S)
+def _has_policy(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("drift"))
+
+
+@kopf.on.resume(*RESOURCE, retries=30, backoff=RETRY_DELAY_S, when=_has_policy)
 def catch_up_drift_checks(spec: kopf.Spec, **kwargs: Any) -> None:
     """Checks that finished while no operator ran."""
-    if spec.get("drift"):
-        for field_kwarg in ("new", "old", "diff"):
-            kwargs.pop(field_kwarg, None)
-        _record(spec=spec, **kwargs)
+    for field_kwarg in ("new", "old", "diff"):
+        kwargs.pop(field_kwarg, None)
+    _record(spec=spec, **kwargs)
 
 
 def _record(*, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, name: str, namespace: str,

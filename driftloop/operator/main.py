@@ -44,8 +44,9 @@ def run(*, namespaces: tuple[str, ...] = (), liveness: str | None = None, lease:
     stop = threading.Event()
     threading.Thread(target=_lead, args=(elector, stop), name="lease-renewal", daemon=True).start()
     try:
-        kopf.run(clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness, standalone=True,
-                 stop_flag=stop)
+        # No `stop_flag`: kopf would wait for a threading.Event in its default executor, whose shutdown
+        # then hangs on SIGTERM until the kill (and a Lease never released). A lost Lease exits the process.
+        kopf.run(clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness, standalone=True)
     finally:
         stop.set()
         elector.release()

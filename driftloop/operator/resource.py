@@ -70,13 +70,14 @@ def parse_hyperparameters(values: dict[str, str]) -> TrainSpec:
     """
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when present: the same values, 5x faster
     parsed: dict[str, Any] = {}
     for key, value in values.items():
         if key in VERBATIM_HYPERPARAMETERS:
             parsed[key] = value
             continue
         try:
-            parsed[key] = yaml.safe_load(value)
+            parsed[key] = yaml.load(value, Loader=loader)  # noqa: S506 (a safe loader, C or Python)
         except yaml.YAMLError as e:
             raise HyperparameterError(key, f"not a YAML value: {str(e).splitlines()[0]}") from None
     try:
@@ -363,18 +364,19 @@ def parse_resource_spec(raw: dict[str, Any], *, where: str) -> MLTrainingJobSpec
 NOT_TRAINING = ("drift", "suspend")
 
 
-def training_hash(raw: dict[str, Any]) -> str:
+def training_hash(raw: dict[str, Any], *, parsed: MLTrainingJobSpec | None = None) -> str:
     """A short digest of the spec's training fields (all but `NOT_TRAINING`).
 
     Defaults are left out, so a field the API server (or a newer CRD) fills with its default hashes
     as if absent: an upgrade retrains nothing. A spec the model refuses is hashed as written.
+    `parsed`: `raw` already parsed (the operator's create path has it), so it is not validated twice.
     """
     import hashlib
     import json
 
     try:
-        kept = MLTrainingJobSpec.model_validate(raw).model_dump(mode="json", by_alias=True, exclude_defaults=True,
-                                                                exclude=set(NOT_TRAINING))
+        kept = (parsed or MLTrainingJobSpec.model_validate(raw)).model_dump(
+            mode="json", by_alias=True, exclude_defaults=True, exclude=set(NOT_TRAINING))
     except ValidationError:
         kept = {key: value for key, value in raw.items() if key not in NOT_TRAINING}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]

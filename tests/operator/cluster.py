@@ -75,6 +75,19 @@ BUILTINS: dict[Any, ResourceInfo] = {
     LEASES: ResourceInfo(kind="Lease", namespaced=True, verbs=VERBS),  # the operator's leader election
     SERVICEACCOUNTS: ResourceInfo(kind="ServiceAccount", namespaced=True, verbs=VERBS, shortnames={"sa"}),
     ROLEBINDINGS: ResourceInfo(kind="RoleBinding", namespaced=True, verbs=VERBS),
+    # Stored only, so `kubectl apply -k manifests/overlays/dev` finds every kind the install has
+    # (nothing here runs a Deployment or enforces RBAC or a NetworkPolicy).
+    kmock.resource("rbac.authorization.k8s.io", "v1", "roles"): ResourceInfo(kind="Role", namespaced=True, verbs=VERBS),
+    kmock.resource("rbac.authorization.k8s.io", "v1", "clusterroles"): ResourceInfo(
+        kind="ClusterRole", namespaced=False, verbs=VERBS),
+    kmock.resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings"): ResourceInfo(
+        kind="ClusterRoleBinding", namespaced=False, verbs=VERBS),
+    kmock.resource("apps", "v1", "deployments"): ResourceInfo(
+        kind="Deployment", namespaced=True, verbs=VERBS, shortnames={"deploy"}, subresources={"status"}),
+    kmock.resource("networking.k8s.io", "v1", "networkpolicies"): ResourceInfo(
+        kind="NetworkPolicy", namespaced=True, verbs=VERBS, shortnames={"netpol"}),
+    kmock.resource("", "v1", "persistentvolumeclaims"): ResourceInfo(
+        kind="PersistentVolumeClaim", namespaced=True, verbs=VERBS, shortnames={"pvc"}),
 }
 
 
@@ -232,6 +245,14 @@ class Cluster(kmock.KubernetesEmulator):
 
             object.__setattr__(raw_request, "_prepare_hook", json_stream)
         return await super().__call__(raw_request)
+
+    async def _serve_version(self, request: Any) -> Any:
+        # kmock names the core group's version "/v1"; kubectl maps no kind of a group version it
+        # cannot parse, so every ConfigMap, Secret and Namespace of an apply was "not found".
+        served = await super()._serve_version(request)
+        if isinstance(served, dict) and str(served.get("groupVersion", "")).startswith("/"):
+            served["groupVersion"] = served["groupVersion"][1:]
+        return served
 
     async def _serve_list(self, request: Any) -> Any:
         # As an API server answers: a typed list (`<Kind>List`, which kubectl's informers need) and

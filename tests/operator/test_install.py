@@ -1,9 +1,9 @@
 """The install (`kubectl apply -k manifests/overlays/dev`): one pass from empty, MLflow behind its basic-auth app,
 NetworkPolicies that name their clients.
 
-The test cluster cannot take the apply itself (kubectl sends built-in kinds as protobuf, which the
-emulator does not decode, and it serves no Deployments or RBAC), so what one pass needs is checked on
-the build kubectl applies; MLflow's auth runs for real, configured exactly as the manifests configure it.
+What one pass needs is checked here on the build kubectl applies (test_apply_e2e runs the real
+`kubectl apply -k` on the test cluster); MLflow's auth runs for real, configured exactly as the
+manifests configure it.
 """
 
 from __future__ import annotations
