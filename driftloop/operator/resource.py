@@ -87,14 +87,19 @@ def parse_hyperparameters(values: dict[str, str]) -> TrainSpec:
         raise HyperparameterError(str(first["loc"][0]), first["msg"].removeprefix("Value error, ")) from None
 
 
+# Kubernetes-style field names (`naValues`) over the run spec's snake_case, unknown keys refused. Sections that
+# reuse a run-spec model (`Read`, `Evaluate`, `Gate`) subclass it and take this config instead of `_Resource`'s base.
+CAMEL = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
 class _Resource(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = CAMEL
 
 
 class Read(ReadSpec):
     """`data.read` of `driftloop run`, with Kubernetes-style names (`naValues`)."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = CAMEL
 
 
 class DataSource(_Resource):
@@ -149,19 +154,19 @@ class MLflow(_Resource):
 class Evaluate(EvaluateSpec):
     """`evaluate` of `driftloop run` (slices, the labelled window, latency samples), with Kubernetes-style names."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = CAMEL
 
 
 class SliceGate(SliceGateSpec):
     """`gate.slices` of `driftloop run`, with Kubernetes-style names (`minRows`)."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = CAMEL
 
 
 class Gate(GateSpec):
     """The promotion policy of `driftloop run`, with Kubernetes-style names."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = CAMEL
 
     slices: SliceGate = Field(default_factory=SliceGate)
 
