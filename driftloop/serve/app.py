@@ -224,9 +224,7 @@ class Service:
     def completed(self, request: Request, handled: Handled, started: float) -> None:
         seconds = time.perf_counter() - started
         status = handled.response.status
-        self.metrics.observe(protocol_of(request.path), handled.route, status, seconds)
-        if handled.rows:
-            self.metrics.predictions.labels(self.holder.current.name).inc(handled.rows)
+        self.metrics.observe(protocol_of(request.path), handled.route, status, seconds)  # rows: in `predicted`
         if self.config.access_log:
             self.events.write({"ts": round(time.time(), 3), "event": "access", "method": request.method,
                                "path": request.path, "status": status, "ms": round(seconds * 1000, 3),
@@ -273,6 +271,7 @@ class Service:
                 await self.sync(reason)
 
     def flush(self) -> None:
+        self.metrics.flush()
         self.events.flush()
         if self.prediction_log is not None:
             self.prediction_log.sink.flush()
