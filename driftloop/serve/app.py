@@ -187,12 +187,13 @@ class Service:
 
     async def _run(self, model: Any, columns: Any, n: int) -> tuple[Any, Any]:
         """Validate, predict, count and log one request's rows: the part every protocol shares."""
-        feed = model.schema.feed(columns)
-        started = time.perf_counter()
         if self.batcher is None:
+            feed = model.schema.feed(columns)
+            started = time.perf_counter()  # the model run alone, as KServe's request_predict_seconds
             predictions, probabilities = model.run(feed)
-        else:
-            predictions, probabilities = await self.batcher.run(model, feed, n)
+        else:  # validated with the requests it is joined with
+            started = time.perf_counter()
+            predictions, probabilities = await self.batcher.run(model, columns, n)
         self.metrics.predicted(model.name, n, time.perf_counter() - started)
         if self.prediction_log is not None:
             self.prediction_log.record(model, columns, n, predictions, probabilities)
