@@ -1,5 +1,10 @@
 """Micro-batching: concurrent requests of one worker share one feed and one ONNX Runtime call.
 
+On by default (`--batch-max-rows 64`): with the per-column work done once per batch, a
+one-row request under concurrent load costs about half the CPU (in-process, 8 requests per
+loop turn: ~100 -> ~50 µs), and bench/serve.py measured 2-3x the req/s of the unbatched
+server at 16 and 64 connections. At low load a batch is one request and nothing waits.
+
 A batch closes when it holds `max_rows` rows or `max_wait_s` after its first request;
 with `max_wait_s = 0` it closes on the event loop's next turn, which adds no waiting
 at low load and still joins the requests that arrived together. A request at least

@@ -1,4 +1,4 @@
-"""Micro-batching (off by default): joined requests get exactly the answers they would get alone."""
+"""Micro-batching (on by default): joined requests get exactly the answers they would get alone."""
 
 from __future__ import annotations
 
