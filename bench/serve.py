@@ -9,8 +9,9 @@ with [N,1] inputs). Every combination of 1, 16 and 64 connections and 1- and 100
 requests runs for SECONDS, alternating the two servers so background load hits both.
 
 driftloop serve runs as deployed: input validation, Prometheus metrics, the JSON access
-log (to a file) and the prediction log (1% of rows) all on; `driftloop-batched` is the same
-with micro-batching (`--batch-max-rows 64`), measured to decide whether it should be the default.
+log (to a file) and the prediction log (1% of rows) all on, and micro-batching as by default
+(`--batch-max-rows 64`); `driftloop-unbatched` is the same with it off (`--batch-max-rows 0`), to
+show what joining concurrent requests into one feed and model run is worth.
 
 Beside them, in the same run: `floor`, a do-nothing Granian RSGI app on the same workers
 answering fixed bytes of the size of driftloop's one-row answer (`floor_server.py`): the HTTP
@@ -53,7 +54,7 @@ GOAL_MLFLOW_RATIO = 5.0
 GOAL_V2_OVER_V1 = 1.0
 GOAL_V2_OVER_V1_100_ROWS = 1.5
 GOAL_100_ROWS_RPS = 2000.0
-BATCH_MAX_ROWS = 64  # driftloop-batched: the same server with micro-batching on, to see whether it pays
+UNBATCHED = "0"  # driftloop-unbatched: the same server with micro-batching off, to see what it pays
 VENV_BIN = Path(sys.executable).parent
 CLOSE_NOTE = ("On keep-alive connections mlflow models serve (uvicorn) stalls ~40 ms per request (p50 ~48 ms at one "
               "connection, ~2.5 ms per request with a fresh connection each time), so it is also driven with "
@@ -168,18 +169,18 @@ def main() -> None:
             [sys.executable, "-m", "driftloop", "serve", "--model", MODEL, "--port", str(ours), "--workers", str(workers),
              "--prediction-log", str(root / "predictions.jsonl"), "--prediction-log-rate", "0.01"],
             env, root / "driftloop.log", f"http://127.0.0.1:{ours}/readyz")
-        batched = free_port()
-        servers["driftloop-batched"] = start(
-            [sys.executable, "-m", "driftloop", "serve", "--model", MODEL, "--port", str(batched), "--workers",
-             str(workers), "--prediction-log", str(root / "predictions-batched.jsonl"), "--prediction-log-rate", "0.01",
-             "--batch-max-rows", str(BATCH_MAX_ROWS)],
-            env, root / "driftloop-batched.log", f"http://127.0.0.1:{batched}/readyz")
+        unbatched = free_port()
+        servers["driftloop-unbatched"] = start(
+            [sys.executable, "-m", "driftloop", "serve", "--model", MODEL, "--port", str(unbatched), "--workers",
+             str(workers), "--prediction-log", str(root / "predictions-unbatched.jsonl"), "--prediction-log-rate",
+             "0.01", "--batch-max-rows", UNBATCHED],
+            env, root / "driftloop-unbatched.log", f"http://127.0.0.1:{unbatched}/readyz")
         servers["mlflow"] = start(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager",
              "local", "--host", "127.0.0.1", "--port", str(theirs), "--workers", str(workers)],
             env, root / "mlflow.log", f"http://127.0.0.1:{theirs}/ping")
         urls = {"driftloop": f"http://127.0.0.1:{ours}/invocations", "mlflow": f"http://127.0.0.1:{theirs}/invocations",
-                "driftloop-batched": f"http://127.0.0.1:{batched}/invocations",
+                "driftloop-unbatched": f"http://127.0.0.1:{unbatched}/invocations",
                 "driftloop-v1": f"http://127.0.0.1:{ours}/v1/models/{MODEL}:predict",
                 "driftloop-v2": f"http://127.0.0.1:{ours}/v2/models/{MODEL}/infer"}
         bodies = {(kind, rows): make(rows) for rows in ROWS
@@ -202,7 +203,7 @@ def main() -> None:
         targets = [("floor", urls["floor"], "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
                    ("driftloop-v1", urls["driftloop-v1"], "v1", False),
                    ("driftloop-v2", urls["driftloop-v2"], "v2", False),
-                   ("driftloop-batched", urls["driftloop-batched"], "inputs", False),
+                   ("driftloop-unbatched", urls["driftloop-unbatched"], "inputs", False),
                    ("mlflow", urls["mlflow"], "inputs", False), ("mlflow-close", urls["mlflow"], "inputs", True)]
         runs: list[dict[str, Any]] = []
         for rows in ROWS:
@@ -212,7 +213,7 @@ def main() -> None:
                         continue  # its answer has the size of a one-row answer
                     figures = load(url, bodies[(kind, rows)], connections, SECONDS, close)
                     runs.append({"server": name, "connections": connections, "rows": rows, **figures})
-                    print(f"{name:17} c={connections:<3} rows={rows:<4} {figures['rps']:9.1f} req/s "
+                    print(f"{name:19} c={connections:<3} rows={rows:<4} {figures['rps']:9.1f} req/s "
                           f"p50 {figures['p50_ms']:.2f} ms p99 {figures['p99_ms']:.2f} ms errors {figures['errors']}",
                           flush=True)
     finally:

@@ -187,12 +187,13 @@ class Service:
 
     async def _run(self, model: Any, columns: Any, n: int) -> tuple[Any, Any]:
         """Validate, predict, count and log one request's rows: the part every protocol shares."""
-        feed = model.schema.feed(columns)
-        started = time.perf_counter()
         if self.batcher is None:
+            feed = model.schema.feed(columns)
+            started = time.perf_counter()  # the model run alone, as KServe's request_predict_seconds
             predictions, probabilities = model.run(feed)
-        else:
-            predictions, probabilities = await self.batcher.run(model, feed, n)
+        else:  # validated with the requests it is joined with
+            started = time.perf_counter()
+            predictions, probabilities = await self.batcher.run(model, columns, n)
         self.metrics.predicted(model.name, n, time.perf_counter() - started)
         if self.prediction_log is not None:
             self.prediction_log.record(model, columns, n, predictions, probabilities)
@@ -224,9 +225,7 @@ class Service:
     def completed(self, request: Request, handled: Handled, started: float) -> None:
         seconds = time.perf_counter() - started
         status = handled.response.status
-        self.metrics.observe(protocol_of(request.path), handled.route, status, seconds)
-        if handled.rows:
-            self.metrics.predictions.labels(self.holder.current.name).inc(handled.rows)
+        self.metrics.observe(protocol_of(request.path), handled.route, status, seconds)  # rows: in `predicted`
         if self.config.access_log:
             self.events.write({"ts": round(time.time(), 3), "event": "access", "method": request.method,
                                "path": request.path, "status": status, "ms": round(seconds * 1000, 3),
@@ -273,6 +272,7 @@ class Service:
                 await self.sync(reason)
 
     def flush(self) -> None:
+        self.metrics.flush()
         self.events.flush()
         if self.prediction_log is not None:
             self.prediction_log.sink.flush()

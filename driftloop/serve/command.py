@@ -52,8 +52,9 @@ if TYPE_CHECKING:
               "(JSON Lines; input of `driftloop drift --current`).")
 @click.option("--prediction-log-rate", type=click.FloatRange(0, 1), default=None,
               help="Share of rows written to --prediction-log [default: 1 with --prediction-log, else off].")
-@click.option("--batch-max-rows", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Micro-batching: join concurrent requests into one model call of up to this many rows (0 = off).")
+@click.option("--batch-max-rows", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Micro-batching: join concurrent requests into one feed and model call of up to this many rows "
+                   "(0 = off).")
 @click.option("--batch-max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Micro-batching: longest a request waits for others (0 = until the event loop's next turn).")
 @click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on "

@@ -27,7 +27,7 @@ class ServeConfig:
     prediction_log: str | None = None
     prediction_log_rate: float = 0.0
     admin_token: str | None = None
-    batch_max_rows: int = 0  # 0: no micro-batching
+    batch_max_rows: int = 64  # 0: no micro-batching
     batch_max_wait_ms: float = 0.0
 
     def to_env(self) -> str:

@@ -13,7 +13,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +38,28 @@ class ServedModel:
     schema: InputSchema
     classes: np.ndarray | None  # for turning argmax indices into labels in one numpy call
 
+    @cached_property
+    def _outputs(self) -> list[str]:
+        return [self.onnx.output]
+
     @property
     def task(self) -> str:
         return self.onnx.task
 
+    @cached_property
+    def _run_session(self) -> Callable[..., list[np.ndarray]]:
+        """ONNX Runtime's own run, without the Python wrapper's per-call input-name check (~5 µs of a ~20 µs
+        run): the schema builds every feed with exactly the model's input names, and a wrong feed still
+        fails inside ONNX Runtime."""
+        session = self.onnx.session
+        inner = getattr(session, "_sess", None)
+        if inner is None or not hasattr(inner, "run"):  # another onnxruntime layout: the public call
+            return lambda outputs, feed, options: session.run(outputs, feed, options)
+        return inner.run
+
     def run(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(predictions [N], probabilities [N, C] or None)."""
-        output = self.onnx.session.run([self.onnx.output], feed)[0]
+        output = self._run_session(self._outputs, feed, None)[0]
         if self.classes is None:
             return output.reshape(-1), None
         return self.classes[output.argmax(axis=1)], output

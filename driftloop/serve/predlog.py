@@ -38,6 +38,8 @@ class PredictionLog:
         if self.rate >= 1.0:
             return list(range(n))
         draw = self._random.random
+        if n == 1:  # the common request: one draw, no comprehension
+            return [0] if draw() < self.rate else []
         return [i for i in range(n) if draw() < self.rate]
 
     def record(self, model: ServedModel, columns: Columns, n: int, predictions: np.ndarray,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,8 @@ EXTENSIONS = ["binary_tensor_data"]
 NUMERIC = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
            "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
 _JSON_TYPES = {"BOOL": {bool}, "UINT": {int}, "INT": {int}, "FP": {int, float}}  # what JSON values may be
+_INT_BOUNDS = {datatype: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)) for datatype, dtype in NUMERIC.items()
+               if datatype[0] in "IU"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
             "inputs": inputs, "outputs": _output_metadata(model)}
 
 
+_OUTPUTS = {False: ("predictions",), True: ("predictions", "probabilities")}  # by "is a classifier"
+
+
 def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
     if model.classes is None:
         return [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
@@ -103,19 +109,22 @@ def parse_infer(body: bytes, header_length: str | None, model: ServedModel) -> I
     columns: dict[str, Any] = {}
     offset, n = 0, None
     for tensor in tensors:
+        if tensor["name"] in schema.ignored:  # a training column the model left out: only its bytes are skipped
+            offset += _binary_length(tensor, offset, len(binary)) or 0
+            continue
         rows = _rows_of(tensor)
         if n is None:
             n = rows
             schema.check_rows(n, "inputs")
         elif rows != n:
             raise ClientError(400, f"input {tensor['name']!r} has {rows} rows, the others {n}")
-        size = _binary_size(tensor)
+        if tensor.get("parameters") is None:  # plain JSON data, the common case
+            columns[tensor["name"]] = _from_json(tensor, schema, n)
+            continue
+        size = _binary_length(tensor, offset, len(binary))
         if size is None:
             columns[tensor["name"]] = _from_json(tensor, schema, n)
         else:
-            if offset + size > len(binary):
-                raise ClientError(400, f"input {tensor['name']!r}: binary_data_size {size} runs past the end of "
-                                       f"the body ({len(binary) - offset} bytes left)")
             columns[tensor["name"]] = _from_binary(tensor, schema, n, binary[offset:offset + size])
             offset += size
     if offset != len(binary):
@@ -148,6 +157,15 @@ def _rows_of(tensor: dict[str, Any]) -> int:
                            f"got {shape!r}")
 
 
+def _binary_length(tensor: dict[str, Any], offset: int, available: int) -> int | None:
+    """How many bytes of the binary part the tensor takes (None: its data are JSON), checked against what is left."""
+    size = _binary_size(tensor)
+    if size is not None and offset + size > available:
+        raise ClientError(400, f"input {tensor['name']!r}: binary_data_size {size} runs past the end of "
+                               f"the body ({available - offset} bytes left)")
+    return size
+
+
 def _binary_size(tensor: dict[str, Any]) -> int | None:
     parameters = tensor.get("parameters")
     if parameters is None:
@@ -162,7 +180,7 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 
 def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
     name, datatype = tensor["name"], tensor.get("datatype")
-    if name in schema.categorical or name in schema.dates:
+    if name in schema.texts:
         if datatype != "BYTES":
             raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's text input; "
                                    "use BYTES")
@@ -178,10 +196,10 @@ def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:
     data = tensor.get("data")
     if type(data) is not list:
         raise ClientError(400, f"input {name!r}: expected 'data' (a list of {n} values) or binary data")
-    if data and type(data[0]) is list:  # nested row-major, as [N, 1]
-        if not all(type(row) is list and len(row) == 1 for row in data):
+    if data and type(data[0]) is list:  # nested row-major, as [N, 1]; checked at C speed, not row by row
+        if set(map(type, data)) != {list} or set(map(len, data)) != {1}:
             raise ClientError(400, f"input {name!r}: nested data must be one value per row ([N, 1])")
-        data = [row[0] for row in data]
+        data = list(chain.from_iterable(data))
     if len(data) != n:
         raise ClientError(400, f"input {name!r}: shape says {n} values, data has {len(data)}")
     if datatype == "BYTES":
@@ -190,13 +208,14 @@ def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:
     if not set(map(type, data)) <= allowed:  # C-speed; also keeps JSON booleans out of number tensors
         row = next(i for i, v in enumerate(data) if type(v) not in allowed)
         raise ClientError(400, f"input {name!r}: {data[row]!r} at row {row} is not a {datatype} value")
-    array = np.asarray(data)
-    if array.dtype.kind in "iu" and datatype[0] in "IU":
-        info = np.iinfo(NUMERIC[datatype])
-        if array.min() < info.min or array.max() > info.max:
-            row = int(np.flatnonzero((array < info.min) | (array > info.max))[0])
-            raise ClientError(400, f"input {name!r}: {data[row]!r} at row {row} is out of range for {datatype}")
-    return array.astype(np.uint8) if array.dtype.kind == "b" else array
+    # The values stay a list: `InputSchema.feed` converts every number column in one numpy call
+    if datatype == "BOOL":
+        return [int(v) for v in data]
+    bounds = _INT_BOUNDS.get(datatype)
+    if bounds is not None and (min(data) < bounds[0] or max(data) > bounds[1]):
+        row = next(i for i, v in enumerate(data) if not bounds[0] <= v <= bounds[1])
+        raise ClientError(400, f"input {name!r}: {data[row]!r} at row {row} is out of range for {datatype}")
+    return data
 
 
 def _from_binary(tensor: dict[str, Any], schema: InputSchema, n: int, raw: bytes) -> Any:
@@ -235,7 +254,7 @@ def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
 def _requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple[str, bool]]:
     parameters = payload.get("parameters")
     binary = bool(parameters.get("binary_data_output")) if isinstance(parameters, dict) else False
-    known = [o["name"] for o in _output_metadata(model)]
+    known = _OUTPUTS[model.classes is not None]
     outputs = payload.get("outputs")
     if outputs is None:
         return [(name, binary) for name in known]

@@ -1,4 +1,4 @@
-"""Micro-batching (off by default): joined requests get exactly the answers they would get alone."""
+"""Micro-batching (on by default): joined requests get exactly the answers they would get alone."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def test_batcher_splits_results_and_never_mixes_versions(champion: Champion) -> 
 
     async def main() -> list:
         batcher = MicroBatcher(max_rows=16, max_wait_s=0)
-        feeds = [(model, model.schema.feed({c: [r[c] for r in part] for c in model.schema.columns}), len(part))
-                 for model, part in requests]
-        return await asyncio.gather(*(batcher.run(model, feed, n) for model, feed, n in feeds))
+        parsed = [(model, {c: [r[c] for r in part] for c in model.schema.columns}, len(part))
+                  for model, part in requests]
+        return await asyncio.gather(*(batcher.run(model, columns, n) for model, columns, n in parsed))
 
     answers = asyncio.run(main())
     expected = OnnxModel(champion.model_path)
@@ -63,3 +63,23 @@ def test_server_with_batching_answers_concurrent_requests(champion: Champion,
     assert np.allclose(got, expected.run(pd.DataFrame(rows)), atol=1e-6)
     bad = httpx.post(f"{server.url}/v1/models/{champion.name}:predict", json={"instances": [{**rows[0], "plan": 1}]})
     assert bad.status_code == 400
+
+
+def test_a_bad_request_joined_with_good_ones_gets_its_own_400(champion: Champion) -> None:
+    from driftloop.serve.errors import ClientError
+
+    model = load_served(champion.model_path, name="m", alias="champion", version="1", max_rows=100)
+    rows = champion.rows[:6]
+    good = [{c: [row[c]] for c in model.schema.columns} for row in rows]
+    bad = {c: [rows[0][c]] for c in model.schema.columns} | {"customer_age": ["forty"]}
+
+    async def main() -> list:
+        batcher = MicroBatcher(max_rows=64, max_wait_s=0)
+        return await asyncio.gather(*(batcher.run(model, columns, 1) for columns in [*good[:3], bad, *good[3:]]),
+                                    return_exceptions=True)
+
+    answers = asyncio.run(main())
+    assert isinstance(answers[3], ClientError) and answers[3].status == 400
+    assert "'customer_age'" in answers[3].message and "row 0" in answers[3].message  # its own row, not the batch's
+    got = np.concatenate([answer[1] for i, answer in enumerate(answers) if i != 3])
+    assert np.allclose(got, OnnxModel(champion.model_path).run(pd.DataFrame(rows)), atol=1e-6)

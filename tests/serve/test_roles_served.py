@@ -74,7 +74,19 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
                  for i, r in enumerate(records)]  # JSON booleans, YES/NO, plain numbers beside "3,750"
     as_json = httpx.post(f"{server.url}/invocations", json={"dataframe_records": respelled})
     assert as_json.status_code == 200, as_json.text
-    for answer in (as_csv.json(), as_json.json()):
+    # a CSV's true/false, TRUE/False and 1/0 in the boolean column are the booleans JSON sends, not new categories
+    spellings = [("true", "false"), ("TRUE", "False"), ("1", "0")]
+    as_words = rows.assign(member=[spellings[i % 3][0] if v == "yes" else spellings[i % 3][1]
+                                   for i, v in enumerate(rows["member"])])
+    words_csv = httpx.post(f"{server.url}/invocations", content=as_words.to_csv(index=False),
+                           headers={"Content-Type": "text/csv"})
+    assert words_csv.status_code == 200, words_csv.text
+    json_booleans = httpx.post(f"{server.url}/invocations",
+                               json={"dataframe_records": [dict(r, member=r["member"] == "yes") for r in records]})
+    assert json_booleans.status_code == 200, json_booleans.text
+    assert words_csv.json()["predictions"] == json_booleans.json()["predictions"]
+    np.testing.assert_allclose(words_csv.json()["probabilities"], json_booleans.json()["probabilities"], atol=1e-6)
+    for answer in (as_csv.json(), as_json.json(), words_csv.json()):
         assert answer["predictions"] == batch["prediction"].tolist()
         np.testing.assert_allclose(np.asarray(answer["probabilities"]), probability, atol=1e-6)
 
