@@ -80,7 +80,8 @@ def load_served(path: Path, *, name: str, alias: str, version: str, max_rows: in
     # one intra-op thread: the server runs one worker process per core
     onnx = OnnxModel(path, threads=1)
     schema = InputSchema(tuple(onnx.numeric), tuple(onnx.categorical), max_rows, onnx.input_names,
-                         datetime=onnx.datetime, boolean=frozenset(onnx.boolean), ignored=frozenset(onnx.ignored))
+                         datetime=onnx.datetime, date_formats=dict(onnx.date_formats), boolean=frozenset(onnx.boolean),
+                         ignored=frozenset(onnx.ignored))
     classes = np.asarray(onnx.classes) if onnx.task == "classification" and onnx.classes is not None else None
     model = ServedModel(name, alias, version, onnx, schema, classes)
     warm = {c: [0.0] for c in schema.numeric} | {c: [""] for c in schema.categorical} | {c: [None] for c in schema.dates}

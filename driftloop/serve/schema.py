@@ -54,6 +54,8 @@ class InputSchema:
     # column → the model file's input name (`OnnxModel.input_names`); clients send the columns' own names
     input_names: dict[str, str] | None = None
     datetime: dict[str, list[str]] | None = None  # date column → its calendar features (`OnnxModel.datetime`)
+    # date columns the model file reads as text itself (sent with the categories): column → training's format
+    date_formats: dict[str, str] | None = None
     boolean: frozenset[str] = frozenset()  # categories read as 'True'/'False' in any spelling
     # training's columns the model left out (id, constant, dropped): a row of the training table still has them
     ignored: frozenset[str] = frozenset()
@@ -80,7 +82,7 @@ class InputSchema:
         """KServe-style input metadata: name and datatype of each column, in positional order."""
         return ([{"name": c, "datatype": "FP32", "kind": "number"} for c in self.numeric]
                 + [{"name": c, "datatype": "BYTES", "kind": "datetime"} for c in self.dates]
-                + [{"name": c, "datatype": "BYTES", "kind": "boolean" if c in self.boolean else "category"}
+                + [{"name": c, "datatype": "BYTES", "kind": _text_kind(c, self.boolean, self.date_formats)}
                    for c in self.categorical])
 
     def columns_of(self, payload: Any) -> tuple[Columns, int]:
@@ -244,6 +246,9 @@ class InputSchema:
         for name, parts in (self.datetime or {}).items():
             for part, values in zip(parts, _calendar(columns[name], name, tuple(parts)), strict=True):
                 feed[inputs.get(calendar_name(name, part), calendar_name(name, part))] = values
+        for name, fmt in (self.date_formats or {}).items():
+            # the graph reads text it cannot parse as a missing date; a client sent it as a date, so say so
+            _check_dates(columns[name], name, fmt)
         if self.categorical:
             boolean = self.boolean
             try:
@@ -376,6 +381,25 @@ def _calendar(values: Sequence[Any], column: str, parts: tuple[str, ...]) -> lis
         rows.append(features)
     array = np.asarray(rows, dtype=np.float32).reshape(-1, len(parts))
     return [array[:, i:i + 1] for i in range(len(parts))]
+
+
+def _text_kind(column: str, boolean: frozenset[str], date_formats: dict[str, str] | None) -> str:
+    if column in boolean:
+        return "boolean"
+    return "datetime" if column in (date_formats or {}) else "category"
+
+
+def _check_dates(values: Sequence[Any], column: str, fmt: str) -> None:
+    """Date text in the format training read (null and blank are missing dates, which the model imputes)."""
+    from driftloop.dates import parse
+
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, str) and (not value.strip() or parse(value, fmt) is not None)):
+            continue
+        if isinstance(value, str):
+            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date in the format "
+                                   f"{fmt} the model was trained on")
+        raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (text in {fmt})")
 
 
 def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) -> np.ndarray:

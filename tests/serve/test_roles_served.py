@@ -90,10 +90,15 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
         assert answer["predictions"] == batch["prediction"].tolist()
         np.testing.assert_allclose(np.asarray(answer["probabilities"]), probability, atol=1e-6)
 
-    # a date in another format than the column's is unreadable to the model file, whoever runs it: a missing date
+    # a date in another format than the column's is refused, naming the format (the model file alone would read
+    # it as a missing date); a missing date is imputed
     other, missing = (httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], signup=v)]})
                       for v in ("2007-11-11", None))
-    assert other.status_code == missing.status_code == 200 and other.json() == missing.json()
+    assert other.status_code == 400, other.text
+    assert "column 'signup'" in other.text and "row 0 is not a date in the format" in other.text, other.text
+    assert missing.status_code == 200, missing.text
+    v1_inputs = httpx.get(f"{server.url}/v1/models/{MODEL}").raise_for_status().json()["inputs"]
+    assert {"name": "signup", "datatype": "BYTES", "kind": "datetime"} in v1_inputs, v1_inputs
     # what onnxruntime alone answers, fed the CSV's raw text (Triton, KServe): the same as driftloop
     session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
     raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
