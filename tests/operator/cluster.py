@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import jsonpatch
 import kmock
 import yaml
 from kmock import KubernetesError, ResourceInfo, action
@@ -339,7 +340,13 @@ class Cluster(kmock.KubernetesEmulator):
                 owner_uid = self.objects[key].get("metadata", {}).get("uid")
             if request.resource == JOBS and request.action == action.DELETE and _propagates(request):
                 self._stop_pods(request.namespace, request.name)  # its pods go with the Job
-        response = await super()._handle(request)
+        try:
+            response = await super()._handle(request)
+        except jsonpatch.JsonPatchTestFailed as e:
+            # A JSON patch whose `test` op fails (kopf tests metadata.resourceVersion before removing a
+            # finalizer) is a 422 from an API server, which kopf takes as "newer changes: next cycle";
+            # kmock lets it out as a 500, which kopf retries with backoff for about a minute.
+            raise KubernetesError(status=422, reason="Invalid", message=f"the server rejected our request: {e}") from None
         if owner_uid is not None and (key not in self.objects or self.objects[key].deleted):
             # Only once the owner is gone: one held by a finalizer keeps what it owns, as on a cluster.
             await self._collect_garbage(owner_uid)
