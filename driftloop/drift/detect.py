@@ -195,14 +195,15 @@ def _left_out(result: FeatureDrift, inferred: str | None) -> FeatureDrift:
 def correct(p_values: list[float], params: DriftParams) -> tuple[float, list[bool]]:
     """The per-feature bound after the correction, and which p-values fall under it."""
     import numpy as np
-    from alibi_detect.utils.statstest import fdr
+
+    from driftloop.drift.alibi import detectors
 
     if not p_values:
         return params.p_val, []
     if params.correction == "bonferroni" or len(p_values) == 1:
         threshold = params.p_val / len(p_values)
     else:
-        found, bound = fdr(np.asarray(p_values, dtype=float), q_val=params.p_val)
+        found, bound = detectors().fdr(np.asarray(p_values, dtype=float), q_val=params.p_val)
         # without a discovery alibi returns every candidate bound; none was met, so the smallest one applies
         threshold = float(bound) if found else float(np.min(bound))
         if not found:
@@ -228,7 +229,7 @@ def _numbers(series: pd.Series, column: str) -> np.ndarray:
 
 
 def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:
-    from alibi_detect.cd import KSDrift
+    from driftloop.drift.alibi import detectors
 
     ref_present, cur_present = _present(ref), _present(cur)
     summaries = _numeric_summaries(ref, ref_present, cur, cur_present)
@@ -236,7 +237,7 @@ def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -
     if too_few:
         return FeatureDrift(name, "numeric", "none", False, None, None, False, *summaries, note=too_few)
     # each detector sees one feature: the correction across features is applied once, in `detect`
-    result = KSDrift(ref_present, p_val=params.p_val).predict(cur_present)["data"]
+    result = detectors().KSDrift(ref_present, p_val=params.p_val).predict(cur_present)["data"]
     return FeatureDrift(name, "numeric", "ks", True, float(result["distance"][0]), float(result["p_val"][0]), False,
                         *summaries)
 
@@ -279,7 +280,8 @@ def _numeric_summaries(ref: np.ndarray, ref_present: np.ndarray, cur: np.ndarray
 
 def _categorical(name: str, ref: pd.Series, cur: pd.Series, params: DriftParams) -> FeatureDrift:
     import numpy as np
-    from alibi_detect.cd import ChiSquareDrift
+
+    from driftloop.drift.alibi import detectors
 
     labels, ref_codes, cur_codes = _shared_codes(ref, cur)
     ref_counts = np.bincount(ref_codes, minlength=len(labels))
@@ -291,7 +293,8 @@ def _categorical(name: str, ref: pd.Series, cur: pd.Series, params: DriftParams)
     if np.count_nonzero(ref_counts + cur_counts) < 2:
         return FeatureDrift(name, "categorical", "chi2", True, 0.0, 1.0, False, *summaries,
                             note="a single category in both tables")
-    result = ChiSquareDrift(ref_codes.reshape(-1, 1), p_val=params.p_val).predict(cur_codes.reshape(-1, 1))["data"]
+    detector = detectors().ChiSquareDrift(ref_codes.reshape(-1, 1), p_val=params.p_val)
+    result = detector.predict(cur_codes.reshape(-1, 1))["data"]
     return FeatureDrift(name, "categorical", "chi2", True, float(result["distance"][0]), float(result["p_val"][0]),
                         False, *summaries)
 
