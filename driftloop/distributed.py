@@ -13,6 +13,7 @@ world is one process and nothing here does anything. The other ranks' loop is `d
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ def current_world() -> World:
 
 def active_world() -> World:
     """The world of an initialised process group, or a single process."""
+    if "torch" not in sys.modules:
+        # a process group is torch's, so none was initialised in this process: importing torch (1.5 s of
+        # CPU) to be told so would be every scikit-learn family's train step's largest import
+        return World()
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DRIFTLOOP, REPO, Cli, registry_for
+from tests.conftest import DRIFTLOOP, REPO, Cli, loaded_after, registry_for
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1"]
 
@@ -92,6 +92,12 @@ def test_a_malformed_torchrun_environment_is_one_clear_line(cli: Cli) -> None:
                           env=cli.env | {"WORLD_SIZE": "two"}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("error: torchrun environment: RANK/WORLD_SIZE")
+
+
+def test_one_process_learns_its_world_without_importing_torch() -> None:
+    """Every train step asks for the world; a scikit-learn family's run needs torch for nothing else (1.5 s)."""
+    code = "from driftloop.distributed import active_world\nassert active_world().size == 1"
+    assert loaded_after(code, ("torch",)) == []
 
 
 @pytest.mark.slow
