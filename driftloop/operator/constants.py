@@ -44,6 +44,10 @@ TAG_GENERATION = "driftloop.k8s.generation"
 # Inside the training pod.
 SPEC_MOUNT_DIR = "/etc/driftloop"
 SPEC_FILE = "spec.yaml"
+# On the Job's pod template: the run spec, which a downward-API volume shows the container as SPEC_FILE.
+ANNOTATION_RUN_SPEC = f"{GROUP}/run-spec"
+# What a pod's annotations (keys and values together) may hold: the API server refuses a Job past this.
+POD_ANNOTATIONS_MAX_BYTES = 256 * 1024
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_BYTES = 3072  # the pod's outcome JSON is cut to this; the kubelet keeps 4096 bytes
 TERMINATION_GRACE_S = 20  # SIGTERM → SIGKILL: the pod's bounded KILLED write to MLflow (10 s) and a margin

@@ -1,7 +1,7 @@
 """kopf handlers: one per cause, each a thin adapter over render / the Kubernetes gateway / outcome.
 
 Flow: a resource is created (or its spec changes) → `start_training` creates the
-generation's ConfigMap and Job. The Job's pod trains, registers and promotes with the
+generation's Job (its pod template carries the run spec). The Job's pod trains, registers and promotes with the
 resource's credentials (see `outcome`). The Job watcher mirrors the Job's state into an
 annotation on the resource, so that `follow_job` — a resource handler, with kopf's
 retries and progress kept across restarts — writes into `status` what the pod reported.
@@ -114,7 +114,7 @@ def _training_out_of_step(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
 @kopf.on.resume(*RESOURCE, when=_training_out_of_step)
 async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
                          namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Create this generation's ConfigMap and Job (once: names derive from the generation).
+    """Create this generation's Job (once: names derive from the generation).
 
     A change to the training fields supersedes the generation still in flight (its Job is deleted);
     a change to `drift` or `suspend` alone starts no Job, and `suspend` is passed on to the current one.
@@ -232,9 +232,9 @@ async def _keep_generation(spec: kopf.Spec, status: kopf.Status, namespace: str,
 async def ensure_all(memo: kopf.Memo, children: list[dict[str, Any]], *, owner_uid: str) -> None:
     """Create (or find) every child at once: one round trip to the Job, not one per child.
 
-    The Job need not wait for its ConfigMap: the kubelet holds a pod whose volume's
-    ConfigMap is missing until it appears. All calls finish before the first error is
-    raised, so a retry never races a call still in flight.
+    The Job need not wait for its Service (workers > 1): torchrun's rendezvous waits for the
+    DNS names. All calls finish before the first error is raised, so a retry never races a
+    call still in flight.
     """
     loop = asyncio.get_running_loop()
     calls = [loop.run_in_executor(memo.executor, functools.partial(memo.cluster.ensure, child, owner_uid=owner_uid))

@@ -6,7 +6,7 @@ what is valid. Field names are camelCase, as Kubernetes users expect.
 
 The spec is rendered once: the string hyperparameters are parsed and checked against
 `TrainSpec` when the resource is validated (`MLTrainingJobSpec.train`), and `to_run_spec`
-merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's ConfigMap carries.
+merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's pod template carries.
 """
 
 from __future__ import annotations

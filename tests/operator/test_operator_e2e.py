@@ -98,8 +98,6 @@ def owned(kube: Any, kind: str, name: str) -> list[dict[str, Any]]:
     selector = f"driftloop.io/mltrainingjob={name}"
     if kind == "Job":
         items = kubernetes.client.BatchV1Api(kube).list_namespaced_job(NAMESPACE, label_selector=selector).items
-    elif kind == "ConfigMap":
-        items = kubernetes.client.CoreV1Api(kube).list_namespaced_config_map(NAMESPACE, label_selector=selector).items
     else:
         items = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(NAMESPACE, label_selector=selector).items
     found = [kube.sanitize_for_serialization(item) for item in items]
@@ -177,7 +175,7 @@ def test_example_trains_registers_then_a_declined_generation_and_cleanup(
     # Deleting the resource removes what it owns (owner references → garbage collection).
     deleted = kubectl(cluster, "delete", "mltj", "churn")
     assert deleted.returncode == 0, deleted.stderr
-    assert owned(kube, "Job", "churn") == [] and owned(kube, "ConfigMap", "churn") == []
+    assert owned(kube, "Job", "churn") == []
     assert owned(kube, "Pod", "churn") == []
     assert [v["version"] for v in registry.versions("churn")] == ["1"]  # the registry keeps its history
 
@@ -212,6 +210,31 @@ def _recreated_job_registers_nothing(kube: Any, job_name: str, *, mlflow_uri: st
     runs = registry.client.search_runs([registry.client.get_run(run_id).info.experiment_id],
                                        f"tags.`driftloop.k8s.uid` = '{uid}'")
     assert [r.info.run_id for r in runs] == [run_id]  # no second run either
+
+
+def test_the_pod_reads_its_run_spec_from_its_own_template_and_no_configmap_is_made(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A generation costs the API server one create (the Job): the run spec rides on the pod template,
+    and the pod reads it through a downward-API volume, so no ConfigMap is made, read or waited for."""
+    import kubernetes
+
+    before = dict(cluster.cluster.served)
+    create(cluster, example("churn-lean", training["mlflow"], spec={"hyperparameters": {
+        "epochs": "15", "lr": "0.003", "patience": "3", "hidden_sizes": "[16, 4]"}}), tmp_path)
+    status = wait_finished(kube, "churn-lean")
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
+    configmap_requests = {verb: count - before.get(verb, 0) for verb, count in cluster.cluster.served.items()
+                          if "configmaps" in verb and count > before.get(verb, 0)}
+    assert configmap_requests == {}, configmap_requests
+    job = kube.sanitize_for_serialization(
+        kubernetes.client.BatchV1Api(kube).read_namespaced_job("churn-lean-g1", NAMESPACE))
+    assert not any("configMap" in volume for volume in job["spec"]["template"]["spec"]["volumes"])
+    [pod] = owned(kube, "Pod", "churn-lean")
+    carried = yaml.safe_load(pod["metadata"]["annotations"]["driftloop.io/run-spec"])
+    assert carried["registry"]["model_name"] == "churn-lean" and carried["train"]["hidden_sizes"] == [16, 4]
+    # What the pod trained with is that spec: its run logged the hyperparameters the annotation carried.
+    run = registry_for(training["mlflow"]).client.get_run(status["runId"])
+    assert run.data.params["train.hidden_sizes"] == "[16, 4]", run.data.params
 
 
 def test_two_workers_train_data_parallel_and_register_one_version(cluster: LocalCluster, kube: Any,
@@ -354,7 +377,7 @@ def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster,
 
     faults = [Fault(action.CREATE, "jobs", status=500),  # refused: the handler is retried
               Fault(action.CREATE, "jobs", status=500, after=True),  # done, answer lost: the retry meets a 409
-              Fault(action.CREATE, "configmaps", delay=3.0),  # slow
+              Fault(action.FETCH, "jobs", delay=3.0),  # slow: the read of the Job the lost answer made
               Fault(action.UPDATE, PLURAL, status=503, subresource="status"),  # status write refused once
               Fault(action.UPDATE, PLURAL, status=500, delay=1.0)]  # progress write slow, then refused
     _hold_jobs(cluster, True)
@@ -369,7 +392,6 @@ def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster,
         status = wait_until(converged, timeout=120, what="status after the injected errors")
         assert status["phase"] == "Pending" and conditions(status)["JobCreated"]["status"] == "True"
         assert [j["metadata"]["name"] for j in owned(kube, "Job", "churn-flaky")] == ["churn-flaky-g1"]
-        assert len(owned(kube, "ConfigMap", "churn-flaky")) == 1
         assert all(f.times == 0 for f in faults), faults  # every injected error was met, and survived
     finally:
         cluster.call(cluster.cluster.faults.clear)
@@ -386,7 +408,7 @@ def test_spec_the_schema_cannot_judge_fails_without_a_job(cluster: LocalCluster,
     status = wait_finished(kube, "churn-typo", timeout=60)
     assert status["phase"] == "Failed" and "spec.hyperparameters.epochs" in status["message"], status
     assert conditions(status)["Failed"]["reason"] == "InvalidSpec"
-    assert owned(kube, "Job", "churn-typo") == [] and owned(kube, "ConfigMap", "churn-typo") == []
+    assert owned(kube, "Job", "churn-typo") == []
 
 
 def _patch(kube: Any, name: str, change: dict[str, Any]) -> None:
@@ -481,14 +503,16 @@ def test_a_spec_error_in_the_pod_fails_the_job_at_once_with_its_reason(
         cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
     import kubernetes
 
-    core, batch = kubernetes.client.CoreV1Api(kube), kubernetes.client.BatchV1Api(kube)
+    batch = kubernetes.client.BatchV1Api(kube)
     _hold_jobs(cluster, True)
     try:
         create(cluster, example("churn-badspec", training["mlflow"], spec={"runPolicy": {"backoffLimit": 3}}),
                tmp_path)
-        wait_until(lambda: owned(kube, "ConfigMap", "churn-badspec"), timeout=60, what="the ConfigMap")
-        # A spec `driftloop run` refuses (exit 2): retrying cannot help.
-        core.patch_namespaced_config_map("churn-badspec-g1", NAMESPACE, {"data": {"spec.yaml": "train: {}\n"}})
+        wait_until(lambda: owned(kube, "Job", "churn-badspec"), timeout=60, what="the Job")
+        # A spec `driftloop run` refuses (exit 2): retrying cannot help. (The pod reads its spec from its
+        # template's annotation, which the emulator, unlike an API server, lets a test change.)
+        batch.patch_namespaced_job("churn-badspec-g1", NAMESPACE, {"spec": {"template": {"metadata": {
+            "annotations": {"driftloop.io/run-spec": "train: {}\n"}}}}})
     finally:
         _hold_jobs(cluster, False)
     status = wait_finished(kube, "churn-badspec", timeout=120)
@@ -692,7 +716,8 @@ def test_scheduling_and_pod_template_reach_the_jobs_pods(
     assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
     assert template["metadata"]["labels"]["team"] == "risk"
     assert template["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn-placed"
-    assert template["metadata"]["annotations"] == {"cost-center": "42"}
+    assert template["metadata"]["annotations"]["cost-center"] == "42"
+    assert set(template["metadata"]["annotations"]) == {"cost-center", "driftloop.io/run-spec"}
     assert resource(kube, "churn-placed")["spec"]["scheduling"]["affinity"] == affinity  # stored as written
 
 
