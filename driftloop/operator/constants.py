@@ -29,8 +29,8 @@ OWNED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # On the resource: the state of its current Job, mirrored by the Job watcher so that a
 # resource handler (with kopf's retries and persisted progress) acts on it.
 ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
-# On every resource: the operator deletes a generation's Job (whose pod ends its MLflow run) before the
-# resource goes. The name is from when the operator ended the run itself; resources carry it, so it stays.
+# On a resource whose Job is in flight: the operator deletes the Job (whose pod ends its MLflow run) before
+# the resource goes. The name is from when the operator ended the run itself; resources carry it, so it stays.
 FINALIZER = f"{GROUP}/end-mlflow-run"
 # Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
 KOPF_PREFIX = f"kopf.{GROUP}"

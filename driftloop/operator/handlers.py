@@ -191,7 +191,17 @@ async def _supersede(body: kopf.Body, status: kopf.Status, namespace: str, gener
     return set_condition(conditions, k.COND_SUPERSEDED, True, "SpecChanged", text, generation=generation)
 
 
-@kopf.on.delete(*RESOURCE)
+def _job_in_flight(status: kopf.Status, **_: Any) -> bool:
+    """Whether a generation's Job is made and not yet finished: only then has a delete anything to stop."""
+    return bool(status.get("jobName")) and status.get("phase") not in k.TERMINAL_PHASES
+
+
+# Filtered, so kopf holds the finalizer only while a Job is in flight. Unfiltered, kopf patches the
+# finalizer onto a new resource and handles it only in the cycle after (that patch's watch event):
+# a request and a round trip before every Job. Now the Job comes first and the finalizer follows,
+# once status records the Job; it goes when the generation ends. A delete in that moment between
+# leaves the Job to its owner reference: the garbage collector stops its pods, a little later.
+@kopf.on.delete(*RESOURCE, when=_job_in_flight)
 async def end_training(body: kopf.Body, status: kopf.Status, name: str, namespace: str, uid: str, memo: kopf.Memo,
                        **_: Any) -> None:
     """Deleted mid-training: delete the Job, whose pods then end their MLflow run as KILLED (never raises).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,41 @@ def test_the_pod_reads_its_run_spec_from_its_own_template_and_no_configmap_is_ma
     assert run.data.params["train.hidden_sizes"] == "[16, 4]", run.data.params
 
 
+def test_a_new_resource_gets_its_job_before_any_write_to_it_and_the_finalizer_while_it_is_in_flight(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """No request waits before the Job's create (kopf once patched a finalizer on first and acted in the
+    cycle after); the finalizer still holds a delete while the Job is in flight, as the Job is deleted first."""
+    from kmock import action
+
+    writes: list[float] = []  # when each write to the resource itself (not its status) arrived
+
+    def spied(request: Any) -> bool:
+        if request.name == "churn-first":
+            writes.append(time.monotonic())
+        return False  # a spy: it never answers for the emulator
+
+    spy = Fault(action.UPDATE, PLURAL, when=spied)
+    _hold_jobs(cluster, True)
+    cluster.call(cluster.cluster.faults.append, spy)
+    try:
+        create(cluster, example("churn-first", training["mlflow"]), tmp_path)
+        finalizers = lambda: resource(kube, "churn-first")["metadata"].get("finalizers")  # noqa: E731
+        assert wait_until(finalizers, timeout=60, what="the finalizer") == ["driftloop.io/end-mlflow-run"]
+        assert resource(kube, "churn-first")["status"]["jobName"] == "churn-first-g1"
+        job_created = cluster.cluster.created_at["jobs", NAMESPACE, "churn-first-g1"]
+        assert writes and job_created < min(writes), (job_created, writes)
+    finally:
+        cluster.call(cluster.cluster.faults.remove, spy)
+    try:
+        job_deletes = cluster.cluster.served.get("DELETE jobs", 0)  # the garbage collector sends none
+        deleted = kubectl(cluster, "delete", "mltj", "churn-first")  # waits until the finalizer lets it go
+        assert deleted.returncode == 0, deleted.stderr
+        assert cluster.cluster.served.get("DELETE jobs", 0) > job_deletes  # the operator's, before the resource went
+        assert owned(kube, "Job", "churn-first") == []
+    finally:
+        _hold_jobs(cluster, False)
+
+
 def test_two_workers_train_data_parallel_and_register_one_version(cluster: LocalCluster, kube: Any,
                                                                   operator: OperatorProcess,
                                                                   training: dict[str, Any], tmp_path: Path) -> None:
@@ -409,6 +445,7 @@ def test_spec_the_schema_cannot_judge_fails_without_a_job(cluster: LocalCluster,
     assert status["phase"] == "Failed" and "spec.hyperparameters.epochs" in status["message"], status
     assert conditions(status)["Failed"]["reason"] == "InvalidSpec"
     assert owned(kube, "Job", "churn-typo") == []
+    assert not resource(kube, "churn-typo")["metadata"].get("finalizers")  # nothing in flight: a delete is free
 
 
 def _patch(kube: Any, name: str, change: dict[str, Any]) -> None:
