@@ -32,8 +32,13 @@ ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
 # On a resource whose Job is in flight: the operator deletes the Job (whose pod ends its MLflow run) before
 # the resource goes. The name is from when the operator ended the run itself; resources carry it, so it stays.
 FINALIZER = f"{GROUP}/end-mlflow-run"
-# Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
+# Where kopf keeps handler progress (annotations survive restarts), and where operators before
+# `status.lastHandledConfiguration` kept the last-handled spec (see `diffbase`).
 KOPF_PREFIX = f"kopf.{GROUP}"
+STATUS_LAST_HANDLED = "lastHandledConfiguration"
+# Bounds status.lastHandledConfiguration: the spec (schema-bounded) and the resource's labels and
+# annotations (at most 256 KiB) as JSON; well under what one object may hold in etcd (1.5 MiB).
+LAST_HANDLED_MAX_CHARS = 1024 * 1024
 
 # Run and model-version tags that make the pod's registration findable, hence exactly-once across retries.
 TAG_NAMESPACE = "driftloop.k8s.namespace"

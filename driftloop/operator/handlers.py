@@ -26,6 +26,7 @@ from driftloop.errors import InvalidSpec
 from driftloop.k8s_gateway import Cluster, KubernetesApiError, OwnedByAnother
 from driftloop.operator import constants as k
 from driftloop.operator.conditions import set_condition, utc_now
+from driftloop.operator.diffbase import StatusDiffBase
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec, training_hash
@@ -54,12 +55,12 @@ def kubernetes_errors() -> Iterator[None]:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """All settings in one place; clients are built here, once, and shared through `memo`."""
-    # Progress and the last-handled spec live in annotations under our own prefix: the
-    # status schema is strict, and a restarted operator must see what was in flight.
-    # Not the bare group: kopf ignores every annotation under its own prefix, ours included.
+    # Progress lives in annotations under our own prefix: the status schema is strict, and a
+    # restarted operator must see what was in flight. Not the bare group: kopf ignores every
+    # annotation under its own prefix, ours included. The last-handled spec goes in status, in the
+    # request that writes the handlers' status (see `diffbase`).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX,
-                                                                             key="last-handled-configuration")
+    settings.persistence.diffbase_storage = StatusDiffBase()
     # The delete handler's finalizer, under our name (what `kubectl get -o yaml` shows a user).
     settings.persistence.finalizer = k.FINALIZER
     # Only our own Jobs (training and drift checks) come down the watch: the API server filters, so a
