@@ -543,7 +543,7 @@ def _resolve_module_path(raw: dict[str, Any], spec_dir: Path) -> None:
 
 def _embed_module_source(raw: dict[str, Any], source: str) -> None:
     """Read `train.module`'s .py file into `train.module_source`, so the one file travels with the spec
-    (KFP parameters, the Job's ConfigMap, the run's spec.yaml) and an edit to it changes the spec's digest.
+    (KFP parameters, the Job's pod template, the run's spec.yaml) and an edit to it changes the spec's digest.
 
     A spec that already carries the source (one recorded by a run) keeps it when the file is not here.
     """

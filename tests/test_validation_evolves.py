@@ -140,7 +140,7 @@ def test_a_drift_generation_of_an_mltrainingjob_reprofiles_its_suite() -> None:
 
     import yaml
 
-    from driftloop.operator.render import Owner, render_configmap
+    from driftloop.operator.render import Owner, render_run_spec
     from driftloop.operator.resource import parse_resource_spec
 
     from .conftest import REPO
@@ -150,7 +150,7 @@ def test_a_drift_generation_of_an_mltrainingjob_reprofiles_its_suite() -> None:
 
     def run_spec(**changes: object) -> dict:
         resource = parse_resource_spec(copy.deepcopy(example) | changes, where="ml/churn")
-        return yaml.safe_load(render_configmap(resource, owner)["data"]["spec.yaml"])
+        return yaml.safe_load(render_run_spec(resource, owner))
 
     assert run_spec(retrainToken="drift-3f2a9c")["validation"]["reprofile"] is True
     assert run_spec(retrainToken="monday")["validation"]["reprofile"] is False

@@ -29,11 +29,16 @@ OWNED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # On the resource: the state of its current Job, mirrored by the Job watcher so that a
 # resource handler (with kopf's retries and persisted progress) acts on it.
 ANNOTATION_JOB_STATE = f"{GROUP}/job-state"
-# On every resource: the operator deletes a generation's Job (whose pod ends its MLflow run) before the
-# resource goes. The name is from when the operator ended the run itself; resources carry it, so it stays.
+# On a resource whose Job is in flight: the operator deletes the Job (whose pod ends its MLflow run) before
+# the resource goes. The name is from when the operator ended the run itself; resources carry it, so it stays.
 FINALIZER = f"{GROUP}/end-mlflow-run"
-# Where kopf keeps handler progress and the last-handled spec (annotations survive restarts).
+# Where kopf keeps handler progress (annotations survive restarts), and where operators before
+# `status.lastHandledConfiguration` kept the last-handled spec (see `diffbase`).
 KOPF_PREFIX = f"kopf.{GROUP}"
+STATUS_LAST_HANDLED = "lastHandledConfiguration"
+# Bounds status.lastHandledConfiguration: the spec (schema-bounded) and the resource's labels and
+# annotations (at most 256 KiB) as JSON; well under what one object may hold in etcd (1.5 MiB).
+LAST_HANDLED_MAX_CHARS = 1024 * 1024
 
 # Run and model-version tags that make the pod's registration findable, hence exactly-once across retries.
 TAG_NAMESPACE = "driftloop.k8s.namespace"
@@ -44,6 +49,10 @@ TAG_GENERATION = "driftloop.k8s.generation"
 # Inside the training pod.
 SPEC_MOUNT_DIR = "/etc/driftloop"
 SPEC_FILE = "spec.yaml"
+# On the Job's pod template: the run spec, which a downward-API volume shows the container as SPEC_FILE.
+ANNOTATION_RUN_SPEC = f"{GROUP}/run-spec"
+# What a pod's annotations (keys and values together) may hold: the API server refuses a Job past this.
+POD_ANNOTATIONS_MAX_BYTES = 256 * 1024
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_BYTES = 3072  # the pod's outcome JSON is cut to this; the kubelet keeps 4096 bytes
 TERMINATION_GRACE_S = 20  # SIGTERM → SIGKILL: the pod's bounded KILLED write to MLflow (10 s) and a margin

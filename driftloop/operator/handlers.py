@@ -1,7 +1,7 @@
 """kopf handlers: one per cause, each a thin adapter over render / the Kubernetes gateway / outcome.
 
 Flow: a resource is created (or its spec changes) → `start_training` creates the
-generation's ConfigMap and Job. The Job's pod trains, registers and promotes with the
+generation's Job (its pod template carries the run spec). The Job's pod trains, registers and promotes with the
 resource's credentials (see `outcome`). The Job watcher mirrors the Job's state into an
 annotation on the resource, so that `follow_job` — a resource handler, with kopf's
 retries and progress kept across restarts — writes into `status` what the pod reported.
@@ -26,6 +26,7 @@ from driftloop.errors import InvalidSpec
 from driftloop.k8s_gateway import Cluster, KubernetesApiError, OwnedByAnother
 from driftloop.operator import constants as k
 from driftloop.operator.conditions import set_condition, utc_now
+from driftloop.operator.diffbase import StatusDiffBase
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec, training_hash
@@ -54,12 +55,12 @@ def kubernetes_errors() -> Iterator[None]:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """All settings in one place; clients are built here, once, and shared through `memo`."""
-    # Progress and the last-handled spec live in annotations under our own prefix: the
-    # status schema is strict, and a restarted operator must see what was in flight.
-    # Not the bare group: kopf ignores every annotation under its own prefix, ours included.
+    # Progress lives in annotations under our own prefix: the status schema is strict, and a
+    # restarted operator must see what was in flight. Not the bare group: kopf ignores every
+    # annotation under its own prefix, ours included. The last-handled spec goes in status, in the
+    # request that writes the handlers' status (see `diffbase`).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX,
-                                                                             key="last-handled-configuration")
+    settings.persistence.diffbase_storage = StatusDiffBase()
     # The delete handler's finalizer, under our name (what `kubectl get -o yaml` shows a user).
     settings.persistence.finalizer = k.FINALIZER
     # Only our own Jobs (training and drift checks) come down the watch: the API server filters, so a
@@ -114,7 +115,7 @@ def _training_out_of_step(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
 @kopf.on.resume(*RESOURCE, when=_training_out_of_step)
 async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
                          namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Create this generation's ConfigMap and Job (once: names derive from the generation).
+    """Create this generation's Job (once: names derive from the generation).
 
     A change to the training fields supersedes the generation still in flight (its Job is deleted);
     a change to `drift` or `suspend` alone starts no Job, and `suspend` is passed on to the current one.
@@ -191,7 +192,17 @@ async def _supersede(body: kopf.Body, status: kopf.Status, namespace: str, gener
     return set_condition(conditions, k.COND_SUPERSEDED, True, "SpecChanged", text, generation=generation)
 
 
-@kopf.on.delete(*RESOURCE)
+def _job_in_flight(status: kopf.Status, **_: Any) -> bool:
+    """Whether a generation's Job is made and not yet finished: only then has a delete anything to stop."""
+    return bool(status.get("jobName")) and status.get("phase") not in k.TERMINAL_PHASES
+
+
+# Filtered, so kopf holds the finalizer only while a Job is in flight. Unfiltered, kopf patches the
+# finalizer onto a new resource and handles it only in the cycle after (that patch's watch event):
+# a request and a round trip before every Job. Now the Job comes first and the finalizer follows,
+# once status records the Job; it goes when the generation ends. A delete in that moment between
+# leaves the Job to its owner reference: the garbage collector stops its pods, a little later.
+@kopf.on.delete(*RESOURCE, when=_job_in_flight)
 async def end_training(body: kopf.Body, status: kopf.Status, name: str, namespace: str, uid: str, memo: kopf.Memo,
                        **_: Any) -> None:
     """Deleted mid-training: delete the Job, whose pods then end their MLflow run as KILLED (never raises).
@@ -232,9 +243,9 @@ async def _keep_generation(spec: kopf.Spec, status: kopf.Status, namespace: str,
 async def ensure_all(memo: kopf.Memo, children: list[dict[str, Any]], *, owner_uid: str) -> None:
     """Create (or find) every child at once: one round trip to the Job, not one per child.
 
-    The Job need not wait for its ConfigMap: the kubelet holds a pod whose volume's
-    ConfigMap is missing until it appears. All calls finish before the first error is
-    raised, so a retry never races a call still in flight.
+    The Job need not wait for its Service (workers > 1): torchrun's rendezvous waits for the
+    DNS names. All calls finish before the first error is raised, so a retry never races a
+    call still in flight.
     """
     loop = asyncio.get_running_loop()
     calls = [loop.run_in_executor(memo.executor, functools.partial(memo.cluster.ensure, child, owner_uid=owner_uid))

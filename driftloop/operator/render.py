@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from driftloop.errors import InvalidSpec
 from driftloop.operator import constants as k
 from driftloop.operator.resource import MLTrainingJobSpec, to_run_spec
 
@@ -51,13 +52,9 @@ def run_tags(owner: Owner) -> dict[str, str]:
             k.TAG_GENERATION: str(owner.generation)}
 
 
-def render_configmap(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
-    """The run spec the Job's container reads, as `driftloop run --spec` expects it."""
-    run_spec = to_run_spec(spec, name=owner.name, output=f"{k.WORK_DIR}/runs")
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": owned_name(owner.name, owner.generation), "namespace": owner.namespace,
-                         "labels": labels(owner)},
-            "data": {k.SPEC_FILE: run_spec.to_yaml()}}
+def render_run_spec(spec: MLTrainingJobSpec, owner: Owner) -> str:
+    """The run spec the Job's container reads, as `driftloop run --spec` expects it (YAML)."""
+    return to_run_spec(spec, name=owner.name, output=f"{k.WORK_DIR}/runs").to_yaml()
 
 
 def render_service(owner: Owner) -> dict[str, Any]:
@@ -159,11 +156,26 @@ def _tolerates_gpu_taint(toleration: dict[str, Any]) -> bool:
 
 
 def pod_metadata(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any]:
-    """The pod's labels (the user's, then ours: the Service and the operator select on ours) and annotations."""
-    metadata: dict[str, Any] = {"labels": spec.pod_template.labels | labels(owner)}
-    if spec.pod_template.annotations:
-        metadata["annotations"] = dict(spec.pod_template.annotations)
-    return metadata
+    """The pod's labels (the user's, then ours: the Service and the operator select on ours) and annotations
+    (the user's, then the run spec, which the pod reads through its `spec` volume).
+
+    The run spec rides on the pod template rather than in a ConfigMap of its own, so a generation
+    costs one API request (the Job) and the pod can never start before its spec exists. It is a few
+    KiB; the schema bounds every field, and a spec that would still pass the API server's limit on a
+    pod's annotations is refused here, with a message, instead of by the server on the Job's create.
+    """
+    annotations = dict(spec.pod_template.annotations) | {k.ANNOTATION_RUN_SPEC: render_run_spec(spec, owner)}
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in annotations.items())
+    if size > k.POD_ANNOTATIONS_MAX_BYTES:
+        raise InvalidSpec(f"{owner.namespace}/{owner.name}: the run spec and spec.podTemplate.annotations take "
+                          f"{size} bytes, over the {k.POD_ANNOTATIONS_MAX_BYTES} a pod's annotations may hold")
+    return {"labels": spec.pod_template.labels | labels(owner), "annotations": annotations}
+
+
+def spec_volume() -> dict[str, Any]:
+    """The run spec as the file `driftloop run --spec` reads: the pod's own annotation, by the downward API."""
+    return {"name": "spec", "downwardAPI": {"items": [{
+        "path": k.SPEC_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{k.ANNOTATION_RUN_SPEC}']"}}]}}
 
 
 def queue_labels(resource_labels: dict[str, str] | None) -> dict[str, str]:
@@ -202,7 +214,7 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str,
         "terminationGracePeriodSeconds": k.TERMINATION_GRACE_S,
         "securityContext": pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "spec", "configMap": {"name": name}}, {"name": "work", "emptyDir": {}}],
+        "volumes": [spec_volume(), {"name": "work", "emptyDir": {}}],
     }
     pod_spec |= scheduling(spec)
     job_spec: dict[str, Any] = {"backoffLimit": spec.run_policy.backoff_limit, "suspend": spec.suspend,
@@ -222,12 +234,12 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str,
 
 def render_children(spec: MLTrainingJobSpec, owner: Owner, *,
                     resource_labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """What one generation owns, the Job last (created together: its pods wait for the rest, as on a kubelet).
+    """What one generation owns, the Job last (created together: its pods wait for the Service's DNS name).
 
     Args:
         resource_labels: the resource's labels; its Kueue labels go onto the Job.
     """
-    children = [render_configmap(spec, owner)]
+    children = []
     if spec.workers > 1:
         children.append(render_service(owner))
     children.append(render_job(spec, owner, extra_labels=queue_labels(resource_labels)))

@@ -6,7 +6,7 @@ what is valid. Field names are camelCase, as Kubernetes users expect.
 
 The spec is rendered once: the string hyperparameters are parsed and checked against
 `TrainSpec` when the resource is validated (`MLTrainingJobSpec.train`), and `to_run_spec`
-merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's ConfigMap carries.
+merges typed sections into the `driftloop.spec.Spec` whose YAML the Job's pod template carries.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from driftloop.constants import RETRAIN_TOKEN_DRIFT_PREFIX
 from driftloop.errors import InvalidSpec
-from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE
+from driftloop.operator.constants import DEFAULT_CUDA_IMAGE, DEFAULT_IMAGE, LAST_HANDLED_MAX_CHARS
 from driftloop.spec import (
     DataSpec,
     EvaluateSpec,
@@ -349,6 +349,10 @@ class MLTrainingJobStatus(_Resource):
     training_hash: str | None = Field(None, description="Of the fields that train: a change to anything else "
                                       "(drift, suspend) starts no new Job.")
     drift: DriftStatus | None = None
+    last_handled_configuration: str | None = Field(
+        None, max_length=LAST_HANDLED_MAX_CHARS,
+        description="The operator's (kopf's) record of the spec and metadata it last handled, as JSON: what "
+                    "it tells a change from.")
 
 
 def parse_resource_spec(raw: dict[str, Any], *, where: str) -> MLTrainingJobSpec:

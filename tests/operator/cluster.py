@@ -11,7 +11,7 @@ more, and the operator relies on it, so this subclass adds (as kmock's docs sugg
   cel-python) on create and update, transition rules against the old object; owner-reference garbage collection on delete.
 - Job controller + kubelet: each Job's pods run their container command as local
   processes with the container's env (values, `fieldRef`, `envFrom` secrets), its
-  ConfigMap/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
+  ConfigMap/downward-API/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
   retries up to `backoffLimit`, `activeDeadlineSeconds`, and the pod's termination
   message read back from `terminationMessagePath`. `*.svc` names resolve to loopback.
   A Job deleted with a propagation policy (Background, Foreground) stops its pods as a kubelet
@@ -559,7 +559,10 @@ class Cluster(kmock.KubernetesEmulator):
         namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
         template = job["spec"]["template"]
         pod_name = f"{job_name}-{'' if index is None else f'{index}-'}{secrets.token_hex(3)}"
-        annotations = {} if index is None else {"batch.kubernetes.io/job-completion-index": str(index)}
+        # The pod's annotations are its template's, as the Job controller makes them (plus the index).
+        annotations = dict(template.get("metadata", {}).get("annotations") or {})
+        if index is not None:
+            annotations["batch.kubernetes.io/job-completion-index"] = str(index)
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": pod_name, "namespace": namespace, "annotations": annotations,
                             "labels": (template.get("metadata", {}).get("labels") or {}) | {
@@ -572,7 +575,7 @@ class Cluster(kmock.KubernetesEmulator):
         await self._wait_for_configmaps(template["spec"], namespace)
         container = template["spec"]["containers"][0]
         root = self.workdir / namespace / pod_name
-        mounts = self._materialise_volumes(template["spec"], container, namespace, root)
+        mounts = self._materialise_volumes(pod, container, namespace, root)
         env = self._container_env(container, namespace, pod, ports, index)
         termination = root / "termination-log"
         mounts[container.get("terminationMessagePath", "/dev/termination-log")] = termination
@@ -625,9 +628,9 @@ class Cluster(kmock.KubernetesEmulator):
                 return
             await asyncio.sleep(0.05)
 
-    def _materialise_volumes(self, pod_spec: dict[str, Any], container: dict[str, Any], namespace: str,
+    def _materialise_volumes(self, pod: dict[str, Any], container: dict[str, Any], namespace: str,
                              root: Path) -> dict[str, Path]:
-        volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
         mounts: dict[str, Path] = {}
         for mount in container.get("volumeMounts") or []:
             volume = volumes[mount["name"]]
@@ -637,6 +640,8 @@ class Cluster(kmock.KubernetesEmulator):
                 data = self.objects[CONFIGMAPS, namespace, volume["configMap"]["name"]].raw.get("data") or {}
                 for file, text in data.items():
                     (local / file).write_text(text, encoding="utf-8")
+            for item in (volume.get("downwardAPI") or {}).get("items") or []:
+                (local / item["path"]).write_text(_pod_field(pod, item["fieldRef"]["fieldPath"]), encoding="utf-8")
             mounts[mount["mountPath"]] = local
         return mounts
 
@@ -658,9 +663,7 @@ class Cluster(kmock.KubernetesEmulator):
             if "value" in item:
                 env[item["name"]] = item["value"]
             elif "fieldRef" in item.get("valueFrom", {}):
-                path = item["valueFrom"]["fieldRef"]["fieldPath"]
-                found = re.fullmatch(r"metadata\.annotations\['([^']+)'\]", path)
-                env[item["name"]] = (pod["metadata"].get("annotations") or {}).get(found.group(1), "") if found else ""
+                env[item["name"]] = _pod_field(pod, item["valueFrom"]["fieldRef"]["fieldPath"])
         if pod["spec"].get("automountServiceAccountToken") is not False and self.kubeconfig is not None:
             env["KUBECONFIG"] = str(self.kubeconfig)  # the in-cluster token and CA, as a kubeconfig
         for key, value in list(env.items()):  # cluster DNS and pod networking, on one host
@@ -678,6 +681,15 @@ class Termination:
     exit_code: int | None
     seconds: float  # from SIGTERM to exit
     killed: bool  # SIGKILLed when its grace period was up, rather than exiting by itself
+
+
+def _pod_field(pod: dict[str, Any], path: str) -> str:
+    """A downward-API `fieldRef` (`metadata.annotations['k']`, `metadata.labels['k']`, `metadata.name`), as the
+    kubelet resolves it for an env var or a volume file; a missing key is empty."""
+    found = re.fullmatch(r"metadata\.(annotations|labels)\['([^']+)'\]", path)
+    if found:
+        return str((pod["metadata"].get(found.group(1)) or {}).get(found.group(2), ""))
+    return str(pod["metadata"].get(path.removeprefix("metadata."), "")) if path.startswith("metadata.") else ""
 
 
 def _propagates(request: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,6 @@ def owned(kube: Any, kind: str, name: str) -> list[dict[str, Any]]:
     selector = f"driftloop.io/mltrainingjob={name}"
     if kind == "Job":
         items = kubernetes.client.BatchV1Api(kube).list_namespaced_job(NAMESPACE, label_selector=selector).items
-    elif kind == "ConfigMap":
-        items = kubernetes.client.CoreV1Api(kube).list_namespaced_config_map(NAMESPACE, label_selector=selector).items
     else:
         items = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(NAMESPACE, label_selector=selector).items
     found = [kube.sanitize_for_serialization(item) for item in items]
@@ -177,7 +176,7 @@ def test_example_trains_registers_then_a_declined_generation_and_cleanup(
     # Deleting the resource removes what it owns (owner references → garbage collection).
     deleted = kubectl(cluster, "delete", "mltj", "churn")
     assert deleted.returncode == 0, deleted.stderr
-    assert owned(kube, "Job", "churn") == [] and owned(kube, "ConfigMap", "churn") == []
+    assert owned(kube, "Job", "churn") == []
     assert owned(kube, "Pod", "churn") == []
     assert [v["version"] for v in registry.versions("churn")] == ["1"]  # the registry keeps its history
 
@@ -212,6 +211,66 @@ def _recreated_job_registers_nothing(kube: Any, job_name: str, *, mlflow_uri: st
     runs = registry.client.search_runs([registry.client.get_run(run_id).info.experiment_id],
                                        f"tags.`driftloop.k8s.uid` = '{uid}'")
     assert [r.info.run_id for r in runs] == [run_id]  # no second run either
+
+
+def test_the_pod_reads_its_run_spec_from_its_own_template_and_no_configmap_is_made(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A generation costs the API server one create (the Job): the run spec rides on the pod template,
+    and the pod reads it through a downward-API volume, so no ConfigMap is made, read or waited for."""
+    import kubernetes
+
+    before = dict(cluster.cluster.served)
+    create(cluster, example("churn-lean", training["mlflow"], spec={"hyperparameters": {
+        "epochs": "15", "lr": "0.003", "patience": "3", "hidden_sizes": "[16, 4]"}}), tmp_path)
+    status = wait_finished(kube, "churn-lean")
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
+    configmap_requests = {verb: count - before.get(verb, 0) for verb, count in cluster.cluster.served.items()
+                          if "configmaps" in verb and count > before.get(verb, 0)}
+    assert configmap_requests == {}, configmap_requests
+    job = kube.sanitize_for_serialization(
+        kubernetes.client.BatchV1Api(kube).read_namespaced_job("churn-lean-g1", NAMESPACE))
+    assert not any("configMap" in volume for volume in job["spec"]["template"]["spec"]["volumes"])
+    [pod] = owned(kube, "Pod", "churn-lean")
+    carried = yaml.safe_load(pod["metadata"]["annotations"]["driftloop.io/run-spec"])
+    assert carried["registry"]["model_name"] == "churn-lean" and carried["train"]["hidden_sizes"] == [16, 4]
+    # What the pod trained with is that spec: its run logged the hyperparameters the annotation carried.
+    run = registry_for(training["mlflow"]).client.get_run(status["runId"])
+    assert run.data.params["train.hidden_sizes"] == "[16, 4]", run.data.params
+
+
+def test_a_new_resource_gets_its_job_before_any_write_to_it_and_the_finalizer_while_it_is_in_flight(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """No request waits before the Job's create (kopf once patched a finalizer on first and acted in the
+    cycle after); the finalizer still holds a delete while the Job is in flight, as the Job is deleted first."""
+    from kmock import action
+
+    writes: list[float] = []  # when each write to the resource itself (not its status) arrived
+
+    def spied(request: Any) -> bool:
+        if request.name == "churn-first":
+            writes.append(time.monotonic())
+        return False  # a spy: it never answers for the emulator
+
+    spy = Fault(action.UPDATE, PLURAL, when=spied)
+    _hold_jobs(cluster, True)
+    cluster.call(cluster.cluster.faults.append, spy)
+    try:
+        create(cluster, example("churn-first", training["mlflow"]), tmp_path)
+        finalizers = lambda: resource(kube, "churn-first")["metadata"].get("finalizers")  # noqa: E731
+        assert wait_until(finalizers, timeout=60, what="the finalizer") == ["driftloop.io/end-mlflow-run"]
+        assert resource(kube, "churn-first")["status"]["jobName"] == "churn-first-g1"
+        job_created = cluster.cluster.created_at["jobs", NAMESPACE, "churn-first-g1"]
+        assert writes and job_created < min(writes), (job_created, writes)
+    finally:
+        cluster.call(cluster.cluster.faults.remove, spy)
+    try:
+        job_deletes = cluster.cluster.served.get("DELETE jobs", 0)  # the garbage collector sends none
+        deleted = kubectl(cluster, "delete", "mltj", "churn-first")  # waits until the finalizer lets it go
+        assert deleted.returncode == 0, deleted.stderr
+        assert cluster.cluster.served.get("DELETE jobs", 0) > job_deletes  # the operator's, before the resource went
+        assert owned(kube, "Job", "churn-first") == []
+    finally:
+        _hold_jobs(cluster, False)
 
 
 def test_two_workers_train_data_parallel_and_register_one_version(cluster: LocalCluster, kube: Any,
@@ -274,8 +333,10 @@ def _hold_jobs(cluster: LocalCluster, hold: bool) -> None:
     cluster.call(switch)
 
 
-def _resumed(operator: OperatorProcess, before: int) -> bool:
-    return operator.log().count("Resuming is processed") > before
+def _processed(operator: OperatorProcess) -> int:
+    """Handling cycles the operator's log reports done (a resource in step is filtered out and logs none)."""
+    log = operator.log()
+    return log.count("Resuming is processed") + log.count("Updating is processed")
 
 
 def test_restarts_make_one_job_and_one_version(cluster: LocalCluster, kube: Any, operator: OperatorProcess,
@@ -319,12 +380,21 @@ def test_restarts_make_one_job_and_one_version(cluster: LocalCluster, kube: Any,
 def test_restart_between_registration_and_status_registers_once(cluster: LocalCluster, kube: Any,
                                                                 operator: OperatorProcess, training: dict[str, Any],
                                                                 tmp_path: Path) -> None:
-    """kopf records a handler as done (annotations) before it writes status: a crash in between must not
-    lose the outcome nor register a second version on restart."""
+    """A crash while the outcome's status write is in flight must not lose the outcome nor register a
+    second version on restart. kopf's record of what it handled rides in that same write (status),
+    so the restarted operator sees the Job's end as unhandled and follows it again."""
     from kmock import action
 
+    held: list[dict[str, Any]] = []
+
     def final_status_of(name: str) -> Any:
-        return lambda request: request.name == name and ((request.data or {}).get("status") or {}).get("modelVersion")
+        def outcome(request: Any) -> bool:
+            status = (request.data or {}).get("status") or {}
+            if request.name == name and status.get("modelVersion"):
+                held.append(status)
+                return True
+            return False
+        return outcome
 
     # The status write carrying the outcome hangs, as if the operator died while sending it.
     hang = Fault(action.UPDATE, PLURAL, subresource="status", delay=3600, when=final_status_of("churn-crash"))
@@ -334,7 +404,8 @@ def test_restart_between_registration_and_status_registers_once(cluster: LocalCl
         wait_until(lambda: hang.seen == 1, timeout=TRAIN_TIMEOUT, what="the outcome's status write")
         registry = registry_for(training["mlflow"])
         assert [v.version for v in registry.client.search_model_versions("name='churn-crash'")] == ["1"]
-        before = operator.log().count("Resuming is processed")
+        assert held[0].get("lastHandledConfiguration"), held[0]  # the record and the outcome: one request
+        before = _processed(operator)
         operator.kill()
     finally:
         cluster.call(cluster.cluster.faults.remove, hang)
@@ -344,7 +415,7 @@ def test_restart_between_registration_and_status_registers_once(cluster: LocalCl
     assert status["phase"] == "Succeeded" and status["modelVersion"] == "1", status
     assert [v.version for v in registry.client.search_model_versions("name='churn-crash'")] == ["1"]
     assert registry.champion("churn-crash").version == "1"
-    assert _resumed(operator, before)
+    assert _processed(operator) > before  # the restarted operator, not a late answer to the killed one
 
 
 def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster, kube: Any,
@@ -354,7 +425,7 @@ def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster,
 
     faults = [Fault(action.CREATE, "jobs", status=500),  # refused: the handler is retried
               Fault(action.CREATE, "jobs", status=500, after=True),  # done, answer lost: the retry meets a 409
-              Fault(action.CREATE, "configmaps", delay=3.0),  # slow
+              Fault(action.FETCH, "jobs", delay=3.0),  # slow: the read of the Job the lost answer made
               Fault(action.UPDATE, PLURAL, status=503, subresource="status"),  # status write refused once
               Fault(action.UPDATE, PLURAL, status=500, delay=1.0)]  # progress write slow, then refused
     _hold_jobs(cluster, True)
@@ -369,7 +440,6 @@ def test_api_errors_are_retried_until_the_state_converges(cluster: LocalCluster,
         status = wait_until(converged, timeout=120, what="status after the injected errors")
         assert status["phase"] == "Pending" and conditions(status)["JobCreated"]["status"] == "True"
         assert [j["metadata"]["name"] for j in owned(kube, "Job", "churn-flaky")] == ["churn-flaky-g1"]
-        assert len(owned(kube, "ConfigMap", "churn-flaky")) == 1
         assert all(f.times == 0 for f in faults), faults  # every injected error was met, and survived
     finally:
         cluster.call(cluster.cluster.faults.clear)
@@ -386,7 +456,8 @@ def test_spec_the_schema_cannot_judge_fails_without_a_job(cluster: LocalCluster,
     status = wait_finished(kube, "churn-typo", timeout=60)
     assert status["phase"] == "Failed" and "spec.hyperparameters.epochs" in status["message"], status
     assert conditions(status)["Failed"]["reason"] == "InvalidSpec"
-    assert owned(kube, "Job", "churn-typo") == [] and owned(kube, "ConfigMap", "churn-typo") == []
+    assert owned(kube, "Job", "churn-typo") == []
+    assert not resource(kube, "churn-typo")["metadata"].get("finalizers")  # nothing in flight: a delete is free
 
 
 def _patch(kube: Any, name: str, change: dict[str, Any]) -> None:
@@ -481,14 +552,16 @@ def test_a_spec_error_in_the_pod_fails_the_job_at_once_with_its_reason(
         cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
     import kubernetes
 
-    core, batch = kubernetes.client.CoreV1Api(kube), kubernetes.client.BatchV1Api(kube)
+    batch = kubernetes.client.BatchV1Api(kube)
     _hold_jobs(cluster, True)
     try:
         create(cluster, example("churn-badspec", training["mlflow"], spec={"runPolicy": {"backoffLimit": 3}}),
                tmp_path)
-        wait_until(lambda: owned(kube, "ConfigMap", "churn-badspec"), timeout=60, what="the ConfigMap")
-        # A spec `driftloop run` refuses (exit 2): retrying cannot help.
-        core.patch_namespaced_config_map("churn-badspec-g1", NAMESPACE, {"data": {"spec.yaml": "train: {}\n"}})
+        wait_until(lambda: owned(kube, "Job", "churn-badspec"), timeout=60, what="the Job")
+        # A spec `driftloop run` refuses (exit 2): retrying cannot help. (The pod reads its spec from its
+        # template's annotation, which the emulator, unlike an API server, lets a test change.)
+        batch.patch_namespaced_job("churn-badspec-g1", NAMESPACE, {"spec": {"template": {"metadata": {
+            "annotations": {"driftloop.io/run-spec": "train: {}\n"}}}}})
     finally:
         _hold_jobs(cluster, False)
     status = wait_finished(kube, "churn-badspec", timeout=120)
@@ -692,7 +765,8 @@ def test_scheduling_and_pod_template_reach_the_jobs_pods(
     assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
     assert template["metadata"]["labels"]["team"] == "risk"
     assert template["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn-placed"
-    assert template["metadata"]["annotations"] == {"cost-center": "42"}
+    assert template["metadata"]["annotations"]["cost-center"] == "42"
+    assert set(template["metadata"]["annotations"]) == {"cost-center", "driftloop.io/run-spec"}
     assert resource(kube, "churn-placed")["spec"]["scheduling"]["affinity"] == affinity  # stored as written
 
 

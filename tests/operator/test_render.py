@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from driftloop.errors import InvalidSpec
-from driftloop.operator.render import Owner, owned_name, render_children, render_configmap, render_job
+from driftloop.operator import constants as k
+from driftloop.operator.render import Owner, owned_name, render_children, render_job
 from driftloop.operator.resource import parse_resource_spec
 from driftloop.spec import Spec
 
@@ -21,6 +22,22 @@ OWNER = Owner("churn", "ml", "5b1e-uid", 3)
 def spec(**changes: object):
     raw = copy.deepcopy(EXAMPLE["spec"]) | changes
     return parse_resource_spec(raw, where="ml/churn")
+
+
+def spec_file(job: dict) -> str:
+    """What the container finds at `--spec`: the file its volume makes of the pod's own field (downward API)."""
+    template = job["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    path = container["command"][container["command"].index("--spec") + 1]
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in template["spec"]["volumes"] if v["name"] == mount["name"])
+    item = next(i for i in volume["downwardAPI"]["items"] if f"{mount['mountPath']}/{i['path']}" == path)
+    key = item["fieldRef"]["fieldPath"].removeprefix("metadata.annotations['").removesuffix("']")
+    return template["metadata"]["annotations"][key]
+
+
+def run_spec_of(resource_spec) -> dict:
+    return yaml.safe_load(spec_file(render_job(resource_spec, OWNER)))
 
 
 def test_job_runs_the_whole_gated_pipeline_as_non_root_registering_once_per_generation() -> None:
@@ -51,9 +68,8 @@ def test_job_runs_the_whole_gated_pipeline_as_non_root_registering_once_per_gene
     assert {v["name"] for v in pod["volumes"]} == {"spec", "work"}
 
 
-def test_configmap_holds_a_valid_run_spec() -> None:
-    configmap = render_configmap(spec(hyperparameters={"epochs": "12", "hidden_sizes": "[8, 4]"}), OWNER)
-    run = Spec.model_validate(yaml.safe_load(configmap["data"]["spec.yaml"]))
+def test_the_pod_reads_a_valid_run_spec_from_its_own_template() -> None:
+    run = Spec.model_validate(run_spec_of(spec(hyperparameters={"epochs": "12", "hidden_sizes": "[8, 4]"})))
     assert run.data.path == "s3://driftloop-data/customers/customers.csv" and run.data.target == "churned"
     assert run.train.epochs == 12 and run.train.hidden_sizes == [8, 4]
     assert run.gate.min == {"roc_auc": 0.75} and run.gate.vs_champion == {"roc_auc": 0.005}
@@ -63,7 +79,7 @@ def test_configmap_holds_a_valid_run_spec() -> None:
 
 def test_bad_hyperparameter_value_names_the_field() -> None:
     with pytest.raises(InvalidSpec) as caught:
-        render_configmap(spec(hyperparameters={"epochs": "zero"}), OWNER)
+        render_job(spec(hyperparameters={"epochs": "zero"}), OWNER)
     assert "spec.hyperparameters.epochs" in str(caught.value)
 
 
@@ -73,15 +89,15 @@ def test_hyperparameters_are_typed_once_when_the_resource_is_read() -> None:
     assert resource.train.epochs == 12 and resource.train.hidden_sizes == [8, 4] and resource.train.lr == 0.01
     assert resource.hyperparameters == {"epochs": "12", "hidden_sizes": "[8, 4]", "lr": "0.01"}  # the CRD's strings
     gpu = spec(resources={"cpu": "1", "memory": "1Gi", "gpu": 1})
-    assert yaml.safe_load(render_configmap(gpu, OWNER)["data"]["spec.yaml"])["train"]["device"] == "cuda"
+    assert run_spec_of(gpu)["train"]["device"] == "cuda"
     for bad in ({"hidden_sizes": "[8,"}, {"hidden_sizes": "[0]"}):
         with pytest.raises(InvalidSpec, match=r"^ml/churn: spec\.hyperparameters\.hidden_sizes: "):
             spec(hyperparameters=bad)
 
 
 def test_workers_render_an_indexed_job_a_headless_service_and_torchrun() -> None:
-    configmap, service, job = render_children(spec(workers=2), OWNER)
-    assert [configmap["kind"], service["kind"], job["kind"]] == ["ConfigMap", "Service", "Job"]
+    service, job = render_children(spec(workers=2), OWNER)
+    assert [service["kind"], job["kind"]] == ["Service", "Job"]
     assert service["spec"]["clusterIP"] == "None" and service["metadata"]["name"] == "churn-g3"
     assert service["spec"]["selector"] == {"driftloop.io/mltrainingjob": "churn", "driftloop.io/generation": "3"}
     assert job["spec"]["completionMode"] == "Indexed"
@@ -160,10 +176,23 @@ def test_scheduling_and_pod_template_reach_the_pod_and_our_labels_win() -> None:
     assert pod["automountServiceAccountToken"] is False  # the pod still never calls the Kubernetes API
     assert template["metadata"]["labels"]["team"] == "risk"
     assert template["metadata"]["labels"]["driftloop.io/mltrainingjob"] == "churn"  # the Service selects on it
-    assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "false"}
+    assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "false",
+                                                   k.ANNOTATION_RUN_SPEC: spec_file(job)}
     plain = render_job(spec(), OWNER)["spec"]["template"]
     assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName", "serviceAccountName",
-                "imagePullSecrets"} & set(plain["spec"]) and "annotations" not in plain["metadata"]
+                "imagePullSecrets"} & set(plain["spec"]) and set(plain["metadata"]["annotations"]) == {
+        k.ANNOTATION_RUN_SPEC}
+
+
+def test_the_run_spec_annotation_is_ours_and_within_what_a_pod_may_hold() -> None:
+    spoofed = spec(podTemplate={"annotations": {k.ANNOTATION_RUN_SPEC: "train: {}\n"}})
+    assert Spec.model_validate(run_spec_of(spoofed)).data.target == "churned"  # the user's cannot replace it
+    # Every field is bounded, but the user's annotations can still fill what the API server allows a
+    # pod: refused here, naming why, rather than as a 422 on the Job's create.
+    crowded = spec(podTemplate={"annotations": {f"note-{i}": "x" * 4096 for i in range(64)}})
+    with pytest.raises(InvalidSpec, match=r"^ml/churn: the run spec and spec.podTemplate.annotations take \d+ bytes, "
+                                          r"over the 262144"):
+        render_job(crowded, OWNER)
 
 
 def test_scheduling_fields_are_checked_when_the_resource_is_read() -> None:
@@ -218,15 +247,14 @@ def test_a_users_gpu_toleration_is_not_doubled() -> None:
 
 
 def test_model_type_and_evaluate_reach_the_run_spec() -> None:
-    configmap = render_configmap(spec(modelType="gbm", evaluate={"slices": ["region"], "sliceBins": 3},
-                                      gate={"slices": {"minRows": 40, "min": {"accuracy": 0.7}}}), OWNER)
-    run = Spec.model_validate(yaml.safe_load(configmap["data"]["spec.yaml"]))
+    run = Spec.model_validate(run_spec_of(spec(modelType="gbm", evaluate={"slices": ["region"], "sliceBins": 3},
+                                               gate={"slices": {"minRows": 40, "min": {"accuracy": 0.7}}})))
     assert run.train.model == "gbm"
     assert run.evaluate.slices == ["region"] and run.evaluate.slice_bins == 3
     assert run.gate.slices.min_rows == 40 and run.gate.slices.min == {"accuracy": 0.7}
     # the default modelType leaves the family to the `model` hyperparameter
-    chosen = render_configmap(spec(hyperparameters={"model": "linear"}), OWNER)
-    assert Spec.model_validate(yaml.safe_load(chosen["data"]["spec.yaml"])).train.model == "linear"
+    chosen = run_spec_of(spec(hyperparameters={"model": "linear"}))
+    assert Spec.model_validate(chosen).train.model == "linear"
     with pytest.raises(InvalidSpec) as caught:
         spec(modelType="gbm", hyperparameters={"model": "linear"})
     assert "modelType 'gbm' and hyperparameters.model 'linear' disagree" in str(caught.value)
@@ -242,8 +270,7 @@ def test_model_type_is_the_family_a_search_space_is_checked_against() -> None:
 def test_the_data_source_carries_reading_and_target_options() -> None:
     source = copy.deepcopy(EXAMPLE["spec"]["dataSource"]) | {
         "read": {"sep": ";", "decimal": ",", "naValues": ["n/a"]}, "dropMissingTarget": False, "positiveClass": "yes"}
-    configmap = render_configmap(spec(dataSource=source), OWNER)
-    data = Spec.model_validate(yaml.safe_load(configmap["data"]["spec.yaml"])).data
+    data = Spec.model_validate(run_spec_of(spec(dataSource=source))).data
     assert (data.read.sep, data.read.decimal, data.read.na_values) == (";", ",", ["n/a"])
     assert data.drop_missing_target is False and data.positive_class == "yes"
     with pytest.raises(InvalidSpec, match=r"spec.dataSource.read.sep"):

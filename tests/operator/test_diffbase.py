@@ -1,0 +1,40 @@
+"""Where kopf's record of the last-handled spec lives: status, read from an older operator's annotation too."""
+
+from __future__ import annotations
+
+import json
+
+import kopf
+
+from driftloop.operator.diffbase import StatusDiffBase
+
+ANNOTATION = "kopf.driftloop.io/last-handled-configuration"
+SPEC = {"modelType": "gbm"}
+
+
+def body(*, annotations: dict[str, str] | None = None, status: dict[str, str] | None = None) -> kopf.Body:
+    raw = {"apiVersion": "driftloop.io/v1alpha1", "kind": "MLTrainingJob",
+           "metadata": {"name": "churn", "namespace": "ml", "annotations": annotations or {}},
+           "spec": SPEC, "status": status or {}}
+    return kopf.Body(raw)
+
+
+def test_the_record_is_written_to_status_only_in_the_status_write() -> None:
+    storage, patch = StatusDiffBase(), kopf.Patch()
+    essence = storage.build(body=body())
+    storage.store(body=body(), patch=patch, essence=essence)
+    assert set(patch) == {"status"}  # nothing for a PATCH of the resource itself: one request, not two
+    assert json.loads(patch["status"]["lastHandledConfiguration"]) == {"spec": SPEC}
+
+
+def test_an_older_operators_annotation_is_read_so_an_upgrade_sees_no_change() -> None:
+    storage = StatusDiffBase()
+    old = json.dumps({"spec": SPEC}) + "\n"
+    assert storage.fetch(body=body(annotations={ANNOTATION: old})) == {"spec": SPEC}
+    newer = json.dumps({"spec": {"modelType": "linear"}})
+    assert storage.fetch(body=body(annotations={ANNOTATION: old}, status={"lastHandledConfiguration": newer})) == {
+        "spec": {"modelType": "linear"}}  # status first: the annotation is only ever stale after that
+    # Neither record is part of what a change is told from.
+    assert storage.build(body=body(annotations={ANNOTATION: old, "team": "risk"},
+                                   status={"lastHandledConfiguration": newer})) == {
+        "spec": SPEC, "metadata": {"annotations": {"team": "risk"}}}
