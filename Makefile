@@ -20,8 +20,11 @@ run: setup
 	$(VENV)/bin/driftloop example --name customers -o examples/data/customers.csv
 	$(VENV)/bin/driftloop run --spec examples/customers.yaml
 
+# Two workers by default: half the suite's time is spent waiting on servers and subprocesses.
+# A whole file runs on one worker, so its module-scoped servers and trained models are made once.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(PY) -m ruff check driftloop tests bench
