@@ -7,6 +7,7 @@ the serving targets are rolled onto the new version (`roll_out_serving`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -174,8 +175,14 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     def opened(ctx: RunContext) -> None:
         result.run_id = ctx.run_id
         _running["ctx"] = ctx
+        _act_on_deferred_stop()
 
-    ctx = start_run(spec, tags=tags, opened=opened)
+    # The server makes the run before its answer (the id) is back: a SIGTERM meanwhile waits for it.
+    _running["opening"] = True
+    try:
+        ctx = start_run(spec, tags=tags, opened=opened)
+    finally:
+        _act_on_deferred_stop()  # the open failed with a stop waiting: no run to end, exit as stopped
     local_out, upload_to = _output_dir(spec, ctx.run_id)
     console.info(f"run {ctx.run_id} · model {result.model_name} · tracking {ctx.tracking_uri}")
     try:
@@ -221,7 +228,8 @@ def registered_by_earlier_attempt(spec: Spec, identity: dict[str, str]) -> RunRe
                      already_registered=True)
 
 
-# The run in flight in this process, for the SIGTERM handler: `ctx` and `result` once the run is open.
+# The run in flight in this process, for the SIGTERM handler: `ctx` and `result` once the run is open;
+# `opening` while it is being opened, and `stop`, a SIGTERM's stop deferred until the open ends.
 _running: dict[str, Any] = {}
 STOP_BUDGET_S = 10.0  # the most a SIGTERM'd run waits on MLflow to record KILLED: a pod's grace period is 20 s
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as a shell reports a process SIGTERM ended
@@ -239,19 +247,36 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = 
     still exits in time. The handler exits itself (not an exception up the stack), so no cleanup on
     the way (an S3 upload, a half-made version's removal) can outlast the grace period.
     """
-    def stop(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
+    once = threading.Lock()  # the signal handler and the deferred stop's timer: whichever comes first ends it
+
+    def end_and_exit(deadline: float) -> None:
+        if not once.acquire(blocking=False):
+            threading.Event().wait()  # the other one is ending the run and exits the process: never train on
         ctx, result = _running.get("ctx"), _running.get("result") or RunResult()
         # what it did so far stays (a version deployed before the signal was deployed): only the status changes
         result.status, result.error, result.exit_code = "killed", reason, EXIT_TERMINATED
         if ctx is not None:
-            result.error += _end_killed(ctx, reason, budget_s)
+            result.error += _end_killed(ctx, reason, budget_s, wait_s=max(deadline - time.monotonic(), 1.0))
         try:
             report(result)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_TERMINATED)
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
+        deadline = time.monotonic() + budget_s
+        if _running.get("opening") and _running.get("ctx") is None:
+            # Mid-open, the run may exist on the server already with no id here to end it by: exiting
+            # now would leave it RUNNING for good. The open's end acts on the stop; a hung open is cut
+            # short half-way through the budget, so the pod still exits in its grace period.
+            _running["stop"] = functools.partial(end_and_exit, deadline)
+            waiting = threading.Timer(budget_s / 2, end_and_exit, args=(deadline,))
+            waiting.daemon = True
+            waiting.start()
+            return
+        end_and_exit(deadline)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
@@ -261,8 +286,17 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = 
         _running.clear()
 
 
-def _end_killed(ctx: RunContext, reason: str, budget_s: float) -> str:
-    """End the run as KILLED within `budget_s`; '' when done, else why the run was left open."""
+def _act_on_deferred_stop() -> None:
+    """The open is over (the run's id is known, or it failed): a SIGTERM that came meanwhile ends it now."""
+    _running.pop("opening", None)
+    deferred = _running.pop("stop", None)
+    if deferred is not None:
+        deferred()
+
+
+def _end_killed(ctx: RunContext, reason: str, budget_s: float, *, wait_s: float | None = None) -> str:
+    """End the run as KILLED within `budget_s` (`wait_s` of it left after a wait for the run's id); '' when
+    done, else why the run was left open."""
     failure: list[str] = []
 
     def end() -> None:
@@ -274,7 +308,7 @@ def _end_killed(ctx: RunContext, reason: str, budget_s: float) -> str:
 
     ender = threading.Thread(target=end, name="end-run-killed", daemon=True)  # daemon: a hung call never holds exit
     ender.start()
-    ender.join(budget_s)
+    ender.join(budget_s if wait_s is None else wait_s)
     if ender.is_alive():
         return f"; MLflow did not answer within {budget_s:g} s, so run {ctx.run_id} was left open"
     return f"; run {ctx.run_id} could not be ended: {failure[0]}" if failure else ""

@@ -9,6 +9,9 @@ one request, and the record and the status it explains are written together or n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, cast
+
 import kopf
 
 from driftloop.operator import constants as k
@@ -21,6 +24,23 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
     def __init__(self) -> None:
         super().__init__([kopf.StatusDiffBaseStorage(field=f"status.{k.STATUS_LAST_HANDLED}"),
                           kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX, key="last-handled-configuration")])
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        """What the storages' chain builds, from one copy of the body, not three.
+
+        kopf's multi-storage copies the whole body (status and all) and then each storage copies
+        what is left again, on every event of every resource: a tenth of the operator's CPU in a burst.
+        The annotation storage's build is the base one less its own key; status, where the other
+        storage's record lives, is not part of it unless a handler's field asks for a piece of status.
+        """
+        _, annotations = self.storages
+        essence = annotations.build(body=body, extra_fields=extra_fields)
+        kept = cast(dict[str, Any], essence).get("status")
+        if kept:  # a piece of status a handler's field asked for: never the record itself
+            kept.pop(k.STATUS_LAST_HANDLED, None)
+            if not kept:
+                del cast(dict[str, Any], essence)["status"]
+        return essence
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         status, _ = self.storages  # the annotation is only read: writing it would cost the request saved

@@ -598,7 +598,12 @@ class Cluster(kmock.KubernetesEmulator):
             process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=log,
                                                            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
             running = self._processes.setdefault((namespace, job_name), {})
-            running[pod_name] = (process, float(template["spec"].get("terminationGracePeriodSeconds", 30)))
+            grace = float(template["spec"].get("terminationGracePeriodSeconds", 30))
+            running[pod_name] = (process, grace)
+            if self.objects[JOBS, namespace, job_name].deleted:
+                # Deleted while this pod was being set up (its volumes, its process): `_stop_pods` found
+                # nothing to stop then, and the pod would train on with no Job, its run left RUNNING.
+                self._spawn(self._terminate(namespace, pod_name, process, grace))
             try:
                 code = await asyncio.wait_for(asyncio.shield(process.wait()), timeout=deadline)
             except TimeoutError:

@@ -206,6 +206,20 @@ def test_resume_runs_start_training_only_for_a_resource_out_of_step(
     assert _training_out_of_step(spec=spec, meta={"generation": 2}, status=_in_step(spec, **status)) is resumes
 
 
+def test_the_resume_filter_leaves_other_causes_to_the_create_handlers_precheck() -> None:
+    """kopf asks every filter on every event; only a resume computes the training hash (a spec that cannot hash)."""
+    import kopf
+
+    from driftloop.operator.handlers import _training_out_of_step
+
+    spec = {"dataSource": {"uri": "s3://b/t.csv", "target": "y"}}
+    in_step = _in_step(spec)
+    assert _training_out_of_step(spec=spec, meta={"generation": 2}, status=in_step, reason=kopf.Reason.RESUME) is False
+    for reason in (kopf.Reason.NOOP, kopf.Reason.UPDATE, kopf.Reason.CREATE):
+        assert _training_out_of_step(spec={"hyperparameters": "not a mapping"}, meta={"generation": 2},
+                                     status=in_step, reason=reason) is True
+
+
 @pytest.mark.parametrize(("annotation", "phase", "resumes"), [
     (None, "Running", False),
     ("x-g1:active", "Running", False),

@@ -630,6 +630,18 @@ def _pods_ended(cluster: LocalCluster, name: str, count: int) -> dict[str, Any]:
     return wait_until(ended, timeout=60, what=f"{count} pod(s) of {name} to stop")
 
 
+def _how_pods_stopped(cluster: LocalCluster, name: str) -> str:
+    """What the emulator's kubelet saw of resource `name`'s pods: how each stopped, which still run, their last words."""
+    emulator = cluster.cluster
+    told = [f"pod {pod}: exit {how.exit_code} {how.seconds:.1f} s after SIGTERM" + (", SIGKILLed" if how.killed else "")
+            for (_, pod), how in sorted(dict(emulator.terminations).items()) if pod.startswith(f"{name}-g")]
+    told += [f"pod {pod} still running (no SIGTERM)" for (_, job), pods in dict(emulator._processes).items()
+             if job.startswith(f"{name}-g") for pod in list(pods)]
+    for log in sorted(emulator.workdir.glob(f"*/{name}-g*/log.txt")):
+        told.append(f"{log.parent.name}'s log ends: " + " | ".join(log.read_text(errors="replace").splitlines()[-4:]))
+    return "; ".join(told) or f"no pod of {name} seen"
+
+
 def test_superseding_or_deleting_mid_training_ends_the_mlflow_run_as_killed(
         cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
     """The operator only deletes the Job; its pod gets SIGTERM and ends its own run (it holds the credentials)."""
@@ -646,7 +658,10 @@ def test_superseding_or_deleting_mid_training_ends_the_mlflow_run_as_killed(
 
     deleted = kubectl(cluster, "delete", "mltj", "churn-kill")  # waits until the finalizer lets it go
     assert deleted.returncode == 0, deleted.stderr
-    ended = _run_of(training["mlflow"], "churn-kill", 2, status="KILLED")  # the pod's, a moment after the delete
+    try:
+        ended = _run_of(training["mlflow"], "churn-kill", 2, status="KILLED")  # the pod's, a moment after the delete
+    except AssertionError as e:
+        raise AssertionError(f"{e}; {_how_pods_stopped(cluster, 'churn-kill')}") from None
     assert ended.info.run_id == second.info.run_id and ended.data.tags["driftloop.error"] == "stopped by SIGTERM"
     assert owned(kube, "Job", "churn-kill") == [] and owned(kube, "Pod", "churn-kill") == []
     # Each pod exited by itself on SIGTERM (143), within its grace period: never SIGKILLed.
