@@ -184,7 +184,7 @@ def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
         if datatype != "BYTES":
             raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's text input; "
                                    "use BYTES")
-    elif datatype not in NUMERIC:
+    elif type(datatype) is not str or datatype not in NUMERIC:  # a JSON list is unhashable: a 500 before
         raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's number input; "
                                f"use one of {', '.join(NUMERIC)}")
     return datatype
