@@ -114,6 +114,8 @@ _FLOATS = frozenset({"FP32", "FP64"})
 _TEXT = frozenset({"BYTES"})
 _FLOAT_VALUES = frozenset({int, float})  # JSON numbers; a boolean or null goes to `_columns`, which names it
 _FIELDS = operator.itemgetter("name", "datatype", "shape", "data")
+_FIRST = operator.itemgetter(0)
+_SHAPE_TYPES = {list, int}
 
 
 def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, int] | None:
@@ -132,27 +134,34 @@ def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, i
             return None
         found, datatypes, shapes, data = zip(*map(_FIELDS, tensors), strict=True)
         k = len(schema.numeric)  # `columns` is numbers first, then the text columns (dates, categories)
-        if found != names or not (set(datatypes[:k]) <= _FLOATS and set(datatypes[k:]) <= _TEXT):
+        if found != names or (datatypes != _all_fp32(k, len(names)) and not (
+                set(datatypes[:k]) <= _FLOATS and set(datatypes[k:]) <= _TEXT)):
+            return None
+        # Exact types first, as 1.0 == 1 and True == 1 would let [1.0, 1] through the equality after: every
+        # shape a list (anything else adds its own type, or raises TypeError), every element an int
+        if set(map(type, chain(shapes, chain.from_iterable(shapes)))) != _SHAPE_TYPES:
             return None
     except (TypeError, KeyError):  # a tensor that is not an object, lacks a field, or has an unhashable datatype
         return None
-    # exact types first: 1.0 == 1 and True == 1 would let [1.0, 1] through the equality after
-    if set(map(type, shapes)) != {list} or set(map(type, chain.from_iterable(shapes))) != {int}:
-        return None
     shape = shapes[0]
-    if shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
+    n = shape[0] if shape else None
+    if type(n) is not int or shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
         return None
-    n = shape[0]
     if not 0 < n <= schema.max_rows:  # `_columns` gives the 400 or 413
         return None
     if set(map(type, data)) != {list} or set(map(len, data)) != {n}:
         return None
-    types: set[type] = set()
-    for values in data[:k]:
-        types.update(map(type, values))
-    if not types <= _FLOAT_VALUES or any(type(values[0]) is list for values in data[k:]):  # nested: [N, 1]
+    if (not set(map(type, chain.from_iterable(data[:k]))) <= _FLOAT_VALUES
+            or list in set(map(type, map(_FIRST, data[k:])))):  # a nested text tensor, [N, 1]: `_columns` unnests
         return None
     return dict(zip(names, data, strict=True)), n
+
+
+@lru_cache(maxsize=16)
+def _all_fp32(numbers: int, columns: int) -> tuple[str, ...]:
+    """The datatypes of the usual body: one tuple comparison instead of two slices and two set checks."""
+    return ("FP32",) * numbers + ("BYTES",) * (columns - numbers)
+
 
 def _columns(tensors: list[Any], schema: InputSchema, binary: bytes) -> tuple[Columns, int]:
     """Tensor by tensor: any layout the protocol allows, and the 400 naming the first tensor that is wrong."""

@@ -44,7 +44,7 @@ def mutate(tensors: list[Any], rng: random.Random) -> None:
     """One way a client gets a body wrong, or merely uncommon (binary parameters, nested data, INT64)."""
     i = rng.randrange(len(tensors))
     tensor = tensors[i]
-    kind = rng.randrange(16) if isinstance(tensor, dict) else rng.randrange(2)  # a non-object: move or drop it
+    kind = rng.randrange(17) if isinstance(tensor, dict) else rng.randrange(2)  # a non-object: move or drop it
     if kind == 0:
         tensors[i], tensors[-1 - i] = tensors[-1 - i], tensors[i]  # another order (or the same, for the middle)
     elif kind == 1:
@@ -77,6 +77,12 @@ def mutate(tensors: list[Any], rng: random.Random) -> None:
         tensor["data"] = rng.choice([None, "abc", {"a": 1}, 3, []])
     elif kind == 14 and isinstance(tensor.get("data"), list) and tensor["data"]:
         tensor["data"][0] = [tensor["data"][0]]  # nested only at the first row
+    elif kind == 16:  # the same odd shape on every tensor, so no tensor disagrees with the first
+        n = len(tensor["data"]) if isinstance(tensor.get("data"), list) else 1
+        odd = rng.choice([[[n], 1], [n, 1.0], [float(n)], [True], [], [n, [1]], [n, 2], {"n": n}, [0], [n, 1, 1]])
+        for other in tensors:
+            if isinstance(other, dict):
+                other["shape"] = odd
     elif kind == 15:
         tensor["datatype"] = "INT64"
         if isinstance(tensor.get("data"), list):
