@@ -91,7 +91,7 @@ _OUTPUTS = {False: ("predictions",), True: ("predictions", "probabilities")}  # 
 def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
     if model.classes is None:
         return [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
-    return [{"name": "predictions", "datatype": _datatype_of(model.classes), "shape": [-1]},
+    return [{"name": "predictions", "datatype": _datatype_of(model.classes.dtype), "shape": [-1]},
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes)]}]
 
 
@@ -338,14 +338,14 @@ def infer_response(model: ServedModel, request: InferRequest, predictions: np.nd
     for name, binary in request.outputs:
         array = tensors[name]
         assert array is not None
-        datatype = "FP32" if name == "probabilities" or model.classes is None else _datatype_of(array)
-        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        datatype = "FP32" if name == "probabilities" or model.classes is None else _datatype_of(array.dtype)
+        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": array.shape}  # orjson: a list
         if binary:
             blob = _encode(array, datatype)
             output["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            flat = array.reshape(-1)
+            flat = array if array.ndim == 1 else array.reshape(-1)
             output["data"] = flat if flat.dtype.kind in "biuf" else flat.tolist()
         outputs.append(output)
     payload: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": outputs}
@@ -367,8 +367,9 @@ def _encode(array: np.ndarray, datatype: str) -> bytes:
     return np.ascontiguousarray(array, dtype=NUMERIC[datatype]).tobytes()
 
 
-def _datatype_of(array: np.ndarray) -> str:
-    kind, size = array.dtype.kind, array.dtype.itemsize
+@lru_cache(maxsize=32)  # one answer per dtype, asked on every request
+def _datatype_of(dtype: np.dtype) -> str:
+    kind, size = dtype.kind, dtype.itemsize
     if kind == "b":
         return "BOOL"
     if kind in "iu":
