@@ -211,10 +211,10 @@ def main() -> None:
         for url in urls.values():
             load(url, bodies[("inputs", 1)], 16, 2)  # warm-up
         # (server, URL, body kind, new connection per request): mlflow also without keep-alive, see CLOSE_NOTE
-        targets = [("floor", urls["floor"], "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
+        targets = [("floor", urls.get("floor"), "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
                    ("driftloop-v1", urls["driftloop-v1"], "v1", False),
                    ("driftloop-v2", urls["driftloop-v2"], "v2", False),
-                   ("driftloop-unbatched", urls["driftloop-unbatched"], "inputs", False),
+                   ("driftloop-unbatched", urls.get("driftloop-unbatched"), "inputs", False),
                    ("mlflow", urls.get("mlflow"), "inputs", False), ("mlflow-close", urls.get("mlflow"), "inputs", True)]
         targets = [target for target in targets if not ONLY or target[0] in ONLY]
         runs: list[dict[str, Any]] = []
