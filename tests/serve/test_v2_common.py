@@ -3,12 +3,14 @@
 The bulk check may only say "common" where the tensor-by-tensor path accepts the body with the
 same columns; everything else must fall through, so every error stays the slow path's 400 naming
 the tensor. Thousands of random bodies, good and broken in one to three ways, drive both; no server.
+Likewise the binary BYTES decoder against the row-by-row decoder it replaced.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import struct
 from types import SimpleNamespace
 from typing import Any
 
@@ -149,3 +151,54 @@ def test_parse_infer_answers_as_the_tensor_path_alone(seed: int, monkeypatch: py
     assert with_bulk == alone
     accepted = sum(isinstance(a, v2.InferRequest) for a in alone)
     assert accepted > 200 and len(alone) - accepted > 200
+
+
+def decode_bytes_row_by_row(raw: bytes, n: int, name: str) -> list[str]:
+    """`_decode_bytes` as it was before it cut first and decoded after: the reference for its answers."""
+    values, offset = [], 0
+    for row in range(n):
+        if offset + 4 > len(raw):
+            raise ClientError(400, f"input {name!r}: binary data ends before row {row}")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
+        try:
+            values.append(raw[offset:offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ClientError(400, f"input {name!r}: row {row} is not UTF-8 text") from None
+        offset += length
+    if offset != len(raw):
+        raise ClientError(400, f"input {name!r}: {len(raw) - offset} bytes after its {n} values")
+    return values
+
+
+def outcome(decode: Any, raw: bytes, n: int) -> Any:
+    try:
+        return decode(raw, n, "c")
+    except ClientError as error:
+        return ("error", error.status, error.message)
+
+
+def test_binary_text_decodes_and_fails_as_row_by_row() -> None:
+    rng = random.Random(3)
+    failed = 0
+    for _ in range(4000):
+        values = [rng.choice(["", "a", "pro", "é", "日本", "x" * 40]) for _ in range(rng.randint(0, 6))]
+        raw = bytearray(b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values))
+        n = len(values) + rng.choice([0, 0, 0, -1, 1])
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            spot = rng.randrange(len(raw) + 1)
+            kind = rng.randrange(4)
+            if kind == 0:
+                del raw[spot:]  # truncated
+            elif kind == 1:
+                raw[spot:spot] = bytes([rng.choice([0, 1, 0xFF, 0xC3, 0x41])])  # a stray byte: framing or UTF-8
+            elif kind == 2 and raw:
+                raw[min(spot, len(raw) - 1)] = rng.choice([0xFF, 0x80, 0x00, 0x05])
+            else:
+                raw += b"\x00" * rng.randint(1, 5)
+        expected = outcome(decode_bytes_row_by_row, bytes(raw), max(n, 0))
+        assert outcome(v2._decode_bytes, bytes(raw), max(n, 0)) == expected, (bytes(raw), n)
+        failed += isinstance(expected, tuple)
+    assert 1000 < failed < 3000  # both answers and errors were compared
