@@ -48,6 +48,10 @@ MODEL = "customers"
 CONNECTIONS = (1, 16, 64)
 ROWS = (1, 100)
 SECONDS = float(os.environ.get("DRIFTLOOP_BENCH_SERVE_SECONDS", "5"))
+# e.g. "driftloop-v1,driftloop-v2": time only these servers, for a quick before/after of one change (the
+# unneeded servers are not started); the figures go to results/serve-only.json and only the goals they decide
+# are checked, so a partial run never replaces the full result
+ONLY = frozenset(filter(None, os.environ.get("DRIFTLOOP_BENCH_SERVE_ONLY", "").split(",")))
 GOAL_FLOOR_RATIO = 0.8
 GOAL_FLOOR_P99 = 2.0  # driftloop's p99 at most this many times the floor's
 GOAL_MLFLOW_RATIO = 5.0
@@ -170,19 +174,25 @@ def main() -> None:
              "--prediction-log", str(root / "predictions.jsonl"), "--prediction-log-rate", "0.01"],
             env, root / "driftloop.log", f"http://127.0.0.1:{ours}/readyz")
         unbatched = free_port()
-        servers["driftloop-unbatched"] = start(
+        if not ONLY or "driftloop-unbatched" in ONLY:
+            servers["driftloop-unbatched"] = start(
             [sys.executable, "-m", "driftloop", "serve", "--model", MODEL, "--port", str(unbatched), "--workers",
-             str(workers), "--prediction-log", str(root / "predictions-unbatched.jsonl"), "--prediction-log-rate",
-             "0.01", "--batch-max-rows", UNBATCHED],
-            env, root / "driftloop-unbatched.log", f"http://127.0.0.1:{unbatched}/readyz")
-        servers["mlflow"] = start(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager",
-             "local", "--host", "127.0.0.1", "--port", str(theirs), "--workers", str(workers)],
-            env, root / "mlflow.log", f"http://127.0.0.1:{theirs}/ping")
+                 str(workers), "--prediction-log", str(root / "predictions-unbatched.jsonl"), "--prediction-log-rate",
+                 "0.01", "--batch-max-rows", UNBATCHED],
+                env, root / "driftloop-unbatched.log", f"http://127.0.0.1:{unbatched}/readyz")
+        if not ONLY or ONLY & {"mlflow", "mlflow-close"}:
+            servers["mlflow"] = start(
+                [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager",
+                 "local", "--host", "127.0.0.1", "--port", str(theirs), "--workers", str(workers)],
+                env, root / "mlflow.log", f"http://127.0.0.1:{theirs}/ping")
         urls = {"driftloop": f"http://127.0.0.1:{ours}/invocations", "mlflow": f"http://127.0.0.1:{theirs}/invocations",
                 "driftloop-unbatched": f"http://127.0.0.1:{unbatched}/invocations",
                 "driftloop-v1": f"http://127.0.0.1:{ours}/v1/models/{MODEL}:predict",
                 "driftloop-v2": f"http://127.0.0.1:{ours}/v2/models/{MODEL}/infer"}
+        if "driftloop-unbatched" not in servers:
+            del urls["driftloop-unbatched"]
+        if "mlflow" not in servers:
+            del urls["mlflow"]
         bodies = {(kind, rows): make(rows) for rows in ROWS
                   for kind, make in (("inputs", body), ("v1", body_v1), ("v2", body_v2))}
         kinds = {"driftloop-v1": "v1", "driftloop-v2": "v2"}
@@ -194,17 +204,19 @@ def main() -> None:
                     assert answer.status == 200, name
                     if name == "driftloop" and rows == 1:
                         one_row_answer = answer.read()
-        floor = free_port()
-        servers["floor"] = start_floor(floor, workers, one_row_answer, env, root / "floor.log")
-        urls["floor"] = f"http://127.0.0.1:{floor}/invocations"
+        if not ONLY or "floor" in ONLY:
+            floor = free_port()
+            servers["floor"] = start_floor(floor, workers, one_row_answer, env, root / "floor.log")
+            urls["floor"] = f"http://127.0.0.1:{floor}/invocations"
         for url in urls.values():
             load(url, bodies[("inputs", 1)], 16, 2)  # warm-up
         # (server, URL, body kind, new connection per request): mlflow also without keep-alive, see CLOSE_NOTE
-        targets = [("floor", urls["floor"], "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
+        targets = [("floor", urls.get("floor"), "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
                    ("driftloop-v1", urls["driftloop-v1"], "v1", False),
                    ("driftloop-v2", urls["driftloop-v2"], "v2", False),
-                   ("driftloop-unbatched", urls["driftloop-unbatched"], "inputs", False),
-                   ("mlflow", urls["mlflow"], "inputs", False), ("mlflow-close", urls["mlflow"], "inputs", True)]
+                   ("driftloop-unbatched", urls.get("driftloop-unbatched"), "inputs", False),
+                   ("mlflow", urls.get("mlflow"), "inputs", False), ("mlflow-close", urls.get("mlflow"), "inputs", True)]
+        targets = [target for target in targets if not ONLY or target[0] in ONLY]
         runs: list[dict[str, Any]] = []
         for rows in ROWS:
             for connections in CONNECTIONS:
@@ -226,6 +238,10 @@ def main() -> None:
 
     def over(a: dict[str, Any], b: dict[str, Any], key: str = "rps") -> float:
         return round(a[key] / b[key], 3) if b[key] else float("inf")
+
+    if ONLY:
+        report_only(runs, generator, workers)
+        return
 
     def check(value: float, op: str, goal: float) -> dict[str, Any]:
         return {"value": value, "goal": f"{op} {goal}", "passed": value >= goal if op == ">=" else value <= goal}
@@ -260,6 +276,23 @@ def main() -> None:
         print(f"{name:26} {result['value']:>10} goal {result['goal']:8} {'ok' if result['passed'] else 'MISSED'}")
     print(f"{NAME}: {ratio:.2f}x the floor, {checks['ratio_vs_mlflow_16c_1row']['value']}x mlflow models serve "
           f"at 16 connections, 1 row -> {path}")
+
+
+def report_only(runs: list[dict[str, Any]], generator: str, workers: int) -> None:
+    """A partial run (DRIFTLOOP_BENCH_SERVE_ONLY): its table, and V2 over V1 when both ran."""
+    ratios = {}
+    for rows in ROWS:
+        for connections in CONNECTIONS:
+            v1 = [r for r in runs if (r["server"], r["connections"], r["rows"]) == ("driftloop-v1", connections, rows)]
+            v2 = [r for r in runs if (r["server"], r["connections"], r["rows"]) == ("driftloop-v2", connections, rows)]
+            if v1 and v2 and v1[0]["rps"]:
+                ratios[f"v2_over_v1_{connections}c_{rows}rows"] = round(v2[0]["rps"] / v1[0]["rps"], 3)
+    path = write_result(f"{NAME}-only", {"unit": "req/s", "servers": sorted(ONLY), "v2_over_v1": ratios,
+                                         "load_generator": generator, "workers_each": workers,
+                                         "seconds_per_run": SECONDS, "runs": runs})
+    for name, value in ratios.items():
+        print(f"{name:26} {value:>10}")
+    print(f"{NAME} (only {', '.join(sorted(ONLY))}) -> {path}")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def _run_group(items: list[Any]) -> None:
         return
     schema = model.schema
     try:
-        feed = schema.feed({c: list(chain.from_iterable(item[1][c] for item in items)) for c in schema.columns})
+        feed = schema.feed({c: _joined([item[1][c] for item in items]) for c in schema.columns})
     except Exception:  # some request is bad (a 400, or a bug): each alone gets its own answer or error
         for item in items:
             _run_alone(item)
@@ -93,6 +93,16 @@ def _run_group(items: list[Any]) -> None:
         if not item[3].done():
             item[3].set_result((predictions[start:end], None if probabilities is None else probabilities[start:end]))
         start = end
+
+
+def _joined(parts: list[Any]) -> Any:
+    """One column of the batch. Binary V2 tensors of one dtype (numpy arrays) are concatenated, so the feed checks
+    the batch's numbers as one block; as one list of numpy scalars they went column by column. One dtype only:
+    concatenating int64 with float32 would give float64, and the cast to float32 could round twice."""
+    first = parts[0]
+    if type(first) is np.ndarray and all(type(p) is np.ndarray and p.dtype == first.dtype for p in parts):
+        return np.concatenate(parts)
+    return list(chain.from_iterable(parts))
 
 
 def _run_alone(item: Any) -> None:

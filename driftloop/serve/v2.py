@@ -14,10 +14,11 @@ tritonclient sends when it names no outputs). Every mistake is a 400 naming the 
 
 from __future__ import annotations
 
+import operator
 import struct
-from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -42,8 +43,9 @@ _INT_BOUNDS = {datatype: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)) fo
                if datatype[0] in "IU"}
 
 
-@dataclass(frozen=True)
-class Target:
+# NamedTuples, not frozen dataclasses: built on every request, and a frozen dataclass's __init__ (a
+# object.__setattr__ per field) costs about three times as much
+class Target(NamedTuple):
     """What a `/v2/models/...` path asks for: the model, optionally a version, and the action."""
 
     name: str
@@ -51,6 +53,7 @@ class Target:
     action: str  # "metadata", "ready" or "infer"
 
 
+@lru_cache(maxsize=64)  # a server sees a handful of paths; splitting one again on every request costs ~1 µs
 def target_of(path: str) -> Target:
     parts = path[len(MODELS_PREFIX):].split("/")
     action = "metadata"
@@ -63,8 +66,7 @@ def target_of(path: str) -> Target:
     raise ClientError(404, f"no route for {path}")
 
 
-@dataclass(frozen=True)
-class InferRequest:
+class InferRequest(NamedTuple):
     id: str | None
     columns: Columns
     n: int
@@ -89,7 +91,7 @@ _OUTPUTS = {False: ("predictions",), True: ("predictions", "probabilities")}  # 
 def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
     if model.classes is None:
         return [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
-    return [{"name": "predictions", "datatype": _datatype_of(model.classes), "shape": [-1]},
+    return [{"name": "predictions", "datatype": _datatype_of(model.classes.dtype), "shape": [-1]},
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes)]}]
 
 
@@ -100,8 +102,69 @@ def parse_infer(body: bytes, header_length: str | None, model: ServedModel) -> I
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
         raise ClientError(400, "body must be a JSON object with 'inputs': a list of tensors "
                                "({'name', 'datatype', 'shape', 'data'})")
-    schema = model.schema
-    tensors = payload["inputs"]
+    schema, tensors = model.schema, payload["inputs"]
+    found = _common_columns(tensors, schema) if not binary else None
+    columns, n = found if found is not None else _columns(tensors, schema, binary)
+    request_id = payload.get("id")
+    return InferRequest(request_id if isinstance(request_id, str) else None, columns, n,
+                        _requested_outputs(payload, model))
+
+
+_FLOATS = frozenset({"FP32", "FP64"})
+_TEXT = frozenset({"BYTES"})
+_FLOAT_VALUES = frozenset({int, float})  # JSON numbers; a boolean or null goes to `_columns`, which names it
+_FIELDS = operator.itemgetter("name", "datatype", "shape", "data")
+_FIRST = operator.itemgetter(0)
+_SHAPE_TYPES = {list, int}
+
+
+def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, int] | None:
+    """The body clients send, checked a field at a time across all tensors rather than tensor by tensor.
+
+    Common means: every tensor has exactly `name`, `datatype`, `shape` and `data` (no `parameters`: no
+    binary data), in the schema's column order, FP32/FP64 numbers and BYTES text, one shape [N] or [N, 1]
+    for all, and flat `data` of N values. Tensor by tensor the same checks cost about a dozen dict lookups
+    and calls each, which made a one-row V2 request slower than V1's one dict. None for anything else:
+    `_columns` then checks it and names what is wrong. Whatever this accepts `_columns` accepts too, with
+    the same columns (tests/serve/test_v2_common.py checks that on random good and bad bodies).
+    """
+    names = schema.columns
+    try:
+        if len(tensors) != len(names) or set(map(len, tensors)) != {4}:
+            return None
+        found, datatypes, shapes, data = zip(*map(_FIELDS, tensors), strict=True)
+        k = len(schema.numeric)  # `columns` is numbers first, then the text columns (dates, categories)
+        if found != names or (datatypes != _all_fp32(k, len(names)) and not (
+                set(datatypes[:k]) <= _FLOATS and set(datatypes[k:]) <= _TEXT)):
+            return None
+        # Exact types first, as 1.0 == 1 and True == 1 would let [1.0, 1] through the equality after: every
+        # shape a list (anything else adds its own type, or raises TypeError), every element an int
+        if set(map(type, chain(shapes, chain.from_iterable(shapes)))) != _SHAPE_TYPES:
+            return None
+    except (TypeError, KeyError):  # a tensor that is not an object, lacks a field, or has an unhashable datatype
+        return None
+    shape = shapes[0]
+    n = shape[0] if shape else None
+    if type(n) is not int or shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
+        return None
+    if not 0 < n <= schema.max_rows:  # `_columns` gives the 400 or 413
+        return None
+    if set(map(type, data)) != {list} or set(map(len, data)) != {n}:
+        return None
+    if (not set(map(type, chain.from_iterable(data[:k]))) <= _FLOAT_VALUES
+            or list in set(map(type, map(_FIRST, data[k:])))):  # a nested text tensor, [N, 1]: `_columns` unnests
+        return None
+    return dict(zip(names, data, strict=True)), n
+
+
+@lru_cache(maxsize=16)
+def _all_fp32(numbers: int, columns: int) -> tuple[str, ...]:
+    """The datatypes of the usual body: one tuple comparison instead of two slices and two set checks."""
+    return ("FP32",) * numbers + ("BYTES",) * (columns - numbers)
+
+
+def _columns(tensors: list[Any], schema: InputSchema, binary: bytes) -> tuple[Columns, int]:
+    """Tensor by tensor: any layout the protocol allows, and the 400 naming the first tensor that is wrong."""
     for i, tensor in enumerate(tensors):
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise ClientError(400, f"inputs[{i}]: expected a tensor object with a 'name'")
@@ -130,9 +193,7 @@ def parse_infer(body: bytes, header_length: str | None, model: ServedModel) -> I
     if offset != len(binary):
         raise ClientError(400, f"{len(binary) - offset} bytes of binary data after the last input's")
     assert n is not None
-    request_id = payload.get("id")
-    return InferRequest(request_id if isinstance(request_id, str) else None, columns, n,
-                        _requested_outputs(payload, model))
+    return columns, n
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -184,7 +245,7 @@ def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
         if datatype != "BYTES":
             raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's text input; "
                                    "use BYTES")
-    elif datatype not in NUMERIC:
+    elif type(datatype) is not str or datatype not in NUMERIC:  # a JSON list is unhashable: a 500 before
         raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's number input; "
                                f"use one of {', '.join(NUMERIC)}")
     return datatype
@@ -231,24 +292,50 @@ def _from_binary(tensor: dict[str, Any], schema: InputSchema, n: int, raw: bytes
     return array.astype(np.uint8) if datatype == "BOOL" else array
 
 
+_LENGTH = struct.Struct("<I")
+
+
 def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
-    """BYTES: each element a 4-byte little-endian length, then that many bytes of UTF-8."""
-    values, offset = [], 0
-    for row in range(n):
-        if offset + 4 > len(raw):
-            raise ClientError(400, f"input {name!r}: binary data ends before row {row}")
-        (length,) = struct.unpack_from("<I", raw, offset)
-        offset += 4
-        if offset + length > len(raw):
-            raise ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
-        try:
-            values.append(raw[offset:offset + length].decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ClientError(400, f"input {name!r}: row {row} is not UTF-8 text") from None
-        offset += length
-    if offset != len(raw):
-        raise ClientError(400, f"input {name!r}: {len(raw) - offset} bytes after its {n} values")
+    """BYTES: each element a 4-byte little-endian length, then that many bytes of UTF-8.
+
+    Cut first, decode after: the loop then does an unpack and a slice per row, ~25% less than decoding
+    inside it (100 text rows: ~28 -> ~21 µs a column). A row that is not UTF-8 is still reported before
+    a framing problem further on, as decoding row by row did (tests/serve/test_v2_common.py compares).
+    """
+    pieces, problem = _cut_bytes(raw, n, name)
+    try:
+        values = [piece.decode("utf-8") for piece in pieces]
+    except UnicodeDecodeError:
+        row = next(row for row, piece in enumerate(pieces) if not _is_utf8(piece))
+        raise ClientError(400, f"input {name!r}: row {row} is not UTF-8 text") from None
+    if problem is not None:
+        raise problem
     return values
+
+
+def _cut_bytes(raw: bytes, n: int, name: str) -> tuple[list[bytes], ClientError | None]:
+    """The rows' bytes, up to the first framing problem, and that problem."""
+    unpack, end = _LENGTH.unpack_from, len(raw)
+    pieces, offset = [], 0
+    for row in range(n):
+        if offset + 4 > end:
+            return pieces, ClientError(400, f"input {name!r}: binary data ends before row {row}")
+        start = offset + 4
+        offset = start + unpack(raw, offset)[0]
+        if offset > end:
+            return pieces, ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
+        pieces.append(raw[start:offset])
+    if offset != end:
+        return pieces, ClientError(400, f"input {name!r}: {end - offset} bytes after its {n} values")
+    return pieces, None
+
+
+def _is_utf8(piece: bytes) -> bool:
+    try:
+        piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple[str, bool]]:
@@ -277,14 +364,14 @@ def infer_response(model: ServedModel, request: InferRequest, predictions: np.nd
     for name, binary in request.outputs:
         array = tensors[name]
         assert array is not None
-        datatype = "FP32" if name == "probabilities" or model.classes is None else _datatype_of(array)
-        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        datatype = "FP32" if name == "probabilities" or model.classes is None else _datatype_of(array.dtype)
+        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": array.shape}  # orjson: a list
         if binary:
             blob = _encode(array, datatype)
             output["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            flat = array.reshape(-1)
+            flat = array if array.ndim == 1 else array.reshape(-1)
             output["data"] = flat if flat.dtype.kind in "biuf" else flat.tolist()
         outputs.append(output)
     payload: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": outputs}
@@ -306,8 +393,9 @@ def _encode(array: np.ndarray, datatype: str) -> bytes:
     return np.ascontiguousarray(array, dtype=NUMERIC[datatype]).tobytes()
 
 
-def _datatype_of(array: np.ndarray) -> str:
-    kind, size = array.dtype.kind, array.dtype.itemsize
+@lru_cache(maxsize=32)  # one answer per dtype, asked on every request
+def _datatype_of(dtype: np.dtype) -> str:
+    kind, size = dtype.kind, dtype.itemsize
     if kind == "b":
         return "BOOL"
     if kind in "iu":

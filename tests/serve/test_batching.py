@@ -83,3 +83,34 @@ def test_a_bad_request_joined_with_good_ones_gets_its_own_400(champion: Champion
     assert "'customer_age'" in answers[3].message and "row 0" in answers[3].message  # its own row, not the batch's
     got = np.concatenate([answer[1] for i, answer in enumerate(answers) if i != 3])
     assert np.allclose(got, OnnxModel(champion.model_path).run(pd.DataFrame(rows)), atol=1e-6)
+
+
+def test_joined_binary_tensors_answer_as_alone(champion: Champion) -> None:
+    """Binary V2 number tensors (numpy arrays, FP32 or FP64 per request) joined into one feed: each input of the
+    joined feed is, bit for bit, the requests' own feeds one after the other, and the answers are theirs."""
+    from driftloop.serve.batching import _joined
+
+    model = load_served(champion.model_path, name="m", alias="champion", version="1", max_rows=100)
+    schema, rows = model.schema, champion.rows[:12]
+
+    def columns(part: list[dict], dtype: type) -> dict:
+        return {c: (np.asarray([r[c] for r in part], dtype=dtype) if c in schema.numeric else [r[c] for r in part])
+                for c in schema.columns}
+
+    requests = [columns(rows[i:i + 1 + i % 3], np.float64 if i % 4 == 3 else np.float32) for i in range(10)]
+    same_dtype = [r for r in requests if r[schema.numeric[0]].dtype == np.float32]
+    joined = {c: _joined([r[c] for r in same_dtype]) for c in schema.columns}
+    assert all(isinstance(joined[c], np.ndarray) for c in schema.numeric)  # concatenated, not a list of scalars
+    alone = [schema.feed(r) for r in same_dtype]
+    for name, array in schema.feed(joined).items():
+        assert np.array_equal(array, np.concatenate([feed[name] for feed in alone]),
+                              equal_nan=array.dtype.kind == "f"), name
+
+    async def main() -> list:
+        batcher = MicroBatcher(max_rows=64, max_wait_s=0)
+        return await asyncio.gather(*(batcher.run(model, c, len(c[schema.columns[-1]])) for c in requests))
+
+    for (labels, probabilities), request in zip(asyncio.run(main()), requests, strict=True):
+        alone_labels, alone_probabilities = model.run(schema.feed(request))
+        assert labels.tolist() == alone_labels.tolist()
+        assert np.allclose(probabilities, alone_probabilities, atol=1e-6)
