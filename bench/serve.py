@@ -208,8 +208,8 @@ def main() -> None:
             floor = free_port()
             servers["floor"] = start_floor(floor, workers, one_row_answer, env, root / "floor.log")
             urls["floor"] = f"http://127.0.0.1:{floor}/invocations"
-        for url in urls.values():
-            load(url, bodies[("inputs", 1)], 16, 2)  # warm-up
+        for name, url in urls.items():  # warm-up, each with its own protocol's body (an `inputs` body is a 400 on V2)
+            load(url, bodies[(kinds.get(name, "inputs"), 1)], 16, 2)
         # (server, URL, body kind, new connection per request): mlflow also without keep-alive, see CLOSE_NOTE
         targets = [("floor", urls.get("floor"), "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
                    ("driftloop-v1", urls["driftloop-v1"], "v1", False),
