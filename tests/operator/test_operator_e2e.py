@@ -7,6 +7,7 @@ One emulator, one operator and one MLflow server serve the whole module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
@@ -702,23 +703,18 @@ class _SwitchableProxy:
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
     def _pump(self, source: Any, sink: Any) -> None:
-        import time
-
         try:
-            while data := source.recv(65536):
-                while self.hanging.is_set():  # held, never passed on: the request (or its answer) hangs
-                    time.sleep(0.05)
-                    if self.closed:
-                        return  # what was held is dropped: a hung request never lands later
-                sink.sendall(data)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):  # a closed end: the pump is over
+                while data := source.recv(65536):
+                    while self.hanging.is_set():  # held, never passed on: the request (or its answer) hangs
+                        time.sleep(0.05)
+                        if self.closed:
+                            return  # what was held is dropped: a hung request never lands later
+                    sink.sendall(data)
         finally:
             for end in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     end.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.closed = True
