@@ -25,6 +25,10 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
         super().__init__([kopf.StatusDiffBaseStorage(field=f"status.{k.STATUS_LAST_HANDLED}"),
                           kopf.AnnotationsDiffBaseStorage(prefix=k.KOPF_PREFIX, key="last-handled-configuration")])
 
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        """The record, for an MLTrainingJob; none for the Jobs and CronJobs the operator only watches (see `build`)."""
+        return super().fetch(body=body) if _tracked(body) else None
+
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
         """What the storages' chain builds, from one copy of what the essence keeps, not three of the body.
 
@@ -35,7 +39,13 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
         Neither is metadata beyond labels and annotations (managedFields, on a real cluster, is most of
         a body): the build deep-copies whatever it is given and then drops those, so it is given a view
         without them.
+
+        Only MLTrainingJobs have handlers that act on a change. kopf builds (and diffs) the essence of
+        every object it watches all the same, Jobs and CronJobs included, whose on-event handlers never
+        read it: each new Job's pod template deep-copied twice and diffed, for nothing. Theirs is empty.
         """
+        if not _tracked(body):
+            return cast(kopf.BodyEssence, {})
         _, annotations = self.storages
         essence = annotations.build(body=_essential(body, [_field_keys(f) for f in extra_fields or ()]),
                                     extra_fields=extra_fields)
@@ -49,6 +59,12 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         status, _ = self.storages  # the annotation is only read: writing it would cost the request saved
         status.store(body=body, patch=patch, essence=essence)
+
+
+def _tracked(body: kopf.Body) -> bool:
+    """Not a Job or CronJob, which the operator only watches (on-event handlers): an MLTrainingJob, the
+    kind with change-detecting handlers, or anything unrecognised (a body without its kind), to be safe."""
+    return not (str(body.get("apiVersion", "")).startswith("batch/") and body.get("kind") in ("Job", "CronJob"))
 
 
 # What kopf's base build reads of metadata: labels and annotations (kept), and for its keys the kind

@@ -53,3 +53,11 @@ def test_the_record_is_built_as_kopfs_storage_chain_builds_it() -> None:
                                           "ownerReferences": [{"kind": "Deployment", "name": "d", "uid": "u0"}]}})
     for extra in (None, [("metadata", "annotations", "team")], ["metadata.uid"], [("status", "phase")], ["metadata"]):
         assert StatusDiffBase().build(body=full, extra_fields=extra) == chain.build(body=full, extra_fields=extra)
+
+
+def test_what_is_only_watched_has_no_record() -> None:
+    """A Job's (on-event handlers only): nothing built, nothing read, so kopf copies and diffs no pod template."""
+    job = kopf.Body({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "churn-g1", "annotations": {
+        ANNOTATION: json.dumps({"spec": {"parallelism": 1}})}}, "spec": {"template": {"spec": {"containers": []}}}})
+    assert StatusDiffBase().build(body=job) == {}
+    assert StatusDiffBase().fetch(body=job) is None
