@@ -200,16 +200,23 @@ async def _supersede(body: kopf.Body, status: kopf.Status, namespace: str, gener
     return set_condition(conditions, k.COND_SUPERSEDED, True, "SpecChanged", text, generation=generation)
 
 
-def _job_in_flight(status: kopf.Status, **_: Any) -> bool:
-    """Whether a generation's Job is made and not yet finished: only then has a delete anything to stop."""
-    return bool(status.get("jobName")) and status.get("phase") not in k.TERMINAL_PHASES
+def _job_in_flight(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    """Whether a delete has a training to stop: a generation's Job not yet finished whose pods have run
+    (`startTime`, set when the Job first reports active pods), or the finalizer is on already (it stays
+    until the generation ends, a superseding one's pending Job included)."""
+    if not status.get("jobName") or status.get("phase") in k.TERMINAL_PHASES:
+        return False
+    return bool(status.get("startTime")) or k.FINALIZER in (meta.get("finalizers") or [])
 
 
-# Filtered, so kopf holds the finalizer only while a Job is in flight. Unfiltered, kopf patches the
+# Filtered, so kopf holds the finalizer only while a Job is training. Unfiltered, kopf patches the
 # finalizer onto a new resource and handles it only in the cycle after (that patch's watch event):
-# a request and a round trip before every Job. Now the Job comes first and the finalizer follows,
-# once status records the Job; it goes when the generation ends. A delete in that moment between
-# leaves the Job to its owner reference: the garbage collector stops its pods, a little later.
+# a request and a round trip before every Job. Added once the Job was created, it was still a
+# third request (and watch event, and handling cycle) per new resource, in a burst of them taking
+# turns with the next resources' Jobs. Now it comes with the first sign of pods: until then a
+# delete has nothing to stop (a held, queued or suspended Job runs no pod) and the Job goes with
+# its owner reference, the garbage collector stopping any pod that started in that moment (it
+# gets SIGTERM and ends its own MLflow run, as on the finalizer's delete, a little later).
 @kopf.on.delete(*RESOURCE, when=_job_in_flight)
 async def end_training(body: kopf.Body, status: kopf.Status, name: str, namespace: str, uid: str, memo: kopf.Memo,
                        **_: Any) -> None:

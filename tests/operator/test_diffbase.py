@@ -47,3 +47,17 @@ def test_the_record_is_built_as_kopfs_storage_chain_builds_it() -> None:
                status={"lastHandledConfiguration": "{}", "phase": "Running"})
     for extra in (None, ["status.phase"], ["status.lastHandledConfiguration"]):
         assert StatusDiffBase().build(body=raw, extra_fields=extra) == chain.build(body=raw, extra_fields=extra)
+    # What the build is not given (metadata beyond labels and annotations) is what the chain drops.
+    full = kopf.Body({**raw, "metadata": {**raw["metadata"], "uid": "u1", "generation": 3, "finalizers": ["x/y"],
+                                          "labels": {"team": "risk"}, "managedFields": [{"manager": "kubectl"}],
+                                          "ownerReferences": [{"kind": "Deployment", "name": "d", "uid": "u0"}]}})
+    for extra in (None, [("metadata", "annotations", "team")], ["metadata.uid"], [("status", "phase")], ["metadata"]):
+        assert StatusDiffBase().build(body=full, extra_fields=extra) == chain.build(body=full, extra_fields=extra)
+
+
+def test_what_is_only_watched_has_no_record() -> None:
+    """A Job's (on-event handlers only): nothing built, nothing read, so kopf copies and diffs no pod template."""
+    job = kopf.Body({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "churn-g1", "annotations": {
+        ANNOTATION: json.dumps({"spec": {"parallelism": 1}})}}, "spec": {"template": {"spec": {"containers": []}}}})
+    assert StatusDiffBase().build(body=job) == {}
+    assert StatusDiffBase().fetch(body=job) is None

@@ -239,16 +239,17 @@ def test_the_pod_reads_its_run_spec_from_its_own_template_and_no_configmap_is_ma
     assert run.data.params["train.hidden_sizes"] == "[16, 4]", run.data.params
 
 
-def test_a_new_resource_gets_its_job_before_any_write_to_it_and_the_finalizer_while_it_is_in_flight(
+def test_a_new_resource_gets_its_job_before_any_write_to_it_and_the_finalizer_once_it_trains(
         cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
     """No request waits before the Job's create (kopf once patched a finalizer on first and acted in the
-    cycle after); the finalizer still holds a delete while the Job is in flight, as the Job is deleted first."""
+    cycle after). A Job that runs no pod yet has nothing for a delete to stop: no finalizer, and a delete
+    goes at once, the Job with it. Once its pods run, the finalizer holds a delete while the Job is deleted first."""
     from kmock import action
 
     writes: list[float] = []  # when each write to the resource itself (not its status) arrived
 
     def spied(request: Any) -> bool:
-        if request.name == "churn-first":
+        if request.name in ("churn-first", "churn-held"):
             writes.append(time.monotonic())
         return False  # a spy: it never answers for the emulator
 
@@ -256,22 +257,31 @@ def test_a_new_resource_gets_its_job_before_any_write_to_it_and_the_finalizer_wh
     _hold_jobs(cluster, True)
     cluster.call(cluster.cluster.faults.append, spy)
     try:
-        create(cluster, example("churn-first", training["mlflow"]), tmp_path)
-        finalizers = lambda: resource(kube, "churn-first")["metadata"].get("finalizers")  # noqa: E731
-        assert wait_until(finalizers, timeout=60, what="the finalizer") == ["driftloop.io/end-mlflow-run"]
-        assert resource(kube, "churn-first")["status"]["jobName"] == "churn-first-g1"
+        create(cluster, example("churn-first", training["mlflow"], spec=ENDLESS), tmp_path)
+        create(cluster, example("churn-held", training["mlflow"]), tmp_path)
+        for name in ("churn-first", "churn-held"):
+            wait_until(lambda name=name: resource(kube, name).get("status", {}).get("jobName"), timeout=60,
+                       what=f"{name}'s status to record its Job")
+            assert resource(kube, name)["status"]["phase"] == "Pending"
+            assert not resource(kube, name)["metadata"].get("finalizers")  # no pod yet: nothing to hold a delete for
         job_created = cluster.cluster.created_at["jobs", NAMESPACE, "churn-first-g1"]
-        assert writes and job_created < min(writes), (job_created, writes)
+        assert all(job_created < write for write in writes), (job_created, writes)
+        job_deletes = cluster.cluster.served.get("DELETE jobs", 0)
+        deleted = kubectl(cluster, "delete", "mltj", "churn-held")  # nothing holds it
+        assert deleted.returncode == 0, deleted.stderr
+        wait_until(lambda: owned(kube, "Job", "churn-held") == [], timeout=60, what="the garbage collector")
+        assert cluster.cluster.served.get("DELETE jobs", 0) == job_deletes  # the collector's, not the operator's
     finally:
         cluster.call(cluster.cluster.faults.remove, spy)
-    try:
-        job_deletes = cluster.cluster.served.get("DELETE jobs", 0)  # the garbage collector sends none
-        deleted = kubectl(cluster, "delete", "mltj", "churn-first")  # waits until the finalizer lets it go
-        assert deleted.returncode == 0, deleted.stderr
-        assert cluster.cluster.served.get("DELETE jobs", 0) > job_deletes  # the operator's, before the resource went
-        assert owned(kube, "Job", "churn-first") == []
-    finally:
         _hold_jobs(cluster, False)
+    finalizers = lambda: resource(kube, "churn-first")["metadata"].get("finalizers")  # noqa: E731
+    assert wait_until(finalizers, timeout=60, what="the finalizer") == ["driftloop.io/end-mlflow-run"]
+    assert resource(kube, "churn-first")["status"]["startTime"]  # its pod runs
+    job_deletes = cluster.cluster.served.get("DELETE jobs", 0)  # the garbage collector sends none
+    deleted = kubectl(cluster, "delete", "mltj", "churn-first")  # waits until the finalizer lets it go
+    assert deleted.returncode == 0, deleted.stderr
+    assert cluster.cluster.served.get("DELETE jobs", 0) > job_deletes  # the operator's, before the resource went
+    assert owned(kube, "Job", "churn-first") == []
 
 
 def test_two_workers_train_data_parallel_and_register_one_version(cluster: LocalCluster, kube: Any,
