@@ -21,8 +21,7 @@ from typing import Any
 
 _LUA = """
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-{close}local f = io.open("{body}", "rb")
+{headers}{close}local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
 done = function(summary, latency, requests)
@@ -43,14 +42,17 @@ def ensure_wrk() -> str | None:
     return shutil.which("wrk")
 
 
-def run_wrk(wrk: str, url: str, body: bytes, *, connections: int, seconds: float, close: bool = False) -> dict[str, Any]:
-    """`close`: a new connection per request (`Connection: close`) instead of keep-alive."""
+def run_wrk(wrk: str, url: str, body: bytes, *, connections: int, seconds: float, close: bool = False,
+            headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """`close`: a new connection per request (`Connection: close`) instead of keep-alive; `headers` replace the
+    default `Content-Type: application/json` (a binary V2 body names its JSON header's length in one)."""
     with tempfile.TemporaryDirectory() as tmp:
         body_path = Path(tmp) / "body.json"
         body_path.write_bytes(body)
         script = Path(tmp) / "post.lua"
         header = 'wrk.headers["Connection"] = "close"\n' if close else ""
-        script.write_text(_LUA.replace("{body}", str(body_path)).replace("{close}", header))
+        lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in _headers(headers).items())
+        script.write_text(_LUA.replace("{body}", str(body_path)).replace("{close}", header).replace("{headers}", lines))
         threads = min(2, connections)
         out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
                               "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 60)
@@ -66,15 +68,22 @@ def run_wrk(wrk: str, url: str, body: bytes, *, connections: int, seconds: float
             "p50_ms": int(result.group(1)) / 1000, "p99_ms": int(result.group(2)) / 1000, "errors": errors}
 
 
-def run_python(url: str, body: bytes, *, connections: int, seconds: float, close: bool = False) -> dict[str, Any]:
-    return asyncio.run(_python_load(url, body, connections, seconds, close))
+def _headers(headers: dict[str, str] | None) -> dict[str, str]:
+    return headers if headers is not None else {"Content-Type": "application/json"}
 
 
-async def _python_load(url: str, body: bytes, connections: int, seconds: float, close: bool) -> dict[str, Any]:
+def run_python(url: str, body: bytes, *, connections: int, seconds: float, close: bool = False,
+               headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return asyncio.run(_python_load(url, body, connections, seconds, close, _headers(headers)))
+
+
+async def _python_load(url: str, body: bytes, connections: int, seconds: float, close: bool,
+                       headers: dict[str, str]) -> dict[str, Any]:
     match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
     assert match, url
     host, port, path = match.group(1), int(match.group(2)), match.group(3)
-    request = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    fields = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{fields}"
                f"{'Connection: close' + chr(13) + chr(10) if close else ''}Content-Length: {len(body)}\r\n\r\n").encode() + body
     latencies: list[float] = []
     errors = 0

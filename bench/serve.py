@@ -17,7 +17,10 @@ Beside them, in the same run: `floor`, a do-nothing Granian RSGI app on the same
 answering fixed bytes of the size of driftloop's one-row answer (`floor_server.py`): the HTTP
 ceiling of this machine, a steadier anchor than mlflow, whose figure swings run to run. And
 driftloop's own protocols with their native bodies: `driftloop-v1` (KServe V1 `instances`
-rows) and `driftloop-v2` (Open Inference Protocol, one JSON tensor per column).
+rows), `driftloop-v2` (Open Inference Protocol, one JSON tensor per column) and
+`driftloop-v2-binary` (the body tritonclient sends by default: a JSON header naming each tensor's
+`binary_data_size`, then the tensors' raw bytes, with `Inference-Header-Content-Length`, and
+binary outputs asked for). The binary figure is reported, not held to a goal.
 
 Goals (issue 14), at 16 connections and one row: driftloop ≥ 0.8× the floor's req/s, p99 ≤ 2×
 the floor's, ≥ 5× mlflow's faster mode (it is also driven without keep-alive, see CLOSE_NOTE),
@@ -100,6 +103,24 @@ def body_v2(rows: int) -> bytes:
     return json.dumps({"inputs": inputs}).encode()
 
 
+def body_v2_binary(rows: int) -> tuple[bytes, int]:
+    """The Open Inference Protocol's binary tensor extension, byte for byte as tritonclient's `infer` sends it when
+    given numpy arrays and no outputs: (body, length of its JSON header)."""
+    import numpy as np
+
+    inputs, blobs = [], []
+    for c, values in columns(rows).items():
+        if isinstance(values[0], str):  # BYTES: each element a 4-byte little-endian length, then its UTF-8
+            blob = b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
+            datatype = "BYTES"
+        else:
+            blob, datatype = np.asarray(values, dtype="<f4").tobytes(), "FP32"
+        inputs.append({"name": c, "shape": [rows, 1], "datatype": datatype, "parameters": {"binary_data_size": len(blob)}})
+        blobs.append(blob)
+    header = json.dumps({"inputs": inputs, "parameters": {"binary_data_output": True}}, separators=(",", ":")).encode()
+    return b"".join([header, *blobs]), len(header)
+
+
 def start_floor(port: int, workers: int, answer: bytes, env: dict[str, str], log: Path) -> subprocess.Popen:
     """The floor server, with the same Granian settings `driftloop serve` uses."""
     command = [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", "127.0.0.1", "--port", str(port),
@@ -156,10 +177,11 @@ def main() -> None:
               "whose own CPU use on these cores caps every figure below; compare only runs made with wrk.",
               file=sys.stderr, flush=True)
 
-    def load(url: str, payload: bytes, connections: int, seconds: float, close: bool = False) -> dict[str, Any]:
+    def load(url: str, payload: bytes, connections: int, seconds: float, close: bool = False,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
         if wrk:
-            return run_wrk(wrk, url, payload, connections=connections, seconds=seconds, close=close)
-        return run_python(url, payload, connections=connections, seconds=seconds, close=close)
+            return run_wrk(wrk, url, payload, connections=connections, seconds=seconds, close=close, headers=headers)
+        return run_python(url, payload, connections=connections, seconds=seconds, close=close, headers=headers)
 
     root = Path(tempfile.mkdtemp(prefix="driftloop-bench-serve-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -188,18 +210,25 @@ def main() -> None:
         urls = {"driftloop": f"http://127.0.0.1:{ours}/invocations", "mlflow": f"http://127.0.0.1:{theirs}/invocations",
                 "driftloop-unbatched": f"http://127.0.0.1:{unbatched}/invocations",
                 "driftloop-v1": f"http://127.0.0.1:{ours}/v1/models/{MODEL}:predict",
-                "driftloop-v2": f"http://127.0.0.1:{ours}/v2/models/{MODEL}/infer"}
+                "driftloop-v2": f"http://127.0.0.1:{ours}/v2/models/{MODEL}/infer",
+                "driftloop-v2-binary": f"http://127.0.0.1:{ours}/v2/models/{MODEL}/infer"}
         if "driftloop-unbatched" not in servers:
             del urls["driftloop-unbatched"]
         if "mlflow" not in servers:
             del urls["mlflow"]
         bodies = {(kind, rows): make(rows) for rows in ROWS
                   for kind, make in (("inputs", body), ("v1", body_v1), ("v2", body_v2))}
-        kinds = {"driftloop-v1": "v1", "driftloop-v2": "v2"}
+        headers: dict[tuple[str, int], dict[str, str]] = {}
+        for rows in ROWS:
+            bodies[("v2-binary", rows)], length = body_v2_binary(rows)
+            headers[("v2-binary", rows)] = {"Content-Type": "application/octet-stream",
+                                            "Inference-Header-Content-Length": str(length)}
+        kinds = {"driftloop-v1": "v1", "driftloop-v2": "v2", "driftloop-v2-binary": "v2-binary"}
         for name, url in urls.items():  # each must answer its body correctly before anything is timed
             for rows in ROWS:
-                request = urllib.request.Request(url, data=bodies[(kinds.get(name, "inputs"), rows)],
-                                                 headers={"Content-Type": "application/json"})
+                kind = kinds.get(name, "inputs")
+                request = urllib.request.Request(url, data=bodies[(kind, rows)],
+                                                 headers=headers.get((kind, rows), {"Content-Type": "application/json"}))
                 with urllib.request.urlopen(request, timeout=30) as answer:
                     assert answer.status == 200, name
                     if name == "driftloop" and rows == 1:
@@ -209,11 +238,12 @@ def main() -> None:
             servers["floor"] = start_floor(floor, workers, one_row_answer, env, root / "floor.log")
             urls["floor"] = f"http://127.0.0.1:{floor}/invocations"
         for name, url in urls.items():  # warm-up, each with its own protocol's body (an `inputs` body is a 400 on V2)
-            load(url, bodies[(kinds.get(name, "inputs"), 1)], 16, 2)
+            load(url, bodies[(kinds.get(name, "inputs"), 1)], 16, 2, headers=headers.get((kinds.get(name, "inputs"), 1)))
         # (server, URL, body kind, new connection per request): mlflow also without keep-alive, see CLOSE_NOTE
         targets = [("floor", urls.get("floor"), "inputs", False), ("driftloop", urls["driftloop"], "inputs", False),
                    ("driftloop-v1", urls["driftloop-v1"], "v1", False),
                    ("driftloop-v2", urls["driftloop-v2"], "v2", False),
+                   ("driftloop-v2-binary", urls["driftloop-v2-binary"], "v2-binary", False),
                    ("driftloop-unbatched", urls.get("driftloop-unbatched"), "inputs", False),
                    ("mlflow", urls.get("mlflow"), "inputs", False), ("mlflow-close", urls.get("mlflow"), "inputs", True)]
         targets = [target for target in targets if not ONLY or target[0] in ONLY]
@@ -223,7 +253,7 @@ def main() -> None:
                 for name, url, kind, close in targets:
                     if name == "floor" and rows != 1:
                         continue  # its answer has the size of a one-row answer
-                    figures = load(url, bodies[(kind, rows)], connections, SECONDS, close)
+                    figures = load(url, bodies[(kind, rows)], connections, SECONDS, close, headers.get((kind, rows)))
                     runs.append({"server": name, "connections": connections, "rows": rows, **figures})
                     print(f"{name:19} c={connections:<3} rows={rows:<4} {figures['rps']:9.1f} req/s "
                           f"p50 {figures['p50_ms']:.2f} ms p99 {figures['p99_ms']:.2f} ms errors {figures['errors']}",
@@ -249,6 +279,8 @@ def main() -> None:
     ours_16, floor_16 = pick("driftloop", 16, 1), pick("floor", 16, 1)
     theirs_16 = max(pick("mlflow", 16, 1), pick("mlflow-close", 16, 1), key=lambda r: r["rps"])
     ratio = over(ours_16, floor_16)
+    binary = {f"v2_binary_over_v1_16c_{rows}rows": over(pick("driftloop-v2-binary", 16, rows), pick("driftloop-v1", 16, rows))
+              for rows in ROWS}
     errors = sum(r["errors"] for r in runs if r["server"].startswith("driftloop"))
     checks = {
         "ratio_vs_floor_16c_1row": check(ratio, ">=", GOAL_FLOOR_RATIO),
@@ -271,9 +303,12 @@ def main() -> None:
         "notes": "measured/baseline = driftloop serve / the floor (a do-nothing Granian RSGI app, same workers, "
                  "same-size answer) req/s at 16 connections, 1-row requests; against mlflow models serve the "
                  "baseline is its better mode (" + theirs_16["server"] + "). " + CLOSE_NOTE,
-        "load_generator": generator, "workers_each": workers, "seconds_per_run": SECONDS, "runs": runs, "table": table})
+        "v2_binary_over_v1": binary, "load_generator": generator, "workers_each": workers, "seconds_per_run": SECONDS,
+        "runs": runs, "table": table})
     for name, result in checks.items():
         print(f"{name:26} {result['value']:>10} goal {result['goal']:8} {'ok' if result['passed'] else 'MISSED'}")
+    for name, value in binary.items():
+        print(f"{name:26} {value:>10} (reported, no goal)")
     print(f"{NAME}: {ratio:.2f}x the floor, {checks['ratio_vs_mlflow_16c_1row']['value']}x mlflow models serve "
           f"at 16 connections, 1 row -> {path}")
 
@@ -284,9 +319,10 @@ def report_only(runs: list[dict[str, Any]], generator: str, workers: int) -> Non
     for rows in ROWS:
         for connections in CONNECTIONS:
             v1 = [r for r in runs if (r["server"], r["connections"], r["rows"]) == ("driftloop-v1", connections, rows)]
-            v2 = [r for r in runs if (r["server"], r["connections"], r["rows"]) == ("driftloop-v2", connections, rows)]
-            if v1 and v2 and v1[0]["rps"]:
-                ratios[f"v2_over_v1_{connections}c_{rows}rows"] = round(v2[0]["rps"] / v1[0]["rps"], 3)
+            for server, label in (("driftloop-v2", "v2"), ("driftloop-v2-binary", "v2_binary")):
+                v2 = [r for r in runs if (r["server"], r["connections"], r["rows"]) == (server, connections, rows)]
+                if v1 and v2 and v1[0]["rps"]:
+                    ratios[f"{label}_over_v1_{connections}c_{rows}rows"] = round(v2[0]["rps"] / v1[0]["rps"], 3)
     path = write_result(f"{NAME}-only", {"unit": "req/s", "servers": sorted(ONLY), "v2_over_v1": ratios,
                                          "load_generator": generator, "workers_each": workers,
                                          "seconds_per_run": SECONDS, "runs": runs})

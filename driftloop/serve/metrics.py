@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -56,6 +57,10 @@ class ServeMetrics:
         self._predict: dict[str, list[float]] = {}
         self._predicted: dict[str, int] = {}
         self._scheduled = False
+        # each series' write calls, looked up once: `labels()` (a lock and a tuple check) and the histogram's
+        # internals cost ~3 µs of a ~11 µs flush when looked up again on every flush
+        self._counters: dict[tuple[str, ...], Callable[[float], None]] = {}
+        self._histograms: dict[tuple[str, ...], Callable[[list[float]], None]] = {}
 
     def observe(self, protocol: str, route: str, status: int, seconds: float) -> None:
         key = (protocol, route, status)
@@ -96,15 +101,30 @@ class ServeMetrics:
         predict, self._predict = self._predict, {}
         predicted, self._predicted = self._predicted, {}
         for (protocol, route, status), count in requests.items():
-            self.requests.labels(protocol, route, str(status)).inc(count)
+            self._counter("requests", protocol, route, str(status))(count)
         for (protocol, route), values in latency.items():
-            _observe_all(self.latency.labels(protocol, route), values)
+            self._histogram("latency", protocol, route)(values)
         if rows:
-            _observe_all(self.batch_rows, rows)
+            self._histogram("batch_rows")(rows)
         for model, values in predict.items():
-            _observe_all(self.predict_seconds.labels(model), values)
+            self._histogram("predict_seconds", model)(values)
         for model, count in predicted.items():
-            self.predictions.labels(model).inc(count)
+            self._counter("predictions", model)(count)
+
+    def _counter(self, metric: str, *labels: str) -> Callable[[float], None]:
+        key = (metric, *labels)
+        inc = self._counters.get(key)
+        if inc is None:
+            inc = self._counters[key] = getattr(self, metric).labels(*labels).inc
+        return inc
+
+    def _histogram(self, metric: str, *labels: str) -> Callable[[list[float]], None]:
+        key = (metric, *labels)
+        observe = self._histograms.get(key)
+        if observe is None:
+            histogram = getattr(self, metric)
+            observe = self._histograms[key] = _observer(histogram.labels(*labels) if labels else histogram)
+        return observe
 
     def served(self, model: str, alias: str, version: str, previous: str | None) -> None:
         if previous is not None:
@@ -121,23 +141,35 @@ class ServeMetrics:
         return generate_latest(registry)
 
 
-def _observe_all(histogram: Any, values: list[float]) -> None:
-    """`histogram.observe(v)` for each value, with one write per bucket that got any: the same buckets
-    observe picks (the first upper bound ≥ the value)."""
+def _observer(histogram: Any) -> Callable[[list[float]], None]:
+    """A function doing `histogram.observe(v)` for each value, with one write per bucket that got any: the same
+    buckets observe picks (the first upper bound ≥ the value)."""
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)
     if bounds is None or buckets is None or total is None:  # another prometheus_client layout: the public call
+        def observe_each(values: list[float]) -> None:
+            for value in values:
+                histogram.observe(value)
+        return observe_each
+    bucket_incs = [bucket.inc for bucket in buckets]
+    sum_inc = total.inc
+
+    def observe_all(values: list[float]) -> None:
+        if len(values) == 1:  # a quiet loop turn: one request
+            value = values[0]
+            bucket_incs[bisect_left(bounds, value)](1)
+            sum_inc(value)
+            return
+        counts: dict[int, int] = {}
         for value in values:
-            histogram.observe(value)
-        return
-    counts: dict[int, int] = {}
-    for value in values:
-        index = bisect_left(bounds, value)
-        counts[index] = counts.get(index, 0) + 1
-    for index, count in counts.items():
-        buckets[index].inc(count)
-    total.inc(sum(values))
+            index = bisect_left(bounds, value)
+            counts[index] = counts.get(index, 0) + 1
+        for index, count in counts.items():
+            bucket_incs[index](count)
+        sum_inc(sum(values))
+
+    return observe_all
 
 
 def mark_worker_dead(pid: int) -> None:

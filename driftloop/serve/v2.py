@@ -103,7 +103,7 @@ def parse_infer(body: bytes, header_length: str | None, model: ServedModel) -> I
         raise ClientError(400, "body must be a JSON object with 'inputs': a list of tensors "
                                "({'name', 'datatype', 'shape', 'data'})")
     schema, tensors = model.schema, payload["inputs"]
-    found = _common_columns(tensors, schema) if not binary else None
+    found = _common_columns(tensors, schema) if not binary else _common_binary(tensors, schema, binary)
     columns, n = found if found is not None else _columns(tensors, schema, binary)
     request_id = payload.get("id")
     return InferRequest(request_id if isinstance(request_id, str) else None, columns, n,
@@ -155,6 +155,54 @@ def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, i
             or list in set(map(type, map(_FIRST, data[k:])))):  # a nested text tensor, [N, 1]: `_columns` unnests
         return None
     return dict(zip(names, data, strict=True)), n
+
+
+_BINARY_FIELDS = operator.itemgetter("name", "datatype", "shape", "parameters")
+_SIZE = operator.itemgetter("binary_data_size")
+_FP32 = np.dtype("<f4")
+
+
+def _common_binary(tensors: list[Any], schema: InputSchema, binary: bytes) -> tuple[Columns, int] | None:
+    """The binary body tritonclient sends by default, checked across all tensors at once, like `_common_columns`.
+
+    Common means: every tensor has exactly `name`, `datatype`, `shape` and `parameters` (which is exactly
+    `{"binary_data_size": <int>}`), in the schema's column order, FP32 numbers and BYTES text, one shape [N] or
+    [N, 1] for all, each number tensor 4·N bytes and the sizes adding up to the binary part. The number tensors
+    are then one `np.frombuffer` (they come first and are contiguous) instead of ~2 µs of checks each, and the
+    text tensors go through `_decode_bytes` as in `_columns`, which raises the same 400 for the same bytes.
+    None for anything else: `_columns` checks it and names what is wrong (tests/serve/test_v2_common.py).
+    """
+    names = schema.columns
+    try:
+        if len(tensors) != len(names) or set(map(len, tensors)) != {4}:
+            return None
+        found, datatypes, shapes, parameters = zip(*map(_BINARY_FIELDS, tensors), strict=True)
+        k = len(schema.numeric)
+        if found != names or datatypes != _all_fp32(k, len(names)):
+            return None
+        if set(map(type, chain(shapes, chain.from_iterable(shapes)))) != _SHAPE_TYPES:
+            return None
+        if set(map(type, parameters)) != {dict} or set(map(len, parameters)) != {1}:
+            return None
+        sizes = list(map(_SIZE, parameters))
+    except (TypeError, KeyError):  # a tensor that is not an object, lacks a field, or has an unhashable datatype
+        return None
+    shape = shapes[0]
+    n = shape[0] if shape else None
+    if type(n) is not int or shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
+        return None
+    if not 0 < n <= schema.max_rows or set(map(type, sizes)) != {int}:
+        return None
+    width = 4 * n
+    if sizes[:k].count(width) != k or min(sizes) < 0 or sum(sizes) != len(binary):
+        return None
+    numbers = np.frombuffer(binary, dtype=_FP32, count=k * n).reshape(k, n)  # row i: a 1-D view, as `_from_binary`
+    columns: dict[str, Any] = dict(zip(names[:k], numbers, strict=True))
+    offset = k * width
+    for name, size in zip(names[k:], sizes[k:], strict=True):
+        columns[name] = _decode_bytes(binary[offset:offset + size], n, name)
+        offset += size
+    return columns, n
 
 
 @lru_cache(maxsize=16)
@@ -301,7 +349,10 @@ def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
     Cut first, decode after: the loop then does an unpack and a slice per row, ~25% less than decoding
     inside it (100 text rows: ~28 -> ~21 µs a column). A row that is not UTF-8 is still reported before
     a framing problem further on, as decoding row by row did (tests/serve/test_v2_common.py compares).
+    ASCII bytes (the usual categories, with lengths under 128) are decoded once and sliced as text.
     """
+    if raw.isascii():
+        return _cut_ascii(raw, n, name)
     pieces, problem = _cut_bytes(raw, n, name)
     try:
         values = [piece.decode("utf-8") for piece in pieces]
@@ -310,6 +361,27 @@ def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
         raise ClientError(400, f"input {name!r}: row {row} is not UTF-8 text") from None
     if problem is not None:
         raise problem
+    return values
+
+
+def _cut_ascii(raw: bytes, n: int, name: str) -> list[str]:
+    """`_decode_bytes` of ASCII bytes: every slice of ASCII is its own UTF-8 text, so the whole is decoded once and
+    each row is a slice of that (100 rows: ~18 -> ~13 µs a column); only framing can be wrong, with the same 400s."""
+    unpack, end, text = _LENGTH.unpack_from, len(raw), raw.decode("ascii")
+    values: list[str] = []
+    append = values.append
+    offset = row = 0
+    try:
+        for row in range(n):
+            start = offset + 4
+            offset = start + unpack(raw, offset)[0]  # struct.error when fewer than 4 bytes are left
+            if offset > end:
+                raise ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
+            append(text[start:offset])
+    except struct.error:
+        raise ClientError(400, f"input {name!r}: binary data ends before row {row}") from None
+    if offset != end:
+        raise ClientError(400, f"input {name!r}: {end - offset} bytes after its {n} values")
     return values
 
 

@@ -14,6 +14,7 @@ import struct
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from driftloop.serve import v2
@@ -202,3 +203,126 @@ def test_binary_text_decodes_and_fails_as_row_by_row() -> None:
         assert outcome(v2._decode_bytes, bytes(raw), max(n, 0)) == expected, (bytes(raw), n)
         failed += isinstance(expected, tuple)
     assert 1000 < failed < 3000  # both answers and errors were compared
+
+
+# --- the binary body (tritonclient's default): `_common_binary` against `_columns` -------------------------------
+
+
+def good_binary_body(rng: random.Random) -> tuple[list[dict[str, Any]], bytes]:
+    """Tensors as tritonclient writes them for numpy input: FP32 numbers first, then BYTES text, all binary."""
+    n = rng.choice([1, 1, 2, 3, 5])
+    shape = rng.choice([[n], [n, 1]])
+    tensors, blobs = [], []
+    for name in SCHEMA.columns:
+        if name in NUMBERS:
+            blob = struct.pack(f"<{n}f", *(rng.choice([rng.uniform(-1e3, 1e3), 0.0, float("nan")]) for _ in range(n)))
+            datatype = "FP32"
+        else:
+            texts = [rng.choice(["x", "", "2024-01-02", "é", "pro"]).encode() for _ in range(n)]
+            blob, datatype = b"".join(struct.pack("<I", len(t)) + t for t in texts), "BYTES"
+        fields = [("name", name), ("datatype", datatype), ("shape", list(shape)),
+                  ("parameters", {"binary_data_size": len(blob)})]
+        rng.shuffle(fields)
+        tensors.append(dict(fields))
+        blobs.append(blob)
+    return tensors, b"".join(blobs)
+
+
+def mutate_binary(tensors: list[Any], binary: bytes, rng: random.Random) -> bytes:
+    """One way a binary body is wrong or merely uncommon; returns the (maybe changed) binary part."""
+    i = rng.randrange(len(tensors))
+    tensor = tensors[i]
+    kind = rng.randrange(13) if isinstance(tensor, dict) else 0
+    if kind == 0:
+        tensors[i], tensors[-1 - i] = tensors[-1 - i], tensors[i]
+    elif kind == 1:
+        tensor["parameters"] = rng.choice([{}, None, 3, {"binary_data_size": True}, {"binary_data_size": 2.0},
+                                           {"binary_data_size": -1}, {"binary_data_size": 4, "x": 1}])
+    elif kind == 2 and isinstance(tensor.get("parameters"), dict):
+        size = tensor["parameters"].get("binary_data_size")
+        if type(size) is int:
+            tensor["parameters"]["binary_data_size"] = max(0, size + rng.choice([-5, -4, -1, 1, 4]))
+    elif kind == 3:
+        tensor["datatype"] = rng.choice(["FP64", "FP16", "INT32", "BOOL", "BYTES", "FP32", None, ["FP32"]])
+    elif kind == 4:
+        n = tensor["shape"][0] if isinstance(tensor.get("shape"), list) and tensor["shape"] else 1
+        tensor["shape"] = rng.choice([[n, 2], [n + 1], [n, 1.0], [True], [], [0], [6], [-1], None, [n, 1, 1]])
+    elif kind == 5:
+        tensor.pop(rng.choice(["parameters", "shape", "datatype", "name"]), None)
+    elif kind == 6:
+        tensor["data"] = [1.0]  # a fifth field, or JSON data beside binary ones
+    elif kind == 7:
+        tensor["name"] = rng.choice(["zz", 3, None])
+    elif kind == 8:
+        return binary[:rng.randrange(len(binary) + 1)]  # truncated
+    elif kind == 9:
+        return binary + bytes(rng.randint(1, 5))
+    elif kind == 10 and binary:  # a wrong byte: a length prefix, a number, or text that is no longer UTF-8
+        spot = rng.randrange(len(binary))
+        return binary[:spot] + bytes([rng.choice([0xFF, 0x80, 0x00, 0x41])]) + binary[spot + 1:]
+    elif kind == 11:
+        tensors[i] = rng.choice([1, "abcd", [tensor, 1, 2, 3]])
+    elif kind == 12 and binary:  # the last byte, of the last text tensor: no longer UTF-8, or a length too long
+        return binary[:-1] + b"\xff"
+    return binary
+
+
+def binary_outcome(parse: Any, tensors: list[Any], binary: bytes) -> Any:
+    try:
+        return parse(tensors, SCHEMA, binary)
+    except ClientError as error:
+        return ("error", error.status, error.message)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_binary_bulk_check_answers_as_the_tensor_path(seed: int) -> None:
+    """Where `_common_binary` answers (columns or a 400), `_columns` gives the same; elsewhere it steps aside."""
+    rng = random.Random(200 + seed)
+    common = errors = stepped_aside = 0
+    for _ in range(1500):
+        tensors, binary = good_binary_body(rng)
+        mutations = rng.choice([0, 0, 1, 2, 3])
+        for _ in range(mutations):
+            binary = mutate_binary(tensors, binary, rng)
+        fast = binary_outcome(v2._common_binary, tensors, binary)
+        expected = binary_outcome(v2._columns, tensors, binary)
+        if fast is None:
+            assert mutations, tensors  # every unbroken body takes the bulk check
+            stepped_aside += 1
+            continue
+        # same columns (arrays by dtype and bytes, NaN included; text value for value) or the same 400
+        assert repr(fast) == repr(expected), (tensors, binary)
+        if isinstance(fast, tuple) and fast[0] == "error":
+            errors += 1
+        else:
+            common += 1
+            for name in SCHEMA.columns:
+                a, b = fast[0][name], expected[0][name]
+                assert type(a) is type(b) and (not isinstance(a, np.ndarray) or (a.dtype == b.dtype
+                                                                                  and a.tobytes() == b.tobytes()))
+    assert common > 500 and errors > 20 and stepped_aside > 300  # every side was exercised
+
+
+def test_a_binary_body_parses_alike_with_and_without_the_bulk_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(300)
+    bodies = []
+    for _ in range(1000):
+        tensors, binary = good_binary_body(rng)
+        for _ in range(rng.choice([0, 1, 2])):
+            binary = mutate_binary(tensors, binary, rng)
+        header = json.dumps({"id": "r", "inputs": tensors}).encode()
+        bodies.append((header + binary, str(len(header))))
+    model = SimpleNamespace(schema=SCHEMA, classes=None)
+
+    def answers() -> list[Any]:
+        out = []
+        for body, length in bodies:
+            try:
+                out.append(repr(v2.parse_infer(body, length, model)))  # type: ignore[arg-type]
+            except ClientError as error:
+                out.append(("error", error.status, error.message))
+        return out
+
+    with_bulk = answers()
+    monkeypatch.setattr(v2, "_common_binary", lambda tensors, schema, binary: None)
+    assert with_bulk == answers()
