@@ -143,11 +143,8 @@ def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, i
             return None
     except (TypeError, KeyError):  # a tensor that is not an object, lacks a field, or has an unhashable datatype
         return None
-    shape = shapes[0]
-    n = shape[0] if shape else None
-    if type(n) is not int or shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
-        return None
-    if not 0 < n <= schema.max_rows:  # `_columns` gives the 400 or 413
+    n = _one_shape(shapes, schema.max_rows)
+    if n is None:
         return None
     if set(map(type, data)) != {list} or set(map(len, data)) != {n}:
         return None
@@ -155,6 +152,16 @@ def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, i
             or list in set(map(type, map(_FIRST, data[k:])))):  # a nested text tensor, [N, 1]: `_columns` unnests
         return None
     return dict(zip(names, data, strict=True)), n
+
+
+def _one_shape(shapes: tuple[Any, ...], max_rows: int) -> int | None:
+    """N, when every tensor has the one shape [N] or [N, 1] (lists of ints, checked by the caller) and
+    0 < N <= max_rows; None otherwise, for `_columns` to give the 400 or 413 that says why."""
+    shape = shapes[0]
+    n = shape[0] if shape else None
+    if type(n) is not int or shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
+        return None
+    return n if 0 < n <= max_rows else None
 
 
 _BINARY_FIELDS = operator.itemgetter("name", "datatype", "shape", "parameters")
@@ -187,11 +194,8 @@ def _common_binary(tensors: list[Any], schema: InputSchema, binary: bytes) -> tu
         sizes = list(map(_SIZE, parameters))
     except (TypeError, KeyError):  # a tensor that is not an object, lacks a field, or has an unhashable datatype
         return None
-    shape = shapes[0]
-    n = shape[0] if shape else None
-    if type(n) is not int or shapes.count(shape) != len(shapes) or not (len(shape) == 1 or shape[1:] == [1]):
-        return None
-    if not 0 < n <= schema.max_rows or set(map(type, sizes)) != {int}:
+    n = _one_shape(shapes, schema.max_rows)
+    if n is None or set(map(type, sizes)) != {int}:
         return None
     width = 4 * n
     if sizes[:k].count(width) != k or min(sizes) < 0 or sum(sizes) != len(binary):
