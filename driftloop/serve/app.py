@@ -65,6 +65,7 @@ class Service:
         self.config, self.holder, self.metrics = config, holder, metrics
         self.events, self.prediction_log = events, prediction_log
         self.state_dir = Path(config.state_dir)
+        self.marker_seen: float | None = None  # the reload marker's mtime this worker has acted on (`watch`)
         self.pid = os.getpid()
         self.batcher = (MicroBatcher(config.batch_max_rows, config.batch_max_wait_ms / 1000)
                         if config.batch_max_rows > 0 else None)
@@ -217,7 +218,11 @@ class Service:
         if result is None:
             return json_response(503, {"error": "reload failed; the current version is still served",
                                        "version": self.holder.current.version})
-        touch(reload_marker(self.state_dir))  # the other workers follow within WATCH_TICK_S
+        marker = reload_marker(self.state_dir)
+        touch(marker)  # the other workers follow within WATCH_TICK_S
+        # ...and not this one: its own signal would sync it again a tick later, a registry call for
+        # nothing, or (an alias moved meanwhile) a swap nobody asked for after this answer said otherwise
+        self.marker_seen = _mtime(marker)
         return json_response(200, {"model": self.holder.current.name, **result.to_json()})
 
     # --- after each request -----------------------------------------------------------------
@@ -256,7 +261,7 @@ class Service:
     async def watch(self) -> None:
         """Poll the registry every `poll_interval_s`, follow sibling reloads, flush logs."""
         marker = reload_marker(self.state_dir)
-        seen = _mtime(marker)
+        self.marker_seen = _mtime(marker)
         interval = self.config.poll_interval_s
         next_poll = time.monotonic() + interval if interval > 0 else math.inf
         while True:
@@ -264,9 +269,9 @@ class Service:
             self.flush()
             changed = _mtime(marker)
             now = time.monotonic()
-            if changed != seen or now >= next_poll:
-                reason = "signal" if changed != seen else "poll"
-                seen = changed
+            if changed != self.marker_seen or now >= next_poll:
+                reason = "signal" if changed != self.marker_seen else "poll"
+                self.marker_seen = changed
                 if now >= next_poll:
                     next_poll = now + interval
                 await self.sync(reason)
