@@ -619,15 +619,18 @@ ENDLESS = {"hyperparameters": {"epochs": "100000", "patience": "100000", "lr": "
 
 
 def _run_of(mlflow_uri: str, name: str, generation: int, *, status: str = "RUNNING") -> Any:
-    """The generation's MLflow run once it has `status` (found by the tags the pod put on it)."""
+    """The generation's MLflow run once it has `status` (found by the tags the pod put on it; KILLED: and the
+    tags that say why)."""
     client = registry_for(mlflow_uri).client
 
     def found() -> Any:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             return None
-        runs = client.search_runs([experiment.experiment_id], f"tags.`driftloop.k8s.generation` = '{generation}' "
-                                                              f"and attributes.status = '{status}'")
+        query = f"tags.`driftloop.k8s.generation` = '{generation}' and attributes.status = '{status}'"
+        if status == "KILLED":  # a SIGTERM'd pod writes the status, then the tags: wait for both
+            query += " and tags.`driftloop.status` = 'killed'"
+        runs = client.search_runs([experiment.experiment_id], query)
         return runs[0] if runs else None
 
     return wait_until(found, timeout=TRAIN_TIMEOUT, what=f"{name} generation {generation}'s run {status}")
