@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from driftloop.components.steps import STEP_NAMES, step
@@ -287,17 +288,27 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float | 
             sys.stderr.flush()
             os._exit(EXIT_TERMINATED)
 
-    def stop(signum: int, frame: Any) -> None:
+    signalled: list[float] = []  # the first SIGTERM's deadline: the budget runs from it, however long the stop waits
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not signalled:
+            signalled.append(time.monotonic() + budget_s)
+            # should the stop still be waiting on an import (below) when the budget is spent: exit regardless
+            _after(budget_s, end_and_exit, signalled[0])
+        deadline = signalled[0]
+        if _importing(frame):
+            # The main thread was stopped inside an import, holding Python's import lock: blocked here, it
+            # would hold it while the KILLED write, in a thread, waits on it (MLflow's client imports on each
+            # request) until the budget is spent. Let the import finish; the signal comes again in a moment.
+            _after(_IMPORT_RECHECK_S, os.kill, os.getpid(), signal.SIGTERM)
+            return
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
-        deadline = time.monotonic() + budget_s
         if _running.get("opening") and _running.get("ctx") is None:
             # Mid-open, the run may exist on the server already with no id here to end it by: exiting
             # now would leave it RUNNING for good. The open's end acts on the stop; a hung open is cut
             # short half-way through the budget, so the pod still exits in its grace period.
             _running["stop"] = functools.partial(end_and_exit, deadline)
-            waiting = threading.Timer(budget_s / 2, end_and_exit, args=(deadline,))
-            waiting.daemon = True
-            waiting.start()
+            _after(max(deadline - budget_s / 2 - time.monotonic(), 0.0), end_and_exit, deadline)
             return
         end_and_exit(deadline)
 
@@ -307,6 +318,25 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float | 
     finally:
         signal.signal(signal.SIGTERM, previous)
         _running.clear()
+
+
+_IMPORT_RECHECK_S = 0.05  # how soon a SIGTERM that came mid-import is looked at again
+
+
+def _after(seconds: float, action: Callable[..., Any], *args: Any) -> None:
+    """`action(*args)` in a daemon thread after `seconds`: nothing waits on it at exit."""
+    timer = threading.Timer(seconds, action, args=args)
+    timer.daemon = True
+    timer.start()
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether the code a signal interrupted is inside Python's import machinery (which holds its locks)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _act_on_deferred_stop() -> None:
