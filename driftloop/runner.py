@@ -7,11 +7,14 @@ the serving targets are rolled onto the new version (`roll_out_serving`).
 
 from __future__ import annotations
 
+import _imp  # the import lock's state (CPython's importlib uses it too)
+import contextlib
 import functools
 import json
 import math
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -296,11 +299,12 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float | 
             # should the stop still be waiting on an import (below) when the budget is spent: exit regardless
             _after(budget_s, end_and_exit, signalled[0])
         deadline = signalled[0]
-        if _importing(frame):
-            # The main thread was stopped inside an import, holding Python's import lock: blocked here, it
-            # would hold it while the KILLED write, in a thread, waits on it (MLflow's client imports on each
-            # request) until the budget is spent. Let the import finish; the signal comes again in a moment.
-            _after(_IMPORT_RECHECK_S, os.kill, os.getpid(), signal.SIGTERM)
+        if _imp.lock_held():
+            # The main thread was stopped while looking a module up, holding Python's global import lock:
+            # blocked here, it would hold it while the KILLED write, in a thread, waits on it (MLflow's client
+            # tries an import on each request) until the budget is spent. Let the lookup end (a moment; not
+            # the whole import, whose module body runs without that lock); the signal comes again.
+            _after(_IMPORT_RECHECK_S, signal.pthread_kill, threading.main_thread().ident, signal.SIGTERM)
             return
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
         if _running.get("opening") and _running.get("ctx") is None:
@@ -314,13 +318,52 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float | 
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        with _signals_interrupt_the_main_thread(signal.SIGTERM):
+            yield
     finally:
         signal.signal(signal.SIGTERM, previous)
         _running.clear()
 
 
-_IMPORT_RECHECK_S = 0.05  # how soon a SIGTERM that came mid-import is looked at again
+@contextmanager
+def _signals_interrupt_the_main_thread(signum: int) -> Iterator[None]:
+    """While inside, a `signum` sent to the process interrupts whatever the main thread waits on.
+
+    Python runs a signal's handler in the main thread, but the kernel may deliver a process's signal to
+    any of its threads (torch's, MLflow's); a main thread blocked in a socket read (a metrics write to
+    an overloaded MLflow, with its 20 s timeout and retries) then sees it only once that read ends, which
+    can spend the grace period. Python writes each signal's number to a wakeup fd from whichever thread
+    got it; a watcher thread reads it and sends the signal on to the main thread, whose read is then
+    interrupted and its handler run at once. Nothing is done when the wakeup fd is another's (an asyncio loop's).
+    """
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
+        yield
+        return
+
+    def forward() -> None:
+        with contextlib.suppress(OSError):  # closed on the way out
+            while got := reader.recv(64):
+                if signum in got:
+                    # once is enough: the handler looks again on its own when it defers (mid-lookup)
+                    signal.pthread_kill(threading.main_thread().ident or 0, signum)
+                    return
+
+    threading.Thread(target=forward, name="signal-to-main", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        writer.close()
+        reader.close()
+
+
+_IMPORT_RECHECK_S = 0.05  # how soon a SIGTERM that came mid-lookup of a module is looked at again
 
 
 def _after(seconds: float, action: Callable[..., Any], *args: Any) -> None:
@@ -328,15 +371,6 @@ def _after(seconds: float, action: Callable[..., Any], *args: Any) -> None:
     timer = threading.Timer(seconds, action, args=args)
     timer.daemon = True
     timer.start()
-
-
-def _importing(frame: FrameType | None) -> bool:
-    """Whether the code a signal interrupted is inside Python's import machinery (which holds its locks)."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _act_on_deferred_stop() -> None:

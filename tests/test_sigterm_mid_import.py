@@ -1,7 +1,7 @@
-"""A SIGTERM that lands inside an import still ends the run as KILLED (`killed_on_sigterm`).
+"""A SIGTERM that lands while Python looks a module up still ends the run as KILLED (`killed_on_sigterm`).
 
-Python runs a signal handler in the main thread, wherever that thread was. Stopped inside the
-import machinery, it holds the import lock, and the KILLED write, in another thread, waited on that
+Python runs a signal handler in the main thread, wherever that thread was. Stopped in a module lookup
+(a finder), it holds the global import lock, and the KILLED write, in another thread, waited on that
 lock (MLflow's client tries an import on each request) until the budget was spent: the run was left
 open with "MLflow did not answer" though MLflow was fine. Seen in the operator e2e test, with the main
 thread importing boto3. Run in a child process, since the handler ends the process (exit 143).
