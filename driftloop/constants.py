@@ -129,6 +129,11 @@ K8S_GROUP = "driftloop.io"
 K8S_VERSION = "v1alpha1"
 K8S_PLURAL = "mltrainingjobs"
 RETRAIN_TOKEN_FIELD = "retrainToken"
+# A training pod's SIGTERM → SIGKILL (its terminationGracePeriodSeconds). The pod is told it in this env
+# var (render sets both from one value); `driftloop run` elsewhere assumes the default. A SIGTERM'd run
+# gives MLflow the grace period less a margin to record KILLED: see `driftloop.runner.stop_budget_s`.
+TERMINATION_GRACE_S = 20
+ENV_TERMINATION_GRACE_S = "DRIFTLOOP_TERMINATION_GRACE_S"
 RETRAIN_TOKEN_DRIFT_PREFIX = "drift-"  # a retrainToken the drift check set: that generation re-profiles its suite
 ANNOTATION_RETRAIN_KEY = "driftloop.io/retrain-dedupe-key"
 ANNOTATION_RETRAIN_AT = "driftloop.io/retrain-requested-at"

@@ -199,15 +199,37 @@ class MLflowGateway:
                                         order_by=["attributes.start_time DESC"], max_results=1)
         return _run_record(runs[0]) if runs else None
 
-    def set_run_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+    def set_run_tags(self, run_id: str, tags: dict[str, Any], *, deadline: float | None = None,
+                     attempt_s: float | None = None) -> None:
+        """Set tags on a run; with a `deadline`, in bounded attempts (see `_post_before`)."""
         from mlflow.entities import RunTag
 
+        if deadline is not None and (store := self._rest_store()) is not None:
+            # MLflow's REST API (https://mlflow.org/docs/latest/rest-api.html): runs/log-batch
+            body = {"run_id": run_id, "tags": [{"key": k, "value": str(v)} for k, v in tags.items()]}
+            _post_before(store, "/api/2.0/mlflow/runs/log-batch", body, deadline=deadline, attempt_s=attempt_s)
+            return
         self._client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def end_run(self, run_id: str, status: str) -> None:
+    def end_run(self, run_id: str, status: str, *, deadline: float | None = None,
+                attempt_s: float | None = None) -> None:
+        """Give a run its terminal `status`; with a `deadline`, in bounded attempts (see `_post_before`)."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status {status!r}: expected one of {RUN_STATUSES}")
+        if deadline is not None and (store := self._rest_store()) is not None:
+            # MLflow's REST API: runs/update, what `set_terminated` sends (less its flush of async logging)
+            body = {"run_id": run_id, "run_uuid": run_id, "status": status, "end_time": int(time.time() * 1000)}
+            _post_before(store, "/api/2.0/mlflow/runs/update", body, deadline=deadline, attempt_s=attempt_s)
+            return
         self._client.set_terminated(run_id, status)
+
+    def _rest_store(self) -> Any:
+        """The tracking server's REST store (its address and credentials, as MLflow resolved them); None for a
+        local file or database, where a write is no request that can be lost or wait on a server."""
+        from mlflow.store.tracking.rest_store import RestStore
+
+        store = self._client._tracking_client.store
+        return store if isinstance(store, RestStore) else None
 
     def download_artifact(self, run_id: str, artifact_path: str, destination: Path) -> Path:
         """One artifact (file or directory) of a run, downloaded into `destination`.
@@ -417,8 +439,8 @@ class Tracker:
         for start in range(0, len(metrics), 1000):
             self._client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
 
-    def set_tags(self, tags: dict[str, Any]) -> None:
-        self.gateway.set_run_tags(self.run_id, tags)
+    def set_tags(self, tags: dict[str, Any], *, deadline: float | None = None, attempt_s: float | None = None) -> None:
+        self.gateway.set_run_tags(self.run_id, tags, deadline=deadline, attempt_s=attempt_s)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self.run_id, str(path), artifact_path)
@@ -443,8 +465,52 @@ class Tracker:
                                pip_requirements=["onnxruntime", "onnx", "numpy", "pandas"])
         self.log_artifacts(local_dir, artifact_path)
 
-    def end(self, status: str) -> None:
-        self.gateway.end_run(self.run_id, status)
+    def end(self, status: str, *, deadline: float | None = None, attempt_s: float | None = None) -> None:
+        """End the run with `status`; with a `deadline` (`time.monotonic()`), never past it (see `_post_before`)."""
+        self.gateway.end_run(self.run_id, status, deadline=deadline, attempt_s=attempt_s)
+
+
+
+_RESEND_AFTER_S = 0.25  # between attempts: a refused connection or a 503 answers at once, and would spin
+
+
+def _post_before(store: Any, endpoint: str, body: dict[str, Any], *, deadline: float,
+                 attempt_s: float | None) -> None:
+    """POST `body` to the tracking server until it is accepted, each attempt bounded, none past `deadline`.
+
+    For a write with a hard end (a SIGTERM'd pod's grace period). MLflow's own client waits up to
+    MLFLOW_HTTP_REQUEST_TIMEOUT (20 s) for an answer, then backs off between retries, so one request
+    lost on the way (a dead connection, a restarted server) could spend all the time there is. Here an
+    attempt gets `attempt_s` at most (None: all that is left) and no more than is left, and another is
+    sent while time is left; a slow server still gets `attempt_s` to answer each. An answer from MLflow
+    (a `RestException`: the run is gone, the request is invalid) is final; anything else (no answer in
+    time, no connection, a 5xx or 429) is tried again.
+
+    Args:
+        deadline: a `time.monotonic()` value: no attempt is started, or waited on, past it.
+
+    Raises:
+        TimeoutError: the deadline passed with the write not accepted.
+        RestException: MLflow refused it.
+    """
+    from mlflow.exceptions import RestException
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    last: Exception | None = None
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            # max_retries=0: the retries are this loop's, within the deadline, not MLflow's backoff
+            answer = http_request(store.get_host_creds(), endpoint, "POST", max_retries=0,
+                                  timeout=left if attempt_s is None else min(attempt_s, left), json=body)
+            verify_rest_response(answer, endpoint)
+            return
+        except RestException:
+            raise
+        except Exception as e:  # MlflowException wrapping requests' timeout, connection and retry errors
+            last = e
+            time.sleep(max(0.0, min(_RESEND_AFTER_S, deadline - time.monotonic())))
+    raise TimeoutError(f"{endpoint}: no answer before the deadline"
+                       + (f" ({str(last).splitlines()[0][:160]})" if last and str(last) else "")) from last
 
 
 def _run_record(run: Any) -> RunRecord:

@@ -7,25 +7,31 @@ the serving targets are rolled onto the new version (`roll_out_serving`).
 
 from __future__ import annotations
 
+import _imp  # the import lock's state (CPython's importlib uses it too)
+import contextlib
 import functools
 import json
+import math
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from driftloop.components.steps import STEP_NAMES, step
 from driftloop.console import Console
 from driftloop.constants import (
     DEFAULT_HOME,
+    ENV_TERMINATION_GRACE_S,
     EVALUATION_DIR,
     FEATURES_DIR,
     METRICS,
@@ -33,6 +39,7 @@ from driftloop.constants import (
     RUN_TAG_DEPLOYED,
     RUN_TAG_ERROR,
     RUN_TAG_STATUS,
+    TERMINATION_GRACE_S,
     TRAIN_DIR,
     VALIDATION_DIR,
 )
@@ -231,22 +238,42 @@ def registered_by_earlier_attempt(spec: Spec, identity: dict[str, str]) -> RunRe
 # The run in flight in this process, for the SIGTERM handler: `ctx` and `result` once the run is open;
 # `opening` while it is being opened, and `stop`, a SIGTERM's stop deferred until the open ends.
 _running: dict[str, Any] = {}
-STOP_BUDGET_S = 10.0  # the most a SIGTERM'd run waits on MLflow to record KILLED: a pod's grace period is 20 s
+# What a SIGTERM'd run keeps of the grace period for after its KILLED write: the report (the termination
+# message), the exit, and with workers > 1 torchrun passing the signal on and exiting after its worker.
+STOP_MARGIN_S = 5.0
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as a shell reports a process SIGTERM ended
 
 
+def stop_budget_s(environ: Mapping[str, str] = os.environ) -> float:
+    """The most a SIGTERM'd run waits on MLflow to record KILLED: the grace period less STOP_MARGIN_S.
+
+    The grace period is the pod's terminationGracePeriodSeconds, which the operator also sets as the
+    env var ENV_TERMINATION_GRACE_S (one value, so the two cannot drift apart); outside Kubernetes, or
+    with a value that is no positive number, it is the operator's default: 20 s, a budget of 15 s. A grace
+    period under twice the margin keeps half of it for the margin.
+    """
+    try:
+        grace_s = float(environ.get(ENV_TERMINATION_GRACE_S) or TERMINATION_GRACE_S)
+    except ValueError:
+        grace_s = TERMINATION_GRACE_S
+    if not (math.isfinite(grace_s) and grace_s > 0):
+        grace_s = TERMINATION_GRACE_S
+    return grace_s - min(STOP_MARGIN_S, grace_s / 2)
+
+
 @contextmanager
-def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = STOP_BUDGET_S,
+def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float | None = None,
                       reason: str = "stopped by SIGTERM") -> Iterator[None]:
     """While inside, a SIGTERM ends the run as KILLED in MLflow (tags `driftloop.status: killed` and
     `driftloop.error: reason`), passes the result to `report`, and exits 143.
 
     How a training pod stops when its Job is deleted (superseded, the resource deleted) or the pod
-    is evicted: the kubelet sends SIGTERM, then SIGKILL after the grace period. MLflow may hang, so
-    the KILLED write runs in a thread given `budget_s`; past it the run is left open and the pod
-    still exits in time. The handler exits itself (not an exception up the stack), so no cleanup on
-    the way (an S3 upload, a half-made version's removal) can outlast the grace period.
+    is evicted: the kubelet sends SIGTERM, then SIGKILL after the grace period. MLflow may be slow or
+    hang, so the KILLED write runs in a thread given `budget_s` (default `stop_budget_s()`); past it the
+    run is left open and the pod still exits in time. The handler exits itself (not an exception up the
+    stack), so no cleanup on the way (an S3 upload, a half-made version's removal) can outlast the grace period.
     """
+    budget_s = stop_budget_s() if budget_s is None else budget_s
     once = threading.Lock()  # the signal handler and the deferred stop's timer: whichever comes first ends it
 
     def end_and_exit(deadline: float) -> None:
@@ -256,7 +283,7 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = 
         # what it did so far stays (a version deployed before the signal was deployed): only the status changes
         result.status, result.error, result.exit_code = "killed", reason, EXIT_TERMINATED
         if ctx is not None:
-            result.error += _end_killed(ctx, reason, budget_s, wait_s=max(deadline - time.monotonic(), 1.0))
+            result.error += _end_killed(ctx, reason, budget_s, deadline)
         try:
             report(result)
         finally:
@@ -264,26 +291,86 @@ def killed_on_sigterm(report: Callable[[RunResult], None], *, budget_s: float = 
             sys.stderr.flush()
             os._exit(EXIT_TERMINATED)
 
-    def stop(signum: int, frame: Any) -> None:
+    signalled: list[float] = []  # the first SIGTERM's deadline: the budget runs from it, however long the stop waits
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not signalled:
+            signalled.append(time.monotonic() + budget_s)
+            # should the stop still be waiting on an import (below) when the budget is spent: exit regardless
+            _after(budget_s, end_and_exit, signalled[0])
+        deadline = signalled[0]
+        if _imp.lock_held():
+            # The main thread was stopped while looking a module up, holding Python's global import lock:
+            # blocked here, it would hold it while the KILLED write, in a thread, waits on it (MLflow's client
+            # tries an import on each request) until the budget is spent. Let the lookup end (a moment; not
+            # the whole import, whose module body runs without that lock); the signal comes again.
+            _after(_IMPORT_RECHECK_S, signal.pthread_kill, threading.main_thread().ident, signal.SIGTERM)
+            return
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this one short
-        deadline = time.monotonic() + budget_s
         if _running.get("opening") and _running.get("ctx") is None:
             # Mid-open, the run may exist on the server already with no id here to end it by: exiting
             # now would leave it RUNNING for good. The open's end acts on the stop; a hung open is cut
             # short half-way through the budget, so the pod still exits in its grace period.
             _running["stop"] = functools.partial(end_and_exit, deadline)
-            waiting = threading.Timer(budget_s / 2, end_and_exit, args=(deadline,))
-            waiting.daemon = True
-            waiting.start()
+            _after(max(deadline - budget_s / 2 - time.monotonic(), 0.0), end_and_exit, deadline)
             return
         end_and_exit(deadline)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        with _signals_interrupt_the_main_thread(signal.SIGTERM):
+            yield
     finally:
         signal.signal(signal.SIGTERM, previous)
         _running.clear()
+
+
+@contextmanager
+def _signals_interrupt_the_main_thread(signum: int) -> Iterator[None]:
+    """While inside, a `signum` sent to the process interrupts whatever the main thread waits on.
+
+    Python runs a signal's handler in the main thread, but the kernel may deliver a process's signal to
+    any of its threads (torch's, MLflow's); a main thread blocked in a socket read (a metrics write to
+    an overloaded MLflow, with its 20 s timeout and retries) then sees it only once that read ends, which
+    can spend the grace period. Python writes each signal's number to a wakeup fd from whichever thread
+    got it; a watcher thread reads it and sends the signal on to the main thread, whose read is then
+    interrupted and its handler run at once. Nothing is done when the wakeup fd is another's (an asyncio loop's).
+    """
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
+        yield
+        return
+
+    def forward() -> None:
+        with contextlib.suppress(OSError):  # closed on the way out
+            while got := reader.recv(64):
+                if signum in got:
+                    # once is enough: the handler looks again on its own when it defers (mid-lookup)
+                    signal.pthread_kill(threading.main_thread().ident or 0, signum)
+                    return
+
+    threading.Thread(target=forward, name="signal-to-main", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        writer.close()
+        reader.close()
+
+
+_IMPORT_RECHECK_S = 0.05  # how soon a SIGTERM that came mid-lookup of a module is looked at again
+
+
+def _after(seconds: float, action: Callable[..., Any], *args: Any) -> None:
+    """`action(*args)` in a daemon thread after `seconds`: nothing waits on it at exit."""
+    timer = threading.Timer(seconds, action, args=args)
+    timer.daemon = True
+    timer.start()
 
 
 def _act_on_deferred_stop() -> None:
@@ -294,24 +381,41 @@ def _act_on_deferred_stop() -> None:
         deferred()
 
 
-def _end_killed(ctx: RunContext, reason: str, budget_s: float, *, wait_s: float | None = None) -> str:
-    """End the run as KILLED within `budget_s` (`wait_s` of it left after a wait for the run's id); '' when
-    done, else why the run was left open."""
-    failure: list[str] = []
+def _end_killed(ctx: RunContext, reason: str, budget_s: float, deadline: float) -> str:
+    """End the run as KILLED by `deadline` (`time.monotonic()`, `budget_s` after the SIGTERM); '' when done,
+    else what was not written and why.
+
+    The status first, in one request: it is what says the run is over (an overloaded MLflow that
+    answers only one request in time still ends it); the tags, which say why, next. Each request may
+    take half the budget before it is sent again: a lost one is retried in time, a slow server still
+    has 7.5 s of 15 to answer one (and the tags the rest).
+    """
+    bounds = {"deadline": deadline, "attempt_s": budget_s / 2}
+    written: list[str] = []
+    failure: list[BaseException] = []
 
     def end() -> None:
         try:
-            ctx.tracker.set_tags({RUN_TAG_STATUS: "killed", RUN_TAG_ERROR: reason})
-            ctx.tracker.end("KILLED")
+            ctx.tracker.end("KILLED", **bounds)
+            written.append("status")
+            ctx.tracker.set_tags({RUN_TAG_STATUS: "killed", RUN_TAG_ERROR: reason}, **bounds)
+            written.append("tags")
         except Exception as e:  # MLflow's own error types, or an unreachable server
-            failure.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            failure.append(e)
 
     ender = threading.Thread(target=end, name="end-run-killed", daemon=True)  # daemon: a hung call never holds exit
     ender.start()
-    ender.join(budget_s if wait_s is None else wait_s)
-    if ender.is_alive():
-        return f"; MLflow did not answer within {budget_s:g} s, so run {ctx.run_id} was left open"
-    return f"; run {ctx.run_id} could not be ended: {failure[0]}" if failure else ""
+    ender.join(max(deadline - time.monotonic(), 0.0))
+    if "tags" in written:
+        return ""
+    timed_out = ender.is_alive() or (bool(failure) and isinstance(failure[0], TimeoutError))
+    why = (f"MLflow did not answer within {budget_s:g} s" if timed_out or not failure
+           else f"{type(failure[0]).__name__}: {str(failure[0]).splitlines()[0][:200] if str(failure[0]) else ''}")
+    if "status" in written:
+        return f"; run {ctx.run_id} was ended KILLED, but its tags were not written: {why}"
+    if timed_out:
+        return f"; {why}, so run {ctx.run_id} was left open"
+    return f"; run {ctx.run_id} could not be ended: {why}"
 
 
 def identical_version(spec: Spec) -> RunResult | None:

@@ -1,7 +1,9 @@
 """Key strings of the MLTrainingJob API and of the objects the operator owns."""
 
 from driftloop.constants import DEFAULT_IMAGE as DEFAULT_IMAGE  # the image of this driftloop version
+from driftloop.constants import ENV_TERMINATION_GRACE_S as ENV_TERMINATION_GRACE_S  # tells the pod its grace period
 from driftloop.constants import K8S_GROUP, K8S_PLURAL, K8S_VERSION
+from driftloop.constants import TERMINATION_GRACE_S as TERMINATION_GRACE_S  # SIGTERM → SIGKILL of a training pod
 
 # The CUDA variant of the image (`make image VARIANT=cuda`): the same tag with this suffix. A
 # resource with `resources.gpu > 0` and no `image` trains in it.
@@ -55,7 +57,6 @@ ANNOTATION_RUN_SPEC = f"{GROUP}/run-spec"
 POD_ANNOTATIONS_MAX_BYTES = 256 * 1024
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_BYTES = 3072  # the pod's outcome JSON is cut to this; the kubelet keeps 4096 bytes
-TERMINATION_GRACE_S = 20  # SIGTERM → SIGKILL: the pod's bounded KILLED write to MLflow (10 s) and a margin
 WORK_DIR = "/tmp/driftloop"  # an emptyDir: the root filesystem is read-only
 RENDEZVOUS_PORT = 29500
 CONTAINER_NAME = "train"

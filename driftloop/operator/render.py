@@ -109,7 +109,7 @@ def pod_security_context() -> dict[str, Any]:
 
 def _env(spec: MLTrainingJobSpec, owner: Owner) -> list[dict[str, Any]]:
     # The root filesystem is read-only: home, temporary files and outputs go to the emptyDir.
-    env = base_env()
+    env = base_env() + [{"name": k.ENV_TERMINATION_GRACE_S, "value": str(k.TERMINATION_GRACE_S)}]
     if spec.workers > 1:
         name = owned_name(owner.name, owner.generation)
         env += [{"name": "WORLD_SIZE", "value": str(spec.workers)},
@@ -209,8 +209,9 @@ def render_job(spec: MLTrainingJobSpec, owner: Owner, *, extra_labels: dict[str,
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "automountServiceAccountToken": False,
         # On SIGTERM (the Job deleted: superseded or the resource deleted; or an eviction) the pod ends its
-        # MLflow run as KILLED, giving MLflow at most driftloop.runner.STOP_BUDGET_S (10 s): 20 s leaves
-        # room for that and for torchrun to pass the signal on, and frees the pod's quota (GPUs) sooner than 30.
+        # MLflow run as KILLED, giving MLflow this grace period less a margin for torchrun to pass the
+        # signal on and for the exit (driftloop.runner.stop_budget_s: 15 s of 20). The env var tells the
+        # pod the same number. 20 s frees the pod's quota (GPUs) sooner than the default 30.
         "terminationGracePeriodSeconds": k.TERMINATION_GRACE_S,
         "securityContext": pod_security_context(),
         "containers": [container],

@@ -7,7 +7,6 @@ One emulator, one operator and one MLflow server serve the whole module.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import time
@@ -17,9 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
+from driftloop.constants import ENV_TERMINATION_GRACE_S, TERMINATION_GRACE_S
 from driftloop.example import customers
+from driftloop.runner import stop_budget_s
 
 from ..conftest import REPO, S3, registry_for
+from ..mlflow_proxy import MLflowProxy
 from .cluster import Fault, LocalCluster
 from .conftest import GROUP, NAMESPACE, PLURAL, VERSION, OperatorProcess, kubectl, wait_until
 
@@ -617,15 +619,18 @@ ENDLESS = {"hyperparameters": {"epochs": "100000", "patience": "100000", "lr": "
 
 
 def _run_of(mlflow_uri: str, name: str, generation: int, *, status: str = "RUNNING") -> Any:
-    """The generation's MLflow run once it has `status` (found by the tags the pod put on it)."""
+    """The generation's MLflow run once it has `status` (found by the tags the pod put on it; KILLED: and the
+    tags that say why)."""
     client = registry_for(mlflow_uri).client
 
     def found() -> Any:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             return None
-        runs = client.search_runs([experiment.experiment_id], f"tags.`driftloop.k8s.generation` = '{generation}' "
-                                                              f"and attributes.status = '{status}'")
+        query = f"tags.`driftloop.k8s.generation` = '{generation}' and attributes.status = '{status}'"
+        if status == "KILLED":  # a SIGTERM'd pod writes the status, then the tags: wait for both
+            query += " and tags.`driftloop.status` = 'killed'"
+        runs = client.search_runs([experiment.experiment_id], query)
         return runs[0] if runs else None
 
     return wait_until(found, timeout=TRAIN_TIMEOUT, what=f"{name} generation {generation}'s run {status}")
@@ -681,63 +686,14 @@ def test_superseding_or_deleting_mid_training_ends_the_mlflow_run_as_killed(
     wait_for_events(kube, "churn-kill", "Superseded", "JobDeleted")
 
 
-class _SwitchableProxy:
-    """A TCP proxy to MLflow that can start hanging: an MLflow that stops answering mid-run."""
-
-    def __init__(self, target: str) -> None:
-        import socket
-        import threading
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(target)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.hanging = threading.Event()
-        self.closed = False
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(64)
-        self.uri = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return  # closed
-            upstream = socket.create_connection(self.target)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: Any, sink: Any) -> None:
-        try:
-            with contextlib.suppress(OSError):  # a closed end: the pump is over
-                while data := source.recv(65536):
-                    while self.hanging.is_set():  # held, never passed on: the request (or its answer) hangs
-                        time.sleep(0.05)
-                        if self.closed:
-                            return  # what was held is dropped: a hung request never lands later
-                    sink.sendall(data)
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.close()
-
-    def close(self) -> None:
-        self.closed = True
-        self.server.close()
-
-
 def test_a_delete_never_waits_on_mlflow_and_the_pods_killed_write_is_bounded(
         cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
     """MLflow hangs mid-run, then the resource is deleted: the operator, which never calls MLflow, lets the
-    delete go at once; the pod gives its KILLED write 10 s and exits in its grace period, the run left open."""
+    delete go at once; the pod gives its KILLED write its budget (15 s of the 20 s grace period) and exits
+    in its grace period, the run left open."""
     import time
 
-    proxy = _SwitchableProxy(training["mlflow"])
+    proxy = MLflowProxy(training["mlflow"])
     try:
         create(cluster, example("churn-hang", training["mlflow"],
                                 spec=deep_merge(ENDLESS, {"mlflow": {"trackingUri": proxy.uri}})), tmp_path)
@@ -746,16 +702,19 @@ def test_a_delete_never_waits_on_mlflow_and_the_pods_killed_write_is_bounded(
         started = time.monotonic()
         deleted = kubectl(cluster, "delete", "mltj", "churn-hang")  # waits until the finalizer lets it go
         assert deleted.returncode == 0, deleted.stderr
-        assert time.monotonic() - started < 8, "the delete waited"  # one Job delete; MLflow's budget alone is 10 s
+        assert time.monotonic() - started < 8, "the delete waited"  # one Job delete; MLflow's budget alone is 15 s
         stopped = _pods_ended(cluster, "churn-hang", 1)
         assert registry_for(training["mlflow"]).client.get_run(run.info.run_id).info.status == "RUNNING"
     finally:
         proxy.close()
     (pod, how), = stopped.items()
-    # It waited on MLflow for its budget (10 s), then exited by itself: 143, before SIGKILL at 20 s.
-    assert how.exit_code == 143 and not how.killed and 9.5 <= how.seconds < 20, how
+    # It waited on MLflow for its budget (the grace period it was told, less the margin), then exited by
+    # itself: 143, before SIGKILL at 20 s.
+    budget = stop_budget_s({ENV_TERMINATION_GRACE_S: str(TERMINATION_GRACE_S)})
+    assert budget == 15
+    assert how.exit_code == 143 and not how.killed and budget - 0.5 <= how.seconds < 20, how
     log = (cluster.workdir / "nodes" / NAMESPACE / pod / "log.txt").read_text(errors="replace")
-    assert f"MLflow did not answer within 10 s, so run {run.info.run_id} was left open" in log, log[-2000:]
+    assert f"MLflow did not answer within {budget:g} s, so run {run.info.run_id} was left open" in log, log[-2000:]
     assert owned(kube, "Job", "churn-hang") == []
     assert "RunNotEnded" not in events_for(kube, "churn-hang")  # the operator had nothing to do with MLflow
 

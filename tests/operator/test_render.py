@@ -11,6 +11,7 @@ from driftloop.errors import InvalidSpec
 from driftloop.operator import constants as k
 from driftloop.operator.render import Owner, owned_name, render_children, render_job
 from driftloop.operator.resource import parse_resource_spec
+from driftloop.runner import stop_budget_s
 from driftloop.spec import Spec
 
 from ..conftest import REPO
@@ -57,7 +58,10 @@ def test_job_runs_the_whole_gated_pipeline_as_non_root_registering_once_per_gene
     assert once_by == ["driftloop.k8s.uid", "driftloop.k8s.generation"]  # exactly once per resource generation
     assert command[command.index("--json") + 1] == "/dev/termination-log"
     assert int(command[command.index("--json-max-bytes") + 1]) <= 3072  # well under the kubelet's 4 KiB
-    assert pod["terminationGracePeriodSeconds"] == 20  # SIGTERM: the run's bounded KILLED write (10 s) fits
+    assert pod["terminationGracePeriodSeconds"] == 20  # SIGTERM: the run's bounded KILLED write (15 s) fits
+    # ... because the pod is told its grace period, and takes its budget from it (15 s: 5 s kept for the exit)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DRIFTLOOP_TERMINATION_GRACE_S"] == "20" and stop_budget_s(env) == 15
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1}
     assert container["resources"]["requests"] == container["resources"]["limits"]
     assert container["envFrom"] == [{"secretRef": {"name": "driftloop-credentials"}}]
