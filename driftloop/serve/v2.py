@@ -18,7 +18,7 @@ import operator
 import struct
 from functools import lru_cache
 from itertools import chain
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -345,6 +345,7 @@ def _from_binary(tensor: dict[str, Any], schema: InputSchema, n: int, raw: bytes
 
 
 _LENGTH = struct.Struct("<I")
+_Cut = TypeVar("_Cut", bytes, str)
 
 
 def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
@@ -355,9 +356,12 @@ def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
     a framing problem further on, as decoding row by row did (tests/serve/test_v2_common.py compares).
     ASCII bytes (the usual categories, with lengths under 128) are decoded once and sliced as text.
     """
-    if raw.isascii():
-        return _cut_ascii(raw, n, name)
-    pieces, problem = _cut_bytes(raw, n, name)
+    if raw.isascii():  # every slice of ASCII is its own UTF-8 text: decode the whole once, cut the text
+        rows, problem = _cut_bytes(raw, n, name, raw.decode("ascii"))  # 100 rows: ~18 -> ~13 µs a column
+        if problem is not None:
+            raise problem
+        return rows
+    pieces, problem = _cut_bytes(raw, n, name, raw)
     try:
         values = [piece.decode("utf-8") for piece in pieces]
     except UnicodeDecodeError:
@@ -368,29 +372,9 @@ def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
     return values
 
 
-def _cut_ascii(raw: bytes, n: int, name: str) -> list[str]:
-    """`_decode_bytes` of ASCII bytes: every slice of ASCII is its own UTF-8 text, so the whole is decoded once and
-    each row is a slice of that (100 rows: ~18 -> ~13 µs a column); only framing can be wrong, with the same 400s."""
-    unpack, end, text = _LENGTH.unpack_from, len(raw), raw.decode("ascii")
-    values: list[str] = []
-    append = values.append
-    offset = row = 0
-    try:
-        for row in range(n):
-            start = offset + 4
-            offset = start + unpack(raw, offset)[0]  # struct.error when fewer than 4 bytes are left
-            if offset > end:
-                raise ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
-            append(text[start:offset])
-    except struct.error:
-        raise ClientError(400, f"input {name!r}: binary data ends before row {row}") from None
-    if offset != end:
-        raise ClientError(400, f"input {name!r}: {end - offset} bytes after its {n} values")
-    return values
-
-
-def _cut_bytes(raw: bytes, n: int, name: str) -> tuple[list[bytes], ClientError | None]:
-    """The rows' bytes, up to the first framing problem, and that problem."""
+def _cut_bytes(raw: bytes, n: int, name: str, source: _Cut) -> tuple[list[_Cut], ClientError | None]:
+    """The rows, cut from `source` (`raw` itself, or its ASCII text: the same offsets) by the lengths in `raw`,
+    up to the first framing problem, and that problem."""
     unpack, end = _LENGTH.unpack_from, len(raw)
     pieces, offset = [], 0
     for row in range(n):
@@ -400,7 +384,7 @@ def _cut_bytes(raw: bytes, n: int, name: str) -> tuple[list[bytes], ClientError 
         offset = start + unpack(raw, offset)[0]
         if offset > end:
             return pieces, ClientError(400, f"input {name!r}: row {row} runs past the end of its binary data")
-        pieces.append(raw[start:offset])
+        pieces.append(source[start:offset])
     if offset != end:
         return pieces, ClientError(400, f"input {name!r}: {end - offset} bytes after its {n} values")
     return pieces, None
