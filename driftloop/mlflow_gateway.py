@@ -470,7 +470,6 @@ class Tracker:
         self.gateway.end_run(self.run_id, status, deadline=deadline, attempt_s=attempt_s)
 
 
-
 _RESEND_AFTER_S = 0.25  # between attempts: a refused connection or a 503 answers at once, and would spin
 
 
