@@ -32,6 +32,8 @@ TAG_TASK = "driftloop.task"
 RUN_TAG_MODEL = "driftloop.model_name"
 RUN_TAG_STATUS = "driftloop.status"
 RUN_TAG_ERROR = "driftloop.error"
+# the error line of a task attempt that KFP then retried: the run was reopened for the retry
+RUN_TAG_RETRIED_ERROR = "driftloop.retried_error"
 RUN_TAG_GATE = "driftloop.gate_passed"
 RUN_TAG_DEPLOYED = "driftloop.deployed"
 RUN_TAG_MODEL_VERSION = "driftloop.model_version"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from driftloop.constants import RUN_TAG_ERROR, RUN_TAG_MODEL, RUN_TAG_STATUS, SPEC_ARTIFACT
+from driftloop.constants import RUN_TAG_ERROR, RUN_TAG_MODEL, RUN_TAG_RETRIED_ERROR, RUN_TAG_STATUS, SPEC_ARTIFACT
 
 if TYPE_CHECKING:
     from driftloop.mlflow_gateway import MLflowGateway, ModelVersion, Tracker
@@ -65,6 +65,24 @@ def attach_run(spec: Spec, run_id: str) -> RunContext:
 
     gateway = connect(spec.tracking.uri)
     return RunContext(spec, gateway, gateway.tracker(run_id))
+
+
+def reopen_retried_run(ctx: RunContext) -> str | None:
+    """Reopen the run when an earlier attempt of this task ended it; returns that attempt's error line.
+
+    KFP retries train and deploy after a failure that ended the run FAILED with its line, or after
+    an eviction that ended it KILLED. A pipeline's tasks run one after another,
+    so a step task that finds its run ended is such a retry: left ended, a retry that succeeds would
+    finish the pipeline with its run still FAILED, which the exit handler leaves alone. The earlier
+    attempt's line stays on the run, as `RUN_TAG_RETRIED_ERROR`.
+    """
+    run = ctx.gateway.get_run(ctx.run_id)
+    if run.status == "RUNNING":
+        return None
+    previous = run.tags.get(RUN_TAG_ERROR, f"the run was {run.status}")
+    ctx.gateway.reopen_run(ctx.run_id, drop_tags=tuple(k for k in (RUN_TAG_STATUS, RUN_TAG_ERROR) if k in run.tags),
+                           tags={RUN_TAG_RETRIED_ERROR: previous[:4000]})
+    return previous
 
 
 def finish_run(ctx: RunContext, error: str | None) -> None:

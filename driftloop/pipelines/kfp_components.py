@@ -127,9 +127,10 @@ def evaluate(spec: dict, run_id: str, champion_version: str, model: Input[Model]
                                        out_dir=out_dir, scratch=Path(tempfile.mkdtemp()))
         with step_record("gate"):
             decision = gate.execute(ctx, outcome, out_dir=out_dir)
-    reports.publish_evaluation(outcome, model_path, Path(features.path), metrics=metrics, confusion=confusion)
-    reports.write_evaluation_report(outcome, decision, Path(report.path))
-    reports.publish_evaluation_pages(out_dir, slices=slices, html=evaluation_report)
+        # inside `attached`: a failure filling the UI outputs still prints its line and fails the run
+        reports.publish_evaluation(outcome, model_path, Path(features.path), metrics=metrics, confusion=confusion)
+        reports.write_evaluation_report(outcome, decision, Path(report.path))
+        reports.publish_evaluation_pages(out_dir, slices=slices, html=evaluation_report)
     return decision.passed
 
 

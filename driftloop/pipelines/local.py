@@ -36,22 +36,28 @@ if TYPE_CHECKING:
 _STARTED = re.compile(r"Executing task '([\w-]+)'")
 _FINISHED = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The last line of a Python traceback (`ValueError: ...`), or what the C runtime prints when a process dies.
+_FATAL = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b|^Fatal Python error|^terminate called")
 
 
 class _TaskLog(io.TextIOBase):
     """Where kfp.local prints: keeps the whole log, records each step as its task reports it.
 
     A step's record is the one its task printed (`runtime.step_record`); a task that failed
-    before its step could report (an import, MLflow unreachable) fails that step.
+    before its step could report (an import, MLflow unreachable) fails that step. A task that
+    failed without printing driftloop's error line (a crash, or kfp's executor failing after
+    the step) gives the run's error from its own last output, naming the task, so the user is
+    not sent looking for a line that was never printed.
     """
 
-    def __init__(self, console: Console, result: RunResult) -> None:
+    def __init__(self, console: Console, result: RunResult, log_path: Path) -> None:
         from driftloop.pipelines.pipeline import task_steps
 
-        self.console, self.result = console, result
+        self.console, self.result, self.log_path = console, result, log_path
         self.lines: list[str] = []
         self._partial = ""
         self._started: dict[str, float] = {}
+        self._task_output: list[str] = []  # the running task's lines (kfp.local runs one task at a time)
         self._task_steps = task_steps()  # `open-run` and `finish-run` run no step
 
     def writable(self) -> bool:
@@ -75,13 +81,24 @@ class _TaskLog(io.TextIOBase):
             self._record(name, status, float(seconds))
         elif started := _STARTED.search(line):
             self._started[started.group(1)] = time.perf_counter()
+            self._task_output = []
             if started.group(1) in self._task_steps:
                 self.console.info(f"… {started.group(1)}")
         elif (finished := _FINISHED.search(line)) and finished.group(2) != "SUCCESS":
             task = finished.group(1)
+            if self.result.error is None:
+                self.result.error = (f"pipeline task {task} failed without a driftloop error line; its last output: "
+                                     f"{self._last_words()} (whole log: {self.log_path})")
             unreported = [n for n in self._task_steps.get(task, ()) if self.result.record(n).status == "skipped"]
             if unreported and not any(self.result.record(n).status == "failed" for n in self._task_steps[task]):
                 self._record(unreported[0], "failed", time.perf_counter() - self._started.get(task, time.perf_counter()))
+        elif line.strip():
+            self._task_output.append(line.strip())
+
+    def _last_words(self) -> str:
+        """The running task's exception or crash line, else its last line."""
+        fatal = [line for line in self._task_output if _FATAL.search(line)]
+        return (fatal or self._task_output or ["(none)"])[-1]
 
     def _record(self, step: str, status: str, seconds: float) -> None:
         self.console.info(f"{'✓' if status == 'completed' else '✗'} {step:<10} {seconds:6.1f}s")
@@ -110,11 +127,11 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     arguments = pipeline_arguments(spec)
     gateway = connect(spec.tracking.uri)
     root = (pipeline_root or _pipeline_root(spec)).resolve()
-    pipeline = build_training_pipeline(spec)
+    pipeline = build_training_pipeline(spec, retries=False)  # see its docstring
     # the workspace under the root too: left to kfp.local, every run leaves a kfp-workspace-* in /tmp
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
                workspace_root=str(root / "workspace"), raise_on_error=False)
-    log = _TaskLog(console, result)
+    log = _TaskLog(console, result, root / "last-run.log")
     started_ms = int(time.time() * 1000)
     root_logger = logging.getLogger()
     level = root_logger.level
@@ -127,7 +144,7 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     finally:
         root_logger.setLevel(level)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "last-run.log").write_text("\n".join(log.lines) + "\n", encoding="utf-8")
+    log.log_path.write_text("\n".join(log.lines) + "\n", encoding="utf-8")
     _read_outcome(result, gateway, spec, started_ms)
     if result.status != "completed" and result.error is None:
         result.error = f"kfp-local run failed; see {root / 'last-run.log'}"

@@ -53,7 +53,8 @@ def task_steps() -> dict[str, tuple[str, ...]]:
 
 
 def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
-                            secret: str = CREDENTIALS_SECRET, final_status: bool = True) -> "GraphComponent":
+                            secret: str = CREDENTIALS_SECRET, final_status: bool = True,
+                            retries: bool = True) -> "GraphComponent":
     """The pipeline, with defaults from `spec` and every task in `image`.
 
     Args:
@@ -65,6 +66,9 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
             False (for backends without `PipelineTaskFinalStatus`, see `backends`): a task that
             fails closes it as FAILED, as always, and an `end-run` task closes it after deploy,
             or after a gate that did not pass. A pod killed from outside then leaves it open.
+        retries: train and deploy retry with backoff (`RETRIES`), for a cluster's lost nodes and
+            evicted pods. kfp-local runs without: a laptop has neither, and a retry of a user's
+            error (a bad module) only makes them wait minutes for the same line.
 
     Example:
         >>> from kfp import compiler
@@ -80,32 +84,34 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
         ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
     signature = inspect.Signature(section_parameters())
 
+    def configured(task: "PipelineTask", *, gpus: int = 0) -> "PipelineTask":
+        return configure_task(task, secret, gpus=gpus, retries=retries)
+
     def steps(parameters: dict[str, Any]) -> None:
-        run = configure_task(ops.open_run(**parameters), secret)
+        run = configured(ops.open_run(**parameters))
         spec_out, run_id, champion = run.outputs["spec"], run.outputs["run_id"], run.outputs["champion_version"]
         step = {"spec": spec_out, "run_id": run_id}
-        checked = configure_task(ops.validate(**step, champion_version=champion,
-                                              data_version=run.outputs["data_version"]), secret)
+        checked = configured(ops.validate(**step, champion_version=champion, data_version=run.outputs["data_version"]))
         table, features = checked.outputs["table"], checked.outputs["features"]
-        trained = configure_task(ops.train(**step, features=features), secret, gpus=gpus)
-        scored = configure_task(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
-                                             features=features), secret)
+        trained = configured(ops.train(**step, features=features), gpus=gpus)
+        scored = configured(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
+                                         features=features))
         # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
         with dsl.If(scored.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (a KFP condition, not Python)
-            deployed = configure_task(ops.deploy(**step, table=table, features=features,
-                                                 blessing=scored.outputs["blessing"]), secret)
+            deployed = configured(ops.deploy(**step, table=table, features=features,
+                                             blessing=scored.outputs["blessing"]))
             if not final_status:
-                configure_task(ops.end_run(**step), secret).after(deployed)
+                configured(ops.end_run(**step)).after(deployed)
         if not final_status:
             with dsl.Else(name="gate-not-passed"):
-                configure_task(ops.end_run(**step), secret)
+                configured(ops.end_run(**step))
 
     def training_pipeline(*sections: Any):  # the spec's sections, in `signature`'s order
         parameters = dict(zip(signature.parameters, sections, strict=True), kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         if not final_status:
             steps(parameters)
             return
-        closing = configure_task(ops.finish_run(**parameters), secret)
+        closing = configured(ops.finish_run(**parameters))
         with dsl.ExitHandler(closing, name="driftloop-run"):
             steps(parameters)
 
@@ -126,7 +132,7 @@ def as_pipeline(function: Any, *, name: str, description: str, docs: str, defaul
     return dsl.pipeline(name=name, description=description)(function)
 
 
-def configure_task(task: "PipelineTask", secret: str, *, gpus: int = 0) -> "PipelineTask":
+def configure_task(task: "PipelineTask", secret: str, *, gpus: int = 0, retries: bool = True) -> "PipelineTask":
     """Retries, resources and credentials for one task, looked up by its component name; no caching.
 
     No task is cached: each logs to its pipeline run's own MLflow run, which a cache hit would skip.
@@ -137,9 +143,9 @@ def configure_task(task: "PipelineTask", secret: str, *, gpus: int = 0) -> "Pipe
     task.set_caching_options(enable_caching=False)
     cpu, cpu_limit, memory, memory_limit = RESOURCES[name]
     task.set_cpu_request(cpu).set_cpu_limit(cpu_limit).set_memory_request(memory).set_memory_limit(memory_limit)
-    if name in RETRIES:
-        retries, backoff, factor = RETRIES[name]
-        task.set_retry(num_retries=retries, backoff_duration=backoff, backoff_factor=factor)
+    if retries and name in RETRIES:
+        count, backoff, factor = RETRIES[name]
+        task.set_retry(num_retries=count, backoff_duration=backoff, backoff_factor=factor)
     if gpus:
         task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
     kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={k: k for k in CREDENTIAL_KEYS},

@@ -114,12 +114,15 @@ def reported(ctx: RunContext | None) -> Iterator[None]:
 def attached(parameters: dict[str, Any], run_id: str) -> Iterator[RunContext]:
     """A step task's run: the spec from its parameters, reattached to the run `open_run` opened.
 
-    A failure inside marks that run FAILED with the user's one-line error, as `reported` does.
+    A failure inside marks that run FAILED with the user's one-line error, as `reported` does; a
+    retry of this task reopens it (`reopen_retried_run`).
     """
-    from driftloop.components.context import attach_run
+    from driftloop.components.context import attach_run, reopen_retried_run
 
     with reported(None):
         ctx = attach_run(spec_of(parameters), run_id)
+        if (previous := reopen_retried_run(ctx)) is not None:
+            print(f"retrying after: {previous}", flush=True)
     with reported(ctx):
         yield ctx
 
@@ -181,5 +184,6 @@ def close_run(parameters: dict[str, Any], *, kfp_run_id: str, state: str, task: 
     if state == "SUCCEEDED":
         finish_run(ctx, None)
     else:
-        finish_run(ctx, f"pipeline task {task or 'unknown'} ended {state}; its log has the error line "
-                        f"after {ERROR_MARKER.strip()!r}")
+        # the handler sees only the DAG's state; the failed task's own log holds the why
+        finish_run(ctx, f"pipeline task {task or 'unknown'} ended {state}; the failed task's log says why "
+                        f"(after {ERROR_MARKER.strip()!r} when driftloop caught the error)")

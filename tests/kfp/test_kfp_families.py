@@ -21,12 +21,22 @@ def build(n_features, n_outputs, task, params):
     return DecisionTreeClassifier(max_depth=params["depth"], random_state=0)
 '''
 
+# A user's module that ends its process itself: SystemExit is no Exception, so no driftloop error line is printed.
+QUITTER = '''
+import sys
+
+
+def build(n_features, n_outputs, task, params):
+    sys.exit("quitter.py: no licence server reachable")
+'''
+
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3) -> Cli:
     cwd = tmp_path_factory.mktemp("kfp-families")
     customers(rows=500, seed=13).to_csv(cwd / "customers.csv", index=False)
     (cwd / "tree.py").write_text(TREE)
+    (cwd / "quitter.py").write_text(QUITTER)
     return Cli(cwd, cli_env(mlflow_uri, s3))
 
 
@@ -50,3 +60,19 @@ def test_kfp_local_trains_the_family_the_spec_names(user: Cli, mlflow_uri: str, 
     assert json.loads(record.read_text())["model"] == served
     if name == "module":
         assert [a.path for a in registry.client.list_artifacts(result["run_id"], "code")] == ["code/tree.py"]
+
+
+def test_a_task_that_dies_without_an_error_line_is_named_with_its_last_words(user: Cli, mlflow_uri: str) -> None:
+    proc = user("run", "--runner", "kfp-local", "--data", "customers.csv", "--target", "churned", "--model",
+                "kfp-family-quitter", "--json", "quitter.json", "-q", "--set", "train.module=quitter.py:build")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith("error: pipeline task train failed without a driftloop error line; its last output: "
+                           "quitter.py: no licence server reachable (whole log: "), line
+    log = Path(line.rsplit("(whole log: ", 1)[1][:-1])
+    assert line.endswith("last-run.log)") and "Retrying" not in log.read_text()  # kfp-local runs a task once
+    result = json.loads((user.cwd / "quitter.json").read_text())
+    assert result["status"] == "failed" and result["deployed"] is False
+    registry = registry_for(mlflow_uri)
+    assert registry.client.get_run(result["run_id"]).info.status == "FAILED"
+    assert registry.client.search_model_versions("name='kfp-family-quitter'") == []

@@ -1,0 +1,58 @@
+"""A task KFP retries (train, deploy) reopens the run its failed attempt ended, so a retry that succeeds ends FINISHED."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftloop.components.context import finish_run, start_run
+from driftloop.constants import RUN_TAG_ERROR, RUN_TAG_RETRIED_ERROR, RUN_TAG_STATUS
+from driftloop.errors import StorageError
+from driftloop.pipelines.parameters import pipeline_arguments
+from driftloop.pipelines.runtime import ERROR_MARKER, KFP_RUN_TAG, attached, close_run
+from driftloop.spec import validate_spec
+
+from ..conftest import registry_for
+
+
+def test_a_retry_reopens_the_run_and_the_exit_handler_closes_it_finished(
+        mlflow_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
+    spec = validate_spec({"data": {"path": str(tmp_path / "t.csv"), "target": "y"}, "tracking": {"uri": mlflow_uri},
+                          "registry": {"model_name": "retried-task"}})
+    arguments = pipeline_arguments(spec)
+    run_id = start_run(spec, tags={KFP_RUN_TAG: "kfp-retried"}).run_id
+    client = registry_for(mlflow_uri).client
+
+    with pytest.raises(StorageError), attached(arguments, run_id):  # attempt 1: a transient failure
+        raise StorageError("s3://bucket/features: connection reset by peer")
+    line = "s3://bucket/features: connection reset by peer"
+    assert f"{ERROR_MARKER}{line}" in capsys.readouterr().err
+    failed = client.get_run(run_id)
+    assert failed.info.status == "FAILED" and failed.data.tags[RUN_TAG_ERROR] == line
+
+    with attached(arguments, run_id) as ctx:  # attempt 2, as KFP's retry starts it: the run is open again
+        reopened = client.get_run(run_id)
+        assert reopened.info.status == "RUNNING"
+        assert RUN_TAG_ERROR not in reopened.data.tags and RUN_TAG_STATUS not in reopened.data.tags
+        assert reopened.data.tags[RUN_TAG_RETRIED_ERROR] == line
+        ctx.tracker.log_metrics({"accuracy": 0.9})
+    assert f"retrying after: {line}" in capsys.readouterr().out
+
+    # the exit handler of a pipeline whose retry succeeded: before, it found the run FAILED and left it so
+    close_run(arguments, kfp_run_id="kfp-retried", state="SUCCEEDED", task="exit-handler-1")
+    finished = client.get_run(run_id)
+    assert finished.info.status == "FINISHED" and finished.data.tags[RUN_TAG_STATUS] == "completed"
+    assert finished.data.metrics["accuracy"] == 0.9
+
+
+def test_a_run_that_is_open_is_left_as_it_is(mlflow_uri: str, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
+    spec = validate_spec({"data": {"path": str(tmp_path / "t.csv"), "target": "y"}, "tracking": {"uri": mlflow_uri},
+                          "registry": {"model_name": "retried-task"}})
+    run_id = start_run(spec).run_id
+    with attached(pipeline_arguments(spec), run_id) as ctx:
+        finish_run(ctx, None)
+    run = registry_for(mlflow_uri).client.get_run(run_id)
+    assert run.info.status == "FINISHED" and RUN_TAG_RETRIED_ERROR not in run.data.tags
