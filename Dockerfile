@@ -44,7 +44,7 @@ RUN case "${VARIANT}" in \
     && pip install --index-url "${TORCH_INDEX_URL:-$index}" "torch==${TORCH_VERSION}"
 # Everything pyproject.toml maps into the package; .dockerignore keeps tests, data and virtualenvs out.
 COPY . .
-RUN pip install . \
+RUN pip install "./[grpc]" \
     && driftloop --version
 
 USER 10001:10001

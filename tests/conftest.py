@@ -150,6 +150,7 @@ class Server:
     process: subprocess.Popen
     log: Path
     prediction_log: Path | None = None
+    grpc: str | None = None  # host:port of the Open Inference Protocol over gRPC, when started with --grpc-port
 
     def stop(self) -> int:
         if self.process.poll() is None:

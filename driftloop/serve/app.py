@@ -15,6 +15,9 @@ shapes, errors included (`driftloop.serve.http.error_body`). Routes:
     GET  /healthz  /readyz
     GET  /metrics                    Prometheus text format
     POST /admin/reload               load the version the alias points at now, swap it in
+
+With `--grpc-port`, `driftloop.serve.oip_grpc` serves the Open Inference Protocol over gRPC from the same
+`Service` (its `_run` and `record`).
 """
 
 from __future__ import annotations
@@ -228,13 +231,17 @@ class Service:
     # --- after each request -----------------------------------------------------------------
 
     def completed(self, request: Request, handled: Handled, started: float) -> None:
-        seconds = time.perf_counter() - started
-        status = handled.response.status
-        self.metrics.observe(protocol_of(request.path), handled.route, status, seconds)  # rows: in `predicted`
+        self.record(protocol_of(request.path), handled.route, request.method, request.path, handled.response.status,
+                    time.perf_counter() - started, handled.rows)
+
+    def record(self, protocol: str, route: str, method: str, path: str, status: int, seconds: float,
+               rows: int) -> None:
+        """Count one answered request and write its access line (rows are counted in `predicted`)."""
+        self.metrics.observe(protocol, route, status, seconds)
         if self.config.access_log:
-            self.events.write({"ts": round(time.time(), 3), "event": "access", "method": request.method,
-                               "path": request.path, "status": status, "ms": round(seconds * 1000, 3),
-                               "rows": handled.rows, "version": self.holder.current.version, "pid": self.pid})
+            self.events.write({"ts": round(time.time(), 3), "event": "access", "method": method, "path": path,
+                               "status": status, "ms": round(seconds * 1000, 3), "rows": rows,
+                               "version": self.holder.current.version, "pid": self.pid})
 
     def event(self, name: str, **fields: Any) -> None:
         self.events.write({"ts": round(time.time(), 3), "event": name, "pid": self.pid, **fields})

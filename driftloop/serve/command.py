@@ -59,11 +59,16 @@ if TYPE_CHECKING:
               help="Micro-batching: longest a request waits for others (0 = until the event loop's next turn).")
 @click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", help="Require 'Authorization: Bearer TOKEN' on "
               "POST /admin/reload [env DRIFTLOOP_ADMIN_TOKEN].")
+@click.option("--grpc-port", type=click.IntRange(1, 65535), default=None, envvar="DRIFTLOOP_SERVE_GRPC_PORT",
+              help="Also serve the Open Inference Protocol over gRPC on this port, on the same host "
+                   "(needs the grpc extra) [env DRIFTLOOP_SERVE_GRPC_PORT].")
 def serve(model_name: str | None, alias: str, host: str, port: int, workers: int | None, tracking_uri: str | None,
           poll_interval: float, max_body_bytes: int, max_rows: int, access_log: bool, prediction_log: str | None,
           prediction_log_rate: float | None, batch_max_rows: int, batch_max_wait_ms: float,
-          admin_token: str | None) -> None:
-    """Serve a registered model over HTTP (MLflow scoring, KServe V1, Open Inference Protocol V2), following its alias."""
+          admin_token: str | None, grpc_port: int | None) -> None:
+    """Serve a registered model over HTTP (MLflow scoring, KServe V1, Open Inference Protocol V2), following its alias.
+
+    With --grpc-port, the Open Inference Protocol is served over gRPC as well (`inference.GRPCInferenceService`)."""
     from driftloop.errors import UsageError
     from driftloop.mlflow_gateway import connect
     from driftloop.serve.config import CONFIG_ENV, ServeConfig, default_workers
@@ -74,6 +79,11 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
     if prediction_log_rate is None:
         prediction_log_rate = 1.0 if prediction_log else 0.0
     _check_bindable(host, port)
+    if grpc_port is not None:
+        if grpc_port == port:
+            raise UsageError(f"--grpc-port {grpc_port} is the HTTP port; give gRPC a port of its own")
+        _check_grpc_installed()
+        _check_bindable(host, grpc_port)
     registry = connect(tracking_uri)
     uri = registry.tracking_uri
     name = model_name or _only_model(registry, uri)
@@ -88,14 +98,16 @@ def serve(model_name: str | None, alias: str, host: str, port: int, workers: int
                              max_body_bytes=max_body_bytes, max_rows=max_rows, access_log=access_log,
                              prediction_log=str(Path(prediction_log).resolve()) if prediction_log else None,
                              prediction_log_rate=prediction_log_rate, admin_token=admin_token,
-                             batch_max_rows=batch_max_rows, batch_max_wait_ms=batch_max_wait_ms)
+                             batch_max_rows=batch_max_rows, batch_max_wait_ms=batch_max_wait_ms,
+                             grpc_host=host, grpc_port=grpc_port)
         metrics_dir = state_dir / "prometheus"
         metrics_dir.mkdir()
         os.environ[CONFIG_ENV] = config.to_env()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         count = workers or default_workers()
         polling = f"polled every {poll_interval:g}s" if poll_interval else "not polled"
-        Console().info(f"serving {name} v{version.version} (@{alias}) on http://{host}:{port} with {count} "
+        grpc = f" and grpc://{host}:{grpc_port}" if grpc_port is not None else ""
+        Console().info(f"serving {name} v{version.version} (@{alias}) on http://{host}:{port}{grpc} with {count} "
                        f"worker{'s' if count > 1 else ''} (granian rsgi); registry {uri}, {polling}")
         _run_granian(host, port, count)
     finally:
@@ -115,6 +127,18 @@ def _check_bindable(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as e:
             raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+def _check_grpc_installed() -> None:
+    """The gRPC service's packages, checked before any worker starts: grpcio, and tritonclient's messages."""
+    import importlib.util
+
+    from driftloop.errors import UsageError
+
+    missing = [name for name in ("grpc", "tritonclient") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--grpc-port needs {' and '.join(missing)}, which are not installed: "
+                         "pip install 'driftloop[grpc]'")
 
 
 def _only_model(registry: MLflowGateway, uri: str) -> str:

@@ -29,6 +29,8 @@ class ServeConfig:
     admin_token: str | None = None
     batch_max_rows: int = 64  # 0: no micro-batching
     batch_max_wait_ms: float = 0.0
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int | None = None  # the Open Inference Protocol over gRPC too (`oip_grpc`); None: HTTP only
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -16,20 +16,40 @@ from driftloop.serve.app import Handled, Request, Service, error_response, route
 from driftloop.serve.config import ServeConfig
 from driftloop.serve.errors import ClientError
 
+GRPC_STOP_GRACE_S = 2.0
+
 
 class RSGIApp:
     def __init__(self) -> None:
         self.service: Service | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._grpc: asyncio.Task[Any] | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.service = Service.start(ServeConfig.from_env())
         self._watcher = loop.create_task(self.service.watch())
+        config = self.service.config
+        if config.grpc_port is not None:  # on this worker's loop, beside the HTTP routes
+            from driftloop.serve import oip_grpc
+
+            self._grpc = loop.create_task(oip_grpc.start(self.service, config.grpc_host, config.grpc_port))
+            self._grpc.add_done_callback(self._grpc_started)
         model = self.service.holder.current
         self.service.event("worker_started", model=model.name, version=model.version)
         _calm_garbage_collector()
 
+    def _grpc_started(self, task: asyncio.Task[Any]) -> None:
+        """Say so when this worker could not serve gRPC (HTTP goes on): the CLI checked the port, but a
+        process that took it meanwhile, or a broken grpcio install, only shows here."""
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self.service is not None:
+            self.service.event("grpc_failed", error=f"{type(error).__name__}: {error}"[:500])
+
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Granian calls this once its loop has stopped: run the gRPC server's stop on it, or its threads
+        # keep the worker alive (in-flight calls get the grace period, as HTTP ones get Granian's)
+        if self._grpc is not None and self._grpc.done() and self._grpc.exception() is None:
+            loop.run_until_complete(self._grpc.result().stop(GRPC_STOP_GRACE_S))
         if self.service is not None:
             self.service.event("worker_stopped")
             self.service.flush()

@@ -91,7 +91,7 @@ _OUTPUTS = {False: ("predictions",), True: ("predictions", "probabilities")}  # 
 def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
     if model.classes is None:
         return [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
-    return [{"name": "predictions", "datatype": _datatype_of(model.classes.dtype), "shape": [-1]},
+    return [{"name": "predictions", "datatype": datatype_of(model.classes.dtype), "shape": [-1]},
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes)]}]
 
 
@@ -102,12 +102,18 @@ def parse_infer(body: bytes, header_length: str | None, model: ServedModel) -> I
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
         raise ClientError(400, "body must be a JSON object with 'inputs': a list of tensors "
                                "({'name', 'datatype', 'shape', 'data'})")
-    schema, tensors = model.schema, payload["inputs"]
-    found = _common_columns(tensors, schema) if not binary else _common_binary(tensors, schema, binary)
-    columns, n = found if found is not None else _columns(tensors, schema, binary)
+    columns, n = tensor_columns(payload["inputs"], model.schema, binary)
     request_id = payload.get("id")
     return InferRequest(request_id if isinstance(request_id, str) else None, columns, n,
-                        _requested_outputs(payload, model))
+                        requested_outputs(payload, model))
+
+
+def tensor_columns(tensors: list[Any], schema: InputSchema, binary: bytes) -> tuple[Columns, int]:
+    """Tensor records (`name`, `datatype`, `shape`, and `data` or `parameters.binary_data_size` into `binary`)
+    → validated columns and N: the usual body checked in bulk, anything else tensor by tensor, with its 400.
+    The REST route parses its JSON into these records; the gRPC service (`oip_grpc`) builds them from protobuf."""
+    found = _common_columns(tensors, schema) if not binary else _common_binary(tensors, schema, binary)
+    return found if found is not None else _columns(tensors, schema, binary)
 
 
 _FLOATS = frozenset({"FP32", "FP64"})
@@ -365,7 +371,7 @@ def _decode_bytes(raw: bytes, n: int, name: str) -> list[str]:
     try:
         values = [piece.decode("utf-8") for piece in pieces]
     except UnicodeDecodeError:
-        row = next(row for row, piece in enumerate(pieces) if not _is_utf8(piece))
+        row = next(row for row, piece in enumerate(pieces) if not is_utf8(piece))
         raise ClientError(400, f"input {name!r}: row {row} is not UTF-8 text") from None
     if problem is not None:
         raise problem
@@ -390,7 +396,7 @@ def _cut_bytes(raw: bytes, n: int, name: str, source: _Cut) -> tuple[list[_Cut],
     return pieces, None
 
 
-def _is_utf8(piece: bytes) -> bool:
+def is_utf8(piece: bytes) -> bool:
     try:
         piece.decode("utf-8")
     except UnicodeDecodeError:
@@ -398,7 +404,7 @@ def _is_utf8(piece: bytes) -> bool:
     return True
 
 
-def _requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple[str, bool]]:
+def requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple[str, bool]]:
     parameters = payload.get("parameters")
     binary = bool(parameters.get("binary_data_output")) if isinstance(parameters, dict) else False
     known = _OUTPUTS[model.classes is not None]
@@ -424,10 +430,10 @@ def infer_response(model: ServedModel, request: InferRequest, predictions: np.nd
     for name, binary in request.outputs:
         array = tensors[name]
         assert array is not None
-        datatype = "FP32" if name == "probabilities" or model.classes is None else _datatype_of(array.dtype)
+        datatype = "FP32" if name == "probabilities" or model.classes is None else datatype_of(array.dtype)
         output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": array.shape}  # orjson: a list
         if binary:
-            blob = _encode(array, datatype)
+            blob = encode(array, datatype)
             output["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -443,7 +449,7 @@ def infer_response(model: ServedModel, request: InferRequest, predictions: np.nd
     return Response(200, BINARY, b"".join([header, *blobs]), (("inference-header-content-length", str(len(header))),))
 
 
-def _encode(array: np.ndarray, datatype: str) -> bytes:
+def encode(array: np.ndarray, datatype: str) -> bytes:
     if datatype == "BYTES":
         parts = []
         for value in array.reshape(-1).tolist():
@@ -454,7 +460,7 @@ def _encode(array: np.ndarray, datatype: str) -> bytes:
 
 
 @lru_cache(maxsize=32)  # one answer per dtype, asked on every request
-def _datatype_of(dtype: np.dtype) -> str:
+def datatype_of(dtype: np.dtype) -> str:
     kind, size = dtype.kind, dtype.itemsize
     if kind == "b":
         return "BOOL"

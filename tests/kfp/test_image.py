@@ -85,7 +85,7 @@ def installed_by_the_image() -> set[str]:
 
 def test_what_the_components_import_is_what_the_image_installs() -> None:
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
-    assert re.search(r"^RUN pip install \.", dockerfile, re.M), "the image installs the project from pyproject.toml"
+    assert re.search(r"^RUN pip install \"?\.", dockerfile, re.M), "the image installs the project from pyproject.toml"
     assert re.search(r"^COPY \. \.", dockerfile, re.M)
     torch_pin = next(r for r in PYPROJECT["project"]["dependencies"] if _name(r) == "torch").split("==")[1]
     assert f"ARG TORCH_VERSION={torch_pin}\n" in dockerfile

@@ -11,7 +11,7 @@ import pytest
 
 from driftloop.example import customers
 
-from ..conftest import DRIFTLOOP, S3, Server, cli_env, registry_for, start_serve
+from ..conftest import DRIFTLOOP, S3, Server, cli_env, free_port, registry_for, start_serve
 
 MODEL = "serve_churn"
 
@@ -58,10 +58,14 @@ def start_server(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: 
 
 @pytest.fixture(scope="session")
 def served(champion: Champion, start_server: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> Server:
-    """The shared server: 2 workers, every row in the prediction log, small limits so 413s are cheap to provoke."""
+    """The shared server: 2 workers, every row in the prediction log, small limits so 413s are cheap to provoke,
+    and the Open Inference Protocol over gRPC too."""
     log = tmp_path_factory.mktemp("predictions") / "predictions.jsonl"
+    grpc_port = free_port()
     server = start_server("--model", champion.name, "--workers", "2", "--poll-interval", "0", "--max-rows", "100",
-                          "--max-body-bytes", "65536", "--prediction-log", str(log), "--prediction-log-rate", "1")
+                          "--max-body-bytes", "65536", "--prediction-log", str(log), "--prediction-log-rate", "1",
+                          "--grpc-port", str(grpc_port))
     server.prediction_log = log
+    server.grpc = f"127.0.0.1:{grpc_port}"
     return server
 

@@ -50,7 +50,9 @@ def test_deployment_is_safe_and_probed(built) -> None:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     service = docs["Service"]
     assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
-    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [p["name"] for p in container["ports"]]
+    policy = docs["NetworkPolicy"]["spec"]["ingress"][0]["ports"]
+    assert [p["port"] for p in policy] == [p["containerPort"] for p in container["ports"]]
     assert docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     config = docs["ConfigMap"]
     assert container["envFrom"][0]["configMapRef"]["name"] == config["metadata"]["name"]  # hash suffix rewritten
@@ -65,5 +67,7 @@ def test_container_command_is_a_valid_serve_command_line(built) -> None:
     assert container["command"] == ["driftloop"] and container["args"][0] == "serve"
     context = serve.make_context("serve", list(container["args"][1:]))
     assert context.params["host"] == "0.0.0.0" and context.params["port"] == 8080
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": context.params["port"], "grpc": context.params["grpc_port"]}
     envvars = {p.envvar for p in serve.params if p.envvar} | {"MLFLOW_TRACKING_URI"}
     assert set(docs["ConfigMap"]["data"]) <= envvars

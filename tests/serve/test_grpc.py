@@ -1,0 +1,127 @@
+"""The Open Inference Protocol over gRPC, driven by the clients users run: tritonclient[grpc] and KServe's
+InferenceGRPCClient (each in a process of its own: see grpc_clients.py). Both transports must give the REST
+route's answers, errors and metrics, and the batch path's predictions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop import __version__
+from driftloop.onnx_model import OnnxModel
+
+from ..conftest import DRIFTLOOP, REPO, cli_env, free_port
+from .conftest import Champion, Server
+from .grpc_clients import BAD_CASES, bad_inputs, inputs
+
+tritonclient_http = pytest.importorskip("tritonclient.http")
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+ROWS = 20
+
+
+def drive(mode: str, served: Server, champion: Champion, tmp_path: Path) -> dict[str, Any]:
+    rows = tmp_path / f"{mode}-rows.json"
+    rows.write_text(json.dumps(champion.rows[:ROWS]))
+    assert served.grpc is not None
+    proc = subprocess.run([sys.executable, "-m", "tests.serve.grpc_clients", mode, served.grpc, champion.name,
+                           str(rows)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def triton(served: Server, champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return drive("triton", served, champion, tmp_path_factory.mktemp("grpc"))
+
+
+@pytest.fixture(scope="module")
+def rest(served: Server):
+    return tritonclient_http.InferenceServerClient(served.url.removeprefix("http://"))
+
+
+@pytest.fixture(scope="module")
+def expected(champion: Champion) -> tuple[list, np.ndarray]:
+    model = OnnxModel(champion.model_path)
+    frame = pd.DataFrame(champion.rows[:ROWS])
+    return model.predict(frame), model.run(frame)
+
+
+def test_health_and_metadata_match_rest(triton: dict, rest, champion: Champion) -> None:
+    assert triton["live"] and triton["ready"]
+    # a model not served here is not ready, as over REST, where tritonclient turns the 404 into False
+    assert triton["model_ready"] == [True, True, False, False]
+    assert triton["server_metadata"] == {"name": "driftloop", "version": __version__,
+                                         "extensions": ["binary_tensor_data"]}
+    found = triton["model_metadata"]
+    for tensor in found["inputs"] + found["outputs"]:  # protobuf's JSON writes int64 as text
+        tensor["shape"] = [int(d) for d in tensor["shape"]]
+    assert found == rest.get_model_metadata(champion.name)
+    status, message = triton["metadata_of_another"]
+    assert status == "StatusCode.NOT_FOUND" and "'other' is not served here" in message
+
+
+def test_tritonclient_infer_gives_the_batch_answers(triton: dict, champion: Champion, expected) -> None:
+    infer = triton["infer"]
+    assert infer["predictions"] == expected[0]
+    assert np.allclose(np.asarray(infer["probabilities"], dtype=np.float64), expected[1], atol=1e-6)
+    assert (infer["model_name"], infer["model_version"], infer["id"]) == (champion.name, "1", "req-7")
+    assert triton["only_predictions"] == {"outputs": ["predictions"], "predictions": expected[0][:3]}
+
+
+def test_kserve_grpc_client_with_typed_contents(served: Server, champion: Champion, expected, tmp_path: Path) -> None:
+    report = drive("kserve", served, champion, tmp_path)
+    assert report["live"] and report["ready"] and report["model_ready"]
+    assert report["typed_contents"]  # fp32_contents and bytes_contents, no raw_input_contents
+    assert report["infer"]["predictions"] == expected[0]
+    assert np.allclose(np.asarray(report["infer"]["probabilities"], dtype=np.float64), expected[1], atol=1e-6)
+
+
+def test_errors_are_status_codes_with_the_rest_message(triton: dict, rest, champion: Champion) -> None:
+    for case, overrides in BAD_CASES:
+        status, message = triton["bad"][case]
+        with pytest.raises(InferenceServerException) as over_rest:
+            rest.infer(champion.name, bad_inputs(tritonclient_http, champion.rows[:2], overrides))
+        assert status == "StatusCode.INVALID_ARGUMENT" and over_rest.value.status() == "400", case
+        assert message == over_rest.value.message(), case  # one validation, one text
+    status, message = triton["too_many_rows"]
+    assert status == "StatusCode.RESOURCE_EXHAUSTED" and "100" in message  # the server's --max-rows
+    assert triton["another_model"][0] == "StatusCode.NOT_FOUND"
+    # the same rows over REST, for the record: the gRPC answers above came from the same route code
+    assert rest.infer(champion.name, inputs(tritonclient_http, champion.rows[:2])).as_numpy("predictions").size == 2
+
+
+def test_grpc_requests_are_counted_and_logged(triton: dict, served: Server) -> None:
+    def counted(status: str) -> float:
+        text = httpx.get(f"{served.url}/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("driftloop_requests_total{") and 'protocol="v2-grpc"' in line
+                   and 'route="infer"' in line and f'status="{status}"' in line)
+
+    deadline = time.monotonic() + 10  # each worker flushes its counts every WATCH_TICK_S
+    while (counted("200") < 2 or counted("400") < len(BAD_CASES)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert counted("200") >= 2 and counted("400") >= len(BAD_CASES) and counted("413") >= 1
+    access = [json.loads(line) for line in served.log_text().splitlines() if '"event":"access"' in line]
+    assert any(a["method"] == "GRPC" and a["path"] == "/inference.GRPCInferenceService/ModelInfer"
+               and a["status"] == 200 and a["rows"] == ROWS for a in access)
+
+
+def test_grpc_port_mistakes_are_one_line(served: Server, tmp_path: Path, mlflow_uri: str, s3) -> None:
+    taken, free = served.url.rsplit(":", 1)[1], str(free_port())
+    env = cli_env(mlflow_uri, s3)
+    for args, words in ((["--port", free, "--grpc-port", taken], f"cannot listen on 127.0.0.1:{taken}"),
+                        (["--port", free, "--grpc-port", free], "is the HTTP port")):
+        proc = subprocess.run([*DRIFTLOOP, "serve", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert words in proc.stderr, proc.stderr
