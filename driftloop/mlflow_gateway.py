@@ -224,12 +224,16 @@ class MLflowGateway:
         self._client.set_terminated(run_id, status)
 
     def reopen_run(self, run_id: str, *, drop_tags: tuple[str, ...], tags: dict[str, str]) -> None:
-        """Put an ended run back to RUNNING, without `drop_tags` and with `tags` (a retried task's run)."""
-        self._client.update_run(run_id, status="RUNNING")
+        """Put an ended run back to RUNNING, without `drop_tags` and with `tags` (a retried task's run).
+
+        The tags first and the status last: if MLflow fails midway, the run is still ended, and the
+        next attempt reopens it again, rather than RUNNING with the failed attempt's error on it.
+        """
         if tags:
             self.set_run_tags(run_id, tags)
         for key in drop_tags:
             self._client.delete_tag(run_id, key)
+        self._client.update_run(run_id, status="RUNNING")
 
     def _rest_store(self) -> Any:
         """The tracking server's REST store (its address and credentials, as MLflow resolved them); None for a

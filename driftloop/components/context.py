@@ -70,10 +70,10 @@ def attach_run(spec: Spec, run_id: str) -> RunContext:
 def reopen_retried_run(ctx: RunContext) -> str | None:
     """Reopen the run when an earlier attempt of this task ended it; returns that attempt's error line.
 
-    KFP retries train and deploy after a failure that ended the run FAILED with its line, or after
-    an eviction that ended it KILLED. A pipeline's tasks run one after another,
-    so a step task that finds its run ended is such a retry: left ended, a retry that succeeds would
-    finish the pipeline with its run still FAILED, which the exit handler leaves alone. The earlier
+    KFP retries the train and deploy tasks; a failed attempt has ended the run FAILED with its line
+    (`runtime.reported`). Left so, a retry that succeeds would finish the pipeline with its run still
+    FAILED, which the exit handler leaves alone. Only those tasks call this: the tasks run one after
+    another, so when one of them starts on an ended run, its own earlier attempt ended it. The earlier
     attempt's line stays on the run, as `RUN_TAG_RETRIED_ERROR`.
     """
     run = ctx.gateway.get_run(ctx.run_id)

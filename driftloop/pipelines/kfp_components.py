@@ -94,7 +94,7 @@ def train(spec: dict, run_id: str, features: Input[Dataset], model: Output[Model
     from driftloop.components import train
     from driftloop.pipelines.runtime import attached, step_record
 
-    with attached(spec, run_id) as ctx, step_record("train"):
+    with attached(spec, run_id, retried=True) as ctx, step_record("train"):
         outcome = train.execute(ctx, Path(features.path), out_dir=Path(model.path))
     model.metadata.update({"onnx_max_abs_diff": outcome.onnx_max_abs_diff, "onnx_output_scale":
                            outcome.onnx_output_scale, "best_epoch": outcome.best_epoch, "device": outcome.device,
@@ -146,7 +146,7 @@ def deploy(spec: dict, run_id: str, table: Input[Dataset], features: Input[Datas
     from driftloop.pipelines.runtime import attached, step_record
     from driftloop.runner import roll_out_serving
 
-    with attached(spec, run_id) as ctx, step_record("deploy"):
+    with attached(spec, run_id, retried=True) as ctx, step_record("deploy"):
         outcome = deploy.execute(ctx, Blessing.load(Path(blessing.path) / BLESSING_FILE),
                                  data_sha256=table.metadata["sha256"], task=features.metadata["task"])
         for line in roll_out_serving(ctx.spec, outcome):

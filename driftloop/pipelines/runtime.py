@@ -111,17 +111,18 @@ def reported(ctx: RunContext | None) -> Iterator[None]:
 
 
 @contextmanager
-def attached(parameters: dict[str, Any], run_id: str) -> Iterator[RunContext]:
+def attached(parameters: dict[str, Any], run_id: str, *, retried: bool = False) -> Iterator[RunContext]:
     """A step task's run: the spec from its parameters, reattached to the run `open_run` opened.
 
-    A failure inside marks that run FAILED with the user's one-line error, as `reported` does; a
-    retry of this task reopens it (`reopen_retried_run`).
+    A failure inside marks that run FAILED with the user's one-line error, as `reported` does.
+    `retried`: the task has a retry policy (`pipeline.RETRIES`), and an attempt of it that starts
+    on an ended run reopens it (`reopen_retried_run`).
     """
     from driftloop.components.context import attach_run, reopen_retried_run
 
     with reported(None):
         ctx = attach_run(spec_of(parameters), run_id)
-        if (previous := reopen_retried_run(ctx)) is not None:
+        if retried and (previous := reopen_retried_run(ctx)) is not None:
             print(f"retrying after: {previous}", flush=True)
     with reported(ctx):
         yield ctx

@@ -25,14 +25,14 @@ def test_a_retry_reopens_the_run_and_the_exit_handler_closes_it_finished(
     run_id = start_run(spec, tags={KFP_RUN_TAG: "kfp-retried"}).run_id
     client = registry_for(mlflow_uri).client
 
-    with pytest.raises(StorageError), attached(arguments, run_id):  # attempt 1: a transient failure
+    with pytest.raises(StorageError), attached(arguments, run_id, retried=True):  # attempt 1: a transient failure
         raise StorageError("s3://bucket/features: connection reset by peer")
     line = "s3://bucket/features: connection reset by peer"
     assert f"{ERROR_MARKER}{line}" in capsys.readouterr().err
     failed = client.get_run(run_id)
     assert failed.info.status == "FAILED" and failed.data.tags[RUN_TAG_ERROR] == line
 
-    with attached(arguments, run_id) as ctx:  # attempt 2, as KFP's retry starts it: the run is open again
+    with attached(arguments, run_id, retried=True) as ctx:  # attempt 2, as KFP's retry starts it: open again
         reopened = client.get_run(run_id)
         assert reopened.info.status == "RUNNING"
         assert RUN_TAG_ERROR not in reopened.data.tags and RUN_TAG_STATUS not in reopened.data.tags
@@ -47,12 +47,30 @@ def test_a_retry_reopens_the_run_and_the_exit_handler_closes_it_finished(
     assert finished.data.metrics["accuracy"] == 0.9
 
 
-def test_a_run_that_is_open_is_left_as_it_is(mlflow_uri: str, tmp_path: Path) -> None:
+def test_only_tasks_with_a_retry_policy_reopen_and_an_open_run_is_left_as_it_is(mlflow_uri: str,
+                                                                                   tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
     spec = validate_spec({"data": {"path": str(tmp_path / "t.csv"), "target": "y"}, "tracking": {"uri": mlflow_uri},
                           "registry": {"model_name": "retried-task"}})
+    client = registry_for(mlflow_uri).client
+    ended = start_run(spec)
+    finish_run(ended, "s3://bucket/t.csv: not found")
+    with attached(pipeline_arguments(spec), ended.run_id):  # a task without retries (validate, evaluate, end-run)
+        pass
+    assert client.get_run(ended.run_id).info.status == "FAILED"
     run_id = start_run(spec).run_id
-    with attached(pipeline_arguments(spec), run_id) as ctx:
+    with attached(pipeline_arguments(spec), run_id, retried=True) as ctx:  # a first attempt: nothing to reopen
         finish_run(ctx, None)
-    run = registry_for(mlflow_uri).client.get_run(run_id)
+    run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and RUN_TAG_RETRIED_ERROR not in run.data.tags
+
+
+def test_the_tasks_that_reopen_are_the_tasks_kfp_retries() -> None:
+    import inspect
+
+    from driftloop.pipelines import kfp_components
+    from driftloop.pipelines.pipeline import RETRIES
+
+    reopening = {name.replace("_", "-") for name, component in vars(kfp_components).items()
+                 if hasattr(component, "python_func") and "retried=True" in inspect.getsource(component.python_func)}
+    assert reopening == set(RETRIES)
