@@ -135,7 +135,14 @@ def _check_grpc_installed() -> None:
 
     from driftloop.errors import UsageError
 
-    missing = [name for name in ("grpc", "tritonclient") if importlib.util.find_spec(name) is None]
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except ModuleNotFoundError:  # a parent package is missing (tritonclient for tritonclient.grpc)
+            return True
+
+    # tritonclient.grpc, not just tritonclient: tritonclient[http] alone has the package without it
+    missing = [name for name in ("grpc", "google.protobuf", "tritonclient.grpc") if absent(name)]
     if missing:
         raise UsageError(f"--grpc-port needs {' and '.join(missing)}, which are not installed: "
                          "pip install 'driftloop[grpc]'")

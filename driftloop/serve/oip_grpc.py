@@ -31,8 +31,10 @@ PROTOCOL = "v2-grpc"  # the `protocol` label of its request metrics
 _METHOD = "/inference.GRPCInferenceService/"  # an RPC's path, as gRPC names it on the wire
 
 # the REST status a ClientError carries → the gRPC code for it (the metrics keep the REST number)
+# 413 (too many rows): INVALID_ARGUMENT, as Triton answers a batch over its limit; RESOURCE_EXHAUSTED is one
+# that retry policies retry, and the same request would be refused again
 _CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
-          413: "RESOURCE_EXHAUSTED", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+          413: "INVALID_ARGUMENT", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
 
 # the typed field of `InferTensorContents` each datatype's values travel in
 _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
@@ -97,6 +99,7 @@ def _servicer(service: Service) -> Any:
                 response = _infer_response(pb, model, infer, predictions, probabilities)
             except Exception as error:  # noqa: BLE001 (every error is answered, as the REST route answers it)
                 await _abort(service, context, "ModelInfer", "infer", started, error)
+                raise  # not reached: `abort` raises
             _record(service, "ModelInfer", "infer", 200, started, infer.n)
             return response
 
@@ -109,6 +112,7 @@ async def _answer(service: Service, context: Any, rpc: str, route: str, build: A
         response = build()
     except Exception as error:  # noqa: BLE001
         await _abort(service, context, rpc, route, started, error)
+        raise  # not reached: `abort` raises
     _record(service, rpc, route, 200, started, 0)
     return response
 
@@ -158,8 +162,16 @@ def _infer_request(request: Any, model: ServedModel) -> v2.InferRequest:
     if not tensors:
         raise ClientError(400, "the request has no inputs: send one tensor per column")
     columns, n = v2.tensor_columns(tensors, model.schema, b"".join(raw))
-    asked = {"outputs": [{"name": output.name} for output in request.outputs]} if request.outputs else {}
+    asked = {"outputs": [{"name": output.name, "parameters": {key: _parameter(value) for key, value
+                                                              in output.parameters.items()}}
+                         for output in request.outputs]} if request.outputs else {}
     return v2.InferRequest(request.id or None, columns, n, v2.requested_outputs(asked, model))
+
+
+def _parameter(value: Any) -> Any:
+    """An `InferParameter`'s value, whichever of its fields is set."""
+    field = value.WhichOneof("parameter_choice")
+    return getattr(value, field) if field else None
 
 
 def _typed_contents(tensor: Any) -> list[Any]:

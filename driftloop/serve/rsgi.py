@@ -23,33 +23,44 @@ class RSGIApp:
     def __init__(self) -> None:
         self.service: Service | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._grpc: asyncio.Task[Any] | None = None
+        self._grpc: Any = None  # grpc.aio.Server, with --grpc-port
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.service = Service.start(ServeConfig.from_env())
         self._watcher = loop.create_task(self.service.watch())
         config = self.service.config
-        if config.grpc_port is not None:  # on this worker's loop, beside the HTTP routes
-            from driftloop.serve import oip_grpc
-
-            self._grpc = loop.create_task(oip_grpc.start(self.service, config.grpc_host, config.grpc_port))
-            self._grpc.add_done_callback(self._grpc_started)
+        if config.grpc_port is not None:
+            self._grpc = self._start_grpc(loop, config)
         model = self.service.holder.current
         self.service.event("worker_started", model=model.name, version=model.version)
         _calm_garbage_collector()
 
-    def _grpc_started(self, task: asyncio.Task[Any]) -> None:
-        """Say so when this worker could not serve gRPC (HTTP goes on): the CLI checked the port, but a
-        process that took it meanwhile, or a broken grpcio install, only shows here."""
-        error = None if task.cancelled() else task.exception()
-        if error is not None and self.service is not None:
+    def _start_grpc(self, loop: asyncio.AbstractEventLoop, config: ServeConfig) -> Any:
+        """The gRPC server on this worker's loop, started before the worker takes HTTP requests.
+
+        Granian calls `__rsgi_init__` before it runs the loop, so the start can run to completion here: a
+        worker that cannot serve gRPC (a process took the port after the CLI checked it, a broken grpcio)
+        says so and fails to start, rather than serving HTTP only behind a CLI line that promised gRPC.
+        """
+        from driftloop.serve import oip_grpc
+
+        assert self.service is not None
+        try:
+            return loop.run_until_complete(oip_grpc.start(self.service, config.grpc_host, config.grpc_port))
+        except Exception as error:
             self.service.event("grpc_failed", error=f"{type(error).__name__}: {error}"[:500])
+            raise
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Granian calls this once its loop has stopped: run the gRPC server's stop on it, or its threads
-        # keep the worker alive (in-flight calls get the grace period, as HTTP ones get Granian's)
-        if self._grpc is not None and self._grpc.done() and self._grpc.exception() is None:
-            loop.run_until_complete(self._grpc.result().stop(GRPC_STOP_GRACE_S))
+        try:
+            # Granian calls this once its loop has stopped: run the gRPC server's stop on it, or its threads
+            # keep the worker alive (in-flight calls get the grace period, as HTTP ones get Granian's)
+            if self._grpc is not None:
+                loop.run_until_complete(self._grpc.stop(GRPC_STOP_GRACE_S))
+        finally:
+            self._stopped()
+
+    def _stopped(self) -> None:
         if self.service is not None:
             self.service.event("worker_stopped")
             self.service.flush()

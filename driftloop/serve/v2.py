@@ -419,6 +419,9 @@ def requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple
         if name not in known:
             raise ClientError(400, f"outputs[{i}]: unknown output {name!r} (model outputs: {', '.join(known)})")
         options = output.get("parameters")
+        if isinstance(options, dict) and options.get("classification"):  # tritonclient's class_count
+            raise ClientError(400, f"outputs[{i}]: the classification extension (top classes of an output) is not "
+                                   "served; ask for 'probabilities', whose columns are the model's classes")
         chosen.append((name, bool(options.get("binary_data", binary)) if isinstance(options, dict) else binary))
     return chosen
 

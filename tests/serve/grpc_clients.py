@@ -1,6 +1,6 @@
 """Drive `driftloop serve --grpc-port` with a real gRPC client in a process of its own; print what it saw as JSON.
 
-    python -m tests.serve.grpc_clients triton|kserve HOST:PORT MODEL ROWS.json
+    python -m tests.serve.grpc_clients triton|infer|kserve HOST:PORT MODEL ROWS.json
 
 Its own process because tritonclient[grpc] and kserve each register the protocol's messages
 (`inference.*`) in protobuf's default pool: one Python process can import only one of them,
@@ -91,9 +91,32 @@ def triton(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
                                   "predictions": only.as_numpy("predictions").tolist()}
     report["bad"] = {case: failure(lambda o=overrides: client.infer(model, bad_inputs(grpc_client, rows[:2], o)))
                      for case, overrides in BAD_CASES}
+    report["class_count"] = failure(lambda: client.infer(
+        model, inputs(grpc_client, rows[:2]), outputs=[grpc_client.InferRequestedOutput("probabilities", class_count=1)]))
     report["too_many_rows"] = failure(lambda: client.infer(model, inputs(grpc_client, rows[:1] * 101)))
     report["another_model"] = failure(lambda: client.infer("other", inputs(grpc_client, rows[:1])))
     return report
+
+
+def infer(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
+    """The rows, typed as the model's metadata says (FP32 numbers, BYTES text), and what came back: any model,
+    a regression's FP32 predictions or a classifier's text labels (BYTES, decoded here)."""
+    import tritonclient.grpc as grpc_client
+
+    client = grpc_client.InferenceServerClient(address)
+    metadata = client.get_model_metadata(model, as_json=True)
+    tensors = []
+    for item in metadata["inputs"]:
+        text = item["datatype"] == "BYTES"
+        array = np.array([row[item["name"]] for row in rows], dtype=object if text else np.float32).reshape(-1, 1)
+        tensor = grpc_client.InferInput(item["name"], list(array.shape), item["datatype"])
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    result = client.infer(model, tensors)
+    outputs = {o["name"]: o["datatype"] for o in metadata["outputs"]}
+    report = {name: [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy(name).tolist()]
+              for name in outputs}
+    return report | {"datatypes": outputs}
 
 
 def kserve(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
@@ -129,4 +152,4 @@ if __name__ == "__main__":
     mode, address, model, rows_file = sys.argv[1:5]
     with open(rows_file, encoding="utf-8") as handle:
         rows = json.load(handle)
-    print(json.dumps({"triton": triton, "kserve": kserve}[mode](address, model, rows)))
+    print(json.dumps({"triton": triton, "infer": infer, "kserve": kserve}[mode](address, model, rows)))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import pytest
 from driftloop import __version__
 from driftloop.onnx_model import OnnxModel
 
-from ..conftest import DRIFTLOOP, REPO, cli_env, free_port
-from .conftest import Champion, Server
+from ..conftest import DRIFTLOOP, cli_env, free_port
+from .conftest import Champion, Server, grpc_client
 from .grpc_clients import BAD_CASES, bad_inputs, inputs
 
 tritonclient_http = pytest.importorskip("tritonclient.http")
@@ -30,13 +29,7 @@ ROWS = 20
 
 
 def drive(mode: str, served: Server, champion: Champion, tmp_path: Path) -> dict[str, Any]:
-    rows = tmp_path / f"{mode}-rows.json"
-    rows.write_text(json.dumps(champion.rows[:ROWS]))
-    assert served.grpc is not None
-    proc = subprocess.run([sys.executable, "-m", "tests.serve.grpc_clients", mode, served.grpc, champion.name,
-                           str(rows)], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+    return grpc_client(mode, served, champion.name, champion.rows[:ROWS], tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +86,15 @@ def test_errors_are_status_codes_with_the_rest_message(triton: dict, rest, champ
             rest.infer(champion.name, bad_inputs(tritonclient_http, champion.rows[:2], overrides))
         assert status == "StatusCode.INVALID_ARGUMENT" and over_rest.value.status() == "400", case
         assert message == over_rest.value.message(), case  # one validation, one text
-    status, message = triton["too_many_rows"]
-    assert status == "StatusCode.RESOURCE_EXHAUSTED" and "100" in message  # the server's --max-rows
+    status, message = triton["too_many_rows"]  # INVALID_ARGUMENT, as Triton answers: no retry policy retries it
+    assert status == "StatusCode.INVALID_ARGUMENT" and "100" in message  # the server's --max-rows
+    # tritonclient's class_count asks for the classification extension: refused, not silently ignored
+    status, message = triton["class_count"]
+    with pytest.raises(InferenceServerException) as over_rest:
+        rest.infer(champion.name, inputs(tritonclient_http, champion.rows[:2]),
+                   outputs=[tritonclient_http.InferRequestedOutput("probabilities", class_count=1)])
+    assert status == "StatusCode.INVALID_ARGUMENT" and "classification" in message
+    assert over_rest.value.status() == "400" and over_rest.value.message() == message
     assert triton["another_model"][0] == "StatusCode.NOT_FOUND"
     # the same rows over REST, for the record: the gRPC answers above came from the same route code
     assert rest.infer(champion.name, inputs(tritonclient_http, champion.rows[:2])).as_numpy("predictions").size == 2
@@ -107,13 +107,19 @@ def test_grpc_requests_are_counted_and_logged(triton: dict, served: Server) -> N
                    if line.startswith("driftloop_requests_total{") and 'protocol="v2-grpc"' in line
                    and 'route="infer"' in line and f'status="{status}"' in line)
 
-    deadline = time.monotonic() + 10  # each worker flushes its counts every WATCH_TICK_S
-    while (counted("200") < 2 or counted("400") < len(BAD_CASES)) and time.monotonic() < deadline:
+    def logged() -> bool:
+        access = [json.loads(line) for line in served.log_text().splitlines() if '"event":"access"' in line]
+        return any(a["method"] == "GRPC" and a["path"] == "/inference.GRPCInferenceService/ModelInfer"
+                   and a["status"] == 200 and a["rows"] == ROWS for a in access)
+
+    def done() -> bool:
+        return counted("200") >= 2 and counted("400") >= len(BAD_CASES) and counted("413") >= 1 and logged()
+
+    deadline = time.monotonic() + 10  # each worker flushes its counts and log lines every WATCH_TICK_S
+    while not done() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert counted("200") >= 2 and counted("400") >= len(BAD_CASES) and counted("413") >= 1
-    access = [json.loads(line) for line in served.log_text().splitlines() if '"event":"access"' in line]
-    assert any(a["method"] == "GRPC" and a["path"] == "/inference.GRPCInferenceService/ModelInfer"
-               and a["status"] == 200 and a["rows"] == ROWS for a in access)
+    assert logged()
 
 
 def test_grpc_port_mistakes_are_one_line(served: Server, tmp_path: Path, mlflow_uri: str, s3) -> None:

@@ -19,8 +19,8 @@ import pytest
 from driftloop.example import house_prices
 from driftloop.onnx_model import OnnxModel
 
-from ..conftest import DRIFTLOOP, S3, cli_env, registry_for
-from .conftest import Server
+from ..conftest import DRIFTLOOP, S3, cli_env, free_port, registry_for
+from .conftest import Server, grpc_client
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +41,10 @@ def test_regressor_served_and_logged(mlflow_uri: str, s3: S3, tmp_path, start_se
     model = OnnxModel(registry.download_model(registry.champion("serve_houses"), tmp_path / "model"))
     rows = table.drop(columns=["price_k"]).head(10)
     log = tmp_path / "predictions.jsonl"
+    grpc_port = free_port()
     server = start_server("--model", "serve_houses", "--workers", "1", "--poll-interval", "0",
-                          "--prediction-log", str(log))
+                          "--prediction-log", str(log), "--grpc-port", str(grpc_port))
+    server.grpc = f"127.0.0.1:{grpc_port}"
     answer = httpx.post(f"{server.url}/invocations", json={"dataframe_records": rows.to_dict("records")}).json()
     assert np.allclose(answer["predictions"], model.run(pd.DataFrame(rows)), rtol=1e-5)
     assert "probabilities" not in answer and answer["model_version"] == "1"
@@ -54,6 +56,9 @@ def test_regressor_served_and_logged(mlflow_uri: str, s3: S3, tmp_path, start_se
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(logged) == 10 and "_probabilities" not in logged[0]
     assert [r["_prediction"] for r in logged] == pytest.approx(answer["predictions"], rel=1e-6)
+    over_grpc = grpc_client("infer", server, "serve_houses", json.loads(rows.to_json(orient="records")), tmp_path)
+    assert over_grpc["datatypes"] == {"predictions": "FP32"}  # a regression: predictions only
+    assert np.allclose(over_grpc["predictions"], answer["predictions"], rtol=1e-6)
 
     features = table.drop(columns=["price_k"]).to_dict("records")
     for start in range(0, len(features), 200):

@@ -15,9 +15,9 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from ..conftest import Cli, registry_for
+from ..conftest import Cli, free_port, registry_for
 from ..test_roles import shop_table
-from .conftest import Server
+from .conftest import Server, grpc_client
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,9 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     probability = batch[[f"probability_{c}" for c in model.classes]].to_numpy()
     np.testing.assert_allclose(model.run(rows), probability, atol=1e-6)
 
-    server = start_server("--model", MODEL, "--poll-interval", "0")
+    grpc_port = free_port()
+    server = start_server("--model", MODEL, "--poll-interval", "0", "--grpc-port", str(grpc_port))
+    server.grpc = f"127.0.0.1:{grpc_port}"
     text = (cli.cwd / "score.csv").read_text(encoding="utf-8")
     as_csv = httpx.post(f"{server.url}/invocations", content=text, headers={"Content-Type": "text/csv"})
     assert as_csv.status_code == 200, as_csv.text
@@ -131,3 +133,9 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     assert v2.status_code == 200, v2.text
     probabilities = next(o for o in v2.json()["outputs"] if o["name"] == "probabilities")
     np.testing.assert_allclose(np.asarray(probabilities["data"]).reshape(len(frame), -1), probability[1:], atol=1e-6)
+    # the same rows over gRPC (tritonclient.grpc): the text labels come back as BYTES
+    over_grpc = grpc_client("infer", server, MODEL, [{t["name"]: t["data"][i] for t in tensors}
+                                                     for i in range(len(frame))], cli.cwd)
+    assert over_grpc["datatypes"]["predictions"] == "BYTES"
+    assert over_grpc["predictions"] == batch["prediction"].tolist()[1:]
+    np.testing.assert_allclose(np.asarray(over_grpc["probabilities"]), probability[1:], atol=1e-6)
