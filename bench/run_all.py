@@ -16,7 +16,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("runner_overhead", "train_throughput", "kfp_local_ratio", "serve", "operator_scale", "drift",
+BENCHMARKS = ("runner_overhead", "train_throughput", "kfp_local_ratio", "serve", "serve_grpc", "operator_scale", "drift",
               "model_families", "corpus", "search_gain")
 TIMEOUT_S = 1800
 
