@@ -34,6 +34,8 @@ RUN_TAG_STATUS = "driftloop.status"
 RUN_TAG_ERROR = "driftloop.error"
 # the error line of a task attempt that KFP then retried: the run was reopened for the retry
 RUN_TAG_RETRIED_ERROR = "driftloop.retried_error"
+# a param value a retried task chose otherwise than its failed attempt logged (MLflow keeps a param's first value)
+RUN_TAG_RETRY_PARAM_PREFIX = "driftloop.retry_param."
 RUN_TAG_GATE = "driftloop.gate_passed"
 RUN_TAG_DEPLOYED = "driftloop.deployed"
 RUN_TAG_MODEL_VERSION = "driftloop.model_version"

@@ -33,6 +33,8 @@ from driftloop.constants import (
     MODEL_ARTIFACT_DIR,
     MODEL_FILE,
     PREVIOUS_ALIAS,
+    RUN_TAG_RETRIED_ERROR,
+    RUN_TAG_RETRY_PARAM_PREFIX,
 )
 from driftloop.errors import ArtifactNotFound, ModelNotFound, RegistryUnavailable, UsageError
 
@@ -435,9 +437,26 @@ class Tracker:
         return self.gateway._client
 
     def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+        """Log params; in a run reopened for a retried task, a value the retry chose otherwise (`model: auto`
+        under its time budget) goes to the tag `driftloop.retry_param.<key>`, as MLflow never changes a param."""
+        from mlflow.entities import Param, RunTag
+        from mlflow.exceptions import MlflowException
 
-        self._client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        batch = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        try:
+            self._client.log_batch(self.run_id, params=batch)
+        except MlflowException as error:
+            if _error_code(error) != "INVALID_PARAMETER_VALUE":
+                raise
+            run = self._client.get_run(self.run_id)
+            if RUN_TAG_RETRIED_ERROR not in run.data.tags:  # not a retry: a conflict is a bug to see
+                raise
+            logged = run.data.params
+            fresh = [p for p in batch if p.key not in logged]
+            changed = [RunTag(f"{RUN_TAG_RETRY_PARAM_PREFIX}{p.key}", p.value) for p in batch
+                       if p.key in logged and logged[p.key] != p.value]
+            if fresh or changed:
+                self._client.log_batch(self.run_id, params=fresh, tags=changed)
 
     def log_metrics(self, metrics: dict[str, float], *, step: int | None = None) -> None:
         self.log_metric_series([(metrics, step or 0)])
