@@ -160,10 +160,28 @@ def _only_model(registry: MLflowGateway, uri: str) -> str:
 
 
 def _run_granian(host: str, port: int, workers: int) -> None:
-    from granian import Granian
     from granian.constants import Interfaces
 
-    server = Granian("driftloop.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI,
-                     workers=workers, respawn_failed_workers=True, log_access=False,
-                     backlog=2048, workers_kill_timeout=30)
+    server = _granian_server()("driftloop.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI,
+                               workers=workers, respawn_failed_workers=True, log_access=False,
+                               backlog=2048, workers_kill_timeout=30)
     server.serve()
+
+
+def _granian_server() -> type:
+    """Granian's server, whose stop signal handler a second signal cannot deadlock.
+
+    Granian's handler sets a `threading.Event`; a second SIGTERM or SIGINT landing while the first
+    handler is inside `Event.set` runs the handler again on the same thread, which then waits forever
+    for the Event's own lock (seen: `timeout` forwarding a SIGTERM that `kill` had sent too left the
+    main process hung with its workers gone). Stopping once is enough: later signals return at once.
+    """
+    from granian import Granian
+
+    class OnceStoppedGranian(Granian):  # type: ignore[misc, valid-type]
+        def signal_handler_interrupt(self, *args: object, **kwargs: object) -> None:
+            if self.interrupt_signal:  # set first by the handler below, before it takes the Event's lock
+                return
+            super().signal_handler_interrupt(*args, **kwargs)
+
+    return OnceStoppedGranian

@@ -39,3 +39,20 @@ def test_port_in_use(cli: Cli) -> None:
         proc = cli("serve", "--port", str(port), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_a_second_stop_signal_while_the_first_is_handled_returns_at_once() -> None:
+    """Granian's stop handler sets a threading.Event; run again while the first run holds the Event's lock (a
+    second SIGTERM landing inside `Event.set`, on the same thread), it used to wait for that lock forever."""
+    import threading
+
+    from driftloop.serve.command import _granian_server
+
+    server = _granian_server()("driftloop.serve.rsgi:app")
+    server.signal_handler_interrupt()  # the first signal: the server is stopping
+    assert server.interrupt_signal and server.main_loop_interrupt.is_set()
+    with server.main_loop_interrupt._cond:  # the Event's own lock, as the first handler holds it inside `set`
+        second = threading.Thread(target=server.signal_handler_interrupt, daemon=True)
+        second.start()
+        second.join(timeout=5)
+        assert not second.is_alive(), "the second stop signal waited for the Event's lock"
