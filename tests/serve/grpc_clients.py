@@ -93,6 +93,7 @@ def triton(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
                      for case, overrides in BAD_CASES}
     report["class_count"] = failure(lambda: client.infer(
         model, inputs(grpc_client, rows[:2]), outputs=[grpc_client.InferRequestedOutput("probabilities", class_count=1)]))
+    report["too_large"] = failure(lambda: client.infer(model, inputs(grpc_client, rows[:1] * 3000)))
     report["too_many_rows"] = failure(lambda: client.infer(model, inputs(grpc_client, rows[:1] * 101)))
     report["another_model"] = failure(lambda: client.infer("other", inputs(grpc_client, rows[:1])))
     return report

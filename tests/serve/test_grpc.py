@@ -96,6 +96,9 @@ def test_errors_are_status_codes_with_the_rest_message(triton: dict, rest, champ
     assert status == "StatusCode.INVALID_ARGUMENT" and "classification" in message
     assert over_rest.value.status() == "400" and over_rest.value.message() == message
     assert triton["another_model"][0] == "StatusCode.NOT_FOUND"
+    # a message over --max-body-bytes (64 KiB here) is refused by gRPC itself, as REST answers 413
+    status, message = triton["too_large"]
+    assert status == "StatusCode.RESOURCE_EXHAUSTED" and "65536" in message, message
     # the same rows over REST, for the record: the gRPC answers above came from the same route code
     assert rest.infer(champion.name, inputs(tritonclient_http, champion.rows[:2])).as_numpy("predictions").size == 2
 
