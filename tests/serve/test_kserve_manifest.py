@@ -23,11 +23,20 @@ CRD_FILES = {"InferenceService": "serving.kserve.io_inferenceservices.yaml",
              "ServingRuntime": "serving.kserve.io_servingruntimes.yaml"}
 
 
-@pytest.fixture(scope="module")
-def docs() -> dict[str, dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(KSERVE)], capture_output=True, text=True, timeout=120)
+def built(path: Any) -> dict[str, dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return {doc["kind"]: doc for doc in yaml.safe_load_all(out.stdout)}
+
+
+@pytest.fixture(scope="module")
+def docs() -> dict[str, dict]:
+    return built(KSERVE)
+
+
+@pytest.fixture(scope="module")
+def grpc_docs() -> dict[str, dict]:
+    return built(KSERVE.parent / "kserve-grpc")
 
 
 def test_inference_service_uses_the_driftloop_runtime_over_v2(docs: dict[str, dict]) -> None:
@@ -50,6 +59,7 @@ def test_runtime_container_is_a_valid_serve_command(docs: dict[str, dict]) -> No
     assert container["command"] == ["driftloop"] and container["args"][0] == "serve"
     context = serve.make_context("serve", list(container["args"][1:]))
     assert context.params["host"] == "0.0.0.0" and context.params["port"] == 8080
+    assert context.params["grpc_port"] == 8081  # exposed by the gRPC overlay instead of 8080
     assert context.params["model_name"] == "{{.Name}}"  # KServe puts the InferenceService's name here
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -91,8 +101,28 @@ API_TYPES = {"InferenceService": "V1beta1InferenceService", "ServingRuntime": "V
 
 
 @pytest.mark.parametrize("kind", sorted(API_TYPES))
-def test_every_field_is_one_kserves_api_defines(docs: dict[str, dict], kind: str) -> None:
+def test_every_field_is_one_kserves_api_defines(docs: dict[str, dict], grpc_docs: dict[str, dict], kind: str) -> None:
     assert unknown_fields(docs[kind], API_TYPES[kind]) == []
+    assert unknown_fields(grpc_docs[kind], API_TYPES[kind]) == []
+
+
+def test_the_grpc_overlay_exposes_the_port_the_server_serves_grpc_on(docs: dict[str, dict],
+                                                                      grpc_docs: dict[str, dict]) -> None:
+    """KServe exposes one predictor port: the overlay names the gRPC one, as KServe's runtimes document for a
+    RawDeployment; the rest is the HTTP InferenceService's, and probes stay on HTTP, which is always served."""
+    import copy
+
+    from driftloop.serve.command import serve
+
+    assert grpc_docs["ServingRuntime"] == docs["ServingRuntime"]
+    isvc = copy.deepcopy(grpc_docs["InferenceService"])
+    assert isvc["spec"]["predictor"]["model"].pop("ports") == [{"name": "grpc-port", "containerPort": 8081,
+                                                                 "protocol": "TCP"}]
+    assert isvc == docs["InferenceService"]
+    container = grpc_docs["ServingRuntime"]["spec"]["containers"][0]
+    context = serve.make_context("serve", list(container["args"][1:]))
+    assert context.params["grpc_port"] == 8081
+    assert container["readinessProbe"]["httpGet"]["port"] == context.params["port"]
 
 
 def test_the_field_check_catches_a_misspelt_field(docs: dict[str, dict]) -> None:
