@@ -10,6 +10,7 @@ embed): an unknown or misspelt field fails, as `kubectl apply --validate=strict`
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from typing import Any
 
@@ -59,7 +60,7 @@ def test_runtime_container_is_a_valid_serve_command(docs: dict[str, dict]) -> No
     assert container["command"] == ["driftloop"] and container["args"][0] == "serve"
     context = serve.make_context("serve", list(container["args"][1:]))
     assert context.params["host"] == "0.0.0.0" and context.params["port"] == 8080
-    assert context.params["grpc_port"] == 8081  # exposed by the gRPC overlay instead of 8080
+    assert context.params["grpc_port"] is None  # HTTP only: a gRPC fault cannot stop it (kserve-grpc serves gRPC)
     assert context.params["model_name"] == "{{.Name}}"  # KServe puts the InferenceService's name here
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -106,28 +107,29 @@ def test_every_field_is_one_kserves_api_defines(docs: dict[str, dict], grpc_docs
     assert unknown_fields(grpc_docs[kind], API_TYPES[kind]) == []
 
 
-def test_the_grpc_overlay_exposes_the_port_the_server_serves_grpc_on(docs: dict[str, dict],
-                                                                      grpc_docs: dict[str, dict]) -> None:
-    """KServe exposes one predictor port: the overlay names the gRPC one, as KServe's runtimes document for a
-    RawDeployment; the rest is the HTTP InferenceService's, and probes stay on HTTP, which is always served."""
-    import copy
-
+def test_the_grpc_overlay_serves_and_exposes_grpc_and_nothing_else_changes(docs: dict[str, dict],
+                                                                          grpc_docs: dict[str, dict]) -> None:
+    """KServe exposes one predictor port: the overlay names the gRPC one on the InferenceService, as KServe's
+    runtimes document for a RawDeployment, and the runtime's container declares the same single port (a merge
+    with 8080 would leave HTTP first); probes stay on HTTP, which is always served."""
     from driftloop.serve.command import serve
 
-    assert grpc_docs["ServingRuntime"] == docs["ServingRuntime"]
-    isvc = copy.deepcopy(grpc_docs["InferenceService"])
-    assert isvc["spec"]["predictor"]["model"].pop("ports") == [{"name": "grpc-port", "containerPort": 8081,
-                                                                 "protocol": "TCP"}]
-    assert isvc == docs["InferenceService"]
-    container = grpc_docs["ServingRuntime"]["spec"]["containers"][0]
+    grpc_port = [{"name": "grpc-port", "containerPort": 8081, "protocol": "TCP"}]
+    runtime, isvc = copy.deepcopy(grpc_docs["ServingRuntime"]), copy.deepcopy(grpc_docs["InferenceService"])
+    container = runtime["spec"]["containers"][0]
     context = serve.make_context("serve", list(container["args"][1:]))
-    assert context.params["grpc_port"] == 8081
+    assert context.params["grpc_port"] == 8081 and context.params["port"] == 8080
+    assert container.pop("ports") == grpc_port
     assert container["readinessProbe"]["httpGet"]["port"] == context.params["port"]
+    assert container.pop("args")[:-2] == docs["ServingRuntime"]["spec"]["containers"][0]["args"]
+    base = copy.deepcopy(docs["ServingRuntime"])
+    del base["spec"]["containers"][0]["ports"], base["spec"]["containers"][0]["args"]
+    assert runtime == base
+    assert isvc["spec"]["predictor"]["model"].pop("ports") == grpc_port
+    assert isvc == docs["InferenceService"]
 
 
 def test_the_field_check_catches_a_misspelt_field(docs: dict[str, dict]) -> None:
-    import copy
-
     isvc = copy.deepcopy(docs["InferenceService"])
     isvc["spec"]["predictor"]["model"]["protocolVerison"] = isvc["spec"]["predictor"]["model"].pop("protocolVersion")
     isvc["spec"]["predictor"]["model"]["env"] = [{"name": "X", "valu": "1"}]
