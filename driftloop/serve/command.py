@@ -169,19 +169,29 @@ def _run_granian(host: str, port: int, workers: int) -> None:
 
 
 def _granian_server() -> type:
-    """Granian's server, whose stop signal handler a second signal cannot deadlock.
+    """Granian's server, whose signal handlers never take a lock on the thread the signal interrupted.
 
-    Granian's handler sets a `threading.Event`; a second SIGTERM or SIGINT landing while the first
-    handler is inside `Event.set` runs the handler again on the same thread, which then waits forever
-    for the Event's own lock (seen: `timeout` forwarding a SIGTERM that `kill` had sent too left the
-    main process hung with its workers gone). Stopping once is enough: later signals return at once.
+    Granian's handlers set a `threading.Event`, whose lock is not reentrant. A handler runs on the main
+    thread between two bytecodes, so when that thread already holds the lock (inside `Event.set` of a
+    first signal's handler, or entering or leaving `Event.wait` in Granian's own loop) the handler waits
+    for it forever: seen when `timeout` forwarded a SIGTERM that `kill` had also sent, which left the main
+    process hung with its workers gone. The handlers here set Granian's flag and leave the `set` to a
+    thread of its own, which takes the lock once the interrupted thread lets it go.
     """
+    import threading
+
     from granian import Granian
 
-    class OnceStoppedGranian(Granian):  # type: ignore[misc, valid-type]
+    class SignalSafeGranian(Granian):  # type: ignore[misc, valid-type]
         def signal_handler_interrupt(self, *args: object, **kwargs: object) -> None:
-            if self.interrupt_signal:  # set first by the handler below, before it takes the Event's lock
-                return
-            super().signal_handler_interrupt(*args, **kwargs)
+            self.interrupt_signal = True
+            self._wake()
 
-    return OnceStoppedGranian
+        def signal_handler_reload(self, *args: object, **kwargs: object) -> None:
+            self.reload_signal = True
+            self._wake()
+
+        def _wake(self) -> None:
+            threading.Thread(target=self.main_loop_interrupt.set, name="granian-signal", daemon=True).start()
+
+    return SignalSafeGranian

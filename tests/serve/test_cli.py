@@ -41,18 +41,24 @@ def test_port_in_use(cli: Cli) -> None:
     assert proc.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
-def test_a_second_stop_signal_while_the_first_is_handled_returns_at_once() -> None:
-    """Granian's stop handler sets a threading.Event; run again while the first run holds the Event's lock (a
-    second SIGTERM landing inside `Event.set`, on the same thread), it used to wait for that lock forever."""
+def test_a_stop_signal_landing_while_its_thread_holds_the_event_lock_does_not_hang_it() -> None:
+    """Granian's handlers set a threading.Event. A signal that lands while the main thread holds the Event's
+    lock (inside a first handler's `set`, or in Granian's own `wait`) runs the handler on that same thread:
+    Granian's own handler then waits for that lock forever. Here, the thread goes on, and the server stops."""
     import threading
 
     from driftloop.serve.command import _granian_server
 
-    server = _granian_server()("driftloop.serve.rsgi:app")
-    server.signal_handler_interrupt()  # the first signal: the server is stopping
-    assert server.interrupt_signal and server.main_loop_interrupt.is_set()
-    with server.main_loop_interrupt._cond:  # the Event's own lock, as the first handler holds it inside `set`
-        second = threading.Thread(target=server.signal_handler_interrupt, daemon=True)
-        second.start()
-        second.join(timeout=5)
-        assert not second.is_alive(), "the second stop signal waited for the Event's lock"
+    for handler, flag in (("signal_handler_interrupt", "interrupt_signal"), ("signal_handler_reload", "reload_signal")):
+        server = _granian_server()("driftloop.serve.rsgi:app")
+        event = server.main_loop_interrupt
+
+        def interrupted_while_holding_the_lock(server=server, handler=handler) -> None:
+            with server.main_loop_interrupt._cond:  # the Event's own lock, as the interrupted thread holds it
+                getattr(server, handler)()
+
+        thread = threading.Thread(target=interrupted_while_holding_the_lock, daemon=True)
+        thread.start()
+        thread.join(timeout=5)
+        assert not thread.is_alive(), f"{handler} waited for the lock its own thread held"
+        assert getattr(server, flag) and event.wait(timeout=5), f"{handler} did not wake Granian's loop"
