@@ -33,7 +33,6 @@ from driftloop.constants import (
     MODEL_ARTIFACT_DIR,
     MODEL_FILE,
     PREVIOUS_ALIAS,
-    RUN_TAG_RETRIED_ERROR,
     RUN_TAG_RETRY_PARAM_PREFIX,
 )
 from driftloop.errors import ArtifactNotFound, ModelNotFound, RegistryUnavailable, UsageError
@@ -431,14 +430,18 @@ class Tracker:
     def __init__(self, gateway: MLflowGateway, run_id: str) -> None:
         self.gateway = gateway
         self.run_id = run_id
+        # an attempt of a task KFP retries: an earlier attempt, failed or killed (an OOM kill leaves the run
+        # RUNNING), may have logged other values (`log_params`)
+        self.params_may_change = False
 
     @property
     def _client(self) -> MlflowClient:
         return self.gateway._client
 
     def log_params(self, params: dict[str, Any]) -> None:
-        """Log params; in a run reopened for a retried task, a value the retry chose otherwise (`model: auto`
-        under its time budget) goes to the tag `driftloop.retry_param.<key>`, as MLflow never changes a param."""
+        """Log params. In an attempt of a task KFP retries (`params_may_change`), a value this attempt chose
+        otherwise than an earlier one (`model: auto` under its time budget) goes to the tag
+        `driftloop.retry_param.<key>`, as MLflow never changes a param; elsewhere a conflict raises."""
         from mlflow.entities import Param, RunTag
         from mlflow.exceptions import MlflowException
 
@@ -446,17 +449,18 @@ class Tracker:
         try:
             self._client.log_batch(self.run_id, params=batch)
         except MlflowException as error:
-            if _error_code(error) != "INVALID_PARAMETER_VALUE":
+            if _error_code(error) != "INVALID_PARAMETER_VALUE" or not self.params_may_change:
                 raise
             run = self._client.get_run(self.run_id)
-            if RUN_TAG_RETRIED_ERROR not in run.data.tags:  # not a retry: a conflict is a bug to see
-                raise
-            logged = run.data.params
+            logged, tags = run.data.params, run.data.tags
             fresh = [p for p in batch if p.key not in logged]
             changed = [RunTag(f"{RUN_TAG_RETRY_PARAM_PREFIX}{p.key}", p.value) for p in batch
                        if p.key in logged and logged[p.key] != p.value]
             if fresh or changed:
                 self._client.log_batch(self.run_id, params=fresh, tags=changed)
+            for p in batch:  # an attempt back on the first one's value: no stale tag says otherwise
+                if logged.get(p.key) == p.value and f"{RUN_TAG_RETRY_PARAM_PREFIX}{p.key}" in tags:
+                    self._client.delete_tag(self.run_id, f"{RUN_TAG_RETRY_PARAM_PREFIX}{p.key}")
 
     def log_metrics(self, metrics: dict[str, float], *, step: int | None = None) -> None:
         self.log_metric_series([(metrics, step or 0)])

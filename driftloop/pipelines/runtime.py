@@ -115,15 +115,17 @@ def attached(parameters: dict[str, Any], run_id: str, *, retried: bool = False) 
     """A step task's run: the spec from its parameters, reattached to the run `open_run` opened.
 
     A failure inside marks that run FAILED with the user's one-line error, as `reported` does.
-    `retried`: the task has a retry policy (`pipeline.RETRIES`), and an attempt of it that starts
-    on an ended run reopens it (`reopen_retried_run`).
+    `retried`: the task has a retry policy (`pipeline.RETRIES`): an attempt of it that starts on an
+    ended run reopens it (`reopen_retried_run`), and may log params an earlier attempt logged otherwise.
     """
     from driftloop.components.context import attach_run, reopen_retried_run
 
     with reported(None):
         ctx = attach_run(spec_of(parameters), run_id)
-        if retried and (previous := reopen_retried_run(ctx)) is not None:
-            print(f"retrying after: {previous}", flush=True)
+        if retried:
+            ctx.tracker.params_may_change = True
+            if (previous := reopen_retried_run(ctx)) is not None:
+                print(f"retrying after: {previous}", flush=True)
     with reported(ctx):
         yield ctx
 

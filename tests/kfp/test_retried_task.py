@@ -42,10 +42,14 @@ def test_a_retry_reopens_the_run_and_the_exit_handler_closes_it_finished(
         # so the retry's goes to a tag instead of failing every retry on "Changing param values is not allowed"
         ctx.tracker.log_params({"train.chosen_model": "gbm"})
         ctx.tracker.log_params({"train.chosen_model": "mlp", "train.world_size": 1})
+        retried = client.get_run(run_id).data
+        assert retried.params["train.chosen_model"] == "gbm" and retried.params["train.world_size"] == "1"
+        assert retried.tags["driftloop.retry_param.train.chosen_model"] == "mlp"
+        ctx.tracker.log_params({"train.chosen_model": "gbm", "train.world_size": 2})  # back on the first value
+        again = client.get_run(run_id).data
+        assert "driftloop.retry_param.train.chosen_model" not in again.tags
+        assert again.tags["driftloop.retry_param.train.world_size"] == "2"
     assert f"retrying after: {line}" in capsys.readouterr().out
-    retried = client.get_run(run_id).data
-    assert retried.params["train.chosen_model"] == "gbm" and retried.params["train.world_size"] == "1"
-    assert retried.tags["driftloop.retry_param.train.chosen_model"] == "mlp"
 
     # the exit handler of a pipeline whose retry succeeded: before, it found the run FAILED and left it so
     close_run(arguments, kfp_run_id="kfp-retried", state="SUCCEEDED", task="exit-handler-1")
@@ -66,13 +70,17 @@ def test_only_tasks_with_a_retry_policy_reopen_and_an_open_run_is_left_as_it_is(
         pass
     assert client.get_run(ended.run_id).info.status == "FAILED"
     run_id = start_run(spec).run_id
-    with attached(pipeline_arguments(spec), run_id, retried=True) as ctx:  # a first attempt: nothing to reopen
-        ctx.tracker.log_params({"train.chosen_model": "gbm"})
-        with pytest.raises(Exception, match="Changing param values is not allowed"):  # not a retry: a bug to see
-            ctx.tracker.log_params({"train.chosen_model": "mlp"})
+    with attached(pipeline_arguments(spec), run_id) as ctx:  # a task without retries: a conflict is a bug to see
+        ctx.tracker.log_params({"evaluate.slices": "region"})
+        with pytest.raises(Exception, match="Changing param values is not allowed"):
+            ctx.tracker.log_params({"evaluate.slices": "plan"})
+    # after an OOM kill the run is still RUNNING, so nothing is reopened, and the retry's params may differ
+    with attached(pipeline_arguments(spec), run_id, retried=True) as ctx:
+        ctx.tracker.log_params({"evaluate.slices": "plan"})
         finish_run(ctx, None)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and RUN_TAG_RETRIED_ERROR not in run.data.tags
+    assert run.data.params["evaluate.slices"] == "region" and run.data.tags["driftloop.retry_param.evaluate.slices"] == "plan"
 
 
 def test_the_tasks_that_reopen_are_the_tasks_kfp_retries() -> None:
