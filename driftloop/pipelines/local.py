@@ -147,7 +147,7 @@ def run_kfp_local(spec: Spec, *, console: Console, pipeline_root: Path | None = 
     log.log_path.write_text("\n".join(log.lines) + "\n", encoding="utf-8")
     _read_outcome(result, gateway, spec, started_ms)
     if result.status != "completed" and result.error is None:
-        result.error = f"kfp-local run failed; see {root / 'last-run.log'}"
+        result.error = f"kfp-local run failed; see {log.log_path}"
     return result
 
 

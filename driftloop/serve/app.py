@@ -164,10 +164,7 @@ class Service:
             route, payload = answers[path]
             return Handled(route, json_response(200, payload), 0)
         target = v2.target_of(path)
-        if target.name != model.name or target.version not in (None, model.version):
-            version = f" version {target.version!r}" if target.version is not None else ""
-            raise ClientError(404, f"model {target.name!r}{version} is not served here "
-                                   f"(serving {model.name!r} version {model.version!r})")
+        v2.require_served(model, target.name, target.version)
         if target.action == "infer":
             _allow(request.method, "POST")
             infer = v2.parse_infer(request.body, request.header_length, model)

@@ -72,8 +72,7 @@ def _servicer(service: Service) -> Any:
         async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
             # a model not served here is not ready, and no error: tritonclient's is_model_ready then
             # returns False, as it does over REST (where the 404 is what says so), and as Triton answers
-            model = service.holder.current
-            ready = request.name == model.name and request.version in ("", model.version)
+            ready = v2.is_served(service.holder.current, request.name, request.version or None)
             return await _answer(service, context, "ModelReady", "ready", lambda: pb.ModelReadyResponse(ready=ready))
 
         async def ServerMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
@@ -136,12 +135,9 @@ def _record(service: Service, rpc: str, route: str, status: int, started: float,
 
 
 def _served(service: Service, name: str, version: str) -> ServedModel:
-    """The current model when `name` (and `version`, if given) is the one served; NOT_FOUND otherwise."""
+    """The current model when `name` (and `version`, if given: protobuf's "" is none) is the one served."""
     model = service.holder.current
-    if name != model.name or version not in ("", model.version):
-        asked = f" version {version!r}" if version else ""
-        raise ClientError(404, f"model {name!r}{asked} is not served here "
-                               f"(serving {model.name!r} version {model.version!r})")
+    v2.require_served(model, name, version or None)
     return model
 
 
@@ -194,7 +190,7 @@ def _infer_response(pb: Any, model: ServedModel, request: v2.InferRequest, predi
     outputs, raw = [], []
     for name, _ in request.outputs:
         array = tensors[name]
-        datatype = "FP32" if name == "probabilities" or model.classes is None else v2.datatype_of(array.dtype)
+        datatype = v2.output_datatype(model, name, array)
         outputs.append(pb.ModelInferResponse.InferOutputTensor(name=name, datatype=datatype, shape=array.shape))
         raw.append(v2.encode(array, datatype))
     return pb.ModelInferResponse(model_name=model.name, model_version=model.version, id=request.id or "",

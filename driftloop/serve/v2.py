@@ -73,6 +73,24 @@ class InferRequest(NamedTuple):
     outputs: list[tuple[str, bool]]  # (output name, binary)
 
 
+def is_served(model: ServedModel, name: str, version: str | None) -> bool:
+    """Whether `name` (and `version`, when asked: None is any) names the model this server serves."""
+    return name == model.name and version in (None, model.version)
+
+
+def require_served(model: ServedModel, name: str, version: str | None) -> None:
+    """404 naming what was asked and what is served, unless `is_served`."""
+    if not is_served(model, name, version):
+        asked = f" version {version!r}" if version is not None else ""
+        raise ClientError(404, f"model {name!r}{asked} is not served here "
+                               f"(serving {model.name!r} version {model.version!r})")
+
+
+def output_datatype(model: ServedModel, name: str, array: np.ndarray) -> str:
+    """An output's datatype: FP32 for probabilities and a regression's predictions, else the labels' own."""
+    return "FP32" if name == "probabilities" or model.classes is None else datatype_of(array.dtype)
+
+
 def server_metadata(version: str) -> dict[str, Any]:
     return {"name": "driftloop", "version": version, "extensions": EXTENSIONS}
 
@@ -433,7 +451,7 @@ def infer_response(model: ServedModel, request: InferRequest, predictions: np.nd
     for name, binary in request.outputs:
         array = tensors[name]
         assert array is not None
-        datatype = "FP32" if name == "probabilities" or model.classes is None else datatype_of(array.dtype)
+        datatype = output_datatype(model, name, array)
         output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": array.shape}  # orjson: a list
         if binary:
             blob = encode(array, datatype)

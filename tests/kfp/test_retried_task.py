@@ -66,8 +66,8 @@ def test_only_tasks_with_a_retry_policy_reopen_and_an_open_run_is_left_as_it_is(
     client = registry_for(mlflow_uri).client
     ended = start_run(spec)
     finish_run(ended, "s3://bucket/t.csv: not found")
-    with attached(pipeline_arguments(spec), ended.run_id):  # a task without retries (validate, evaluate, end-run)
-        pass
+    with attached(pipeline_arguments(spec), ended.run_id) as ctx:  # a task without retries (validate, evaluate)
+        assert ctx.run_id == ended.run_id and not ctx.tracker.params_may_change
     assert client.get_run(ended.run_id).info.status == "FAILED"
     run_id = start_run(spec).run_id
     with attached(pipeline_arguments(spec), run_id) as ctx:  # a task without retries: a conflict is a bug to see
