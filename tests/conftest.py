@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,3 +182,14 @@ def start_serve(*args: str, env: dict[str, str], log: Path, started: list[Server
         server.stop()
         raise RuntimeError(f"driftloop serve did not start:\n{server.log_text()[-3000:]}") from None
     return server
+
+
+def grpc_client(mode: str, server: Server, model: str, rows: list[dict], tmp_path: Path) -> dict[str, Any]:
+    """What `grpc_clients.py MODE` saw, driving `server`'s gRPC port with `rows` (JSON-ready), in its own process."""
+    path = tmp_path / f"{mode}-rows.json"
+    path.write_text(json.dumps(rows))
+    assert server.grpc is not None
+    proc = subprocess.run([sys.executable, "-m", "tests.serve.grpc_clients", mode, server.grpc, model, str(path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)

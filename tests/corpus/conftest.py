@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import DRIFTLOOP, S3, Server, cli_env, start_serve
+from ..conftest import DRIFTLOOP, S3, Server, cli_env, free_port, start_serve
 from .tables import TABLES, CorpusTable
 
 
@@ -60,12 +60,16 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, s3: S3
 
 @pytest.fixture
 def serve_model(tmp_path: Path, mlflow_uri: str, s3: S3) -> Iterator[Callable[[str], Server]]:
-    """`serve_model(name)`: `driftloop serve --model name` (its @champion) on a free port, one worker; stopped after."""
+    """`serve_model(name)`: `driftloop serve --model name` (its @champion) on a free port, one worker, gRPC too;
+    stopped after."""
     started: list[Server] = []
 
     def start(model: str) -> Server:
-        return start_serve("--model", model, "--workers", "1", "--poll-interval", "0", env=cli_env(mlflow_uri, s3),
-                           log=tmp_path / f"serve-{model}.log", started=started)
+        grpc_port = free_port()
+        server = start_serve("--model", model, "--workers", "1", "--poll-interval", "0", "--grpc-port", str(grpc_port),
+                             env=cli_env(mlflow_uri, s3), log=tmp_path / f"serve-{model}.log", started=started)
+        server.grpc = f"127.0.0.1:{grpc_port}"
+        return server
 
     yield start
     for server in started:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ..conftest import S3, Server
+from ..conftest import S3, Server, grpc_client
 from .conftest import CorpusRun
 from .tables import TABLES
 
@@ -93,6 +93,12 @@ def test_serving_answers_every_training_row_as_batch_predict_does(
                         headers={"Content-Type": "text/csv"}, timeout=60)
     assert as_csv.status_code == 200, as_csv.text
     _assert_same_answers(as_csv.json(), batch, run.table.task, "CSV text")
+
+    # the same rows over gRPC, as tritonclient.grpc sends them: one typed tensor per column, as the metadata says
+    over_grpc = grpc_client("infer", server, run.model, json.loads(records), tmp_path)
+    if run.table.task == "classification":
+        over_grpc["classes"] = as_json.json()["classes"]
+    _assert_same_answers(over_grpc, batch, run.table.task, "gRPC tensors")
 
 
 @pytest.mark.slow

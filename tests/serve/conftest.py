@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from driftloop.example import customers
 
-from ..conftest import DRIFTLOOP, REPO, S3, Server, cli_env, free_port, registry_for, start_serve
+from ..conftest import DRIFTLOOP, S3, Server, cli_env, free_port, registry_for, start_serve
 
 MODEL = "serve_churn"
 
@@ -71,15 +68,3 @@ def served(champion: Champion, start_server: Callable[..., Server], tmp_path_fac
     server.prediction_log = log
     server.grpc = f"127.0.0.1:{grpc_port}"
     return server
-
-
-
-def grpc_client(mode: str, server: Server, model: str, rows: list[dict], tmp_path: Path) -> dict[str, Any]:
-    """What `grpc_clients.py MODE` saw, driving `server`'s gRPC port with `rows` (JSON-ready), in its own process."""
-    path = tmp_path / f"{mode}-rows.json"
-    path.write_text(json.dumps(rows))
-    assert server.grpc is not None
-    proc = subprocess.run([sys.executable, "-m", "tests.serve.grpc_clients", mode, server.grpc, model, str(path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)

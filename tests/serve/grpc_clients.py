@@ -109,7 +109,11 @@ def infer(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
     tensors = []
     for item in metadata["inputs"]:
         text = item["datatype"] == "BYTES"
-        array = np.array([row[item["name"]] for row in rows], dtype=object if text else np.float32).reshape(-1, 1)
+        # a missing value as a tensor can carry it: NaN for a number, "" for text (what the server reads JSON null as)
+        values = [row.get(item["name"]) for row in rows]
+        values = [("" if v is None else v if isinstance(v, str) else str(v)) if text else
+                  (np.nan if v is None else float(v)) for v in values]
+        array = np.array(values, dtype=object if text else np.float32).reshape(-1, 1)
         tensor = grpc_client.InferInput(item["name"], list(array.shape), item["datatype"])
         tensor.set_data_from_numpy(array)
         tensors.append(tensor)

@@ -18,8 +18,8 @@ import pytest
 from driftloop import __version__
 from driftloop.onnx_model import OnnxModel
 
-from ..conftest import DRIFTLOOP, cli_env, free_port
-from .conftest import Champion, Server, grpc_client
+from ..conftest import DRIFTLOOP, cli_env, free_port, grpc_client
+from .conftest import Champion, Server
 from .grpc_clients import BAD_CASES, bad_inputs, inputs
 
 tritonclient_http = pytest.importorskip("tritonclient.http")

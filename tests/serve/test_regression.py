@@ -19,8 +19,8 @@ import pytest
 from driftloop.example import house_prices
 from driftloop.onnx_model import OnnxModel
 
-from ..conftest import DRIFTLOOP, S3, cli_env, free_port, registry_for
-from .conftest import Server, grpc_client
+from ..conftest import DRIFTLOOP, S3, cli_env, free_port, grpc_client, registry_for
+from .conftest import Server
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from ..conftest import Cli, free_port, registry_for
+from ..conftest import Cli, free_port, grpc_client, registry_for
 from ..test_roles import shop_table
-from .conftest import Server, grpc_client
+from .conftest import Server
 
 pytestmark = pytest.mark.slow
 
