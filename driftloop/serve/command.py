@@ -130,7 +130,7 @@ def _check_bindable(host: str, port: int) -> None:
 
 
 def _check_grpc_installed() -> None:
-    """The gRPC service's packages, checked before any worker starts: grpcio, and tritonclient's messages."""
+    """The gRPC service's packages, checked before any worker starts: grpcio, its health service, tritonclient's messages."""
     import importlib.util
 
     from driftloop.errors import UsageError
@@ -142,7 +142,7 @@ def _check_grpc_installed() -> None:
             return True
 
     # tritonclient.grpc, not just tritonclient: tritonclient[http] alone has the package without it
-    missing = [name for name in ("grpc", "google.protobuf", "tritonclient.grpc") if absent(name)]
+    missing = [name for name in ("grpc", "google.protobuf", "grpc_health", "tritonclient.grpc") if absent(name)]
     if missing:
         raise UsageError(f"--grpc-port needs {' and '.join(missing)}, which are not installed: "
                          "pip install 'driftloop[grpc]'")

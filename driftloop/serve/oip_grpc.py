@@ -4,7 +4,8 @@
 event loop, all bound to P with SO_REUSEPORT (the kernel spreads connections over the workers as
 it does for HTTP). The messages are the ones `tritonclient[grpc]` ships (Triton's service, a
 superset of KServe's `grpc_predict_v2.proto`; the RPCs driftloop does not serve answer
-UNIMPLEMENTED). Served: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer.
+UNIMPLEMENTED). Served: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer;
+and on the same port gRPC's standard health service (`grpc.health.v1.Health`: Check, Watch).
 
 A ModelInfer request is read into the same tensor records the REST route parses, so both
 transports share one validation and one 400 text: `raw_input_contents` (what tritonclient sends)
@@ -16,7 +17,7 @@ does (`Service._run`: micro-batching, metrics, prediction log). Outputs go back 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from driftloop.serve import v2
 from driftloop.serve.errors import ClientError
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from driftloop.serve.model import ServedModel
 
 PROTOCOL = "v2-grpc"  # the `protocol` label of its request metrics
-_METHOD = "/inference.GRPCInferenceService/"  # an RPC's path, as gRPC names it on the wire
+SERVICE = "inference.GRPCInferenceService"  # the service's full name: its health check's name too
+_METHOD = f"/{SERVICE}/"  # an RPC's path, as gRPC names it on the wire
 
 # the REST status a ClientError carries → the gRPC code for it (the metrics keep the REST number)
 # 413 (too many rows): INVALID_ARGUMENT, as Triton answers a batch over its limit; RESOURCE_EXHAUSTED is one
@@ -43,17 +45,36 @@ _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_cont
              "FP64": "fp64_contents", "BYTES": "bytes_contents"}
 
 
-async def start(service: Service, host: str, port: int) -> grpc.aio.Server:
+class GrpcServer(NamedTuple):
+    """A worker's gRPC server and its health service, which `stop` turns NOT_SERVING before the server goes."""
+
+    server: grpc.aio.Server
+    health: Any  # grpc_health.v1.health.aio.HealthServicer
+
+    async def stop(self, grace_s: float) -> None:
+        # Watchers (gRPC clients' health checking, meshes) hear NOT_SERVING before the calls drain
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+async def start(service: Service, host: str, port: int) -> GrpcServer:
     """Serve the protocol on host:port from this worker (its siblings bind the same port)."""
     import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from tritonclient.grpc import service_pb2_grpc
 
     limit = service.config.max_body_bytes  # the REST body limit, for the same requests
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", limit)])
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(_servicer(service), server)
+    # gRPC's standard health service (grpc.health.v1.Health), which Kubernetes' `grpc` probes, grpc_health_probe,
+    # Envoy and client-side health checking ask: SERVING for the server ("") and the inference service by name.
+    # A worker serves once its model is loaded, so SERVING from the start; NOT_SERVING as it stops.
+    checks = health.aio.HealthServicer()
+    await checks.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     await server.start()
-    return server
+    return GrpcServer(server, checks)
 
 
 def _servicer(service: Service) -> Any:

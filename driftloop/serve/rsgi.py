@@ -23,7 +23,7 @@ class RSGIApp:
     def __init__(self) -> None:
         self.service: Service | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._grpc: Any = None  # grpc.aio.Server, with --grpc-port
+        self._grpc: Any = None  # oip_grpc.GrpcServer, with --grpc-port
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.service = Service.start(ServeConfig.from_env())

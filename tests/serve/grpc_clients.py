@@ -1,6 +1,7 @@
 """Drive `driftloop serve --grpc-port` with a real gRPC client in a process of its own; print what it saw as JSON.
 
-    python -m tests.serve.grpc_clients triton|infer|kserve HOST:PORT MODEL ROWS.json
+    python -m tests.serve.grpc_clients triton|infer|kserve|health HOST:PORT MODEL ROWS.json
+    python -m tests.serve.grpc_clients watch HOST:PORT
 
 Its own process because tritonclient[grpc] and kserve each register the protocol's messages
 (`inference.*`) in protobuf's default pool: one Python process can import only one of them,
@@ -153,8 +154,46 @@ def kserve(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
     return asyncio.run(drive())
 
 
+def health(address: str, model: str, rows: list[dict]) -> dict[str, Any]:
+    """gRPC's standard health service, asked as Kubernetes' `grpc` probe and grpc_health_probe ask it (Check),
+    for the server (""), the inference service by name, and a service the server does not have."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    def check(service: str) -> str:
+        try:
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
+        except grpc.RpcError as e:
+            return str(e.code())
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return {"server": check(""), "inference": check("inference.GRPCInferenceService"),
+                "unknown": check("no.such.Service")}
+
+
+def watch(address: str) -> None:
+    """Watch the server's health ("") and print each status as it comes (a load balancer's view), then how it ended."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=120)
+        try:
+            for answer in stream:
+                print(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status), flush=True)
+        except grpc.RpcError as e:
+            print(f"ended {e.code()}", flush=True)
+            return
+    print("ended", flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "watch":
+        watch(sys.argv[2])
+        sys.exit()
     mode, address, model, rows_file = sys.argv[1:5]
     with open(rows_file, encoding="utf-8") as handle:
         rows = json.load(handle)
-    print(json.dumps({"triton": triton, "infer": infer, "kserve": kserve}[mode](address, model, rows)))
+    print(json.dumps({"triton": triton, "infer": infer, "kserve": kserve, "health": health}[mode](address, model, rows)))

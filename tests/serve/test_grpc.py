@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from driftloop import __version__
 from driftloop.onnx_model import OnnxModel
 
-from ..conftest import DRIFTLOOP, cli_env, free_port, grpc_client
+from ..conftest import DRIFTLOOP, REPO, cli_env, free_port, grpc_client
 from .conftest import Champion, Server
 from .grpc_clients import BAD_CASES, bad_inputs, inputs
 
@@ -123,6 +124,31 @@ def test_grpc_requests_are_counted_and_logged(triton: dict, served: Server) -> N
         time.sleep(0.2)
     assert counted("200") >= 2 and counted("400") >= len(BAD_CASES) and counted("413") >= 1
     assert logged()
+
+
+def test_the_standard_health_service_answers_probes(served: Server, champion: Champion, tmp_path: Path) -> None:
+    """What Kubernetes' `grpc` probes, grpc_health_probe and meshes ask (`grpc.health.v1.Health/Check`)."""
+    assert grpc_client("health", served, champion.name, [], tmp_path) == {
+        "server": "SERVING", "inference": "SERVING", "unknown": "StatusCode.NOT_FOUND"}
+
+
+def test_health_watchers_hear_not_serving_before_the_server_goes(champion: Champion, start_server) -> None:
+    """A load balancer watching the server's health is told it stops serving, before its connection drops."""
+    port = free_port()
+    server = start_server("--model", champion.name, "--workers", "1", "--grpc-port", str(port))
+    watcher = subprocess.Popen([sys.executable, "-m", "tests.serve.grpc_clients", "watch", f"127.0.0.1:{port}"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline().strip()  # the watch's first answer: the status now
+        assert first == "SERVING", (first, watcher.stderr.read() if watcher.poll() is not None else "")
+        assert server.stop() == 0, server.log_text()[-2000:]
+        after = watcher.communicate(timeout=60)[0].splitlines()
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert after and after[0] == "NOT_SERVING", after
+    assert after[-1].startswith("ended"), after
 
 
 def test_grpc_port_mistakes_are_one_line(served: Server, tmp_path: Path, mlflow_uri: str, s3) -> None:
