@@ -78,7 +78,9 @@ class RSGIApp:
         early: ClientError | None = None
         if method == "POST":
             try:
-                body = await _read_body(protocol, headers.get("content-length"), service.config.max_body_bytes)
+                limit = service.config.max_body_bytes
+                body = _decoded(await _read_body(protocol, headers.get("content-length"), limit),
+                                headers.get("content-encoding"), limit)
             except ClientError as error:
                 early = error
         request = Request(method, scope.path, headers.get("content-type"), headers.get("authorization"), body,
@@ -125,6 +127,34 @@ async def _read_body(protocol: Any, declared: str | None, limit: int) -> bytes:
             raise ClientError(413, f"body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# Content-Encoding → zlib's window bits: "deflate" is the zlib format (RFC 9110 §8.4.1.2), as tritonclient sends it
+_INFLATE_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+
+
+def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as it was before its Content-Encoding: gzip or deflate, which Triton accepts and tritonclient sends
+    (`request_compression_algorithm`); 415 for any other coding, 413 once it inflates past `limit` (a small body
+    that inflates to gigabytes costs no more than `limit`), 400 for data that is not what the header says."""
+    coding = (encoding or "").strip().lower()
+    if coding in ("", "identity"):
+        return body
+    wbits = _INFLATE_WBITS.get(coding)
+    if wbits is None:
+        raise ClientError(415, f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none")
+    import zlib
+
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise ClientError(400, f"body is not valid {coding} data ({e})") from None
+    if len(data) > limit:
+        raise ClientError(413, f"body is over the limit of {limit} bytes once decompressed ({coding})")
+    if not inflater.eof:
+        raise ClientError(400, f"body is not valid {coding} data (it ends before the compressed stream does)")
+    return data
 
 
 app = RSGIApp()

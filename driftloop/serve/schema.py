@@ -195,6 +195,10 @@ class InputSchema:
         if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
             raise ClientError(400, f"{where}: expected an object with 'columns' (list of names) and 'data' (list of rows)")
         names, data = split["columns"], split["data"]
+        for i, name in enumerate(names):
+            if not isinstance(name, str):  # pandas writes a MultiIndex's names as lists
+                raise ClientError(400, f"{where}.columns[{i}]: expected a column name (text), "
+                                       f"got a JSON {type(name).__name__}")
         self.check_names(names, where)
         self.check_rows(len(data), where)
         width = len(names)
@@ -207,8 +211,16 @@ class InputSchema:
     def columns_of_csv(self, text: str) -> tuple[Columns, int]:
         """MLflow's `text/csv` body: a header row of column names, then one line per row."""
         import csv
+        import io
 
-        lines = list(csv.reader(text.splitlines()))
+        # As pandas reads it (MLflow's server): a quoted cell keeps its line breaks (a reader over
+        # `splitlines()` would join "a\nb" into "ab", and split rows on \u2028 or \x0c), and a UTF-8 BOM
+        # (Excel's "CSV UTF-8") is not part of the first column's name
+        reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+        try:
+            lines = list(reader)
+        except csv.Error as e:  # e.g. a cell over the csv module's field limit (128 KiB)
+            raise ClientError(400, f"csv line {reader.line_num}: {e}") from None
         if not lines:
             raise ClientError(400, "csv: empty body")
         names, data = lines[0], [line for line in lines[1:] if line]

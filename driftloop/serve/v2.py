@@ -427,7 +427,7 @@ def requested_outputs(payload: dict[str, Any], model: ServedModel) -> list[tuple
     binary = bool(parameters.get("binary_data_output")) if isinstance(parameters, dict) else False
     known = _OUTPUTS[model.classes is not None]
     outputs = payload.get("outputs")
-    if outputs is None:
+    if outputs is None or outputs == []:  # none named: all of them, as Triton and KServe answer an empty list too
         return [(name, binary) for name in known]
     if not isinstance(outputs, list):
         raise ClientError(400, "outputs: expected a list of {'name': ...}")
