@@ -208,8 +208,9 @@ class Cluster:
         api, stem = self._api_of(kind)
         return _json(getattr(api, f"read_namespaced_{stem}"), name, namespace)
 
-    def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """Patch the object (the client sends a strategic merge patch: a null deletes a key); the patched object."""
+    def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+        """Patch the object; the patched object. The client sends a dict as a strategic merge patch (a null deletes
+        a key; lists such as `containers` merge by name) and a list as a JSON patch (RFC 6902)."""
         api, stem = self._api_of(kind)
         return _json(getattr(api, f"patch_namespaced_{stem}"), name, namespace, patch)
 

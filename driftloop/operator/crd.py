@@ -43,6 +43,19 @@ _CEL = {
 }
 
 
+# Rules on the whole object: the name labels the Job, its pods and (workers > 1) names their Service and DNS
+# subdomain, so it must fit what those take; refused at `kubectl apply`, not by the Job's create later.
+_ROOT_CEL = [
+    {"rule": "self.metadata.name.size() <= 63",
+     "message": "metadata.name: at most 63 characters: it is the value of the driftloop.io/mltrainingjob label "
+                "on the training Job and its pods"},
+    {"rule": "!has(self.spec.workers) || self.spec.workers <= 1"
+             ' || !self.metadata.name.matches("^[0-9]|[.]")',  # a name is a DNS subdomain already: no dot, no digit first
+     "message": "metadata.name: with workers > 1, a DNS label (lowercase letters, digits and '-', starting with "
+                "a letter, no '.'): it names the Service that gives the pods their DNS names"},
+]
+
+
 # Upper bounds for what the model leaves open. The API server estimates a CEL rule's worst-case
 # cost from the sizes the schema allows; an unbounded string, list or map makes that estimate
 # infinite and the CRD is refused. Generous enough for any real value.
@@ -147,6 +160,7 @@ def render_crd() -> dict[str, Any]:
                     "type": "object",
                     "description": "Trains a model as a Kubernetes Job and registers it in MLflow behind a gate.",
                     "required": ["spec"],
+                    "x-kubernetes-validations": _ROOT_CEL,
                     "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
                                    "metadata": {"type": "object"}, "spec": spec, "status": status},
                 }},

@@ -35,22 +35,33 @@ from driftloop.operator.drift_render import (
     render_drift_identity,
     retrain_condition,
 )
-from driftloop.operator.handlers import RESOURCE, RETRY_DELAY_S, job_state, kubernetes_errors, post_event
+from driftloop.operator.handlers import (
+    RESOURCE,
+    RETRY_DELAY_S,
+    annotate_with_retries,
+    job_state,
+    kubernetes_errors,
+    post_event,
+)
 from driftloop.operator.render import Owner
 from driftloop.operator.resource import parse_resource_spec
 
 # -- the CronJob ---------------------------------------------------------------------------
 
 
-def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch (RFC 7386) that turns `old` into `new`: keys `new` lacks become null."""
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(old.get(key), dict):
-            patch[key] = merge_patch(old[key], value)
-        elif old.get(key) != value:
-            patch[key] = value
-    return patch
+def cronjob_update(existing: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch (RFC 6902) that brings `existing` to `body`: its spec replaced whole, our labels and the spec hash
+    merged into the metadata others may have written to.
+
+    Not a merge patch: the client sends a dict as a strategic merge patch, which merges `containers` by name and
+    would keep what `body` no longer has (the `envFrom` of a removed secretRef, a dropped env var).
+    """
+    meta = existing.get("metadata") or {}
+    labels = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}
+    annotations = {**(meta.get("annotations") or {}), **body["metadata"]["annotations"]}
+    return [{"op": "add", "path": "/metadata/labels", "value": labels},  # "add" sets a member, present or not
+            {"op": "add", "path": "/metadata/annotations", "value": annotations},
+            {"op": "replace", "path": "/spec", "value": body["spec"]}]
 
 
 def apply_cronjob(cluster: Cluster, body: dict[str, Any], *, owner_uid: str) -> str:
@@ -66,8 +77,7 @@ def apply_cronjob(cluster: Cluster, body: dict[str, Any], *, owner_uid: str) -> 
     wanted = body["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
     if (meta.get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
         return "unchanged"
-    patch = {"metadata": {"labels": body["metadata"]["labels"], "annotations": {ANNOTATION_SPEC_HASH: wanted}},
-             "spec": merge_patch(existing.get("spec") or {}, body["spec"])}
+    patch = cronjob_update(existing, body)
     cluster.patch("CronJob", body["metadata"]["namespace"], body["metadata"]["name"], patch)
     return "updated"
 
@@ -127,13 +137,14 @@ def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, s
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_DRIFT_CHECK: kopf.PRESENT})
-def mirror_drift_check(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def mirror_drift_check(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, logger: kopf.Logger,
+                             **_: Any) -> None:
     """Poke the resource when one of its checks finished; `record_drift_check` does the rest."""
     state = job_state(dict(body.get("status") or {}))
     if state not in (k.JOB_SUCCEEDED, k.JOB_FAILED) or meta.get("deletionTimestamp"):
         return
-    memo.cluster.annotate_resource(namespace, meta["labels"][LABEL_DRIFT_CHECK],
-                                   {ANNOTATION_DRIFT_STATE: f"{meta['name']}:{state}"})
+    await annotate_with_retries(memo, logger, namespace, meta["labels"][LABEL_DRIFT_CHECK],
+                                {ANNOTATION_DRIFT_STATE: f"{meta['name']}:{state}"})
 
 
 def newest_finished_check(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:

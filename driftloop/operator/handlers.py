@@ -38,6 +38,7 @@ WORKERS = 16  # threads for the (synchronous) handlers, and as many API connecti
 JOB_DELETE_BUDGET_S = 10.0  # the most the finalizer holds a delete: the Job's own delete, nothing else
 EVENT_SOURCE = "driftloop-operator"
 EVENT_POSTERS = 4
+MIRROR_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # a Job's state onto its resource: retried for ~30 s (see annotate_with_retries)
 
 
 @contextmanager
@@ -148,16 +149,24 @@ async def start_training(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stat
             raise invalid
         children = render_children(resource, Owner(name, namespace, uid, generation), resource_labels=meta.get("labels"))
     except InvalidSpec as e:
-        patch.status.update(phase=k.PHASE_FAILED, message=str(e), observedGeneration=generation, trainingHash=trains,
-                            conditions=set_condition(kept, k.COND_FAILED, True, "InvalidSpec", str(e),
-                                                     generation=generation))
+        _not_started(patch, kept, reason="InvalidSpec", message=str(e), generation=generation, trains=trains)
         raise kopf.PermanentError(str(e)) from None
     kopf.adopt(children, owner=body)
     try:
-        with kubernetes_errors():
-            await ensure_all(memo, children, owner_uid=uid)
+        await ensure_all(memo, children, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's Job is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
+    except KubernetesApiError as e:
+        if not _refused(e):
+            with kubernetes_errors():
+                raise  # a server-side error or no answer: kopf retries it
+        # Refused for good (422: a field the API server rejects; 403: a permission the operator lacks): said in
+        # status and as a Warning, since nothing else would show it; no child of this generation is left behind
+        text = f"the API server refused this generation's objects: {_api_message(e)}"
+        await _in_executor(memo, _delete_jobs, memo.cluster, children)
+        _not_started(patch, kept, reason="RefusedByAPIServer", message=text, generation=generation, trains=trains)
+        post_event(body, reason="RefusedByAPIServer", message=text, warning=True)
+        raise kopf.PermanentError(text) from None
     job = owned_name(name, generation)
     _started(patch, kept, job=job, generation=generation, trains=trains, suspended=resource.suspend,
              model_name=resource.mlflow.model_name or name)
@@ -176,6 +185,43 @@ def _started(patch: kopf.Patch, conditions: list[dict[str, Any]], *, job: str, g
                         observedGeneration=generation, trainingHash=trains, conditions=conditions,
                         modelName=model_name, runId=None, modelVersion=None, gate=None,
                         gateReasons=None, message=None, startTime=None, completionTime=None)
+
+
+def _not_started(patch: kopf.Patch, conditions: list[dict[str, Any]], *, reason: str, message: str, generation: int,
+                 trains: str) -> None:
+    """A generation that made no Job: Failed with why, and nothing of an earlier generation's Job or outcome."""
+    patch.status.update(phase=k.PHASE_FAILED, message=message[:4000], observedGeneration=generation,
+                        trainingHash=trains, jobName=None, runId=None, modelVersion=None, gate=None, gateReasons=None,
+                        startTime=None, completionTime=utc_now(),
+                        conditions=set_condition(conditions, k.COND_FAILED, True, reason, message, generation=generation))
+
+
+def _refused(error: KubernetesApiError) -> bool:
+    """A final answer about the request itself (4xx but throttling), which a retry would only get again."""
+    return error.status is not None and 400 <= error.status < 500 and error.status != 429
+
+
+def _api_message(error: KubernetesApiError) -> str:
+    """The API server's own sentence (its `Status.message`), else the status line."""
+    import json
+
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message)[:1000] if message else f"{error.status} {error.reason}"
+
+
+def _delete_jobs(cluster: Cluster, children: list[dict[str, Any]]) -> None:
+    """Best effort: a Job `ensure_all` made before another child (its Service) was refused must not run untracked.
+    (A Service runs nothing; it goes with its owner.)"""
+    for child in children:
+        if child["kind"] != "Job":
+            continue
+        try:
+            cluster.delete("Job", child["metadata"]["namespace"], child["metadata"]["name"])
+        except KubernetesApiError:
+            continue  # its owner reference still has the garbage collector take it with the resource
 
 
 async def _in_executor(memo: kopf.Memo, call: Any, *args: Any) -> Any:
@@ -247,12 +293,20 @@ async def _keep_generation(spec: kopf.Spec, status: kopf.Status, namespace: str,
     if suspend and phase not in (*k.TERMINAL_PHASES, k.PHASE_SUSPENDED):
         await _in_executor(memo, memo.cluster.patch, "Job", namespace, job, {"spec": {"suspend": True}})
         patch.status.update(phase=k.PHASE_SUSPENDED, conditions=set_condition(
-            conditions, k.COND_SUSPENDED, True, "SuspendedBySpec", f"Job {job} is suspended (spec.suspend)",
-            generation=generation))
+            _paused(conditions, job, generation), k.COND_SUSPENDED, True, "SuspendedBySpec",
+            f"Job {job} is suspended (spec.suspend)", generation=generation))
     elif not suspend and phase == k.PHASE_SUSPENDED:  # only what we suspended: a queue's hold is the queue's
         await _in_executor(memo, memo.cluster.patch, "Job", namespace, job, {"spec": {"suspend": False}})
         patch.status.update(phase=k.PHASE_PENDING, conditions=set_condition(
             conditions, k.COND_SUSPENDED, False, "Resumed", f"Job {job} resumed", generation=generation))
+
+
+def _paused(conditions: list[dict[str, Any]], job: str, generation: int) -> list[dict[str, Any]]:
+    """A suspended Job's pods are gone: `Running` turns False (when it was True), never True beside `Suspended`."""
+    if any(c.get("type") == k.COND_RUNNING and c.get("status") == "True" for c in conditions):
+        return set_condition(conditions, k.COND_RUNNING, False, "JobSuspended", f"Job {job} is suspended",
+                             generation=generation)
+    return conditions
 
 
 async def ensure_all(memo: kopf.Memo, children: list[dict[str, Any]], *, owner_uid: str) -> None:
@@ -289,21 +343,50 @@ def job_outcome(job_status: dict[str, Any]) -> tuple[str | None, str | None]:
     return (k.JOB_ACTIVE if job_status.get("active") else None), None
 
 
-def _job_settled(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
-    """Only Jobs with a state worth mirroring reach a handler thread (a new Job has none yet)."""
-    return job_state(dict(status)) is not None and not meta.get("deletionTimestamp")
+def _job_settled(status: kopf.Status, meta: kopf.Meta, type: str | None = None, **_: Any) -> bool:  # noqa: A002
+    """Only Jobs with a state worth mirroring reach a handler (a new Job has none yet), and every Job that goes."""
+    return type == "DELETED" or (job_state(dict(status)) is not None and not meta.get("deletionTimestamp"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RESOURCE: kopf.PRESENT}, when=_job_settled)
-def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """Copy the Job's state (`<job>:<state>[:<reason>]`) onto its resource, where `follow_job` picks it up."""
+async def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, logger: kopf.Logger,
+                           type: str | None = None, **_: Any) -> None:  # noqa: A002 (kopf's name)
+    """Copy the Job's state (`<job>:<state>[:<reason>]`) onto its resource, where `follow_job` picks it up.
+
+    A Job deleted before it finished (by hand, by a TTL) is mirrored as `deleted`, with its owner's uid, so that
+    only that resource, not a namesake made since, reads it; one that had finished keeps its last state.
+    """
     state, reason = job_outcome(dict(body.get("status") or {}))
-    if state is None or body.get("metadata", {}).get("deletionTimestamp"):
+    if type == "DELETED":
+        if state not in (k.JOB_SUCCEEDED, k.JOB_FAILED):
+            owner = next((o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+            state, reason = k.JOB_DELETED, owner or "unknown"
+    elif state is None or body.get("metadata", {}).get("deletionTimestamp"):
         return
     value = f"{meta['name']}:{state}" + (f":{reason}" if reason else "")
     if meta.get("annotations", {}).get(k.ANNOTATION_JOB_STATE) == value:
         return
-    memo.cluster.annotate_resource(namespace, meta["labels"][k.LABEL_RESOURCE], {k.ANNOTATION_JOB_STATE: value})
+    await annotate_with_retries(memo, logger, namespace, meta["labels"][k.LABEL_RESOURCE],
+                                {k.ANNOTATION_JOB_STATE: value})
+
+
+async def annotate_with_retries(memo: kopf.Memo, logger: kopf.Logger, namespace: str, name: str,
+                                annotations: dict[str, str]) -> None:
+    """Annotate the resource, retrying what a retry can mend (5xx, 429, no answer) for about half a minute.
+
+    For the Job watchers: kopf never retries an event handler, and a finished Job sends no further event,
+    so one lost write would leave the resource Running for good. The sleeps hold no thread.
+    """
+    loop = asyncio.get_running_loop()
+    for delay in (*MIRROR_RETRY_DELAYS_S, None):
+        try:
+            await loop.run_in_executor(memo.executor, memo.cluster.annotate_resource, namespace, name, annotations)
+            return
+        except KubernetesApiError as e:
+            if delay is None or _refused(e):
+                raise
+            logger.warning(f"annotating {namespace}/{name} failed ({e}); retrying in {delay} s")
+            await asyncio.sleep(delay)
 
 
 def _termination_message(cluster: Cluster, namespace: str, job: str) -> str | None:
@@ -351,12 +434,22 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
         return  # an older generation's Job, or already finished
     conditions = list(status.get("conditions") or [])
     seen = int(meta.get("generation") or 1)  # the resource generation these conditions are judged at
+    if state == k.JOB_DELETED:
+        if job_reason != uid:
+            return  # a namesake's Job (the resource was deleted and made again), going as the garbage collector takes it
+        text = (f"Job {job} was deleted before it finished (kubectl delete, or its TTL); bump spec.retrainToken "
+                "to train this generation again")
+        conditions = set_condition(conditions, k.COND_RUNNING, False, "JobDeleted", text, generation=seen)
+        _finish_status(patch, conditions, failed=True, message=text, run_id=status.get("runId"), generation=seen,
+                       reason="JobDeleted")
+        post_event(body, reason="JobDeleted", message=text, warning=True)
+        return
     if state == k.JOB_SUSPENDED:  # by spec.suspend, or by a queue (Kueue) until it admits the Job
         ours = bool(spec.get("suspend"))
         reason, text = ("SuspendedBySpec", f"Job {job} is suspended (spec.suspend)") if ours else \
             ("Queued", f"Job {job} is suspended by its queue until admitted")
         patch.status.update(phase=k.PHASE_SUSPENDED if ours else k.PHASE_QUEUED, conditions=set_condition(
-            conditions, k.COND_SUSPENDED, True, reason, text, generation=seen))
+            _paused(conditions, job, seen), k.COND_SUSPENDED, True, reason, text, generation=seen))
         return
     if state == k.JOB_ACTIVE:
         if any(c.get("type") == k.COND_SUSPENDED and c.get("status") == "True" for c in conditions):

@@ -188,6 +188,9 @@ class Drift(_Resource):
 
 _LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# A label value as the API server checks it (metav1 validation): <= 63 characters, alphanumeric at both ends;
+# checked here, so a bad one is refused at `kubectl apply` rather than on the Job's create
+LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 _MAX_ENTRIES = 64  # bounded maps and lists: a real API server's CEL cost budget needs the bound
 
 
@@ -204,7 +207,7 @@ class Toleration(_Resource):
 class Scheduling(_Resource):
     """Where the training pods may run: passed to the pod spec as written."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    node_selector: dict[str, LabelValue] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
     tolerations: list[Toleration] = Field(default_factory=list, max_length=_MAX_ENTRIES)
     affinity: dict[str, Any] | None = Field(None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
                                             description="A core/v1 Affinity (nodeAffinity, podAffinity, podAntiAffinity).")
@@ -218,7 +221,7 @@ class LocalObjectReference(_Resource):
 class PodTemplate(_Resource):
     """Metadata and identity of the training pods (the operator's own labels win on a clash)."""
 
-    labels: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
+    labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
     annotations: dict[str, str] = Field(default_factory=dict, max_length=_MAX_ENTRIES)
     service_account_name: str | None = Field(None, pattern=_DNS_SUBDOMAIN, max_length=253,
                                              description="e.g. one bound to a cloud identity for S3 (its token is "

@@ -35,6 +35,10 @@ BAD = [
     ({"scheduling": {"priorityClassName": "High!"}}, "spec.scheduling.priorityClassName", "should match"),
     ({"podTemplate": {"imagePullSecrets": [{}]}}, "spec.podTemplate.imagePullSecrets.0.name", "Required"),
     ({"hyperparameters": {"lr": "0." + "1" * 300}}, "spec.hyperparameters.lr", "may not be longer than 256"),
+    # label values as the API server checks them on the Job's pods, which would otherwise refuse the Job
+    ({"podTemplate": {"labels": {"team": "data science"}}}, "spec.podTemplate.labels.team", "should match"),
+    ({"scheduling": {"nodeSelector": {"zone": "z" * 64}}}, "spec.scheduling.nodeSelector.zone",
+     "may not be longer than 63"),
 ]
 # What only the CRD's CEL rules (x-kubernetes-validations) reject: the schema lets them through.
 BAD_BY_CEL = [
@@ -125,7 +129,7 @@ def test_cel_rules_compile_and_the_example_passes_them() -> None:
     from .cel import compile_rules, violations
 
     rules = compile_rules(render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
-    assert {r.path for r in rules} == {("spec", "dataSource"), ("spec", "hyperparameters"), ("spec", "mlflow")}
+    assert {r.path for r in rules} == {(), ("spec", "dataSource"), ("spec", "hyperparameters"), ("spec", "mlflow")}
     assert violations(rules, EXAMPLE, None) == [] and violations(rules, EXAMPLE, EXAMPLE) == []
     # Ratcheting: a value stored before a rule forbade it is judged when it changes, not on every write.
     stored = bad_resource("old", {"hyperparameters": {"epoch": "3"}})
@@ -148,6 +152,24 @@ def test_api_server_rejects_bad_resources_naming_the_field(cluster: LocalCluster
     good.write_text(yaml.safe_dump(bad_resource("good", {})))
     created = kubectl(cluster, "create", "--validate=false", "-f", str(good))
     assert created.returncode == 0, created.stderr
+
+
+def test_names_the_jobs_labels_and_dns_cannot_take_are_refused_at_apply(cluster: LocalCluster, tmp_path: Any) -> None:
+    """The name becomes a label value on the Job and its pods (<= 63 characters) and, with workers > 1, names the
+    Service and the pods' DNS subdomain (a DNS label): refused by the CRD's CEL rules, not by the Job's create."""
+    cases = [("n" * 64, {}, "at most 63 characters"),
+             ("churn.v2", {"workers": 2}, "with workers > 1, a DNS label"),
+             ("1model", {"workers": 2}, "with workers > 1, a DNS label")]
+    for i, (name, change, said) in enumerate(cases):
+        path = tmp_path / f"named-{i}.yaml"
+        path.write_text(yaml.safe_dump(bad_resource(name, change)))
+        done = kubectl(cluster, "create", "--validate=false", "-f", str(path))
+        assert done.returncode != 0 and said in done.stderr, (name, done.stderr)
+    for i, (name, change) in enumerate([("n" * 63, {}), ("churn.v2", {}), ("model-2", {"workers": 2})]):
+        path = tmp_path / f"fine-{i}.yaml"
+        path.write_text(yaml.safe_dump(bad_resource(name, change)))
+        done = kubectl(cluster, "create", "--validate=false", "-f", str(path))
+        assert done.returncode == 0, (name, done.stderr)
 
 
 def test_cel_rejects_through_the_kubernetes_client(cluster: LocalCluster, kube: Any) -> None:

@@ -7,7 +7,7 @@ import json
 
 from driftloop.drift.summary import LIMIT_BYTES, outcome_summary
 from driftloop.operator.constants import DEFAULT_IMAGE
-from driftloop.operator.drift_policy import merge_patch
+from driftloop.operator.drift_policy import cronjob_update
 from driftloop.operator.drift_render import read_check, render_drift_cronjob, retrain_condition
 from driftloop.operator.render import Owner, render_job
 from driftloop.operator.resource import parse_resource_spec
@@ -65,16 +65,29 @@ def test_retrain_false_checks_only_and_mounts_no_token() -> None:
 
 
 def test_a_changed_policy_changes_the_hash_and_its_patch_removes_what_is_gone() -> None:
-    before = render_drift_cronjob(spec(drift=DRIFT), OWNER)
-    after = render_drift_cronjob(spec(drift=DRIFT | {"schedule": "@hourly", "retrain": False}), OWNER)
+    import jsonpatch
+
+    before = render_drift_cronjob(spec(drift=DRIFT), OWNER)  # the example's secretRef: the pods' envFrom
+    without_secret = {"trackingUri": "http://mlflow.driftloop.svc:5000", "modelName": "churn"}
+    after = render_drift_cronjob(spec(drift=DRIFT | {"schedule": "@hourly", "retrain": False},
+                                      mlflow=without_secret), OWNER)
     same = render_drift_cronjob(spec(drift=DRIFT, retrainToken="drift-abc"), OWNER)
     hash_of = lambda c: c["metadata"]["annotations"]["driftloop.io/spec-hash"]  # noqa: E731
     assert hash_of(before) == hash_of(same) != hash_of(after)  # a retrain alone leaves the CronJob be
-    patch = merge_patch(before["spec"], after["spec"])
-    assert patch["schedule"] == "@hourly"
-    pod_patch = patch["jobTemplate"]["spec"]["template"]["spec"]
-    assert pod_patch["serviceAccountName"] is None and pod_patch["automountServiceAccountToken"] is False
-    assert "concurrencyPolicy" not in patch
+    pod = lambda c: c["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # noqa: E731
+    assert pod(before)["containers"][0].get("envFrom") and not pod(after)["containers"][0].get("envFrom")
+    stored = copy.deepcopy(before)
+    stored["metadata"]["labels"]["team"] = "a"  # written by someone else: kept
+    stored["metadata"]["annotations"]["note"] = "kept too"
+    patch = cronjob_update(stored, after)
+    # A JSON patch: the client would send a dict as a strategic merge patch, which merges `containers` by name and
+    # keeps the envFrom of the removed secretRef
+    assert isinstance(patch, list)
+    updated = jsonpatch.apply_patch(stored, patch)
+    assert updated["spec"] == after["spec"] and "envFrom" not in pod(updated)["containers"][0]
+    assert pod(updated)["automountServiceAccountToken"] is False and "serviceAccountName" not in pod(updated)
+    assert updated["metadata"]["labels"]["team"] == "a" and updated["metadata"]["annotations"]["note"] == "kept too"
+    assert hash_of(updated) == hash_of(after)
 
 
 def _summary(exit_code: int, **data: object) -> str:

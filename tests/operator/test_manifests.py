@@ -68,6 +68,15 @@ def test_mltrainingjobs_join_the_built_in_edit_and_view_roles(base: dict[tuple[s
     assert "mltrainingjobs/status" in view["rules"][0]["resources"]
 
 
+@pytest.mark.parametrize(("overlay", "kind"), [("base", "ClusterRole"), ("overlays/namespaced", "Role")])
+def test_the_operator_may_set_blocking_owner_references(overlay: str, kind: str) -> None:
+    """kopf.adopt sets blockOwnerDeletion, which OwnerReferencesPermissionEnforcement (OpenShift) allows only
+    with `update` on the owner's finalizers: without it every Job, Service and CronJob create is a 403 there."""
+    rules = built(overlay)[kind, "driftloop-operator"]["rules"]
+    assert any("driftloop.io" in r["apiGroups"] and "mltrainingjobs/finalizers" in r["resources"]
+               and "update" in r["verbs"] for r in rules), rules
+
+
 def test_the_operator_may_bind_the_drift_check_role_and_no_other(base: dict[tuple[str, str], Any]) -> None:
     rules = base["ClusterRole", "driftloop-operator"]["rules"]
     binds = [r for r in rules if "bind" in r["verbs"] or "escalate" in r["verbs"]]

@@ -336,6 +336,54 @@ def test_bad_data_fails_at_once_with_the_pods_reason_and_registers_nothing(
     wait_for_events(kube, "churn-broken", "Failed")
 
 
+def test_a_lost_write_of_a_finished_jobs_state_is_retried(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """kopf never retries a Job watcher, and a finished Job sends no further event: the operator retries the
+    write that carries its end onto the resource, or the resource would read Running for good."""
+    from kmock import action
+
+    from driftloop.operator.constants import ANNOTATION_JOB_STATE
+
+    def final_state_of_lost(request: Any) -> bool:
+        data = request.data if isinstance(request.data, dict) else {}
+        state = ((data.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_JOB_STATE) or ""
+        return request.name == "churn-lost" and ":failed" in state
+
+    lost = Fault(action.UPDATE, PLURAL, status=503, times=2, when=final_state_of_lost)
+    cluster.call(cluster.cluster.faults.append, lost)
+    try:
+        body = example("churn-lost", training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"}})
+        create(cluster, body, tmp_path)
+        status = wait_finished(kube, "churn-lost", timeout=120)
+        assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "PodFailurePolicy", status
+        assert lost.times == 0, lost  # both refusals were met before the write went through
+    finally:
+        cluster.call(cluster.cluster.faults.remove, lost)
+        kubectl(cluster, "delete", "mltj", "churn-lost")
+
+
+def test_a_job_deleted_before_it_finished_fails_its_generation_saying_so(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A Job deleted (by hand, by a TTL) under a generation in flight: without a word, it would read Pending for good."""
+    _hold_jobs(cluster, True)
+    try:
+        create(cluster, example("churn-gone", training["mlflow"]), tmp_path)
+        wait_until(lambda: (resource(kube, "churn-gone").get("status") or {}).get("jobName"), timeout=60,
+                   what="the Job recorded")
+        import kubernetes
+
+        # as `kubectl delete job` does (kubectl itself sends built-in kinds as protobuf, which the emulator cannot read)
+        kubernetes.client.BatchV1Api(kube).delete_namespaced_job("churn-gone-g1", NAMESPACE,
+                                                                 propagation_policy="Background")
+        status = wait_finished(kube, "churn-gone", timeout=60)
+        assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "JobDeleted", status
+        assert "churn-gone-g1 was deleted before it finished" in status["message"], status
+        wait_for_events(kube, "churn-gone", "JobDeleted")
+    finally:
+        kubectl(cluster, "delete", "mltj", "churn-gone")
+        _hold_jobs(cluster, False)
+
+
 def _hold_jobs(cluster: LocalCluster, hold: bool) -> None:
     def switch() -> None:
         if hold:
@@ -471,6 +519,27 @@ def test_spec_the_schema_cannot_judge_fails_without_a_job(cluster: LocalCluster,
     assert conditions(status)["Failed"]["reason"] == "InvalidSpec"
     assert owned(kube, "Job", "churn-typo") == []
     assert not resource(kube, "churn-typo")["metadata"].get("finalizers")  # nothing in flight: a delete is free
+
+
+def test_a_job_the_api_server_refuses_fails_the_generation_with_the_servers_words(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A 4xx on the Job's create (a value the schema let through, a permission the operator lacks) will not go
+    away on a retry: status and a Warning say what the API server said, instead of nothing at all."""
+    from kmock import action
+
+    refusal = Fault(action.CREATE, "jobs", status=422)
+    cluster.call(cluster.cluster.faults.append, refusal)
+    try:
+        create(cluster, example("churn-refused", training["mlflow"]), tmp_path)
+        status = wait_finished(kube, "churn-refused", timeout=60)
+        assert status["phase"] == "Failed" and "injected 422 for CREATE jobs" in status["message"], status
+        assert status["message"].startswith("the API server refused this generation's objects: "), status
+        assert conditions(status)["Failed"]["reason"] == "RefusedByAPIServer" and not status.get("jobName")
+        assert refusal.times == 0 and owned(kube, "Job", "churn-refused") == []
+        wait_for_events(kube, "churn-refused", "RefusedByAPIServer")
+    finally:
+        cluster.call(cluster.cluster.faults.clear)
+        kubectl(cluster, "delete", "mltj", "churn-refused")
 
 
 def _patch(kube: Any, name: str, change: dict[str, Any]) -> None:
@@ -616,6 +685,22 @@ def test_a_job_that_succeeds_without_a_termination_message_says_so_without_askin
 
 # Trains until stopped: early stopping never triggers, so the run is RUNNING when the test acts.
 ENDLESS = {"hyperparameters": {"epochs": "100000", "patience": "100000", "lr": "0.003"}}
+
+
+def test_suspending_a_running_job_leaves_no_running_condition_beside_suspended(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    create(cluster, example("churn-pause", training["mlflow"], spec=ENDLESS), tmp_path)
+    try:
+        wait_until(lambda: (resource(kube, "churn-pause").get("status") or {}).get("phase") == "Running",
+                   timeout=120, what="phase Running")
+        _patch(kube, "churn-pause", {"spec": {"suspend": True}})
+        status = wait_until(lambda: (lambda s: s if s.get("phase") == "Suspended" else None)(
+            resource(kube, "churn-pause").get("status") or {}), timeout=60, what="phase Suspended")
+        assert conditions(status)["Suspended"]["status"] == "True", status
+        running = conditions(status)["Running"]
+        assert running["status"] == "False" and running["reason"] == "JobSuspended", running
+    finally:
+        kubectl(cluster, "delete", "mltj", "churn-pause")
 
 
 def _run_of(mlflow_uri: str, name: str, generation: int, *, status: str = "RUNNING") -> Any:
