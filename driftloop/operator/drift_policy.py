@@ -124,6 +124,9 @@ def reconcile_drift_cronjob(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, s
             done = apply_cronjob(memo.cluster, cronjob, owner_uid=uid)
     except OwnedByAnother as e:  # a deleted namesake's CronJob is still being collected
         raise kopf.TemporaryError(str(e), delay=RETRY_DELAY_S) from None
+    except kopf.PermanentError as e:  # refused for good (a schedule its parser rejects, a permission): say so
+        post_event(body, reason="DriftCheckRefused", message=f"CronJob {cron_name}: {e}", warning=True)
+        raise
     if (status.get("drift") or {}).get("cronJobName") != cron_name:
         patch.status["drift"] = {"cronJobName": cron_name}
     if done != "unchanged":

@@ -44,7 +44,7 @@ from driftloop.suggest import nearest
 
 _CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
 _MEMORY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
-_CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
+_CRON = r"^(@(hourly|daily|midnight|weekly|monthly|yearly|annually)|(\S+\s+){4}\S+)$"  # CronJob's own macros
 _DURATION = r"^([0-9]+(s|m|h|d))+$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 

@@ -154,6 +154,14 @@ def test_api_server_rejects_bad_resources_naming_the_field(cluster: LocalCluster
     assert created.returncode == 0, created.stderr
 
 
+@pytest.mark.parametrize("schedule", ["@annually", "@midnight", "@yearly", "@hourly", "*/30 * * * *"])
+def test_every_schedule_a_cronjob_takes_as_a_macro_is_accepted(schedule: str) -> None:
+    from driftloop.operator.resource import parse_resource_spec
+
+    spec = bad_resource("macro", {"drift": {"schedule": schedule, "currentData": "s3://b/live.csv"}})["spec"]
+    assert parse_resource_spec(spec, where="default/macro").drift.schedule == schedule
+
+
 def test_names_the_jobs_labels_and_dns_cannot_take_are_refused_at_apply(cluster: LocalCluster, tmp_path: Any) -> None:
     """The name becomes a label value on the Job and its pods (<= 63 characters) and, with workers > 1, names the
     Service and the pods' DNS subdomain (a DNS label): refused by the CRD's CEL rules, not by the Job's create."""

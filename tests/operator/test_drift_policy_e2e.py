@@ -119,6 +119,33 @@ def test_drift_policy_owns_a_cronjob_that_follows_the_spec(cluster: LocalCluster
         _hold_jobs(cluster, False)
 
 
+def test_a_cronjob_the_api_server_refuses_is_a_warning_naming_why(cluster: LocalCluster, kube: Any,
+                                                                   operator: OperatorProcess, data: dict[str, Any],
+                                                                   tmp_path: Path) -> None:
+    """A schedule the CronJob controller's parser rejects (`99 * * * *` passes the CRD's pattern) is a 422 on
+    the CronJob's create: `kubectl describe` says so, rather than nothing."""
+    import kubernetes
+    from kmock import action
+
+    from .cluster import Fault
+
+    refusal = Fault(action.CREATE, "cronjobs", status=422)
+    _hold_jobs(cluster, True)
+    cluster.call(cluster.cluster.faults.append, refusal)
+    try:
+        create(cluster, with_drift("drift-refused", data["mlflow"], schedule="99 * * * *"), tmp_path)
+        wait_until(lambda: "DriftCheckRefused" in events_for(kube, "drift-refused"), timeout=60,
+                   what="the DriftCheckRefused event")
+        events = kubernetes.client.CoreV1Api(kube).list_namespaced_event(NAMESPACE).items
+        [said] = [e for e in events if e.reason == "DriftCheckRefused" and e.involved_object.name == "drift-refused"]
+        assert said.type == "Warning" and "injected 422 for CREATE cronjobs" in said.message, said.message
+        assert cronjob(kube, "drift-refused-drift") is None
+    finally:
+        cluster.call(cluster.cluster.faults.remove, refusal)
+        kubectl(cluster, "delete", "mltj", "drift-refused")
+        _hold_jobs(cluster, False)
+
+
 def test_a_drifted_check_retrains_and_a_calm_one_does_not(cluster: LocalCluster, kube: Any,
                                                           operator: OperatorProcess, data: dict[str, Any],
                                                           tmp_path: Path) -> None:
