@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import date, datetime
 
 from driftloop.dates import ISO, parse
@@ -38,7 +39,7 @@ def calendar_name(column: str, part: str) -> str:
 def boolean_text(value: object) -> str | None:
     """'True'/'False' for any spelling of a boolean, None when missing; other values as their text
     (an unseen category to the model, not an error: serving accepts what it has not seen)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or _pandas_missing(value):
         return None
     if isinstance(value, bool):
         return TRUE if value else FALSE
@@ -48,6 +49,13 @@ def boolean_text(value: object) -> str | None:
     if text in FALSE_WORDS:
         return FALSE
     return str(value)
+
+
+def _pandas_missing(value: object) -> bool:
+    """pandas' NA (a nullable boolean column's missing cell, from Parquet or `convert_dtypes`) or NaT, without
+    importing pandas here: when pandas was never imported, no value can be one of them."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and (value is pandas.NA or value is pandas.NaT)
 
 
 def number_text(text: str) -> tuple[float, str] | None:

@@ -174,6 +174,17 @@ def test_booleans_and_dates_in_every_spelling() -> None:
     assert calendar_parts("02/01/2024", ("year", "month"), "DD/MM/YYYY") == [2024.0, 1.0]
 
 
+def test_a_nullable_boolean_columns_missing_cells_are_missing_not_a_category(tmp_path) -> None:
+    """Parquet from pandas' `boolean` dtype (or `convert_dtypes`) holds pd.NA: missing, as a CSV blank is, not '<NA>'."""
+    frame = pd.DataFrame({"member": pd.array([True, None, False, None], dtype="boolean"), "x": [1.0, 2.0, 3.0, 4.0],
+                          "y": [0, 1, 0, 1]})
+    frame.to_parquet(tmp_path / "t.parquet")
+    read = pd.read_parquet(tmp_path / "t.parquet")
+    roles = infer(read, "y", FeatureSpec(roles={"member": "boolean"}))
+    assert canonical_frame(read, roles)["member"].tolist() == ["True", None, "False", None]
+    assert boolean_text(pd.NA) is None and boolean_text(pd.NaT) is None
+
+
 def test_the_serve_schema_reads_raw_rows_as_training_and_the_model_file_do() -> None:
     """No server: the schema's feed equals `feed_rows` (what `OnnxModel.feed` sends) on the same raw rows. The
     schema is built as `serve.model.load_served` builds it from an `OnnxModel`: a date the graph reads is a

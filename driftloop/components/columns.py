@@ -82,7 +82,7 @@ def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: boo
 
     out = {}
     for column in roles.numeric:
-        out[column] = _as_numbers(frame[column], column)
+        out[column] = as_numbers(frame[column], column)
     for column in roles.datetime:
         fmt = roles.date_formats.get(column, ISO)
         out[column] = pd.Series([_date_text(v, fmt) for v in frame[column].tolist()], index=frame.index, dtype=object)
@@ -133,7 +133,12 @@ def looks_numeric(series: pd.Series) -> bool:
     return bool(parsed >= 0.9)
 
 
-def _as_numbers(series: pd.Series, column: str) -> pd.Series:
+def as_numbers(series: pd.Series, column: str) -> pd.Series:
+    """A numeric column as float64 the way training reads it: numbers written as text ("3,750", "$12", "45%") too.
+
+    Raises:
+        DataError: a value that is no number, naming the column, the value and the row.
+    """
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):

@@ -93,6 +93,7 @@ class Reference:
     datetime: dict[str, list[str]] | None = None  # date column → the calendar features the model takes
     date_formats: dict[str, str] | None = None  # date column → its format as training read it (ISO when absent)
     stored_policy: dict[str, Any] | None = None  # the champion spec's `drift` section
+    boolean: list[str] | None = None  # the categorical columns the model reads as booleans
 
 
 @dataclass
@@ -164,7 +165,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     target = request.target or reference.target
     roles = feature_roles(feature_table(reference.frame), target=target, numeric=reference.numeric,
                           categorical=reference.categorical, datetime=reference.datetime,
-                          date_formats=reference.date_formats)
+                          date_formats=reference.date_formats, boolean=reference.boolean)
     with console.step("drift"):
         report = detect(feature_table(reference.frame), current, roles, params)
     report = replace(report, sources={"reference": reference.uri, "current": request.current})
@@ -191,7 +192,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
 
 def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[str] | None = None,
                   categorical: list[str] | None = None, datetime: dict[str, list[str]] | None = None,
-                  date_formats: dict[str, str] | None = None) -> ColumnRoles:
+                  date_formats: dict[str, str] | None = None, boolean: list[str] | None = None) -> ColumnRoles:
     """Which columns are compared, and how: the model's roles when known, else inferred from the reference.
 
     Inferred as the feature step infers them, so an unseen model's columns are compared as training would treat them.
@@ -201,8 +202,8 @@ def feature_roles(reference: pd.DataFrame, *, target: str | None, numeric: list[
     from driftloop.spec import FeatureSpec
 
     if numeric is not None or categorical is not None:
-        return ColumnRoles(target or "", list(numeric or []), list(categorical or []), datetime=dict(datetime or {}),
-                           date_formats=dict(date_formats or {}))
+        return ColumnRoles(target or "", list(numeric or []), list(categorical or []), boolean=list(boolean or []),
+                           datetime=dict(datetime or {}), date_formats=dict(date_formats or {}))
     frame = reference if target is None or target not in reference.columns else reference.drop(columns=[target])
     return infer(frame, target or "", FeatureSpec())
 
@@ -281,7 +282,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     known = roles and request.reference is None
     return Reference(frame, uri, roles.get("numeric") if known else None, roles.get("categorical") if known else None,
                      target, roles.get("datetime") if known else None, roles.get("date_formats") if known else None,
-                     stored.get("drift"))
+                     stored.get("drift"), roles.get("boolean") if known else None)
 
 
 def _download(mlflow: MLflowGateway, champion: Champion, artifact: str, report_dir: Path) -> Path | None:

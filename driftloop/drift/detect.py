@@ -132,7 +132,8 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
             times.append(tc.number_column(column, time[column], values, cur))
             continue
         result = (_numeric(column, numbers[column], _numbers(current[column], column), params)  # type: ignore[arg-type]
-                  if column in roles.numeric else _categorical(column, reference[column], current[column], params))
+                  if column in roles.numeric else _categorical(column, _as_read(reference[column], column, roles),
+                                                               _as_read(current[column], column, roles), params))
         results.append(_left_out(result, left_out.get(column)))
     for column in roles.datetime:
         parts = tc.parts_of(roles, column)
@@ -213,19 +214,28 @@ def correct(p_values: list[float], params: DriftParams) -> tuple[float, list[boo
 
 
 def _numbers(series: pd.Series, column: str) -> np.ndarray:
+    """As training reads a numeric column: numbers written as text ("$1,200", "45%") are numbers here too, or a
+    model trained on such a column could never be checked (its stored reference sample holds the raw text)."""
     import pandas as pd
+
+    from driftloop.components.columns import as_numbers
 
     if pd.api.types.is_float_dtype(series.dtype) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
         return series.to_numpy(dtype="float64", copy=False)  # NaN already marks missing; no copy, no isna pass
-    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-        coerced = pd.to_numeric(series, errors="coerce")
-        bad = series.notna() & coerced.isna()
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row + 2} "
-                            f"({int(bad.sum())} non-numeric values; expected numbers)")
-        series = coerced
-    return series.to_numpy(dtype="float64", na_value=float("nan"))
+    return as_numbers(series, column).to_numpy(dtype="float64", na_value=float("nan"))
+
+
+def _as_read(series: pd.Series, column: str, roles: ColumnRoles) -> pd.Series:
+    """A categorical column as the model reads it: a boolean one's spellings ("Yes", true, "1") as 'True'/'False',
+    as training and serving read them; the reference holds the training file's spelling, a prediction log the
+    client's, and the same rows must not differ by their spelling alone."""
+    import pandas as pd
+
+    from driftloop.canonical import boolean_text
+
+    if column not in roles.boolean:
+        return series
+    return pd.Series([boolean_text(v) for v in series.tolist()], index=series.index, dtype=object)
 
 
 def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:

@@ -111,6 +111,38 @@ def test_current_without_a_feature_or_with_text_in_a_number_is_a_clear_error() -
         detect(reference, broken, _roles(), DriftParams())
 
 
+def test_numbers_written_as_text_are_read_as_training_reads_them() -> None:
+    """A column of "$1,234" is numeric to training (parsed from text) and its reference sample keeps the text: the
+    check reads it the same way, or no drift check of such a model could run at all."""
+    rng = np.random.default_rng(8)
+    prices = rng.normal(2000, 300, 400).round(2)
+    as_text = lambda values: [f"${v:,.2f}" for v in values]  # noqa: E731
+    reference = pd.DataFrame({"price": as_text(prices), "x0": rng.normal(size=400)})
+    roles = ColumnRoles("", ["price", "x0"], [])
+    same = detect(reference, reference.sample(frac=1, random_state=1), roles, DriftParams())
+    assert not same.is_drift and next(f for f in same.features if f.name == "price").test == "ks"
+    doubled = reference.assign(price=as_text(prices * 2))
+    assert detect(reference, doubled, roles, DriftParams()).drifted_features == ["price"]
+    numbers = reference.assign(price=prices)  # the current table may hold plain numbers: the same values
+    assert not detect(reference, numbers, roles, DriftParams()).is_drift
+
+
+def test_a_boolean_column_is_compared_by_meaning_not_spelling(tmp_path: Path) -> None:
+    """The training file says Yes/No, the prediction log what clients sent (JSON true/false): the same rows."""
+    from driftloop.table import load_table
+
+    rng = np.random.default_rng(9)
+    reference = pd.DataFrame({"paperless": rng.choice(["Yes", "No"], 400), "x0": rng.normal(size=400)})
+    log = tmp_path / "predictions.jsonl"
+    log.write_text("\n".join(json.dumps({"paperless": v == "Yes", "x0": x})
+                             for v, x in zip(reference.paperless, reference.x0, strict=True)) + "\n")
+    current = load_table(str(log)).frame
+    roles = ColumnRoles("", ["x0"], ["paperless"], boolean=["paperless"])
+    report = detect(reference, current, roles, DriftParams())
+    paperless = next(f for f in report.features if f.name == "paperless")
+    assert not report.is_drift and paperless.p_value == pytest.approx(1.0) and not paperless.current.get("unseen")
+
+
 def test_a_check_reads_jsonl_prediction_logs_and_writes_json_and_self_contained_html(tmp_path: Path) -> None:
     """`driftloop serve`'s log shape: raw inputs at the top level, reserved `_` keys, one object per line."""
     rng = np.random.default_rng(9)
