@@ -51,6 +51,14 @@ def boolean_text(value: object) -> str | None:
     return str(value)
 
 
+def category_text(value: object) -> str:
+    """A category cell's text: a whole number held as a float without its '.0' (an integer code column that pandas
+    read as float for its blank cells), so 2.0, 2 and "2" are one category in training, scoring and drift alike."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
 def _pandas_missing(value: object) -> bool:
     """pandas' NA (a nullable boolean column's missing cell, from Parquet or `convert_dtypes`) or NaT, without
     importing pandas here: when pandas was never imported, no value can be one of them."""

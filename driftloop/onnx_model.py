@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop import __version__
-from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
+from driftloop.canonical import boolean_text, calendar_name, calendar_parts, category_text, number_text
 from driftloop.constants import (
     META_BOOLEAN,
     META_CATEGORICAL,
@@ -306,15 +306,16 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
     flags = set(boolean)
     for column in categorical:
         values = [boolean_text(v) if column in flags else v for v in frame[column].tolist()]
-        feed[input_names[column]] = np.array([_text(v) for v in values], dtype=object).reshape(-1, 1)
+        feed[input_names[column]] = np.array([_text(v, category=True) for v in values], dtype=object).reshape(-1, 1)
     return feed
 
 
-def _text(value: Any) -> str:
-    """A category or date cell as the graph's string input: missing (None, NaN, NaT, pandas.NA) is ''."""
+def _text(value: Any, *, category: bool = False) -> str:
+    """A category or date cell as the graph's string input: missing (None, NaN, NaT, pandas.NA) is ''; a category
+    as `category_text` writes it (2.0 as "2"), as training did."""
     if value is None or type(value).__name__ in ("NAType", "NaTType") or (isinstance(value, float) and value != value):
         return ""
-    return str(value)
+    return category_text(value) if category else str(value)
 
 
 def _number(value: Any) -> float:

@@ -112,6 +112,11 @@ def drop_missing_target(table: LoadedTable, target: str) -> tuple[LoadedTable, i
     if not dropped:
         return table, 0
     kept = table.frame.loc[~missing].reset_index(drop=True)
+    labels = kept[target]
+    if labels.dtype.kind == "f" and bool(((labels == labels.round()) & (labels.abs() <= 2**53)).all()):
+        # pandas read a 0/1 (or 1..5) column as float only because of its blanks: without them its labels are
+        # the integers the file holds (classes 0 and 1, not 0.0 and 1.0, and `positive_class: 1` names one)
+        kept[target] = labels.astype("int64")
     return LoadedTable(frame=kept, uri=table.uri, sha256=table.sha256), dropped
 
 

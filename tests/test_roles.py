@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.canonical import boolean_text, calendar_parts, number_text
+from driftloop.canonical import boolean_text, calendar_parts, category_text, number_text
 from driftloop.components.columns import canonical_frame
 from driftloop.components.feature import build_transform, transform_input
 from driftloop.components.roles import infer
@@ -183,6 +183,22 @@ def test_a_nullable_boolean_columns_missing_cells_are_missing_not_a_category(tmp
     roles = infer(read, "y", FeatureSpec(roles={"member": "boolean"}))
     assert canonical_frame(read, roles)["member"].tolist() == ["True", None, "False", None]
     assert boolean_text(pd.NA) is None and boolean_text(pd.NaT) is None
+
+
+def test_an_integer_code_column_with_blanks_has_the_categories_its_rows_are_scored_with() -> None:
+    """pandas reads a code column with blank cells as float: its categories must be '2', as a row without blanks
+    (an int), a client's "2" and the drift check all name it, not '2.0' (an unseen category to every one of them)."""
+    from driftloop.onnx_model import feed_rows, graph_names
+
+    store = np.array([1.0, 2.0, np.nan, 3.0, 2.0] * 20)
+    frame = pd.DataFrame({"store": store, "x": np.arange(100.0), "y": [0, 1] * 50})
+    roles = infer(frame, "y", FeatureSpec(roles={"store": "categorical"}))
+    assert sorted(set(canonical_frame(frame, roles)["store"].dropna())) == ["1", "2", "3"]
+    row = pd.DataFrame({"store": [2], "x": [0.5]})  # the same store in a table without blanks: an int
+    assert feed_rows(row, roles.numeric, roles.categorical, graph_names(roles))["store"].ravel().tolist() == ["2"]
+    assert feed_rows(frame.head(3), roles.numeric, roles.categorical,
+                     graph_names(roles))["store"].ravel().tolist() == ["1", "2", ""]
+    assert category_text(2.5) == "2.5" and category_text("2.0") == "2.0" and category_text(True) == "True"
 
 
 def test_the_serve_schema_reads_raw_rows_as_training_and_the_model_file_do() -> None:

@@ -82,6 +82,19 @@ def test_rows_without_a_target_are_dropped_and_counted(tmp_path: Path) -> None:
     assert none == 0 and len(kept.frame) == 4
 
 
+def test_a_zero_one_target_with_blanks_keeps_integer_labels(tmp_path: Path) -> None:
+    """pandas reads a 0/1 column with blank cells as float: once those rows go, its labels are 0 and 1 again, so the
+    classes, the model's metadata and `data.positive_class: 1` all say 1, not 1.0."""
+    path = tmp_path / "t.csv"
+    path.write_text("x,churned\n0.5,1\n0.7,\n0.1,0\n0.9,1\n0.3,\n")
+    table, dropped = load_training_table(load_spec(None, data=str(path), target="churned").data)
+    assert dropped == 2 and table.frame["churned"].dtype == "int64" and table.frame["churned"].tolist() == [1, 0, 1]
+    assert order_classes([0, 1], table.frame["churned"], 1, "t.csv") == [0, 1]  # `positive_class: 1` is a class
+    path.write_text("x,price\n0.5,1.5\n0.7,\n0.1,2.0\n")  # not integral: stays a float (a regression target)
+    table, _ = load_training_table(load_spec(None, data=str(path), target="price").data)
+    assert table.frame["price"].dtype == "float64"
+
+
 def test_a_target_missing_everywhere_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     PENGUINS.assign(species=None).to_csv(path, index=False)

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
+from driftloop.canonical import boolean_text, calendar_name, calendar_parts, category_text, number_text
 from driftloop.dates import ISO, written
 from driftloop.errors import DataError
 from driftloop.suggest import nearest
@@ -90,13 +90,13 @@ def canonical_frame(frame: pd.DataFrame, roles: ColumnRoles, *, with_target: boo
     for column in roles.categorical:
         values = frame[column].tolist()
         text = ([boolean_text(v) for v in values] if column in boolean
-                else [None if _missing(v) else str(v) for v in values])
+                else [None if _missing(v) else category_text(v) for v in values])
         out[column] = pd.Series(text, index=frame.index, dtype=object)
     for column in roles.ignored:
         # unused by this model, but kept as text in the splits: a champion that used the column (before an id was
         # dropped, or a role re-set) is still re-scored on the same rows
         if column in frame.columns and column not in out:
-            out[column] = pd.Series([None if _missing(v) else str(v) for v in frame[column].tolist()],
+            out[column] = pd.Series([None if _missing(v) else category_text(v) for v in frame[column].tolist()],
                                     index=frame.index, dtype=object)
     if with_target and roles.target in frame.columns:
         out[roles.target] = frame[roles.target]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from driftloop.canonical import calendar_name
+from driftloop.canonical import calendar_name, category_text
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
 from driftloop.dates import ISO
 from driftloop.drift import time_columns as tc
@@ -313,14 +313,14 @@ def _shared_codes(ref: pd.Series, cur: pd.Series) -> tuple[list[str], np.ndarray
     """Both columns as codes over one label list; code 0 is a missing value, a category of its own.
 
     Each column is hashed once (`factorize`); only the few distinct values are turned into text
-    (as `canonical_frame` does: str(value)) and merged, so 1 and "1" are one category.
+    (as `canonical_frame` does: `category_text`) and merged, so 1, 1.0 and "1" are one category.
     """
     import numpy as np
     import pandas as pd
 
     ref_codes, ref_uniques = pd.factorize(ref, use_na_sentinel=True)
     cur_codes, cur_uniques = pd.factorize(cur, use_na_sentinel=True)
-    text = [str(v) for v in ref_uniques] + [str(v) for v in cur_uniques]
+    text = [category_text(v) for v in ref_uniques] + [category_text(v) for v in cur_uniques]
     merged, labels = pd.factorize(pd.Index(text, dtype=object))
     # unique → label + 1, and the missing sentinel (-1) → 0 via the prepended slot
     ref_map = np.concatenate([[0], merged[:len(ref_uniques)] + 1]).astype(np.int16 if len(labels) < 32000 else np.int32)
