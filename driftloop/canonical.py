@@ -4,7 +4,7 @@ Training (`components.columns.canonical_frame`), batch scoring (`OnnxModel.feed`
 (`serve.schema`) all call these, so a raw "3,750" or "yes" means the same number or category wherever a
 row enters. A date's calendar features are computed here for training; the model file computes the same
 ones from the date text itself (`driftloop.onnx_calendar`, checked against this by a parity test).
-Pure Python: serving imports it per request.
+Pure Python: serving imports it per request (`as_numbers`, for whole columns, imports pandas when called).
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ import math
 import re
 import sys
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from driftloop.dates import ISO, parse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Spellings of a boolean, compared lower-cased; "1"/"0" only count in a column of nothing else
 TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1", "1.0"})
@@ -87,6 +91,32 @@ def number_text(text: str) -> tuple[float, str] | None:
     if not _PLAIN.match(cleaned):
         return None
     return float(cleaned) * scale, ", ".join(notes)
+
+
+def as_numbers(series: pd.Series, column: str) -> pd.Series:
+    """A numeric column as float64 the way training reads it: numbers written as text ("3,750", "$12", "45%") too.
+
+    Raises:
+        DataError: a value that is no number, naming the column, the value and the row.
+    """
+    import pandas as pd
+
+    from driftloop.errors import DataError
+
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.astype("float64")
+    coerced = pd.to_numeric(series, errors="coerce")
+    bad = series.notna() & coerced.isna()
+    if bad.any():  # numbers written as text: "3,750", "$12", "45%"
+        reread = series[bad].map(lambda v: number_text(v) if isinstance(v, str) else None)
+        coerced[bad] = reread.map(lambda r: r[0] if r is not None else float("nan"))
+        bad = series.notna() & coerced.isna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row + 2} "
+            f"({int(bad.sum())} non-numeric values; expected numbers)")
+    return coerced.astype("float64")
 
 
 def calendar_parts(value: object, parts: tuple[str, ...], fmt: str = ISO) -> list[float]:

@@ -12,9 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.canonical import boolean_text, calendar_name, calendar_parts, category_text, number_text
+from driftloop.canonical import as_numbers, boolean_text, calendar_name, calendar_parts, category_text
 from driftloop.dates import ISO, written
-from driftloop.errors import DataError
 from driftloop.suggest import nearest
 
 if TYPE_CHECKING:
@@ -131,30 +130,6 @@ def looks_numeric(series: pd.Series) -> bool:
         return False
     parsed = pd.to_numeric(present, errors="coerce").notna().mean()
     return bool(parsed >= 0.9)
-
-
-def as_numbers(series: pd.Series, column: str) -> pd.Series:
-    """A numeric column as float64 the way training reads it: numbers written as text ("3,750", "$12", "45%") too.
-
-    Raises:
-        DataError: a value that is no number, naming the column, the value and the row.
-    """
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.astype("float64")
-    coerced = pd.to_numeric(series, errors="coerce")
-    bad = series.notna() & coerced.isna()
-    if bad.any():  # numbers written as text: "3,750", "$12", "45%"
-        reread = series[bad].map(lambda v: number_text(v) if isinstance(v, str) else None)
-        coerced[bad] = reread.map(lambda r: r[0] if r is not None else float("nan"))
-        bad = series.notna() & coerced.isna()
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        raise DataError(
-            f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row + 2} "
-            f"({int(bad.sum())} non-numeric values; expected numbers)")
-    return coerced.astype("float64")
 
 
 def _date_text(value: object, fmt: str) -> str | None:

@@ -218,7 +218,7 @@ def _numbers(series: pd.Series, column: str) -> np.ndarray:
     model trained on such a column could never be checked (its stored reference sample holds the raw text)."""
     import pandas as pd
 
-    from driftloop.components.columns import as_numbers
+    from driftloop.canonical import as_numbers
 
     if pd.api.types.is_float_dtype(series.dtype) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
         return series.to_numpy(dtype="float64", copy=False)  # NaN already marks missing; no copy, no isna pass
