@@ -14,6 +14,13 @@ def project_image() -> str:
     return os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
 
+# The CUDA variant of the image (`make image VARIANT=cuda`): the same tag with this suffix. GPU training (an
+# MLTrainingJob with `resources.gpu > 0`, a KFP train task with `train.device: cuda`) runs in it by default.
+CUDA_TAG_SUFFIX = "-cuda"
+# The taint GPU node pools carry (GKE, EKS, AKS and the NVIDIA GPU operator's convention).
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
 CHAMPION_ALIAS = "champion"
 PREVIOUS_ALIAS = "previous"
 

@@ -1,16 +1,13 @@
 """Key strings of the MLTrainingJob API and of the objects the operator owns."""
 
+from driftloop.constants import CUDA_TAG_SUFFIX as CUDA_TAG_SUFFIX  # a resource with resources.gpu > 0 trains in it
 from driftloop.constants import DEFAULT_IMAGE as DEFAULT_IMAGE  # the image of this driftloop version
 from driftloop.constants import ENV_TERMINATION_GRACE_S as ENV_TERMINATION_GRACE_S  # tells the pod its grace period
+from driftloop.constants import GPU_TOLERATION as GPU_TOLERATION
 from driftloop.constants import K8S_GROUP, K8S_PLURAL, K8S_VERSION
 from driftloop.constants import TERMINATION_GRACE_S as TERMINATION_GRACE_S  # SIGTERM → SIGKILL of a training pod
 
-# The CUDA variant of the image (`make image VARIANT=cuda`): the same tag with this suffix. A
-# resource with `resources.gpu > 0` and no `image` trains in it.
-CUDA_TAG_SUFFIX = "-cuda"
 DEFAULT_CUDA_IMAGE = f"{DEFAULT_IMAGE}{CUDA_TAG_SUFFIX}"
-# The taint GPU node pools carry (GKE, EKS, AKS and the NVIDIA GPU operator's convention).
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 # The resource's API, defined once in driftloop.constants (the k8s drift trigger needs it too).
 GROUP = K8S_GROUP

@@ -4,7 +4,8 @@ The SDK writes IR for the newest backend. Older 2.x backends refuse two things i
 
 - `secretAsEnv` entries with `optional` (and `secretNameParameter`): an older driver stops with
   `unknown field "optional" in kfp_kubernetes.SecretAsEnv` (kubeflow/pipelines#12495). Without
-  them the Secret must exist: create it, empty if a task needs no credentials.
+  them the Secret must exist and hold every key (`CREDENTIAL_KEYS`; an empty value is fine): a pod
+  whose env names a key the Secret lacks does not start (CreateContainerConfigError).
 - an exit task that takes `dsl.PipelineTaskFinalStatus`: an older backend refuses the run with
   `task final status not supported yet` (support: kubeflow/pipelines#11953). Without it the
   tasks close the MLflow run themselves (see `build_training_pipeline(final_status=False)`).

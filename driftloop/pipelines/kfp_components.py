@@ -142,13 +142,16 @@ def deploy(spec: dict, run_id: str, table: Input[Dataset], features: Input[Datas
 
     from driftloop.components import deploy
     from driftloop.components.gate import Blessing
-    from driftloop.constants import BLESSING_FILE
+    from driftloop.constants import BLESSING_FILE, TAG_RUN_ID
     from driftloop.pipelines.runtime import attached, step_record
     from driftloop.runner import roll_out_serving
 
     with attached(spec, run_id, retried=True) as ctx, step_record("deploy"):
+        # KFP retries this task: an attempt that registered (or promoted) and then died is finished by the next,
+        # found by its run id (one pipeline run, one MLflow run), not registered a second time
         outcome = deploy.execute(ctx, Blessing.load(Path(blessing.path) / BLESSING_FILE),
-                                 data_sha256=table.metadata["sha256"], task=features.metadata["task"])
+                                 data_sha256=table.metadata["sha256"], task=features.metadata["task"],
+                                 tags={TAG_RUN_ID: run_id}, once_by=(TAG_RUN_ID,))
         for line in roll_out_serving(ctx.spec, outcome):
             print(line)
     return outcome.version or ""

@@ -12,6 +12,8 @@ import copy
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from driftloop.constants import CUDA_TAG_SUFFIX, GPU_TOLERATION, project_image
+
 if TYPE_CHECKING:
     from kfp.dsl import PipelineTask
     from kfp.dsl.graph_component import GraphComponent
@@ -21,9 +23,10 @@ if TYPE_CHECKING:
 PIPELINE_NAME = "driftloop-training"
 # The Secret whose keys become the tasks' environment (each key optional): MLflow and S3 access.
 CREDENTIALS_SECRET = "driftloop-credentials"
+# DRIFTLOOP_ADMIN_TOKEN: what deploy's `serving.reload_urls` calls send to a `driftloop serve --admin-token`.
 CREDENTIAL_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                    "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                   "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+                   "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DRIFTLOOP_ADMIN_TOKEN")
 # (cpu request, cpu limit, memory request, memory limit) per task.
 RESOURCES = {
     "open-run": ("250m", "1", "512Mi", "1Gi"),
@@ -55,12 +58,13 @@ def task_steps() -> dict[str, tuple[str, ...]]:
 def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = None,
                             secret: str = CREDENTIALS_SECRET, final_status: bool = True,
                             retries: bool = True) -> "GraphComponent":
-    """The pipeline, with defaults from `spec` and every task in `image`.
+    """The pipeline, with defaults from `spec` and every task in `image` (GPU training in its `-cuda` variant).
 
     Args:
         spec: defaults for the parameters, and what decides compile-time settings
             (a GPU on train when `train.device` is `cuda`). None: the spec model's defaults.
-        image: the project image; default `$DRIFTLOOP_IMAGE` or the one for this version.
+        image: the project image; default `$DRIFTLOOP_IMAGE` or the one for this version, and for a GPU train
+            task (`train.device: cuda`) that image's `-cuda` tag (a named image is used as it is).
         secret: Kubernetes Secret whose keys (`CREDENTIAL_KEYS`) become the tasks' environment.
         final_status: close the MLflow run in an exit handler that reads the run's final status.
             False (for backends without `PipelineTaskFinalStatus`, see `backends`): a task that
@@ -80,8 +84,12 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
     from driftloop.pipelines.parameters import pipeline_defaults, section_parameters
 
     gpus = 1 if spec is not None and spec.train.device == "cuda" else 0
+    # GPU training runs in the image's CUDA variant (the default image has CPU-only torch, where
+    # `train.device: cuda` fails at once), unless an image was named: then that one, as for every task
+    train_ops = ComponentsInImage(ops, f"{project_image()}{CUDA_TAG_SUFFIX}") if gpus and image is None else None
     if image is not None:
         ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
+    train_ops = train_ops or ops
     signature = inspect.Signature(section_parameters())
 
     def configured(task: "PipelineTask", *, gpus: int = 0) -> "PipelineTask":
@@ -93,7 +101,7 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
         step = {"spec": spec_out, "run_id": run_id}
         checked = configured(ops.validate(**step, champion_version=champion, data_version=run.outputs["data_version"]))
         table, features = checked.outputs["table"], checked.outputs["features"]
-        trained = configured(ops.train(**step, features=features), gpus=gpus)
+        trained = configured(train_ops.train(**step, features=features), gpus=gpus)
         scored = configured(ops.evaluate(**step, champion_version=champion, model=trained.outputs["model"],
                                          features=features))
         # The gate's bool is the task's single output: kfp.local resolves a condition on `Output` only.
@@ -148,6 +156,7 @@ def configure_task(task: "PipelineTask", secret: str, *, gpus: int = 0, retries:
         task.set_retry(num_retries=count, backoff_duration=backoff, backoff_factor=factor)
     if gpus:
         task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
+        kubernetes.add_toleration(task, **GPU_TOLERATION)  # GPU node pools are tainted so only GPU pods land there
     kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={k: k for k in CREDENTIAL_KEYS},
                                  optional=True)
     task.set_env_variable("DRIFTLOOP_CREDENTIALS_SECRET", secret)  # named when the Secret gives no tracking URI

@@ -165,6 +165,12 @@ def copy_file(source: Path, destination: str) -> None:
     shutil.copyfile(source, destination)
 
 
+# What `PipelineTaskFinalStatus.state` says of a group that succeeded: kfp.local (and the SDK's docstring) say
+# SUCCEEDED; the open-source backend passes the ML Metadata execution state, COMPLETE (backend/src/v2/driver,
+# and its own test pipeline `pipeline_with_input_status_state` asserts it)
+SUCCEEDED_STATES = ("SUCCEEDED", "COMPLETE")
+
+
 def close_run(parameters: dict[str, Any], *, kfp_run_id: str, state: str, task: str | None) -> None:
     """The exit handler's work: close this KFP run's MLflow run if no task has closed it.
 
@@ -184,9 +190,10 @@ def close_run(parameters: dict[str, Any], *, kfp_run_id: str, state: str, task: 
     if found is None or found.status != "RUNNING":
         return
     ctx = RunContext(spec, gateway, gateway.tracker(found.run_id))
-    if state == "SUCCEEDED":
+    if state in SUCCEEDED_STATES:
         finish_run(ctx, None)
     else:
-        # the handler sees only the DAG's state; the failed task's own log holds the why
-        finish_run(ctx, f"pipeline task {task or 'unknown'} ended {state}; the failed task's log says why "
-                        f"(after {ERROR_MARKER.strip()!r} when driftloop caught the error)")
+        # the handler sees only the exit handler group's state (its task is that group, not the task that failed);
+        # the failed task's own log holds the why
+        finish_run(ctx, f"the pipeline ended {state} (in {task or 'an unknown task'}); the failed task's log says "
+                        f"why (after {ERROR_MARKER.strip()!r} when driftloop caught the error)")

@@ -125,6 +125,15 @@ def test_every_task_knows_its_credentials_secret(tmp_path: Path) -> None:
         assert env.get("DRIFTLOOP_CREDENTIALS_SECRET") == "team-a-mlflow", name
 
 
+def test_the_deploy_task_gets_the_admin_token_its_reload_calls_send(tmp_path: Path) -> None:
+    """`serving.reload_urls` against a `driftloop serve --admin-token`: without the token the reload is a 401 and
+    serving stays on the old version until its next poll."""
+    _, platform, _ = compiled(tmp_path)
+    deploy = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-deploy"]
+    keys = {pair["envVar"] for entry in deploy["secretAsEnv"] for pair in entry["keyToEnv"]}
+    assert "DRIFTLOOP_ADMIN_TOKEN" in keys and "MLFLOW_TRACKING_URI" in keys
+
+
 def test_a_task_in_a_cluster_without_a_tracking_uri_fails_naming_the_secret(tmp_path: Path) -> None:
     """The open-run task's own function, run as its pod would: in a cluster, no MLFLOW_TRACKING_URI."""
     table = tmp_path / "churn.csv"

@@ -128,6 +128,22 @@ def test_a_gpu_spec_puts_an_accelerator_on_train_and_the_image_is_configurable(t
     assert {e["secretAsEnv"][0]["secretName"] for e in secrets.values()} == {"mlops-creds"}
 
 
+def test_a_gpu_train_task_runs_in_the_cuda_image_and_tolerates_the_gpu_taint(tmp_path: Path) -> None:
+    """The default image has CPU-only torch: `train.device: cuda` there fails at once ("no CUDA device")."""
+    from driftloop.constants import project_image
+
+    spec = load_spec(None, data="s3://lake/t.csv", target="y", overrides=["train.device=cuda"])
+    compile_pipeline(tmp_path / "gpu.yaml", spec=spec)
+    pipeline, platform = documents(tmp_path / "gpu.yaml")
+    images = {name: e["container"]["image"] for name, e in pipeline["deploymentSpec"]["executors"].items()}
+    assert images.pop("exec-train") == f"{project_image()}-cuda"
+    assert set(images.values()) == {project_image()}
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-train"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                        "effect": "NoSchedule"}]
+    assert all("tolerations" not in e for name, e in executors.items() if name != "exec-train")
+
+
 def test_components_are_thin_wrappers_over_the_shared_steps() -> None:
     pipeline, _ = documents(COMMITTED_PIPELINE)
     for name, executor in pipeline["deploymentSpec"]["executors"].items():

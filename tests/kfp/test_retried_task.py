@@ -58,6 +58,24 @@ def test_a_retry_reopens_the_run_and_the_exit_handler_closes_it_finished(
     assert finished.data.metrics["accuracy"] == 0.9
 
 
+@pytest.mark.parametrize("state", ["SUCCEEDED", "COMPLETE"])
+def test_the_exit_handler_closes_a_succeeded_pipelines_run_finished_as_kfp_local_and_the_backend_say_it(
+        mlflow_uri: str, tmp_path: Path, state: str) -> None:
+    """kfp.local says SUCCEEDED; a KFP backend passes ML Metadata's COMPLETE (its own test pipeline asserts it):
+    both are a pipeline that succeeded, whose run must end FINISHED, not FAILED."""
+    (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
+    spec = validate_spec({"data": {"path": str(tmp_path / "t.csv"), "target": "y"}, "tracking": {"uri": mlflow_uri},
+                          "registry": {"model_name": "closed-run"}})
+    run_id = start_run(spec, tags={KFP_RUN_TAG: f"kfp-{state}"}).run_id
+    close_run(pipeline_arguments(spec), kfp_run_id=f"kfp-{state}", state=state, task="exit-handler-1")
+    closed = registry_for(mlflow_uri).client.get_run(run_id)
+    assert closed.info.status == "FINISHED" and closed.data.tags[RUN_TAG_STATUS] == "completed"
+    failed_id = start_run(spec, tags={KFP_RUN_TAG: f"kfp-failed-{state}"}).run_id
+    close_run(pipeline_arguments(spec), kfp_run_id=f"kfp-failed-{state}", state="FAILED", task="exit-handler-1")
+    failed = registry_for(mlflow_uri).client.get_run(failed_id)
+    assert failed.info.status == "FAILED" and failed.data.tags[RUN_TAG_ERROR].startswith("the pipeline ended FAILED")
+
+
 def test_only_tasks_with_a_retry_policy_reopen_and_an_open_run_is_left_as_it_is(mlflow_uri: str,
                                                                                    tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
@@ -92,3 +110,35 @@ def test_the_tasks_that_reopen_are_the_tasks_kfp_retries() -> None:
     reopening = {name.replace("_", "-") for name, component in vars(kfp_components).items()
                  if hasattr(component, "python_func") and "retried=True" in inspect.getsource(component.python_func)}
     assert reopening == set(RETRIES)
+
+
+def test_a_retried_deploy_task_finishes_the_version_its_first_attempt_registered(mlflow_uri: str,
+                                                                                  tmp_path: Path) -> None:
+    """KFP retries deploy (2 retries): an attempt that registered and then died (a pod evicted after MLflow
+    answered) must not leave a second version behind its retry."""
+    from kfp import dsl
+
+    from driftloop.components.gate import Blessing
+    from driftloop.constants import BLESSING_FILE
+    from driftloop.pipelines import kfp_components
+
+    (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
+    spec = validate_spec({"data": {"path": str(tmp_path / "t.csv"), "target": "y"}, "tracking": {"uri": mlflow_uri},
+                          "registry": {"model_name": "kfp-deploy-retried"}})
+    arguments = pipeline_arguments(spec)
+    run_id = start_run(spec, tags={KFP_RUN_TAG: "kfp-deploy"}).run_id
+    blessed = tmp_path / "blessing"
+    blessed.mkdir()
+    Blessing(True, [], None).save(blessed / BLESSING_FILE)
+
+    def attempt() -> str:
+        return kfp_components.deploy.python_func(
+            spec=arguments, run_id=run_id, table=dsl.Dataset(uri=str(tmp_path), metadata={"sha256": "f00d"}),
+            features=dsl.Dataset(uri=str(tmp_path), metadata={"task": "classification"}),
+            blessing=dsl.Artifact(uri=str(blessed)))
+
+    first, retry = attempt(), attempt()
+    registry = registry_for(mlflow_uri)
+    versions = registry.client.search_model_versions("name='kfp-deploy-retried'")
+    assert first == retry == "1" and [v.version for v in versions] == ["1"], [v.version for v in versions]
+    assert registry.champion("kfp-deploy-retried").version == "1"
