@@ -112,12 +112,16 @@ def drop_missing_target(table: LoadedTable, target: str) -> tuple[LoadedTable, i
     if not dropped:
         return table, 0
     kept = table.frame.loc[~missing].reset_index(drop=True)
-    labels = kept[target]
-    if labels.dtype.kind == "f" and bool(((labels == labels.round()) & (labels.abs() <= 2**53)).all()):
-        # pandas read a 0/1 (or 1..5) column as float only because of its blanks: without them its labels are
-        # the integers the file holds (classes 0 and 1, not 0.0 and 1.0, and `positive_class: 1` names one)
-        kept[target] = labels.astype("int64")
+    kept[target] = whole_labels(kept[target])
     return LoadedTable(frame=kept, uri=table.uri, sha256=table.sha256), dropped
+
+
+def whole_labels(labels: pd.Series) -> pd.Series:
+    """A target column without missing cells, with whole numbers that pandas read as float (for the blanks since
+    dropped) as the integers the file holds: classes 0 and 1, not 0.0 and 1.0 (`positive_class: 1` names one)."""
+    if labels.dtype.kind == "f" and bool(((labels == labels.round()) & (labels.abs() <= 2**53)).all()):
+        return labels.astype("int64")
+    return labels
 
 
 def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = None) -> list[str]:

@@ -170,3 +170,29 @@ def test_a_table_too_small_to_split_is_one_line_naming_the_minimum(tmp_path: Pat
     tiny = pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 1.5]})
     with pytest.raises(DataError, match="2 rows are too few to split into train, validation and test; at least 3"):
         feature.run(tiny, source="t.csv", roles=roles, spec=FeatureSpec(), task="regression", out_dir=tmp_path)
+
+
+def test_an_evaluation_window_skips_unlabelled_rows_and_names_a_class_the_model_never_saw(trained: Path,
+                                                                                          tmp_path: Path) -> None:
+    """A fresh window often holds rows not yet labelled, or a label new since training: the first are left out and
+    counted, the second is one line naming the label (it was a raw sklearn ValueError, reported as a retryable
+    internal error, which a Kubernetes Job retried)."""
+    import pandas as pd
+
+    from driftloop.errors import DataError
+
+    model = OnnxModel(trained / "train" / "model.onnx")
+    rows = pd.read_parquet(trained / "features" / "test.parquet").head(40).copy()
+    rows["churned"] = rows["churned"].astype(object)
+    rows.loc[rows.index[:5], "churned"] = None
+    rows.to_csv(tmp_path / "window.csv", index=False)
+    window = evaluate.score_window(str(tmp_path / "window.csv"), model, None)
+    assert window["rows"] == 35 and window["unlabelled_rows"] == 5
+    assert window["metrics"] == evaluate.score(model, rows.iloc[5:].astype({"churned": int}))
+    rows.loc[rows.index[7], "churned"] = 2
+    rows.to_csv(tmp_path / "new-class.csv", index=False)
+    with pytest.raises(DataError, match=r"1 rows labelled with a class the model never saw: 2 \(its classes: 0, 1\)"):
+        evaluate.score_window(str(tmp_path / "new-class.csv"), model, None)
+    rows.assign(churned=None).to_csv(tmp_path / "unlabelled.csv", index=False)
+    with pytest.raises(DataError, match="no labelled row"):
+        evaluate.score_window(str(tmp_path / "unlabelled.csv"), model, None)

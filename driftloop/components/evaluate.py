@@ -142,12 +142,27 @@ def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | Non
     """Both models on the same window rows, so the gate can refuse a model that is worse on fresh data."""
     from driftloop.errors import DataError
     from driftloop.onnx_model import OnnxModel
-    from driftloop.table import load_table
+    from driftloop.table import load_table, whole_labels
 
     rows = load_table(uri).frame
-    if candidate.target not in rows.columns:
-        raise DataError(f"{uri}: evaluation window lacks the target column {candidate.target!r}")
-    window: dict[str, Any] = {"uri": uri, "rows": len(rows), "metrics": score(candidate, rows)}
+    target = candidate.target
+    if target not in rows.columns:
+        raise DataError(f"{uri}: evaluation window lacks the target column {target!r}")
+    labelled = rows[target].notna()
+    rows = rows.loc[labelled].reset_index(drop=True)  # rows not yet labelled say nothing about either model
+    rows[target] = whole_labels(rows[target])
+    if rows.empty:
+        raise DataError(f"{uri}: evaluation window has no labelled row (target {target!r} is missing in every row)")
+    if candidate.task == "classification":
+        classes = {python_value(c) for c in candidate.classes or []}
+        unknown = rows[target].map(lambda v: python_value(v) not in classes)
+        if unknown.any():
+            first = rows[target][unknown].iloc[0]
+            raise DataError(f"{uri}: evaluation window has {int(unknown.sum())} rows labelled with a class the model "
+                            f"never saw: {python_value(first)!r} (its classes: "
+                            f"{', '.join(repr(python_value(c)) for c in candidate.classes or [])})")
+    window: dict[str, Any] = {"uri": uri, "rows": len(rows), "unlabelled_rows": int((~labelled).sum()),
+                              "metrics": score(candidate, rows)}
     if champion_model_path is not None:
         try:
             window["champion_metrics"] = score(OnnxModel(champion_model_path), rows)
