@@ -196,3 +196,20 @@ def test_an_evaluation_window_skips_unlabelled_rows_and_names_a_class_the_model_
     rows.assign(churned=None).to_csv(tmp_path / "unlabelled.csv", index=False)
     with pytest.raises(DataError, match="no labelled row"):
         evaluate.score_window(str(tmp_path / "unlabelled.csv"), model, None)
+
+
+@pytest.mark.parametrize("feature_spec", [FeatureSpec(drop=["notes"]), FeatureSpec(roles={"notes": "drop"})],
+                         ids=["feature.drop", "feature.roles"])
+def test_an_empty_column_the_spec_drops_does_not_stop_validation(feature_spec: FeatureSpec, tmp_path: Path) -> None:
+    """The error says "drop it": dropping it in the spec must be enough, without editing the file."""
+    from driftloop.errors import DataError
+
+    table = customers(rows=300).assign(notes=None)
+    with pytest.raises(DataError, match="column 'notes' is entirely null"):
+        validate.run(table, source="t.csv", target="churned", validation=ValidationSpec(), feature=FeatureSpec(),
+                     out_dir=tmp_path / "plain")
+    checked = validate.run(table, source="t.csv", target="churned", validation=ValidationSpec(),
+                           feature=feature_spec, out_dir=tmp_path / "dropped")
+    roles = ColumnRoles.load(checked.roles_path)
+    assert "notes" not in roles.features
+    assert [r["role"] for r in roles.table if r["column"] == "notes"] == ["drop"]

@@ -77,7 +77,7 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(frame) == 0:
         raise ValidationFailed(f"{source}: the table has no rows (expect_table_row_count_to_be_between min_value=1)")
-    _check_basics(frame, source, target)
+    _check_basics(frame, source, target, feature)
     suite, origin, baseline = _resolve_suite(frame, target, validation, stored_suite)
     if origin in ("champion", "reprofiled") and suite is not None and _spec_changes_roles(suite, feature):
         # the user re-set a role since the champion: their word wins, and the suite is learnt again with it
@@ -173,15 +173,25 @@ def _classified(results: list[dict[str, Any]], *, strict: bool) -> list[dict[str
     return results
 
 
-def _check_basics(frame: pd.DataFrame, source: str, target: str) -> None:
+def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: FeatureSpec) -> None:
     check_target(list(frame.columns), target, source)
     for column in frame.columns:
-        if frame[column].isna().all():
-            raise DataError(f"{source}: column {column!r} is entirely null ({len(frame)} rows); drop it or fill it")
+        if frame[column].isna().all() and not _dropped_by_spec(column, feature):
+            raise DataError(f"{source}: column {column!r} is entirely null ({len(frame)} rows); drop it "
+                            f"(feature.drop) or fill it")
     if frame[target].isna().any():
         # reached only with data.drop_missing_target false: by default the runners drop those rows first
         raise DataError(f"{source}: target column {target!r} has {int(frame[target].isna().sum())} null values "
                         "(data.drop_missing_target is false)")
+
+
+def _dropped_by_spec(column: str, feature: FeatureSpec) -> bool:
+    """Whether the spec leaves `column` out of the model, whatever it holds (an empty one included)."""
+    if column in feature.roles:
+        return feature.roles[column] == "drop"
+    listed = [*(feature.numeric or []), *(feature.categorical or [])]
+    return column in feature.drop or (feature.numeric is not None and feature.categorical is not None
+                                      and column not in listed)
 
 
 def _gx_expectations():
