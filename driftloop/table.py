@@ -213,6 +213,8 @@ SNIFF_DELIMITERS = (",", ";", "\t", "|")  # in order of preference when two pars
 _SNIFF_LINES = 50
 _COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
 _DOT_DECIMAL = re.compile(r"^[-+]?\d*\.\d+$")
+# German/European spreadsheet numbers: a dot between thousands ("4.229,89", "1.234"); "1.234" alone could be 1.234
+_DOT_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ class CsvDialect:
     sep: str
     decimal: str
     encoding: str
+    thousands: str | None = None
 
 
 def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -236,6 +239,8 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
                                "encoding": dialect.encoding}
     if "thousands" in given:
         options["thousands"] = given["thousands"]
+    elif dialect.thousands is not None and options["decimal"] == dialect.decimal:
+        options["thousands"] = dialect.thousands
     if "na_values" in given:
         options["na_values"] = list(given["na_values"])
     return options
@@ -246,11 +251,12 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
 
     The delimiter is the candidate that splits the sampled lines into the same number (> 1) of
     fields most often; a decimal comma is assumed only when the delimiter is not a comma and the
-    sampled cells hold numbers like `3,5` and none like `3.5`.
+    sampled cells hold numbers like `3,5` (or `4.229,89`) and none like `3.5`; with it, a dot between
+    thousands (`4.229,89`, `1.234`) is a thousands separator, as the spreadsheet that wrote it meant.
 
     Example:
         >>> sniff_csv(b"a;b\\n1,5;2\\n")
-        CsvDialect(sep=';', decimal=',', encoding='utf-8')
+        CsvDialect(sep=';', decimal=',', encoding='utf-8', thousands=None)
     """
     encoding = encoding or _encoding_of(raw)
     try:
@@ -265,10 +271,13 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
     sep = _delimiter(lines)
     rows = list(csv.reader(lines[1:], delimiter=sep))
     cells = [cell.strip() for row in rows for cell in row]
-    comma = sum(bool(_COMMA_DECIMAL.match(c)) for c in cells)
-    dot = sum(bool(_DOT_DECIMAL.match(c)) for c in cells)
+    grouped = [bool(_DOT_THOUSANDS.match(c)) for c in cells]
+    # "4.229,89" says comma decimals; "1.234" says nothing (1.234 or 1234), so it is no dot-decimal evidence
+    comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))
+    dot = sum(bool(_DOT_DECIMAL.match(c)) and not g for c, g in zip(cells, grouped, strict=True))
     decimal = "," if sep != "," and comma and not dot else "."
-    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding)
+    thousands = "." if decimal == "," and any(grouped) else None
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, thousands=thousands)
 
 
 def _encoding_of(raw: bytes) -> str:

@@ -46,6 +46,20 @@ def test_spreadsheet_export_reads_right_by_default(tmp_path: Path) -> None:
     assert frame["mass"].tolist()[:3] == [3750.5, 5000.25, 4100.0]
 
 
+def test_a_german_export_with_thousands_dots_reads_as_numbers(tmp_path: Path) -> None:
+    """Excel in a German locale writes 4.229,89 and 1.234: the dot separates thousands there. Read with a decimal
+    comma only, the column stayed text (and was dropped as an id), or 1.234 was read as one point two."""
+    path = tmp_path / "umsatz.csv"
+    path.write_text("kunde;umsatz;menge\nk0;4.229,89;1.234\nk1;250,40;7\nk2;2.000;12\nk3;12,5;3\n")
+    dialect = sniff_csv(path.read_bytes())
+    assert (dialect.sep, dialect.decimal, dialect.thousands) == (";", ",", ".")
+    frame = load_table(str(path)).frame
+    assert frame["umsatz"].tolist() == [4229.89, 250.4, 2000.0, 12.5] and frame["menge"].tolist() == [1234, 7, 12, 3]
+    dots = tmp_path / "dots.csv"  # a dot decimal anywhere: dots are decimals, nothing is a thousands separator
+    dots.write_text("a;b\n1.234;0.5\n2.5;7\n")
+    assert sniff_csv(dots.read_bytes()).thousands is None and load_table(str(dots)).frame["a"].tolist() == [1.234, 2.5]
+
+
 def test_windows_encoding_without_bom(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes("città;n\nRoma;1\nMünchen;2\n".encode("cp1252"))
