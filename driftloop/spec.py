@@ -410,7 +410,9 @@ class Spec(_Strict):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
-    output: str | None = Field(None, description="Local directory or s3:// prefix for step outputs.")
+    output: str | None = Field(None, description="Local directory or s3:// prefix for step outputs; on KFP, "
+                               "`driftloop submit` makes it the run's pipeline root (a value set in the KFP UI is "
+                               "not used: a run's root is fixed when it is created).")
 
     @model_validator(mode="after")
     def _target_not_a_feature(self) -> Spec:
