@@ -26,6 +26,13 @@ PREVIOUS_ALIAS = "previous"
 
 # Registered-model tag holding the JSON list of versions that were champion, oldest first.
 CHAMPION_HISTORY_TAG = "driftloop.champion_history"
+# The history keeps this many of the latest champions: a registered model tag is at most 5,000 characters in
+# MLflow's SQL stores (Postgres and MySQL enforce it), which an unbounded list reaches in some 700 promotions.
+CHAMPION_HISTORY_MAX = 200
+# Version tags: the one a rollback took @champion from (never promoted again by a retry), and the champion a
+# version was gated against (a retry promotes it only over that same champion).
+TAG_ROLLED_BACK = "driftloop.rolled_back"
+TAG_GATED_AGAINST = "driftloop.gated_against"
 
 # Model-version lineage tags.
 TAG_RUN_ID = "driftloop.run_id"

@@ -57,3 +57,9 @@ class ArtifactNotFound(DriftloopError):
 
 class UserCodeError(TrainingError):
     """The user's `train.module` cannot be loaded, called, trained or converted."""
+
+
+class ChampionMoved(DriftloopError):
+    """`@champion` is not the version the gate compared against: another run promoted meanwhile."""
+
+    retryable = False  # the same gate result would be refused again: a new run compares with the new champion

@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.constants import (
     CHAMPION_ALIAS,
+    CHAMPION_HISTORY_MAX,
     CHAMPION_HISTORY_TAG,
     DEFAULT_HOME,
     MODEL_ARTIFACT_DIR,
     MODEL_FILE,
     PREVIOUS_ALIAS,
     RUN_TAG_RETRY_PARAM_PREFIX,
+    TAG_ROLLED_BACK,
 )
 from driftloop.errors import ArtifactNotFound, ModelNotFound, RegistryUnavailable, UsageError
 
@@ -362,19 +364,30 @@ class MLflowGateway:
             self._client.set_model_version_tag(name, str(version), key, value)
 
     def promote(self, name: str, version: str, *, alias: str = CHAMPION_ALIAS) -> Promotion:
-        """Move `@champion` to `version`; the former champion becomes `@previous`."""
+        """Move `@champion` to `version`; the former champion becomes `@previous`.
+
+        The history is written first and the alias last: a write that fails before the alias moved leaves
+        `@champion` where it was (its caller can delete the new version), and a history entry the alias never
+        reached is mended by `rollback`, which starts from the real `@champion`.
+        """
         validate_model_name(name)
         current = self.champion(name)
         # a local SQLite store answers versions as ints, a server as strings: compare as strings
         previous = str(current.version) if current is not None and str(current.version) != str(version) else None
-        if previous is not None:
-            self._client.set_registered_model_alias(name, PREVIOUS_ALIAS, previous)
-        self._client.set_registered_model_alias(name, alias, str(version))
         history = self.history(name)
         if not history or history[-1] != str(version):
             history.append(str(version))
-        self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history))
+        self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history[-CHAMPION_HISTORY_MAX:]))
+        if previous is not None:
+            self._client.set_registered_model_alias(name, PREVIOUS_ALIAS, previous)
+        self._client.set_registered_model_alias(name, alias, str(version))
         return Promotion(name, str(version), previous)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._client.set_registered_model_alias(validate_model_name(name), alias, str(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._client.delete_registered_model_alias(validate_model_name(name), alias)
 
     def history(self, name: str) -> list[str]:
         """Versions that were champion, oldest first."""
@@ -382,8 +395,16 @@ class MLflowGateway:
         return json.loads(model.tags.get(CHAMPION_HISTORY_TAG, "[]"))
 
     def rollback(self, name: str) -> Promotion:
-        """`@champion` back to the champion before it; `@previous` to the one before that."""
+        """`@champion` back to the champion before it; `@previous` to the one before that.
+
+        From the real `@champion`: the history is made to end with it first (two promotions at once can lose an
+        entry, a promotion that failed after writing it can leave one the alias never reached).
+        """
         history = self.history(validate_model_name(name))
+        champion = self.champion(name)
+        if champion is not None:
+            current = str(champion.version)
+            history = history[:len(history) - history[::-1].index(current)] if current in history else [*history, current]
         if len(history) < 2:
             raise UsageError(f"model {name!r} has no previous champion to roll back to "
                              f"(champion history: {history or 'empty'})")
@@ -393,7 +414,7 @@ class MLflowGateway:
             self._client.set_registered_model_alias(name, PREVIOUS_ALIAS, history[-2])
         else:
             self._client.delete_registered_model_alias(name, PREVIOUS_ALIAS)
-        self._client.set_model_version_tag(name, rolled_back, "driftloop.rolled_back", "true")
+        self._client.set_model_version_tag(name, rolled_back, TAG_ROLLED_BACK, "true")
         self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history))
         return Promotion(name, restored, rolled_back)
 

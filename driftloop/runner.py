@@ -229,8 +229,10 @@ def registered_by_earlier_attempt(spec: Spec, identity: dict[str, str]) -> RunRe
     if found is None:
         return None
     named = ", ".join(f"{key}={value}" for key, value in identity.items())
-    reason = f"PASS v{found.version} was registered for {named} by an earlier attempt; it is @champion"
-    return RunResult(status="completed", deployed=True, gate={"passed": True, "reasons": [reason]},
+    reason = (f"PASS v{found.version} was registered for {named} by an earlier attempt; it is @champion"
+              if found.deployed else f"PASS v{found.version} was registered for {named} by an earlier attempt and "
+                                     "then rolled back; it is not promoted again")
+    return RunResult(status="completed", deployed=found.deployed, gate={"passed": True, "reasons": [reason]},
                      model_name=spec.model_name, model_version=found.version, run_id=found.run_id, exit_code=0,
                      already_registered=True)
 
