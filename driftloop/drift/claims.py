@@ -154,7 +154,10 @@ class RetrainClaims:
     @staticmethod
     def _blocked(claims: list[Claim], key: str, cooldown_s: float, now: float) -> ClaimDecision | None:
         for claim in claims:
-            if claim.key == key and claim.state != FAILED:
+            # a claim left in flight past the timeout died with its process (killed, OOM): like a failed one, it
+            # acted on nothing, and must not hold its drift's key for ever
+            dead = claim.state == IN_FLIGHT and now - claim.created_s >= IN_FLIGHT_TIMEOUT_S
+            if claim.key == key and claim.state != FAILED and not dead:
                 return ClaimDecision(False, f"duplicate: retrain #{claim.sequence} ({claim.state}) already acted on "
                                      f"this drift (dedupe key {key})", claim)
         if not claims:

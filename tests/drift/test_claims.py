@@ -64,3 +64,18 @@ def test_a_retrain_that_failed_before_training_frees_the_cooldown(mlflow_uri: st
     claims.finish(fourth.claim, FAILED, "bad data", holds_cooldown=False)
     blocked = claims.try_claim(key_c, cooldown_s=3600, trigger="local")
     assert not blocked.claimed and blocked.reason.startswith("cooldown: retrain #3")
+
+
+def test_a_retrain_that_died_in_flight_frees_its_drift_after_the_timeout(mlflow_uri: str) -> None:
+    """A local retrain killed outright (SIGKILL, OOM) never finishes its claim: past the in-flight timeout it blocks
+    neither other drifts (as before) nor its own drift's key, which it held for ever."""
+    from driftloop.drift.claims import IN_FLIGHT_TIMEOUT_S
+
+    claims = RetrainClaims(registry_for(mlflow_uri).gateway, "claims_dead")
+    key = dedupe_key("claims_dead", "1", ["plan"], "w1")
+    dead = claims.try_claim(key, cooldown_s=0, trigger="local")
+    assert dead.claimed
+    soon = claims.try_claim(key, cooldown_s=0, trigger="local", now=dead.claim.created_s + 60)
+    assert not soon.claimed and soon.reason.startswith("duplicate: retrain #1 (in_flight)")
+    later = claims.try_claim(key, cooldown_s=0, trigger="local", now=dead.claim.created_s + IN_FLIGHT_TIMEOUT_S + 1)
+    assert later.claimed and later.claim.sequence == 2, later.reason
