@@ -124,11 +124,15 @@ def connect(tracking_uri: str | None = None) -> MLflowGateway:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # MLflow prints "View run ... at: URL" to stdout when a run on a server ends; stdout is `--json -`'s alone
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read as mlflow is imported: its level, set there
     import logging
 
+    from mlflow import MlflowClient
+
+    # after the import, which sets mlflow's own logger to INFO: a new SQLite store's "Creating initial MLflow
+    # database tables..." would otherwise reach stderr, past `-q`
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:

@@ -118,6 +118,10 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     if version is not None and alias is not None:
         raise UsageError("give --version or --alias, not both")
     kind = output_format(output)
+    from driftloop.table import full_uri
+
+    if full_uri(output) == full_uri(data):  # the rows would be lost for the next run, replaced by their scores
+        raise UsageError(f"-o {output} is the --data table itself; write the scores to another file")
     found = resolve_version(gateway, model_name, version=version, alias=alias)
     with tempfile.TemporaryDirectory(prefix="driftloop-predict-") as scratch:
         model = OnnxModel(gateway.download_model(found, Path(scratch)))

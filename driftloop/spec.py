@@ -493,10 +493,12 @@ def load_spec(path: str | None = None, *, data: str | None = None, target: str |
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise InvalidSpec(f"{path}: cannot read spec file ({e.strerror})") from e
+        except UnicodeDecodeError as e:
+            raise InvalidSpec(f"{path}: not UTF-8 text (byte {e.start}); save the spec file as UTF-8") from None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise InvalidSpec(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+            raise InvalidSpec(f"{_yaml_where(path, e)}: not valid YAML: {_yaml_problem(e)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -592,7 +594,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             raise InvalidSpec(f"--set {where}: unknown key{_suggest(part, list(fields))}")
         last = i == len(parts) - 1
         if last:
-            node[part] = yaml.safe_load(value) if value.strip() else None
+            try:
+                node[part] = yaml.safe_load(value) if value.strip() else None
+            except yaml.YAMLError as e:
+                raise InvalidSpec(f"--set {key.strip()}: not valid YAML: {_yaml_problem(e)} "
+                                  f"(in {value!r}; quote the value to keep it as text)") from None
             break
         annotation = fields[part].annotation if fields is not None else None
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
@@ -600,6 +606,18 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         if not isinstance(child, dict):
             raise InvalidSpec(f"--set {'.'.join(parts[: i + 1])}: is not a section")
         node = child
+
+
+def _yaml_where(path: str, error: Exception) -> str:
+    """`path:line:column` of a YAML error (1-based, as editors count), or `path` when it has no position."""
+    mark = getattr(error, "problem_mark", None)
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+
+
+def _yaml_problem(error: Exception) -> str:
+    """What a YAML parser said, in one line: its problem, else its first line."""
+    problem = getattr(error, "problem", None)
+    return str(problem) if problem else (str(error).splitlines() or ["unreadable"])[0]
 
 
 def _describe(error: ValidationError) -> str:

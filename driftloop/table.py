@@ -71,7 +71,28 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
         raise DataError(f"{uri}: the table has a header but no rows")
     frame.columns = [str(c) for c in frame.columns]
     _check_unique(list(frame.columns), uri)
+    if kind != "csv":  # a CSV cell is text: only Parquet and JSON hold lists and objects
+        _check_flat(frame, uri)
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
+
+
+_NESTED = (dict, list, tuple, set)
+
+
+def _check_flat(frame: pd.DataFrame, uri: str) -> None:
+    """DataError for a column of nested values (a Parquet list or struct, a JSON object): a model takes one number,
+    text, boolean or date per cell, and a nested one would be read as the text of a dict, or fail deep in a step."""
+    import numpy as np
+
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype != object:
+            continue
+        nested = series.map(lambda v: isinstance(v, (*_NESTED, np.ndarray)))
+        if nested.any():
+            row = int(nested.to_numpy().nonzero()[0][0])
+            raise DataError(f"{uri}: column {column!r} holds nested values ({type(series.iloc[row]).__name__} at "
+                            f"row {row + 2}); expected one number, text, boolean or date per cell")
 
 
 def load_training_table(data: DataSpec, *, uri: str | None = None) -> tuple[LoadedTable, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import yaml
 
 from driftloop.example import DriftKnobs, customers
 from driftloop.spec import Spec
+
+from .conftest import Cli
 
 HEAVY = ("torch", "mlflow", "great_expectations", "onnx", "onnxruntime", "sklearn", "pandas", "rich")
 
@@ -67,3 +70,13 @@ def test_example_is_deterministic_and_has_drift_knobs(tmp_path: Path) -> None:
     assert shifted["churned"].mean() > base["churned"].mean() + 0.1
     bad = run("example", "-o", "c.csv", "--shift", "plan=1", cwd=tmp_path)
     assert bad.returncode == 2 and "not a numeric column" in bad.stderr
+
+
+def test_a_new_local_store_prints_nothing_of_mlflows_own(tmp_path: Path) -> None:
+    """MLflow logs "Creating initial MLflow database tables..." at INFO as it makes a new SQLite store; importing
+    mlflow sets its logger to INFO, so a level set before the import was lost and those lines passed `-q`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    user = Cli(tmp_path, env | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}"})
+    done = user("models")
+    assert done.returncode == 0 and "no registered models yet" in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == ["no registered models yet; run `driftloop run` first"], done.stderr

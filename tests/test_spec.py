@@ -27,6 +27,7 @@ def test_override_sets_typed_values() -> None:
     (["train.device=tpu"], "train.device: Input should be 'auto', 'cpu' or 'cuda'"),
     (["gate.min.acuracy=0.9"], "unknown metric 'acuracy'; did you mean 'accuracy'?"),
     (["train.epochs"], "expected KEY=VALUE"),
+    (["feature.roles={bad"], "--set feature.roles: not valid YAML: expected ',' or '}'"),  # was a PyYAML traceback
 ])
 def test_bad_overrides_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(InvalidSpec, match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")):
@@ -41,6 +42,17 @@ def test_bad_file_names_the_path_and_nearest_key(tmp_path: Path) -> None:
     assert str(raised.value) == f"{path}: feature.scalling: unknown key; did you mean 'scaling'?"
     path.write_text("data: {path: a.csv}\n")
     with pytest.raises(InvalidSpec, match="data.target: required key is missing"):
+        load_spec(str(path))
+
+
+def test_a_spec_file_that_is_not_yaml_or_not_utf8_is_one_line_with_where(tmp_path: Path) -> None:
+    path = tmp_path / "driftloop.yaml"
+    path.write_text("data:\n  path: a.csv\n  target: y\ntrain:\n epochs: 3\n  lr: 1\n")
+    with pytest.raises(InvalidSpec) as raised:
+        load_spec(str(path))
+    assert str(raised.value) == f"{path}:6:5: not valid YAML: mapping values are not allowed here"
+    path.write_bytes("data: {path: données.csv, target: y}\n".encode("cp1252"))  # saved by a Windows editor
+    with pytest.raises(InvalidSpec, match=r"not UTF-8 text \(byte 17\); save the spec file as UTF-8"):
         load_spec(str(path))
 
 

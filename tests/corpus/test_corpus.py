@@ -135,12 +135,16 @@ def test_predict_reads_and_writes_s3(corpus_run: Callable[[str], CorpusRun], s3:
     (["-o", "out.csv", "--alias", "nowhere"], 1, ["no @nowhere version"]),
     (["-o", "out.csv", "--version", "1", "--alias", "champion"], 2, ["not both"]),
     (["-o", "out.csv", "--read", "sep=;;"], 2, ["sep", "single character"]),
-], ids=["suffix", "version", "alias", "both", "read option"])
+    (["-o", "{data}"], 2, ["is the --data table itself"]),  # the rows would be gone, replaced by their scores
+], ids=["suffix", "version", "alias", "both", "read option", "onto its input"])
 def test_predict_bad_arguments_get_one_line(corpus_run: Callable[[str], CorpusRun], args: list[str], code: int,
                                             words: list[str]) -> None:
     run = corpus_run("penguins")
-    proc = run.cli("predict", "--model", run.model, "--data", run.csv.name, *args)
+    before = run.csv.read_bytes()
+    proc = run.cli("predict", "--model", run.model, "--data", run.csv.name,
+                   *[a.replace("{data}", run.csv.name) for a in args])
     assert proc.returncode == code, proc.stderr
+    assert run.csv.read_bytes() == before
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and all(w in lines[0] for w in words), proc.stderr
     assert not (run.cwd / "out.csv").exists()
