@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from driftloop import __version__
-from driftloop.console import Console, write_json
+from driftloop.console import Console, check_writable, write_json
 from driftloop.drift.cli import drift
 from driftloop.errors import DriftloopError
 from driftloop.operator_cli import operator as operator_command
@@ -81,6 +81,7 @@ def run(spec_path: str | None, data: str | None, target: str | None, model_name:
 
     if spec_path is None and (data is None or target is None):
         raise click.UsageError("give --spec FILE, or both --data and --target")
+    check_writable(json_out, "--json")
     extra = list(overrides) + ([f"registry.model_name={model_name}"] if model_name else [])
     spec = load_spec(spec_path, data=data, target=target, overrides=extra)
     console = Console(quiet=quiet)
@@ -253,6 +254,7 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
     """List versions with aliases, key metrics and lineage."""
     from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI
 
+    check_writable(json_out, "--json")
     registry = _registry(tracking_uri)
     names = [model_name] if model_name else registry.model_names()
     console = Console()

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
 
@@ -98,6 +99,25 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def check_writable(destination: str | None, flag: str) -> None:
+    """UsageError now, before any work, for an output file that could not be written at the end (a missing
+    directory, a directory given as the file): the work done would end in a traceback and the wrong exit code."""
+    if destination is None or destination == "-" or "://" in destination:
+        return
+    import os
+
+    from driftloop.errors import UsageError
+
+    path = Path(destination)
+    if path.is_dir():
+        raise UsageError(f"{flag} {destination}: is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {destination}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {destination}: not writable")
 
 
 def write_json(data: Any, destination: str) -> None:

@@ -80,3 +80,24 @@ def test_a_new_local_store_prints_nothing_of_mlflows_own(tmp_path: Path) -> None
     done = user("models")
     assert done.returncode == 0 and "no registered models yet" in done.stderr, done.stderr
     assert done.stderr.strip().splitlines() == ["no registered models yet; run `driftloop run` first"], done.stderr
+
+
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path) -> None:
+    """It was a traceback after the run (a deployed model's run then exited 1, its own error line never printed),
+    and a drift result's exit code 3 became 1."""
+    (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
+    (tmp_path / "adir").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    user = Cli(tmp_path, env | {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})  # never reached: refused before
+    cases = [(["run", "--data", "t.csv", "--target", "y", "--json", "nodir/x.json"],
+              "error: --json nodir/x.json: directory nodir does not exist"),
+             (["run", "--data", "t.csv", "--target", "y", "--json", "adir"], "error: --json adir: is a directory"),
+             (["drift", "--reference", "t.csv", "--current", "t.csv", "--no-track", "--report", "nodir/r.html"],
+              "error: --report nodir/r.html: directory nodir does not exist"),
+             (["drift", "--reference", "t.csv", "--current", "t.csv", "--no-track", "--summary", "adir"],
+              "error: --summary adir: is a directory"),
+             (["models", "--json", "adir"], "error: --json adir: is a directory")]
+    for args, line in cases:
+        done = user(*args, timeout=60)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [line + (
+            "; give a file name" if "is a directory" in line else "")], (args, done.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from driftloop.console import Console, write_json
+from driftloop.console import Console, check_writable, write_json
 from driftloop.constants import DRIFT_HTML_FILE
 
 
@@ -84,6 +84,8 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
 
     if time_columns and no_time_columns:
         raise click.UsageError("--time-column and --no-time-columns contradict each other: give one")
+    for destination, flag in ((report_out, "--report"), (json_out, "--json"), (summary_out, "--summary")):
+        check_writable(destination, flag)
     console = Console(quiet=quiet)
     request = DriftRequest(current=current, reference=reference, model_name=model_name, target=target,
                            tracking_uri=tracking_uri, track=not no_track, p_val=p_val, correction=correction,
