@@ -155,7 +155,9 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     """Run validate → feature → train → evaluate → gate → deploy.
 
     Never raises for a failure a user can cause: the result says `failed`, carries the
-    one-line error and exit code 1, the MLflow run is marked FAILED and nothing is promoted.
+    one-line error and exit code 1, the MLflow run is marked FAILED and nothing is promoted (a
+    failure after the promotion, closing the run say, leaves `deployed` and `model_version` set:
+    `@champion` did move).
 
     Args:
         deploy: False stops after the gate and leaves registration to the caller.
@@ -200,7 +202,8 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
         result.error = error_line(e)
         result.status, result.exit_code = "failed", 1
         result.retryable = not isinstance(e, DriftloopError) or e.retryable
-        result.deployed, result.model_version = False, None
+        # deployed and model_version stay as the steps left them: a failure after the promotion (closing the MLflow
+        # run, a tag) does not move @champion back, and a result saying "not deployed" would hide that it moved
         if not isinstance(e, DriftloopError):
             result.traceback = traceback.format_exc()
         try:
@@ -531,7 +534,8 @@ def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False, tags: dict[st
     with p.timed("deploy"):  # the rollout follows deploy and is timed with it
         deployed = step("deploy").execute(ctx, blessing, data_sha256=table.sha256, task=features.task, tags=tags,
                                           once_by=once_by)
+        # recorded at once: whatever fails from here on, @champion has moved, and the result must say so
+        result.deployed, result.model_version = deployed.deployed, deployed.version
+        result.already_registered = deployed.already_registered
         for line in roll_out_serving(spec, deployed):
             p.console.info(line)
-    result.deployed, result.model_version = deployed.deployed, deployed.version
-    result.already_registered = deployed.already_registered

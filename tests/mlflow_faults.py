@@ -57,7 +57,7 @@ class MLflowFaults:
                 self.wfile.write(data)
                 upstream.close()
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 (http.server's names)
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward  # noqa: N815 (http.server names)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -101,3 +101,23 @@ def test_the_history_is_bounded() -> None:
     from driftloop.constants import CHAMPION_HISTORY_MAX
 
     assert CHAMPION_HISTORY_MAX * len('"99999", ') < 5000  # within a registered model tag on every SQL store
+
+
+def test_a_run_that_fails_after_its_promotion_still_says_it_deployed(faults: MLflowFaults, tmp_path) -> None:
+    """Closing the MLflow run is refused after deploy moved @champion: the run fails, and its result (what the
+    operator reads from the pod) must still say which version is champion, not "not deployed"."""
+    from driftloop.console import Console
+    from driftloop.example import customers
+    from driftloop.runner import run_pipeline
+    from driftloop.spec import validate_spec
+
+    customers(rows=400).to_csv(tmp_path / "churn.csv", index=False)
+    spec = validate_spec({"data": {"path": str(tmp_path / "churn.csv"), "target": "churned"},
+                          "tracking": {"uri": faults.uri}, "registry": {"model_name": "safety-late-failure"},
+                          "train": {"epochs": 2}, "evaluate": {"latency_samples": 10},
+                          "gate": {"require_baseline": False}})
+    faults.refuse("/runs/update", lambda body: body.get("status") == "FINISHED")
+    result = run_pipeline(spec, console=Console(quiet=True))
+    assert result.status == "failed" and "injected refusal" in (result.error or ""), result.error
+    assert result.deployed and result.model_version == "1"
+    assert connect(faults.uri).champion("safety-late-failure").version == "1"
