@@ -220,16 +220,19 @@ def example(name: str, output: str, rows: int | None, seed: int | None, shifts: 
         kwargs["rows"] = rows
     if seed is not None:
         kwargs["seed"] = seed
+    if name != "customers" and (shifts or plan_mix or label_shift):
+        raise click.UsageError(f"--shift, --plan-mix and --label-shift drift the customers example only, not {name!r}")
     if name == "customers":
         mean_shift = {}
+        columns = {("customer_age" if key == "age" else key): key for key in examples.NUMERIC_SCALES}
         for item in shifts:
             column, _, value = item.partition("=")
-            if column not in examples.NUMERIC_SCALES:
-                raise click.UsageError(f"--shift {column}: not a numeric column ({', '.join(examples.NUMERIC_SCALES)})")
-            mean_shift[column] = float(value)
-        mix = tuple(float(x) for x in plan_mix.split(",")) if plan_mix else None
-        if mix is not None and (len(mix) != 3 or abs(sum(mix) - 1) > 1e-6):
-            raise click.UsageError("--plan-mix needs three probabilities that sum to 1")
+            if column not in columns and column not in examples.NUMERIC_SCALES:
+                raise click.UsageError(f"--shift {column}: not a numeric column ({', '.join(columns)})")
+            mean_shift[columns.get(column, column)] = _number(value, f"--shift {column}")
+        mix = tuple(_number(x, "--plan-mix") for x in plan_mix.split(",")) if plan_mix else None
+        if mix is not None and (len(mix) != 3 or abs(sum(mix) - 1) > 1e-6 or min(mix) < 0):
+            raise click.UsageError("--plan-mix needs three probabilities (0 to 1) that sum to 1")
         kwargs["drift"] = examples.DriftKnobs(mean_shift=mean_shift, plan_mix=mix, label_shift=label_shift)  # type: ignore[arg-type]
     frame = examples.EXAMPLES[name][1](**kwargs)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +241,13 @@ def example(name: str, output: str, rows: int | None, seed: int | None, shifts: 
     else:
         frame.to_csv(output, index=False)
     Console().info(f"wrote {len(frame)} rows to {output} (target: {examples.EXAMPLES[name][0]})")
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise click.UsageError(f"{flag}: {text!r} is not a number") from None
 
 
 def _registry(tracking_uri: str | None) -> MLflowGateway:

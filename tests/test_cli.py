@@ -70,6 +70,16 @@ def test_example_is_deterministic_and_has_drift_knobs(tmp_path: Path) -> None:
     assert shifted["churned"].mean() > base["churned"].mean() + 0.1
     bad = run("example", "-o", "c.csv", "--shift", "plan=1", cwd=tmp_path)
     assert bad.returncode == 2 and "not a numeric column" in bad.stderr
+    # the column by its own name (the knob's short name still works); mistakes are one line, not a traceback
+    import pandas as pd
+
+    assert run("example", "-o", "d.csv", "--rows", "2000", "--shift", "customer_age=2", cwd=tmp_path).returncode == 0
+    assert pd.read_csv(tmp_path / "d.csv")["customer_age"].mean() > customers(rows=2000)["customer_age"].mean() + 15
+    for args, words in ((["--shift", "age=abc"], "--shift age: 'abc' is not a number"),
+                        (["--plan-mix=-0.5,0.5,1"], "three probabilities (0 to 1)"),
+                        (["--name", "house_prices", "--shift", "age=3"], "drift the customers example only")):
+        refused = run("example", "-o", "e.csv", *args, cwd=tmp_path)
+        assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr, args
 
 
 def test_a_new_local_store_prints_nothing_of_mlflows_own(tmp_path: Path) -> None:
