@@ -106,18 +106,31 @@ def check_writable(destination: str | None, flag: str) -> None:
     directory, a directory given as the file): the work done would end in a traceback and the wrong exit code."""
     if destination is None or destination == "-" or "://" in destination:
         return
+
+    from driftloop.errors import UsageError
+
+    try:
+        _check_writable(Path(destination), destination, flag)
+    except OSError as e:  # a directory on the way this user may not enter
+        raise UsageError(f"{flag} {destination}: {e.strerror or e}") from None
+
+
+def _check_writable(path: Path, destination: str, flag: str) -> None:
     import os
 
     from driftloop.errors import UsageError
 
-    path = Path(destination)
     if path.is_dir():
         raise UsageError(f"{flag} {destination}: is a directory; give a file name")
+    if path.exists():  # written in place: its directory need not be writable (/dev/termination-log, /dev/stdout)
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{flag} {destination}: not writable")
+        return
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"{flag} {destination}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"{flag} {destination}: not writable")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {destination}: directory {parent} is not writable")
 
 
 def write_json(data: Any, destination: str) -> None:

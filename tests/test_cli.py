@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from driftloop.example import DriftKnobs, customers
@@ -111,3 +112,28 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(tmp_pa
         done = user(*args, timeout=60)
         assert done.returncode == 2 and done.stderr.strip().splitlines() == [line + (
             "; give a file name" if "is a directory" in line else "")], (args, done.stderr)
+
+
+def test_an_existing_file_in_a_directory_the_user_cannot_write_is_writable_output() -> None:
+    """The operator's pods run as uid 10001 and write `--json /dev/termination-log`: /dev is root's, the file is
+    theirs. Checked as an unprivileged user (root passes every access check)."""
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the check as another user")
+    import tempfile
+
+    locked = Path(tempfile.mkdtemp(prefix="driftloop-locked-"))  # outside pytest's own 0700 directory
+    (locked / "termination-log").write_text("")
+    (locked / "termination-log").chmod(0o666)
+    locked.chmod(0o755)
+    code = ("import sys; from driftloop.console import check_writable; from driftloop.errors import UsageError\n"
+            "for path in sys.argv[1:]:\n"
+            "    try: check_writable(path, '--json'); print('ok')\n"
+            "    except UsageError as e: print(e)\n")
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code,
+                           str(locked / "termination-log"), str(locked / "new.json"), "/dev/null"],
+                          capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parent.parent),
+                                                               "PATH": "/usr/bin:/bin"}, cwd="/")
+    assert done.stdout.splitlines() == ["ok", f"--json {locked / 'new.json'}: directory {locked} is not writable",
+                                        "ok"], done.stdout + done.stderr
