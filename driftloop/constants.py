@@ -33,6 +33,9 @@ CHAMPION_HISTORY_MAX = 200
 # version was gated against (a retry promotes it only over that same champion).
 TAG_ROLLED_BACK = "driftloop.rolled_back"
 TAG_GATED_AGAINST = "driftloop.gated_against"
+# Set on a version once @champion reached it: the history is written before the alias moves, so an entry there
+# does not prove the version was ever champion (an attempt can die between the two writes).
+TAG_PROMOTED = "driftloop.promoted"
 
 # Model-version lineage tags.
 TAG_RUN_ID = "driftloop.run_id"

@@ -35,6 +35,8 @@ from driftloop.constants import (
     MODEL_FILE,
     PREVIOUS_ALIAS,
     RUN_TAG_RETRY_PARAM_PREFIX,
+    TAG_GATED_AGAINST,
+    TAG_PROMOTED,
     TAG_ROLLED_BACK,
 )
 from driftloop.errors import ArtifactNotFound, ModelNotFound, RegistryUnavailable, UsageError
@@ -385,6 +387,7 @@ class MLflowGateway:
         if previous is not None:
             self._client.set_registered_model_alias(name, PREVIOUS_ALIAS, previous)
         self._client.set_registered_model_alias(name, alias, str(version))
+        self._client.set_model_version_tag(name, str(version), TAG_PROMOTED, "true")
         return Promotion(name, str(version), previous)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -392,6 +395,12 @@ class MLflowGateway:
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._client.delete_registered_model_alias(validate_model_name(name), alias)
+
+    def drop_from_history(self, name: str, version: str) -> None:
+        """Take `version` off the end of the champion history (a promotion that failed after writing it)."""
+        history = self.history(name)
+        if history and history[-1] == str(version):
+            self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history[:-1]))
 
     def history(self, name: str) -> list[str]:
         """Versions that were champion, oldest first."""
@@ -409,6 +418,8 @@ class MLflowGateway:
         if champion is not None:
             current = str(champion.version)
             history = history[:len(history) - history[::-1].index(current)] if current in history else [*history, current]
+        while len(history) >= 2 and not self.was_champion(name, history[-2]):
+            del history[-2]  # deleted since, or never reached by the alias (its promotion failed half-way)
         if len(history) < 2:
             raise UsageError(f"model {name!r} has no previous champion to roll back to "
                              f"(champion history: {history or 'empty'})")
@@ -421,6 +432,20 @@ class MLflowGateway:
         self._client.set_model_version_tag(name, rolled_back, TAG_ROLLED_BACK, "true")
         self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history))
         return Promotion(name, restored, rolled_back)
+
+    def was_champion(self, name: str, version: str) -> bool:
+        """Whether `@champion` ever reached `version` (and it still exists): its `driftloop.promoted` tag, or, for a
+        version registered before that tag existed, its place in the history."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client.get_model_version(name, str(version))
+        except MlflowException as e:
+            if _error_code(e) == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        tags = dict(found.tags or {})
+        return tags.get(TAG_PROMOTED) == "true" or (TAG_GATED_AGAINST not in tags and str(version) in self.history(name))
 
     def model_names(self) -> list[str]:
         return sorted(m.name for m in self._client.search_registered_models())

@@ -171,7 +171,11 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     from driftloop.components.context import finish_run, start_run
 
     if deploy and once_by:
-        earlier = registered_by_earlier_attempt(spec, {key: (tags or {})[key] for key in once_by})
+        try:
+            earlier = registered_by_earlier_attempt(spec, {key: (tags or {})[key] for key in once_by})
+        except DriftloopError as e:  # e.g. ChampionMoved: reported as a run's failure, with its JSON and exit code
+            return RunResult(model_name=spec.model_name, status="failed", exit_code=1, error=error_line(e),
+                             retryable=e.retryable)
         if earlier is not None:
             return earlier
     if deploy and not force:

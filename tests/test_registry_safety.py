@@ -58,8 +58,9 @@ def test_a_refused_promotion_write_keeps_the_champion_and_leaves_no_version(gate
     faults.refuse(path, refused)
     with pytest.raises(Exception, match="injected refusal"):
         deploy_once(gateway, name, "1")
-    champion, versions, _ = state(gateway, name)
+    champion, versions, history = state(gateway, name)
     assert champion == "1" and versions == ["1"], (champion, versions)  # was: no champion at all, v2 deleted
+    assert history == ["1"]  # the withdrawn version is no champion a rollback could go back to
 
 
 def test_a_run_gated_against_another_champion_is_not_promoted(gateway: MLflowGateway) -> None:
@@ -121,3 +122,47 @@ def test_a_run_that_fails_after_its_promotion_still_says_it_deployed(faults: MLf
     assert result.status == "failed" and "injected refusal" in (result.error or ""), result.error
     assert result.deployed and result.model_version == "1"
     assert connect(faults.uri).champion("safety-late-failure").version == "1"
+
+
+IDENTITY = {"driftloop.k8s.uid": "7c2f", "driftloop.k8s.generation": "1"}
+
+
+def half_promoted(gateway: MLflowGateway, faults: MLflowFaults, name: str) -> None:
+    """v1 champion; then an attempt under IDENTITY registers v2 and dies between the history write and the alias
+    move, leaving v2 behind (its withdrawal refused too): as a pod killed at that moment leaves it."""
+    deploy_once(gateway, name, None)
+    faults.refuse("/registered-models/alias", lambda body: body.get("alias") == "champion")
+    faults.refuse("/model-versions/delete")
+    with pytest.raises(Exception, match="injected refusal"):
+        deploy_once(gateway, name, "1", tags=IDENTITY, once_by=tuple(IDENTITY))
+    assert state(gateway, name) == ("1", ["1", "2"], ["1", "2"])
+
+
+def test_a_retry_promotes_a_version_whose_alias_never_moved(gateway: MLflowGateway, faults: MLflowFaults) -> None:
+    """The history is written before the alias: a version at its end is not thereby champion. Its retry must
+    promote it, not report it deployed while @champion stayed on v1."""
+    name = "safety-half"
+    half_promoted(gateway, faults, name)
+    retry = deploy_once(gateway, name, "1", tags=IDENTITY, once_by=tuple(IDENTITY))
+    assert retry.deployed and retry.already_registered and retry.version == "2"
+    assert state(gateway, name)[0] == "2"
+
+
+def test_a_pod_retry_whose_champion_moved_fails_as_a_run_with_its_line(gateway: MLflowGateway, faults: MLflowFaults,
+                                                                       tmp_path) -> None:
+    """The operator's pod retries with --once-by: ChampionMoved must come back as the run's failure (its JSON,
+    not retryable), not escape as an unexpected error."""
+    from driftloop.console import Console
+    from driftloop.runner import run_pipeline
+    from driftloop.spec import validate_spec
+
+    name = "safety-pod-retry"
+    half_promoted(gateway, faults, name)
+    deploy_once(gateway, name, "1")  # meanwhile another run promoted v3
+    (tmp_path / "t.csv").write_text("x,y\n1,0\n2,1\n")
+    spec = validate_spec({"data": {"path": str(tmp_path / "t.csv"), "target": "y"}, "tracking": {"uri": faults.uri},
+                          "registry": {"model_name": name}})
+    result = run_pipeline(spec, console=Console(quiet=True), tags=IDENTITY, once_by=tuple(IDENTITY))
+    assert result.status == "failed" and not result.retryable and result.exit_code == 1
+    assert "@champion is now v3, but v2, registered by an earlier attempt, was gated against v1" in result.error
+    assert state(gateway, name)[0] == "3"

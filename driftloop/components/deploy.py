@@ -103,6 +103,7 @@ def _withdraw(gateway: MLflowGateway, model_name: str, version: str, *, restore:
                 gateway.delete_alias(model_name, CHAMPION_ALIAS)
     finally:
         gateway.delete_version(model_name, version)
+        gateway.drop_from_history(model_name, version)  # written before the alias: it never was champion
 
 
 def finish_registered(gateway: MLflowGateway, model_name: str, identity: dict[str, str]) -> DeployResult | None:
@@ -121,10 +122,13 @@ def finish_registered(gateway: MLflowGateway, model_name: str, identity: dict[st
     version, previous, tags = str(existing.version), None, dict(existing.tags or {})
     if tags.get(TAG_ROLLED_BACK) == "true":
         return DeployResult(False, model_name, version, None, already_registered=True, run_id=existing.run_id)
-    if version not in gateway.history(model_name):
+    current = gateway.champion(model_name)
+    # promoted already: champion now, or champion once and since replaced. Its place in the history is not
+    # enough: the history is written before the alias moves, and an attempt can die between the two writes.
+    if (current is None or str(current.version) != version) and not gateway.was_champion(model_name, version):
         gated = tags.get(TAG_GATED_AGAINST)
         if gated is not None:  # versions registered before the tag existed are finished as they always were
-            _still_gated_against(model_name, gateway.champion(model_name), None if gated == NO_CHAMPION else gated,
+            _still_gated_against(model_name, current, None if gated == NO_CHAMPION else gated,
                                  what=f"v{version}, registered by an earlier attempt,")
         previous = gateway.promote(model_name, version).previous
     return DeployResult(True, model_name, version, previous, already_registered=True, run_id=existing.run_id)
