@@ -62,6 +62,8 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
                                  precise_float=True)
         else:
             frame = pd.read_csv(io.BytesIO(raw), **options)
+            if options.get("decimal") == "," and "thousands" not in options:
+                frame = _dot_thousands(frame)
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
     except Exception as e:  # parser errors come in many types; all mean the same to a user
@@ -74,6 +76,26 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     if kind != "csv":  # a CSV cell is text: only Parquet and JSON hold lists and objects
         _check_flat(frame, uri)
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
+
+
+def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns pandas left as text in a decimal-comma file because of a dot between thousands (Excel in a German
+    locale writes 4.229,89 and 1.234), read as the numbers they are: per column, and only when every cell is such a
+    number. Not `thousands="."` for the whole file: pandas would strip any dot, reading 31.12.2023 as 31122023."""
+    import pandas as pd
+
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype != object:
+            continue
+        present = series.dropna()
+        text = present.astype(str).str.strip()
+        if text.empty or not text.map(lambda v: bool(_DOT_THOUSANDS.match(v) or _COMMA_NUMBER.match(v))).all() \
+                or not text.map(lambda v: bool(_DOT_THOUSANDS.match(v))).any():
+            continue
+        numbers = pd.to_numeric(text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+        frame[column] = numbers.reindex(series.index) if len(present) < len(series) else numbers
+    return frame
 
 
 _NESTED = (dict, list, tuple, set)
@@ -235,7 +257,8 @@ _SNIFF_LINES = 50
 _COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+$")
 _DOT_DECIMAL = re.compile(r"^[-+]?\d*\.\d+$")
 # German/European spreadsheet numbers: a dot between thousands ("4.229,89", "1.234"); "1.234" alone could be 1.234
-_DOT_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$")
+_DOT_THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(\.\d{3})+(,\d+)?$")  # not "0.125", not "31.12.2023"
+_COMMA_NUMBER = re.compile(r"^[-+]?\d+(,\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -245,7 +268,6 @@ class CsvDialect:
     sep: str
     decimal: str
     encoding: str
-    thousands: str | None = None
 
 
 def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -260,8 +282,6 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
                                "encoding": dialect.encoding}
     if "thousands" in given:
         options["thousands"] = given["thousands"]
-    elif dialect.thousands is not None and options["decimal"] == dialect.decimal:
-        options["thousands"] = dialect.thousands
     if "na_values" in given:
         options["na_values"] = list(given["na_values"])
     return options
@@ -272,12 +292,13 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
 
     The delimiter is the candidate that splits the sampled lines into the same number (> 1) of
     fields most often; a decimal comma is assumed only when the delimiter is not a comma and the
-    sampled cells hold numbers like `3,5` (or `4.229,89`) and none like `3.5`; with it, a dot between
-    thousands (`4.229,89`, `1.234`) is a thousands separator, as the spreadsheet that wrote it meant.
+    sampled cells hold numbers like `3,5` (or `4.229,89`) and none like `3.5`. With a decimal comma, a column
+    whose every cell is such a number, some with a dot between thousands (`4.229,89`, `1.234`), is read as numbers
+    by `load_table` (`_dot_thousands`); a column of `31.12.2023` stays text, for the date reader.
 
     Example:
         >>> sniff_csv(b"a;b\\n1,5;2\\n")
-        CsvDialect(sep=';', decimal=',', encoding='utf-8', thousands=None)
+        CsvDialect(sep=';', decimal=',', encoding='utf-8')
     """
     encoding = encoding or _encoding_of(raw)
     try:
@@ -297,8 +318,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))
     dot = sum(bool(_DOT_DECIMAL.match(c)) and not g for c, g in zip(cells, grouped, strict=True))
     decimal = "," if sep != "," and comma and not dot else "."
-    thousands = "." if decimal == "," and any(grouped) else None
-    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, thousands=thousands)
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding)
 
 
 def _encoding_of(raw: bytes) -> str:

@@ -50,14 +50,21 @@ def test_a_german_export_with_thousands_dots_reads_as_numbers(tmp_path: Path) ->
     """Excel in a German locale writes 4.229,89 and 1.234: the dot separates thousands there. Read with a decimal
     comma only, the column stayed text (and was dropped as an id), or 1.234 was read as one point two."""
     path = tmp_path / "umsatz.csv"
-    path.write_text("kunde;umsatz;menge\nk0;4.229,89;1.234\nk1;250,40;7\nk2;2.000;12\nk3;12,5;3\n")
+    path.write_text("kunde;umsatz;menge;datum\nk0;4.229,89;1.234;31.12.2023\nk1;250,40;7;01.02.2024\n"
+                    "k2;2.000;;15.03.2024\nk3;12,5;3;30.04.2024\n")
     dialect = sniff_csv(path.read_bytes())
-    assert (dialect.sep, dialect.decimal, dialect.thousands) == (";", ",", ".")
+    assert (dialect.sep, dialect.decimal) == (";", ",")
     frame = load_table(str(path)).frame
-    assert frame["umsatz"].tolist() == [4229.89, 250.4, 2000.0, 12.5] and frame["menge"].tolist() == [1234, 7, 12, 3]
+    assert frame["umsatz"].tolist() == [4229.89, 250.4, 2000.0, 12.5]
+    assert frame["menge"].tolist()[:2] == [1234, 7] and frame["menge"].isna().tolist() == [False, False, True, False]
+    # German dates are no numbers: pandas' own thousands="." would read 31.12.2023 as 31122023
+    assert frame["datum"].tolist() == ["31.12.2023", "01.02.2024", "15.03.2024", "30.04.2024"]
     dots = tmp_path / "dots.csv"  # a dot decimal anywhere: dots are decimals, nothing is a thousands separator
     dots.write_text("a;b\n1.234;0.5\n2.5;7\n")
-    assert sniff_csv(dots.read_bytes()).thousands is None and load_table(str(dots)).frame["a"].tolist() == [1.234, 2.5]
+    assert sniff_csv(dots.read_bytes()).decimal == "." and load_table(str(dots)).frame["a"].tolist() == [1.234, 2.5]
+    small = tmp_path / "small.csv"  # 0.125 is a dot decimal, never 125
+    small.write_text("a;b\n0.125;x\n0.5;3,5\n")
+    assert load_table(str(small)).frame["a"].tolist() == [0.125, 0.5]
 
 
 @pytest.mark.parametrize("value", [{"a": 1}, [1, 2]], ids=["struct", "list"])

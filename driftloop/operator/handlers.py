@@ -437,6 +437,9 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     if state == k.JOB_DELETED:
         if job_reason != uid:
             return  # a namesake's Job (the resource was deleted and made again), going as the garbage collector takes it
+        known = status.get("trainingHash")
+        if known and known != training_hash(dict(spec)):
+            return  # superseded: an edit of the training fields deleted it, and its generation's Job is on the way
         text = (f"Job {job} was deleted before it finished (kubectl delete, or its TTL); bump spec.retrainToken "
                 "to train this generation again")
         conditions = set_condition(conditions, k.COND_RUNNING, False, "JobDeleted", text, generation=seen)

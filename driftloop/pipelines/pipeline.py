@@ -86,7 +86,8 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
     gpus = 1 if spec is not None and spec.train.device == "cuda" else 0
     # GPU training runs in the image's CUDA variant (the default image has CPU-only torch, where
     # `train.device: cuda` fails at once), unless an image was named: then that one, as for every task
-    train_ops = ComponentsInImage(ops, f"{project_image()}{CUDA_TAG_SUFFIX}") if gpus and image is None else None
+    cuda = cuda_image(project_image()) if gpus and image is None else None
+    train_ops = ComponentsInImage(ops, cuda) if cuda is not None else None
     if image is not None:
         ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
     train_ops = train_ops or ops
@@ -127,6 +128,13 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
     return as_pipeline(training_pipeline, name=PIPELINE_NAME, docs=parameter_docs(),
                        defaults=pipeline_defaults(spec),
                        description="driftloop: validate → feature → train → evaluate → gated deploy, tracked in MLflow.")
+
+
+def cuda_image(image: str) -> str | None:
+    """The CUDA variant of a tagged image (`repo:1.2` → `repo:1.2-cuda`); None for one pinned by digest or without a
+    tag, whose variant cannot be named from it (name the GPU image with --image then)."""
+    last = image.rsplit("/", 1)[-1]
+    return f"{image}{CUDA_TAG_SUFFIX}" if ":" in last and "@" not in image else None
 
 
 def as_pipeline(function: Any, *, name: str, description: str, docs: str, defaults: dict[str, Any]) -> Any:

@@ -144,6 +144,15 @@ def test_a_gpu_train_task_runs_in_the_cuda_image_and_tolerates_the_gpu_taint(tmp
     assert all("tolerations" not in e for name, e in executors.items() if name != "exec-train")
 
 
+def test_the_cuda_variant_is_named_only_from_a_tag() -> None:
+    from driftloop.pipelines.pipeline import cuda_image
+
+    assert cuda_image("ghcr.io/driftloop/driftloop:0.1.0") == "ghcr.io/driftloop/driftloop:0.1.0-cuda"
+    assert cuda_image("registry:5000/team/driftloop:dev") == "registry:5000/team/driftloop:dev-cuda"
+    assert cuda_image("ghcr.io/driftloop/driftloop@sha256:" + "a" * 64) is None  # a digest names one image
+    assert cuda_image("registry:5000/team/driftloop") is None  # no tag: `-cuda` would name another repository
+
+
 def test_components_are_thin_wrappers_over_the_shared_steps() -> None:
     pipeline, _ = documents(COMMITTED_PIPELINE)
     for name, executor in pipeline["deploymentSpec"]["executors"].items():
