@@ -73,7 +73,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
         raise DataError(f"{uri}: the table has a header but no rows")
     frame.columns = [str(c) for c in frame.columns]
     _check_unique(list(frame.columns), uri)
-    if kind != "csv":  # a CSV cell is text: only Parquet and JSON hold lists and objects
+    if kind == "parquet":  # a CSV cell is text; JSON lines are prediction logs, whose `_probabilities` are objects
         _check_flat(frame, uri)
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
 
@@ -102,7 +102,7 @@ _NESTED = (dict, list, tuple, set)
 
 
 def _check_flat(frame: pd.DataFrame, uri: str) -> None:
-    """DataError for a column of nested values (a Parquet list or struct, a JSON object): a model takes one number,
+    """DataError for a column of nested values (a Parquet list or struct): a model takes one number,
     text, boolean or date per cell, and a nested one would be read as the text of a dict, or fail deep in a step."""
     import numpy as np
 

@@ -70,7 +70,8 @@ def test_a_german_export_with_thousands_dots_reads_as_numbers(tmp_path: Path) ->
 @pytest.mark.parametrize("value", [{"a": 1}, [1, 2]], ids=["struct", "list"])
 def test_a_parquet_column_of_nested_values_is_one_line(tmp_path: Path, value: object) -> None:
     """It was an internal error (retryable: a Job spent its retries on it) in training, a traceback in drift,
-    and the text of a dict, scored as an unknown category, in predict."""
+    and the text of a dict, scored as an unknown category, in predict. (JSON lines are not checked: a prediction
+    log's own `_probabilities` are objects.)"""
     path = tmp_path / "nested.parquet"
     pd.DataFrame({"x": [1.0, 2.0], "tags": [None, value], "y": [0, 1]}).to_parquet(path)
     with pytest.raises(DataError, match=r"column 'tags' holds nested values \((dict|ndarray) at row 3\); expected one"):
