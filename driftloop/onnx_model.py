@@ -338,7 +338,10 @@ def transform_rows(transform_model: Any, frame: pd.DataFrame, roles: ColumnRoles
     """
     import onnxruntime as ort
 
-    session = ort.InferenceSession(transform_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # a one-off pass over a table: no thread pool to start (and to tear down)
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(transform_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     dates = {c: roles.date_formats.get(c, ISO) for c in roles.datetime}
     feed = feed_rows(frame, roles.numeric, roles.categorical, graph_names(roles), dates=dates, boolean=roles.boolean)
     return session.run(None, feed)[0]  # type: ignore[no-any-return]

@@ -127,7 +127,15 @@ def attached(parameters: dict[str, Any], run_id: str, *, retried: bool = False) 
             if (previous := reopen_retried_run(ctx)) is not None:
                 print(f"retrying after: {previous}", flush=True)
     with reported(ctx):
-        yield ctx
+        try:
+            yield ctx
+        finally:
+            # What the step made (ONNX Runtime sessions, with their native thread pools) goes now, while the
+            # interpreter is whole, not in its teardown: a kfp-local evaluate task once ended after its work with
+            # "terminate called without an active exception" (a C++ thread destroyed unjoined), failing the run.
+            import gc
+
+            gc.collect()
 
 
 def same_data_version(uri: str, expected: str) -> None:
