@@ -106,7 +106,6 @@ def check_writable(destination: str | None, flag: str) -> None:
     directory, a directory given as the file): the work done would end in a traceback and the wrong exit code."""
     if destination is None or destination == "-" or "://" in destination:
         return
-
     from driftloop.errors import UsageError
 
     try:

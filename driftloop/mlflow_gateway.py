@@ -418,7 +418,7 @@ class MLflowGateway:
         if champion is not None:
             current = str(champion.version)
             history = history[:len(history) - history[::-1].index(current)] if current in history else [*history, current]
-        while len(history) >= 2 and not self.was_champion(name, history[-2]):
+        while len(history) >= 2 and not self.was_champion(name, history[-2], history=history):
             del history[-2]  # deleted since, or never reached by the alias (its promotion failed half-way)
         if len(history) < 2:
             raise UsageError(f"model {name!r} has no previous champion to roll back to "
@@ -433,9 +433,9 @@ class MLflowGateway:
         self._client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history))
         return Promotion(name, restored, rolled_back)
 
-    def was_champion(self, name: str, version: str) -> bool:
+    def was_champion(self, name: str, version: str, *, history: list[str] | None = None) -> bool:
         """Whether `@champion` ever reached `version` (and it still exists): its `driftloop.promoted` tag, or, for a
-        version registered before that tag existed, its place in the history."""
+        version registered before that tag existed, its place in the history (`history`: read already)."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -445,7 +445,9 @@ class MLflowGateway:
                 return False
             raise
         tags = dict(found.tags or {})
-        return tags.get(TAG_PROMOTED) == "true" or (TAG_GATED_AGAINST not in tags and str(version) in self.history(name))
+        if tags.get(TAG_PROMOTED) == "true":
+            return True
+        return TAG_GATED_AGAINST not in tags and str(version) in (history if history is not None else self.history(name))
 
     def model_names(self) -> list[str]:
         return sorted(m.name for m in self._client.search_registered_models())

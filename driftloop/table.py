@@ -88,13 +88,12 @@ def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
         series = frame[column]
         if series.dtype != object:
             continue
-        present = series.dropna()
-        text = present.astype(str).str.strip()
-        if text.empty or not text.map(lambda v: bool(_DOT_THOUSANDS.match(v) or _COMMA_NUMBER.match(v))).all() \
-                or not text.map(lambda v: bool(_DOT_THOUSANDS.match(v))).any():
+        text = series.dropna().astype(str).str.strip()
+        dotted = text.map(lambda v: bool(_DOT_THOUSANDS.match(v)))
+        if not dotted.any() or not (dotted | text.map(lambda v: bool(_COMMA_NUMBER.match(v)))).all():
             continue
         numbers = pd.to_numeric(text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
-        frame[column] = numbers.reindex(series.index) if len(present) < len(series) else numbers
+        frame[column] = numbers.reindex(series.index)  # the blank cells back, as NaN
     return frame
 
 

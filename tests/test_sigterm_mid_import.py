@@ -24,7 +24,7 @@ CHILD = textwrap.dedent('''
             try:  # as MLflow's client does on each request: an import, which takes Python's import lock
                 import driftloop_absent_module
             except ImportError:
-                pass
+                absent = True  # the point is the import's lock, taken either way
             print("ended", status, flush=True)
         def set_tags(self, tags, **bounds): print("tags", tags["driftloop.status"], flush=True)
 

@@ -146,7 +146,7 @@ def test_a_lost_request_is_sent_again_within_the_deadline(tmp_path: Path) -> Non
             self.wfile.write(b"{}")
 
         def log_message(self, *args: Any) -> None:
-            pass
+            return
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -47,7 +47,7 @@ def kubernetes_errors() -> Iterator[None]:
     try:
         yield
     except KubernetesApiError as e:
-        if e.status is None or e.status >= 500 or e.status == 429:
+        if not _refused(e):
             raise kopf.TemporaryError(f"{e}; retrying",  # "answered 503 …" or "unreachable: …"
                                       delay=API_RETRY_DELAY_S) from None
         raise kopf.PermanentError(f"Kubernetes API refused: {e.status} {e.reason}: {_api_message(e)}") from None

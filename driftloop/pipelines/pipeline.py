@@ -87,10 +87,9 @@ def build_training_pipeline(spec: "Spec | None" = None, *, image: str | None = N
     # GPU training runs in the image's CUDA variant (the default image has CPU-only torch, where
     # `train.device: cuda` fails at once), unless an image was named: then that one, as for every task
     cuda = cuda_image(project_image()) if gpus and image is None else None
-    train_ops = ComponentsInImage(ops, cuda) if cuda is not None else None
     if image is not None:
         ops = ComponentsInImage(ops, image)  # type: ignore[assignment]
-    train_ops = train_ops or ops
+    train_ops = ComponentsInImage(ops, cuda) if cuda is not None else ops
     signature = inspect.Signature(section_parameters())
 
     def configured(task: "PipelineTask", *, gpus: int = 0) -> "PipelineTask":

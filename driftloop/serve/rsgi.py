@@ -137,7 +137,9 @@ def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
     """The body as it was before its Content-Encoding: gzip or deflate, which Triton accepts and tritonclient sends
     (`request_compression_algorithm`); 415 for any other coding, 413 once it inflates past `limit` (a small body
     that inflates to gigabytes costs no more than `limit`), 400 for data that is not what the header says."""
-    coding = (encoding or "").strip().lower()
+    if not encoding:  # the usual request: nothing to do on the hot path
+        return body
+    coding = encoding.strip().lower()
     if coding in ("", "identity"):
         return body
     wbits = _INFLATE_WBITS.get(coding)

@@ -142,7 +142,7 @@ def _handler(server: FakeKfpServer) -> type[BaseHTTPRequestHandler]:
             self._serve("POST")
 
         def log_message(self, *_: Any) -> None:  # keep pytest output clean
-            pass
+            return
 
     return Handler
 
