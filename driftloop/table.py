@@ -54,6 +54,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
         if kind == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
         elif kind == "jsonl":
+            raw = _complete_lines(raw)
             if not raw.strip():
                 raise pd.errors.EmptyDataError("no lines")
             # one object per line (e.g. `driftloop serve`'s prediction log); keep values as written, and
@@ -237,6 +238,26 @@ def _check_unique(columns: list[str], uri: str) -> None:
         if column in seen:
             raise DataError(f"{uri}: column name {column!r} appears more than once; each column needs its own name")
         seen.add(column)
+
+
+def _complete_lines(raw: bytes) -> bytes:
+    """JSON Lines without a last line that a writer has not finished.
+
+    `driftloop serve` appends to its prediction log while a drift check may read it, so the read can
+    end inside a line. A last line without its newline that does not parse is that write in progress,
+    as log shippers (Fluent Bit, Vector) treat it; one that parses is a file saved without a final newline.
+    """
+    import orjson
+
+    cut = raw.rfind(b"\n")
+    tail = raw[cut + 1:]
+    if cut < 0 or not tail.strip():
+        return raw
+    try:
+        orjson.loads(tail)
+    except orjson.JSONDecodeError:
+        return raw[:cut + 1]
+    return raw
 
 
 def table_format(uri: str, fmt: str = "auto") -> str:

@@ -78,6 +78,25 @@ def test_a_parquet_column_of_nested_values_is_one_line(tmp_path: Path, value: ob
         load_table(str(path))
 
 
+def test_json_lines_read_while_serve_writes_them(tmp_path: Path) -> None:
+    """A drift check may read the prediction log while a worker appends to it: the read ends inside a line.
+    That unfinished line is left for the next check; a file saved without a final newline keeps its last row."""
+    live = tmp_path / "predictions.jsonl"
+    live.write_bytes(b'{"a": 1.5, "b": "x"}\n{"a": 2.5, "b": "y"}\n{"a": 3.5, "b": "no')
+    assert load_table(str(live)).frame["a"].tolist() == [1.5, 2.5]
+    saved = tmp_path / "saved.jsonl"
+    saved.write_bytes(b'{"a": 1.5}\n{"a": 2.5}')
+    assert load_table(str(saved)).frame["a"].tolist() == [1.5, 2.5]
+    broken = tmp_path / "broken.jsonl"  # a bad line that has its newline is the file's fault, not a write in progress
+    broken.write_bytes(b'{"a": 1.5}\n{"a": 2.\n{"a": 3.5}\n')
+    with pytest.raises(DataError, match=r"broken.jsonl: cannot parse as JSON Lines"):
+        load_table(str(broken))
+    only = tmp_path / "only.jsonl"  # one unfinished line and nothing else: no rows yet
+    only.write_bytes(b'{"a": 1.')
+    with pytest.raises(DataError, match=r"only.jsonl: cannot parse as JSON Lines"):
+        load_table(str(only))
+
+
 def test_windows_encoding_without_bom(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes("città;n\nRoma;1\nMünchen;2\n".encode("cp1252"))

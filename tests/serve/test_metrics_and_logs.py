@@ -57,8 +57,9 @@ def test_prediction_log_and_access_log(served: Server, champion: Champion) -> No
     deadline = time.monotonic() + 10
     logged: list[dict] = []
     while time.monotonic() < deadline:  # workers flush their logs every half second
-        lines = served.prediction_log.read_text().splitlines() if served.prediction_log.exists() else []
-        logged = [json.loads(line) for line in lines]
+        text = served.prediction_log.read_text() if served.prediction_log.exists() else ""
+        # a worker may be writing while we read: only lines that end in a newline are finished
+        logged = [json.loads(line) for line in text.split("\n")[:-1]]
         mine = [r for r in logged if {k: v for k, v in r.items() if not k.startswith("_")} in rows]
         if len(mine) >= len(rows):
             break
