@@ -116,6 +116,8 @@ META_INPUTS = "driftloop.inputs"  # JSON {column name: ONNX input name}; the nam
 HIGHER_IS_BETTER = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2")
 LOWER_IS_BETTER = ("rmse", "mae", "latency_p50_ms", "latency_p99_ms", "log_loss")
 METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+# measured for the candidate alone, on the whole holdout: `gate.max` bounds them; nothing compares them
+LATENCY_METRICS = ("latency_p50_ms", "latency_p99_ms")
 
 DEFAULT_HOME = ".driftloop"
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from driftloop.constants import METRICS
+from driftloop.constants import LATENCY_METRICS, METRICS
 from driftloop.errors import InvalidSpec
 from driftloop.suggest import nearest
 
@@ -307,7 +307,7 @@ class SliceGateSpec(_Strict):
     @field_validator("min", "max", "vs_champion")
     @classmethod
     def _known_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
-        return _known(bounds)
+        return _not_latency(_known(bounds), "a slice")
 
     @property
     def rules(self) -> bool:
@@ -336,6 +336,21 @@ class GateSpec(_Strict):
     @classmethod
     def _known_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
         return _known(bounds)
+
+    @field_validator("vs_champion")
+    @classmethod
+    def _compared_metrics(cls, bounds: dict[str, float]) -> dict[str, float]:
+        return _not_latency(bounds, "the champion")
+
+
+def _not_latency(bounds: dict[str, float], where: str) -> dict[str, float]:
+    """Latency is timed once, for the candidate on the whole holdout: a rule that needs it for {where} could
+    never pass, and would block every promotion."""
+    for name in bounds:
+        if name in LATENCY_METRICS:
+            raise ValueError(f"{name} is measured for the candidate on the whole holdout only, not for {where}; "
+                             "bound it with gate.max")
+    return bounds
 
 
 def _known(bounds: dict[str, float]) -> dict[str, float]:

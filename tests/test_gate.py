@@ -60,3 +60,14 @@ def test_no_champion_policy_and_unscorable_champion_fail_closed() -> None:
 def test_missing_metric_fails_its_bound() -> None:
     blessing = decide(evaluation({"accuracy": 0.9}), GateSpec(min={"r2": 0.5}), onnx_tolerance=1e-4)
     assert not blessing.passed and "r2 was not measured" in " ".join(blessing.reasons)
+
+
+def test_a_metric_the_window_cannot_measure_fails_closed_and_says_why() -> None:
+    """A window labelled with one class only has no AUC: it was a cryptic 'roc_auc nan vs champion nan'."""
+    window = {"uri": "w.csv", "rows": 60, "metrics": {"accuracy": 0.9}, "champion_metrics": {"accuracy": 0.8}}
+    judged = Evaluation("classification", {"accuracy": 0.9, "roc_auc": 0.95}, {"accuracy": 0.6},
+                        {"version": "2", "metrics": {"accuracy": 0.8, "roc_auc": 0.9}}, 1e-7, 1.0, 100, window)
+    blessing = decide(judged, GateSpec(), onnx_tolerance=1e-4)
+    assert not blessing.passed
+    assert "FAIL roc_auc could not be measured on the window (60 labelled rows; one class only?), so it cannot pass" \
+        in blessing.reasons

@@ -81,6 +81,13 @@ def test_slice_rules_need_slices_and_known_metrics_and_a_known_baseline() -> Non
         validate_spec({"data": data, "evaluate": {"slices": ["region"]}, "gate": {"slices": {"minrows": 5}}})
     with pytest.raises(InvalidSpec, match=r"gate.baseline: Input should be 'majority', 'linear' or 'gbm'"):
         validate_spec({"data": data, "gate": {"baseline": "xgboost"}})
+    # latency is timed for the candidate on the whole holdout only: such a rule could never pass
+    with pytest.raises(InvalidSpec, match=r"gate.vs_champion: latency_p99_ms is measured for the candidate on the "
+                                          r"whole holdout only, not for the champion; bound it with gate.max"):
+        validate_spec({"data": data, "gate": {"vs_champion": {"latency_p99_ms": 1}}})
+    with pytest.raises(InvalidSpec, match=r"gate.slices.max: latency_p50_ms .* not for a slice"):
+        validate_spec({"data": data, "evaluate": {"slices": ["region"]}, "gate": {"slices": {"max": {"latency_p50_ms": 5}}}})
+    assert validate_spec({"data": data, "gate": {"max": {"latency_p99_ms": 5}}}).gate.max == {"latency_p99_ms": 5}
     spec = validate_spec({"data": data, "evaluate": {"slices": ["region"]}, "gate": {"baseline": "gbm"}})
     assert spec.gate.baseline == "gbm" and spec.gate.slices.min_rows == 30 and not spec.gate.slices.rules
 
@@ -104,6 +111,22 @@ def test_slice_metric_names_are_ones_mlflow_accepts() -> None:
     logged = slice_metrics([{**record("north", 100, 0.5, 0.6), "column": "sales region"}])
     assert logged == {"slice.sales_region.north.accuracy": 0.5, "champion_slice.sales_region.north.accuracy": 0.6,
                       "slice.sales_region.north.rows": 100.0}
+
+
+def test_slice_values_that_read_alike_in_a_metric_name_keep_their_own_metrics() -> None:
+    """"pro plan", "pro_plan" and "pro/plan" all become `pro_plan` in an MLflow name: MLflow kept the last one."""
+    rows = pd.DataFrame({"plan": ["pro plan"] * 3 + ["pro_plan"] * 2 + ["pro/plan"], "y": [1, 0, 1, 1, 0, 0]})
+    records = evaluate_slices(rows)
+    assert [(r["value"], r["key"]) for r in records] == [("pro plan", "pro_plan"), ("pro_plan", "pro_plan_2"),
+                                                         ("pro/plan", "pro_plan_3")]
+    logged = slice_metrics(records)
+    assert [logged[f"slice.plan.{key}.rows"] for key in ("pro_plan", "pro_plan_2", "pro_plan_3")] == [3.0, 2.0, 1.0]
+
+
+def evaluate_slices(rows: pd.DataFrame) -> list[dict]:
+    from driftloop.components.slices import slice_records
+
+    return slice_records(rows, ["plan"], bins=4, candidate=lambda mask: {"rows": float(mask.sum())}, champion=None)
 
 
 def linear_table(rows: int = 1200, seed: int = 5) -> pd.DataFrame:
@@ -167,3 +190,52 @@ def test_the_kfp_evaluation_markdown_names_the_baseline_model() -> None:
     evaluation = replace(sliced([]), baseline_model="linear")
     text = evaluation_markdown(evaluation, decide(evaluation, GateSpec(), onnx_tolerance=1e-4))
     assert "| metric | candidate | baseline (LogisticRegression) | champion |" in text
+
+
+def trained_on(table: pd.DataFrame, out: Path, *, positive_class: object = None) -> Path:
+    """A small MLP through the real steps; its directory (validation, features, train)."""
+    checked = validate.run(table, source="t.csv", target="label", validation=ValidationSpec(), feature=FeatureSpec(),
+                           out_dir=out / "validation")
+    feature.run(table, source="t.csv", roles=ColumnRoles.load(checked.roles_path), spec=FeatureSpec(),
+                task="classification", out_dir=out / "features", positive_class=positive_class)
+    train.run(out / "features", spec=TrainSpec(epochs=3, hidden_sizes=[8]), out_dir=out / "train")
+    return out
+
+
+def test_the_champion_is_scored_about_the_candidates_classes_on_the_window_and_after_a_new_label(
+        tmp_path: Path) -> None:
+    """The window scored the champion about its own positive class (drift can flip which class is the minority
+    one a model takes as positive), and a champion that never saw a label the candidate has could not be scored at
+    all, so the gate declined every candidate until someone stepped in."""
+    from driftloop.onnx_model import OnnxModel
+
+    table = linear_table(600).assign(label=lambda t: t["label"].map({0: "no", 1: "yes"}))
+    champion = trained_on(table, tmp_path / "champion", positive_class="yes")
+    candidate = trained_on(table, tmp_path / "candidate", positive_class="no")
+    assert OnnxModel(candidate / "train" / "model.onnx").classes == ["yes", "no"]
+    test = pd.read_parquet(candidate / "features" / "test.parquet")
+    test.to_csv(tmp_path / "window.csv", index=False)  # the window is the holdout: both must score the same
+    judged = evaluate.run(candidate / "train" / "model.onnx", candidate / "features", out_dir=tmp_path / "eval",
+                          onnx_max_abs_diff=0.0, onnx_output_scale=1.0, latency_samples=10,
+                          champion_model_path=champion / "train" / "model.onnx", champion_version="1",
+                          window_uri=str(tmp_path / "window.csv"))
+    assert judged.window is not None and judged.champion is not None
+    for name in ("f1", "precision", "recall", "pr_auc", "accuracy"):
+        assert judged.window["champion_metrics"][name] == pytest.approx(judged.champion["metrics"][name], abs=1e-12)
+
+    three = linear_table(900, seed=8)
+    three.loc[three["x0"] > 1.0, "label"] = 2  # a label the champion was never trained on
+    newer = trained_on(three, tmp_path / "three")
+    rows = pd.read_parquet(newer / "features" / "test.parquet")
+    old = trained_on(linear_table(600, seed=9), tmp_path / "old")
+    judged = evaluate.run(newer / "train" / "model.onnx", newer / "features", out_dir=tmp_path / "eval3",
+                          onnx_max_abs_diff=0.0, onnx_output_scale=1.0, latency_samples=10,
+                          champion_model_path=old / "train" / "model.onnx", champion_version="1")
+    assert judged.champion is not None and "error" not in judged.champion, judged.champion
+    # its rows of label 2 are its errors; on the others it is scored as it predicts
+    own = OnnxModel(old / "train" / "model.onnx")
+    predicted = np.array(own.classes)[own.run(rows).argmax(axis=1)]
+    assert judged.champion["metrics"]["accuracy"] == pytest.approx(float(np.mean(predicted == rows["label"])))
+    assert (rows["label"] == 2).any() and "roc_auc" in judged.champion["metrics"]
+    compared = [r for r in decide(judged, GateSpec(), onnx_tolerance=1e-4).reasons if "vs champion v1" in r]
+    assert len(compared) == 1 and "on the same holdout" in compared[0]

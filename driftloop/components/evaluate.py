@@ -47,14 +47,33 @@ class Evaluation:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def score(model: OnnxModel, rows: pd.DataFrame, *, positive_class: Any = None) -> dict[str, float]:
-    """Task metrics of a driftloop ONNX model on raw rows that include the target.
+def score(model: OnnxModel, rows: pd.DataFrame) -> dict[str, float]:
+    """Task metrics of a driftloop ONNX model on raw rows that include the target."""
+    return metrics_of(model.task, rows[model.target], model.run(rows), model.classes)
 
-    Args:
-        positive_class: binary tasks: score with this class as the positive one (the candidate's, when
-            re-scoring a champion that took the other), else the model's own (`OnnxModel.classes[1]`).
+
+def champion_outputs(candidate: OnnxModel, champion: OnnxModel, rows: pd.DataFrame) -> tuple[np.ndarray, list[Any] | None]:
+    """The champion's outputs on `rows`, in the candidate's class order where it can be, and the classes to score
+    them with.
+
+    Both models are then scored about the same classes: the candidate's positive class (drift can flip which
+    class is the minority one a model takes as positive), and a class the champion never learned (a label that
+    appeared since) given probability 0, so its rows count as the champion's errors instead of making the champion
+    unscorable. A champion with a class the candidate lacks keeps its own classes.
     """
-    return metrics_of(model.task, rows[model.target], model.run(rows), model.classes, positive_class=positive_class)
+    import numpy as np
+
+    output = champion.run(rows)
+    if champion.task != "classification" or candidate.task != "classification":
+        return output, champion.classes
+    theirs = [python_value(c) for c in champion.classes or []]
+    ours = [python_value(c) for c in candidate.classes or []]
+    if theirs == ours or not set(theirs) <= set(ours):
+        return output, champion.classes
+    aligned = np.zeros((len(output), len(ours)), dtype=output.dtype)
+    for column, label in enumerate(theirs):
+        aligned[:, ours.index(label)] = output[:, column]
+    return aligned, candidate.classes
 
 
 def metrics_of(task: str, truth: pd.Series, output: np.ndarray, classes: list[Any] | None, *,
@@ -69,8 +88,11 @@ def metrics_of(task: str, truth: pd.Series, output: np.ndarray, classes: list[An
 
 
 def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes: list[Any]) -> dict[str, float]:
+    import warnings
+
     import numpy as np
     from sklearn import metrics
+    from sklearn.exceptions import UndefinedMetricWarning
 
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index.get(python_value(v), -1) for v in truth])
@@ -87,9 +109,13 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
         "log_loss": metrics.log_loss(y, _normalised(probabilities), labels=list(range(len(classes)))),
     }
     try:
-        result["roc_auc"] = (metrics.roc_auc_score(y, probabilities[:, 1]) if binary else
-                             metrics.roc_auc_score(y, probabilities, multi_class="ovr", labels=list(range(len(classes)))))
-    except ValueError:  # a holdout with one class present has no AUC
+        with warnings.catch_warnings():  # scikit-learn >= 1.8 warns and answers nan where it used to raise
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            auc = (metrics.roc_auc_score(y, probabilities[:, 1]) if binary else
+                   metrics.roc_auc_score(y, probabilities, multi_class="ovr", labels=list(range(len(classes)))))
+        if np.isfinite(auc):
+            result["roc_auc"] = auc
+    except ValueError:  # a split with one class present has no AUC: it is left out, and the gate says so
         pass
     result["pr_auc"] = _pr_auc(y, probabilities, len(classes))
     return {k: float(v) for k, v in result.items()}
@@ -165,7 +191,10 @@ def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | Non
                               "metrics": score(candidate, rows)}
     if champion_model_path is not None:
         try:
-            window["champion_metrics"] = score(OnnxModel(champion_model_path), rows)
+            champion = OnnxModel(champion_model_path)
+            output, classes = champion_outputs(candidate, champion, rows)
+            window["champion_metrics"] = metrics_of(champion.task, rows[champion.target], output, classes,
+                                                    positive_class=candidate.positive_class)
         except Exception as e:  # the gate turns this into a failed check, never a silent pass
             window["champion_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return window
@@ -196,37 +225,39 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
     outputs["baseline"] = baseline_output(baseline, features_dir, test)
     baseline_scores = metrics_of(task, truth, outputs["baseline"], candidate.classes)
     champion: dict[str, Any] | None = None
-    champion_model = None
+    champion_model, champion_classes = None, None
     if champion_model_path is not None:
         champion = {"version": champion_version}
         try:
             champion_model = OnnxModel(champion_model_path)
-            outputs["champion"] = champion_model.run(test)
+            outputs["champion"], champion_classes = champion_outputs(candidate, champion_model, test)
             champion["metrics"] = metrics_of(champion_model.task, test[champion_model.target], outputs["champion"],
-                                             champion_model.classes, positive_class=candidate.positive_class)
+                                             champion_classes, positive_class=candidate.positive_class)
         except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
             champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             outputs.pop("champion", None)
     window = score_window(window_uri, candidate, champion_model_path) if window_uri else None
-    records = _slices(test, slices or [], slice_bins, candidate, champion_model, outputs) if slices else None
+    records = _slices(test, slices or [], slice_bins, candidate, champion_model, champion_classes,
+                      outputs) if slices else None
     evaluation = Evaluation(task, metrics, baseline_scores, champion, onnx_max_abs_diff, onnx_output_scale,
                             len(test), window, baseline, records)
     evaluation.save(out_dir / EVALUATION_FILE)
-    save_report_inputs(out_dir, model_path, candidate, champion_model, outputs, truth)
+    save_report_inputs(out_dir, model_path, candidate, champion_classes, outputs, truth)
     return evaluation
 
 
 def _slices(test: pd.DataFrame, columns: list[str], bins: int, candidate: OnnxModel, champion: OnnxModel | None,
-            outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+            champion_classes: list[Any] | None, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     from driftloop.components.slices import slice_records
 
-    def scorer(model: OnnxModel, output: np.ndarray) -> Any:
+    def scorer(model: OnnxModel, output: np.ndarray, classes: list[Any] | None) -> Any:
         # every model is scored with the candidate's positive class, as on the whole holdout
-        return lambda mask: metrics_of(model.task, test[model.target][mask], output[mask], model.classes,
+        return lambda mask: metrics_of(model.task, test[model.target][mask], output[mask], classes,
                                        positive_class=candidate.positive_class)
 
-    return slice_records(test, columns, bins=bins, candidate=scorer(candidate, outputs["candidate"]),
-                         champion=scorer(champion, outputs["champion"]) if champion and "champion" in outputs else None)
+    return slice_records(test, columns, bins=bins, candidate=scorer(candidate, outputs["candidate"], candidate.classes),
+                         champion=scorer(champion, outputs["champion"], champion_classes)
+                         if champion and "champion" in outputs else None)
 
 
 def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_abs_diff: float,

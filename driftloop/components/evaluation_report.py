@@ -44,15 +44,16 @@ _TITLES = {"roc_curve_plot": "ROC curve", "precision_recall_curve_plot": "Precis
            "learning_curve_plot": "Learning curve"}
 
 
-def save_report_inputs(out_dir: Path, model_path: Path, candidate: OnnxModel, champion: OnnxModel | None,
+def save_report_inputs(out_dir: Path, model_path: Path, candidate: OnnxModel, champion_classes: list[Any] | None,
                        outputs: dict[str, np.ndarray], truth: pd.Series) -> None:
-    """What the report draws: truth, each model's outputs on the holdout, and train's loss per epoch."""
+    """What the report draws: truth, each model's outputs on the holdout (the champion's in the candidate's class
+    order, `champion_classes`, where it could be put in it), and train's loss per epoch."""
     import numpy as np
 
     from driftloop.components.columns import python_value
 
     arrays = {f"output_{name}": value for name, value in outputs.items()}
-    if champion is not None and "champion" in outputs and champion.classes != candidate.classes:
+    if "champion" in outputs and champion_classes != candidate.classes:
         arrays.pop("output_champion")  # another label set: its columns do not line up with the candidate's
     if candidate.task == "classification":
         index = {c: i for i, c in enumerate(candidate.classes or [])}

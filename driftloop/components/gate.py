@@ -130,9 +130,9 @@ def _window_checks(evaluation: Evaluation, policy: GateSpec) -> list[Check]:
     checks = []
     for name, tolerance in (policy.vs_champion or {primary_metric(evaluation.task): 0.0}).items():
         ours, theirs = window["metrics"].get(name), window.get("champion_metrics", {}).get(name)
-        if ours is None or theirs is None:
-            checks.append(Check(f"window_vs_champion:{name}", False, f"{name} is not available for both models "
-                                f"on the window"))
+        if ours is None or theirs is None:  # e.g. an AUC on a window whose labels are all one class: fail closed
+            checks.append(Check(f"window_vs_champion:{name}", False, f"{name} could not be measured on the window "
+                                f"({window['rows']} labelled rows; one class only?), so it cannot pass"))
             continue
         loss = (theirs - ours) if name in HIGHER_IS_BETTER else (ours - theirs)
         checks.append(Check(f"window_vs_champion:{name}", loss <= tolerance,

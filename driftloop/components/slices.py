@@ -74,9 +74,10 @@ def slice_records(rows: pd.DataFrame, columns: list[str], *, bins: int, candidat
     check_columns(columns, list(rows.columns))
     records = []
     for column in columns:
+        keys: set[str] = set()
         for label, binned, mask in slice_masks(rows, column, bins=bins):
-            record: dict[str, Any] = {"column": column, "value": label, "key": metric_key(label), "binned": binned,
-                                      "rows": int(mask.sum())}
+            record: dict[str, Any] = {"column": column, "value": label, "key": _unique(metric_key(label), keys),
+                                      "binned": binned, "rows": int(mask.sum())}
             with warnings.catch_warnings():  # a one-class slice has no AUC; dropped below, not warned about
                 warnings.simplefilter("ignore")
                 record["metrics"] = _finite(candidate(mask))
@@ -95,6 +96,17 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
 def metric_key(label: str) -> str:
     """A slice label as MLflow accepts it in a metric name: letters, digits, `_ - .` kept, the rest `_`."""
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", label).strip("_") or "_"
+
+
+def _unique(key: str, taken: set[str]) -> str:
+    """`key`, or `key_2`, `key_3`…: "pro plan" and "pro/plan" both become `pro_plan`, and MLflow would keep
+    whichever was logged last under that name."""
+    unique, n = key, 1
+    while unique in taken:
+        n += 1
+        unique = f"{key}_{n}"
+    taken.add(unique)
+    return unique
 
 
 def slice_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
