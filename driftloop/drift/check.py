@@ -159,9 +159,10 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     params = _params(policy)
     current_table = load_table(request.current)
     current = feature_table(current_table.frame)
-    if len(current) < params.min_samples:
-        raise DataError(f"{request.current}: {len(current)} rows, fewer than min_samples={params.min_samples}; "
-                        "a drift test on so few rows would not mean much")
+    for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
+        if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
+            raise DataError(f"{uri}: {rows} rows, fewer than min_samples={params.min_samples}; a drift test on so "
+                            "few rows would not mean much (--min-samples sets it)")
     target = request.target or reference.target
     roles = feature_roles(feature_table(reference.frame), target=target, numeric=reference.numeric,
                           categorical=reference.categorical, datetime=reference.datetime,
@@ -314,10 +315,12 @@ def _show(console: Console, report: DriftReport) -> None:
     rows = [(f.name, f.test, f.statistic, f.p_value, "yes" if f.drifted else ("no" if f.tested else "-"))
             for f in sorted(report.features, key=lambda f: (not f.drifted, f.p_value if f.p_value is not None else 2))]
     console.table("drift per feature", ["feature", "test", "statistic", "p-value", "drifted"], rows)
-    verdict = (f"DRIFT in {len(report.drifted_features)} of {len(report.features)} features: "
-               f"{', '.join(report.drifted_features)}" if report.is_drift else "no drift")
+    tested = sum(1 for f in report.features if f.tested)
+    verdict = (f"DRIFT in {len(report.drifted_features)} of {tested} tested features: "
+               f"{', '.join(report.drifted_features)}" if report.is_drift else f"no drift in {tested} tested features")
+    untested = f"; {len(report.features) - tested} not tested (see the table)" if tested < len(report.features) else ""
     console.info(f"{verdict} (p_val {report.params.p_val:g}, {report.params.correction}, per-feature bound "
-                 f"{report.threshold:.3g})")
+                 f"{report.threshold:.3g}){untested}")
     for column in report.time_columns:  # after the verdict: they are not part of it
         console.info(f"time column {column.name}: {column.note} [not drift: {column.why}]")
     for finding in report.quality:

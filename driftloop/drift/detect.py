@@ -57,7 +57,7 @@ class FeatureDrift:
 
     name: str
     kind: str  # numeric | categorical
-    test: str  # ks | chi2 | none
+    test: str  # ks | ks+missing | missing | chi2 | none
     tested: bool
     statistic: float | None
     p_value: float | None
@@ -131,9 +131,14 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
                    else _coerced(current[column]))
             times.append(tc.number_column(column, time[column], values, cur))
             continue
-        result = (_numeric(column, numbers[column], _numbers(current[column], column), params)  # type: ignore[arg-type]
-                  if column in roles.numeric else _categorical(column, _as_read(reference[column], column, roles),
-                                                               _as_read(current[column], column, roles), params))
+        if column in roles.numeric:
+            current_numbers = _numbers(current[column], column)
+            result = _numeric(column, numbers[column], current_numbers, params)  # type: ignore[arg-type]
+            if (finding := _infinite(column, current_numbers)) is not None:
+                quality.append(finding)
+        else:
+            result = _categorical(column, _as_read(reference[column], column, roles),
+                                  _as_read(current[column], column, roles), params)
         results.append(_left_out(result, left_out.get(column)))
     for column in roles.datetime:
         parts = tc.parts_of(roles, column)
@@ -147,6 +152,10 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
         if finding is not None:
             quality.append(finding)
     tested = [f for f in results if f.tested]
+    if results and not tested:  # "no drift" would be said of nothing, and exit 0
+        first = results[0]
+        raise DataError(f"no feature could be tested: {first.name!r}: {first.note}"
+                        + (f" (and {len(results) - 1} more)" if len(results) > 1 else ""))
     threshold, drifted = correct([f.p_value for f in tested], params)  # type: ignore[misc]
     flagged = {f.name for f, d in zip(tested, drifted, strict=True) if d}
     features = [FeatureDrift(**{**asdict(f), "drifted": f.name in flagged}) for f in results]
@@ -239,24 +248,73 @@ def _as_read(series: pd.Series, column: str, roles: ColumnRoles) -> pd.Series:
 
 
 def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:
+    """KS on the values present and, where either table misses some, a Chi-square on the missing share.
+
+    A feed that breaks upstream sends a number column empty: KS sees only what is left (or nothing), so the
+    missing share is tested too. (Categorical features count missing as a category of their own.) One p-value
+    per feature goes to the correction across features: the smaller of the two, doubled (Bonferroni within it).
+    """
     from driftloop.drift.alibi import detectors
 
     ref_present, cur_present = _present(ref), _present(cur)
     summaries = _numeric_summaries(ref, ref_present, cur, cur_present)
+    missing = _missing_share(ref, cur, params)
     too_few = _too_few(len(ref_present), len(cur_present), params)
     if too_few:
-        return FeatureDrift(name, "numeric", "none", False, None, None, False, *summaries, note=too_few)
+        if missing is None:
+            return FeatureDrift(name, "numeric", "none", False, None, None, False, *summaries, note=too_few)
+        change, p_missing, said = missing
+        return FeatureDrift(name, "numeric", "missing", True, change, p_missing, False, *summaries,
+                            note=f"{said}; values not tested with KS: {too_few.removeprefix('not tested: ')}")
     # each detector sees one feature: the correction across features is applied once, in `detect`
     result = detectors().KSDrift(ref_present, p_val=params.p_val).predict(cur_present)["data"]
-    return FeatureDrift(name, "numeric", "ks", True, float(result["distance"][0]), float(result["p_val"][0]), False,
-                        *summaries)
+    distance, p_ks = float(result["distance"][0]), float(result["p_val"][0])
+    if missing is None:
+        return FeatureDrift(name, "numeric", "ks", True, distance, p_ks, False, *summaries)
+    _, p_missing, said = missing
+    return FeatureDrift(name, "numeric", "ks+missing", True, distance, min(1.0, 2 * min(p_ks, p_missing)), False,
+                        *summaries, note=f"KS p={p_ks:.3g} on the values present; {said}; the feature's p-value is "
+                        "the smaller, doubled")
+
+
+def _missing_share(ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> tuple[float, float, str] | None:
+    """(change in the missing share, its Chi-square p-value, a note); None when neither table misses a value,
+    either has too few rows, or both miss every one."""
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    ref_rows, cur_rows = len(ref), len(cur)
+    ref_missing, cur_missing = int(np.isnan(ref).sum()), int(np.isnan(cur).sum())
+    ref_present, cur_present = ref_rows - ref_missing, cur_rows - cur_missing
+    if not (ref_missing or cur_missing) or min(ref_rows, cur_rows) < params.min_samples \
+            or not (ref_present or cur_present):
+        return None
+    p = float(chi2_contingency([[ref_present, ref_missing], [cur_present, cur_missing]]).pvalue)
+    before, after = ref_missing / ref_rows, cur_missing / cur_rows
+    return _round(after - before), p, f"missing share {before:.3g} -> {after:.3g} (chi2 p={p:.3g})"
+
+
+def _infinite(name: str, values: np.ndarray) -> QualityFinding | None:
+    """Infinite current values: left out of the test; training refuses them, and so does `driftloop serve`."""
+    import numpy as np
+
+    infinite = np.isinf(values)
+    count = int(infinite.sum())
+    if not count:
+        return None
+    examples = sorted({str(v) for v in values[infinite].tolist()})
+    share = count / len(values)
+    return QualityFinding(name, "infinite_values", count, _round(share), examples,
+                          f"{count} of {len(values)} current values ({share:.1%}) are infinite "
+                          f"({', '.join(examples)}); no model can score them, and the drift test leaves them out")
 
 
 def _present(values: np.ndarray) -> np.ndarray:
+    """The finite values: missing ones are tested by their share, infinities are a data quality finding."""
     import numpy as np
 
-    missing = np.isnan(values)
-    return values[~missing] if missing.any() else values
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
 
 
 def _numeric_summaries(ref: np.ndarray, ref_present: np.ndarray, cur: np.ndarray,

@@ -29,8 +29,11 @@ def render_html(data: dict[str, Any], *, title: str) -> str:
     """The report page for a `DriftReport.to_json()` dict (plus optional retrain/run fields)."""
     drifted = data["is_drift"]
     config = data["config"]
-    verdict = (f'<span class="verdict drift">DRIFT in {len(data["drifted_features"])} of {len(data["features"])} '
+    tested = sum(1 for f in data["features"] if f["tested"])
+    verdict = (f'<span class="verdict drift">DRIFT in {len(data["drifted_features"])} of {tested} tested '
                f'features</span>' if drifted else '<span class="verdict nodrift">no drift</span>')
+    if untested := len(data["features"]) - tested:
+        verdict += f' <span class="untested">({untested} not tested)</span>'
     facts = {
         "reference": f'{data.get("sources", {}).get("reference", "")} ({data["reference_rows"]:,} rows)',
         "current": f'{data.get("sources", {}).get("current", "")} ({data["current_rows"]:,} rows)',

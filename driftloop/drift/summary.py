@@ -26,7 +26,7 @@ def outcome_summary(data: dict[str, Any], *, exit_code: int) -> dict[str, Any]:
         "exit_code": exit_code,
         "is_drift": bool(data.get("is_drift")),
         "drifted_features": list(data.get("drifted_features") or []),
-        "features": len(data.get("features") or []),
+        "features": sum(1 for f in data.get("features") or [] if f.get("tested")),  # the verdict is about these
         "model_name": data.get("model_name"),
         "champion_version": data.get("champion_version"),
         "checked_at": data.get("checked_at"),

@@ -151,9 +151,9 @@ class DriftCheck:
     def drift_message(self) -> str:
         where = f" (check {self.job}" + (f"; report {self.report})" if self.report else ")")
         if self.result == RESULT_DRIFT:
-            return f"{len(self.drifted)} of {self.features} features drifted: {', '.join(self.drifted)}{where}"
+            return f"{len(self.drifted)} of {self.features} tested features drifted: {', '.join(self.drifted)}{where}"
         if self.result == RESULT_NO_DRIFT:
-            return f"no drift in {self.features} features{where}"
+            return f"no drift in {self.features} tested features{where}"
         return f"drift check {self.job} failed: {self.error or 'no outcome'}"
 
 

@@ -94,7 +94,8 @@ def publish_drift(data: dict[str, Any], report_dir: Path, *, html: Any, markdown
 
 def drift_markdown(data: dict[str, Any]) -> str:
     drifted = data["drifted_features"]
-    verdict = f"DRIFT in {len(drifted)} of {len(data['features'])} features" if data["is_drift"] else "no drift"
+    tested = sum(1 for f in data["features"] if f["tested"])
+    verdict = f"DRIFT in {len(drifted)} of {tested} tested features" if data["is_drift"] else "no drift"
     config = data["config"]
     lines = [f"# Drift: {verdict}", "",
              f"Model {data.get('model_name')} @champion v{data.get('champion_version')}: reference "

@@ -91,13 +91,79 @@ def test_missing_values_and_min_samples() -> None:
     reference, current = _table(rng, 1000), _table(rng, 1000)
     current.loc[:949, "x1"] = np.nan  # 50 values left: too few to test
     current.loc[:499, "colour"] = None  # half missing: a category of its own, so this is drift
+    current.loc[:999, "x2"] = np.nan  # a feed that broke upstream: all missing
     report = detect(reference, current, _roles(), DriftParams(min_samples=100))
     x1 = next(f for f in report.features if f.name == "x1")
-    assert not x1.tested and x1.p_value is None and "fewer than min_samples=100" in x1.note
+    # too few values for KS, but the missing share itself went from 0 to 0.95: that is tested, and drift
+    assert x1.tested and x1.test == "missing" and x1.drifted and x1.statistic == pytest.approx(0.95)
+    assert "missing share 0 -> 0.95" in x1.note and "values not tested with KS: 50 non-missing" in x1.note
     assert x1.current["missing_share"] == pytest.approx(0.95)
+    x2 = next(f for f in report.features if f.name == "x2")
+    assert x2.drifted and x2.current == {"rows": 1000, "missing_share": 1.0}
     colour = next(f for f in report.features if f.name == "colour")
     assert colour.drifted and colour.current["missing_share"] == pytest.approx(0.5)
-    assert report.threshold == pytest.approx(0.05 / 3)  # only the tested features count in the correction
+    assert report.drifted_features == ["x1", "x2", "colour"]
+    both_empty = detect(reference.assign(x2=np.nan), current, _roles(), DriftParams(min_samples=100))
+    x2 = next(f for f in both_empty.features if f.name == "x2")
+    assert not x2.tested and x2.p_value is None and "fewer than min_samples=100" in x2.note
+    assert both_empty.threshold == pytest.approx(0.05 / 3)  # only the tested features count in the correction
+
+
+def test_the_missing_share_of_a_number_column_is_tested_at_its_level() -> None:
+    """Missing at the same rate on both sides: KS on the values present and Chi-square on the share, combined per
+    feature, still reject at most about p_val; a share that grows from 10% to 20% is found, on values that did not
+    move at all."""
+    rng = np.random.default_rng(11)
+    params = DriftParams(p_val=0.05, min_samples=50)
+    roles = ColumnRoles("", ["x0"], [])
+
+    def holed(n: int, share: float) -> pd.DataFrame:
+        table = _table(rng, n, numeric=1)
+        table.loc[rng.random(n) < share, "x0"] = np.nan
+        return table
+
+    trials = 300
+    alarms = sum(detect(holed(300, 0.1), holed(300, 0.1), roles, params).is_drift for _ in range(trials)) / trials
+    assert alarms < 0.05 + 3.5 * (0.05 * 0.95 / trials) ** 0.5, alarms
+    report = detect(holed(3000, 0.1), holed(3000, 0.2), roles, params)
+    (x0,) = report.features
+    assert report.is_drift and x0.test == "ks+missing" and x0.statistic is not None and x0.statistic < 0.1
+    assert "missing share 0.1" in x0.note and "-> 0.2" in x0.note
+
+
+def test_nothing_tested_is_an_error_not_a_calm_verdict(tmp_path: Path) -> None:
+    """A reference smaller than min_samples left every feature untested, and the check said "no drift", exit 0."""
+    rng = np.random.default_rng(12)
+    with pytest.raises(DataError, match=r"^no feature could be tested: 'x0': not tested: 50 non-missing values in "
+                                        r"the reference table, fewer than min_samples=100 \(and 3 more\)$"):
+        detect(_table(rng, 50), _table(rng, 500, shift=5.0), _roles(), DriftParams())
+    _table(rng, 50).to_csv(tmp_path / "ref.csv", index=False)
+    _table(rng, 500, shift=5.0).to_csv(tmp_path / "cur.csv", index=False)
+    request = DriftRequest(current=str(tmp_path / "cur.csv"), reference=str(tmp_path / "ref.csv"), track=False,
+                           out_dir=tmp_path / "out")
+    with pytest.raises(DataError, match=r"ref.csv: 50 rows, fewer than min_samples=100; .*--min-samples"):
+        check_drift(request, console=Console(quiet=True))
+
+
+def test_infinite_values_are_a_quality_finding_and_the_report_stays_json(tmp_path: Path) -> None:
+    rng = np.random.default_rng(13)
+    _table(rng, 500).to_csv(tmp_path / "ref.csv", index=False)
+    current = _table(rng, 500)
+    current.loc[[3, 9, 30], "x1"] = [np.inf, -np.inf, np.inf]
+    current.to_csv(tmp_path / "cur.csv", index=False)
+    request = DriftRequest(current=str(tmp_path / "cur.csv"), reference=str(tmp_path / "ref.csv"), track=False,
+                           out_dir=tmp_path / "out")
+    outcome = check_drift(request, console=Console(quiet=True))
+    (finding,) = outcome.report.quality
+    assert (finding.column, finding.finding, finding.count, finding.examples) == ("x1", "infinite_values", 3,
+                                                                                  ["-inf", "inf"])
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    written = json.loads((outcome.report_dir / "drift.json").read_text(), parse_constant=refuse)
+    x1 = next(f for f in written["features"] if f["name"] == "x1")
+    assert x1["tested"] and x1["current"]["max"] < 10  # the test and its summary are about the finite values
 
 
 def test_current_without_a_feature_or_with_text_in_a_number_is_a_clear_error() -> None:
@@ -162,6 +228,6 @@ def test_a_check_reads_jsonl_prediction_logs_and_writes_json_and_self_contained_
     assert written["is_drift"] is True and written["drifted_features"] == ["x0"]
     assert written["features"][0]["reference"]["bin_edges"] and len(written["features"][0]["current"]["histogram"]) == 20
     page = (out / "drift.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "DRIFT in 1 of 4 features" in page and "<svg" in page
+    assert page.startswith("<!DOCTYPE html>") and "DRIFT in 1 of 4 tested features" in page and "<svg" in page
     for outside in ("<script", "src=", "href=", "@import", "url("):
         assert outside not in page  # nothing to fetch: it opens anywhere as one file

@@ -91,7 +91,7 @@ def test_a_changed_policy_changes_the_hash_and_its_patch_removes_what_is_gone() 
 
 
 def _summary(exit_code: int, **data: object) -> str:
-    base = {"is_drift": exit_code == 3, "drifted_features": [], "features": [{}] * 6, "run_id": "r1",
+    base = {"is_drift": exit_code == 3, "drifted_features": [], "features": [{"tested": True}] * 6 + [{"tested": False}], "run_id": "r1",
             "checked_at": "2026-11-23T10:00:00Z", "retrain": {"requested": "k8s", "status": "not_needed"}}
     return json.dumps(outcome_summary(base | data, exit_code=exit_code))
 
@@ -102,7 +102,7 @@ def test_outcomes_become_conditions() -> None:
         "result": {"patched": True, "token": "drift-k1"}}))
     assert drift.result == "Drift" and drift.drifted == ["tenure_months"] and drift.features == 6
     assert drift.report == "runs:/r1/drift/drift.html"
-    assert "1 of 6 features drifted: tenure_months" in drift.drift_message
+    assert "1 of 6 tested features drifted: tenure_months" in drift.drift_message  # the untested one not counted
     assert retrain_condition(drift) == (True, "RetrainTokenPatched", "retrainToken=drift-k1: a new training generation")
 
     cooled = read_check("j2", 3, _summary(3, drifted_features=["age"], retrain={
