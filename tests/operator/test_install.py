@@ -160,13 +160,24 @@ def test_network_policies_name_their_clients(dev: list[dict[str, Any]]) -> None:
     peers = [peer for rule in mlflow for peer in rule["from"]]
     owner = Owner("churn", "team-b", "uid", 1)
     serving = build("serving")
+    kserve = build("serving/kserve")
+    server = named(serving, "Deployment", "driftloop-serving")["spec"]["template"]
+    predictor = named(kserve, "InferenceService", "customers")["spec"]["predictor"]
     clients = {
         "training pod": labels(owner),
         "drift-check pod": drift_labels("churn"),
-        "model server": named(serving, "Deployment", "driftloop-serving")["spec"]["template"]["metadata"]["labels"],
+        "model server": server["metadata"]["labels"],
+        # KServe's pods carry the predictor's labels beside its own
+        "KServe predictor": {**predictor.get("labels", {}), "serving.kserve.io/inferenceservice": "customers",
+                             "component": "predictor"},
     }
     for who, pod_labels in clients.items():
         assert any(_selects(peer, pod_labels) for peer in peers), who
+    # both servers fetch @champion themselves, so both log in (MLflow runs with basic auth)
+    runtime = named(kserve, "ServingRuntime", "driftloop")["spec"]["containers"][0]
+    for who, container in (("model server", server["spec"]["containers"][0]), ("KServe runtime", runtime)):
+        assert {"name": "driftloop-credentials", "optional": True} in [
+            source.get("secretRef") for source in container.get("envFrom", [])], who
     # The operator never calls MLflow (its training pods register), so MLflow does not let it in.
     operator = named(dev, "Deployment", "driftloop-operator")["spec"]["template"]["metadata"]["labels"]
     assert not any(_selects(peer, operator) for peer in peers)
