@@ -88,6 +88,18 @@ def test_datetime_dtype_and_times_of_day_give_the_hour_too() -> None:
     assert fitted["stamp__dayofyear"].iloc[0] == 61.0  # 1 March of a leap year
 
 
+def test_a_column_named_like_a_derived_calendar_feature_is_one_line() -> None:
+    """`when__month` beside a date column `when` was a third-party DuplicateError from deep in the feature step."""
+    frame = pd.DataFrame({"when": [f"2020-{m:02d}-10" for m in range(1, 13)] * 10,
+                          "when__month": np.arange(120, dtype=float), "y": [0, 1] * 60})
+    with pytest.raises(DataError, match=r"^column 'when__month' has the name of the month feature derived from the "
+                                        r"date column 'when'; rename it, or set another role for 'when' in "
+                                        r"feature.roles$"):
+        infer(frame, "y", FeatureSpec())
+    roles = infer(frame, "y", FeatureSpec(roles={"when": "categorical"}))
+    assert roles.datetime == {} and "when__month" in roles.numeric
+
+
 def test_rare_categories_of_a_wide_column_share_the_unknown_encoding() -> None:
     train = pd.DataFrame({"city": ["a"] * 30 + ["b"] * 10 + [f"rare{i}" for i in range(25)], "y": [0] * 65})
     roles = infer(train, "y", FeatureSpec())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, number_text
+from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, calendar_name, number_text
 from driftloop.components.columns import ColumnRoles, looks_numeric, near_hint
 from driftloop.dates import FORMATS, ISO, detect, has_time, parse
 from driftloop.errors import DataError
@@ -141,6 +141,10 @@ def _roles(frame: pd.DataFrame, target: str, table: list[dict[str, str]]) -> Col
     for column in by_role.get("datetime", []):
         parts, formats[column] = _calendar_parts(frame[column], column)
         datetime[column] = list(parts)
+        for part in parts:  # the derived feature and the column would be two inputs of one name
+            if (derived := calendar_name(column, part)) in frame.columns:
+                raise DataError(f"column {derived!r} has the name of the {part} feature derived from the date column "
+                                f"{column!r}; rename it, or set another role for {column!r} in feature.roles")
         row = next(r for r in table if r["column"] == column)
         if "hour" in datetime[column] and "hour" not in row["why"]:
             row["why"] += " (+ hour)"
