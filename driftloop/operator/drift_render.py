@@ -123,6 +123,8 @@ def render_drift_cronjob(spec: MLTrainingJobSpec, owner: Owner) -> dict[str, Any
             "backoffLimit": 0, "activeDeadlineSeconds": CHECK_DEADLINE_S,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec}}},
     }
+    if spec.drift.time_zone is not None:
+        cron_spec["timeZone"] = spec.drift.time_zone
     digest = hashlib.sha256(json.dumps(cron_spec, sort_keys=True).encode()).hexdigest()[:16]
     return {"apiVersion": "batch/v1", "kind": "CronJob",
             "metadata": {"name": name, "namespace": owner.namespace, "labels": labels,

@@ -44,7 +44,9 @@ from driftloop.suggest import nearest
 
 _CPU = r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"
 _MEMORY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
-_CRON = r"^(@(hourly|daily|midnight|weekly|monthly|yearly|annually)|(\S+\s+){4}\S+)$"  # CronJob's own macros
+# CronJob's own macros, or five fields; no `CRON_TZ=` / `TZ=` prefix, which the API server refuses on create
+_CRON = r"^(@(hourly|daily|midnight|weekly|monthly|yearly|annually)|([^\s=]+\s+){4}[^\s=]+)$"
+_TIME_ZONE = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"  # an IANA name: UTC, Europe/Berlin, Etc/GMT+2
 _DURATION = r"^([0-9]+(s|m|h|d))+$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -181,6 +183,8 @@ class Drift(_Resource):
     """Scheduled drift checks against the champion's reference data (run by the drift tooling)."""
 
     schedule: str = Field(pattern=_CRON, description="Cron schedule of the drift check.")
+    time_zone: str | None = Field(None, max_length=64, pattern=_TIME_ZONE, description="IANA time zone of the "
+                                  "schedule (the CronJob's timeZone), e.g. Europe/Berlin; unset: the controller's.")
     current_data: str = Field(min_length=1, description="s3:// URI of the live table to compare.")
     cooldown: str = Field("6h", pattern=_DURATION, description="At most one retrain per this window, e.g. 6h.")
     retrain: bool = Field(True, description="Retrain (bump retrainToken) when drift is found.")

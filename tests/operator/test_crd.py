@@ -30,6 +30,11 @@ BAD = [
     ({"mlflow": {"trackingUri": None}}, "spec.mlflow.trackingUri", "Required"),
     ({"hyperparameters": {"epochs": 40}}, "spec.hyperparameters.epochs", "must be of type string"),
     ({"drift": {"schedule": "hourly", "currentData": "s3://b/live.csv"}}, "spec.drift.schedule", "should match"),
+    # the API server refuses a CronJob created with TZ in its schedule ("use timeZone field instead")
+    ({"drift": {"schedule": "CRON_TZ=UTC 0 * * *", "currentData": "s3://b/live.csv"}}, "spec.drift.schedule",
+     "should match"),
+    ({"drift": {"schedule": "@daily", "timeZone": "Europe/Berlin; rm", "currentData": "s3://b/live.csv"}},
+     "spec.drift.timeZone", "should match"),
     ({"scheduling": {"tolerations": [{"key": "gpu", "operator": "Maybe"}]}}, "spec.scheduling.tolerations.0.operator",
      "supported values: 'Exists', 'Equal'"),
     ({"scheduling": {"priorityClassName": "High!"}}, "spec.scheduling.priorityClassName", "should match"),

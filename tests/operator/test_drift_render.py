@@ -33,6 +33,10 @@ def test_cronjob_runs_the_drift_check_with_the_training_jobs_image_credentials_a
     assert cronjob["apiVersion"] == "batch/v1" and cronjob["kind"] == "CronJob"
     assert cronjob["metadata"]["name"] == "churn-drift" and cronjob["metadata"]["namespace"] == "ml"
     assert cronjob["spec"]["schedule"] == "*/30 * * * *" and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert "timeZone" not in cronjob["spec"]  # the controller's own zone, as a CronJob without one
+    zoned = render_drift_cronjob(spec(drift=DRIFT | {"timeZone": "Europe/Berlin"}), OWNER)
+    assert zoned["spec"]["timeZone"] == "Europe/Berlin"
+    assert zoned["metadata"]["annotations"] != cronjob["metadata"]["annotations"]  # a change the CronJob gets
     labels = cronjob["metadata"]["labels"]
     assert labels["driftloop.io/drift-check"] == "churn" and "driftloop.io/mltrainingjob" not in labels
     job = cronjob["spec"]["jobTemplate"]
