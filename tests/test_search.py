@@ -174,7 +174,8 @@ def test_a_search_through_the_cli(tables: dict[str, Path], mlflow_uri: str, tmp_
 
 
 def test_the_median_pruner_stops_a_trial_that_trails_after_its_warm_up_epochs() -> None:
-    """lr 1e-7 barely moves the MLP; once a good trial has finished, such a trial is pruned at epoch 3."""
+    """lr 1e-7 barely moves the MLP; once a good trial has finished, such a trial is pruned at epoch 4, after its
+    three warm-up epochs (Optuna may prune at the warm-up's own step number, and epochs count from 1)."""
     import tempfile
 
     from sklearn.datasets import load_wine
@@ -194,7 +195,7 @@ def test_the_median_pruner_stops_a_trial_that_trails_after_its_warm_up_epochs() 
         fitted, _ = fit_model(data, spec=spec, out_dir=Path(out))
         history = json.loads((Path(out) / "search" / "search.json").read_text())["history"]
     pruned = [t for t in history if t["state"] == "PRUNED"]
-    assert pruned and all(t["params"]["lr"] == 1e-7 and t["epochs"] == 3 for t in pruned)
+    assert pruned and all(t["params"]["lr"] == 1e-7 and t["epochs"] == 4 for t in pruned)
     assert all(t["epochs"] == 8 for t in history if t["state"] == "COMPLETE")
     assert fitted.details["search"]["best_params"] == {"lr": 0.05}
 
@@ -247,6 +248,41 @@ def test_a_user_module_searches_its_own_params(tmp_path: Path) -> None:
                                           r"did you mean 'params\.width'\?"):
         load_spec(data="a.csv", target="y", overrides=[f"train.module={tmp_path / 'net.py'}:build",
                                                         "train.search={space: {width: {choices: [4, 16]}}}"])
+
+
+def test_a_user_module_s_trial_is_pruned_not_failed_and_its_start_follows_the_seed(tmp_path: Path) -> None:
+    """Optuna's TrialPruned, raised in the epoch callback inside the user's training, was reported as the user's
+    code failing, and the study stopped; and the user's layers took their start from torch's global state."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from driftloop.components.models.base import TrainingData
+    from driftloop.components.train import fit_model
+    from driftloop.spec import TrainSpec
+
+    (tmp_path / "net.py").write_text(USER_NET)
+    x, y = load_wine(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = StandardScaler().fit_transform(x)[order].astype(np.float32), y[order]
+    data = TrainingData(x[:120], y[:120], x[120:], y[120:], task="classification", n_outputs=3)
+    module = {"module": f"{tmp_path / 'net.py'}:build", "params": {"width": 8}, "epochs": 8}
+    spec = TrainSpec.model_validate({**module, "search": {"trials": 6, "seed": 2,
+                                                          "space": {"lr": {"choices": [0.05, 1.0e-7]}}}})
+    (tmp_path / "search").mkdir()
+    fitted, _ = fit_model(data, spec=spec, out_dir=tmp_path / "search")
+    history = json.loads((tmp_path / "search" / "search" / "search.json").read_text())["history"]
+    assert [t for t in history if t["state"] == "PRUNED"], [(t["state"], t.get("reason")) for t in history]
+    assert fitted.details["search"]["best_params"] == {"lr": 0.05}
+
+    def loss(seed: int, name: str) -> float:
+        (tmp_path / name).mkdir()
+        import torch
+
+        torch.manual_seed(1000 + len(name))  # whatever state the process is in, train.seed decides the start
+        return fit_model(data, spec=TrainSpec.model_validate({**module, "epochs": 2, "seed": seed}),
+                         out_dir=tmp_path / name)[0].val_loss
+
+    assert loss(7, "a") == loss(7, "bb") != loss(8, "ccc")
 
 
 def _diabetes() -> Any:

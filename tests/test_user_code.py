@@ -189,6 +189,16 @@ def test_exception_inside_the_users_function_names_its_line(features: Path, tmp_
         f"train.module: build() raised KeyError: 'missing' at {tmp_path}/boom.py:2"
 
 
+def test_an_estimator_whose_predict_proba_raises_is_named_as_the_users(features: Path, tmp_path: Path) -> None:
+    """Only `fit` was guarded: a broken `predict_proba` read as driftloop's own internal error."""
+    write(tmp_path, "broken.py", "from sklearn.linear_model import LogisticRegression\n\n\n"
+                                 "class Broken(LogisticRegression):\n    def predict_proba(self, x):\n"
+                                 "        raise ValueError('my predict_proba is broken')\n\n\n"
+                                 "def build(n_features, n_outputs, task, params):\n    return Broken()\n")
+    assert fails(features, tmp_path, f"{tmp_path}/broken.py:build") == \
+        f"train.module: Broken.predict_proba raised ValueError: my predict_proba is broken at {tmp_path}/broken.py:6"
+
+
 def test_params_survive_kfps_numbers() -> None:
     """KFP hands every number of a struct back as a float; a user's `max_depth=3` must stay an int."""
     spec = TrainSpec(params={"depth": 3.0, "rate": 0.5, "layers": [8.0, 4.0], "inner": {"n": 2.0}})

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.components.models.base import FittedModel, TrainingData, score_name, validation_score
 from driftloop.constants import TRAIN_CODE_DIR
-from driftloop.errors import TrainingError, UserCodeError
+from driftloop.errors import DriftloopError, TrainingError, UserCodeError
 from driftloop.search_space import apply_params, is_int
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def _objective(data: TrainingData, *, spec: TrainSpec, fit: TrialFit, trials_dir
                 raise TrainingError(f"training diverged at epoch {epoch}: validation loss is not finite")
             trial.report(row["val_loss"], epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch}: val_loss {row['val_loss']:.4g} trails the median")
+                raise _Pruned(f"epoch {epoch}: val_loss {row['val_loss']:.4g} trails the median")
 
         started = time.perf_counter()
         status = "FAILED"
@@ -163,9 +163,9 @@ def _objective(data: TrainingData, *, spec: TrainSpec, fit: TrialFit, trials_dir
             if outcome.best is None or record.value < (outcome.best.value or 0.0):
                 outcome.best, kept["model"], kept["record"] = record, fitted, record
             return record.value
-        except optuna.TrialPruned as e:
+        except _Pruned as e:
             record.state, record.reason, record.epochs, status = "PRUNED", str(e), len(epochs), "FINISHED"
-            raise
+            raise optuna.TrialPruned(str(e)) from None
         except UserCodeError:
             raise  # the user's code is broken: every trial would fail the same way
         except TrainingError as e:  # e.g. diverged at a high learning rate: this corner of the space, not the study
@@ -176,6 +176,11 @@ def _objective(data: TrainingData, *, spec: TrainSpec, fit: TrialFit, trials_dir
             _end_child_run(child, record, epochs, status, outcome.metric)
 
     return objective
+
+
+class _Pruned(DriftloopError):
+    """The pruner stopped the trial. Raised in the epoch callback, inside the training loop, as a DriftloopError: a
+    user's module trains inside a guard that names any other exception as theirs (Optuna's TrialPruned was)."""
 
 
 def suggest(trial: optuna.Trial, name: str, param: SearchParam) -> Any:
@@ -204,7 +209,8 @@ def _pruner(trials: int) -> optuna.pruners.BasePruner:
     """Median pruning once a few trials have finished, never in a trial's first three epochs (too noisy to judge)."""
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, trials // 4)), n_warmup_steps=3)
+    # epochs are reported as steps 1, 2, …, and Optuna may prune at any step >= n_warmup_steps
+    return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, trials // 4)), n_warmup_steps=4)
 
 
 def _child_run(tracker: Tracker | None, number: int, params: dict[str, Any]) -> Tracker | None:

@@ -6,6 +6,7 @@ own `predict_proba` / `predict` on the validation rows is what the ONNX file is 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -63,22 +64,26 @@ def train_estimator(estimator: Any, data: TrainingData, *, spec: TrainSpec, outp
     fit_kwargs: dict[str, Any] = {}
     if user_code and data.classification and spec.class_weight == "balanced" and _takes_sample_weight(estimator):
         fit_kwargs["sample_weight"] = balanced_weights(data.y_train, data.n_outputs)[data.y_train.astype(int)]
-    if user_code:
+    def guarded(method: str) -> Any:  # the user's estimator's failures are named as theirs, with their line
+        if not user_code:
+            return contextlib.nullcontext()
         from driftloop.components.models.user_code import calling_user_code
 
-        with calling_user_code(spec, f"{type(estimator).__name__}.fit"):
-            estimator.fit(data.x_train, data.y_train, **fit_kwargs)
-    else:
+        return calling_user_code(spec, f"{type(estimator).__name__}.{method}")
+
+    with guarded("fit"):
         estimator.fit(data.x_train, data.y_train, **fit_kwargs)
     seconds = time.perf_counter() - started
     _float32_thresholds(estimator)
     if data.classification:
-        served_val = estimator.predict_proba(data.x_val)
+        with guarded("predict_proba"):
+            served_val = estimator.predict_proba(data.x_val)
         if served_val.shape[1] != data.n_outputs:
             raise UserCodeError(f"train.module: {type(estimator).__name__} predicts {served_val.shape[1]} classes; "
                                 f"the train split has {data.n_outputs}")
     else:
-        served_val = estimator.predict(data.x_val).reshape(-1, 1)
+        with guarded("predict"):
+            served_val = estimator.predict(data.x_val).reshape(-1, 1)
     try:
         graph = estimator_to_onnx(estimator, data.n_features, output_name)
     except Exception as e:  # skl2onnx raises many types; its message is the reason

@@ -30,6 +30,7 @@ def train_user_model(data: TrainingData, *, spec: TrainSpec, output_name: str, c
         UserCodeError: one line for each way the user's code can fail (see the module docstring).
     """
     function = load_function(spec, code_dir)
+    _seed(spec.seed)  # the layers (or an estimator without a random_state) take their start from train.seed
     built = call(spec, function, n_features=data.n_features, n_outputs=data.n_outputs, task=data.task)
     if is_torch_module(built):
         check_output_shape(spec, built, data.x_train, n_outputs=data.n_outputs, task=data.task)
@@ -41,3 +42,14 @@ def train_user_model(data: TrainingData, *, spec: TrainSpec, output_name: str, c
                             "or a scikit-learn estimator")
     check_estimator(spec, built, data.task)
     return train_estimator(built, data, spec=spec, output_name=output_name, family="module", user_code=True)
+
+
+def _seed(seed: int) -> None:
+    """Seed the generators the user's function may draw from: numpy's, and torch's when their module imported it."""
+    import sys
+
+    import numpy as np
+
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
