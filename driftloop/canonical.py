@@ -10,6 +10,7 @@ Pure Python: serving imports it per request (`as_numbers`, for whole columns, im
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import sys
 from datetime import date, datetime
@@ -33,6 +34,13 @@ _PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # Calendar features of a datetime column, in the order the model's inputs list them
 DATE_PARTS = ("year", "month", "weekday", "dayofyear")
 TIME_PARTS = ("hour",)
+
+
+def row_number(index: pd.Index, position: int) -> int:
+    """The spreadsheet row of the value at `position`: a table read from a file keeps the file's row index (less
+    the header's row) through the rows it drops; a frame indexed otherwise counts by position."""
+    label = index[position]
+    return int(label) + 2 if isinstance(label, numbers.Integral) else position + 2
 
 
 def calendar_name(column: str, part: str) -> str:
@@ -114,7 +122,7 @@ def as_numbers(series: pd.Series, column: str) -> pd.Series:
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise DataError(
-            f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row + 2} "
+            f"column {column!r}: text in a numeric column: {series.iloc[row]!r} at row {row_number(series.index, row)} "
             f"({int(bad.sum())} non-numeric values; expected numbers)")
     return coerced.astype("float64")
 

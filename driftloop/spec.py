@@ -94,7 +94,8 @@ class ColumnRule(_Strict):
     nullable: bool = False
     min: float | None = None
     max: float | None = None
-    categories: list[str] | None = None
+    # as YAML writes them: a label coded 0/1 is the numbers [0, 1] or the text ["0", "1"], either matches
+    categories: list[str | int | float | bool] | None = None
 
 
 class ValidationSpec(_Strict):

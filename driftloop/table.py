@@ -154,7 +154,8 @@ def drop_missing_target(table: LoadedTable, target: str) -> tuple[LoadedTable, i
     dropped = int(missing.sum())
     if not dropped:
         return table, 0
-    kept = table.frame.loc[~missing].reset_index(drop=True)
+    # each row keeps its index, the file's row number less 2: an error names the row a spreadsheet shows
+    kept = table.frame.loc[~missing].copy()
     kept[target] = whole_labels(kept[target])
     return LoadedTable(frame=kept, uri=table.uri, sha256=table.sha256), dropped
 

@@ -87,6 +87,8 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         return "boolean", "true/false values"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime", "a datetime column: year, month, day of week, day of year" + _hour_note(present)
+    if isinstance(series.dtype, pd.CategoricalDtype):  # the table's author said so (a Parquet dictionary column)
+        return "categorical", f"a categorical column, {distinct} distinct values"
     if pd.api.types.is_numeric_dtype(series):
         if _integer_id(present, column):
             return "id", f"{distinct} distinct integers in {rows} rows, one per row: dropped"
@@ -100,32 +102,34 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         timed = bool(text.map(lambda v: has_time(v, fmt)).any())
         return "datetime", (f"dates as {fmt}{' HH:MM[:SS]' if timed else ''}: year, month, day of week, day of year"
                             + (", hour" if timed else "") + (f" ({note})" if note else ""))
+    # codes written with leading zeros (ZIP codes, account numbers, "007") are labels: as numbers they lose them
+    coded = bool(text.str.fullmatch(r"0[0-9]+").mean() >= 0.1)
     numbers = text.map(number_text)
-    if numbers.notna().mean() >= 0.9:
+    if numbers.notna().mean() >= 0.9 and not coded:
         notes = sorted({n for r in numbers.dropna() for n in r[1].split(", ") if n})
         return "numeric", "parsed from text" + (f": {', '.join(notes)}" if notes else "")
     if rows >= MIN_ROWS_FOR_ID and distinct >= ID_SHARE * rows:
         return "id", f"{distinct} distinct values in {rows} rows (≥ {ID_SHARE:.0%}): dropped"
     if rows >= MIN_ROWS_FOR_ID and ID_NAME.search(column) and distinct >= NAMED_ID_SHARE * rows:
         return "id", f"named like an identifier, {distinct} distinct values in {rows} rows: dropped"
-    if looks_numeric(series):  # numbers with a few typos: the numeric reading names the first bad value
+    if looks_numeric(series) and not coded:  # numbers with a few typos: the numeric reading names the first bad value
         return "numeric", "mostly numbers"
     if distinct > WIDE_CATEGORIES:
         return "categorical", (f"text, {distinct} distinct values: those seen fewer than feature.min_frequency "
                                "times in training share one 'other' bucket")
-    return "categorical", f"text, {distinct} distinct values"
+    return "categorical", f"text, {distinct} distinct values" + (", codes with leading zeros" if coded else "")
 
 
 def _integer_id(present: pd.Series, column: str) -> bool:
-    """Integers that are a row number or a named key: all distinct, and consecutive or named like an id.
-    A nearly unique integer measurement (an area, a count) stays numeric."""
+    """Integers that are a row number or a named key: all distinct, and counting from 0 or 1 one per row, or named
+    like an id. A nearly unique integer measurement (an area, a count), or one year per row, stays numeric."""
     import pandas as pd
 
     rows = len(present)
     if not pd.api.types.is_integer_dtype(present) or rows < MIN_ROWS_FOR_ID or present.nunique() != rows:
         return False
     span = int(present.max()) - int(present.min()) + 1
-    return span == rows or bool(ID_NAME.search(column))
+    return (span == rows and int(present.min()) in (0, 1)) or bool(ID_NAME.search(column))
 
 
 def _hour_note(present: pd.Series) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftloop.canonical import row_number
 from driftloop.components.columns import ColumnRoles, canonical_frame, infer_task
 from driftloop.components.roles import infer as infer_roles
 from driftloop.components.roles import markdown as roles_markdown
@@ -89,6 +90,7 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
         raise ValidationFailed(f"{source}: column {missing[0]!r} expected by the {origin} suite is missing "
                                f"(expect_table_columns_to_match_set; observed columns: {', '.join(frame.columns)})")
     canonical = canonical_frame(frame, roles)
+    _check_finite(canonical, roles.numeric, source)
     if suite is None:
         suite = _profile_suite(canonical, roles, task, validation)
     # a declared suite (spec columns or a suite file) is the user's contract: only learnt ones warn
@@ -183,6 +185,20 @@ def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: Featur
         # reached only with data.drop_missing_target false: by default the runners drop those rows first
         raise DataError(f"{source}: target column {target!r} has {int(frame[target].isna().sum())} null values "
                         "(data.drop_missing_target is false)")
+
+
+def _check_finite(frame: pd.DataFrame, numeric: list[str], source: str) -> None:
+    """An infinity ("inf" in a CSV reads as one) would make the profiled range -inf..inf, a check that never fails
+    again; serving refuses such values, so training does too."""
+    import numpy as np
+
+    for column in numeric:
+        infinite = np.isinf(frame[column].to_numpy(dtype="float64"))
+        if infinite.any():
+            first = int(infinite.nonzero()[0][0])
+            raise DataError(f"{source}: column {column!r} holds {int(infinite.sum())} infinite values (the first, "
+                            f"{frame[column].iloc[first]}, at row {row_number(frame.index, first)}); expected finite numbers: leave the cell empty "
+                            "for a missing value")
 
 
 def _dropped_by_spec(column: str, feature: FeatureSpec) -> bool:
@@ -299,15 +315,40 @@ def _declared_suite(frame: pd.DataFrame, target: str, spec: ValidationSpec) -> d
                 expectations.append(_expectation("expect_column_values_to_be_between", column=column,
                                                  min_value=rule.min, max_value=rule.max))
         elif rule.categories is not None:
-            expectations.append(_expectation("expect_column_values_to_be_in_set", column=column, value_set=rule.categories))
+            expectations.append(_expectation("expect_column_values_to_be_in_set", column=column,
+                                             value_set=_as_read(rule.categories, frame[column], is_target=column == target)))
     return _suite_dict(expectations, roles, "declared")
+
+
+def _as_read(categories: list[Any], values: pd.Series, *, is_target: bool) -> list[Any]:
+    """Declared categories as the suite meets the column: a feature's as category text ("2" for 2 or 2.0), the
+    target's as it is read (a label coded 0/1 is read as numbers, so "1" is the number 1 there)."""
+    import pandas as pd
+
+    from driftloop.canonical import category_text
+
+    if not is_target:
+        return [category_text(c) for c in categories]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return [c if isinstance(c, str) else category_text(c) for c in categories]
+    read = []
+    for category in categories:
+        try:
+            number = float(category)
+        except (TypeError, ValueError):
+            read.append(category)  # not a number: no value of this column can be it
+            continue
+        read.append(int(number) if pd.api.types.is_integer_dtype(values) and number.is_integer() else number)
+    return read
 
 
 def _null_rule(column: str, null_share: float) -> list[dict[str, Any]]:
     if null_share == 0:
         return [_expectation("expect_column_values_to_not_be_null", column=column)]
+    # up to twice the share (and 5 points) may be null; past a share of 30% that would allow every row, so
+    # at least half the rows that had a value must still have one: a column going empty is always seen
     return [_expectation("expect_column_values_to_not_be_null", column=column,
-                         mostly=round(max(0.0, 1 - min(1.0, 2 * null_share + 0.05)), 4))]
+                         mostly=round(max(1 - min(1.0, 2 * null_share + 0.05), (1 - null_share) / 2), 4))]
 
 
 def _run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,88 @@
+"""The validate step on tables as users bring them: public datasets with the cells real exports hold (infinities,
+blank labels, 0/1 labels, half-empty columns, years, ZIP codes), each refused or read as a data scientist expects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine
+
+from driftloop.components import validate
+from driftloop.components.roles import infer
+from driftloop.errors import DataError, ValidationFailed
+from driftloop.spec import DataSpec, FeatureSpec, ValidationSpec
+from driftloop.table import load_training_table
+
+
+def checked(frame: pd.DataFrame, out: Path, *, target: str = "target", validation: ValidationSpec | None = None,
+            stored_suite: Path | None = None) -> validate.ValidationResult:
+    return validate.run(frame, source="t.csv", target=target, validation=validation or ValidationSpec(),
+                        feature=FeatureSpec(), out_dir=out, stored_suite=stored_suite)
+
+
+def test_an_infinity_in_training_is_one_line_with_its_row(tmp_path: Path) -> None:
+    """"inf" in a CSV reads as infinity; the profiled range became -inf..inf, a check no later table could fail."""
+    wine = load_wine(as_frame=True).frame
+    wine.loc[[4, 9], "malic_acid"] = [np.inf, -np.inf]
+    with pytest.raises(DataError, match=r"^t.csv: column 'malic_acid' holds 2 infinite values \(the first, inf, at "
+                                        r"row 6\); expected finite numbers"):
+        checked(wine, tmp_path)
+
+
+def test_a_bad_cell_is_named_by_the_row_a_spreadsheet_shows_after_blank_labels_are_dropped(tmp_path: Path) -> None:
+    lines = ["x,y", "1,0", "2,", "3,1", "4,", "abc,1"] + [f"{i},{i % 2}" for i in range(5, 25)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    table, dropped = load_training_table(DataSpec(path=str(tmp_path / "t.csv"), target="y"))
+    assert dropped == 2
+    with pytest.raises(DataError, match=r"column 'x': text in a numeric column: 'abc' at row 6 "):
+        validate.run(table.frame, source="t.csv", target="y", validation=ValidationSpec(),
+                     feature=FeatureSpec(roles={"x": "numeric"}), out_dir=tmp_path / "v")
+
+
+@pytest.mark.parametrize("categories", [[0, 1], ["0", "1"]], ids=["numbers", "text"])
+def test_declared_label_categories_match_a_0_1_target(tmp_path: Path, categories: list) -> None:
+    """A 0/1 label with `categories: ["0", "1"]` failed on every row, and `[0, 1]` was not a valid spec."""
+    cancer = load_breast_cancer(as_frame=True).frame[["mean radius", "mean texture", "target"]]
+    rules = {"target": {"type": "categorical", "categories": categories},
+             "mean radius": {"type": "numeric", "min": 0}}
+    result = checked(cancer, tmp_path / "ok", validation=ValidationSpec(columns=rules))
+    assert result.suite_source == "declared" and result.rows == len(cancer)
+    narrow = {**rules, "target": {"type": "categorical", "categories": categories[:1]}}
+    with pytest.raises(ValidationFailed, match=r"column 'target': expect_column_values_to_be_in_set"):
+        checked(cancer, tmp_path / "narrow", validation=ValidationSpec(columns=narrow))
+
+
+def test_a_half_empty_column_going_empty_is_still_seen(tmp_path: Path) -> None:
+    """At a null share of 47.5% or more the profiled not-null check allowed every row to be null."""
+    wine = load_wine(as_frame=True).frame
+    wine.loc[wine.index % 2 == 0, "ash"] = np.nan  # half empty in training
+    first = checked(wine, tmp_path / "first")
+    suite = json.loads(first.suite_path.read_text())
+    (rule,) = [e for e in suite["expectations"]
+               if e["type"] == "expect_column_values_to_not_be_null" and e["kwargs"]["column"] == "ash"]
+    assert rule["kwargs"]["mostly"] == pytest.approx(0.25)
+    later = wine.assign(ash=np.where(wine.index % 10 == 0, 2.3, np.nan))  # 90% empty
+    result = checked(later, tmp_path / "later", stored_suite=first.suite_path)
+    assert any("null share changed: column 'ash'" in w for w in result.warnings), result.warnings
+    same = checked(wine, tmp_path / "same", stored_suite=first.suite_path)
+    assert not any("'ash'" in w for w in same.warnings)
+
+
+def test_years_zip_codes_and_categorical_columns_get_the_roles_their_values_mean() -> None:
+    rows = 30
+    frame = pd.DataFrame({
+        "year": np.arange(1994, 1994 + rows),  # one per year: a feature, not a row number
+        "row": np.arange(1, rows + 1),  # a row number: dropped
+        "zip": [f"0{2100 + i % 7}" for i in range(rows)],  # as Parquet or JSON keep them: leading zeros
+        "grade": pd.Categorical([1, 2, 3] * (rows // 3)),  # a Parquet dictionary column
+        "y": [0, 1] * (rows // 2),
+    })
+    roles = {r["column"]: (r["role"], r["why"]) for r in infer(frame, "y", FeatureSpec()).table}
+    assert roles["year"] == ("numeric", "numbers")
+    assert roles["row"][0] == "id"
+    assert roles["zip"] == ("categorical", "text, 7 distinct values, codes with leading zeros")
+    assert roles["grade"] == ("categorical", "a categorical column, 3 distinct values")
