@@ -22,16 +22,26 @@ if TYPE_CHECKING:
 
 
 class _Group(click.Group):
-    """Maps DriftloopError to one line and its exit code; `--debug` shows the traceback."""
+    """Maps DriftloopError to one line and its exit code, and any other exception to one line and exit 1 (a server
+    that went away mid-command, a bug); `--debug` shows the traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors and --help: click's own exit codes
         except DriftloopError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             Console().error(str(e))
             sys.exit(e.exit_code)
+        except Exception as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            message = (str(e).strip().splitlines() or [""])[0][:500]
+            Console().error(f"internal error: {type(e).__name__}{': ' + message if message else ''} "
+                            "(driftloop --debug ... shows the traceback)")
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -108,9 +108,10 @@ class Cli:
     cwd: Path
     env: dict[str, str]
 
-    def __call__(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([*DRIFTLOOP, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+    def __call__(self, *args: str, timeout: float = 600,
+                 env_update: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([*DRIFTLOOP, *args], cwd=self.cwd, env=self.env | (env_update or {}), capture_output=True,
+                              text=True, timeout=timeout)
 
 
 def cli_env(mlflow_uri: str, s3: S3) -> dict[str, str]:

@@ -83,3 +83,9 @@ class MLflowFaults:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> MLflowFaults:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

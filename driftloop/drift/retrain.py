@@ -14,6 +14,7 @@ from driftloop.errors import DriftloopError
 if TYPE_CHECKING:
     from driftloop.console import Console
     from driftloop.drift.check import DriftCheck, DriftOutcome, DriftRequest
+    from driftloop.drift.claims import Claim, RetrainClaims
     from driftloop.drift.triggers import Trigger
 
 
@@ -89,8 +90,9 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
         message = str(e) if isinstance(e, DriftloopError) else f"internal error: {type(e).__name__}: {e}"
         line = message.splitlines()[0] if message else type(e).__name__
         # a failed retrain does not hold its dedupe key; raised before the pipeline ran, it trained nothing
-        claims.finish(decision.claim, FAILED, line, holds_cooldown=False)
-        retrain["claim"].update({"state": FAILED, "outcome": line, "holds_cooldown": False})
+        unrecorded = _finish_or_say(claims, decision.claim, line, console)
+        retrain["claim"].update({"state": FAILED, "outcome": line, "holds_cooldown": False} if unrecorded is None
+                                else {"state": "in_flight", "outcome": line, "note": unrecorded})
         retrain.update({"status": "failed", "reason": line})
         if not isinstance(e, DriftloopError):
             raise
@@ -107,3 +109,22 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
         data["error"] = result.outcome
     console.info(result.outcome)
     return result.exit_code
+
+
+def _finish_or_say(claims: RetrainClaims, claim: Claim, line: str, console: Console) -> str | None:
+    """Mark the claim failed; if MLflow cannot be told (it went down with the retrain), say how long the claim
+    left in flight blocks the model's retrains (returned too, for the JSON), and let the retrain's own error be the
+    one reported."""
+    import time
+
+    from driftloop.drift.claims import FAILED, IN_FLIGHT_TIMEOUT_S
+
+    try:
+        claims.finish(claim, FAILED, line, holds_cooldown=False)
+    except Exception as e:  # noqa: BLE001 - any failure to record must not hide the failure being recorded
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claim.created_s + IN_FLIGHT_TIMEOUT_S))
+        note = (f"retrain #{claim.sequence} could not be marked failed in MLflow ({type(e).__name__}: "
+                f"{(str(e).splitlines() or [''])[0][:200]}); it blocks this model's retrains until {until}")
+        console.warning(note)
+        return note
+    return None

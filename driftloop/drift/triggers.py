@@ -119,10 +119,13 @@ def stage_retrain_data(request: RetrainRequest, spec: Spec, destination: str) ->
     if target not in request.current.columns:
         raise DataError(f"current data has no target column {target!r}: a local or KFP retrain needs labelled rows "
                         "(or use --retrain k8s, whose job reads its own data source)")
-    current = request.current.sample(frac=1.0, random_state=request.seed).reset_index(drop=True)
+    # rows not yet labelled (a prediction log's newest) neither train nor judge: the window counts labelled rows
+    labelled = request.current[target].notna()
+    current = request.current.loc[labelled].sample(frac=1.0, random_state=request.seed).reset_index(drop=True)
     n_window = int(round(len(current) * request.window_holdout))
     if n_window < 20 or len(current) - n_window < 20:
-        raise DataError(f"current data has {len(current)} labelled rows: too few to hold out a window of "
+        unlabelled = f" (and {int((~labelled).sum())} without a label)" if not labelled.all() else ""
+        raise DataError(f"current data has {len(current)} labelled rows{unlabelled}: too few to hold out a window of "
                         f"{request.window_holdout:.0%} and still retrain (need 20 in each)")
     window, fresh = current.iloc[:n_window], current.iloc[n_window:]
     if request.retrain_data == "reference+current":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from driftloop.example import customers
 
 from ..conftest import DRIFTLOOP, REPO, S3, Cli, registry_for
+from ..mlflow_faults import MLflowFaults
 
 pytestmark = pytest.mark.slow
 
@@ -114,6 +116,36 @@ def test_alert_storm_retrains_once_and_the_loop_holds(cli: Cli, mlflow_uri: str)
     broken = _json(cli.cwd / "failed.json")
     assert broken["is_drift"] is True and broken["retrain"]["status"] == "failed"
     assert broken["retrain"]["claim"]["state"] == "failed" and registry.champion("loop").version == "2"
+
+    # a prediction log labels its rows late: the window counts the labelled ones, not every row
+    late = customers(rows=800, seed=6)
+    late["churned"] = late["churned"].astype(object)
+    late.loc[30:, "churned"] = None
+    late.to_csv(cli.cwd / "late.csv", index=False)
+    with MLflowFaults(mlflow_uri) as faults:
+        # and MLflow refuses to record the failure: the retrain's own error is still the one line reported
+        faults.refuse("/experiments/set-experiment-tag", lambda body: body.get("key") == "driftloop.claim.state")
+        unrecorded = cli("drift", "--model", "loop", "--current", "late.csv", "--retrain", "local", "--cooldown", "0",
+                         "--json", "unrecorded.json", env_update={"MLFLOW_TRACKING_URI": faults.uri})
+        assert faults.refused == ["/api/2.0/mlflow/experiments/set-experiment-tag"]
+    lines = unrecorded.stderr.strip().splitlines()
+    assert unrecorded.returncode == 1 and "Traceback" not in unrecorded.stderr, unrecorded.stderr[-2000:]
+    assert lines[-1] == ("error: current data has 30 labelled rows (and 770 without a label): too few to hold out a "
+                         "window of 30% and still retrain (need 20 in each)")
+    assert any(re.match(r"warning: retrain #\d+ could not be marked failed in MLflow \(RestException: "
+                        r"INVALID_PARAMETER_VALUE: injected refusal .*\); it blocks this model's retrains until "
+                        r"\d{4}-\d\d-\d\dT", line) for line in lines), lines
+    claim = _json(cli.cwd / "unrecorded.json")["retrain"]["claim"]
+    assert claim["state"] == "in_flight" and "could not be marked failed" in claim["note"]
+    # a raw MLflow error outside a step is one line too, not a traceback
+    with MLflowFaults(mlflow_uri) as faults:
+        faults.refuse("/runs/create")  # the drift check's own run
+        refused = cli("drift", "--model", "loop", "--current", "late.csv", "-q",
+                      env_update={"MLFLOW_TRACKING_URI": faults.uri})
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "error: internal error: RestException: INVALID_PARAMETER_VALUE: injected refusal of "
+        "/api/2.0/mlflow/runs/create (driftloop --debug ... shows the traceback)")
 
 
 def test_prediction_log_and_plain_files(cli: Cli, s3: S3) -> None:
