@@ -145,6 +145,8 @@ CLAIM_TAG_STARTED = "driftloop.claim.started_at"
 CLAIM_TAG_FINISHED = "driftloop.claim.finished_at"
 CLAIM_TAG_TRIGGER = "driftloop.claim.trigger"
 CLAIM_TAG_OUTCOME = "driftloop.claim.outcome"
+# where a submitted retrain runs, so a later check can learn that it failed there (`<ns>/<name>@<generation>`)
+CLAIM_TAG_REMOTE = "driftloop.claim.remote"
 # "false" on a retrain that failed before training: it used nothing up, so it does not hold the cooldown
 CLAIM_TAG_HOLDS_COOLDOWN = "driftloop.claim.holds_cooldown"
 # Kubernetes: the MLTrainingJob resource and the field whose change starts a new training generation.

@@ -31,6 +31,7 @@ from driftloop.constants import (
     CLAIM_TAG_HOLDS_COOLDOWN,
     CLAIM_TAG_MODEL,
     CLAIM_TAG_OUTCOME,
+    CLAIM_TAG_REMOTE,
     CLAIM_TAG_SEQUENCE,
     CLAIM_TAG_STARTED,
     CLAIM_TAG_STATE,
@@ -41,6 +42,8 @@ from driftloop.constants import (
 from driftloop.durations import format_duration
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from driftloop.mlflow_gateway import MLflowGateway
 
 IN_FLIGHT = "in_flight"
@@ -71,6 +74,11 @@ class Claim:
     @property
     def state(self) -> str:
         return self.tags.get(CLAIM_TAG_STATE, IN_FLIGHT)
+
+    @property
+    def remote(self) -> str | None:
+        """Where a submitted retrain runs (`<ns>/<name>@<generation>` for an MLTrainingJob), when known."""
+        return self.tags.get(CLAIM_TAG_REMOTE) or None
 
     @property
     def holds_cooldown(self) -> bool:
@@ -142,14 +150,26 @@ class RetrainClaims:
             return ClaimDecision(False, f"another drift check claimed retrain #{sequence} at the same moment")
         return ClaimDecision(True, f"claimed retrain #{sequence}", Claim(sequence, experiment_id, now, tags))
 
-    def finish(self, claim: Claim, state: str, outcome: str, *, holds_cooldown: bool = True) -> None:
+    def finish(self, claim: Claim, state: str, outcome: str, *, holds_cooldown: bool = True,
+               remote: str | None = None) -> None:
         """Record how the claimed retrain ended (`submitted`, `completed` or `failed`).
 
         `holds_cooldown=False` (a failure before training) frees the cooldown as a failure frees the dedupe key.
+        `remote` says where a submitted retrain runs, so a later check can learn of its end there.
         """
-        self.mlflow.set_experiment_tags(claim.experiment_id, {
-            CLAIM_TAG_STATE: state, CLAIM_TAG_OUTCOME: outcome[:4000], CLAIM_TAG_FINISHED: f"{time.time():.3f}",
-            CLAIM_TAG_HOLDS_COOLDOWN: str(holds_cooldown).lower()})
+        tags = {CLAIM_TAG_STATE: state, CLAIM_TAG_OUTCOME: outcome[:4000], CLAIM_TAG_FINISHED: f"{time.time():.3f}",
+                CLAIM_TAG_HOLDS_COOLDOWN: str(holds_cooldown).lower()}
+        self.mlflow.set_experiment_tags(claim.experiment_id, tags | ({CLAIM_TAG_REMOTE: remote} if remote else {}))
+
+    def fail_submitted(self, key: str, failed_where: Callable[[Claim], str | None]) -> list[Claim]:
+        """Mark failed the submitted claims of `key` whose retrain `failed_where` finds failed where it ran, so
+        that drift may be retrained again (after the cooldown: it may have trained); the claims so marked."""
+        marked = []
+        for claim in self.claims():
+            if claim.state == SUBMITTED and claim.key == key and (reason := failed_where(claim)):
+                self.finish(claim, FAILED, reason, remote=claim.remote)
+                marked.append(claim)
+        return marked
 
     @staticmethod
     def _blocked(claims: list[Claim], key: str, cooldown_s: float, now: float) -> ClaimDecision | None:

@@ -67,6 +67,8 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
         console.info(f"retrain suppressed: {retrain['reason']}")
         return EXIT_DRIFT
     claims = RetrainClaims(check.mlflow, model, artifact_root=local_artifact_root(check.tracking_uri))
+    for failed in claims.fail_submitted(key, trigger.failed_where):  # else its drift would never be retried
+        console.info(f"retrain #{failed.sequence} of this drift failed where it ran; it no longer holds the drift")
     decision = claims.try_claim(key, cooldown_s=parse_duration(check.policy.cooldown), trigger=trigger.name,
                                 details={RUN_TAG_DRIFTED_FEATURES: ",".join(report.drifted_features)[:4000],
                                          "driftloop.drift_run_id": data.get("run_id") or ""})
@@ -83,7 +85,7 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
         target=check.reference.target, champion_run_id=champion.run_id if champion else None,
         tracking_uri=check.tracking_uri, out_dir=check.report_dir, retrain_data=check.policy.retrain_data,
         window_holdout=check.policy.window_holdout, overrides=list(request.overrides),
-        drift_run_id=data.get("run_id"), mlflow=check.mlflow)
+        drift_run_id=data.get("run_id"), claim=decision.claim.sequence, mlflow=check.mlflow)
     try:
         result = trigger.retrain(retrain_request, console)
     except BaseException as e:
@@ -100,7 +102,7 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
         return e.exit_code
     holds_cooldown = result.state != FAILED or result.trained
     claims.finish(decision.claim, result.state if result.state != "completed" else COMPLETED, result.outcome,
-                  holds_cooldown=holds_cooldown)
+                  holds_cooldown=holds_cooldown, remote=result.remote)
     retrain.update({"status": result.state, "reason": result.outcome, "result": result.detail})
     retrain["claim"].update({"state": result.state, "outcome": result.outcome, "holds_cooldown": holds_cooldown})
     if not holds_cooldown:

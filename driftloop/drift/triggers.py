@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from driftloop.console import Console
+    from driftloop.drift.claims import Claim
     from driftloop.mlflow_gateway import MLflowGateway
     from driftloop.spec import Spec
 
@@ -54,6 +55,7 @@ class RetrainRequest:
     window_holdout: float = 0.3
     overrides: list[str] = field(default_factory=list)
     drift_run_id: str | None = None
+    claim: int = 0  # the claim's sequence number
     seed: int = 42
     mlflow: MLflowGateway | None = None  # the drift check's connection; made from tracking_uri when None
 
@@ -72,6 +74,7 @@ class TriggerResult:
     detail: dict[str, Any] = field(default_factory=dict)
     exit_code: int = EXIT_DRIFT  # drift found; 1 when the retrain itself failed
     trained: bool = True  # False: it failed before training, so its claim frees the cooldown
+    remote: str | None = None  # where a submitted retrain runs, for `Trigger.failed_where`
 
 
 class Trigger(Protocol):
@@ -84,6 +87,10 @@ class Trigger(Protocol):
 
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         """Start (or run) one retrain; the claim is already held."""
+
+    def failed_where(self, claim: Claim) -> str | None:
+        """Why a retrain this trigger submitted (the claim says where: `Claim.remote`) failed where it ran, or
+        None: still running, succeeded, or not known here."""
 
 
 def champion_spec(request: RetrainRequest) -> Spec:
@@ -191,6 +198,9 @@ class LocalTrigger:
     def preflight(self) -> str | None:
         return None
 
+    def failed_where(self, claim: Claim) -> str | None:
+        return None  # it ran here, and its claim says how it ended
+
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         from driftloop.runner import run_pipeline
 
@@ -242,6 +252,10 @@ class KfpTrigger:
         self._submit()
         return None
 
+    def failed_where(self, claim: Claim) -> str | None:
+        # not yet: learning it needs the run's state from the KFP API; a failed KFP run's drift waits for new data
+        return None
+
     @staticmethod
     def _submit() -> Any:
         try:
@@ -276,10 +290,25 @@ class K8sTrigger:
     job: str
     namespace: str = "default"
     name: str = "k8s"
+    _seen: dict[str, Any] | None = field(default=None, init=False, repr=False)  # read by preflight
 
     def preflight(self) -> str | None:
         """A retrain the operator is already running suppresses another (the resource's status says so)."""
-        return self.in_flight(self.read())
+        self._seen = self.read()
+        return self.in_flight(self._seen)
+
+    def failed_where(self, claim: Claim) -> str | None:
+        """The generation the claim's patch started, if the resource still reads as that generation, Failed."""
+        where, _, generation = (claim.remote or "").rpartition("@")
+        if where != f"{self.namespace}/{self.job}" or not generation.isdigit():
+            return None
+        resource = self._seen or self.read()
+        status = resource.get("status") or {}
+        if str((resource.get("metadata") or {}).get("generation")) != generation \
+                or str(status.get("observedGeneration")) != generation or status.get("phase") != "Failed":
+            return None
+        return (f"MLTrainingJob {where} generation {generation} failed"
+                + (f": {status['message'].splitlines()[0][:300]}" if status.get("message") else ""))
 
     def cluster(self) -> Any:
         """The Kubernetes gateway (`driftloop.k8s_gateway.Cluster`), closed by the caller's `with`."""
@@ -324,7 +353,8 @@ class K8sTrigger:
     def retrain(self, request: RetrainRequest, console: Console) -> TriggerResult:
         from driftloop.k8s_gateway import KubernetesApiError
 
-        token = f"{RETRAIN_TOKEN_DRIFT_PREFIX}{request.key}"
+        # one token per claim: a claim made after a failed generation must be a change the operator sees
+        token = f"{RETRAIN_TOKEN_DRIFT_PREFIX}{request.key}-{request.claim}"
         current = (self.read().get("spec") or {}).get(RETRAIN_TOKEN_FIELD)
         if current == token:
             return TriggerResult("submitted", f"MLTrainingJob {self.namespace}/{self.job} already has "
@@ -334,10 +364,12 @@ class K8sTrigger:
                 "spec": {RETRAIN_TOKEN_FIELD: token}}
         try:
             with self.cluster() as cluster:
-                cluster.patch_training_job(self.namespace, self.job, body)
+                patched = cluster.patch_training_job(self.namespace, self.job, body)
         except KubernetesApiError as e:
             raise DriftloopError(f"Kubernetes API refused patching MLTrainingJob {self.namespace}/{self.job}: "
                                  f"{e.status} {e.reason}") from e
+        generation = (patched.get("metadata") or {}).get("generation")
         console.info(f"asked MLTrainingJob {self.namespace}/{self.job} for a new generation ({RETRAIN_TOKEN_FIELD}={token})")
         return TriggerResult("submitted", f"patched MLTrainingJob {self.namespace}/{self.job} "
-                             f"{RETRAIN_TOKEN_FIELD}={token}", {"token": token, "patched": True})
+                             f"{RETRAIN_TOKEN_FIELD}={token}", {"token": token, "patched": True, "generation": generation},
+                             remote=f"{self.namespace}/{self.job}@{generation}" if generation is not None else None)

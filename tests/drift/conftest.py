@@ -39,6 +39,10 @@ class Emulator:
             "apiVersion": f"{K8S_GROUP}/{K8S_VERSION}", "kind": "MLTrainingJob",
             "metadata": {"name": name, "namespace": namespace, "generation": 1}, "spec": spec, "status": status}
 
+    def set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """What the operator writes, in place: kmock keeps a patch's history, this is no patch."""
+        self.kmock.objects[self.resource, namespace, name]["status"] = status
+
     def job(self, namespace: str, name: str) -> dict[str, Any]:
         return dict(self.kmock.objects[self.resource, namespace, name])
 

@@ -23,9 +23,9 @@ def _tables(cwd: Path) -> None:
                                                                                            index=False)
 
 
-def _drift(cwd: Path, env: dict[str, str], job: str, current: str, name: str) -> subprocess.Popen:
+def _drift(cwd: Path, env: dict[str, str], job: str, current: str, name: str, cooldown: str = "1h") -> subprocess.Popen:
     return subprocess.Popen([*DRIFTLOOP, "drift", "--reference", "ref.csv", "--current", current, "--target", "churned",
-                             "--retrain", "k8s", "--k8s-job", job, "--namespace", "ml", "--cooldown", "1h",
+                             "--retrain", "k8s", "--k8s-job", job, "--namespace", "ml", "--cooldown", cooldown,
                              "--json", f"{name}.json", "-q"], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -46,7 +46,8 @@ def test_concurrent_k8s_triggers_patch_the_training_job_once(tmp_path: Path, mlf
     assert all(r["status"] == "suppressed" for r in results if r is not submitted[0])
     patches = k8s.requests("PATCH", "churn")
     assert len(patches) == 1
-    token = f"drift-{submitted[0]['dedupe_key']}"
+    key = submitted[0]["dedupe_key"]
+    token = f"drift-{key}-{submitted[0]['claim']['sequence']}"
     assert patches[0].data["spec"] == {"retrainToken": token}
     assert patches[0].headers["Content-Type"] == "application/merge-patch+json"
     job = k8s.job("ml", "churn")
@@ -60,6 +61,33 @@ def test_concurrent_k8s_triggers_patch_the_training_job_once(tmp_path: Path, mlf
     retrain = json.loads((tmp_path / "later.json").read_text())["retrain"]
     assert retrain["status"] == "suppressed" and retrain["reason"].startswith("cooldown: retrain #1")
     assert len(k8s.requests("PATCH", "churn")) == 1
+
+    def check(name: str) -> dict:
+        proc = _drift(tmp_path, env, "churn", "live.csv", name, cooldown="0")
+        proc.wait(timeout=600)
+        assert proc.returncode == 3, proc.stderr.read()[-2000:]
+        return json.loads((tmp_path / f"{name}.json").read_text())["retrain"]
+
+    # the same drift again, its generation not failed: it was acted on
+    again = check("again")
+    assert again["status"] == "suppressed" and again["reason"].startswith("duplicate: retrain #1 (submitted)")
+    # the generation the patch started failed: that drift is no longer held, and a new token retrains it
+    generation = submitted[0]["result"]["generation"]
+    assert generation == k8s.job("ml", "churn")["metadata"]["generation"]  # (the emulator does not count them)
+    k8s.set_status("ml", "churn", {"phase": "Failed", "observedGeneration": generation,
+                                   "message": "BadData: column 'plan' is entirely null"})
+    retried = check("retried")
+    assert retried["status"] == "submitted" and retried["dedupe_key"] == key, retried.get("reason")
+    patches = k8s.requests("PATCH", "churn")
+    assert len(patches) == 2 and patches[1].data["spec"] == {"retrainToken": f"drift-{key}-{retried['claim']['sequence']}"}
+    from mlflow import MlflowClient
+
+    claims = {e.tags["driftloop.claim.sequence"]: e.tags for e in MlflowClient(mlflow_uri).search_experiments(
+        filter_string="name LIKE 'driftloop-retrain/%'") if e.tags.get("driftloop.dedupe_key") == key}
+    first = claims[str(submitted[0]["claim"]["sequence"])]
+    assert first["driftloop.claim.state"] == "failed"
+    assert first["driftloop.claim.outcome"] == (f"MLTrainingJob ml/churn generation {generation} failed: BadData: "
+                                                "column 'plan' is entirely null")
 
 
 def test_a_job_already_training_suppresses_the_trigger(tmp_path: Path, mlflow_uri: str, s3: S3,
