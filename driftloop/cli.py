@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,16 +29,16 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # usage errors and --help: click's own exit codes
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, EOFError):
+            raise  # usage errors, --help, a closed stdin: click's own handling
         except DriftloopError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             Console().error(str(e))
             sys.exit(e.exit_code)
         except Exception as e:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
+            if (ctx.obj and ctx.obj.get("debug")) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
+                raise  # a closed pipe (`| head`) is click's to end quietly
             message = (str(e).strip().splitlines() or [""])[0][:500]
             Console().error(f"internal error: {type(e).__name__}{': ' + message if message else ''} "
                             "(driftloop --debug ... shows the traceback)")
@@ -214,7 +215,8 @@ def init(data: str, target: str, output: str, force: bool) -> None:
 
 @cli.command()
 @click.option("--name", type=click.Choice(["customers", "house_prices"]), default="customers", show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".csv or .parquet")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help=".csv or .parquet; - writes CSV to stdout")
 @click.option("--rows", type=click.IntRange(min=10), default=None, help="Rows to generate.")
 @click.option("--seed", type=int, default=None)
 @click.option("--shift", "shifts", multiple=True, metavar="COLUMN=SD", help="Drift: shift a numeric mean by SD std devs.")
@@ -245,6 +247,10 @@ def example(name: str, output: str, rows: int | None, seed: int | None, shifts: 
             raise click.UsageError("--plan-mix needs three probabilities (0 to 1) that sum to 1")
         kwargs["drift"] = examples.DriftKnobs(mean_shift=mean_shift, plan_mix=mix, label_shift=label_shift)  # type: ignore[arg-type]
     frame = examples.EXAMPLES[name][1](**kwargs)
+    if output == "-":  # CSV on stdout, as for `--json -`: `driftloop example -o - | head`
+        frame.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+        return
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     if output.endswith((".parquet", ".pq")):
         frame.to_parquet(output, index=False)

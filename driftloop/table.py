@@ -72,6 +72,8 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
         raise DataError(f"{uri}: cannot parse as {expected}: {str(e).splitlines()[0]}") from e
     if len(frame) == 0:
         raise DataError(f"{uri}: the table has a header but no rows")
+    # row i is the file's row i (a Parquet file keeps the index of the frame it was saved from): errors count on it
+    frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     _check_unique(list(frame.columns), uri)
     if kind == "parquet":  # a CSV cell is text; JSON lines are prediction logs, whose `_probabilities` are objects

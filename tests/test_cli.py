@@ -83,6 +83,18 @@ def test_example_is_deterministic_and_has_drift_knobs(tmp_path: Path) -> None:
         assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr, args
 
 
+def test_a_closed_pipe_ends_quietly_and_a_bad_output_is_a_usage_error(tmp_path: Path) -> None:
+    """Every exception that is not driftloop's is one line now; a reader that stops early (`| head`) is not one,
+    as click has it; and `compile -o -` was an internal ValueError from KFP's compiler."""
+    driftloop = " ".join([sys.executable, "-m", "driftloop"])
+    piped = subprocess.run(f"{driftloop} example -o - --rows 200000 | head -1", shell=True, cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert piped.stdout.startswith("customer_age,tenure_months,") and piped.stdout.count("\n") == 1
+    assert "error" not in piped.stderr and "Traceback" not in piped.stderr, piped.stderr
+    refused = run("compile", "-o", "-", cwd=tmp_path)
+    assert refused.returncode == 2 and "Invalid value for -o: '-': the pipeline is written as a .yaml" in refused.stderr
+
+
 def test_a_new_local_store_prints_nothing_of_mlflows_own(tmp_path: Path) -> None:
     """MLflow logs "Creating initial MLflow database tables..." at INFO as it makes a new SQLite store; importing
     mlflow sets its logger to INFO, so a level set before the import was lost and those lines passed `-q`."""

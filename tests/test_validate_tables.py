@@ -86,3 +86,23 @@ def test_years_zip_codes_and_categorical_columns_get_the_roles_their_values_mean
     assert roles["row"][0] == "id"
     assert roles["zip"] == ("categorical", "text, 7 distinct values, codes with leading zeros")
     assert roles["grade"] == ("categorical", "a categorical column, 3 distinct values")
+    # a categorical dtype keeps what the values say beyond that: an id is still dropped, a date still a date
+    typed = frame.assign(row=frame["row"].astype("category"),
+                         day=pd.Categorical([f"2024-01-{d:02d}" for d in range(1, rows + 1)]))
+    roles = {r["column"]: r["role"] for r in infer(typed, "y", FeatureSpec()).table}
+    assert roles["row"] == "id" and roles["day"] == "datetime"
+
+
+def test_a_declared_column_the_table_lacks_and_a_parquet_file_s_own_index(tmp_path: Path) -> None:
+    wine = load_wine(as_frame=True).frame
+    rules = {"cultivar": {"type": "categorical", "categories": ["a", "b"]}}
+    with pytest.raises(ValidationFailed, match=r"column 'cultivar' expected by the declared suite is missing"):
+        checked(wine, tmp_path / "v", validation=ValidationSpec(columns=rules))
+    # saved from a filtered frame, a Parquet file keeps that frame's index; its rows are still counted from 2
+    kept = wine[wine.index >= 20].astype({"ash": str})
+    kept.loc[23, "ash"] = "oops"  # the file's fourth row: row 5 under the header, as a spreadsheet shows it
+    kept.to_parquet(tmp_path / "t.parquet")
+    table, _ = load_training_table(DataSpec(path=str(tmp_path / "t.parquet"), target="target"))
+    with pytest.raises(DataError, match=r"column 'ash': text in a numeric column: 'oops' at row 5 "):
+        validate.run(table.frame, source="t.parquet", target="target", validation=ValidationSpec(),
+                     feature=FeatureSpec(roles={"ash": "numeric"}), out_dir=tmp_path / "p")

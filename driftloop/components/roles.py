@@ -88,7 +88,8 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime", "a datetime column: year, month, day of week, day of year" + _hour_note(present)
     if isinstance(series.dtype, pd.CategoricalDtype):  # the table's author said so (a Parquet dictionary column)
-        return "categorical", f"a categorical column, {distinct} distinct values"
+        role, why = _inferred(series.astype(series.cat.categories.dtype), column)  # an id or a date is still one
+        return ("categorical", f"a categorical column, {distinct} distinct values") if role == "numeric" else (role, why)
     if pd.api.types.is_numeric_dtype(series):
         if _integer_id(present, column):
             return "id", f"{distinct} distinct integers in {rows} rows, one per row: dropped"
@@ -121,15 +122,16 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
 
 
 def _integer_id(present: pd.Series, column: str) -> bool:
-    """Integers that are a row number or a named key: all distinct, and counting from 0 or 1 one per row, or named
-    like an id. A nearly unique integer measurement (an area, a count), or one year per row, stays numeric."""
+    """Integers that are a row number or a named key: all distinct, and consecutive (one per row), or named like an
+    id. A nearly unique integer measurement (an area, a count), or one year per row, stays numeric."""
     import pandas as pd
 
     rows = len(present)
     if not pd.api.types.is_integer_dtype(present) or rows < MIN_ROWS_FOR_ID or present.nunique() != rows:
         return False
     span = int(present.max()) - int(present.min()) + 1
-    return (span == rows and int(present.min()) in (0, 1)) or bool(ID_NAME.search(column))
+    year_like = int(present.min()) >= 1800 and int(present.max()) <= 2100  # one row per year is a feature
+    return (span == rows and not year_like) or bool(ID_NAME.search(column))
 
 
 def _hour_note(present: pd.Series) -> str:

@@ -316,17 +316,20 @@ def _declared_suite(frame: pd.DataFrame, target: str, spec: ValidationSpec) -> d
                                                  min_value=rule.min, max_value=rule.max))
         elif rule.categories is not None:
             expectations.append(_expectation("expect_column_values_to_be_in_set", column=column,
-                                             value_set=_as_read(rule.categories, frame[column], is_target=column == target)))
+                                             value_set=_as_read(rule.categories, frame.get(column),
+                                                                is_target=column == target)))
     return _suite_dict(expectations, roles, "declared")
 
 
-def _as_read(categories: list[Any], values: pd.Series, *, is_target: bool) -> list[Any]:
+def _as_read(categories: list[Any], values: pd.Series | None, *, is_target: bool) -> list[Any]:
     """Declared categories as the suite meets the column: a feature's as category text ("2" for 2 or 2.0), the
     target's as it is read (a label coded 0/1 is read as numbers, so "1" is the number 1 there)."""
     import pandas as pd
 
     from driftloop.canonical import category_text
 
+    if values is None:  # the column is missing: the suite's column check says so
+        return list(categories)
     if not is_target:
         return [category_text(c) for c in categories]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

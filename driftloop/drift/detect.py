@@ -248,11 +248,13 @@ def _as_read(series: pd.Series, column: str, roles: ColumnRoles) -> pd.Series:
 
 
 def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:
-    """KS on the values present and, where either table misses some, a Chi-square on the missing share.
+    """KS on the values present and, where the current table misses more of them, a Chi-square on that share.
 
-    A feed that breaks upstream sends a number column empty: KS sees only what is left (or nothing), so the
-    missing share is tested too. (Categorical features count missing as a category of their own.) One p-value
-    per feature goes to the correction across features: the smaller of the two, doubled (Bonferroni within it).
+    A feed that breaks upstream sends a number column empty: KS sees only what is left (or nothing), so a rise
+    in the missing share is tested too, one-sided (data more complete than the reference loses the model
+    nothing). Categorical features count missing as a category of their own. One p-value per feature goes to
+    the correction across features: the smaller of the two, doubled (Bonferroni within it); the statistic shown
+    is the one of the test that gave it.
     """
     from driftloop.drift.alibi import detectors
 
@@ -271,26 +273,28 @@ def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -
     distance, p_ks = float(result["distance"][0]), float(result["p_val"][0])
     if missing is None:
         return FeatureDrift(name, "numeric", "ks", True, distance, p_ks, False, *summaries)
-    _, p_missing, said = missing
-    return FeatureDrift(name, "numeric", "ks+missing", True, distance, min(1.0, 2 * min(p_ks, p_missing)), False,
-                        *summaries, note=f"KS p={p_ks:.3g} on the values present; {said}; the feature's p-value is "
-                        "the smaller, doubled")
+    change, p_missing, said = missing
+    decided = "the missing share" if p_missing < p_ks else "KS"
+    return FeatureDrift(name, "numeric", "ks+missing", True, change if p_missing < p_ks else distance,
+                        min(1.0, 2 * min(p_ks, p_missing)), False, *summaries,
+                        note=f"KS p={p_ks:.3g} (distance {distance:.3g}) on the values present; {said}; the feature's "
+                        f"p-value is the smaller, doubled, and its statistic that of {decided}")
 
 
 def _missing_share(ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> tuple[float, float, str] | None:
-    """(change in the missing share, its Chi-square p-value, a note); None when neither table misses a value,
-    either has too few rows, or both miss every one."""
+    """(rise in the missing share, its one-sided Chi-square p-value, a note); None when the current table misses
+    no larger share than the reference, either has too few rows, or both miss every value."""
     import numpy as np
     from scipy.stats import chi2_contingency
 
     ref_rows, cur_rows = len(ref), len(cur)
     ref_missing, cur_missing = int(np.isnan(ref).sum()), int(np.isnan(cur).sum())
     ref_present, cur_present = ref_rows - ref_missing, cur_rows - cur_missing
-    if not (ref_missing or cur_missing) or min(ref_rows, cur_rows) < params.min_samples \
-            or not (ref_present or cur_present):
+    before, after = ref_missing / max(ref_rows, 1), cur_missing / max(cur_rows, 1)
+    if after <= before or min(ref_rows, cur_rows) < params.min_samples or not (ref_present or cur_present):
         return None
-    p = float(chi2_contingency([[ref_present, ref_missing], [cur_present, cur_missing]]).pvalue)
-    before, after = ref_missing / ref_rows, cur_missing / cur_rows
+    # the 2x2 test has one degree of freedom: half its p-value is the one-sided one, for a rise
+    p = float(chi2_contingency([[ref_present, ref_missing], [cur_present, cur_missing]]).pvalue) / 2
     return _round(after - before), p, f"missing share {before:.3g} -> {after:.3g} (chi2 p={p:.3g})"
 
 

@@ -68,6 +68,8 @@ def compile_command(output: str, pipeline: str, spec_path: str | None, data: str
     from driftloop.pipelines.compile import compile_components, compile_pipeline
 
     target_backend = parse_backend(backend)
+    if components_dir is None and not output.endswith((".yaml", ".yml")):  # KFP's compiler takes nothing else
+        raise click.BadParameter(f"{output!r}: the pipeline is written as a .yaml (or .yml) file", param_hint="-o")
     if components_dir is not None:
         written = compile_components(components_dir, image=image)
         Console().info(f"wrote {len(written)} component specs to {components_dir}")
