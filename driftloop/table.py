@@ -84,7 +84,11 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
 def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns pandas left as text in a decimal-comma file because of a dot between thousands (Excel in a German
     locale writes 4.229,89 and 1.234), read as the numbers they are: per column, and only when every cell is such a
-    number. Not `thousands="."` for the whole file: pandas would strip any dot, reading 31.12.2023 as 31122023."""
+    number. Not `thousands="."` for the whole file: pandas would strip any dot, reading 31.12.2023 as 31122023.
+
+    Cells with a percent or currency sign ("12,5 %", "1.234,50 €") are such numbers too: they keep their sign, now
+    around a dot decimal, so the one reading of "12.5%" and "$3" (`canonical.number_text`) takes them from there.
+    """
     import pandas as pd
 
     for column in frame.columns:
@@ -92,12 +96,22 @@ def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
         if series.dtype != object:
             continue
         text = series.dropna().astype(str).str.strip()
-        dotted = text.map(lambda v: bool(_DOT_THOUSANDS.match(v)))
-        if not dotted.any() or not (dotted | text.map(lambda v: bool(_COMMA_NUMBER.match(v)))).all():
+        core = text.str.strip(_SIGNS)
+        dotted = core.map(lambda v: bool(_DOT_THOUSANDS.match(v)))
+        signed = core != text
+        if not (dotted.any() or signed.any()) \
+                or not (dotted | core.map(lambda v: bool(_COMMA_NUMBER.match(v)))).all():
             continue
-        numbers = pd.to_numeric(text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
-        frame[column] = numbers.reindex(series.index)  # the blank cells back, as NaN
+        plain = core.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        if not signed.any():
+            frame[column] = pd.to_numeric(plain).reindex(series.index)  # the blank cells back, as NaN
+            continue
+        rewritten = [cell.replace(old, new, 1) for cell, old, new in zip(text, core, plain, strict=True)]
+        frame[column] = pd.Series(rewritten, index=text.index, dtype=object).reindex(series.index)
     return frame
+
+
+_SIGNS = "$€£¥₹% \u00a0"  # what may surround a number in a spreadsheet cell (\u00a0: a no-break space before €)
 
 
 _NESTED = (dict, list, tuple, set)
@@ -335,7 +349,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
         lines = lines[:-1]  # the sample may end mid-line
     sep = _delimiter(lines)
     rows = list(csv.reader(lines[1:], delimiter=sep))
-    cells = [cell.strip() for row in rows for cell in row]
+    cells = [cell.strip().strip(_SIGNS) for row in rows for cell in row]  # "12,5 %" and "99,90 €" are numbers
     grouped = [bool(_DOT_THOUSANDS.match(c)) for c in cells]
     # "4.229,89" says comma decimals; "1.234" says nothing (1.234 or 1234), so it is no dot-decimal evidence
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))

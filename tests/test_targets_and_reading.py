@@ -67,6 +67,24 @@ def test_a_german_export_with_thousands_dots_reads_as_numbers(tmp_path: Path) ->
     assert load_table(str(small)).frame["a"].tolist() == [0.125, 0.5]
 
 
+def test_percent_and_currency_cells_of_a_decimal_comma_export_are_numbers(tmp_path: Path) -> None:
+    """"12,5 %" and "1.234,50 €" were categories (every new value a "new category"); as "12.5%" and "$3" are."""
+    from driftloop.components.columns import canonical_frame
+    from driftloop.components.roles import infer
+    from driftloop.spec import FeatureSpec
+
+    path = tmp_path / "preise.csv"
+    rows = ["kunde;rate;preis;y"] + [f"k{i};{i},5 %;{i}.234,50\u00a0€;{i % 2}" for i in range(1, 31)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert sniff_csv(path.read_bytes()).decimal == ","
+    frame = load_table(str(path)).frame
+    roles = {r["column"]: (r["role"], r["why"]) for r in infer(frame, "y", FeatureSpec()).table}
+    assert roles["rate"] == ("numeric", "parsed from text: percent sign")
+    assert roles["preis"] == ("numeric", "parsed from text: currency sign")
+    read = canonical_frame(frame, infer(frame, "y", FeatureSpec()))
+    assert read["rate"].tolist()[:2] == [0.015, 0.025] and read["preis"].tolist()[:2] == [1234.5, 2234.5]
+
+
 @pytest.mark.parametrize("value", [{"a": 1}, [1, 2]], ids=["struct", "list"])
 def test_a_parquet_column_of_nested_values_is_one_line(tmp_path: Path, value: object) -> None:
     """It was an internal error (retryable: a Job spent its retries on it) in training, a traceback in drift,
