@@ -149,7 +149,7 @@ def _run_in_process(spec: Spec, console: Console, *, deploy: bool, tags: dict[st
     from driftloop.runner import run_worker
 
     world = current_world()  # started by torchrun: one process per worker, rank 0 runs the pipeline
-    with process_group(world):
+    with process_group(world, spec.train.device):
         if not world.primary:
             sys.exit(run_worker(console))
         from driftloop.runner import run_pipeline

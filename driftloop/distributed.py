@@ -98,9 +98,17 @@ def release_workers() -> None:
         share_training_inputs(NO_DISTRIBUTED_FIT)
 
 
+def backend_for(device: str, *, cuda: bool) -> str:
+    """The process group's backend for `train.device`: NCCL where training runs on CUDA, gloo on CPU."""
+    return "nccl" if device == "cuda" or (device == "auto" and cuda) else "gloo"
+
+
 @contextmanager
-def process_group(world: World) -> Iterator[None]:
+def process_group(world: World, device: str = "auto") -> Iterator[None]:
     """Join the torchrun process group for the length of a run; a no-op for one process.
+
+    `device` is `train.device`: the backend must carry the tensors training makes (NCCL only CUDA ones), so
+    `cpu` on a GPU node takes gloo.
 
     If rank 0 leaves without having shared the training inputs (it failed in validate,
     say), it tells the waiting ranks to stop instead of leaving them blocked.
@@ -113,7 +121,7 @@ def process_group(world: World) -> Iterator[None]:
 
     global _shared
     _shared = False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = backend_for(device, cuda=torch.cuda.is_available())
     if backend == "nccl":
         torch.cuda.set_device(world.local_rank)
     dist.init_process_group(backend=backend)

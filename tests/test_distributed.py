@@ -100,6 +100,14 @@ def test_one_process_learns_its_world_without_importing_torch() -> None:
     assert loaded_after(code, ("torch",)) == []
 
 
+def test_the_process_group_carries_the_tensors_train_device_makes() -> None:
+    """NCCL carries CUDA tensors only: `train.device: cpu` on a GPU node took NCCL and failed its first all-reduce."""
+    from driftloop.distributed import backend_for
+
+    assert backend_for("cpu", cuda=True) == "gloo" and backend_for("auto", cuda=True) == "nccl"
+    assert backend_for("auto", cuda=False) == "gloo" and backend_for("cuda", cuda=True) == "nccl"
+
+
 @pytest.mark.slow
 def test_a_family_without_torch_under_torchrun_lets_the_other_ranks_exit(cli: Cli, mlflow_uri: str) -> None:
     """`train.model: linear` with 2 workers: rank 0 trains alone and tells rank 1 so, and the Job succeeds."""

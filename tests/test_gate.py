@@ -71,3 +71,18 @@ def test_a_metric_the_window_cannot_measure_fails_closed_and_says_why() -> None:
     assert not blessing.passed
     assert "FAIL roc_auc could not be measured on the window (60 labelled rows; one class only?), so it cannot pass" \
         in blessing.reasons
+
+
+def test_multiclass_macro_scores_average_over_the_classes_the_rows_hold() -> None:
+    """scikit-learn's default averages over the classes in the truth and in each model's predictions, so two
+    models scored on the same rows were averaged over different classes."""
+    import numpy as np
+    from sklearn.metrics import precision_score
+
+    from driftloop.components.evaluate import classification_metrics
+
+    truth = ["a", "a", "b", "b", "c", "c"]
+    outputs = np.eye(4)[[3, 0, 1, 1, 2, 1]]  # one row predicted as "d", a class no row holds
+    scored = classification_metrics(truth, outputs, ["a", "b", "c", "d"])
+    expected = precision_score([0, 0, 1, 1, 2, 2], [3, 0, 1, 1, 2, 1], labels=[0, 1, 2], average="macro")
+    assert scored["precision"] == expected == (1 + 2 / 3 + 1) / 3

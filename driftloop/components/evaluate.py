@@ -98,12 +98,15 @@ def classification_metrics(truth: list[Any], probabilities: np.ndarray, classes:
     y = np.array([index.get(python_value(v), -1) for v in truth])
     predicted = probabilities.argmax(axis=1)
     binary = len(classes) == 2
-    average = "binary" if binary else "macro"
+    # multiclass: the macro mean over the classes the rows hold, the same for every model scored on them (by
+    # default scikit-learn averages over the classes each model happens to predict too)
+    averaged: dict[str, Any] = ({"average": "binary"} if binary else
+                                {"average": "macro", "labels": sorted({int(v) for v in y} - {-1}) or [0]})
     result = {
         "accuracy": metrics.accuracy_score(y, predicted),
-        "precision": metrics.precision_score(y, predicted, average=average, zero_division=0),
-        "recall": metrics.recall_score(y, predicted, average=average, zero_division=0),
-        "f1": metrics.f1_score(y, predicted, average=average, zero_division=0),
+        "precision": metrics.precision_score(y, predicted, zero_division=0, **averaged),
+        "recall": metrics.recall_score(y, predicted, zero_division=0, **averaged),
+        "f1": metrics.f1_score(y, predicted, zero_division=0, **averaged),
         "balanced_accuracy": metrics.balanced_accuracy_score(y, predicted),
         # float32 softmax rows sum to 1 only within ~1e-7; renormalise so sklearn does not warn
         "log_loss": metrics.log_loss(y, _normalised(probabilities), labels=list(range(len(classes)))),
