@@ -86,7 +86,7 @@ def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
     locale writes 4.229,89 and 1.234), read as the numbers they are: per column, and only when every cell is such a
     number. Not `thousands="."` for the whole file: pandas would strip any dot, reading 31.12.2023 as 31122023.
 
-    Cells with a percent or currency sign ("12,5 %", "1.234,50 €") are such numbers too: they keep their sign, now
+    Cells with a percent or currency sign after them ("12,5 %", "1.234,50 €") are such numbers too: they keep it, now
     around a dot decimal, so the one reading of "12.5%" and "$3" (`canonical.number_text`) takes them from there.
     """
     import pandas as pd
@@ -96,7 +96,7 @@ def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
         if series.dtype != object:
             continue
         text = series.dropna().astype(str).str.strip()
-        core = text.str.strip(_SIGNS)
+        core = text.str.rstrip(_SIGNS)  # a sign after the number, as these locales write it ("$1,200" is not one)
         dotted = core.map(lambda v: bool(_DOT_THOUSANDS.match(v)))
         signed = core != text
         if not (dotted.any() or signed.any()) \
@@ -349,7 +349,8 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
         lines = lines[:-1]  # the sample may end mid-line
     sep = _delimiter(lines)
     rows = list(csv.reader(lines[1:], delimiter=sep))
-    cells = [cell.strip().strip(_SIGNS) for row in rows for cell in row]  # "12,5 %" and "99,90 €" are numbers
+    # "12,5 %" and "99,90 €" are numbers; "$1,200" stays as it is: a leading sign is US or UK grouping
+    cells = [cell.strip().rstrip(_SIGNS) for row in rows for cell in row]
     grouped = [bool(_DOT_THOUSANDS.match(c)) for c in cells]
     # "4.229,89" says comma decimals; "1.234" says nothing (1.234 or 1234), so it is no dot-decimal evidence
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))

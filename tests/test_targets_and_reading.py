@@ -83,6 +83,14 @@ def test_percent_and_currency_cells_of_a_decimal_comma_export_are_numbers(tmp_pa
     assert roles["preis"] == ("numeric", "parsed from text: currency sign")
     read = canonical_frame(frame, infer(frame, "y", FeatureSpec()))
     assert read["rate"].tolist()[:2] == [0.015, 0.025] and read["preis"].tolist()[:2] == [1234.5, 2234.5]
+    # a sign before the number is US or UK grouping: $1,200 is twelve hundred, in a semicolon file too
+    dollars = tmp_path / "dollars.csv"
+    dollars.write_text("price;qty\n$1,200;3\n$12,500;4\n$3,000;5\n")
+    assert sniff_csv(dollars.read_bytes()).decimal == "."
+    frame = load_table(str(dollars)).frame
+    from driftloop.canonical import as_numbers
+
+    assert as_numbers(frame["price"], "price").tolist() == [1200.0, 12500.0, 3000.0]
 
 
 @pytest.mark.parametrize("value", [{"a": 1}, [1, 2]], ids=["struct", "list"])

@@ -91,6 +91,11 @@ def test_years_zip_codes_and_categorical_columns_get_the_roles_their_values_mean
                          day=pd.Categorical([f"2024-01-{d:02d}" for d in range(1, rows + 1)]))
     roles = {r["column"]: r["role"] for r in infer(typed, "y", FeatureSpec()).table}
     assert roles["row"] == "id" and roles["day"] == "datetime"
+    # and what the author typed as categories stays categories: integer codes with blanks, yes/no
+    coded = frame.assign(grade=pd.Categorical([1, 2, None] * (rows // 3)),
+                         member=pd.Categorical(["yes", "no"] * (rows // 2)))
+    roles = {r["column"]: r["role"] for r in infer(coded, "y", FeatureSpec()).table}
+    assert roles["grade"] == roles["member"] == "categorical"
 
 
 def test_a_declared_column_the_table_lacks_and_a_parquet_file_s_own_index(tmp_path: Path) -> None:

@@ -88,8 +88,11 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime", "a datetime column: year, month, day of week, day of year" + _hour_note(present)
     if isinstance(series.dtype, pd.CategoricalDtype):  # the table's author said so (a Parquet dictionary column)
-        role, why = _inferred(series.astype(series.cat.categories.dtype), column)  # an id or a date is still one
-        return ("categorical", f"a categorical column, {distinct} distinct values") if role == "numeric" else (role, why)
+        kind = series.cat.categories.dtype
+        plain = series.astype("Int64" if pd.api.types.is_integer_dtype(kind) else kind)  # Int64: blanks stay blank
+        role, why = _inferred(plain, column)  # an id or a date is still one; anything else is what the author said
+        return (role, why) if role in ("id", "datetime") else ("categorical", f"a categorical column, {distinct} "
+                                                                              "distinct values")
     if pd.api.types.is_numeric_dtype(series):
         if _integer_id(present, column):
             return "id", f"{distinct} distinct integers in {rows} rows, one per row: dropped"
