@@ -306,9 +306,9 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
 
 @cli.command()
 @click.option("--model", "model_name", required=True, help="Registered model name.")
-@click.option("--data", required=True, help="Rows to score: CSV or Parquet, local path or s3:// URI.")
-@click.option("-o", "--output", required=True, help="Where to write them with predictions: .csv or .parquet "
-              "(local or s3://).")
+@click.option("--data", required=True, help="Rows to score: CSV, Parquet or JSON Lines, local path or s3:// URI.")
+@click.option("-o", "--output", required=True, help="Where to write them with predictions: .csv, .parquet or "
+              ".jsonl (local or s3://).")
 @click.option("--version", "model_version", help="Registered version to use (default: @champion).")
 @click.option("--alias", help="Alias of the version to use (default: champion).")
 @click.option("--read", "read_options", multiple=True, metavar="KEY=VALUE",
@@ -351,15 +351,23 @@ def ui(port: int, host: str) -> None:
     from driftloop.mlflow_gateway import local_artifact_root, resolve_tracking_uri
 
     uri = resolve_tracking_uri(None)
-    if not uri.startswith(("sqlite:", "file:", "/")) and "://" in uri:
-        Console().info(f"tracking server is remote; open {uri} in a browser")
+    if uri.startswith(("http://", "https://", "databricks")):  # a tracking server: it has its own UI
+        Console().info(f"tracking server is remote; open {_without_password(uri)} in a browser")
         return
+    # a file or database store (sqlite, postgresql, mysql, mssql): MLflow's server serves its UI
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     root = local_artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
-    Console().info(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
+    Console().info(f"MLflow UI on http://{host}:{port} for {_without_password(uri)} (Ctrl-C to stop)")
     sys.exit(subprocess.call(command, env=os.environ.copy()))
+
+
+def _without_password(uri: str) -> str:
+    """The URI to show people: a password in it (postgresql://user:secret@host/db) becomes ***."""
+    import re
+
+    return re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)
 
 
 cli.add_command(serve)

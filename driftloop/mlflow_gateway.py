@@ -42,6 +42,8 @@ from driftloop.constants import (
 from driftloop.errors import ArtifactNotFound, ModelNotFound, RegistryUnavailable, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -104,6 +106,18 @@ def local_artifact_root(tracking_uri: str) -> str | None:
     if tracking_uri.startswith("sqlite:///"):
         return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
     return None
+
+
+def _all_pages(search: Any, **query: Any) -> Iterator[Any]:
+    """Every result of an MLflow `search_*` call: the server answers a page at a time (100 by default for
+    registered models) with a token for the next."""
+    token = None
+    while True:
+        page = search(max_results=1000, page_token=token, **query)  # within every search's threshold
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def validate_model_name(name: str) -> str:
@@ -274,16 +288,9 @@ class MLflowGateway:
         """Every experiment matching `filter_string`, all pages."""
         from mlflow.entities import ViewType
 
-        found: list[ExperimentRecord] = []
-        token = None
-        while True:
-            page = self._client.search_experiments(view_type=ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY,
-                                                   max_results=1000, page_token=token, filter_string=filter_string)
-            found += [ExperimentRecord(e.experiment_id, e.name, dict(e.tags or {}), e.creation_time, e.lifecycle_stage)
-                      for e in page]
-            token = page.token
-            if not token:
-                return found
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        return [ExperimentRecord(e.experiment_id, e.name, dict(e.tags or {}), e.creation_time, e.lifecycle_stage)
+                for e in _all_pages(self._client.search_experiments, view_type=view, filter_string=filter_string)]
 
     def create_experiment(self, name: str, *, tags: dict[str, str], artifact_location: str | None = None) -> str | None:
         """The new experiment's id, or None when one of that name exists (a concurrent creator won)."""
@@ -450,13 +457,13 @@ class MLflowGateway:
         return TAG_GATED_AGAINST not in tags and str(version) in (history if history is not None else self.history(name))
 
     def model_names(self) -> list[str]:
-        return sorted(m.name for m in self._client.search_registered_models())
+        return sorted(m.name for m in _all_pages(self._client.search_registered_models))
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Each version with its aliases, key metrics and lineage, newest first."""
-        self._registered(name)
+        self._registered(validate_model_name(name))
         rows = []
-        for found in self._client.search_model_versions(f"name='{name}'"):
+        for found in _all_pages(self._client.search_model_versions, filter_string=f"name='{name}'"):
             # search results omit aliases in some stores; a direct get has them
             version = self._client.get_model_version(name, found.version)
             metrics = self._client.get_run(version.run_id).data.metrics if version.run_id else {}
@@ -466,14 +473,23 @@ class MLflowGateway:
         return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
 
     def _registered(self, name: str) -> Any:
+        """The registered model, or ModelNotFound naming the nearest registered name."""
         from mlflow.exceptions import MlflowException
+
+        from driftloop.suggest import nearest
 
         try:
             return self._client.get_registered_model(name)
         except MlflowException as e:
-            if _error_code(e) == "RESOURCE_DOES_NOT_EXIST":
-                raise ModelNotFound(f"registered model {name!r} not found at {self.tracking_uri}") from e
-            raise
+            if _error_code(e) != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            close = nearest(name, self.model_names())
+            raise ModelNotFound(f"registered model {name!r} not found at {self.tracking_uri}"
+                                + (f"; did you mean {close!r}?" if close else "")) from e
+
+    def require_model(self, name: str) -> None:
+        """ModelNotFound (with the nearest name) unless `name` is a registered model."""
+        self._registered(name)
 
 
 class Tracker:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "probability_"
-OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK_ROWS = 50_000  # rows per ONNX call: bounds memory, and a progress line per chunk on large files
 
 
@@ -49,7 +49,7 @@ def output_format(output: str) -> str:
     """
     suffix = Path(output.rsplit("/", 1)[-1]).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
-        raise UsageError(f"-o {output}: expected a .csv or .parquet file name")
+        raise UsageError(f"-o {output}: expected a .csv, .parquet or .jsonl file name")
     return OUTPUT_FORMATS[suffix]
 
 
@@ -62,11 +62,13 @@ def resolve_version(gateway: MLflowGateway, name: str, *, version: str | None, a
     if version is not None:
         found = gateway.model_version(name, version)
         if found is None:
+            gateway.require_model(name)  # a misspelt model says so, not that its version is missing
             raise ModelNotFound(f"model {name!r} has no version {version} at {gateway.tracking_uri}")
         return found
-    alias = alias or CHAMPION_ALIAS
+    alias = (alias or CHAMPION_ALIAS).removeprefix("@")  # `models` shows aliases as @champion
     found = gateway.by_alias(name, alias)
     if found is None:
+        gateway.require_model(name)
         raise ModelNotFound(f"model {name!r} has no @{alias} version at {gateway.tracking_uri}")
     return found
 
@@ -147,10 +149,13 @@ def _check_columns(model: OnnxModel, table: pd.DataFrame, source: str) -> None:
     from driftloop.suggest import nearest
 
     missing = [c for c in model.columns if c not in table.columns]
-    if missing:
+    if len(missing) == 1:
         close = nearest(missing[0], [str(c) for c in table.columns])
         hint = f"; did you mean {close!r}?" if close else f"; the model's input columns are: {', '.join(model.columns)}"
         raise DataError(f"{source}: column {missing[0]!r}, an input of the model, is missing{hint}")
+    if missing:  # all of them at once: fixing one, running again, and learning of the next helps nobody
+        raise DataError(f"{source}: {len(missing)} inputs of the model are missing: {', '.join(map(repr, missing))} "
+                        f"(the model's input columns are: {', '.join(model.columns)})")
     clash = [c for c in table.columns if c == PREDICTION_COLUMN or str(c).startswith(PROBABILITY_PREFIX)]
     if clash:
         raise DataError(f"{source}: column {clash[0]!r} would be overwritten by the predictions; rename it")
@@ -165,6 +170,8 @@ def _write(frame: pd.DataFrame, output: str, kind: str) -> None:
     buffer = io.BytesIO()
     if kind == "parquet":
         frame.to_parquet(buffer, index=False)
+    elif kind == "jsonl":  # one object per line, as read (a prediction log scored again)
+        frame.to_json(buffer, orient="records", lines=True, date_format="iso")
     else:
         frame.to_csv(buffer, index=False)
     write_bytes(output, buffer.getvalue())

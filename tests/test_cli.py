@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,6 +104,32 @@ def test_a_new_local_store_prints_nothing_of_mlflows_own(tmp_path: Path) -> None
     done = user("models")
     assert done.returncode == 0 and "no registered models yet" in done.stderr, done.stderr
     assert done.stderr.strip().splitlines() == ["no registered models yet; run `driftloop run` first"], done.stderr
+
+
+def test_models_lists_every_page_and_a_bad_name_or_a_database_store_is_said_plainly(tmp_path: Path) -> None:
+    """MLflow answers 100 registered models a page: the rest were dropped without a word. A name MLflow refuses was
+    an internal error; `ui` told a user to open postgresql://user:password@… in a browser, password and all."""
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'many.db'}"
+    client = MlflowClient(store)
+    for i in range(105):
+        client.create_registered_model(f"m{i:03d}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    user = Cli(tmp_path, env | {"MLFLOW_TRACKING_URI": store})
+    listed = user("models", "--json", "-")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(json.loads(listed.stdout)) == [f"m{i:03d}" for i in range(105)]
+    bad = user("models", "--model", "a/b")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: model name 'a/b' is not valid: use letters, digits, '.', '_' or '-'"]
+    misspelt = user("models", "--model", "m1000")
+    assert misspelt.returncode == 1 and "registered model 'm1000' not found" in misspelt.stderr
+    from driftloop.cli import _without_password
+
+    assert _without_password("postgresql://ml:s3cret@db:5432/mlflow") == "postgresql://ml:***@db:5432/mlflow"
+    remote = Cli(tmp_path, env | {"MLFLOW_TRACKING_URI": "https://ml:s3cret@mlflow.example"})("ui")
+    assert remote.returncode == 0 and "s3cret" not in remote.stderr and "https://ml:***@mlflow.example" in remote.stderr
 
 
 def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path) -> None:

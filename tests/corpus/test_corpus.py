@@ -130,13 +130,14 @@ def test_predict_reads_and_writes_s3(corpus_run: Callable[[str], CorpusRun], s3:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, code, words", [
-    (["-o", "out.txt"], 2, ["out.txt", ".csv or .parquet"]),
+    (["-o", "out.txt"], 2, ["out.txt", ".csv, .parquet or .jsonl"]),
     (["-o", "out.csv", "--version", "99"], 1, ["no version 99"]),
     (["-o", "out.csv", "--alias", "nowhere"], 1, ["no @nowhere version"]),
     (["-o", "out.csv", "--version", "1", "--alias", "champion"], 2, ["not both"]),
     (["-o", "out.csv", "--read", "sep=;;"], 2, ["sep", "single character"]),
     (["-o", "{data}"], 2, ["is the --data table itself"]),  # the rows would be gone, replaced by their scores
-], ids=["suffix", "version", "alias", "both", "read option", "onto its input"])
+    (["-o", "out.csv", "--model", "pengiuns"], 1, ["registered model 'pengiuns' not found", "did you mean"]),
+], ids=["suffix", "version", "alias", "both", "read option", "onto its input", "misspelt model"])
 def test_predict_bad_arguments_get_one_line(corpus_run: Callable[[str], CorpusRun], args: list[str], code: int,
                                             words: list[str]) -> None:
     run = corpus_run("penguins")
@@ -158,6 +159,17 @@ def test_predict_names_a_missing_model_column(corpus_run: Callable[[str], Corpus
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("error: renamed.csv: column 'bill_length_mm', an input of the model, is missing; "
                                    "did you mean 'bill_length'?")
+    # two missing: both named in the one line, not one per run
+    pd.read_csv(run.csv).drop(columns=["bill_length_mm", "island"]).to_csv(run.cwd / "fewer.csv", index=False)
+    proc = run.cli("predict", "--model", run.model, "--data", "fewer.csv", "-o", "out.csv")
+    assert proc.returncode == 1 and proc.stderr.strip().startswith(
+        "error: fewer.csv: 2 inputs of the model are missing: 'bill_length_mm', 'island' (the model's input columns")
+    # JSON Lines in, JSON Lines out; `--alias @champion` as `models` shows it
+    pd.read_csv(run.csv).head(20).to_json(run.cwd / "rows.jsonl", orient="records", lines=True)
+    proc = run.cli("predict", "--model", run.model, "--alias", "@champion", "--data", "rows.jsonl", "-o", "out.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    scored = pd.read_json(run.cwd / "out.jsonl", lines=True)
+    assert len(scored) == 20 and "prediction" in scored.columns and "island" in scored.columns
 
 
 @pytest.mark.slow
