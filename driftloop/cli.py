@@ -355,7 +355,9 @@ def ui(port: int, host: str) -> None:
         Console().info(f"tracking server is remote; open {_without_password(uri)} in a browser")
         return
     # a file or database store (sqlite, postgresql, mysql, mssql): MLflow's server serves its UI
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # one worker: a UI for one person, not four processes on a laptop
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port),
+               "--workers", "1"]
     root = local_artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]

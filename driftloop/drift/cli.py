@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from driftloop.console import Console, check_writable, write_json
-from driftloop.constants import DRIFT_HTML_FILE
+from driftloop.constants import DRIFT_ARTIFACT_DIR, DRIFT_HTML_FILE
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -97,6 +97,10 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
     if report_out:
         shutil.copyfile(outcome.report_dir / DRIFT_HTML_FILE, report_out)
         console.info(f"wrote {report_out}")
+    else:  # where to look, as `run` points at its evaluation report
+        run_id = outcome.data.get("run_id")
+        console.info(f"drift report: {outcome.report_dir / DRIFT_HTML_FILE}"
+                     + (f" (and runs:/{run_id}/{DRIFT_ARTIFACT_DIR}/{DRIFT_HTML_FILE})" if run_id else ""))
     if json_out:
         write_json(outcome.data, json_out)
     if summary_out:

@@ -110,6 +110,8 @@ def retrain_on_drift(check: DriftCheck, console: Console) -> int:
     if result.exit_code not in (EXIT_DRIFT, EXIT_NO_DRIFT):
         data["error"] = result.outcome
     console.info(result.outcome)
+    for reason in (result.detail.get("gate") or {}).get("reasons") or []:  # why it was (not) promoted, as `run` says
+        console.info(f"  {reason}")
     return result.exit_code
 
 

@@ -97,8 +97,13 @@ def test_alert_storm_retrains_once_and_the_loop_holds(cli: Cli, mlflow_uri: str)
     # past the cooldown, a weak recipe retrains but is not promoted
     weak = cli("drift", "--model", "loop", "--current", "back.csv", "--retrain", "local", "--cooldown", "0",
                "--set", "train.epochs=1", "--set", "train.hidden_sizes=[1]", "--set", "train.lr=0.00001",
-               "--json", "weak.json", "-q")
+               "--json", "weak.json")
     assert weak.returncode == 3, weak.stderr[-2000:]
+    # why it was not promoted, under the outcome as `run` says it; and where the report is
+    said = weak.stderr.splitlines()
+    declined_at = said.index("retrained: gate declined, @champion unchanged")
+    assert said[declined_at + 1].startswith("  ") and any(line.startswith("  FAIL") for line in said[declined_at + 1:])
+    assert any(re.match(r"drift report: \S+/drift\.html \(and runs:/\w+/drift/drift\.html\)$", line) for line in said)
     declined = _json(cli.cwd / "weak.json")["retrain"]
     assert declined["status"] == "completed" and declined["result"]["deployed"] is False
     assert declined["reason"] == "retrained: gate declined, @champion unchanged"

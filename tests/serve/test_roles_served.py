@@ -111,6 +111,10 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     assert "customer id" in text and "country" in text
     unknown = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], extra=1)]})
     assert unknown.status_code == 400 and "unknown column 'extra'" in unknown.text
+    # a whole training row has its label too, as `driftloop predict` takes it (a 400 before)
+    labelled = httpx.post(f"{server.url}/v1/models/{MODEL}:predict", json={"instances": [dict(records[1], label="high")]})
+    assert labelled.status_code == 200, labelled.text
+    assert labelled.json()["predictions"] == [batch["prediction"].tolist()[1]]
     metadata = httpx.get(f"{server.url}/v2/models/{MODEL}").raise_for_status().json()
     assert {"name": "signup", "datatype": "BYTES", "shape": [-1, 1]} in metadata["inputs"]
     # a role set after the champion wins over the champion's stored roles
