@@ -445,8 +445,15 @@ class Spec(_Strict):
         return self.registry.model_name or default_model_name(self.data.path)
 
     def digest(self) -> str:
-        """Content hash of the resolved spec, for lineage tags."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Content hash of the resolved spec, for lineage tags.
+
+        A local `data.path` counts as the file it names: `--data customers.csv` and the spec `init` wrote
+        (`../customers.csv`, read next to the spec) are one spec, and a rerun of either trains nothing.
+        """
+        dumped = self.model_dump(mode="json")
+        if "://" not in dumped["data"]["path"]:
+            dumped["data"]["path"] = str(Path(dumped["data"]["path"]).expanduser().resolve())
+        canonical = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_yaml(self) -> str:

@@ -96,3 +96,15 @@ def test_the_bundled_example_spec_finds_its_table_from_anywhere(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     spec = load_spec(str(REPO / "examples" / "customers.yaml"))
     assert spec.data.path == str(REPO / "examples" / "data" / "customers.csv")
+
+
+def test_a_data_file_named_two_ways_is_one_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--data customers.csv` and the spec `init` wrote for it hashed apart, so rerunning one after the other
+    trained and registered a second, identical version."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "d.yaml").write_text("data: {path: ../customers.csv, target: churned}\n")
+    monkeypatch.chdir(tmp_path)
+    by_flag = load_spec(data="customers.csv", target="churned")
+    by_file = load_spec(str(tmp_path / "specs" / "d.yaml"))
+    assert by_flag.data.path != by_file.data.path and by_flag.digest() == by_file.digest()
+    assert load_spec(data="other.csv", target="churned").digest() != by_flag.digest()
