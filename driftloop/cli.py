@@ -279,10 +279,12 @@ def _registry(tracking_uri: str | None) -> MLflowGateway:
 def models(model_name: str | None, tracking_uri: str | None, json_out: str | None) -> None:
     """List versions with aliases, key metrics and lineage."""
     from driftloop.constants import TAG_DATA_SHA256, TAG_DATA_URI
+    from driftloop.mlflow_gateway import validate_model_name
 
     check_writable(json_out, "--json")
     registry = _registry(tracking_uri)
-    names = [model_name] if model_name else registry.model_names()
+    # a name typed here is checked; names MLflow lists are listed whatever they hold ("Fraud Model")
+    names = [validate_model_name(model_name)] if model_name else registry.model_names()
     console = Console()
     listing = {}
     for name in names:
@@ -369,7 +371,8 @@ def _without_password(uri: str) -> str:
     """The URI to show people: a password in it (postgresql://user:secret@host/db) becomes ***."""
     import re
 
-    return re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)
+    masked = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", uri)  # a password may hold a '/'
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", masked)  # or be a query parameter (libpq)
 
 
 cli.add_command(serve)

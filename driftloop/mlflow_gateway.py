@@ -461,7 +461,7 @@ class MLflowGateway:
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Each version with its aliases, key metrics and lineage, newest first."""
-        self._registered(validate_model_name(name))
+        self._registered(name)
         rows = []
         for found in _all_pages(self._client.search_model_versions, filter_string=f"name='{name}'"):
             # search results omit aliases in some stores; a direct get has them
@@ -483,7 +483,10 @@ class MLflowGateway:
         except MlflowException as e:
             if _error_code(e) != "RESOURCE_DOES_NOT_EXIST":
                 raise
-            close = nearest(name, self.model_names())
+            try:
+                close = nearest(name, self.model_names())
+            except MlflowException:  # a server that will not list its models: the miss is still the answer
+                close = None
             raise ModelNotFound(f"registered model {name!r} not found at {self.tracking_uri}"
                                 + (f"; did you mean {close!r}?" if close else "")) from e
 

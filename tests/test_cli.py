@@ -115,11 +115,12 @@ def test_models_lists_every_page_and_a_bad_name_or_a_database_store_is_said_plai
     client = MlflowClient(store)
     for i in range(105):
         client.create_registered_model(f"m{i:03d}")
+    client.create_registered_model("Fraud Model")  # MLflow takes names driftloop would not make; listed all the same
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     user = Cli(tmp_path, env | {"MLFLOW_TRACKING_URI": store})
     listed = user("models", "--json", "-")
     assert listed.returncode == 0, listed.stderr
-    assert sorted(json.loads(listed.stdout)) == [f"m{i:03d}" for i in range(105)]
+    assert sorted(json.loads(listed.stdout)) == ["Fraud Model"] + [f"m{i:03d}" for i in range(105)]
     bad = user("models", "--model", "a/b")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "error: model name 'a/b' is not valid: use letters, digits, '.', '_' or '-'"]
@@ -127,7 +128,9 @@ def test_models_lists_every_page_and_a_bad_name_or_a_database_store_is_said_plai
     assert misspelt.returncode == 1 and "registered model 'm1000' not found" in misspelt.stderr
     from driftloop.cli import _without_password
 
-    assert _without_password("postgresql://ml:s3cret@db:5432/mlflow") == "postgresql://ml:***@db:5432/mlflow"
+    assert _without_password("postgresql://ml:s3/cr+t@db:5432/mlflow") == "postgresql://ml:***@db:5432/mlflow"
+    assert _without_password("postgresql://db/mlflow?password=s3cret") == "postgresql://db/mlflow?password=***"
+    assert _without_password("postgresql://ml@db/mlflow") == "postgresql://ml@db/mlflow"
     remote = Cli(tmp_path, env | {"MLFLOW_TRACKING_URI": "https://ml:s3cret@mlflow.example"})("ui")
     assert remote.returncode == 0 and "s3cret" not in remote.stderr and "https://ml:***@mlflow.example" in remote.stderr
 
