@@ -106,7 +106,8 @@ def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
         if not signed.any():
             frame[column] = pd.to_numeric(plain).reindex(series.index)  # the blank cells back, as NaN
             continue
-        rewritten = [cell.replace(old, new, 1) for cell, old, new in zip(text, core, plain, strict=True)]
+        # the core is the cell less its trailing sign: the new number, then that sign
+        rewritten = [new + cell[len(old):] for cell, old, new in zip(text, core, plain, strict=True)]
         frame[column] = pd.Series(rewritten, index=text.index, dtype=object).reindex(series.index)
     return frame
 

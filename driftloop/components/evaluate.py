@@ -52,6 +52,15 @@ def score(model: OnnxModel, rows: pd.DataFrame) -> dict[str, float]:
     return metrics_of(model.task, rows[model.target], model.run(rows), model.classes)
 
 
+def score_champion(candidate: OnnxModel, champion: OnnxModel,
+                   rows: pd.DataFrame) -> tuple[np.ndarray, list[Any] | None, dict[str, float]]:
+    """The champion's outputs on `rows` (`champion_outputs`), the classes they are in, and its metrics about the
+    candidate's positive class: the same scoring on the holdout and on the window."""
+    output, classes = champion_outputs(candidate, champion, rows)
+    return output, classes, metrics_of(champion.task, rows[champion.target], output, classes,
+                                       positive_class=candidate.positive_class)
+
+
 def champion_outputs(candidate: OnnxModel, champion: OnnxModel, rows: pd.DataFrame) -> tuple[np.ndarray, list[Any] | None]:
     """The champion's outputs on `rows`, in the candidate's class order where it can be, and the classes to score
     them with.
@@ -194,10 +203,7 @@ def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | Non
                               "metrics": score(candidate, rows)}
     if champion_model_path is not None:
         try:
-            champion = OnnxModel(champion_model_path)
-            output, classes = champion_outputs(candidate, champion, rows)
-            window["champion_metrics"] = metrics_of(champion.task, rows[champion.target], output, classes,
-                                                    positive_class=candidate.positive_class)
+            window["champion_metrics"] = score_champion(candidate, OnnxModel(champion_model_path), rows)[2]
         except Exception as e:  # the gate turns this into a failed check, never a silent pass
             window["champion_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return window
@@ -233,9 +239,7 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
         champion = {"version": champion_version}
         try:
             champion_model = OnnxModel(champion_model_path)
-            outputs["champion"], champion_classes = champion_outputs(candidate, champion_model, test)
-            champion["metrics"] = metrics_of(champion_model.task, test[champion_model.target], outputs["champion"],
-                                             champion_classes, positive_class=candidate.positive_class)
+            outputs["champion"], champion_classes, champion["metrics"] = score_champion(candidate, champion_model, test)
         except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
             champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             outputs.pop("champion", None)

@@ -197,8 +197,8 @@ def _check_finite(frame: pd.DataFrame, numeric: list[str], source: str) -> None:
         if infinite.any():
             first = int(infinite.nonzero()[0][0])
             raise DataError(f"{source}: column {column!r} holds {int(infinite.sum())} infinite values (the first, "
-                            f"{frame[column].iloc[first]}, at row {row_number(frame.index, first)}); expected finite numbers: leave the cell empty "
-                            "for a missing value")
+                            f"{frame[column].iloc[first]}, at row {row_number(frame.index, first)}); expected finite "
+                            "numbers: leave the cell empty for a missing value")
 
 
 def _dropped_by_spec(column: str, feature: FeatureSpec) -> bool:
