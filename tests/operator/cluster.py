@@ -8,7 +8,7 @@ more, and the operator relies on it, so this subclass adds (as kmock's docs sugg
   `/status`, never through the main resource); schema validation of custom resources
   against the CRD's openAPIV3Schema, with unknown fields rejected as `kubectl`'s strict
   field validation does, and its `x-kubernetes-validations` CEL rules (tests/operator/cel.py,
-  cel-python) on create and update, transition rules against the old object; owner-reference garbage collection on delete.
+  the Rust CEL engine) on create and update, transition rules against the old object; owner-reference garbage collection on delete.
 - Job controller + kubelet: each Job's pods run their container command as local
   processes with the container's env (values, `fieldRef`, `envFrom` secrets), its
   ConfigMap/downward-API/emptyDir volumes materialised in a temporary directory, `$(VAR)` expansion,
