@@ -219,3 +219,20 @@ def test_kubectl_patch_meets_the_transition_rule(cluster: LocalCluster, tmp_path
                    json.dumps({"spec": {"mlflow": {"modelName": "fraud"}}}))
     assert done.returncode != 0 and "spec.mlflow" in done.stderr and "modelName is immutable" in done.stderr, \
         done.stderr
+
+
+def test_a_rule_that_cannot_be_evaluated_rejects_and_one_that_does_not_compile_fails_the_crd() -> None:
+    """As an API server: an evaluation error (a key the value lacks, no such overload) is a rejection, not a pass."""
+    from .cel import compile_rules, violations
+
+    def schema(rule: str) -> dict[str, Any]:
+        return {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": [
+            {"rule": rule, "message": "checked"}]}}}
+
+    [missing_key] = compile_rules(schema("self.workers <= 1"))
+    assert violations([missing_key], {"spec": {"workers": 1}}, None) == []
+    assert violations([missing_key], {"spec": {}}, None) == ['spec: Invalid value: "object": checked']
+    [no_overload] = compile_rules(schema("self.name + 1 == 'a1'"))
+    assert violations([no_overload], {"spec": {"name": "a"}}, None) == ['spec: Invalid value: "object": checked']
+    with pytest.raises(Exception):  # noqa: B017 (the engine's own compile error)
+        compile_rules(schema("self.("))
