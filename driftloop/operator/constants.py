@@ -77,4 +77,4 @@ EXIT_BAD_INPUT = 4
 
 # Job states as the watcher mirrors them.
 JOB_ACTIVE, JOB_SUCCEEDED, JOB_FAILED, JOB_SUSPENDED = "active", "succeeded", "failed", "suspended"
-JOB_DELETED = "deleted"  # gone before it finished (`kubectl delete job`, a TTL): `<job>:deleted:<owner uid>`
+JOB_DELETED = "deleted"  # gone before it finished (`kubectl delete job`, a TTL)

@@ -351,23 +351,38 @@ def _job_settled(status: kopf.Status, meta: kopf.Meta, type: str | None = None, 
 @kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RESOURCE: kopf.PRESENT}, when=_job_settled)
 async def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, memo: kopf.Memo, logger: kopf.Logger,
                            type: str | None = None, **_: Any) -> None:  # noqa: A002 (kopf's name)
-    """Copy the Job's state (`<job>:<state>[:<reason>]`) onto its resource, where `follow_job` picks it up.
+    """Copy the Job's state onto its resource (`mirrored_state`), where `follow_job` picks it up.
 
-    A Job deleted before it finished (by hand, by a TTL) is mirrored as `deleted`, with its owner's uid, so that
-    only that resource, not a namesake made since, reads it; one that had finished keeps its last state.
+    A Job deleted before it finished (by hand, by a TTL) is mirrored as `deleted`; one that had finished keeps
+    its last state.
     """
     state, reason = job_outcome(dict(body.get("status") or {}))
     if type == "DELETED":
         if state not in (k.JOB_SUCCEEDED, k.JOB_FAILED):
-            owner = next((o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
-            state, reason = k.JOB_DELETED, owner or "unknown"
+            state, reason = k.JOB_DELETED, None
     elif state is None or body.get("metadata", {}).get("deletionTimestamp"):
         return
-    value = f"{meta['name']}:{state}" + (f":{reason}" if reason else "")
-    if meta.get("annotations", {}).get(k.ANNOTATION_JOB_STATE) == value:
-        return
+    owner = next((o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
     await annotate_with_retries(memo, logger, namespace, meta["labels"][k.LABEL_RESOURCE],
-                                {k.ANNOTATION_JOB_STATE: value})
+                                {k.ANNOTATION_JOB_STATE: mirrored_state(meta["name"], state, reason, owner)})
+
+
+def mirrored_state(job: str, state: str, reason: str | None, owner_uid: str | None) -> str:
+    """`<job>:<state>:<reason>:<owner uid>`. The Job's name alone is not enough: a resource deleted and made
+    again under its name (a new uid) gets the same Job name, and the old Job's last state, written onto the
+    new resource, would read as its own (an end it has not reached), or, being the same text as its own Job's
+    next state, hide that state (kopf's field handler fires on a change only)."""
+    return f"{job}:{state}:{reason or ''}:{owner_uid or ''}"
+
+
+def read_mirrored_state(value: str | None) -> tuple[str, str, str, str]:
+    """(job, state, reason, owner uid); a value an older operator wrote (`<job>:<state>[:<reason>]`, the owner's
+    uid as the reason of `deleted`) reads as it meant."""
+    parts = (value or "").split(":")
+    job, state, reason, owner = (parts + ["", "", "", ""])[:4]
+    if len(parts) <= 3 and state == k.JOB_DELETED:
+        reason, owner = "", reason
+    return job, state, reason, owner
 
 
 async def annotate_with_retries(memo: kopf.Memo, logger: kopf.Logger, namespace: str, name: str,
@@ -411,8 +426,8 @@ def follow_job(new: str | None, **kwargs: Any) -> None:
 
 def _end_unrecorded(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
     """A Job's end mirrored onto the resource, but not yet into its status (else: nothing to resume)."""
-    state = (meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE)
-    return bool(state) and state.split(":")[1:2] in ([k.JOB_SUCCEEDED], [k.JOB_FAILED]) \
+    _, state, _, owner = read_mirrored_state((meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE))
+    return state in (k.JOB_SUCCEEDED, k.JOB_FAILED) and owner in ("", meta.get("uid")) \
         and status.get("phase") not in k.TERMINAL_PHASES
 
 
@@ -429,14 +444,14 @@ def catch_up(meta: kopf.Meta, status: kopf.Status, **kwargs: Any) -> None:
 
 def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
             namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    job, state, job_reason = ((new or "").split(":") + ["", "", ""])[:3]
+    job, state, job_reason, owner = read_mirrored_state(new)
     if not job or job != status.get("jobName") or status.get("phase") in k.TERMINAL_PHASES:
         return  # an older generation's Job, or already finished
+    if owner != uid and (owner or state == k.JOB_DELETED):
+        return  # a namesake's Job (the resource was deleted and made again), going as the garbage collector takes it
     conditions = list(status.get("conditions") or [])
     seen = int(meta.get("generation") or 1)  # the resource generation these conditions are judged at
     if state == k.JOB_DELETED:
-        if job_reason != uid:
-            return  # a namesake's Job (the resource was deleted and made again), going as the garbage collector takes it
         known = status.get("trainingHash")
         if known and known != training_hash(dict(spec)):
             return  # superseded: an edit of the training fields deleted it, and its generation's Job is on the way

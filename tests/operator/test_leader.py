@@ -226,10 +226,25 @@ def test_the_resume_filter_leaves_other_causes_to_the_create_handlers_precheck()
     ("x-g1:succeeded", "Succeeded", False),
     ("x-g1:succeeded", "Running", True),  # the Job's end seen, its status not yet written
     ("x-g1:failed:DeadlineExceeded", "Running", True),
+    ("x-g1:failed:DeadlineExceeded:uid-1", "Running", True),  # as this operator writes it: the owner's uid last
+    ("x-g1:succeeded::uid-1", "Running", True),
+    ("x-g1:succeeded::uid-0", "Running", False),  # a namesake's Job: the resource was deleted and made again
 ])
 def test_resume_catches_up_only_an_end_not_yet_recorded(annotation: str | None, phase: str, resumes: bool) -> None:
     from driftloop.operator import constants as k
     from driftloop.operator.handlers import _end_unrecorded
 
-    meta = {"annotations": {k.ANNOTATION_JOB_STATE: annotation} if annotation else {}}
+    meta = {"uid": "uid-1", "annotations": {k.ANNOTATION_JOB_STATE: annotation} if annotation else {}}
     assert _end_unrecorded(meta=meta, status={"phase": phase}) is resumes
+
+
+def test_a_mirrored_state_reads_back_and_an_older_operators_reads_as_it_meant() -> None:
+    from driftloop.operator.handlers import mirrored_state, read_mirrored_state
+
+    assert read_mirrored_state(mirrored_state("x-g1", "failed", "DeadlineExceeded", "uid-1")) == \
+        ("x-g1", "failed", "DeadlineExceeded", "uid-1")
+    assert read_mirrored_state(mirrored_state("x-g1", "active", None, "uid-1")) == ("x-g1", "active", "", "uid-1")
+    assert mirrored_state("x-g1", "succeeded", None, "uid-1") != mirrored_state("x-g1", "succeeded", None, "uid-2")
+    assert read_mirrored_state("x-g1:failed:BackoffLimitExceeded") == ("x-g1", "failed", "BackoffLimitExceeded", "")
+    assert read_mirrored_state("x-g1:deleted:uid-1") == ("x-g1", "deleted", "", "uid-1")  # the uid was its reason
+    assert read_mirrored_state(None) == ("", "", "", "")

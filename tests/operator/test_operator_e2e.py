@@ -384,6 +384,42 @@ def test_a_job_deleted_before_it_finished_fails_its_generation_saying_so(
         _hold_jobs(cluster, False)
 
 
+def test_a_namesakes_job_state_arriving_late_is_not_taken_as_the_new_resources_own(
+        cluster: LocalCluster, kube: Any, operator: OperatorProcess, training: dict[str, Any], tmp_path: Path) -> None:
+    """A resource deleted and made again under its name gets the same Job name. The old Job's last state can land on
+    the new resource late (the mirror retries a failed write for about half a minute): it must not end the new
+    generation, nor, being the same words as the new Job's own end, hide that end."""
+    from driftloop.operator.constants import ANNOTATION_JOB_STATE
+
+    _hold_jobs(cluster, True)
+    name = "churn-again"
+    try:
+        create(cluster, example(name, training["mlflow"], spec={"dataSource": {"path": "customers/broken.csv"}}),
+               tmp_path)
+        wait_until(lambda: (resource(kube, name).get("status") or {}).get("jobName"), timeout=60,
+                   what="the Job recorded")
+        # the old resource's Job failed as this one's will, and its end is written here only now
+        stale = f"{name}-g1:failed:PodFailurePolicy:00000000-0000-0000-0000-00000000dead"
+        followed = _followed(operator)
+        done = kubectl(cluster, "annotate", "mltj", name, f"{ANNOTATION_JOB_STATE}={stale}")
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: _followed(operator) > followed, timeout=30, what="the stale state handled")
+        assert resource(kube, name)["status"]["phase"] == "Pending"
+        _hold_jobs(cluster, False)
+        status = wait_finished(kube, name, timeout=120)  # its own Job's end, in other words than the stale one
+        assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "PodFailurePolicy", status
+        own = resource(kube, name)["metadata"]["annotations"][ANNOTATION_JOB_STATE]
+        assert own.endswith(":" + resource(kube, name)["metadata"]["uid"]), own
+    finally:
+        kubectl(cluster, "delete", "mltj", name)
+        _hold_jobs(cluster, False)
+
+
+def _followed(operator: OperatorProcess) -> int:
+    """How many times `follow_job` has run to success (the plain log does not name the object)."""
+    return operator.log().count("Handler 'follow_job/")
+
+
 def _hold_jobs(cluster: LocalCluster, hold: bool) -> None:
     def switch() -> None:
         if hold:
