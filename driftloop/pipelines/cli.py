@@ -71,12 +71,26 @@ def compile_command(output: str, pipeline: str, spec_path: str | None, data: str
     if components_dir is None and not output.endswith((".yaml", ".yml")):  # KFP's compiler takes nothing else
         raise click.BadParameter(f"{output!r}: the pipeline is written as a .yaml (or .yml) file", param_hint="-o")
     if components_dir is not None:
+        _refuse_pipeline_options(click.get_current_context())
         written = compile_components(components_dir, image=image)
         Console().info(f"wrote {len(written)} component specs to {components_dir}")
         return
     spec = spec_for(spec_path, data, target, model_name, overrides, params, required=False)
     compile_pipeline(output, spec=spec, image=image, secret=secret, pipeline=pipeline, backend=target_backend)
     Console().info(f"wrote {output}")
+
+
+def _refuse_pipeline_options(ctx: click.Context) -> None:
+    """`--components` writes each component's spec alone: an option that shapes the pipeline would be dropped
+    without a word (a component spec for a 2.3 backend would still need PipelineTaskFinalStatus)."""
+    names = {"output": "-o", "pipeline": "--pipeline", "spec_path": "--spec", "data": "--data", "target": "--target",
+             "model_name": "--model", "overrides": "--set", "params": "--param", "secret": "--secret",
+             "backend": "--target-backend"}
+    given = [flag for name, flag in names.items()
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: not used with --components, which writes each component's "
+                               "spec as it is (only --image applies); compile the pipeline for these")
 
 
 @click.command("submit")

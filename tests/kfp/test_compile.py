@@ -193,6 +193,17 @@ def test_committed_component_specs_are_up_to_date(tmp_path: Path) -> None:
         assert fresh == (committed / f"{name}.yaml").read_text(encoding="utf-8"), f"{name}: run `make compile`"
 
 
+def test_components_refuses_the_pipelines_options_instead_of_dropping_them(tmp_path: Path) -> None:
+    """A component spec is written as it is: a 2.3 target or a Secret given with --components would be lost."""
+    user = Cli(tmp_path, {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path)})
+    refused = user("compile", "--components", "c", "--target-backend", "2.3", "--secret", "other")
+    assert refused.returncode == 2 and not (tmp_path / "c").exists()
+    assert "--secret, --target-backend: not used with --components" in refused.stderr, refused.stderr
+    written = user("compile", "--components", "c", "--image", "registry.example/driftloop:1")
+    assert written.returncode == 0, written.stderr
+    assert "registry.example/driftloop:1" in (tmp_path / "c" / "train.yaml").read_text(encoding="utf-8")
+
+
 def test_section_names_spelled_out_in_the_run_components_are_the_specs() -> None:
     """KFP ships a component's source, so `open_run` and `finish_run` name the sections literally."""
     import inspect
