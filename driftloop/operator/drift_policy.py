@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from driftloop.errors import InvalidSpec
-from driftloop.k8s_gateway import Cluster, OwnedByAnother
+from driftloop.k8s_gateway import Cluster, KubernetesApiError, OwnedByAnother
 from driftloop.operator import constants as k
 from driftloop.operator.conditions import set_condition, utc_now
 from driftloop.operator.drift_render import (
@@ -48,6 +48,8 @@ from driftloop.operator.resource import parse_resource_spec
 
 # -- the CronJob ---------------------------------------------------------------------------
 
+CONFLICT_ATTEMPTS = 3  # read, patch at that version; again if someone wrote in between
+
 
 def cronjob_update(existing: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON patch (RFC 6902) that brings `existing` to `body`: its spec replaced whole, our labels and the spec hash
@@ -55,11 +57,15 @@ def cronjob_update(existing: dict[str, Any], body: dict[str, Any]) -> list[dict[
 
     Not a merge patch: the client sends a dict as a strategic merge patch, which merges `containers` by name and
     would keep what `body` no longer has (the `envFrom` of a removed secretRef, a dropped env var).
+
+    The patch names the resourceVersion it was made from, a precondition the API server checks as for a replace
+    (409 Conflict): the merged labels and annotations are `existing`'s, and a label written since would be lost.
     """
     meta = existing.get("metadata") or {}
     labels = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}
     annotations = {**(meta.get("annotations") or {}), **body["metadata"]["annotations"]}
-    return [{"op": "add", "path": "/metadata/labels", "value": labels},  # "add" sets a member, present or not
+    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            {"op": "add", "path": "/metadata/labels", "value": labels},  # "add" sets a member, present or not
             {"op": "add", "path": "/metadata/annotations", "value": annotations},
             {"op": "replace", "path": "/spec", "value": body["spec"]}]
 
@@ -69,17 +75,26 @@ def apply_cronjob(cluster: Cluster, body: dict[str, Any], *, owner_uid: str) -> 
 
     Raises:
         OwnedByAnother: a CronJob of that name belongs to another resource.
+        kopf.TemporaryError: written to by someone else between each of our reads and writes.
     """
-    existing = cluster.create_or_read(body, owner_uid=owner_uid)
-    if existing is None:
-        return "created"
-    meta = existing.get("metadata") or {}
-    wanted = body["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
-    if (meta.get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
-        return "unchanged"
-    patch = cronjob_update(existing, body)
-    cluster.patch("CronJob", body["metadata"]["namespace"], body["metadata"]["name"], patch)
-    return "updated"
+    for attempt in range(CONFLICT_ATTEMPTS):
+        existing = cluster.create_or_read(body, owner_uid=owner_uid)
+        if existing is None:
+            return "created"
+        meta = existing.get("metadata") or {}
+        wanted = body["metadata"]["annotations"][ANNOTATION_SPEC_HASH]
+        if (meta.get("annotations") or {}).get(ANNOTATION_SPEC_HASH) == wanted:
+            return "unchanged"
+        try:
+            cluster.patch("CronJob", body["metadata"]["namespace"], body["metadata"]["name"],
+                          cronjob_update(existing, body))
+            return "updated"
+        except KubernetesApiError as e:
+            if e.status != 409:
+                raise
+            if attempt == CONFLICT_ATTEMPTS - 1:  # written to between each read and write: kopf tries again later
+                raise kopf.TemporaryError(f"CronJob {meta.get('name')}: {e}; retrying", delay=RETRY_DELAY_S) from None
+    raise AssertionError("unreachable")
 
 
 def _has_or_had_policy(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:

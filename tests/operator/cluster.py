@@ -112,6 +112,16 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _expected_version(data: Any) -> str | None:
+    """The resourceVersion an update is made at (a precondition): in a merge patch's metadata, or set by a JSON patch."""
+    if isinstance(data, dict):
+        return (data.get("metadata") or {}).get("resourceVersion") or None
+    if isinstance(data, list):
+        return next((op.get("value") for op in data if isinstance(op, dict) and op.get("op") in ("add", "replace")
+                     and op.get("path") == "/metadata/resourceVersion"), None)
+    return None
+
+
 def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """JSON merge patch (RFC 7386): dicts merge, None deletes, anything else replaces."""
     out = dict(base)
@@ -315,8 +325,7 @@ class Cluster(kmock.KubernetesEmulator):
         return response
 
     async def _serve(self, request: Any) -> Any:
-        if request.action == action.UPDATE and isinstance(request.data, dict) \
-                and (request.data.get("metadata") or {}).get("resourceVersion"):
+        if request.action == action.UPDATE and _expected_version(request.data):
             async with self._compare_and_swap:  # the version check and the write, with no other such write between
                 return await self._serve_unlocked(request)
         return await self._serve_unlocked(request)
@@ -376,17 +385,23 @@ class Cluster(kmock.KubernetesEmulator):
 
     def _admit_update(self, request: Any) -> dict[str, Any]:
         key = (request.resource, request.namespace, request.name)
-        if key not in self.objects or self.objects[key].deleted or not isinstance(request.data, dict):
-            return request.data  # the emulator answers 404 (or the unsupported patch form) itself
+        if key not in self.objects or self.objects[key].deleted:
+            return request.data  # the emulator answers 404 itself
         current = self.objects[key].raw
-        change = copy.deepcopy(request.data)
-        expected = (change.get("metadata") or {}).get("resourceVersion")
+        expected = _expected_version(request.data)
         if expected and expected != current.get("metadata", {}).get("resourceVersion"):
-            # Optimistic concurrency: a write at a version that is no longer current loses (leader election relies on it).
+            # Optimistic concurrency: a write at a version that is no longer current loses (leader election relies on
+            # it), whatever the patch's form: the API server compares the patched object's resourceVersion.
             raise KubernetesError(status=409, reason="Conflict",
                                   message=f'Operation cannot be fulfilled on {request.resource.plural} "{request.name}": '
                                           "the object has been modified; please apply your changes to the latest "
                                           "version and try again")
+        if isinstance(request.data, list):  # a JSON patch, which kmock applies: the version it names becomes a new one
+            return [op | {"value": str(next(self._versions))} if op.get("path") == "/metadata/resourceVersion"
+                    and op.get("op") in ("add", "replace") else op for op in request.data]
+        if not isinstance(request.data, dict):
+            return request.data  # the unsupported patch form: the emulator answers it itself
+        change = copy.deepcopy(request.data)
         if request.resource in self._with_status:
             # The status subresource: `/status` writes status only, the main resource never does.
             change = {"status": change.get("status")} if request.subresource == "status" else \

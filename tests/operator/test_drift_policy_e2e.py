@@ -198,3 +198,44 @@ def test_a_drifted_check_retrains_and_a_calm_one_does_not(cluster: LocalCluster,
         kubectl(cluster, "delete", "mltj", "churn-drift")
         _hold_jobs(cluster, False)
     assert cronjob(kube, "churn-drift-drift") is None  # owned, so collected with the resource
+
+
+def test_a_cronjob_update_keeps_a_label_written_between_its_read_and_its_write(
+        cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The update is made from what was read: at that resourceVersion only (409 otherwise), then read again."""
+    import kubernetes
+
+    from driftloop.k8s_gateway import Cluster
+    from driftloop.operator.drift_policy import apply_cronjob
+    from driftloop.operator.drift_render import ANNOTATION_SPEC_HASH
+
+    def cronjob(spec_hash: str, schedule: str) -> dict[str, Any]:
+        return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {
+            "name": "raced-drift", "namespace": NAMESPACE, "labels": {"driftloop.io/drift-check": "raced"},
+            "annotations": {ANNOTATION_SPEC_HASH: spec_hash},
+            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "MLTrainingJob", "name": "raced",
+                                 "uid": "raced-uid", "controller": True}]},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "check", "image": "driftloop"}]}}}}}}
+
+    class SomeoneWritesAfterTheFirstRead(Cluster):
+        reads = 0
+
+        def create_or_read(self, body: dict[str, Any], *, owner_uid: str) -> dict[str, Any] | None:
+            found = super().create_or_read(body, owner_uid=owner_uid)
+            self.reads += 1
+            if self.reads == 1:  # another controller (or `kubectl label`) writes before our patch
+                kubernetes.client.BatchV1Api(self.api).patch_namespaced_cron_job(
+                    "raced-drift", NAMESPACE, {"metadata": {"labels": {"team": "a"}}})
+            return found
+
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    with Cluster.connect() as plain:
+        assert apply_cronjob(plain, cronjob("h1", "@daily"), owner_uid="raced-uid") == "created"
+    with SomeoneWritesAfterTheFirstRead.connect() as racing:
+        assert apply_cronjob(racing, cronjob("h2", "@hourly"), owner_uid="raced-uid") == "updated"
+        assert racing.reads == 2  # the first patch was refused (409): read again, then written
+        stored = racing.read("CronJob", NAMESPACE, "raced-drift")
+        racing.delete("CronJob", NAMESPACE, "raced-drift")
+    assert stored["spec"]["schedule"] == "@hourly" and stored["metadata"]["annotations"][ANNOTATION_SPEC_HASH] == "h2"
+    assert stored["metadata"]["labels"] == {"driftloop.io/drift-check": "raced", "team": "a"}

@@ -83,7 +83,9 @@ def test_a_changed_policy_changes_the_hash_and_its_patch_removes_what_is_gone() 
     stored = copy.deepcopy(before)
     stored["metadata"]["labels"]["team"] = "a"  # written by someone else: kept
     stored["metadata"]["annotations"]["note"] = "kept too"
+    stored["metadata"]["resourceVersion"] = "41"  # as read: the patch is made at that version only
     patch = cronjob_update(stored, after)
+    assert patch[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "41"}
     # A JSON patch: the client would send a dict as a strategic merge patch, which merges `containers` by name and
     # keeps the envFrom of the removed secretRef
     assert isinstance(patch, list)
