@@ -448,7 +448,8 @@ def identical_version(spec: Spec) -> RunResult | None:
         return None
     reason = (f"SKIP v{found.version} was trained on the same data (sha256 {data_sha256[:12]}) with the same spec; "
               f"nothing trained or registered (--force re-trains)")
-    return RunResult(status="unchanged", gate={"passed": False, "reasons": [reason]}, model_name=spec.model_name,
+    # no gate ran: `passed` is null, not false, so a script reading it does not take the rerun for a declined one
+    return RunResult(status="unchanged", gate={"passed": None, "reasons": [reason]}, model_name=spec.model_name,
                      model_version=str(found.version), run_id=found.run_id, exit_code=0)
 
 

@@ -48,6 +48,7 @@ def test_champion_story_gate_and_rollback(cli: Cli, mlflow_uri: str) -> None:
     unchanged = result_of(cli.cwd / "same.json")
     assert set(unchanged) == set(result) and unchanged["status"] == "unchanged" and unchanged["deployed"] is False
     assert unchanged["model_version"] == "1" and unchanged["run_id"] == result["run_id"]
+    assert unchanged["gate"]["passed"] is None and unchanged["gate"]["reasons"][0].startswith("SKIP v1 ")  # no gate ran
     assert all(s["status"] == "skipped" for s in unchanged["steps"])
     assert "v1 was trained on the same data" in same.stderr and "--force re-trains" in same.stderr
     assert [v["version"] for v in registry.versions("story")] == ["1"]
