@@ -64,8 +64,9 @@ def cronjob_update(existing: dict[str, Any], body: dict[str, Any]) -> list[dict[
     meta = existing.get("metadata") or {}
     labels = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}
     annotations = {**(meta.get("annotations") or {}), **body["metadata"]["annotations"]}
-    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-            {"op": "add", "path": "/metadata/labels", "value": labels},  # "add" sets a member, present or not
+    at = [{"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}] \
+        if meta.get("resourceVersion") else []  # an API server always sends one
+    return [*at, {"op": "add", "path": "/metadata/labels", "value": labels},  # "add" sets a member, present or not
             {"op": "add", "path": "/metadata/annotations", "value": annotations},
             {"op": "replace", "path": "/spec", "value": body["spec"]}]
 

@@ -363,6 +363,8 @@ async def mirror_job_state(body: kopf.Body, meta: kopf.Meta, namespace: str, mem
     elif state is None or body.get("metadata", {}).get("deletionTimestamp"):
         return
     owner = next((o.get("uid") for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+    if state == k.JOB_DELETED:
+        reason = owner  # where an operator before the owner field read it: a rolled-back operator still fails it
     await annotate_with_retries(memo, logger, namespace, meta["labels"][k.LABEL_RESOURCE],
                                 {k.ANNOTATION_JOB_STATE: mirrored_state(meta["name"], state, reason, owner)})
 

@@ -396,9 +396,10 @@ class Cluster(kmock.KubernetesEmulator):
                                   message=f'Operation cannot be fulfilled on {request.resource.plural} "{request.name}": '
                                           "the object has been modified; please apply your changes to the latest "
                                           "version and try again")
-        if isinstance(request.data, list):  # a JSON patch, which kmock applies: the version it names becomes a new one
-            return [op | {"value": str(next(self._versions))} if op.get("path") == "/metadata/resourceVersion"
-                    and op.get("op") in ("add", "replace") else op for op in request.data]
+        if isinstance(request.data, list):  # a JSON patch, which kmock applies: it writes a new version, as any write
+            kept = [op for op in request.data if not (op.get("path") == "/metadata/resourceVersion"
+                                                      and op.get("op") in ("add", "replace"))]
+            return [*kept, {"op": "add", "path": "/metadata/resourceVersion", "value": str(next(self._versions))}]
         if not isinstance(request.data, dict):
             return request.data  # the unsupported patch form: the emulator answers it itself
         change = copy.deepcopy(request.data)

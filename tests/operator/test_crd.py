@@ -231,8 +231,11 @@ def test_a_rule_that_cannot_be_evaluated_rejects_and_one_that_does_not_compile_f
 
     [missing_key] = compile_rules(schema("self.workers <= 1"))
     assert violations([missing_key], {"spec": {"workers": 1}}, None) == []
-    assert violations([missing_key], {"spec": {}}, None) == ['spec: Invalid value: "object": checked']
+    assert violations([missing_key], {"spec": {"workers": 2}}, None) == ['spec: Invalid value: "object": checked']
+    [said] = violations([missing_key], {"spec": {}}, None)
+    assert said == 'spec: Invalid value: "object": no such key: workers evaluating rule: self.workers <= 1', said
     [no_overload] = compile_rules(schema("self.name + 1 == 'a1'"))
-    assert violations([no_overload], {"spec": {"name": "a"}}, None) == ['spec: Invalid value: "object": checked']
+    [said] = violations([no_overload], {"spec": {"name": "a"}}, None)
+    assert said.endswith(" evaluating rule: self.name + 1 == 'a1'"), said
     with pytest.raises(Exception):  # noqa: B017 (the engine's own compile error)
         compile_rules(schema("self.("))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
+
 from driftloop.drift.summary import LIMIT_BYTES, outcome_summary
 from driftloop.operator.constants import DEFAULT_IMAGE
 from driftloop.operator.drift_policy import cronjob_update
@@ -140,3 +142,33 @@ def test_cronjob_is_a_valid_kubernetes_1_30_object() -> None:
     for retrain in (True, False):
         cronjob = render_drift_cronjob(spec(drift=DRIFT | {"retrain": retrain}), OWNER)
         kubernetes_validate.validate(cronjob, "1.30.0", strict=True)  # raises, naming the field, when it is not
+
+
+def test_a_cronjob_written_to_between_every_read_and_write_is_left_to_kopfs_retry() -> None:
+    """Three 409s in a row (someone else keeps writing): a TemporaryError, which kopf retries later; nothing else."""
+    import kopf
+
+    from driftloop.k8s_gateway import KubernetesApiError
+    from driftloop.operator.drift_policy import CONFLICT_ATTEMPTS, apply_cronjob
+
+    body = render_drift_cronjob(spec(drift=DRIFT), OWNER)
+
+    class AlwaysWrittenInBetween:
+        reads = patches = 0
+
+        def create_or_read(self, wanted: dict[str, object], *, owner_uid: str) -> dict[str, object]:
+            self.reads += 1
+            stored = copy.deepcopy(wanted)
+            stored["metadata"]["annotations"] = {"driftloop.io/spec-hash": "older"}
+            stored["metadata"]["resourceVersion"] = str(self.reads)
+            return stored
+
+        def patch(self, kind: str, namespace: str, name: str, patch: list[dict[str, object]]) -> None:
+            self.patches += 1
+            assert patch[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": str(self.reads)}
+            raise KubernetesApiError(409, "Conflict", "the object has been modified")
+
+    cluster = AlwaysWrittenInBetween()
+    with pytest.raises(kopf.TemporaryError, match="409"):
+        apply_cronjob(cluster, body, owner_uid=OWNER.uid)  # type: ignore[arg-type]
+    assert cluster.reads == cluster.patches == CONFLICT_ATTEMPTS

@@ -247,4 +247,6 @@ def test_a_mirrored_state_reads_back_and_an_older_operators_reads_as_it_meant() 
     assert mirrored_state("x-g1", "succeeded", None, "uid-1") != mirrored_state("x-g1", "succeeded", None, "uid-2")
     assert read_mirrored_state("x-g1:failed:BackoffLimitExceeded") == ("x-g1", "failed", "BackoffLimitExceeded", "")
     assert read_mirrored_state("x-g1:deleted:uid-1") == ("x-g1", "deleted", "", "uid-1")  # the uid was its reason
+    # and still is, so that an operator rolled back to before the owner field reads it too
+    assert read_mirrored_state(mirrored_state("x-g1", "deleted", "uid-1", "uid-1")) == ("x-g1", "deleted", "uid-1", "uid-1")
     assert read_mirrored_state(None) == ("", "", "", "")

@@ -404,7 +404,10 @@ def test_a_namesakes_job_state_arriving_late_is_not_taken_as_the_new_resources_o
         done = kubectl(cluster, "annotate", "mltj", name, f"{ANNOTATION_JOB_STATE}={stale}")
         assert done.returncode == 0, done.stderr
         wait_until(lambda: _followed(operator) > followed, timeout=30, what="the stale state handled")
-        assert resource(kube, name)["status"]["phase"] == "Pending"
+        # the log does not name the object, so watch a while too: taken as its own, it would read Failed at once
+        for _ in range(10):
+            assert resource(kube, name)["status"]["phase"] == "Pending"
+            time.sleep(0.3)
         _hold_jobs(cluster, False)
         status = wait_finished(kube, name, timeout=120)  # its own Job's end, in other words than the stale one
         assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "PodFailurePolicy", status
