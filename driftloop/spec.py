@@ -232,7 +232,7 @@ class TrainSpec(_Strict):
     patience: int = Field(5, ge=1, description="Epochs without validation-loss improvement before stopping.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     onnx_tolerance: float = Field(1e-4, gt=0, le=1e-2, description="Bound on max |ONNX - the framework's own "
-                                  "prediction| on the validation rows.")
+                                  "prediction| on the validation rows, times the outputs' size (max(1, max |output|)).")
     search: SearchSpec | None = Field(None, description="An Optuna search over the family's hyperparameters; "
                                       "the best trial's model is kept.")
 

@@ -25,7 +25,14 @@ def test_defaults_refuse_a_model_no_better_than_the_baseline() -> None:
 
 def test_onnx_parity_is_required() -> None:
     blessing = decide(evaluation({"accuracy": 0.9}, diff=1e-2), GateSpec(), onnx_tolerance=1e-4)
-    assert not blessing.passed and blessing.reasons[0].startswith("FAIL onnx_max_abs_diff")
+    assert not blessing.passed and blessing.reasons[0] == "FAIL onnx_max_abs_diff 0.01 over tolerance 0.0001"
+
+
+def test_a_regressions_parity_reason_names_the_bound_it_was_held_to() -> None:
+    """Relative to the outputs' size: 0.000122 on outputs up to 1,500 passes, and says against what."""
+    scaled = Evaluation("regression", {"rmse": 5.0}, {"rmse": 10.0}, None, 1.22e-4, 1500.0, 100)
+    reason = decide(scaled, GateSpec(), onnx_tolerance=1e-4).reasons[0]
+    assert reason == "PASS onnx_max_abs_diff 0.000122 within tolerance 0.15 (0.0001 x output scale 1.5e+03)"
 
 
 def test_absolute_and_champion_thresholds() -> None:
