@@ -44,7 +44,8 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     """
     import pandas as pd
 
-    raw = read_bytes(uri)
+    file_bytes = read_bytes(uri)
+    raw = decompressed(file_bytes, uri)
     kind = table_format(uri, fmt)
     options: dict[str, Any] = {}
     if kind == "csv":
@@ -78,7 +79,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     _check_unique(list(frame.columns), uri)
     if kind == "parquet":  # a CSV cell is text; JSON lines are prediction logs, whose `_probabilities` are objects
         _check_flat(frame, uri)
-    return LoadedTable(frame=frame, uri=uri, sha256=sha256(raw))
+    return LoadedTable(frame=frame, uri=uri, sha256=sha256(file_bytes))  # the file's, as lineage names the file
 
 
 def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
@@ -194,7 +195,7 @@ def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None 
     """
     import pandas as pd
 
-    raw = read_bytes(uri)
+    raw = decompressed(read_bytes(uri), uri)
     kind = table_format(uri, fmt)
     if kind == "jsonl":
         return list(load_table(uri, fmt=kind).frame.columns)
@@ -278,11 +279,47 @@ def _complete_lines(raw: bytes) -> bytes:
     return raw
 
 
+# A compressed CSV or JSON Lines file (as pandas reads it, and as scikit-learn ships its own tables), by its magic
+# bytes, not its name: a name can lie, and a wrong codec would only say "not text". Parquet compresses inside.
+_COMPRESSIONS = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"PK\x03\x04", "zip"))
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zip")
+
+
+def decompressed(raw: bytes, uri: str) -> bytes:
+    """The file's bytes, unpacked if they are gzip, bz2, xz or a one-file zip archive.
+
+    Raises:
+        DataError: the archive is damaged, or a zip holds other than one file.
+    """
+    codec = next((name for magic, name in _COMPRESSIONS if raw.startswith(magic)), None)
+    if codec is None:
+        return raw
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    from driftloop.errors import DataError
+
+    try:
+        if codec == "zip":
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    raise DataError(f"{uri}: a zip archive of {len(members)} files; expected one table")
+                return archive.read(members[0])
+        return {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[codec](raw)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as e:
+        raise DataError(f"{uri}: a damaged {codec} file ({e})") from None
+
+
 def table_format(uri: str, fmt: str = "auto") -> str:
-    """`parquet`, `jsonl` or `csv`: as given, else from the file name."""
+    """`parquet`, `jsonl` or `csv`: as given, else from the file name (`.csv.gz` is a csv)."""
     if fmt != "auto":
         return fmt
     name = uri.lower()
+    for suffix in _COMPRESSED_SUFFIXES:
+        name = name.removesuffix(suffix)
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith((".jsonl", ".ndjson")):
