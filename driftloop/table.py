@@ -226,6 +226,12 @@ def check_target(columns: list[str], target: str, source: str) -> None:
 
     close = nearest(target, columns)
     hint = f"; did you mean {close!r}?" if close else f"; columns are: {', '.join(columns)}"
+    if len(columns) == 1 and target in columns[0].split():  # "Weight Waist Pulse": the header did not split
+        hint = (f"; the header was read as one column, {columns[0]!r}: set data.read.sep to the file's separator "
+                "(for spaces: --set \"data.read.sep=' '\")")
+    elif len(columns) == 1 and columns[0].lstrip().startswith("#"):
+        hint = (f"; the first line, {columns[0][:80]!r}, was read as the header: remove the comment lines above "
+                "the header")
     raise DataError(f"{source}: target column {target!r} not found{hint}")
 
 

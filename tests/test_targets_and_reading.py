@@ -161,6 +161,24 @@ def test_a_compressed_table_reads_as_its_plain_text(tmp_path: Path) -> None:
         load_table(str(tmp_path / "two.zip"))
 
 
+def test_a_header_that_did_not_split_or_a_comment_above_it_is_named(tmp_path: Path) -> None:
+    """scikit-learn's linnerud tables are separated by spaces; matplotlib's Stocks.csv starts with a comment line."""
+    from sklearn.datasets import data as shipped
+
+    from driftloop.table import check_target, read_columns
+
+    linnerud = str(Path(shipped.__file__).parent / "linnerud_physiological.csv")
+    with pytest.raises(DataError, match=r"the header was read as one column, 'Weight Waist Pulse': set "
+                                        r"data\.read\.sep to the file's separator \(for spaces: --set"):
+        check_target(read_columns(linnerud), "Weight", linnerud)
+    assert read_columns(linnerud, read={"sep": " "}) == ["Weight", "Waist", "Pulse"]
+    commented = tmp_path / "stocks.csv"
+    commented.write_text("# Data source: https://finance.yahoo.com\nDate,^GSPC\n1990-01-02,359.69\n")
+    with pytest.raises(DataError, match=r"the first line, '# Data source: https://finance\.yahoo\.com', was read as "
+                                        "the header: remove the comment lines above the header"):
+        check_target(read_columns(str(commented)), "^GSPC", str(commented))
+
+
 def test_windows_encoding_without_bom(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes("città;n\nRoma;1\nMünchen;2\n".encode("cp1252"))
