@@ -19,8 +19,13 @@ ISO = "YYYY-MM-DD"
 # separator → the numeric formats it can write, year first or year last (month or day first)
 NUMERIC = {"-": ("YYYY-MM-DD", "MM-DD-YYYY", "DD-MM-YYYY"), "/": ("YYYY/MM/DD", "MM/DD/YYYY", "DD/MM/YYYY"),
            ".": ("YYYY.MM.DD", "MM.DD.YYYY", "DD.MM.YYYY")}
-NAMED = ("Mon DD, YYYY", "DD Mon YYYY")
+# month names; "DD-Mon-YY" is the spreadsheet and database export form ("19-Sep-03": Excel, Oracle's DD-MON-RR)
+NAMED = ("Mon DD, YYYY", "DD Mon YYYY", "DD-Mon-YYYY", "DD-Mon-YY")
 FORMATS = tuple(f for group in NUMERIC.values() for f in group) + NAMED
+SHORT_YEAR = "DD-Mon-YY"
+# A two-digit year is 1969-2068, as POSIX strptime's %y (Python's too): 69-99 the 1900s, 00-68 the 2000s. Fixed,
+# not a window sliding with today's date, so training, serving and the model file read "03" alike every year.
+SHORT_YEAR_PIVOT = 69
 
 MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
                "november", "december")
@@ -44,16 +49,31 @@ def pattern(fmt: str) -> str:
     """The full-match expression of a format; groups: its three date fields in written order, then the hour.
     Only spaces count as blanks (RE2's and Python's `\\s` differ beyond ASCII)."""
     if fmt in NAMED:
-        month = "(" + "|".join(sorted(month_spellings(), key=lambda s: (-len(s), s))) + r")\.?"
-        fields = ([month, "([0-9]{1,2}),?", "([0-9]{4})"] if fmt.startswith("Mon")
-                  else ["([0-9]{1,2})", month, "([0-9]{4})"])
-        body = " +".join(fields)
+        month = "(" + "|".join(sorted(month_spellings(), key=lambda s: (-len(s), s))) + ")"
+        if hyphened(fmt):  # 19-Sep-2003, 19-SEP-03
+            body = "-".join(["([0-9]{1,2})", month, "([0-9]{2})" if fmt == SHORT_YEAR else "([0-9]{4})"])
+        else:
+            month += r"\.?"
+            body = " +".join([month, "([0-9]{1,2}),?", "([0-9]{4})"] if fmt.startswith("Mon")
+                             else ["([0-9]{1,2})", month, "([0-9]{4})"])
         time = _TIME.format(sep=" +")
     else:
         sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
         body = re.escape(sep).join("([0-9]{4})" if f == "YYYY" else "([0-9]{1,2})" for f in fmt.split(sep))
         time = _TIME.format(sep="(?:T| +)" if fmt == ISO else " +")
     return f" *{body}{time} *"
+
+
+def hyphened(fmt: str) -> bool:
+    """A month-name format written as one word with dashes (DD-Mon-YYYY, DD-Mon-YY)."""
+    return fmt.startswith("DD-Mon")
+
+
+def full_year(year: int, fmt: str) -> int:
+    """The year a format's year field names: a two-digit one by `SHORT_YEAR_PIVOT`."""
+    if fmt != SHORT_YEAR:
+        return year
+    return year + (1900 if year >= SHORT_YEAR_PIVOT else 2000)
 
 
 def field_order(fmt: str) -> tuple[int, int, int]:
@@ -73,11 +93,12 @@ def parse(text: str, fmt: str = ISO) -> tuple[int, int, int, int] | None:
     fields = found.groups()[:3]
     y, m, d = (fields[i] for i in field_order(fmt))
     month = month_spellings()[m] if fmt in NAMED else int(m)
+    year = full_year(int(y), fmt)
     try:
-        date(int(y), month, int(d))
+        date(year, month, int(d))
     except ValueError:
         return None
-    return int(y), month, int(d), int(found.group(4) or 0)
+    return year, month, int(d), int(found.group(4) or 0)
 
 
 def has_time(text: str, fmt: str) -> bool:
@@ -112,9 +133,14 @@ def detect(texts: Iterable[str]) -> tuple[str, str] | None:
 def written(when: date, fmt: str) -> str:
     """A `date` or `datetime` (pandas.Timestamp too) as text in `fmt`, with the time of day when it has one,
     so a date object reaches the model file as text its expression takes."""
+    if fmt == SHORT_YEAR and not SHORT_YEAR_PIVOT <= when.year - 1900 < SHORT_YEAR_PIVOT + 100:
+        return ""  # two digits cannot name this year: a missing date, not another century's
     if fmt in NAMED:
         month = MONTH_NAMES[when.month - 1][:3].title()
-        text = f"{month} {when.day}, {when.year:04d}" if fmt.startswith("Mon") else f"{when.day} {month} {when.year:04d}"
+        text = (f"{month} {when.day}, {when.year:04d}" if fmt.startswith("Mon")
+                else f"{when.day:02d}-{month}-{when.year % 100:02d}" if fmt == SHORT_YEAR
+                else f"{when.day:02d}-{month}-{when.year:04d}" if hyphened(fmt)
+                else f"{when.day} {month} {when.year:04d}")
     else:
         sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
         fields = {"YYYY": f"{when.year:04d}", "MM": f"{when.month:02d}", "DD": f"{when.day:02d}"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftloop.dates import ISO, NAMED, field_order, month_spellings
+from driftloop.dates import ISO, NAMED, SHORT_YEAR, SHORT_YEAR_PIVOT, field_order, hyphened, month_spellings
 
 DATES_OPSET = 20
 # days before each month in a common year, and in a common year's months (index 0 unused: months are 1..12)
@@ -72,7 +72,8 @@ class _Graph:
 def stand_in(fmt: str) -> str:
     """A valid date in `fmt`, fed through the fields in place of text that is not one (Cast fails on '')."""
     if fmt in NAMED:
-        return "Jan 1, 2000" if fmt.startswith("Mon") else "1 Jan 2000"
+        return {"Mon DD, YYYY": "Jan 1, 2000", "DD Mon YYYY": "1 Jan 2000", "DD-Mon-YYYY": "1-Jan-2000",
+                SHORT_YEAR: "1-Jan-00"}[fmt]
     sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
     return sep.join(_STAND_IN[f] for f in fmt.split(sep))
 
@@ -104,9 +105,10 @@ def calendar_graph(text: str, fmt: str, parts: list[str], outputs: dict[str, str
 def _fields(g: _Graph, text: str, fmt: str) -> tuple[str, str, str, str]:
     """(year, month, day) as int64 [N,1] and the time of day as text ('' when none) of readable date text."""
     named = fmt in NAMED
-    tokens = g.split(text, None, 3 if named else 1)  # on runs of spaces, the blanks around dropped
-    time = g.piece(tokens, 3 if named else 1)
-    if named:
+    spaced = named and not hyphened(fmt)  # "28 Nov 2026": the date's fields are words of their own
+    tokens = g.split(text, None, 3 if spaced else 1)  # on runs of spaces, the blanks around dropped
+    time = g.piece(tokens, 3 if spaced else 1)
+    if spaced:
         written = [g.piece(tokens, i) for i in range(3)]
     else:
         date = g.piece(tokens, 0)
@@ -114,7 +116,7 @@ def _fields(g: _Graph, text: str, fmt: str) -> tuple[str, str, str, str]:
             halves = g.split(date, "T", 1)
             date, after_t = g.piece(halves, 0), g.piece(halves, 1)
             time = g.op("Where", g.op("Equal", after_t, g.const([""], object)), time, after_t)
-        sep = fmt[4] if fmt.startswith("YYYY") else fmt[2]
+        sep = "-" if named else fmt[4] if fmt.startswith("YYYY") else fmt[2]
         fields = g.split(date, sep, 2)
         written = [g.piece(fields, i) for i in range(3)]
     at_year, at_month, at_day = field_order(fmt)
@@ -123,7 +125,12 @@ def _fields(g: _Graph, text: str, fmt: str) -> tuple[str, str, str, str]:
         month = _month_number(g, g.piece(g.split(written[at_month], ".", 1), 0))  # "Nov." → Nov
     else:
         day, month = g.integer(written[at_day]), g.integer(written[at_month])
-    return g.integer(written[at_year]), month, day, time
+    year = g.integer(written[at_year])
+    if fmt == SHORT_YEAR:  # "03" → 2003, "99" → 1999 (`driftloop.dates.full_year`)
+        century = g.op("Where", g.op("GreaterOrEqual", year, g.const(SHORT_YEAR_PIVOT, "int64")),
+                       g.const(1900, "int64"), g.const(2000, "int64"))
+        year = g.op("Add", year, century)
+    return year, month, day, time
 
 
 def _month_number(g: _Graph, word: str) -> str:

@@ -79,6 +79,8 @@ def test_known_days() -> None:
     (["2026/11/28"], "YYYY/MM/DD", False),
     (["Nov 28, 2026", "Jan 2, 2026"], "Mon DD, YYYY", False),
     (["28 Nov 2026", "2 January 2026"], "DD Mon YYYY", False),
+    (["19-Sep-2003", "2-jan-2026"], "DD-Mon-YYYY", False),
+    (["19-Sep-03", "18-SEP-03 16:00"], "DD-Mon-YY", False),  # Excel's and Oracle's export form
     (["01/02/2026", "03/04/2026"], "MM/DD/YYYY", True),  # every field ≤ 12: month first, and the roles table says so
 ])
 def test_the_format_is_found_from_the_data(values: list[str], fmt: str, noted: bool) -> None:
@@ -87,9 +89,38 @@ def test_the_format_is_found_from_the_data(values: list[str], fmt: str, noted: b
 
 
 @pytest.mark.parametrize("values", [["28/11/2026", "11/28/2026"], ["2026-11-28", "28/11/2026"], ["11/28/26"],
-                                    ["3.750"], ["Nov 2026"]])
+                                    ["3.750"], ["Nov 2026"], ["19-Sep-03", "19-Sep-2003"], ["19-Sep-003"]])
 def test_mixed_or_partial_dates_are_not_a_format(values: list[str]) -> None:
     assert detect(values) is None
+
+
+def test_a_two_digit_year_is_1969_to_2068_in_training_and_in_the_model_file() -> None:
+    """As POSIX strptime's %y: fixed, so "03" is 2003 in every year the model serves."""
+    fmt = "DD-Mon-YY"
+    assert [parse(t, fmt)[0] for t in ("01-Jan-69", "31-Dec-99", "01-Jan-00", "31-Dec-68")] == [1969, 1999, 2000, 2068]
+    assert parse("29-Feb-00", fmt) == (2000, 2, 29, 0) and parse("29-Feb-70", fmt) is None  # leap years by century
+    assert written(date(2003, 9, 19), fmt) == "19-Sep-03" and written(date(1968, 12, 31), fmt) == ""  # not 2068
+    days = [date(1969, 1, 1) + timedelta(days=d) for d in range(0, 36524, 97)] + [date(1972, 2, 29), date(2000, 2, 29)]
+    texts = [written(d, fmt) for d in days] + ["19-SEP-03 23:59", "19-Sep-03", "1-sept-03", "19-Sep-3", "32-Jan-03"]
+    got, want = graph_and_python(fmt, texts)
+    assert not np.isnan(want[:-2]).any() and np.isnan(want[-2:]).all()
+    np.testing.assert_array_equal(got, want)
+    assert want[0].tolist() == [1969.0, 1.0, 2.0, 1.0, 0.0]  # 1 Jan 1969 was a Wednesday
+
+
+def test_a_spreadsheet_export_of_dates_is_a_date_column_not_an_id() -> None:
+    """matplotlib's msft.csv, as shipped: "19-Sep-03", one per row, which read as an id before."""
+    from pathlib import Path
+
+    import matplotlib
+
+    from driftloop.components.roles import infer
+    from driftloop.spec import FeatureSpec
+
+    msft = pd.read_csv(Path(matplotlib.get_data_path()) / "sample_data" / "msft.csv")
+    roles = infer(msft, "Adj. Close*", FeatureSpec())
+    assert roles.date_formats == {"Date": "DD-Mon-YY"} and "Date" in roles.datetime
+    assert next(r for r in roles.table if r["column"] == "Date")["role"] == "datetime"
 
 
 def test_an_ambiguous_column_says_how_it_was_read_in_the_roles_table() -> None:
