@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from driftloop.constants import LATENCY_METRICS, METRICS
+from driftloop.constants import COMPRESSED_SUFFIXES, LATENCY_METRICS, METRICS
 from driftloop.errors import InvalidSpec
 from driftloop.suggest import nearest
 
@@ -22,10 +22,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+WHITESPACE_SEP = r"\s+"  # pandas' own spelling of "one or more spaces or tabs" as a delimiter
+
+
 class ReadSpec(_Strict):
     """How to parse a CSV when sniffing guesses wrong; each key unset means sniffed (or pandas' default)."""
 
-    sep: str | None = Field(None, description="Column delimiter, e.g. ';' or '\\t'; sniffed from , ; tab | when unset.")
+    sep: str | None = Field(None, description="Column delimiter, e.g. ';' or '\\t', or '\\s+' for runs of spaces "
+                            "(a column-aligned or R `write.table` file); sniffed from , ; tab | when unset.")
     decimal: str | None = Field(None, description="Decimal mark, '.' or ','; ',' is sniffed for ;-separated files.")
     thousands: str | None = Field(None, description="Thousands separator inside numbers, e.g. '.' or ','.")
     na_values: list[str] | None = Field(None, description="Extra cell texts that mean missing, besides pandas' own.")
@@ -33,9 +37,10 @@ class ReadSpec(_Strict):
 
     @field_validator("sep", "decimal", "thousands")
     @classmethod
-    def _one_character(cls, value: str | None) -> str | None:
-        if value is not None and len(value) != 1:
-            raise ValueError("must be a single character")
+    def _one_character(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and len(value) != 1 and not (info.field_name == "sep" and value == WHITESPACE_SEP):
+            raise ValueError("must be a single character" + (f" or {WHITESPACE_SEP!r} (runs of spaces)"
+                                                             if info.field_name == "sep" else ""))
         return value
 
     @field_validator("encoding")
@@ -495,9 +500,12 @@ SECTIONS: tuple[str, ...] = tuple(Spec.model_fields)
 
 
 def default_model_name(data_path: str) -> str:
-    """`s3://b/x/customers.csv` → `customers`."""
-    stem = Path(data_path.rstrip("/").rsplit("/", 1)[-1]).stem
-    return stem or "model"
+    """`s3://b/x/customers.csv` (or `customers.csv.gz`) → `customers`."""
+    name = data_path.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return Path(name).stem or "model"
 
 
 def load_spec(path: str | None = None, *, data: str | None = None, target: str | None = None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftloop.constants import COMPRESSED_SUFFIXES
 from driftloop.errors import DataError
 from driftloop.storage import read_bytes, sha256
 
@@ -226,12 +227,13 @@ def check_target(columns: list[str], target: str, source: str) -> None:
 
     close = nearest(target, columns)
     hint = f"; did you mean {close!r}?" if close else f"; columns are: {', '.join(columns)}"
-    if len(columns) == 1 and target in columns[0].split():  # "Weight Waist Pulse": the header did not split
-        hint = (f"; the header was read as one column, {columns[0]!r}: set data.read.sep to the file's separator "
-                "(for spaces: --set \"data.read.sep=' '\")")
-    elif len(columns) == 1 and columns[0].lstrip().startswith("#"):
-        hint = (f"; the first line, {columns[0][:80]!r}, was read as the header: remove the comment lines above "
-                "the header")
+    words = [word.strip("\"'") for column in columns for word in column.split()]
+    if columns and columns[0].lstrip().startswith("#"):  # "# Data source: …" (with commas or not)
+        hint = (f"; the first line, {','.join(columns)[:80]!r}, was read as the header: remove the comment lines "
+                "above the header")
+    elif target in words and target not in columns:  # "Weight Waist Pulse", R's '"Weight" "Waist"': not split
+        hint = (f"; the header was read as {len(columns)} column(s), {', '.join(columns)[:80]!r}: set data.read.sep "
+                "to the file's separator (for one or more spaces: --set \"data.read.sep='\\s+'\")")
     raise DataError(f"{source}: target column {target!r} not found{hint}")
 
 
@@ -287,36 +289,58 @@ def _complete_lines(raw: bytes) -> bytes:
 
 # A compressed CSV or JSON Lines file (as pandas reads it, and as scikit-learn ships its own tables), by its magic
 # bytes, not its name: a name can lie, and a wrong codec would only say "not text". Parquet compresses inside.
-_COMPRESSIONS = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"PK\x03\x04", "zip"))
-_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zip")
+_COMPRESSIONS = ((re.compile(b"\x1f\x8b"), "gzip"), (re.compile(b"BZh[1-9](1AY&SY|\\x17rE8P\\x90)"), "bz2"),
+                 (re.compile(b"\xfd7zXZ\x00"), "xz"), (re.compile(b"PK(\x03\x04|\x05\x06)"), "zip"))
+_MAC_EXTRAS = re.compile(r"(^|/)(__MACOSX/|\._)")  # what macOS's Finder adds to a zip it makes
+
+
+def _codec(raw: bytes) -> str | None:
+    return next((name for magic, name in _COMPRESSIONS if magic.match(raw)), None)
 
 
 def decompressed(raw: bytes, uri: str) -> bytes:
-    """The file's bytes, unpacked if they are gzip, bz2, xz or a one-file zip archive.
+    """The file's bytes, unpacked if they are gzip, bz2, xz, a one-file zip archive, or a one-file tar in one of them.
 
     Raises:
-        DataError: the archive is damaged, or a zip holds other than one file.
+        DataError: the archive is damaged or encrypted, or does not hold exactly one file, itself not compressed.
     """
-    codec = next((name for magic, name in _COMPRESSIONS if raw.startswith(magic)), None)
+    codec = _codec(raw)
     if codec is None:
         return raw
     import bz2
     import gzip
     import lzma
+    import tarfile
     import zipfile
-
-    from driftloop.errors import DataError
+    import zlib
 
     try:
         if codec == "zip":
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-                members = [m for m in archive.infolist() if not m.is_dir()]
+                members = [m for m in archive.infolist() if not m.is_dir() and not _MAC_EXTRAS.search(m.filename)]
                 if len(members) != 1:
-                    raise DataError(f"{uri}: a zip archive of {len(members)} files; expected one table")
-                return archive.read(members[0])
-        return {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[codec](raw)
-    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as e:
-        raise DataError(f"{uri}: a damaged {codec} file ({e})") from None
+                    names = ", ".join(m.filename for m in members[:5]) or "none"
+                    raise DataError(f"{uri}: a zip archive of {len(members)} files ({names}); expected one table")
+                if members[0].flag_bits & 0x1:
+                    raise DataError(f"{uri}: {members[0].filename} is encrypted in the zip archive; unpack it first")
+                unpacked = archive.read(members[0])
+        else:
+            unpacked = {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[codec](raw)
+        if unpacked[257:262] == b"ustar":  # a .tar.gz: its one file
+            with tarfile.open(fileobj=io.BytesIO(unpacked)) as archive:
+                files = [m for m in archive.getmembers() if m.isfile() and not _MAC_EXTRAS.search(m.name)]
+                if len(files) != 1:
+                    raise DataError(f"{uri}: a tar archive of {len(files)} files; expected one table")
+                extracted = archive.extractfile(files[0])
+                assert extracted is not None  # a regular file
+                unpacked = extracted.read()
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError,
+            zipfile.BadZipFile, tarfile.TarError) as e:
+        raise DataError(f"{uri}: a damaged or unreadable {codec} file ({e})") from None
+    inner = _codec(unpacked)
+    if inner is not None:
+        raise DataError(f"{uri}: a {inner} file inside the {codec} file; unpack it to one level")
+    return unpacked
 
 
 def table_format(uri: str, fmt: str = "auto") -> str:
@@ -324,8 +348,9 @@ def table_format(uri: str, fmt: str = "auto") -> str:
     if fmt != "auto":
         return fmt
     name = uri.lower()
-    for suffix in _COMPRESSED_SUFFIXES:
+    for suffix in COMPRESSED_SUFFIXES:
         name = name.removesuffix(suffix)
+    name = name.removesuffix(".tar")
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith((".jsonl", ".ndjson")):

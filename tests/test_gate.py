@@ -33,6 +33,9 @@ def test_a_regressions_parity_reason_names_the_bound_it_was_held_to() -> None:
     scaled = Evaluation("regression", {"rmse": 5.0}, {"rmse": 10.0}, None, 1.22e-4, 1500.0, 100)
     reason = decide(scaled, GateSpec(), onnx_tolerance=1e-4).reasons[0]
     assert reason == "PASS onnx_max_abs_diff 0.000122 within tolerance 0.15 (0.0001 x output scale 1.5e+03)"
+    close = Evaluation("regression", {"rmse": 5.0}, {"rmse": 10.0}, None, 1.0004e-4, 1.0, 100)
+    assert decide(close, GateSpec(), onnx_tolerance=1e-4).reasons[0] == \
+        "FAIL onnx_max_abs_diff 0.00010004 over tolerance 0.0001"  # not "0.0001 over tolerance 0.0001"
 
 
 def test_absolute_and_champion_thresholds() -> None:

@@ -152,13 +152,28 @@ def test_a_compressed_table_reads_as_its_plain_text(tmp_path: Path) -> None:
         assert loaded.frame.equals(expected), name
         assert loaded.sha256 != load_table(str(plain)).sha256  # the file's own bytes
     (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(plain.read_bytes())[:-12])
-    with pytest.raises(DataError, match=r"cut\.csv\.gz: a damaged gzip file"):
+    with pytest.raises(DataError, match=r"cut\.csv\.gz: a damaged or unreadable gzip file"):
         load_table(str(tmp_path / "cut.csv.gz"))
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
         archive.write(plain, "a.csv")
         archive.write(plain, "b.csv")
-    with pytest.raises(DataError, match="a zip archive of 2 files; expected one table"):
+        archive.writestr("__MACOSX/._a.csv", b"\x00\x05\x16\x07")  # what macOS's Finder adds: not a table
+    with pytest.raises(DataError, match=r"a zip archive of 2 files \(a\.csv, b\.csv\); expected one table"):
         load_table(str(tmp_path / "two.zip"))
+    import tarfile
+
+    with tarfile.open(tmp_path / "p.tar.gz", "w:gz") as archive:  # a .tar.gz of one table
+        archive.add(plain, "penguins.csv")
+    assert load_table(str(tmp_path / "p.tar.gz")).frame.equals(expected)
+    (tmp_path / "twice.csv.gz").write_bytes(gzip.compress(gzip.compress(plain.read_bytes())))
+    with pytest.raises(DataError, match="a gzip file inside the gzip file; unpack it to one level"):
+        load_table(str(tmp_path / "twice.csv.gz"))
+    broken = bytearray(gzip.compress(plain.read_bytes()))
+    broken[30:40] = b"\xff" * 10  # damaged mid-stream: zlib's own error, still one line
+    (tmp_path / "broken.csv.gz").write_bytes(bytes(broken))
+    with pytest.raises(DataError, match="broken.csv.gz: a damaged or unreadable gzip file"):
+        load_table(str(tmp_path / "broken.csv.gz"))
+    assert load_spec(data=str(tmp_path / "p.csv.gz"), target="species").model_name == "p"  # as p.csv's
 
 
 def test_a_header_that_did_not_split_or_a_comment_above_it_is_named(tmp_path: Path) -> None:
@@ -168,14 +183,22 @@ def test_a_header_that_did_not_split_or_a_comment_above_it_is_named(tmp_path: Pa
     from driftloop.table import check_target, read_columns
 
     linnerud = str(Path(shipped.__file__).parent / "linnerud_physiological.csv")
-    with pytest.raises(DataError, match=r"the header was read as one column, 'Weight Waist Pulse': set "
-                                        r"data\.read\.sep to the file's separator \(for spaces: --set"):
+    with pytest.raises(DataError, match=r"the header was read as 1 column\(s\), 'Weight Waist Pulse': set "
+                                        r"data\.read\.sep to the file's separator \(for one or more spaces: --set"):
         check_target(read_columns(linnerud), "Weight", linnerud)
     assert read_columns(linnerud, read={"sep": " "}) == ["Weight", "Waist", "Pulse"]
+    # as R's write.table writes it, aligned with runs of spaces: the separator the hint names reads it
+    aligned = tmp_path / "r.csv"
+    aligned.write_text('"Weight"  "Waist" "Pulse"\n191   36  50\n189   37  52\n')
+    with pytest.raises(DataError, match="the header was read as 1 column"):
+        check_target(read_columns(str(aligned)), "Pulse", str(aligned))
+    read = load_spec(data=str(aligned), target="Pulse", overrides=["data.read.sep='\\s+'"]).data.read.options()
+    assert load_table(str(aligned), read=read).frame.to_dict("list") == {"Weight": [191, 189], "Waist": [36, 37],
+                                                                           "Pulse": [50, 52]}
     commented = tmp_path / "stocks.csv"
-    commented.write_text("# Data source: https://finance.yahoo.com\nDate,^GSPC\n1990-01-02,359.69\n")
-    with pytest.raises(DataError, match=r"the first line, '# Data source: https://finance\.yahoo\.com', was read as "
-                                        "the header: remove the comment lines above the header"):
+    commented.write_text("# Data source: https://finance.yahoo.com, daily\nDate,^GSPC\n1990-01-02,359.69\n")
+    with pytest.raises(DataError, match=r"the first line, '# Data source: https://finance\.yahoo\.com, daily', was "
+                                        "read as the header: remove the comment lines above the header"):
         check_target(read_columns(str(commented)), "^GSPC", str(commented))
 
 

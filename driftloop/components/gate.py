@@ -74,9 +74,10 @@ def _parity_check(evaluation: Evaluation, onnx_tolerance: float) -> Check:
     the reason names the bound compared, so 0.000122 is not read as passing a bound of 0.0001."""
     scale, diff = evaluation.onnx_output_scale, evaluation.onnx_max_abs_diff
     bound = onnx_tolerance * scale
-    words = f"{bound:.3g}" + (f" ({onnx_tolerance:g} x output scale {scale:.3g})" if scale != 1 else "")
+    digits = next(d for d in (3, 6, 17) if d == 17 or f"{diff:.{d}g}" != f"{bound:.{d}g}")  # never "0.0001 over 0.0001"
+    words = f"{bound:.{digits}g}" + (f" ({onnx_tolerance:g} x output scale {scale:.3g})" if scale != 1 else "")
     return Check("onnx_parity", diff <= bound,
-                 f"onnx_max_abs_diff {diff:.3g} {'within' if diff <= bound else 'over'} tolerance {words}")
+                 f"onnx_max_abs_diff {diff:.{digits}g} {'within' if diff <= bound else 'over'} tolerance {words}")
 
 
 def _baseline_check(evaluation: Evaluation) -> Check:

@@ -1,9 +1,9 @@
 """Each column's role, with the reason a data scientist can check, before anything is fitted.
 
 Roles: numeric (numbers, also written as text: "3,750", "$12", "45%"), boolean (true/false,
-yes/no, 0/1 text, a bool dtype), datetime (dates as ISO, 28/11/2026, 11/28/2026, 28.11.2026,
-2026/11/28, Nov 28, 2026 or 28 Nov 2026, or a datetime dtype: calendar features, never one-hot), categorical (bounded: rare categories of a wide column share an 'other'
-bucket), and two that leave the model: id (a label per row, which cannot generalise) and
+yes/no, 0/1 text, a bool dtype), datetime (dates in one of `driftloop.dates.FORMATS`: ISO, 28/11/2026,
+Nov 28, 2026, 28-Nov-26 …, or a datetime dtype: calendar features, never one-hot), categorical (bounded: rare
+categories of a wide column share an 'other' bucket), and two that leave the model: id (a label per row, which cannot generalise) and
 constant (one value, which carries nothing). `feature.roles` overrides any of them, and the
 older `feature.numeric`/`categorical`/`drop` lists keep working.
 """
