@@ -197,6 +197,27 @@ def test_a_nullable_boolean_columns_missing_cells_are_missing_not_a_category(tmp
     assert boolean_text(pd.NA) is None and boolean_text(pd.NaT) is None
 
 
+def test_one_value_and_blanks_is_a_flag_not_a_constant() -> None:
+    """An exported one-hot column ("1" or empty): where it is set is the signal, which dropping it lost."""
+    premium = np.where(np.arange(100) % 3 == 0, 1.0, np.nan)  # pandas reads "1"/"" as float 1.0/NaN
+    frame = pd.DataFrame({"premium": premium, "note": np.where(premium == 1.0, "vip", None), "x": np.arange(100.0),
+                          "all": ["a"] * 100, "y": np.where(premium == 1.0, "stays", "leaves")})
+    roles = infer(frame, "y", FeatureSpec())
+    table = by_column(roles)
+    assert table["premium"] == ("categorical", "one value (1.0) or blank: present or missing")
+    assert table["note"] == ("categorical", "one value ('vip') or blank: present or missing")
+    assert table["all"] == ("constant", "one value ('a') in every row: dropped")
+    rows = canonical_frame(frame, roles)
+    encoded = build_transform(roles, FeatureSpec(), transform_input(rows, roles)).fit_transform(
+        transform_input(rows, roles))
+    names = list(roles.numeric) + [f"{c}={v}" for c in roles.categorical for v in ("", "set")]
+    assert encoded.shape[1] == len(names)  # premium and note each: blank, and their one value
+    set_rows = premium == 1.0
+    for column in range(len(roles.numeric), encoded.shape[1]):  # each indicator tells the two kinds of rows apart
+        assert len(set(encoded[set_rows, column])) == 1 and len(set(encoded[~set_rows, column])) == 1
+        assert encoded[set_rows, column][0] != encoded[~set_rows, column][0]
+
+
 def test_an_integer_code_column_with_blanks_has_the_categories_its_rows_are_scored_with() -> None:
     """pandas reads a code column with blank cells as float: its categories must be '2', as a row without blanks
     (an int), a client's "2" and the drift check all name it, not '2.0' (an unseen category to every one of them)."""

@@ -2,10 +2,11 @@
 
 Roles: numeric (numbers, also written as text: "3,750", "$12", "45%"), boolean (true/false,
 yes/no, 0/1 text, a bool dtype), datetime (dates in one of `driftloop.dates.FORMATS`: ISO, 28/11/2026,
-Nov 28, 2026, 28-Nov-26 …, or a datetime dtype: calendar features, never one-hot), categorical (bounded: rare
-categories of a wide column share an 'other' bucket), and two that leave the model: id (a label per row, which cannot generalise) and
-constant (one value, which carries nothing). `feature.roles` overrides any of them, and the
-older `feature.numeric`/`categorical`/`drop` lists keep working.
+Nov 28, 2026, 28-Nov-26 …, or a datetime dtype: calendar features, never one-hot), categorical (bounded:
+rare categories of a wide column share an 'other' bucket; one value and blanks is a flag, categorical too),
+and two that leave the model: id (a label per row, which cannot generalise) and constant (one value in every
+row, which carries nothing). `feature.roles` overrides any of them, and the older
+`feature.numeric`/`categorical`/`drop` lists keep working.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
 
     present = series.dropna()
     rows, distinct = len(present), int(present.nunique())
+    if distinct == 1 and rows < len(series):
+        # one value and blanks (an exported one-hot or flag column): whether it is there is what it says, which a
+        # number loses to imputation and a category keeps (a blank is a category of its own, '')
+        return "categorical", f"one value ({_short(present.iloc[0])}) or blank: present or missing"
     if distinct == 1:
         return "constant", f"one value ({_short(present.iloc[0])}) in every row: dropped"
     if pd.api.types.is_bool_dtype(series):
