@@ -186,6 +186,9 @@ def _calendar_features(column: str, parts: list[str], ref: Calendar, cur: Calend
         if part in tc.CYCLIC_PARTS:
             result = _categorical(name, pd.Series(ref_values.astype("int64")), pd.Series(cur_values.astype("int64")),
                                   params)
+            if result.tested and (calendar_only := tc.follows_the_year(ref, part)):
+                result = replace(result, test="none", tested=False, statistic=None, p_value=None,
+                                 note=f"not tested: {calendar_only}")
         else:
             result = _numeric(name, ref_values, cur_values, params)
         note = f"{PART_WORDS.get(part, part)} of date column {column!r}, as the model sees it"

@@ -32,6 +32,7 @@ YEAR_RANGE = (1900, 2100)
 # Calendar features that cycle through a few values: compared as counts (Chi-square), not as an order (KS),
 # so December and January are no further apart than any two months
 CYCLIC_PARTS = frozenset({"month", "weekday", "hour"})
+PART_NAMES = {"month": "month", "weekday": "day of week"}
 MONOTONE_PART = "year"
 _EXAMPLES = 3
 
@@ -135,7 +136,7 @@ def choose(roles: ColumnRoles, listed: tuple[str, ...] | None,
     Raises:
         DataError: `listed` names a column the model does not take, or one with neither dates nor numbers.
     """
-    inferred = {c: "a date: its year only moves forward; its seasonal parts are tested" for c in roles.datetime}
+    inferred = {c: "a date: its year only moves forward; its seasonal parts are tested where they cycle" for c in roles.datetime}
     for column, values in numbers.items():
         why = year_like(column, values) if values is not None else ""
         if why:
@@ -271,6 +272,29 @@ def _span(summary: dict[str, Any]) -> str:
 
 def _share(count: int, total: int) -> float:
     return float(f"{count / total:.4g}") if total else 0.0
+
+
+def follows_the_year(reference: Calendar, part: str) -> str:
+    """Why a cyclic part of a date column says nothing but which year it is, or '' when it cycles on its own.
+
+    Dates one per year (vega's cars: every model year as 1 January) have one month and a weekday set by the year;
+    dates one per month (the 1st) have a weekday set by the year and month. Tested, a later window "drifts" in
+    them as surely as in the year itself. Judged on the reference, from the date each row names.
+    """
+    import numpy as np
+
+    if part not in ("weekday", "month") or not {"year", "month", "dayofyear"} <= set(reference.parts):
+        return ""
+    year, month, day = (reference.readable(p) for p in ("year", "month", "dayofyear"))
+    period = np.stack([year] if part == "month" else [year, month], axis=1)
+    if len(period) == 0:
+        return ""
+    dated = np.unique(np.column_stack([period, day]), axis=0)  # the distinct dates
+    periods = len(np.unique(period, axis=0))
+    if len(dated) > periods:  # some year (or month) holds two dates: the part varies within it
+        return ""
+    within = "year" if part == "month" else "month"
+    return f"one date per {within} in the reference: its {PART_NAMES[part]} follows the calendar, not the data"
 
 
 def parts_of(roles: ColumnRoles, column: str) -> list[str]:

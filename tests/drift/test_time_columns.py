@@ -63,6 +63,35 @@ def test_a_season_shifted_into_one_month_drifts_on_the_month_feature() -> None:
     assert "current 2010-03-0" in report.time_columns[0].note
 
 
+def test_a_weekday_or_month_the_calendar_sets_is_not_tested() -> None:
+    """vega's cars: each model year as 1 January, so its weekday follows the year: a later window alone is time
+    passing, not drift. Dates on the 1st of each month: the month still cycles and is tested, the weekday is not."""
+    rng = np.random.default_rng(5)
+
+    def yearly(first: int, last: int) -> pd.DataFrame:
+        years = rng.integers(first, last + 1, 400)
+        return pd.DataFrame({"sold": [f"{y}-01-01" for y in years], "x": rng.normal(size=400)})
+
+    report = detect(yearly(1970, 1982), yearly(1983, 1995), ROLES, DriftParams())
+    assert not report.is_drift, report.drifted_features
+    features = {f.name: f for f in report.features}
+    for part in ("sold__weekday", "sold__month"):
+        assert features[part].test == "none" and not features[part].tested
+    assert features["sold__weekday"].note.endswith("not tested: one date per month in the reference: its day of "
+                                                   "week follows the calendar, not the data")
+    assert features["sold__month"].note.endswith("not tested: one date per year in the reference: its month "
+                                                 "follows the calendar, not the data")
+
+    def monthly(first: int, last: int, months: list[int]) -> pd.DataFrame:
+        return pd.DataFrame({"sold": [f"{rng.integers(first, last + 1)}-{rng.choice(months):02d}-01"
+                                      for _ in range(400)], "x": rng.normal(size=400)})
+
+    summer = detect(monthly(2001, 2010, list(range(1, 13))), monthly(2011, 2012, [6, 7, 8]), ROLES, DriftParams())
+    features = {f.name: f for f in summer.features}
+    assert features["sold__month"].test == "chi2" and "sold__month" in summer.drifted_features
+    assert features["sold__weekday"].test == "none"
+
+
 def test_a_day_first_date_column_is_read_in_its_own_format() -> None:
     """A date training read as DD/MM/YYYY is tested in that format: 13/01/2010 is January, not unreadable."""
     rng = np.random.default_rng(6)
