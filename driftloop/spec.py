@@ -13,16 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from driftloop.constants import COMPRESSED_SUFFIXES, LATENCY_METRICS, METRICS
+from driftloop.constants import COMPRESSED_SUFFIXES, LATENCY_METRICS, METRICS, WHITESPACE_SEP
 from driftloop.errors import InvalidSpec
 from driftloop.suggest import nearest
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-WHITESPACE_SEP = r"\s+"  # pandas' own spelling of "one or more spaces or tabs" as a delimiter
 
 
 class ReadSpec(_Strict):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.constants import COMPRESSED_SUFFIXES
+from driftloop.constants import COMPRESSED_SUFFIXES, WHITESPACE_SEP
 from driftloop.errors import DataError
 from driftloop.storage import read_bytes, sha256
 
@@ -248,7 +248,7 @@ def _check_csv_header(raw: bytes, uri: str, options: Mapping[str, Any]) -> None:
     """pandas renames a repeated CSV header to `x.1`, which would train on a column nobody named: refuse it."""
     import pandas as pd
 
-    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding")}
+    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding", "quotechar")}
     try:
         header = pd.read_csv(io.BytesIO(raw), header=None, nrows=1, dtype=str, keep_default_na=False,
                              **header_options)
@@ -374,6 +374,7 @@ class CsvDialect:
     sep: str
     decimal: str
     encoding: str
+    quotechar: str = '"'  # "'" when the header's every name is in single quotes (statsmodels' spector.csv)
 
 
 def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -383,9 +384,11 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
         DataError: the bytes are not text in the given encoding.
     """
     given = {k: v for k, v in (read or {}).items() if v is not None}
-    dialect = sniff_csv(raw, encoding=given.get("encoding"), uri=uri)
-    options: dict[str, Any] = {"sep": given.get("sep", dialect.sep), "decimal": given.get("decimal", dialect.decimal),
+    dialect = sniff_csv(raw, encoding=given.get("encoding"), uri=uri, sep=given.get("sep"))
+    options: dict[str, Any] = {"sep": dialect.sep, "decimal": given.get("decimal", dialect.decimal),
                                "encoding": dialect.encoding}
+    if dialect.quotechar != '"':
+        options["quotechar"] = dialect.quotechar
     if "thousands" in given:
         options["thousands"] = given["thousands"]
     if "na_values" in given:
@@ -393,8 +396,9 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
     return options
 
 
-def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") -> CsvDialect:
-    """Delimiter (`,` `;` tab `|`), decimal mark and encoding of a CSV, from its first lines.
+def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", sep: str | None = None) -> CsvDialect:
+    """Delimiter (`,` `;` tab `|`, unless `sep` is given), decimal mark, encoding and quote character of a CSV, from
+    its first lines.
 
     The delimiter is the candidate that splits the sampled lines into the same number (> 1) of
     fields most often; a decimal comma is assumed only when the delimiter is not a comma and the
@@ -404,7 +408,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
 
     Example:
         >>> sniff_csv(b"a;b\\n1,5;2\\n")
-        CsvDialect(sep=';', decimal=',', encoding='utf-8')
+        CsvDialect(sep=';', decimal=',', encoding='utf-8', quotechar='"')
     """
     encoding = encoding or _encoding_of(raw)
     try:
@@ -416,8 +420,10 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
     lines = [line for line in head.lstrip("\ufeff").splitlines()[:_SNIFF_LINES] if line.strip()]
     if len(raw) > 64 * 1024 and len(lines) > 1:
         lines = lines[:-1]  # the sample may end mid-line
-    sep = _delimiter(lines)
-    rows = list(csv.reader(lines[1:], delimiter=sep))
+    sep = sep or _delimiter(lines)
+    quotechar = _quote_of(lines[0], sep) if lines else '"'
+    rows = [row.split() for row in lines[1:]] if sep == WHITESPACE_SEP else \
+        list(csv.reader(lines[1:], delimiter=sep, quotechar=quotechar))
     # "12,5 %" and "99,90 €" are numbers; "$1,200" stays as it is: a leading sign is US or UK grouping
     cells = [cell.strip().rstrip(_SIGNS) for row in rows for cell in row]
     grouped = [bool(_DOT_THOUSANDS.match(c)) for c in cells]
@@ -425,7 +431,15 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table") ->
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))
     dot = sum(bool(_DOT_DECIMAL.match(c)) and not g for c, g in zip(cells, grouped, strict=True))
     decimal = "," if sep != "," and comma and not dot else "."
-    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding)
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, quotechar=quotechar)
+
+
+def _quote_of(header: str, sep: str) -> str:
+    """"'" when every name in the header line is in single quotes ('OBS' 'GPA', as statsmodels ships some tables),
+    else the CSV standard's '"'."""
+    names = header.split() if sep == WHITESPACE_SEP or sep == " " else header.split(sep)
+    quoted = [n.strip() for n in names]
+    return "'" if quoted and all(len(n) >= 2 and n[0] == n[-1] == "'" and "'" not in n[1:-1] for n in quoted) else '"'
 
 
 def _encoding_of(raw: bytes) -> str:

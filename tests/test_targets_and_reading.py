@@ -14,7 +14,7 @@ from driftloop.components.evaluate import classification_metrics
 from driftloop.components.feature import order_classes
 from driftloop.errors import DataError, InvalidSpec
 from driftloop.spec import load_spec, validate_read
-from driftloop.table import load_table, load_training_table, sniff_csv
+from driftloop.table import load_table, load_training_table, read_columns, sniff_csv
 
 from .conftest import Cli, registry_for
 
@@ -200,6 +200,24 @@ def test_a_header_that_did_not_split_or_a_comment_above_it_is_named(tmp_path: Pa
     with pytest.raises(DataError, match=r"the first line, '# Data source: https://finance\.yahoo\.com, daily', was "
                                         "read as the header: remove the comment lines above the header"):
         check_target(read_columns(str(commented)), "^GSPC", str(commented))
+
+
+def test_a_header_of_single_quoted_names_reads_as_the_names(tmp_path: Path) -> None:
+    """As statsmodels ships anes96.csv (tab-separated) and spector.csv (spaces): 'popul'\t'TVnews' …; a value with
+    an apostrophe inside stays as written."""
+    anes = tmp_path / "anes96.csv"
+    anes.write_text("'popul'\t'TVnews'\t'vote'\n0\t7\t1\n190\t1\t0\n")
+    assert read_columns(str(anes)) == ["popul", "TVnews", "vote"]
+    assert load_table(str(anes)).frame.to_dict("list") == {"popul": [0, 190], "TVnews": [7, 1], "vote": [1, 0]}
+    spector = tmp_path / "spector.csv"
+    spector.write_text("'OBS' 'GPA' 'GRADE'\n1 2.66 0\n2 2.89 1\n")
+    assert read_columns(str(spector), read={"sep": "\\s+"}) == ["OBS", "GPA", "GRADE"]
+    names = tmp_path / "names.csv"
+    names.write_text("'name','y'\nO'Brien,1\nO'Neil,0\n")
+    assert load_table(str(names)).frame.to_dict("list") == {"name": ["O'Brien", "O'Neil"], "y": [1, 0]}
+    plain = tmp_path / "plain.csv"
+    plain.write_text("note,y\n'quoted' here,1\nit's,0\n")  # a header without quotes: values are as written
+    assert load_table(str(plain)).frame["note"].tolist() == ["'quoted' here", "it's"]
 
 
 def test_windows_encoding_without_bom(tmp_path: Path) -> None:
