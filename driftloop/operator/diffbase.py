@@ -61,6 +61,23 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
         status.store(body=body, patch=patch, essence=essence)
 
 
+class ProgressAnnotations(kopf.AnnotationsProgressStorage):
+    """kopf's progress annotations under our prefix, less one deep copy of the essence per side per event.
+
+    kopf asks the progress storage to take its own annotations out of both essences it diffs, and the base
+    `clear` deep-copies the essence first. Both are fresh already: the diff base's `fetch` parses them from JSON
+    and its `build` copies them (`StatusDiffBase`), and kopf holds them nowhere else. That copy was a twentieth
+    of the operator's CPU in a burst of new resources.
+    """
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        annotations = cast(dict[str, Any], essence).get("metadata", {}).get("annotations", {})
+        ours = {key for key in annotations if self.prefix and key.startswith(f"{self.prefix}/")}
+        self.remove_annotations(essence, ours)
+        self.remove_empty_stanzas(essence)
+        return essence
+
+
 def _tracked(body: kopf.Body) -> bool:
     """Not a Job or CronJob, which the operator only watches (on-event handlers): an MLTrainingJob, the
     kind with change-detecting handlers, or anything unrecognised (a body without its kind), to be safe."""

@@ -26,7 +26,7 @@ from driftloop.errors import InvalidSpec
 from driftloop.k8s_gateway import Cluster, KubernetesApiError, OwnedByAnother
 from driftloop.operator import constants as k
 from driftloop.operator.conditions import set_condition, utc_now
-from driftloop.operator.diffbase import StatusDiffBase
+from driftloop.operator.diffbase import ProgressAnnotations, StatusDiffBase
 from driftloop.operator.drift_render import DRIFT_CONDITIONS
 from driftloop.operator.render import Owner, owned_name, render_children
 from driftloop.operator.resource import parse_resource_spec, training_hash
@@ -60,7 +60,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # restarted operator must see what was in flight. Not the bare group: kopf ignores every
     # annotation under its own prefix, ours included. The last-handled spec goes in status, in the
     # request that writes the handlers' status (see `diffbase`).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=k.KOPF_PREFIX)
+    settings.persistence.progress_storage = ProgressAnnotations(prefix=k.KOPF_PREFIX)
     settings.persistence.diffbase_storage = StatusDiffBase()
     # The delete handler's finalizer, under our name (what `kubectl get -o yaml` shows a user).
     settings.persistence.finalizer = k.FINALIZER

@@ -61,3 +61,20 @@ def test_what_is_only_watched_has_no_record() -> None:
         ANNOTATION: json.dumps({"spec": {"parallelism": 1}})}}, "spec": {"template": {"spec": {"containers": []}}}})
     assert StatusDiffBase().build(body=job) == {}
     assert StatusDiffBase().fetch(body=job) is None
+
+
+def test_progress_is_cleared_from_both_sides_as_kopf_clears_it_without_touching_the_body() -> None:
+    """The same essence kopf's own `clear` gives, from the diff base's fresh copies, and the body left as it was."""
+    from driftloop.operator.diffbase import ProgressAnnotations
+
+    ours, kopfs, storage = ProgressAnnotations(prefix="kopf.driftloop.io"), \
+        kopf.AnnotationsProgressStorage(prefix="kopf.driftloop.io"), StatusDiffBase()
+    raw = body(annotations={"kopf.driftloop.io/start_training": '{"started": "x"}', "team": "risk"},
+               status={"lastHandledConfiguration": json.dumps(
+                   {"spec": SPEC, "metadata": {"annotations": {"kopf.driftloop.io/follow_job": "{}"}}})})
+    before = json.dumps(dict(raw), sort_keys=True)
+    for side in (storage.build(body=raw), storage.fetch(body=raw)):
+        assert ours.clear(essence=json.loads(json.dumps(side))) == kopfs.clear(essence=side)
+    assert ours.clear(essence=storage.build(body=raw)) == {"spec": SPEC, "metadata": {"annotations": {"team": "risk"}}}
+    assert ours.clear(essence=storage.fetch(body=raw)) == {"spec": SPEC}  # an empty stanza goes too
+    assert json.dumps(dict(raw), sort_keys=True) == before
