@@ -32,7 +32,6 @@ YEAR_RANGE = (1900, 2100)
 # Calendar features that cycle through a few values: compared as counts (Chi-square), not as an order (KS),
 # so December and January are no further apart than any two months
 CYCLIC_PARTS = frozenset({"month", "weekday", "hour"})
-PART_NAMES = {"month": "month", "weekday": "day of week"}
 MONOTONE_PART = "year"
 _EXAMPLES = 3
 
@@ -275,26 +274,27 @@ def _share(count: int, total: int) -> float:
 
 
 def follows_the_year(reference: Calendar, part: str) -> str:
-    """Why a cyclic part of a date column says nothing but which year it is, or '' when it cycles on its own.
+    """Why a date column's weekday says nothing but which month of which year it is, or '' when it cycles on its own.
 
-    Dates one per year (vega's cars: every model year as 1 January) have one month and a weekday set by the year;
-    dates one per month (the 1st) have a weekday set by the year and month. Tested, a later window "drifts" in
-    them as surely as in the year itself. Judged on the reference, from the date each row names.
+    Dates all on one day of the month (vega's cars: every model year as 1 January; monthly figures dated the 1st)
+    have a weekday the calendar sets: a later window "drifts" in it as surely as in the year itself. Dates on
+    other days (billing on business days) keep theirs, tested. The month is always tested: on one day of the
+    year it is one value, which moves only if the data does. Judged on the reference's readable dates.
     """
     import numpy as np
+    import pandas as pd
 
-    if part not in ("weekday", "month") or not {"year", "month", "dayofyear"} <= set(reference.parts):
+    if part != "weekday" or not {"year", "dayofyear"} <= set(reference.parts):
         return ""
-    year, month, day = (reference.readable(p) for p in ("year", "month", "dayofyear"))
-    period = np.stack([year] if part == "month" else [year, month], axis=1)
-    if len(period) == 0:
+    year, day = reference.readable("year"), reference.readable("dayofyear")
+    if len(year) == 0:
         return ""
-    dated = np.unique(np.column_stack([period, day]), axis=0)  # the distinct dates
-    periods = len(np.unique(period, axis=0))
-    if len(dated) > periods:  # some year (or month) holds two dates: the part varies within it
+    ordinal = year.astype("int64") * 1000 + day.astype("int64")
+    days_of_month = np.unique(pd.to_datetime(pd.Series(np.unique(ordinal)).astype(str), format="%Y%j").dt.day)
+    if len(days_of_month) > 1:
         return ""
-    within = "year" if part == "month" else "month"
-    return f"one date per {within} in the reference: its {PART_NAMES[part]} follows the calendar, not the data"
+    return (f"every reference date is day {int(days_of_month[0])} of its month: its day of week follows the "
+            "calendar, not the data")
 
 
 def parts_of(roles: ColumnRoles, column: str) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from driftloop.canonical import boolean_text, calendar_name, calendar_parts, number_text
+from driftloop.canonical import boolean_text, calendar_name, calendar_parts, category_text, number_text
 from driftloop.serve.errors import ClientError
 
 Columns = dict[str, Sequence[Any]]
@@ -238,6 +238,8 @@ class InputSchema:
             columns[name] = [_csv_number(v, name, row) for row, v in enumerate(columns[name])]
         for name in self.dates + self.categorical:
             columns[name] = [None if v in CSV_MISSING else v for v in columns[name]]
+        for name in self.categorical:
+            columns[name] = _as_pandas_reads(columns[name])
         return columns, len(data)
 
     @cached_property
@@ -457,6 +459,19 @@ def _check_dates(values: Sequence[Any], column: str, fmt: str) -> None:
         raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (text in {fmt})")
 
 
+def _as_pandas_reads(cells: Sequence[Any]) -> Sequence[Any]:
+    """A CSV column of a category as pandas reads a file (training, `driftloop predict`): when every cell given is
+    a number, the numbers' category text ("1.0" is "1"), so `DataFrame.to_csv` of a flag column (1.0 or blank)
+    scores as its rows did in training; any other column as written."""
+    try:
+        numbers = [None if cell is None else float(cell) for cell in cells]
+    except ValueError:
+        return cells
+    if all(n is None for n in numbers):
+        return cells
+    return [None if n is None else category_text(n) for n in numbers]
+
+
 def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) -> np.ndarray:
     """Text as is; null as '' (a missing category, which the one-hot encoder ignores), as `OnnxModel.feed` does;
     a boolean as `True`/`False`, the text training made of pandas' bool values (`str(True)`); in a boolean
@@ -470,6 +485,10 @@ def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) ->
                 converted.append("")
             elif isinstance(value, (str, bool)):
                 converted.append(str(value))
+            elif isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+                converted.append(category_text(value))  # a code column's 2 or 2.0: "2", as training and predict
+            elif isinstance(value, float):
+                converted.append("")  # NaN: a missing category, as `OnnxModel.feed` reads it
             else:
                 raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a category (a string)")
         values = converted

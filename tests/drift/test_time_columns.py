@@ -63,33 +63,42 @@ def test_a_season_shifted_into_one_month_drifts_on_the_month_feature() -> None:
     assert "current 2010-03-0" in report.time_columns[0].note
 
 
-def test_a_weekday_or_month_the_calendar_sets_is_not_tested() -> None:
+def test_a_weekday_the_calendar_sets_is_not_tested_and_one_that_cycles_is() -> None:
     """vega's cars: each model year as 1 January, so its weekday follows the year: a later window alone is time
-    passing, not drift. Dates on the 1st of each month: the month still cycles and is tested, the weekday is not."""
+    passing, not drift. Monthly figures on the 1st: the same. Billing on varying days, or a yearly event moving
+    season, still drift where they move."""
     rng = np.random.default_rng(5)
 
-    def yearly(first: int, last: int) -> pd.DataFrame:
-        years = rng.integers(first, last + 1, 400)
-        return pd.DataFrame({"sold": [f"{y}-01-01" for y in years], "x": rng.normal(size=400)})
+    def frame(dates: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"sold": dates, "x": rng.normal(size=len(dates))})
+
+    def yearly(first: int, last: int, month_day: str = "01-01") -> pd.DataFrame:
+        return frame([f"{y}-{month_day}" for y in rng.integers(first, last + 1, 400)])
 
     report = detect(yearly(1970, 1982), yearly(1983, 1995), ROLES, DriftParams())
     assert not report.is_drift, report.drifted_features
     features = {f.name: f for f in report.features}
-    for part in ("sold__weekday", "sold__month"):
-        assert features[part].test == "none" and not features[part].tested
-    assert features["sold__weekday"].note.endswith("not tested: one date per month in the reference: its day of "
-                                                   "week follows the calendar, not the data")
-    assert features["sold__month"].note.endswith("not tested: one date per year in the reference: its month "
-                                                 "follows the calendar, not the data")
+    assert features["sold__weekday"].test == "none" and not features["sold__weekday"].tested
+    assert features["sold__weekday"].note.endswith("not tested: every reference date is day 1 of its month: its day "
+                                                   "of week follows the calendar, not the data")
+    assert features["sold__month"].test == "chi2"  # one value on both sides: tested, and calm
+    moved = detect(yearly(1970, 1982), yearly(1983, 1995, "07-01"), ROLES, DriftParams())  # the event moved season
+    assert "sold__month" in moved.drifted_features
 
-    def monthly(first: int, last: int, months: list[int]) -> pd.DataFrame:
-        return pd.DataFrame({"sold": [f"{rng.integers(first, last + 1)}-{rng.choice(months):02d}-01"
-                                      for _ in range(400)], "x": rng.normal(size=400)})
+    def monthly(years: range, days: list[int]) -> pd.DataFrame:
+        return frame([f"{rng.choice(years)}-{rng.integers(1, 13):02d}-{rng.choice(days):02d}" for _ in range(400)])
 
-    summer = detect(monthly(2001, 2010, list(range(1, 13))), monthly(2011, 2012, [6, 7, 8]), ROLES, DriftParams())
-    features = {f.name: f for f in summer.features}
-    assert features["sold__month"].test == "chi2" and "sold__month" in summer.drifted_features
-    assert features["sold__weekday"].test == "none"
+    firsts = {f.name: f for f in detect(monthly(range(2001, 2011), [1]), monthly(range(2011, 2013), [1]), ROLES,
+                                        DriftParams()).features}
+    assert firsts["sold__weekday"].test == "none" and firsts["sold__month"].test == "chi2"
+
+    def billed(weekend: bool) -> pd.DataFrame:  # one bill a month, on a business day (or, later, a weekend)
+        days = pd.date_range("2001-01-01", "2012-12-31")
+        days = days[(days.weekday >= 5) == weekend]
+        return frame([str(d)[:10] for d in rng.choice(days.to_numpy(), 400)])
+
+    weekends = detect(billed(False), billed(True), ROLES, DriftParams())
+    assert "sold__weekday" in weekends.drifted_features
 
 
 def test_a_day_first_date_column_is_read_in_its_own_format() -> None:
