@@ -248,7 +248,10 @@ def _check_csv_header(raw: bytes, uri: str, options: Mapping[str, Any]) -> None:
     """pandas renames a repeated CSV header to `x.1`, which would train on a column nobody named: refuse it."""
     import pandas as pd
 
-    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding", "quotechar")}
+    if "names" in options:  # read from the header line by the sniffer
+        _check_unique(list(options["names"]), uri)
+        return
+    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding")}
     try:
         header = pd.read_csv(io.BytesIO(raw), header=None, nrows=1, dtype=str, keep_default_na=False,
                              **header_options)
@@ -305,7 +308,7 @@ def decompressed(raw: bytes, uri: str) -> bytes:
         DataError: the archive is damaged or encrypted, or does not hold exactly one file, itself not compressed.
     """
     codec = _codec(raw)
-    if codec is None:
+    if codec is None and raw[257:262] != b"ustar":  # neither compressed nor a plain tar
         return raw
     import bz2
     import gzip
@@ -324,8 +327,10 @@ def decompressed(raw: bytes, uri: str) -> bytes:
                 if members[0].flag_bits & 0x1:
                     raise DataError(f"{uri}: {members[0].filename} is encrypted in the zip archive; unpack it first")
                 unpacked = archive.read(members[0])
-        else:
+        elif codec is not None:
             unpacked = {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}[codec](raw)
+        else:
+            unpacked, codec = raw, "tar"
         if unpacked[257:262] == b"ustar":  # a .tar.gz: its one file
             with tarfile.open(fileobj=io.BytesIO(unpacked)) as archive:
                 files = [m for m in archive.getmembers() if m.isfile() and not _MAC_EXTRAS.search(m.name)]
@@ -374,7 +379,7 @@ class CsvDialect:
     sep: str
     decimal: str
     encoding: str
-    quotechar: str = '"'  # "'" when the header's every name is in single quotes (statsmodels' spector.csv)
+    names: tuple[str, ...] | None = None  # the header's names when each is in single quotes (statsmodels' spector.csv)
 
 
 def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -387,8 +392,8 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
     dialect = sniff_csv(raw, encoding=given.get("encoding"), uri=uri, sep=given.get("sep"))
     options: dict[str, Any] = {"sep": dialect.sep, "decimal": given.get("decimal", dialect.decimal),
                                "encoding": dialect.encoding}
-    if dialect.quotechar != '"':
-        options["quotechar"] = dialect.quotechar
+    if dialect.names is not None:  # the header's quotes only: a row's "Smith, John" and 'nineties stay as pandas reads them
+        options["names"], options["header"] = list(dialect.names), 0
     if "thousands" in given:
         options["thousands"] = given["thousands"]
     if "na_values" in given:
@@ -408,7 +413,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
 
     Example:
         >>> sniff_csv(b"a;b\\n1,5;2\\n")
-        CsvDialect(sep=';', decimal=',', encoding='utf-8', quotechar='"')
+        CsvDialect(sep=';', decimal=',', encoding='utf-8', names=None)
     """
     encoding = encoding or _encoding_of(raw)
     try:
@@ -421,9 +426,8 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
     if len(raw) > 64 * 1024 and len(lines) > 1:
         lines = lines[:-1]  # the sample may end mid-line
     sep = sep or _delimiter(lines)
-    quotechar = _quote_of(lines[0], sep) if lines else '"'
-    rows = [row.split() for row in lines[1:]] if sep == WHITESPACE_SEP else \
-        list(csv.reader(lines[1:], delimiter=sep, quotechar=quotechar))
+    names = _single_quoted_names(lines[0], sep) if lines else None
+    rows = [row.split() for row in lines[1:]] if sep == WHITESPACE_SEP else list(csv.reader(lines[1:], delimiter=sep))
     # "12,5 %" and "99,90 €" are numbers; "$1,200" stays as it is: a leading sign is US or UK grouping
     cells = [cell.strip().rstrip(_SIGNS) for row in rows for cell in row]
     grouped = [bool(_DOT_THOUSANDS.match(c)) for c in cells]
@@ -431,15 +435,21 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))
     dot = sum(bool(_DOT_DECIMAL.match(c)) and not g for c, g in zip(cells, grouped, strict=True))
     decimal = "," if sep != "," and comma and not dot else "."
-    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, quotechar=quotechar)
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, names=names)
 
 
-def _quote_of(header: str, sep: str) -> str:
-    """"'" when every name in the header line is in single quotes ('OBS' 'GPA', as statsmodels ships some tables),
-    else the CSV standard's '"'."""
-    names = header.split() if sep == WHITESPACE_SEP or sep == " " else header.split(sep)
-    quoted = [n.strip() for n in names]
-    return "'" if quoted and all(len(n) >= 2 and n[0] == n[-1] == "'" and "'" not in n[1:-1] for n in quoted) else '"'
+_QUOTED_NAME = r"\s*'([^']*)'\s*"
+
+
+def _single_quoted_names(header: str, sep: str) -> tuple[str, ...] | None:
+    """The names of a header line whose every name is in single quotes ('OBS' 'GPA', as statsmodels ships some
+    tables; 'first name' too), else None: the CSV standard's double quotes are pandas' own."""
+    if sep in (WHITESPACE_SEP, " "):
+        if not re.fullmatch(f"(?:{_QUOTED_NAME})+", header):
+            return None
+        return tuple(re.findall(_QUOTED_NAME, header))
+    found = [re.fullmatch(_QUOTED_NAME, field) for field in header.split(sep)]
+    return tuple(m.group(1) for m in found if m) if found and all(found) else None
 
 
 def _encoding_of(raw: bytes) -> str:

@@ -162,9 +162,10 @@ def test_a_compressed_table_reads_as_its_plain_text(tmp_path: Path) -> None:
         load_table(str(tmp_path / "two.zip"))
     import tarfile
 
-    with tarfile.open(tmp_path / "p.tar.gz", "w:gz") as archive:  # a .tar.gz of one table
-        archive.add(plain, "penguins.csv")
-    assert load_table(str(tmp_path / "p.tar.gz")).frame.equals(expected)
+    for name, mode in (("p.tar.gz", "w:gz"), ("p.tar", "w")):  # a .tar.gz, or a plain tar, of one table
+        with tarfile.open(tmp_path / name, mode) as archive:
+            archive.add(plain, "penguins.csv")
+        assert load_table(str(tmp_path / name)).frame.equals(expected), name
     (tmp_path / "twice.csv.gz").write_bytes(gzip.compress(gzip.compress(plain.read_bytes())))
     with pytest.raises(DataError, match="a gzip file inside the gzip file; unpack it to one level"):
         load_table(str(tmp_path / "twice.csv.gz"))
@@ -212,9 +213,17 @@ def test_a_header_of_single_quoted_names_reads_as_the_names(tmp_path: Path) -> N
     spector = tmp_path / "spector.csv"
     spector.write_text("'OBS' 'GPA' 'GRADE'\n1 2.66 0\n2 2.89 1\n")
     assert read_columns(str(spector), read={"sep": "\\s+"}) == ["OBS", "GPA", "GRADE"]
-    names = tmp_path / "names.csv"
-    names.write_text("'name','y'\nO'Brien,1\nO'Neil,0\n")
-    assert load_table(str(names)).frame.to_dict("list") == {"name": ["O'Brien", "O'Neil"], "y": [1, 0]}
+    names = tmp_path / "names.csv"  # the quotes are the header's: the rows read as pandas reads any CSV
+    names.write_text("'name','city','y'\nO'Brien,\"Cork, Ireland\",1\n'90s fan,Oslo,0\n\"Smith, John\",Paris,1\n")
+    assert load_table(str(names)).frame.to_dict("list") == {"name": ["O'Brien", "'90s fan", "Smith, John"],
+                                                             "city": ["Cork, Ireland", "Oslo", "Paris"], "y": [1, 0, 1]}
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("'first name' 'y'\nAda 1\nBo 0\n")
+    assert read_columns(str(spaced), read={"sep": "\\s+"}) == ["first name", "y"]
+    twice = tmp_path / "twice.csv"
+    twice.write_text("'a','a'\n1,2\n")
+    with pytest.raises(DataError, match="column name 'a' appears more than once"):
+        load_table(str(twice))
     plain = tmp_path / "plain.csv"
     plain.write_text("note,y\n'quoted' here,1\nit's,0\n")  # a header without quotes: values are as written
     assert load_table(str(plain)).frame["note"].tolist() == ["'quoted' here", "it's"]
