@@ -216,21 +216,26 @@ def test_one_value_and_blanks_is_a_flag_not_a_constant() -> None:
     for column in range(len(roles.numeric), encoded.shape[1]):  # each indicator tells the two kinds of rows apart
         assert len(set(encoded[set_rows, column])) == 1 and len(set(encoded[~set_rows, column])) == 1
         assert encoded[set_rows, column][0] != encoded[~set_rows, column][0]
-    # served as `driftloop predict` reads it: a client's 1, 1.0, "1" or a CSV's "1.0" is the category "1"
+    # served as `driftloop predict` reads it: "1" (a category is text), and a CSV's "1.0" from `to_csv` is "1" too
     from driftloop.onnx_model import feed_rows, graph_names
+    from driftloop.serve.errors import ClientError
     from driftloop.serve.schema import InputSchema
 
     names = {c: n for c, n in graph_names(roles).items() if c in roles.features}
     schema = InputSchema(tuple(roles.numeric), tuple(roles.categorical), 100, names, datetime={})
-    records = [{"premium": v, "note": "vip", "x": 1.0} for v in (1, 1.0, "1", None, float("nan"))]
+    records = [{"premium": v, "note": "vip", "x": 1.0} for v in ("1", None)]
     served = schema.feed(schema.columns_of({"dataframe_records": records})[0])
-    assert served[names["premium"]][:, 0].tolist() == ["1", "1", "1", "", ""]
+    assert served[names["premium"]][:, 0].tolist() == ["1", ""]
+    with pytest.raises(ClientError, match="'premium': 1.0 at row 0 is not a category"):  # as strict as every column
+        schema.feed(schema.columns_of({"dataframe_records": [{"premium": 1.0, "note": "vip", "x": 1.0}]})[0])
     batch = feed_rows(pd.DataFrame({"premium": [1.0, None], "note": ["vip", None], "x": [1.0, 2.0]}), roles.numeric,
                       roles.categorical, names)
     assert batch[names["premium"]][:, 0].tolist() == ["1", ""]
     written = pd.DataFrame({"premium": [1.0, None], "note": ["vip", None], "x": [1.0, 2.0]}).to_csv(index=False)
     from_csv = schema.feed(schema.columns_of_csv(written)[0])
     assert from_csv[names["premium"]][:, 0].tolist() == ["1", ""] and from_csv[names["note"]][:, 0].tolist() == ["vip", ""]
+    codes = schema.feed(schema.columns_of_csv("premium,note,x\n01,2.5,1\n")[0])  # a code and a decimal stay as written
+    assert codes[names["premium"]][:, 0].tolist() == ["01"] and codes[names["note"]][:, 0].tolist() == ["2.5"]
 
 
 def test_an_integer_code_column_with_blanks_has_the_categories_its_rows_are_scored_with() -> None:

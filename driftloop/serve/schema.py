@@ -23,6 +23,7 @@ many rows → 413.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -459,17 +460,15 @@ def _check_dates(values: Sequence[Any], column: str, fmt: str) -> None:
         raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (text in {fmt})")
 
 
+_WHOLE_DECIMAL = re.compile(r"[+-]?[0-9]+\.0*")
+
+
 def _as_pandas_reads(cells: Sequence[Any]) -> Sequence[Any]:
-    """A CSV column of a category as pandas reads a file (training, `driftloop predict`): when every cell given is
-    a number, the numbers' category text ("1.0" is "1"), so `DataFrame.to_csv` of a flag column (1.0 or blank)
-    scores as its rows did in training; any other column as written."""
-    try:
-        numbers = [None if cell is None else float(cell) for cell in cells]
-    except ValueError:
-        return cells
-    if all(n is None for n in numbers):
-        return cells
-    return [None if n is None else category_text(n) for n in numbers]
+    """A CSV category cell written as a whole number with a decimal point ("1.0": `DataFrame.to_csv` of a code or
+    flag column that pandas read as float for its blanks) as the category training and `driftloop predict` made of
+    it, "1". Any other text as written: "01" (a code) and "2.5" stay."""
+    return [category_text(float(cell)) if isinstance(cell, str) and _WHOLE_DECIMAL.fullmatch(cell) else cell
+            for cell in cells]
 
 
 def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) -> np.ndarray:
@@ -485,10 +484,6 @@ def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) ->
                 converted.append("")
             elif isinstance(value, (str, bool)):
                 converted.append(str(value))
-            elif isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-                converted.append(category_text(value))  # a code column's 2 or 2.0: "2", as training and predict
-            elif isinstance(value, float):
-                converted.append("")  # NaN: a missing category, as `OnnxModel.feed` reads it
             else:
                 raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a category (a string)")
         values = converted
