@@ -321,16 +321,10 @@ def predict(model_name: str, data: str, output: str, model_version: str | None, 
             read_options: tuple[str, ...], tracking_uri: str | None, quiet: bool) -> None:
     """Score a table with a registered version through its ONNX file, as `mlflow models predict` does."""
     from driftloop.predict import predict_table
-    from driftloop.spec import ReadSpec, validate_read
+    from driftloop.spec import read_flags
 
-    read = {}
-    for item in read_options:
-        key, sep, value = item.partition("=")
-        if not sep or key not in ReadSpec.model_fields:
-            raise click.UsageError(f"--read {item!r}: expected KEY=VALUE with KEY one of {', '.join(ReadSpec.model_fields)}")
-        read[key] = value.split(",") if key == "na_values" else value
     predict_table(gateway=_registry(tracking_uri), model_name=model_name, data=data, output=output,
-                  version=model_version, alias=alias, console=Console(quiet=quiet), read=validate_read(read))
+                  version=model_version, alias=alias, console=Console(quiet=quiet), read=read_flags(read_options))
 
 
 @cli.command()

@@ -69,6 +69,21 @@ def validate_read(raw: dict[str, Any]) -> dict[str, Any]:
         raise InvalidSpec(f"--read: {_describe_read(e)}") from None
 
 
+def read_flags(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`--read KEY=VALUE` flags (`predict`, `drift`) as checked `data.read` options; `na_values` takes a comma list.
+
+    Raises:
+        InvalidSpec: a flag that is not KEY=VALUE with a known key, or a bad value, named.
+    """
+    raw: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ReadSpec.model_fields:
+            raise InvalidSpec(f"--read {item!r}: expected KEY=VALUE with KEY one of {', '.join(ReadSpec.model_fields)}")
+        raw[key] = value.split(",") if key == "na_values" else value
+    return validate_read(raw)
+
+
 def _describe_read(error: ValidationError) -> str:
     first = error.errors()[0]
     return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg'].removeprefix('Value error, ')}"

@@ -79,6 +79,7 @@ class DriftRequest:
     kfp_host: str | None = None
     kfp_experiment: str = "driftloop"
     kfp_namespace: str | None = None
+    read: dict[str, Any] = field(default_factory=dict)  # CSV options for the --current and --reference files
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     reference = _reference(request, mlflow, champion, report_dir)
     policy = _policy(request, reference.stored_policy)
     params = _params(policy)
-    current_table = load_table(request.current)
+    current_table = load_table(request.current, read=request.read)
     current = feature_table(current_table.frame)
     for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
         if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
@@ -271,7 +272,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
         if spec_path is not None:
             stored = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
     if request.reference is not None:
-        frame, uri = load_table(request.reference).frame, request.reference
+        frame, uri = load_table(request.reference, read=request.read).frame, request.reference
     else:
         path = _download(mlflow, champion, REFERENCE_ARTIFACT, report_dir)  # type: ignore[arg-type]
         if path is None:

@@ -30,6 +30,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--model", "model_name", help="Registered model; the reference defaults to the sample stored with its "
               "@champion, and the drift policy to the one in its spec.")
 @click.option("--reference", help="Reference table instead of the champion's stored sample.")
+@click.option("--read", "read_options", multiple=True, metavar="KEY=VALUE",
+              help="CSV reading of --current (and --reference) over the sniffed dialect, as in data.read: sep "
+              "('\\s+' for runs of spaces), decimal, thousands, na_values, encoding.")
 @click.option("--target", help="Label column to leave out of the comparison (default: the model's target).")
 @click.option("--report", "report_out", metavar="FILE", help="Write the self-contained HTML report here.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the report as JSON ('-' for stdout).")
@@ -62,7 +65,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--out-dir", type=click.Path(file_okay=False), default=".driftloop/drift", show_default=True,
               help="Where reports and staged retrain data are written.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def drift(current: str, model_name: str | None, reference: str | None, target: str | None, report_out: str | None,
+def drift(current: str, model_name: str | None, reference: str | None, read_options: tuple[str, ...],
+          target: str | None, report_out: str | None,
           json_out: str | None, summary_out: str | None, p_val: float | None, correction: str | None, min_samples: int | None,
           time_columns: tuple[str, ...], no_time_columns: bool, retrain: str | None, cooldown: str | None,
           retrain_data: str | None, window: str | None,
@@ -81,6 +85,7 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
     """
     from driftloop.drift.check import DriftRequest
     from driftloop.drift.retrain import check_and_retrain
+    from driftloop.spec import read_flags
 
     if time_columns and no_time_columns:
         raise click.UsageError("--time-column and --no-time-columns contradict each other: give one")
@@ -92,7 +97,8 @@ def drift(current: str, model_name: str | None, reference: str | None, target: s
                            min_samples=min_samples, cooldown=cooldown, retrain=retrain, retrain_data=retrain_data,
                            time_columns=[] if no_time_columns else (list(time_columns) or None),
                            window=window, overrides=list(overrides), out_dir=Path(out_dir), k8s_job=k8s_job,
-                           namespace=namespace, kfp_host=kfp_host, kfp_experiment=kfp_experiment)
+                           namespace=namespace, kfp_host=kfp_host, kfp_experiment=kfp_experiment,
+                           read=read_flags(read_options))
     outcome = check_and_retrain(request, console=console)
     if report_out:
         shutil.copyfile(outcome.report_dir / DRIFT_HTML_FILE, report_out)

@@ -202,6 +202,24 @@ def test_the_override_makes_the_year_count(penguins: Path, tmp_path: Path) -> No
     assert clash.exit_code == 2 and "contradict" in clash.output
 
 
+def test_read_options_reach_the_current_and_reference_files(tmp_path: Path) -> None:
+    """A column-aligned file (R's write.table, scikit-learn's linnerud) reads with --read sep='\\s+', as predict's."""
+    from driftloop.cli import cli
+
+    rng = np.random.default_rng(7)
+    for name, shift in (("ref.txt", 0.0), ("cur.txt", 3.0)):
+        table = pd.DataFrame({"Weight": rng.normal(180 + shift * 10, 5, 300).round(1),
+                              "Pulse": rng.normal(60, 3, 300).round(1)})
+        (tmp_path / name).write_text(table.to_string(index=False))  # names and numbers aligned with runs of spaces
+    args = ["--reference", str(tmp_path / "ref.txt"), "--current", str(tmp_path / "cur.txt"), "--no-track", "-q",
+            "--out-dir", str(tmp_path), "--json", str(tmp_path / "d.json")]
+    read = CliRunner().invoke(cli, ["drift", *args, "--read", "sep=\\s+"])
+    assert read.exit_code == 3, read.output
+    assert json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))["drifted_features"] == ["Weight"]
+    bad = CliRunner().invoke(cli, ["drift", *args, "--read", "quote='"])
+    assert bad.exit_code == 2 and "--read \"quote='\": expected KEY=VALUE with KEY one of sep" in bad.output
+
+
 def test_a_real_date_column_reports_its_range(penguins: Path, tmp_path: Path) -> None:
     """penguins_raw's `Date Egg` (ISO text): inferred as a date, its 2009 nests reported as time moving forward."""
     request = DriftRequest(current=str(penguins / "penguins_raw_2009.csv"),
