@@ -452,7 +452,8 @@ def _check_dates(values: Sequence[Any], column: str, fmt: str) -> None:
     from driftloop.dates import parse
 
     for row, value in enumerate(values):
-        if value is None or (isinstance(value, str) and (not value.strip() or parse(value, fmt) is not None)):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or \
+                (isinstance(value, str) and (not value.strip() or parse(value, fmt) is not None)):
             continue
         if isinstance(value, str):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date in the format "
@@ -480,7 +481,7 @@ def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) ->
     if set(map(type, values)) != {str}:  # C-speed type check; the loop below names what is wrong
         converted = []
         for row, value in enumerate(values):
-            if value is None:
+            if value is None or (isinstance(value, float) and math.isnan(value)):  # null, or a JSON NaN: missing
                 converted.append("")
             elif isinstance(value, (str, bool)):
                 converted.append(str(value))

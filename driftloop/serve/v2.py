@@ -38,7 +38,9 @@ EXTENSIONS = ["binary_tensor_data"]
 # datatype → little-endian numpy dtype, for numbers; BYTES is length-prefixed text
 NUMERIC = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
            "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
-_JSON_TYPES = {"BOOL": {bool}, "UINT": {int}, "INT": {int}, "FP": {int, float}}  # what JSON values may be
+# what JSON values may be; a float's null is a missing value (KServe's client writes NaN as null, and KServe's server
+# reads it back as NaN)
+_JSON_TYPES = {"BOOL": {bool}, "UINT": {int}, "INT": {int}, "FP": {int, float, type(None)}}
 _INT_BOUNDS = {datatype: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)) for datatype, dtype in NUMERIC.items()
                if datatype[0] in "IU"}
 
@@ -175,7 +177,10 @@ def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, i
     if (not set(map(type, chain.from_iterable(data[:k]))) <= _FLOAT_VALUES
             or list in set(map(type, map(_FIRST, data[k:])))):  # a nested text tensor, [N, 1]: `_columns` unnests
         return None
-    return dict(zip(names, data, strict=True)), n
+    columns = dict(zip(names, data, strict=True))
+    for name in names[k:]:
+        columns[name] = missing_text(columns[name])
+    return columns, n
 
 
 def _one_shape(shapes: tuple[Any, ...], max_rows: int) -> int | None:
@@ -228,7 +233,7 @@ def _common_binary(tensors: list[Any], schema: InputSchema, binary: bytes) -> tu
     columns: dict[str, Any] = dict(zip(names[:k], numbers, strict=True))
     offset = k * width
     for name, size in zip(names[k:], sizes[k:], strict=True):
-        columns[name] = _decode_bytes(binary[offset:offset + size], n, name)
+        columns[name] = missing_text(_decode_bytes(binary[offset:offset + size], n, name))
         offset += size
     return columns, n
 
@@ -327,6 +332,19 @@ def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
     return datatype
 
 
+# What tritonclient and KServe's client make of a pandas missing value in a BYTES tensor: `str(np.nan)`
+# (tritonclient/utils serialize_byte_tensor, kserve/protocol/infer_type.py); pandas reads it as missing too
+NAN_TEXT = "nan"
+
+
+def missing_text(values: list[Any]) -> list[Any]:
+    """A BYTES tensor's values with the clients' text for a missing value as missing (None), so a training row
+    with a blank category or date scores as `driftloop predict` scores it, not as an unknown category."""
+    if NAN_TEXT not in values:  # C speed: the usual request has none
+        return values
+    return [None if value == NAN_TEXT else value for value in values]
+
+
 def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:
     name = tensor["name"]
     datatype = _check_datatype(tensor, schema)
@@ -340,7 +358,7 @@ def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:
     if len(data) != n:
         raise ClientError(400, f"input {name!r}: shape says {n} values, data has {len(data)}")
     if datatype == "BYTES":
-        return data  # InputSchema.feed checks each is text and names the row if not
+        return missing_text(data)  # InputSchema.feed checks each is text and names the row if not
     allowed = _JSON_TYPES[datatype.rstrip("0123456789")]
     if not set(map(type, data)) <= allowed:  # C-speed; also keeps JSON booleans out of number tensors
         row = next(i for i, v in enumerate(data) if type(v) not in allowed)
@@ -359,7 +377,7 @@ def _from_binary(tensor: dict[str, Any], schema: InputSchema, n: int, raw: bytes
     name = tensor["name"]
     datatype = _check_datatype(tensor, schema)
     if datatype == "BYTES":
-        return _decode_bytes(raw, n, name)
+        return missing_text(_decode_bytes(raw, n, name))
     dtype = np.dtype(NUMERIC[datatype])
     if len(raw) != n * dtype.itemsize:
         raise ClientError(400, f"input {name!r}: {n} {datatype} values take {n * dtype.itemsize} bytes, "

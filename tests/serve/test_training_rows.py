@@ -68,3 +68,44 @@ def test_what_the_model_cannot_take_is_still_refused() -> None:
         with pytest.raises(ClientError) as raised:
             SCHEMA.feed(SCHEMA.columns_of(body)[0])
         assert raised.value.status == 400 and all(w in str(raised.value) for w in words), str(raised.value)
+
+
+def test_a_json_nan_in_a_category_or_date_column_is_missing_as_null_is() -> None:
+    """MLflow's ScoringServerClient writes a pandas missing value as the JSON literal NaN (json.dumps), whatever the
+    column: a penguins row with no Sex or Date Egg is a training row, not a 400."""
+    dated = InputSchema(numeric=("mass g",), categorical=("egg", "island"), max_rows=100,
+                        date_formats={"egg": "YYYY-MM-DD"})
+    columns, _ = dated.columns_of({"dataframe_records": [{"mass g": 1.0, "island": math.nan, "egg": math.nan},
+                                                         {"mass g": 2.0, "island": None, "egg": None}]})
+    feed = dated.feed(columns)
+    assert feed["island"][:, 0].tolist() == ["", ""] and feed["egg"][:, 0].tolist() == ["", ""]
+
+
+def test_the_v2_clients_missing_values_are_missing() -> None:
+    """KServe's client writes a float tensor's NaN as JSON null (orjson); tritonclient and KServe's client write a
+    text tensor's NaN as b"nan" (str(np.nan)). Both are the missing value `driftloop predict` reads, not a 400 and
+    not an unknown category."""
+    import json as json_module
+    from types import SimpleNamespace
+
+    import tritonclient.http as triton
+
+    from driftloop.serve import v2
+
+    model = SimpleNamespace(schema=SCHEMA, classes=None)
+    null_float = {"inputs": [{"name": "mass g", "datatype": "FP32", "shape": [2, 1], "data": [39.1, None]},
+                             {"name": "island", "datatype": "BYTES", "shape": [2, 1], "data": ["Dream", "nan"]},
+                             {"name": "clutch", "datatype": "BYTES", "shape": [2, 1], "data": ["Yes", "No"]}]}
+    parsed = v2.parse_infer(json_module.dumps(null_float).encode(), None, model)  # type: ignore[arg-type]
+    feed = SCHEMA.feed(parsed.columns)
+    assert np.isnan(feed["mass g"][1, 0]) and feed["island"][:, 0].tolist() == ["Dream", ""]
+    inputs = []
+    for name, values, datatype in (("mass g", np.array([[39.1], [np.nan]], dtype=np.float32), "FP32"),
+                                   ("island", np.array([["Dream"], [np.nan]], dtype=object), "BYTES"),
+                                   ("clutch", np.array([["Yes"], ["No"]], dtype=object), "BYTES")):
+        tensor = triton.InferInput(name, list(values.shape), datatype)
+        tensor.set_data_from_numpy(values, binary_data=True)
+        inputs.append(tensor)
+    body, length = triton.InferenceServerClient.generate_request_body(inputs)
+    binary = SCHEMA.feed(v2.parse_infer(body, str(length), model).columns)  # type: ignore[arg-type]
+    assert binary["island"][:, 0].tolist() == ["Dream", ""] and np.isnan(binary["mass g"][1, 0])
