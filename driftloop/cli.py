@@ -323,8 +323,9 @@ def predict(model_name: str, data: str, output: str, model_version: str | None, 
     from driftloop.predict import predict_table
     from driftloop.spec import read_flags
 
+    read = read_flags(read_options)  # a typo is a usage error before any MLflow call (or a local store made)
     predict_table(gateway=_registry(tracking_uri), model_name=model_name, data=data, output=output,
-                  version=model_version, alias=alias, console=Console(quiet=quiet), read=read_flags(read_options))
+                  version=model_version, alias=alias, console=Console(quiet=quiet), read=read)
 
 
 @cli.command()

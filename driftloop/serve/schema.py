@@ -430,6 +430,8 @@ def _calendar(values: Sequence[Any], column: str, parts: tuple[str, ...]) -> lis
     """Date text → one float32 [N,1] array per calendar feature; null is missing (NaN, imputed)."""
     rows = []
     for row, value in enumerate(values):
+        if isinstance(value, float) and math.isnan(value):  # a JSON NaN: missing, as null
+            value = None
         if value is not None and not isinstance(value, str):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (ISO text)")
         features = calendar_parts(value, parts)

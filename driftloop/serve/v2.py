@@ -332,17 +332,18 @@ def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
     return datatype
 
 
-# What tritonclient and KServe's client make of a pandas missing value in a BYTES tensor: `str(np.nan)`
-# (tritonclient/utils serialize_byte_tensor, kserve/protocol/infer_type.py); pandas reads it as missing too
-NAN_TEXT = "nan"
+# What tritonclient and KServe's client make of a pandas missing value in a BYTES tensor, `str()` of it: NaN,
+# None (an object column read from Parquet), pd.NA (a string column) (tritonclient/utils serialize_byte_tensor,
+# kserve/protocol/infer_type.py). pandas' read_csv reads each as missing too, as training did from a CSV.
+MISSING_TEXTS = frozenset({"nan", "None", "<NA>"})
 
 
 def missing_text(values: list[Any]) -> list[Any]:
     """A BYTES tensor's values with the clients' text for a missing value as missing (None), so a training row
     with a blank category or date scores as `driftloop predict` scores it, not as an unknown category."""
-    if NAN_TEXT not in values:  # C speed: the usual request has none
+    if all(text not in values for text in MISSING_TEXTS):  # three C-speed scans (no hashing: a bad body's lists)
         return values
-    return [None if value == NAN_TEXT else value for value in values]
+    return [None if type(value) is str and value in MISSING_TEXTS else value for value in values]
 
 
 def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:

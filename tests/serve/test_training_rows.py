@@ -79,6 +79,11 @@ def test_a_json_nan_in_a_category_or_date_column_is_missing_as_null_is() -> None
                                                          {"mass g": 2.0, "island": None, "egg": None}]})
     feed = dated.feed(columns)
     assert feed["island"][:, 0].tolist() == ["", ""] and feed["egg"][:, 0].tolist() == ["", ""]
+    # a model file from before the graph read dates: the server computes the calendar features, NaN as null
+    older = InputSchema(numeric=("mass g",), categorical=("island",), max_rows=100, datetime={"egg": ["year"]})
+    columns, _ = older.columns_of({"dataframe_records": [{"mass g": 1.0, "island": "a", "egg": math.nan},
+                                                         {"mass g": 2.0, "island": "b", "egg": None}]})
+    assert np.isnan(older.feed(columns)["egg__year"][:, 0]).all()
 
 
 def test_the_v2_clients_missing_values_are_missing() -> None:
@@ -102,10 +107,11 @@ def test_the_v2_clients_missing_values_are_missing() -> None:
     inputs = []
     for name, values, datatype in (("mass g", np.array([[39.1], [np.nan]], dtype=np.float32), "FP32"),
                                    ("island", np.array([["Dream"], [np.nan]], dtype=object), "BYTES"),
-                                   ("clutch", np.array([["Yes"], ["No"]], dtype=object), "BYTES")):
+                                   ("clutch", np.array([[None], [pd.NA]], dtype=object), "BYTES")):
         tensor = triton.InferInput(name, list(values.shape), datatype)
         tensor.set_data_from_numpy(values, binary_data=True)
         inputs.append(tensor)
     body, length = triton.InferenceServerClient.generate_request_body(inputs)
     binary = SCHEMA.feed(v2.parse_infer(body, str(length), model).columns)  # type: ignore[arg-type]
     assert binary["island"][:, 0].tolist() == ["Dream", ""] and np.isnan(binary["mass g"][1, 0])
+    assert binary["clutch"][:, 0].tolist() == ["", ""]  # None (from Parquet) and pd.NA (a string column): "None", "<NA>"
