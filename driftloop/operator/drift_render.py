@@ -82,6 +82,8 @@ def drift_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
                "--current", spec.drift.current_data, "--tracking-uri", spec.mlflow.tracking_uri,
                "--cooldown", spec.drift.cooldown, "--out-dir", f"{k.WORK_DIR}/drift",
                "--summary", k.TERMINATION_LOG, "-q"]
+    for key, value in spec.drift.read.model_dump(exclude_none=True, by_alias=False).items():
+        command += ["--read", f"{key}={','.join(value) if isinstance(value, list) else value}"]
     if spec.drift.retrain:
         command += ["--retrain", "k8s", "--k8s-job", owner.name, "--namespace", owner.namespace]
     return command

@@ -188,6 +188,8 @@ class Drift(_Resource):
     current_data: str = Field(min_length=1, description="s3:// URI of the live table to compare.")
     cooldown: str = Field("6h", pattern=_DURATION, description="At most one retrain per this window, e.g. 6h.")
     retrain: bool = Field(True, description="Retrain (bump retrainToken) when drift is found.")
+    read: Read = Field(default_factory=lambda: Read(), description="CSV parsing of currentData when sniffing "
+                       "guesses wrong (as dataSource.read; `driftloop drift --read`).")
 
 
 _LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"

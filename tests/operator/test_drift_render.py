@@ -63,6 +63,20 @@ def test_cronjob_runs_the_drift_check_with_the_training_jobs_image_credentials_a
     assert pod["serviceAccountName"] == "driftloop-drift-check" and pod["automountServiceAccountToken"] is True
 
 
+def test_the_live_tables_read_options_reach_the_check() -> None:
+    """`drift.read` (as `dataSource.read`): the check reads a `;`-separated export as `driftloop drift --read` does."""
+    from driftloop.spec import read_flags
+
+    plain = render_drift_cronjob(spec(drift=DRIFT), OWNER)
+    read = render_drift_cronjob(spec(drift=DRIFT | {"read": {"sep": ";", "decimal": ",", "naValues": ["-", "?"]}}),
+                                OWNER)
+    command = read["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    flags = [command[i + 1] for i, word in enumerate(command) if word == "--read"]
+    assert read_flags(flags) == {"sep": ";", "decimal": ",", "na_values": ["-", "?"]}
+    assert "--read" not in plain["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert read["metadata"]["annotations"] != plain["metadata"]["annotations"]  # a change the CronJob gets
+
+
 def test_retrain_false_checks_only_and_mounts_no_token() -> None:
     cronjob = render_drift_cronjob(spec(drift=DRIFT | {"retrain": False}), OWNER)
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
