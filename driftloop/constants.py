@@ -172,7 +172,4 @@ EXIT_DRIFT = 3
 TRAIN_CHOSEN_MODEL_PARAM = "train.chosen_model"  # the family served: mlp, gbm, linear, or module
 TRAIN_CODE_DIR = "code"  # the user's .py file, in the train output and as a run artifact
 
-# A table compressed whole (`data.csv.gz`): read as its text (`driftloop.table.decompressed`), and named without
-# the suffix (`customers.csv.gz` registers as `customers`, as `customers.csv` does).
-COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zip")
 WHITESPACE_SEP = r"\s+"  # `data.read.sep` for runs of spaces or tabs (a column-aligned file): pandas' own spelling

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from driftloop.constants import COMPRESSED_SUFFIXES, LATENCY_METRICS, METRICS, WHITESPACE_SEP
+from driftloop.constants import LATENCY_METRICS, METRICS, WHITESPACE_SEP
 from driftloop.errors import InvalidSpec
 from driftloop.suggest import nearest
 
@@ -513,11 +513,9 @@ SECTIONS: tuple[str, ...] = tuple(Spec.model_fields)
 
 def default_model_name(data_path: str) -> str:
     """`s3://b/x/customers.csv` (or `customers.csv.gz`) → `customers`."""
-    name = data_path.rstrip("/").rsplit("/", 1)[-1]
-    for suffix in COMPRESSED_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return Path(name).stem or "model"
+    from driftloop.storage import plain_name
+
+    return Path(plain_name(data_path.rstrip("/").rsplit("/", 1)[-1])).stem or "model"
 
 
 def load_spec(path: str | None = None, *, data: str | None = None, target: str | None = None,

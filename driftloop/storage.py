@@ -9,6 +9,19 @@ from pathlib import Path
 
 from driftloop.errors import StorageError
 
+# A table compressed whole (`customers.csv.gz`, `customers.tar.gz`): read as its text (`table.decompressed`), and
+# named as the plain file is (its format from `.csv`, its model name `customers`)
+COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zip")
+
+
+def plain_name(name: str) -> str:
+    """The file name less a compression suffix and a `.tar` under it: `customers.csv.gz` → `customers.csv`."""
+    lowered = name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if lowered.endswith(suffix):
+            name, lowered = name[: -len(suffix)], lowered[: -len(suffix)]
+    return name[: -len(".tar")] if lowered.endswith(".tar") else name
+
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftloop.constants import COMPRESSED_SUFFIXES, WHITESPACE_SEP
+from driftloop.constants import WHITESPACE_SEP
 from driftloop.errors import DataError
-from driftloop.storage import read_bytes, sha256
+from driftloop.storage import plain_name, read_bytes, sha256
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,10 +196,10 @@ def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None 
     """
     import pandas as pd
 
-    raw = decompressed(read_bytes(uri), uri)
     kind = table_format(uri, fmt)
     if kind == "jsonl":
         return list(load_table(uri, fmt=kind).frame.columns)
+    raw = decompressed(read_bytes(uri), uri)
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
@@ -352,10 +352,7 @@ def table_format(uri: str, fmt: str = "auto") -> str:
     """`parquet`, `jsonl` or `csv`: as given, else from the file name (`.csv.gz` is a csv)."""
     if fmt != "auto":
         return fmt
-    name = uri.lower()
-    for suffix in COMPRESSED_SUFFIXES:
-        name = name.removesuffix(suffix)
-    name = name.removesuffix(".tar")
+    name = plain_name(uri).lower()
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith((".jsonl", ".ndjson")):
@@ -402,8 +399,8 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
 
 
 def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", sep: str | None = None) -> CsvDialect:
-    """Delimiter (`,` `;` tab `|`, unless `sep` is given), decimal mark, encoding and quote character of a CSV, from
-    its first lines.
+    """Delimiter (`,` `;` tab `|`, unless `sep` is given), decimal mark, encoding and single-quoted header names of a
+    CSV, from its first lines.
 
     The delimiter is the candidate that splits the sampled lines into the same number (> 1) of
     fields most often; a decimal comma is assumed only when the delimiter is not a comma and the
