@@ -199,7 +199,7 @@ def _typed_contents(tensor: Any) -> list[Any]:
     if field != "bytes_contents":
         return values
     try:
-        return v2.missing_text([value.decode("utf-8") for value in values])
+        return [value.decode("utf-8") for value in values]
     except UnicodeDecodeError:
         row = next(row for row, value in enumerate(values) if not v2.is_utf8(value))
         raise ClientError(400, f"input {tensor.name!r}: row {row} is not UTF-8 text") from None

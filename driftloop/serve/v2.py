@@ -133,7 +133,11 @@ def tensor_columns(tensors: list[Any], schema: InputSchema, binary: bytes) -> tu
     → validated columns and N: the usual body checked in bulk, anything else tensor by tensor, with its 400.
     The REST route parses its JSON into these records; the gRPC service (`oip_grpc`) builds them from protobuf."""
     found = _common_columns(tensors, schema) if not binary else _common_binary(tensors, schema, binary)
-    return found if found is not None else _columns(tensors, schema, binary)
+    columns, n = found if found is not None else _columns(tensors, schema, binary)
+    for name in schema.texts:  # the text columns (dates, categories), whichever path read them
+        if name in columns:
+            columns[name] = _missing_text(columns[name])
+    return columns, n
 
 
 _FLOATS = frozenset({"FP32", "FP64"})
@@ -177,10 +181,7 @@ def _common_columns(tensors: list[Any], schema: InputSchema) -> tuple[Columns, i
     if (not set(map(type, chain.from_iterable(data[:k]))) <= _FLOAT_VALUES
             or list in set(map(type, map(_FIRST, data[k:])))):  # a nested text tensor, [N, 1]: `_columns` unnests
         return None
-    columns = dict(zip(names, data, strict=True))
-    for name in names[k:]:
-        columns[name] = missing_text(columns[name])
-    return columns, n
+    return dict(zip(names, data, strict=True)), n
 
 
 def _one_shape(shapes: tuple[Any, ...], max_rows: int) -> int | None:
@@ -233,7 +234,7 @@ def _common_binary(tensors: list[Any], schema: InputSchema, binary: bytes) -> tu
     columns: dict[str, Any] = dict(zip(names[:k], numbers, strict=True))
     offset = k * width
     for name, size in zip(names[k:], sizes[k:], strict=True):
-        columns[name] = missing_text(_decode_bytes(binary[offset:offset + size], n, name))
+        columns[name] = _decode_bytes(binary[offset:offset + size], n, name)
         offset += size
     return columns, n
 
@@ -338,7 +339,7 @@ def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
 MISSING_TEXTS = frozenset({"nan", "None", "<NA>"})
 
 
-def missing_text(values: list[Any]) -> list[Any]:
+def _missing_text(values: list[Any]) -> list[Any]:
     """A BYTES tensor's values with the clients' text for a missing value as missing (None), so a training row
     with a blank category or date scores as `driftloop predict` scores it, not as an unknown category."""
     if all(text not in values for text in MISSING_TEXTS):  # three C-speed scans (no hashing: a bad body's lists)
@@ -359,7 +360,7 @@ def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:
     if len(data) != n:
         raise ClientError(400, f"input {name!r}: shape says {n} values, data has {len(data)}")
     if datatype == "BYTES":
-        return missing_text(data)  # InputSchema.feed checks each is text and names the row if not
+        return data  # InputSchema.feed checks each is text and names the row if not
     allowed = _JSON_TYPES[datatype.rstrip("0123456789")]
     if not set(map(type, data)) <= allowed:  # C-speed; also keeps JSON booleans out of number tensors
         row = next(i for i, v in enumerate(data) if type(v) not in allowed)
@@ -378,7 +379,7 @@ def _from_binary(tensor: dict[str, Any], schema: InputSchema, n: int, raw: bytes
     name = tensor["name"]
     datatype = _check_datatype(tensor, schema)
     if datatype == "BYTES":
-        return missing_text(_decode_bytes(raw, n, name))
+        return _decode_bytes(raw, n, name)
     dtype = np.dtype(NUMERIC[datatype])
     if len(raw) != n * dtype.itemsize:
         raise ClientError(400, f"input {name!r}: {n} {datatype} values take {n * dtype.itemsize} bytes, "
