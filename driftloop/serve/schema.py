@@ -426,11 +426,16 @@ def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
     return np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
+def _missing(value: Any) -> bool:
+    """A JSON null, or NaN (MLflow's client writes a pandas missing value so): missing in a text column too."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _calendar(values: Sequence[Any], column: str, parts: tuple[str, ...]) -> list[np.ndarray]:
     """Date text → one float32 [N,1] array per calendar feature; null is missing (NaN, imputed)."""
     rows = []
     for row, value in enumerate(values):
-        if isinstance(value, float) and math.isnan(value):  # a JSON NaN: missing, as null
+        if _missing(value):
             value = None
         if value is not None and not isinstance(value, str):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (ISO text)")
@@ -454,8 +459,7 @@ def _check_dates(values: Sequence[Any], column: str, fmt: str) -> None:
     from driftloop.dates import parse
 
     for row, value in enumerate(values):
-        if value is None or (isinstance(value, float) and math.isnan(value)) or \
-                (isinstance(value, str) and (not value.strip() or parse(value, fmt) is not None)):
+        if _missing(value) or (isinstance(value, str) and (not value.strip() or parse(value, fmt) is not None)):
             continue
         if isinstance(value, str):
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date in the format "
@@ -483,7 +487,7 @@ def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) ->
     if set(map(type, values)) != {str}:  # C-speed type check; the loop below names what is wrong
         converted = []
         for row, value in enumerate(values):
-            if value is None or (isinstance(value, float) and math.isnan(value)):  # null, or a JSON NaN: missing
+            if _missing(value):
                 converted.append("")
             elif isinstance(value, (str, bool)):
                 converted.append(str(value))
