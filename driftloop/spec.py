@@ -84,6 +84,11 @@ def read_flags(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return validate_read(raw)
 
 
+def as_read_flags(options: dict[str, Any]) -> list[str]:
+    """`data.read` options as the `--read KEY=VALUE` flags `read_flags` reads back (`na_values` joined by commas)."""
+    return [f"{key}={','.join(value) if isinstance(value, list) else value}" for key, value in options.items()]
+
+
 def _describe_read(error: ValidationError) -> str:
     first = error.errors()[0]
     return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg'].removeprefix('Value error, ')}"

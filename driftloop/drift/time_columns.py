@@ -273,7 +273,7 @@ def _share(count: int, total: int) -> float:
     return float(f"{count / total:.4g}") if total else 0.0
 
 
-def follows_the_year(reference: Calendar, part: str) -> str:
+def weekday_set_by_calendar(reference: Calendar) -> str:
     """Why a date column's weekday says nothing but which month of which year it is, or '' when it cycles on its own.
 
     Dates all on one day of the month (vega's cars: every model year as 1 January; monthly figures dated the 1st)
@@ -284,7 +284,7 @@ def follows_the_year(reference: Calendar, part: str) -> str:
     import numpy as np
     import pandas as pd
 
-    if part != "weekday" or not {"year", "dayofyear"} <= set(reference.parts):
+    if not {"year", "dayofyear"} <= set(reference.parts):
         return ""
     year, day = reference.readable("year"), reference.readable("dayofyear")
     if len(year) == 0:

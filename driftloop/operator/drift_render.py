@@ -24,6 +24,7 @@ from driftloop.operator.render import (
     pod_security_context,
 )
 from driftloop.operator.resource import MLTrainingJobSpec
+from driftloop.spec import as_read_flags
 
 # On the CronJob and on every check Job and pod: which resource they check. Not LABEL_RESOURCE:
 # the training Job watcher follows that label, and a check must never pass for a training Job.
@@ -82,8 +83,8 @@ def drift_command(spec: MLTrainingJobSpec, owner: Owner) -> list[str]:
                "--current", spec.drift.current_data, "--tracking-uri", spec.mlflow.tracking_uri,
                "--cooldown", spec.drift.cooldown, "--out-dir", f"{k.WORK_DIR}/drift",
                "--summary", k.TERMINATION_LOG, "-q"]
-    for key, value in spec.drift.read.model_dump(exclude_none=True, by_alias=False).items():
-        command += ["--read", f"{key}={','.join(value) if isinstance(value, list) else value}"]
+    for flag in as_read_flags(spec.drift.read.options()):
+        command += ["--read", flag]
     if spec.drift.retrain:
         command += ["--retrain", "k8s", "--k8s-job", owner.name, "--namespace", owner.namespace]
     return command

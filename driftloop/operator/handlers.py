@@ -377,6 +377,12 @@ def mirrored_state(job: str, state: str, reason: str | None, owner_uid: str | No
     return f"{job}:{state}:{reason or ''}:{owner_uid or ''}"
 
 
+def _for_this_resource(state: str, owner: str, uid: str) -> bool:
+    """Whether a mirrored state is this resource's Job's, not a namesake's: its owner's uid, or none recorded (an
+    older operator's value), except for `deleted`, which always named the owner."""
+    return owner == uid or (not owner and state != k.JOB_DELETED)
+
+
 def read_mirrored_state(value: str | None) -> tuple[str, str, str, str]:
     """(job, state, reason, owner uid); a value an older operator wrote (`<job>:<state>[:<reason>]`, the owner's
     uid as the reason of `deleted`) reads as it meant."""
@@ -429,7 +435,7 @@ def follow_job(new: str | None, **kwargs: Any) -> None:
 def _end_unrecorded(meta: kopf.Meta, status: kopf.Status, **_: Any) -> bool:
     """A Job's end mirrored onto the resource, but not yet into its status (else: nothing to resume)."""
     _, state, _, owner = read_mirrored_state((meta.get("annotations") or {}).get(k.ANNOTATION_JOB_STATE))
-    return state in (k.JOB_SUCCEEDED, k.JOB_FAILED) and owner in ("", meta.get("uid")) \
+    return state in (k.JOB_SUCCEEDED, k.JOB_FAILED) and _for_this_resource(state, owner, str(meta.get("uid") or "")) \
         and status.get("phase") not in k.TERMINAL_PHASES
 
 
@@ -449,7 +455,7 @@ def _follow(new: str | None, *, body: kopf.Body, spec: kopf.Spec, meta: kopf.Met
     job, state, job_reason, owner = read_mirrored_state(new)
     if not job or job != status.get("jobName") or status.get("phase") in k.TERMINAL_PHASES:
         return  # an older generation's Job, or already finished
-    if owner != uid and (owner or state == k.JOB_DELETED):
+    if not _for_this_resource(state, owner, uid):
         return  # a namesake's Job (the resource was deleted and made again), going as the garbage collector takes it
     conditions = list(status.get("conditions") or [])
     seen = int(meta.get("generation") or 1)  # the resource generation these conditions are judged at
