@@ -417,6 +417,23 @@ def test_champion_is_rescored_about_the_candidates_positive_class(cli: Cli, mlfl
     assert logged["champion_precision"] == pytest.approx(precision_score(truth, predicted, zero_division=0))
 
 
+@pytest.mark.slow
+def test_an_evaluation_window_is_read_with_the_tables_own_read_options(cli: Cli, mlflow_uri: str) -> None:
+    """A column-aligned table (R's write.table) trains with data.read.sep='\\s+'; its labelled window, a file of the
+    same form, is read with the same options, not sniffed into one column ("lacks the target column")."""
+    table = _imbalanced(rows=500).rename(columns={"x 1": "x1", "x.2": "x2", "x(3)": "x3"}).dropna()
+    (cli.cwd / "aligned.txt").write_text(table.iloc[:400].to_string(index=False))
+    (cli.cwd / "window.txt").write_text(table.iloc[400:].to_string(index=False))
+    proc = cli("run", "--data", "aligned.txt", "--target", "benign", "--model", "aligned_window", "--json", "run.json",
+               "--set", "data.read.sep='\\s+'", "--set", "evaluate.window=window.txt", "--set", "train.epochs=5",
+               "--set", "evaluate.latency_samples=10")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((cli.cwd / "run.json").read_text())
+    assert result["status"] == "completed", result
+    logged = _run_param(registry_for(mlflow_uri), result["run_id"])["metrics"]
+    assert {"window_accuracy", "window_roc_auc"} <= set(logged), sorted(logged)
+
+
 def test_kfp_validate_task_reads_and_drops_as_the_in_process_runner(tmp_path: Path, mlflow_uri: str) -> None:
     # the KFP validate task's table loading, on a real MLflow run; its Dataset is KFP's shape: .path + .metadata
     from types import SimpleNamespace

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,13 +177,18 @@ def single_row_latency(model: OnnxModel, rows: pd.DataFrame, samples: int) -> di
     return {"latency_p50_ms": float(np.percentile(timings, 50)), "latency_p99_ms": float(np.percentile(timings, 99))}
 
 
-def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | None) -> dict[str, Any]:
-    """Both models on the same window rows, so the gate can refuse a model that is worse on fresh data."""
+def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | None,
+                 read: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Both models on the same window rows, so the gate can refuse a model that is worse on fresh data.
+
+    `read` is the spec's `data.read`: a window is a table in the training table's own form (a column-aligned file
+    needs its `sep` again). It reads CSV only, so a drift retrain's staged Parquet window is read as written.
+    """
     from driftloop.errors import DataError
     from driftloop.onnx_model import OnnxModel
     from driftloop.table import load_table, whole_labels
 
-    rows = load_table(uri).frame
+    rows = load_table(uri, read=read).frame
     target = candidate.target
     if target not in rows.columns:
         raise DataError(f"{uri}: evaluation window lacks the target column {target!r}")
@@ -211,7 +217,8 @@ def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | Non
 
 def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_diff: float, onnx_output_scale: float,
         latency_samples: int = 200, champion_model_path: Path | None = None,
-        champion_version: str | None = None, window_uri: str | None = None, baseline: str = "majority",
+        champion_version: str | None = None, window_uri: str | None = None,
+        window_read: Mapping[str, Any] | None = None, baseline: str = "majority",
         slices: list[str] | None = None, slice_bins: int = 4) -> Evaluation:
     """Evaluate the candidate on the test split and, when there is one, the champion on the same rows.
 
@@ -243,7 +250,7 @@ def run(model_path: Path, features_dir: Path, *, out_dir: Path, onnx_max_abs_dif
         except Exception as e:  # an incompatible champion must not pass silently; the gate sees the error
             champion["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             outputs.pop("champion", None)
-    window = score_window(window_uri, candidate, champion_model_path) if window_uri else None
+    window = score_window(window_uri, candidate, champion_model_path, window_read) if window_uri else None
     records = _slices(test, slices or [], slice_bins, candidate, champion_model, champion_classes,
                       outputs) if slices else None
     evaluation = Evaluation(task, metrics, baseline_scores, champion, onnx_max_abs_diff, onnx_output_scale,
@@ -278,8 +285,8 @@ def execute(ctx: RunContext, model_path: Path, features_dir: Path, *, onnx_max_a
     outcome = run(model_path, features_dir, out_dir=out_dir, onnx_max_abs_diff=onnx_max_abs_diff,
                   onnx_output_scale=onnx_output_scale, latency_samples=spec.evaluate.latency_samples,
                   champion_model_path=champion_model, champion_version=str(champion.version) if champion else None,
-                  window_uri=spec.evaluate.window, baseline=spec.gate.baseline, slices=spec.evaluate.slices,
-                  slice_bins=spec.evaluate.slice_bins)
+                  window_uri=spec.evaluate.window, window_read=spec.data.read.options(), baseline=spec.gate.baseline,
+                  slices=spec.evaluate.slices, slice_bins=spec.evaluate.slice_bins)
     log = ctx.tracker.log_metrics
     log(outcome.metrics)
     log({f"baseline_{k}": v for k, v in outcome.baseline.items()})
