@@ -57,8 +57,9 @@ class ReadSpec(_Strict):
         return self.model_dump(exclude_none=True)
 
 
-def validate_read(raw: dict[str, Any]) -> dict[str, Any]:
-    """`data.read` options from elsewhere (`driftloop predict --read`), checked as the spec checks them.
+def validate_read(raw: dict[str, Any], where: str = "--read") -> dict[str, Any]:
+    """`data.read` options from elsewhere (`driftloop predict --read`, the drift pipeline's `read`), checked as the
+    spec checks them; `where` names their source in the error.
 
     Raises:
         InvalidSpec: an unknown key or a bad value, named.
@@ -66,7 +67,7 @@ def validate_read(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         return ReadSpec.model_validate(raw).options()
     except ValidationError as e:
-        raise InvalidSpec(f"--read: {_describe_read(e)}") from None
+        raise InvalidSpec(f"{where}: {_describe_read(e)}") from None
 
 
 def read_flags(items: tuple[str, ...] | list[str]) -> dict[str, Any]:

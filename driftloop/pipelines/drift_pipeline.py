@@ -1,8 +1,9 @@
 """The drift-then-retrain pipeline: drift → dsl.If(drift found) → the training pipeline as a sub-pipeline.
 
 Its parameters are the training pipeline's (the spec's sections, whose `data` is what a
-retrain trains on) plus the drift check's own: the `current` table and the test's
-`p_val`, `correction` and `min_samples`. The check reads the reference stored with
+retrain trains on) plus the drift check's own: the `current` table, its CSV `read` options
+(by default the spec's `data.read`: the live table is usually in the training table's form),
+and the test's `p_val`, `correction` and `min_samples`. The check reads the reference stored with
 `registry.model_name`'s @champion from the MLflow of `tracking`, the same model and
 server the retrain registers to, so the two cannot disagree on which model they mean.
 """
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from driftloop.spec import Spec
 
 DRIFT_PIPELINE_NAME = "driftloop-drift-then-retrain"
-CHECK_PARAMETERS = ("current", "p_val", "correction", "min_samples")
+CHECK_PARAMETERS = ("current", "read", "p_val", "correction", "min_samples")
 
 
 def drift_pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
@@ -33,7 +34,8 @@ def drift_pipeline_defaults(spec: "Spec | None" = None) -> dict[str, Any]:
 
     defaults = pipeline_defaults(spec)
     policy = spec.drift if spec is not None else DriftSpec()
-    defaults.update({"p_val": policy.p_val, "correction": policy.correction, "min_samples": policy.min_samples})
+    defaults.update({"p_val": policy.p_val, "correction": policy.correction, "min_samples": policy.min_samples,
+                     "read": spec.data.read.options() if spec is not None else {}})
     # every training run of this pipeline is a drift retrain: its suite is re-profiled from the data (see validate)
     defaults["validation"] = {**defaults.get("validation", {}), "reprofile": True}
     if spec is not None:
@@ -97,7 +99,7 @@ def _signature(sections: "list[inspect.Parameter]") -> "inspect.Signature":
     import inspect
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    check = {"current": str, "p_val": float, "correction": str, "min_samples": int}
+    check = {"current": str, "read": dict, "p_val": float, "correction": str, "min_samples": int}
     by_name = {p.name: p for p in sections}
     first = [inspect.Parameter("current", kind, annotation=str), by_name.pop("registry"), by_name.pop("data")]
     rest = [inspect.Parameter(name, kind, annotation=check[name]) for name in CHECK_PARAMETERS if name != "current"]
@@ -110,6 +112,8 @@ def _parameter_docs() -> str:
 
     fields = DriftSpec.model_fields
     check = ["    current: The current table (local path or s3:// URI) to compare with the @champion's reference.",
+             "    read: CSV options for the current table over the sniffed dialect, as data.read (sep, decimal, "
+             "thousands, na_values, encoding); by default the spec's data.read.",
              f"    p_val: {fields['p_val'].description}",
              f"    correction: {fields['correction'].description or 'bonferroni or fdr.'}",
              f"    min_samples: {fields['min_samples'].description or 'Values a feature needs in each table.'}"]

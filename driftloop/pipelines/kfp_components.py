@@ -180,9 +180,11 @@ def end_run(spec: dict, run_id: str):
 
 
 @dsl.component(**_IN_IMAGE)
-def drift(current: str, registry: dict, tracking: dict, p_val: float, correction: str, min_samples: int,
+def drift(current: str, read: dict, registry: dict, tracking: dict, p_val: float, correction: str, min_samples: int,
           report: Output[HTML], summary: Output[Markdown], metrics: Output[Metrics]) -> bool:
-    """Compare the current table with the sample stored with @champion, as `driftloop drift --model` (True: drift)."""
+    """Compare the current table with the sample stored with @champion, as `driftloop drift --model` (True: drift).
+
+    `read` are the current table's CSV options, as `data.read` (and `driftloop drift --read`)."""
     import tempfile
     from pathlib import Path
 
@@ -190,12 +192,13 @@ def drift(current: str, registry: dict, tracking: dict, p_val: float, correction
     from driftloop.drift.check import DriftRequest, check_drift
     from driftloop.pipelines import reports
     from driftloop.pipelines.runtime import model_of, reported, require_tracking_uri
+    from driftloop.spec import validate_read
 
     with reported(None):
         require_tracking_uri(tracking.get("uri"))
         request = DriftRequest(current=current, model_name=model_of(registry), tracking_uri=tracking.get("uri"),
                                p_val=p_val, correction=correction, min_samples=min_samples,
-                               out_dir=Path(tempfile.mkdtemp()))
+                               read=validate_read(read, where="read"), out_dir=Path(tempfile.mkdtemp()))
         outcome = check_drift(request, console=Console(quiet=True))
     reports.publish_drift(outcome.data, outcome.report_dir, html=report, markdown=summary, metrics=metrics)
     return outcome.report.is_drift

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from driftloop.pipelines.compile import compile_pipeline
-from driftloop.pipelines.drift_pipeline import CHECK_PARAMETERS
-from driftloop.spec import Spec, load_spec
+from driftloop.pipelines.drift_pipeline import CHECK_PARAMETERS, drift_pipeline_defaults
+from driftloop.spec import Spec, load_spec, validate_spec
 
 from ..conftest import REPO, Cli
 from ..kfp.test_compile import documents, tasks
@@ -44,8 +44,12 @@ def test_loads_back_with_kfps_loader_and_drift_gates_the_training_sub_pipeline()
 
     check = root["drift"]
     assert check["cachingOptions"] == {}  # the same URI holds new data tomorrow: never cached
-    assert set(check["inputs"]["parameters"]) == {"current", "registry", "tracking", "p_val", "correction",
+    assert set(check["inputs"]["parameters"]) == {"current", "read", "registry", "tracking", "p_val", "correction",
                                                   "min_samples"}
+    # the live table is read as the training table is unless the run says otherwise
+    assert pipeline["root"]["inputDefinitions"]["parameters"]["read"]["defaultValue"] == {}
+    spec = validate_spec({"data": {"path": "d.txt", "target": "y", "read": {"sep": "\\s+", "na_values": ["-"]}}})
+    assert drift_pipeline_defaults(spec)["read"] == {"sep": "\\s+", "na_values": ["-"]}
     outputs = pipeline["components"]["comp-drift"]["outputDefinitions"]
     assert outputs["parameters"] == {"Output": {"parameterType": "BOOLEAN"}}
     assert {name: a["artifactType"]["schemaTitle"] for name, a in outputs["artifacts"].items()} == {

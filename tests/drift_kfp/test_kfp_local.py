@@ -42,7 +42,7 @@ def check(champion: Champion, current: Path, mlflow_uri: str, **params: Any) -> 
     from driftloop.pipelines.kfp_components import drift
 
     return drift(current=str(current), registry={"model_name": champion.name}, tracking={"uri": mlflow_uri},
-                 **({"p_val": 0.05, "correction": "bonferroni", "min_samples": 100} | params))
+                 **({"read": {}, "p_val": 0.05, "correction": "bonferroni", "min_samples": 100} | params))
 
 
 def test_drift_component_finds_the_shift_and_fills_the_ui_artifacts(
@@ -66,6 +66,20 @@ def test_drift_component_finds_the_shift_and_fills_the_ui_artifacts(
     assert run.data.tags["driftloop.drift"] == "true" and run.data.tags["driftloop.champion_version"] == "1"
     assert run.data.params["correction"] == "fdr"
     assert registry.champion(champion.name).tags["driftloop.last_drift_run"] == run_id
+
+
+def test_the_current_table_is_read_with_the_read_options(champion: Champion, kfp_local: Path, mlflow_uri: str,
+                                                         tmp_path: Path) -> None:
+    """A column-aligned live table (R's write.table) needs sep='\\s+', as `driftloop drift --read` and the operator's
+    drift.read give it; sniffed, it is one column, which the check refuses."""
+    import pandas as pd
+
+    aligned = tmp_path / "shifted.txt"
+    aligned.write_text(pd.read_csv(champion.shifted).to_string(index=False))
+    shifted = check(champion, aligned, mlflow_uri, read={"sep": "\\s+"})
+    assert shifted.outputs["Output"] is True
+    summary = Path(shifted.outputs["summary"].path).read_text(encoding="utf-8")
+    assert "| tenure_months |" in summary and "| plan |" in summary
 
 
 def test_a_model_without_a_champion_fails_the_task_with_one_line(champion: Champion, kfp_local: Path,
