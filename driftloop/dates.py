@@ -102,8 +102,13 @@ def parse(text: str, fmt: str = ISO) -> tuple[int, int, int, int] | None:
 
 
 def has_time(text: str, fmt: str) -> bool:
+    """A time of day is written, and it is not midnight: dates stamped 00:00[:00] (an export of a date column from a
+    database or a spreadsheet) have no hour to learn from, as a datetime column's midnights have none."""
     found = re.fullmatch(pattern(fmt), text)
-    return found is not None and found.group(4) is not None
+    if found is None or found.group(4) is None:
+        return False
+    minute = text[found.end(4) + 1:found.end(4) + 3]  # the pattern has ':MM' right after the hour
+    return int(found.group(4)) != 0 or minute != "00"
 
 
 def detect(texts: Iterable[str]) -> tuple[str, str] | None:

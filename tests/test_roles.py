@@ -88,6 +88,20 @@ def test_datetime_dtype_and_times_of_day_give_the_hour_too() -> None:
     assert fitted["stamp__dayofyear"].iloc[0] == 61.0  # 1 March of a leap year
 
 
+def test_dates_stamped_at_midnight_get_no_hour() -> None:
+    """lifelines' canadian_senators.csv writes every date as `1867-11-06 00:00:00`: an hour of 0 in every row is no
+    feature, as a datetime column's midnights are none; one time of day (even 00:30) gives the hour to the column."""
+    midnight = [f"2024-03-{d:02d} 00:00:00" for d in range(1, 31)]
+    frame = pd.DataFrame({"on": midnight, "at": pd.to_datetime(midnight), "half": midnight[:-1] + ["2024-03-30 00:30"],
+                          "y": [0, 1] * 15})
+    roles = infer(frame, "y", FeatureSpec())
+    assert roles.datetime == {"on": ["year", "month", "weekday", "dayofyear"],
+                              "at": ["year", "month", "weekday", "dayofyear"],
+                              "half": ["year", "month", "weekday", "dayofyear", "hour"]}
+    [on] = [row for row in roles.table if row["column"] == "on"]
+    assert on["why"].startswith("dates as YYYY-MM-DD: ") and "hour" not in on["why"]
+
+
 def test_a_column_named_like_a_derived_calendar_feature_is_one_line() -> None:
     """`when__month` beside a date column `when` was a third-party DuplicateError from deep in the feature step."""
     frame = pd.DataFrame({"when": [f"2020-{m:02d}-10" for m in range(1, 13)] * 10,
