@@ -4,6 +4,7 @@ canonical reading of text numbers, booleans and dates that training, `OnnxModel.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,25 @@ def test_datetime_dtype_and_times_of_day_give_the_hour_too() -> None:
     fitted = transform_input(canonical_frame(frame, roles), roles)
     assert fitted["at__hour"].tolist()[:3] == [8.0, 15.0, 22.0]
     assert fitted["stamp__dayofyear"].iloc[0] == 61.0  # 1 March of a leap year
+
+
+def test_row_names_under_an_empty_header_are_left_out_after_unlabelled_rows_are_dropped(tmp_path: Path) -> None:
+    """R's write.csv (pydataset's airquality, ggplot2's diamonds) writes row names under "": after the rows without a
+    target are dropped, or in a random sample, they are no run of consecutive integers, yet they still number the rows
+    (diamonds is sorted by price: they leak the target). A named column of distinct numbers stays a feature."""
+    from driftloop.table import load_training_table
+
+    rows = [f'"{i}",{i * 0.5},{(i * 7) % 40},{"NA" if i % 5 == 0 else i % 2}' for i in range(1, 41)]
+    (tmp_path / "r.csv").write_text('"","x","area","y"\n' + "\n".join(rows) + "\n")
+    table, dropped = load_training_table(load_spec(data=str(tmp_path / "r.csv"), target="y").data)
+    assert (len(table.frame), dropped) == (32, 8)
+    roles = infer(table.frame, "y", FeatureSpec())
+    why = {row["column"]: (row["role"], row["why"]) for row in roles.table}
+    assert why["Unnamed: 0"] == ("id", "no name in the header, 32 distinct values, one per row: row names "
+                                       "(R's write.csv, pandas' to_csv index): dropped")
+    assert why["area"][0] == "numeric" and why["x"][0] == "numeric"
+    sample = pd.DataFrame({"": np.random.default_rng(1).permutation(500)[:60], "x": np.arange(60.0), "y": [0, 1] * 30})
+    assert infer(sample, "y", FeatureSpec()).ignored == [""]
 
 
 def test_dates_stamped_at_midnight_get_no_hour() -> None:

@@ -31,6 +31,10 @@ ID_SHARE = 0.95
 NAMED_ID_SHARE = 0.5
 ID_NAME = re.compile(r"(^|[^a-z])id([^a-z]|$)|_id$|Id$|ID$", re.IGNORECASE)
 MIN_ROWS_FOR_ID = 20  # in a handful of rows everything looks unique
+# A header cell left empty: R's write.csv writes its row names under "", pandas' to_csv its index; pandas' reader names
+# it "Unnamed: 0". All distinct, it numbers or names the rows whatever they hold (a sample's row numbers are not one
+# run, and a table sorted by its target before it was written leaks the target through them).
+ROW_NAMES = re.compile(r"|Unnamed: [0-9]+")
 # Over this many distinct values a categorical column is "wide": rare categories share the 'other' bucket
 WIDE_CATEGORIES = 20
 
@@ -88,6 +92,9 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         return "categorical", f"one value ({_short(present.iloc[0])}) or blank: present or missing"
     if distinct == 1:
         return "constant", f"one value ({_short(present.iloc[0])}) in every row: dropped"
+    if ROW_NAMES.fullmatch(str(column)) and distinct == rows == len(series):
+        return "id", (f"no name in the header, {distinct} distinct values, one per row: row names (R's write.csv, "
+                      "pandas' to_csv index): dropped")
     if pd.api.types.is_bool_dtype(series):
         return "boolean", "true/false values"
     if pd.api.types.is_datetime64_any_dtype(series):
