@@ -147,8 +147,12 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
 
 def _check_columns(model: OnnxModel, table: pd.DataFrame, source: str) -> None:
     from driftloop.suggest import nearest
+    from driftloop.table import READ_FLAG_HINT, header_hint
 
     missing = [c for c in model.columns if c not in table.columns]
+    if missing and (misread := header_hint(list(table.columns), missing, READ_FLAG_HINT)):
+        raise DataError(f"{source}: {len(missing)} input(s) of the model are missing, {', '.join(map(repr, missing[:5]))}"
+                        f"{', ...' if len(missing) > 5 else ''}; {misread}")
     if len(missing) == 1:
         close = nearest(missing[0], [str(c) for c in table.columns])
         hint = f"; did you mean {close!r}?" if close else f"; the model's input columns are: {', '.join(model.columns)}"

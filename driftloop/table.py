@@ -227,14 +227,25 @@ def check_target(columns: list[str], target: str, source: str) -> None:
 
     close = nearest(target, columns)
     hint = f"; did you mean {close!r}?" if close else f"; columns are: {', '.join(columns)}"
-    words = [word.strip("\"'") for column in columns for word in column.split()]
-    if columns and columns[0].lstrip().startswith("#"):  # "# Data source: …" (with commas or not)
-        hint = (f"; the first line, {','.join(columns)[:80]!r}, was read as the header: remove the comment lines "
-                "above the header")
-    elif target in words and target not in columns:  # "Weight Waist Pulse", R's '"Weight" "Waist"': not split
-        hint = (f"; the header was read as {len(columns)} column(s), {', '.join(columns)[:80]!r}: set data.read.sep "
-                "to the file's separator (for one or more spaces: --set \"data.read.sep='\\s+'\")")
-    raise DataError(f"{source}: target column {target!r} not found{hint}")
+    read_hint = header_hint(columns, [target], "set data.read.sep to the file's separator (for one or more spaces: "
+                                               "--set \"data.read.sep='\\s+'\")")
+    raise DataError(f"{source}: target column {target!r} not found{f'; {read_hint}' if read_hint else hint}")
+
+
+READ_FLAG_HINT = "pass --read sep=SEPARATOR, as the model's data.read set it (for one or more spaces: --read 'sep=\\s+')"
+
+
+def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
+    """Why `wanted` columns are not among `columns` when the header itself was misread, and `fix` for a header
+    that did not split; None when it looks read right (the columns are simply other ones)."""
+    names = [str(c) for c in columns]
+    if names and names[0].lstrip().startswith("#"):  # "# Data source: …" (with commas or not)
+        return (f"the first line, {','.join(names)[:80]!r}, was read as the header: remove the comment lines above "
+                "the header")
+    words = {word.strip("\"'") for name in names for word in name.split()}
+    if any(w in words and w not in names for w in wanted):  # "Weight Waist Pulse", R's '"Weight" "Waist"': not split
+        return f"the header was read as {len(names)} column(s), {', '.join(names)[:80]!r}: {fix}"
+    return None
 
 
 def full_uri(path: str) -> str:

@@ -213,3 +213,29 @@ def test_an_empty_column_the_spec_drops_does_not_stop_validation(feature_spec: F
     roles = ColumnRoles.load(checked.roles_path)
     assert "notes" not in roles.features
     assert [r["role"] for r in roles.table if r["column"] == "notes"] == ["drop"]
+
+
+def test_a_misread_header_in_predict_and_drift_names_the_read_option(trained: Path, tmp_path: Path) -> None:
+    """A model trained with data.read.sep='\\s+' scores and checks a file of the same form only with --read; without
+    it the header is one column, and the error says so instead of listing every input as missing."""
+    import pandas as pd
+
+    from driftloop.drift.detect import DriftParams, detect
+    from driftloop.errors import DataError
+    from driftloop.predict import _check_columns
+    from driftloop.table import load_table
+
+    aligned = tmp_path / "new.txt"
+    aligned.write_text(customers(rows=40).drop(columns=["churned"]).to_string(index=False))
+    misread = load_table(str(aligned)).frame
+    assert len(misread.columns) == 1
+    hint = r"the header was read as 1 column\(s\), ' +customer_age +tenure_months.*': pass --read sep=SEPARATOR"
+    with pytest.raises(DataError, match=r"new\.txt: 9 input\(s\) of the model are missing, 'customer_age', .*; " + hint):
+        _check_columns(OnnxModel(trained / "train" / "model.onnx"), misread, "new.txt")
+    roles = ColumnRoles.load(trained / "validation" / "columns.json")
+    reference = pd.read_parquet(trained / "features" / "reference.parquet")
+    with pytest.raises(DataError, match="current data lacks feature column 'customer_age' that the reference has; "
+                                        + hint):
+        detect(reference, misread, roles, DriftParams())
+    read = load_table(str(aligned), read={"sep": "\\s+"}).frame
+    _check_columns(OnnxModel(trained / "train" / "model.onnx"), read, "new.txt")  # read right: nothing to say
