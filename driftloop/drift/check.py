@@ -248,6 +248,7 @@ def _champion(mlflow: MLflowGateway | None, model_name: str) -> Champion:
         raise UsageError("--model reads the @champion from MLflow; it cannot be used with --no-track")
     champion = mlflow.champion(model_name)
     if champion is None:
+        mlflow.require_model(model_name)  # a misspelt model says so (with the nearest name), not that it has no champion
         raise ModelNotFound(f"model {model_name!r} has no @champion at {mlflow.tracking_uri}; "
                             "train one with `driftloop run`, or pass --reference FILE")
     return champion

@@ -114,6 +114,7 @@ class RegistrySource:
         """The MLflow ModelVersion the alias points at now."""
         version = self.registry.by_alias(self.name, self.alias)
         if version is None:
+            self.registry.require_model(self.name)  # a misspelt model says so, with the nearest registered name
             raise ModelNotFound(f"model {self.name!r} has no @{self.alias} version at {self.tracking_uri}")
         return version
 

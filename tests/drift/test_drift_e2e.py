@@ -175,7 +175,7 @@ def test_prediction_log_and_plain_files(cli: Cli, s3: S3) -> None:
     usage = cli("drift", "--current", "predictions.jsonl")
     assert usage.returncode == 2 and "give --model" in usage.stderr
     missing = cli("drift", "--model", "no_such_model", "--current", "predictions.jsonl")
-    assert missing.returncode == 1 and "model 'no_such_model' has no @champion" in missing.stderr.splitlines()[-1]
+    assert missing.returncode == 1 and "registered model 'no_such_model' not found" in missing.stderr.splitlines()[-1]
     few = cli("drift", "--reference", "ref.csv", "--current", "predictions.jsonl", "--min-samples", "5000", "--no-track")
     assert few.returncode == 1 and "fewer than min_samples=5000" in few.stderr
     kfp = cli("drift", "--reference", "ref.csv", "--current", "predictions.jsonl", "--retrain", "kfp")

@@ -82,7 +82,7 @@ def test_the_current_table_is_read_with_the_read_options(champion: Champion, kfp
     assert "| tenure_months |" in summary and "| plan |" in summary
 
 
-def test_a_model_without_a_champion_fails_the_task_with_one_line(champion: Champion, kfp_local: Path,
+def test_an_unknown_model_fails_the_task_with_one_line(champion: Champion, kfp_local: Path,
                                                                   mlflow_uri: str, capfd: pytest.CaptureFixture) -> None:
     from kfp import local
 
@@ -90,7 +90,7 @@ def test_a_model_without_a_champion_fails_the_task_with_one_line(champion: Champ
                workspace_root=str(kfp_local / "workspace"), raise_on_error=False)
     task = check(Champion(champion.user, "no-such-model", champion.same, champion.shifted), champion.same, mlflow_uri)
     assert "Output" not in task.outputs  # the task failed: no decision
-    assert "driftloop-error: model 'no-such-model' has no @champion" in capfd.readouterr().out
+    assert "driftloop-error: registered model 'no-such-model' not found" in capfd.readouterr().out
 
 
 def test_drift_then_retrain_skips_the_retrain_without_drift_and_retrains_with_it(

@@ -8,7 +8,10 @@ from ..conftest import Cli, free_port
 def test_unknown_model(cli: Cli, champion) -> None:
     proc = cli("serve", "--model", "no_such_model", "--port", str(free_port()), timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: model 'no_such_model' has no @champion version")
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: registered model 'no_such_model' not found at ")
+    misspelt = cli("serve", "--model", champion.name[:-1], "--port", str(free_port()), timeout=120)
+    assert misspelt.returncode == 1  # as predict says it: the nearest registered name, not "has no @champion"
+    assert misspelt.stderr.strip().splitlines()[-1].endswith(f"did you mean {champion.name!r}?")
 
 
 def test_unknown_alias(cli: Cli, champion) -> None:
