@@ -13,8 +13,9 @@ import math
 import numbers
 import re
 import sys
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from driftloop.dates import ISO, parse
 
@@ -30,6 +31,30 @@ TRUE, FALSE = "True", "False"  # what pandas' bool column became as text before 
 _CURRENCY = "$€£¥₹"
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 _PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+# The cells pandas.read_csv reads as missing by default (pandas._libs.parsers.STR_NA_VALUES): a table read so has
+# none of these texts as a category. Kept here so serving does not import pandas.
+DEFAULT_MISSING_TEXTS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                                   "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def missing_texts(read: Mapping[str, Any] | None) -> frozenset[str]:
+    """The cell texts a table read with these `data.read` options reads as missing: pandas' own (unless
+    `keep_default_na` is false: a level spelled "None" or "NA" is a category then) and `na_values`; a blank cell
+    always. A model keeps them (`OnnxModel.missing_texts`), so every route into it reads a text as training did."""
+    read = read or {}
+    base = DEFAULT_MISSING_TEXTS if read.get("keep_default_na", True) is not False else frozenset({""})
+    return base | frozenset(read.get("na_values") or ())
+
+
+def missing_read(texts: frozenset[str]) -> dict[str, Any]:
+    """The `data.read` options (`keep_default_na`, `na_values`) that read exactly `texts` as missing: the inverse of
+    `missing_texts`, for reading a table to score as the model's training table was read."""
+    if DEFAULT_MISSING_TEXTS <= texts:
+        extra = sorted(texts - DEFAULT_MISSING_TEXTS)
+        return {"na_values": extra} if extra else {}
+    return {"keep_default_na": False, "na_values": sorted(texts - {""})}
+
 
 # Calendar features of a datetime column, in the order the model's inputs list them
 DATE_PARTS = ("year", "month", "weekday", "dayofyear")

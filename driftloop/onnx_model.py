@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop import __version__
-from driftloop.canonical import boolean_text, calendar_name, calendar_parts, category_text, number_text
+from driftloop.canonical import (
+    DEFAULT_MISSING_TEXTS,
+    boolean_text,
+    calendar_name,
+    calendar_parts,
+    category_text,
+    number_text,
+)
 from driftloop.constants import (
     META_BOOLEAN,
     META_CATEGORICAL,
@@ -31,6 +38,7 @@ from driftloop.constants import (
     META_DATETIME,
     META_IGNORED,
     META_INPUTS,
+    META_MISSING_TEXTS,
     META_NUMERIC,
     META_POSITIVE_CLASS,
     META_TARGET,
@@ -217,7 +225,7 @@ def estimator_to_onnx(estimator: Any, n_features: int, output_name: str) -> Any:
 
 
 def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any] | None,
-          roles: ColumnRoles) -> Any:
+          roles: ColumnRoles, missing: frozenset[str] | None = None) -> Any:
     """Preprocessing → model (`mlp_to_onnx` or `estimator_to_onnx`) as one graph, with driftloop metadata."""
     import onnx
     from onnx import compose
@@ -242,6 +250,8 @@ def merge(transform_model: Any, mlp_model: Any, *, task: str, classes: list[Any]
             META_INPUTS: json.dumps({c: name for c, name in graph_names(roles).items() if c not in roles.calendar},
                                     ensure_ascii=False),
             META_VERSION: __version__}
+    if missing is not None and missing != DEFAULT_MISSING_TEXTS:  # absent means pandas' own, as in older files
+        meta[META_MISSING_TEXTS] = json.dumps(sorted(missing), ensure_ascii=False)
     if roles.datetime:  # also marks a file whose graph reads the date text
         meta[META_DATE_FORMATS] = json.dumps({c: roles.date_formats.get(c, ISO) for c in roles.datetime},
                                              ensure_ascii=False)
@@ -377,6 +387,9 @@ class OnnxModel:
         self.ignored: list[str] = json.loads(meta.get(META_IGNORED, "[]"))  # training columns it leaves out
         # column → graph input; files from before the mapping named their inputs by column
         self.input_names: dict[str, str] = json.loads(meta.get(META_INPUTS, "null")) or {c: c for c in self.columns}
+        # the texts training read as missing: every route into the model reads them so (`canonical.missing_texts`)
+        self.missing_texts: frozenset[str] = (frozenset(json.loads(meta[META_MISSING_TEXTS]))
+                                              if META_MISSING_TEXTS in meta else DEFAULT_MISSING_TEXTS)
         self.output = self.session.get_outputs()[0].name
 
     @property

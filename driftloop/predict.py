@@ -114,6 +114,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
         ...               console=Console())  # doctest: +SKIP
         Prediction(model_name='churn', version='3', rows=1200, output='scored.csv', columns=['prediction', ...])
     """
+    from driftloop.canonical import missing_read
     from driftloop.onnx_model import OnnxModel
     from driftloop.table import load_table
 
@@ -127,7 +128,8 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     found = resolve_version(gateway, model_name, version=version, alias=alias)
     with tempfile.TemporaryDirectory(prefix="driftloop-predict-") as scratch:
         model = OnnxModel(gateway.download_model(found, Path(scratch)))
-        table = load_table(data, read=read).frame
+        # missing values mean what they meant in training (a level spelled "None" stays one); the form is sniffed
+        table = load_table(data, read=missing_read(model.missing_texts) | (read or {})).frame
         _check_columns(model, table, data)
         total = len(table)
         console.info(f"scoring {total} rows of {data} with {model_name} v{found.version}")

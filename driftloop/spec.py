@@ -30,6 +30,9 @@ class ReadSpec(_Strict):
     decimal: str | None = Field(None, description="Decimal mark, '.' or ','; ',' is sniffed for ;-separated files.")
     thousands: str | None = Field(None, description="Thousands separator inside numbers, e.g. '.' or ','.")
     na_values: list[str] | None = Field(None, description="Extra cell texts that mean missing, besides pandas' own.")
+    keep_default_na: bool | None = Field(None, description="false: pandas' own missing-value texts (NA, None, null, "
+                                         "N/A, nan, ...) are values, so a level spelled 'None' stays a category; "
+                                         "only blanks and na_values are missing. The model keeps this reading.")
     encoding: str | None = Field(None, description="Text encoding; a BOM is honoured, else utf-8 then cp1252.")
 
     @field_validator("sep", "decimal", "thousands")
@@ -87,7 +90,8 @@ def read_flags(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 
 def as_read_flags(options: dict[str, Any]) -> list[str]:
     """`data.read` options as the `--read KEY=VALUE` flags `read_flags` reads back (`na_values` joined by commas)."""
-    return [f"{key}={','.join(value) if isinstance(value, list) else value}" for key, value in options.items()]
+    return [f"{key}={','.join(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else value}"
+            for key, value in options.items()]
 
 
 def _describe_read(error: ValidationError) -> str:

@@ -406,6 +406,9 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
         options["thousands"] = given["thousands"]
     if "na_values" in given:
         options["na_values"] = list(given["na_values"])
+    if given.get("keep_default_na") is False:  # pandas then reads only na_values as missing: a blank cell stays one
+        options["keep_default_na"] = False
+        options["na_values"] = ["", *options.get("na_values", [])]
     return options
 
 

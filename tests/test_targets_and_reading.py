@@ -13,7 +13,7 @@ from driftloop.components.columns import explain_task
 from driftloop.components.evaluate import classification_metrics
 from driftloop.components.feature import order_classes
 from driftloop.errors import DataError, InvalidSpec
-from driftloop.spec import load_spec, validate_read
+from driftloop.spec import as_read_flags, load_spec, read_flags, validate_read
 from driftloop.table import load_table, load_training_table, read_columns, sniff_csv
 
 from .conftest import Cli, registry_for
@@ -251,6 +251,12 @@ def test_read_options_are_checked() -> None:
         validate_read({"encoding": "klingon"})
     with pytest.raises(InvalidSpec, match=r"--set data\.read\.decimals: unknown key; did you mean 'decimal'"):
         load_spec(None, data="t.csv", target="y", overrides=["data.read.decimals=,"])
+    # the operator's drift CronJob writes the spec's options as --read flags, which the drift command reads back
+    options = load_spec(None, data="t.csv", target="y", overrides=["data.read.keep_default_na=false",
+                                                                   "data.read.na_values=['-']"]).data.read.options()
+    assert options == {"na_values": ["-"], "keep_default_na": False}
+    assert as_read_flags(options) == ["na_values=-", "keep_default_na=false"]
+    assert read_flags(as_read_flags(options)) == options
 
 
 # --- missing targets -----------------------------------------------------------------------------------------
@@ -432,6 +438,43 @@ def test_an_evaluation_window_is_read_with_the_tables_own_read_options(cli: Cli,
     assert result["status"] == "completed", result
     logged = _run_param(registry_for(mlflow_uri), result["run_id"])["metrics"]
     assert {"window_accuracy", "window_roc_auc"} <= set(logged), sorted(logged)
+
+
+@pytest.mark.slow
+def test_a_level_spelled_none_is_a_class_with_keep_default_na_false_in_training_predict_and_drift(
+        cli: Cli, mlflow_uri: str) -> None:
+    """vcd's Arthritis: `Improved` is None / Some / Marked. pandas reads "None" as missing, so the run dropped a third
+    of the rows and trained two classes. keep_default_na=false keeps it a class, and the model file keeps that
+    reading: predict and drift read the same file the same way without being told."""
+    from driftloop.onnx_model import OnnxModel
+
+    rng = np.random.default_rng(5)
+    age = rng.integers(20, 75, 300)
+    improved = np.where(age < 40, "None", np.where(age < 58, "Some", "Marked"))
+    frame = pd.DataFrame({"Age": age, "Treatment": rng.choice(["Placebo", "Treated", "NA"], 300),
+                          "Improved": improved})
+    frame.loc[[3, 9], "Treatment"] = ""
+    (cli.cwd / "arthritis.csv").write_text(frame.to_csv(index=False))
+    plain = cli("run", "--data", "arthritis.csv", "--target", "Improved", "--model", "arthritis_default",
+                "--set", "train.epochs=2", "--set", "evaluate.latency_samples=10")
+    dropped = int((improved == "None").sum())
+    assert f"dropped {dropped} rows with a missing target 'Improved'" in plain.stderr, plain.stderr[-2000:]
+    proc = cli("run", "--data", "arthritis.csv", "--target", "Improved", "--model", "arthritis", "--json", "run.json",
+               "--set", "data.read.keep_default_na=false", "--set", "train.epochs=20",
+               "--set", "evaluate.latency_samples=10")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "missing target" not in proc.stderr and "3 distinct labels" in proc.stderr
+    probe = registry_for(mlflow_uri)
+    version = probe.gateway.model_version("arthritis", "1")
+    model = OnnxModel(probe.download_model(version, cli.cwd / "v1"))
+    assert sorted(model.classes) == ["Marked", "None", "Some"] and model.missing_texts == frozenset({""})
+    scored = cli("predict", "--model", "arthritis", "--version", "1", "--data", "arthritis.csv", "-o", "scored.csv")
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    back = pd.read_csv(cli.cwd / "scored.csv", keep_default_na=False)
+    assert back["Treatment"].tolist() == frame["Treatment"].tolist()  # "NA" stayed a treatment, as in training
+    assert set(back["prediction"]) <= {"None", "Some", "Marked"} and "None" in set(back["prediction"])
+    same = cli("drift", "--model", "arthritis", "--current", "arthritis.csv", "--min-samples", "50")
+    assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
 
 
 def test_kfp_validate_task_reads_and_drops_as_the_in_process_runner(tmp_path: Path, mlflow_uri: str) -> None:

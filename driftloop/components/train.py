@@ -113,8 +113,12 @@ def fit_model(data: TrainingData, *, spec: TrainSpec, out_dir: Path, tracker: Tr
                                           family=spec.model), None
 
 
-def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker | None = None) -> TrainResult:
-    """Fit on the train split, export `model.onnx` into `out_dir`, verify it, log to MLflow."""
+def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker | None = None,
+        missing: frozenset[str] | None = None) -> TrainResult:
+    """Fit on the train split, export `model.onnx` into `out_dir`, verify it, log to MLflow.
+
+    `missing`: the texts the table was read with as missing (`canonical.missing_texts`), kept in the model file.
+    """
     import numpy as np
     import onnx
 
@@ -131,7 +135,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
             tracker.log_params({"train.world_size": active_world().size})
     fitted, search = fit_model(data, spec=spec, out_dir=out_dir, tracker=tracker)
     release_workers()
-    model = merge(transform, fitted.graph, task=data.task, classes=classes, roles=roles)
+    model = merge(transform, fitted.graph, task=data.task, classes=classes, roles=roles, missing=missing)
     model_path = out_dir / MODEL_FILE
     onnx.save(model, model_path)
     expected = fitted.served_val
@@ -188,9 +192,11 @@ def _candidate_metrics(search: Search | None) -> dict[str, float]:
 def execute(ctx: RunContext, features_dir: Path, *, out_dir: Path) -> TrainResult:
     """Train and export; log the parameters, the loss curve, the ONNX model, its checkpoints, the user's code
     and `train.json`."""
+    from driftloop.canonical import missing_texts
     from driftloop.constants import MODEL_ARTIFACT_DIR, TRAIN_DIR
 
-    outcome = run(features_dir, spec=ctx.spec.train, out_dir=out_dir, tracker=ctx.tracker)
+    outcome = run(features_dir, spec=ctx.spec.train, out_dir=out_dir, tracker=ctx.tracker,
+                  missing=missing_texts(ctx.spec.data.read.options()))
     ctx.tracker.log_onnx_model(outcome.model_path, out_dir / MODEL_ARTIFACT_DIR, MODEL_ARTIFACT_DIR)
     ctx.tracker.log_artifacts(out_dir / "checkpoints", "checkpoints")
     # the user's file only: importing it left its bytecode (__pycache__) beside it

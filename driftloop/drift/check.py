@@ -95,6 +95,9 @@ class Reference:
     date_formats: dict[str, str] | None = None  # date column → its format as training read it (ISO when absent)
     stored_policy: dict[str, Any] | None = None  # the champion spec's `drift` section
     boolean: list[str] | None = None  # the categorical columns the model reads as booleans
+    # the champion's `data.read` on what is missing (`keep_default_na`, `na_values`): the current table's cells mean
+    # what the training table's meant, so a level spelled "None" is not missing in one and a category in the other
+    missing_read: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,7 +161,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     reference = _reference(request, mlflow, champion, report_dir)
     policy = _policy(request, reference.stored_policy)
     params = _params(policy)
-    current_table = load_table(request.current, read=request.read)
+    current_table = load_table(request.current, read=reference.missing_read | request.read)
     current = feature_table(current_table.frame)
     for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
         if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
@@ -272,8 +275,10 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
         spec_path = _download(mlflow, champion, SPEC_ARTIFACT, report_dir)
         if spec_path is not None:
             stored = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+    read = (stored.get("data") or {}).get("read") or {}
+    missing = {k: read[k] for k in ("keep_default_na", "na_values") if read.get(k) is not None}
     if request.reference is not None:
-        frame, uri = load_table(request.reference, read=request.read).frame, request.reference
+        frame, uri = load_table(request.reference, read=missing | request.read).frame, request.reference
     else:
         path = _download(mlflow, champion, REFERENCE_ARTIFACT, report_dir)  # type: ignore[arg-type]
         if path is None:
@@ -285,7 +290,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     known = roles and request.reference is None
     return Reference(frame, uri, roles.get("numeric") if known else None, roles.get("categorical") if known else None,
                      target, roles.get("datetime") if known else None, roles.get("date_formats") if known else None,
-                     stored.get("drift"), roles.get("boolean") if known else None)
+                     stored.get("drift"), roles.get("boolean") if known else None, missing)
 
 
 def _download(mlflow: MLflowGateway, champion: Champion, artifact: str, report_dir: Path) -> Path | None:

@@ -82,7 +82,7 @@ def load_served(path: Path, *, name: str, alias: str, version: str, max_rows: in
     schema = InputSchema(tuple(onnx.numeric), tuple(onnx.categorical), max_rows, onnx.input_names,
                          datetime=onnx.datetime, date_formats=dict(onnx.date_formats), boolean=frozenset(onnx.boolean),
                          # a training row has its label too: clients send rows of the table the model was trained on
-                         ignored=frozenset(onnx.ignored) | {onnx.target})
+                         ignored=frozenset(onnx.ignored) | {onnx.target}, missing=onnx.missing_texts)
     classes = np.asarray(onnx.classes) if onnx.task == "classification" and onnx.classes is not None else None
     model = ServedModel(name, alias, version, onnx, schema, classes)
     warm = {c: [0.0] for c in schema.numeric} | {c: [""] for c in schema.categorical} | {c: [None] for c in schema.dates}

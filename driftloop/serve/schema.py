@@ -6,9 +6,9 @@ values), so validation and conversion exist once. Row layouts (`instances`,
 (`inputs`, `dataframe_split`) skip per-row dict handling altogether, which is what
 makes 100-row requests cheap.
 
-Rows that training accepted are accepted here too: a null or NaN number, and the cells
-pandas reads as missing in a CSV (`NA`, empty, `null`, ...), are missing values, which the
-imputer inside the model file fills; a JSON boolean in a category column is the category
+Rows that training accepted are accepted here too: a null or NaN number is a missing value, which the
+imputer inside the model file fills, and so is a category or date text that training read as missing
+(pandas' `NA`, `None`, `null`, empty, ...; `OnnxModel.missing_texts`), on every route alike; a JSON boolean in a category column is the category
 `True`/`False`, as pandas' bool column became in training; in a boolean column `"yes"`,
 `"1"`, `"true"` are `True` too. A number written as text (`"3,750"`, `"$12"`, `"45%"`) is read
 as training read it, and a date column takes the date text and computes the calendar features
@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from driftloop.canonical import boolean_text, calendar_name, calendar_parts, category_text, number_text
+from driftloop.canonical import (
+    DEFAULT_MISSING_TEXTS,
+    boolean_text,
+    calendar_name,
+    calendar_parts,
+    category_text,
+    number_text,
+)
 from driftloop.serve.errors import ClientError
 
 Columns = dict[str, Sequence[Any]]
@@ -40,10 +47,9 @@ Columns = dict[str, Sequence[Any]]
 _ROW_KEYS = ("instances", "dataframe_records")
 _KNOWN_KEYS = ("instances", "inputs", "dataframe_records", "dataframe_split")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-# The CSV cells pandas.read_csv reads as missing by default (pandas._libs.parsers.STR_NA_VALUES), so a
-# CSV body means what the same CSV meant in training; kept here so serving does not import pandas.
-CSV_MISSING = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                         "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+# A number cell or text pandas.read_csv reads as missing by default: a CSV body means what the same CSV meant in
+# training (text columns follow the model's own reading, `InputSchema.missing`)
+CSV_MISSING = DEFAULT_MISSING_TEXTS
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class InputSchema:
     boolean: frozenset[str] = frozenset()  # categories read as 'True'/'False' in any spelling
     # training's columns the model left out (id, constant, dropped): a row of the training table still has them
     ignored: frozenset[str] = frozenset()
+    # the category and date texts training read as missing (`OnnxModel.missing_texts`)
+    missing: frozenset[str] = DEFAULT_MISSING_TEXTS
 
     # cached: these are read on every request, and the fields of a frozen schema never change
     @cached_property
@@ -88,7 +96,23 @@ class InputSchema:
                    for c in self.categorical])
 
     def columns_of(self, payload: Any) -> tuple[Columns, int]:
-        """Any accepted JSON body → (column → values, number of rows)."""
+        """Any accepted JSON body → (column → values, number of rows), the texts training read as missing as None."""
+        columns, n = self._json_columns(payload)
+        return self.read_missing(columns), n
+
+    def read_missing(self, columns: Columns) -> Columns:
+        """The text columns (categories, dates) with the texts training read as missing as None, as every route
+        reads them: what the client meant by "NA" is what the training table meant, and the prediction log, which
+        `driftloop drift` reads, holds it as missing too. The columns of a body too malformed for that are left to
+        the feed's messages."""
+        missing = self.missing
+        for name in self.texts:
+            values = columns.get(name)
+            if values is not None and type(values) is not np.ndarray:  # binary BYTES tensors come decoded as lists
+                columns[name] = _without_missing_text(values, missing)
+        return columns
+
+    def _json_columns(self, payload: Any) -> tuple[Columns, int]:
         if not isinstance(payload, dict):
             raise ClientError(400, f"body must be a JSON object with one of {', '.join(_KNOWN_KEYS)}; "
                                    f"got a JSON {type(payload).__name__}")
@@ -237,11 +261,9 @@ class InputSchema:
         columns: dict[str, Sequence[Any]] = dict(zip(names, zip(*data, strict=True), strict=True))
         for name in self.numeric:
             columns[name] = [_csv_number(v, name, row) for row, v in enumerate(columns[name])]
-        for name in self.dates + self.categorical:
-            columns[name] = [None if v in CSV_MISSING else v for v in columns[name]]
         for name in self.categorical:
             columns[name] = _as_pandas_reads(columns[name])
-        return columns, len(data)
+        return self.read_missing(columns), len(data)
 
     @cached_property
     def _inputs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -424,6 +446,16 @@ def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is out of range for the model's "
                                    f"float32 input (at most ±{FLOAT32_MAX:.4g})")
     return np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _without_missing_text(values: Sequence[Any], missing: frozenset[str]) -> Sequence[Any]:
+    """`values` with each text of `missing` as None; `values` itself when it has none (one hashing pass)."""
+    try:
+        if missing.isdisjoint(values):
+            return values
+    except TypeError:  # a list or an object among the values: the feed names it
+        pass
+    return [None if type(value) is str and value in missing else value for value in values]
 
 
 def _missing(value: Any) -> bool:

@@ -134,10 +134,9 @@ def tensor_columns(tensors: list[Any], schema: InputSchema, binary: bytes) -> tu
     The REST route parses its JSON into these records; the gRPC service (`oip_grpc`) builds them from protobuf."""
     found = _common_columns(tensors, schema) if not binary else _common_binary(tensors, schema, binary)
     columns, n = found if found is not None else _columns(tensors, schema, binary)
-    for name in schema.texts:  # the text columns (dates, categories), whichever path read them
-        if name in columns:
-            columns[name] = _missing_text(columns[name])
-    return columns, n
+    # the text columns (dates, categories), whichever path read them: what tritonclient and KServe's client make of
+    # a pandas missing value in a BYTES tensor, `str()` of it ("nan", "None", "<NA>"), is missing as training read it
+    return schema.read_missing(columns), n
 
 
 _FLOATS = frozenset({"FP32", "FP64"})
@@ -331,20 +330,6 @@ def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
         raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's number input; "
                                f"use one of {', '.join(NUMERIC)}")
     return datatype
-
-
-# What tritonclient and KServe's client make of a pandas missing value in a BYTES tensor, `str()` of it: NaN,
-# None (an object column read from Parquet), pd.NA (a string column) (tritonclient/utils serialize_byte_tensor,
-# kserve/protocol/infer_type.py). pandas' read_csv reads each as missing too, as training did from a CSV.
-MISSING_TEXTS = frozenset({"nan", "None", "<NA>"})
-
-
-def _missing_text(values: list[Any]) -> list[Any]:
-    """A BYTES tensor's values with the clients' text for a missing value as missing (None), so a training row
-    with a blank category or date scores as `driftloop predict` scores it, not as an unknown category."""
-    if all(text not in values for text in MISSING_TEXTS):  # three C-speed scans (no hashing: a bad body's lists)
-        return values
-    return [None if type(value) is str and value in MISSING_TEXTS else value for value in values]
 
 
 def _from_json(tensor: dict[str, Any], schema: InputSchema, n: int) -> Any:

@@ -115,3 +115,46 @@ def test_the_v2_clients_missing_values_are_missing() -> None:
     binary = SCHEMA.feed(v2.parse_infer(body, str(length), model).columns)  # type: ignore[arg-type]
     assert binary["island"][:, 0].tolist() == ["Dream", ""] and np.isnan(binary["mass g"][1, 0])
     assert binary["clutch"][:, 0].tolist() == ["", ""]  # None (from Parquet) and pd.NA (a string column): "None", "<NA>"
+
+
+@pytest.mark.parametrize("keep_default_na", [True, False], ids=["pandas-missing", "keep_default_na=false"])
+def test_every_route_reads_missing_text_as_training_did(keep_default_na: bool) -> None:
+    """pydataset's vcd Arthritis has an `Improved` level spelled `None`. Read as pandas reads a CSV, "None", "NA" and
+    "null" were missing in training, and are missing on every route (JSON rows, V2 BYTES, CSV) and in `predict`;
+    trained with data.read.keep_default_na=false they are the categories they say, again on every route. JSON rows
+    kept them as text and V2 read only three of them as missing, so one row scored three ways."""
+    from driftloop.canonical import missing_read, missing_texts
+    from driftloop.serve.v2 import tensor_columns
+    from driftloop.table import load_table
+
+    read = {} if keep_default_na else {"keep_default_na": False}
+    schema = InputSchema(numeric=("x",), categorical=("improved",), max_rows=100, missing=missing_texts(read))
+    words = ["None", "NA", "null", "Some", ""]
+    expected = (["", "", "", "Some", ""] if keep_default_na else ["None", "NA", "null", "Some", ""])
+    routes = {
+        "records": schema.columns_of({"dataframe_records": [{"x": 1.0, "improved": w} for w in words]})[0],
+        "v2": tensor_columns([{"name": "x", "datatype": "FP32", "shape": [5], "data": [1.0] * 5},
+                              {"name": "improved", "datatype": "BYTES", "shape": [5], "data": words}], schema, b"")[0],
+        "csv": schema.columns_of_csv("x,improved\n" + "".join(f"1,{w}\n" for w in words))[0],
+    }
+    for route, columns in routes.items():
+        assert schema.feed(columns)["improved"][:, 0].tolist() == expected, route
+    # batch scoring reads the file with the model's reading of missing (`missing_read` of its texts)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rows.csv"
+        path.write_text("x,improved\n" + "".join(f"1,{w}\n" for w in words))
+        frame = load_table(str(path), read=missing_read(schema.missing)).frame
+    cells = ["" if isinstance(v, float) and math.isnan(v) else v for v in frame["improved"]]
+    assert cells == expected
+
+
+def test_missing_texts_and_missing_read_are_inverse() -> None:
+    from driftloop.canonical import DEFAULT_MISSING_TEXTS, missing_read, missing_texts
+
+    for read in ({}, {"na_values": ["-", "?"]}, {"keep_default_na": False}, {"keep_default_na": False, "na_values": ["-"]}):
+        assert missing_texts(missing_read(missing_texts(read))) == missing_texts(read)
+    assert missing_texts({}) == DEFAULT_MISSING_TEXTS and missing_read(DEFAULT_MISSING_TEXTS) == {}
+    assert missing_texts({"keep_default_na": False, "na_values": ["-"]}) == {"", "-"}
