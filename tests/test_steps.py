@@ -168,8 +168,16 @@ def test_a_table_too_small_to_split_is_one_line_naming_the_minimum(tmp_path: Pat
                        out_dir=tmp_path / "ok")
     assert done.task == "classification"
     tiny = pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 1.5]})
-    with pytest.raises(DataError, match="2 rows are too few to split into train, validation and test; at least 3"):
+    with pytest.raises(DataError, match="2 rows are too few to split into train, validation and test; at least 8"):
         feature.run(tiny, source="t.csv", roles=roles, spec=FeatureSpec(), task="regression", out_dir=tmp_path)
+    # plotly's 3-row medals table split 1/1/1: a 1-row holdout has no r2, and the gate judged on it
+    medals = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0.5, 1.5, 2.0]})
+    with pytest.raises(DataError, match="3 rows are too few to split"):
+        feature.run(medals, source="t.csv", roles=roles, spec=FeatureSpec(), task="regression", out_dir=tmp_path)
+    eight = pd.DataFrame({"x": [float(i) for i in range(8)], "y": [i * 0.5 for i in range(8)]})
+    split = feature.run(eight, source="t.csv", roles=roles, spec=FeatureSpec(), task="regression", out_dir=tmp_path / "8")
+    assert split.task == "regression"
+    assert min(len(pd.read_parquet(tmp_path / "8" / f"{part}.parquet")) for part in ("train", "val", "test")) == 2
 
 
 def test_an_evaluation_window_skips_unlabelled_rows_and_names_a_class_the_model_never_saw(trained: Path,

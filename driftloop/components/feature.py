@@ -176,8 +176,14 @@ def fill_categories(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
     return filled
 
 
-def min_rows_per_class(n_classes: int, spec: FeatureSpec) -> int:
-    """The fewest rows per class with which every class can reach train, validation and test splits."""
+# A regression split needs two rows: r2 (and any spread) of one row is undefined, and a gate judging a 1-row holdout
+# could promote on luck (plotly's 3-row medals table split 1/1/1)
+MIN_REGRESSION_SPLIT_ROWS = 2
+
+
+def min_rows_per_class(n_classes: int, spec: FeatureSpec, *, per_split: int | None = None) -> int:
+    """The fewest rows per class with which every class can reach train, validation and test splits (each split
+    holding at least `per_split` rows, by default one per class)."""
     import math
 
     rows = 3
@@ -185,7 +191,7 @@ def min_rows_per_class(n_classes: int, spec: FeatureSpec) -> int:
         n = n_classes * rows
         test = math.ceil(spec.test_size * n)
         val = math.ceil(spec.val_size / (1 - spec.test_size) * (n - test))
-        if min(test, val, n - test - val) >= n_classes:
+        if min(test, val, n - test - val) >= (per_split or n_classes):
             return rows
         rows += 1
 
@@ -193,7 +199,7 @@ def min_rows_per_class(n_classes: int, spec: FeatureSpec) -> int:
 def _too_few_rows(target: pd.Series, classes: list[Any] | None, spec: FeatureSpec, source: str) -> str | None:
     """One line naming the minimum, or None when the table splits."""
     if classes is None:
-        least = min_rows_per_class(1, spec)
+        least = min_rows_per_class(1, spec, per_split=MIN_REGRESSION_SPLIT_ROWS)
         return (None if len(target) >= least else
                 f"{source}: {len(target)} rows are too few to split into train, validation and test; "
                 f"at least {least} rows are needed")
