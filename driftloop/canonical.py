@@ -56,6 +56,16 @@ def missing_read(texts: frozenset[str]) -> dict[str, Any]:
     return {"keep_default_na": False, "na_values": sorted(texts - {""})}
 
 
+def over_missing_read(model: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The user's `--read` options over the model's reading of missing (`missing_read`): the user's keys win, except
+    that `na_values` add to the model's, so scoring a table that writes "-" for missing does not lose "?"."""
+    given = dict(given or {})
+    merged = {**model, **given}
+    if "na_values" in model and "na_values" in given:
+        merged["na_values"] = list(dict.fromkeys([*model["na_values"], *given["na_values"]]))
+    return merged
+
+
 # Calendar features of a datetime column, in the order the model's inputs list them
 DATE_PARTS = ("year", "month", "weekday", "dayofyear")
 TIME_PARTS = ("hour",)

@@ -284,7 +284,8 @@ def _align_opsets(first: Any, second: Any) -> None:
 def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
               input_names: dict[str, str], *, dates: dict[str, str] | None = None,
               datetime: dict[str, list[str]] | None = None,
-              boolean: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+              boolean: list[str] | tuple[str, ...] = (),
+              missing_texts: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
     """Raw rows → one [N,1] array per graph input: float32 numbers (text like "3,750" read as serving reads it),
     str categories ('' when missing; booleans as 'True'/'False'), and each date as its text ('' when missing; a
     date object written in the column's format), which the graph reads.
@@ -292,6 +293,8 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
     Args:
         dates: date column → its format: the columns the graph reads from text.
         datetime: date column → calendar features, for files from before the graph read dates: computed here.
+        missing_texts: category and date texts that mean missing (`OnnxModel.missing_texts`): a Parquet or JSON Lines
+            table to score is read without pandas' missing-value texts, a CSV one with them.
     """
     import numpy as np
     import pandas as pd
@@ -306,7 +309,8 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
             series = pd.Series([_number(v) for v in series.tolist()], index=frame.index, dtype="float64")
         feed[input_names[column]] = series.to_numpy(dtype=np.float32).reshape(-1, 1)
     for column, fmt in (dates or {}).items():
-        texts = [written(v, fmt) if isinstance(v, date) and v == v else _text(v) for v in frame[column].tolist()]
+        texts = [written(v, fmt) if isinstance(v, date) and v == v else _text(v)
+                 for v in _without(frame[column].tolist(), missing_texts)]
         feed[input_names[column]] = np.array(texts, dtype=object).reshape(-1, 1)
     for column, parts in (datetime or {}).items():
         values = np.array([calendar_parts(v, tuple(parts)) for v in frame[column].tolist()],
@@ -315,9 +319,13 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
             feed[input_names[calendar_name(column, part)]] = values[:, i:i + 1]
     flags = set(boolean)
     for column in categorical:
-        values = [boolean_text(v) if column in flags else v for v in frame[column].tolist()]
+        values = [boolean_text(v) if column in flags else v for v in _without(frame[column].tolist(), missing_texts)]
         feed[input_names[column]] = np.array([_text(v, category=True) for v in values], dtype=object).reshape(-1, 1)
     return feed
+
+
+def _without(values: list[Any], missing: frozenset[str]) -> list[Any]:
+    return [None if type(v) is str and v in missing else v for v in values] if missing else values
 
 
 def _text(value: Any, *, category: bool = False) -> str:
@@ -407,7 +415,7 @@ class OnnxModel:
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Raw rows → one [N,1] array per graph input (`feed_rows`)."""
         return feed_rows(frame, self.numeric, self.categories, self.input_names, dates=self.date_formats,
-                         datetime=self.datetime, boolean=self.boolean)
+                         datetime=self.datetime, boolean=self.boolean, missing_texts=self.missing_texts)
 
     def run(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities [N, C] for classifiers, predictions [N] for regressors."""

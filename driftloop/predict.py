@@ -102,7 +102,8 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     """Score `data` with a registered version and write it, with the prediction columns, to `output`.
 
     Args:
-        read: CSV options over the sniffed ones (`sep`, `decimal`, `thousands`, `na_values`, `encoding`).
+        read: CSV options over the sniffed ones (`sep`, `decimal`, `thousands`, `na_values`, `keep_default_na`,
+            `encoding`), over the model's own reading of missing values (`OnnxModel.missing_texts`).
 
     Raises:
         UsageError: `output` is not .csv/.parquet, or both `version` and `alias` are given.
@@ -114,7 +115,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
         ...               console=Console())  # doctest: +SKIP
         Prediction(model_name='churn', version='3', rows=1200, output='scored.csv', columns=['prediction', ...])
     """
-    from driftloop.canonical import missing_read
+    from driftloop.canonical import missing_read, over_missing_read
     from driftloop.onnx_model import OnnxModel
     from driftloop.table import load_table
 
@@ -129,7 +130,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     with tempfile.TemporaryDirectory(prefix="driftloop-predict-") as scratch:
         model = OnnxModel(gateway.download_model(found, Path(scratch)))
         # missing values mean what they meant in training (a level spelled "None" stays one); the form is sniffed
-        table = load_table(data, read=missing_read(model.missing_texts) | (read or {})).frame
+        table = load_table(data, read=over_missing_read(missing_read(model.missing_texts), read)).frame
         _check_columns(model, table, data)
         total = len(table)
         console.info(f"scoring {total} rows of {data} with {model_name} v{found.version}")

@@ -37,7 +37,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
 
     Args:
         read: CSV options that override the sniffed ones (`sep`, `decimal`, `thousands`, `na_values`,
-            `encoding`: the spec's `data.read`).
+            `keep_default_na`, `encoding`: the spec's `data.read`).
 
     Raises:
         StorageError: the file or object does not exist.
@@ -232,7 +232,9 @@ def check_target(columns: list[str], target: str, source: str) -> None:
     raise DataError(f"{source}: target column {target!r} not found{f'; {read_hint}' if read_hint else hint}")
 
 
-READ_FLAG_HINT = "pass --read sep=SEPARATOR, as the model's data.read set it (for one or more spaces: --read 'sep=\\s+')"
+# the read option by name: `--read` of predict and drift, `read` of the KFP drift task, `drift.read` of an MLTrainingJob
+READ_FLAG_HINT = ("set the read option sep to the file's separator, as the model's data.read did (for one or more "
+                  "spaces: --read 'sep=\\s+')")
 
 
 def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:

@@ -237,7 +237,7 @@ def test_a_misread_header_in_predict_and_drift_names_the_read_option(trained: Pa
     aligned.write_text(customers(rows=40).drop(columns=["churned"]).to_string(index=False))
     misread = load_table(str(aligned)).frame
     assert len(misread.columns) == 1
-    hint = r"the header was read as 1 column\(s\), ' +customer_age +tenure_months.*': pass --read sep=SEPARATOR"
+    hint = r"the header was read as 1 column\(s\), ' +customer_age +tenure_months.*': set the read option sep to"
     with pytest.raises(DataError, match=r"new\.txt: 9 input\(s\) of the model are missing, 'customer_age', .*; " + hint):
         _check_columns(OnnxModel(trained / "train" / "model.onnx"), misread, "new.txt")
     roles = ColumnRoles.load(trained / "validation" / "columns.json")
@@ -247,3 +247,29 @@ def test_a_misread_header_in_predict_and_drift_names_the_read_option(trained: Pa
         detect(reference, misread, roles, DriftParams())
     read = load_table(str(aligned), read={"sep": "\\s+"}).frame
     _check_columns(OnnxModel(trained / "train" / "model.onnx"), read, "new.txt")  # read right: nothing to say
+
+
+def test_a_parquet_tables_none_level_stays_a_category_and_batch_scoring_reads_missing_text(trained: Path,
+                                                                                          tmp_path: Path) -> None:
+    """A Parquet table is read without pandas' missing-value texts: its `Improved` level "None" is a category the
+    model learns, so the model file must not say "None" is missing (serving would then score it as a blank). A CSV
+    table's "NA" was missing in training, and batch scoring of a Parquet or JSON Lines file reads it so too."""
+    import pandas as pd
+
+    from driftloop.canonical import DEFAULT_MISSING_TEXTS
+
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame({"age": rng.integers(20, 75, 200).astype(float),
+                          "improved": rng.choice(["None", "Some", "Marked"], 200), "y": [0, 1] * 100})
+    checked = validate.run(table, source="a.parquet", target="y", validation=ValidationSpec(), feature=FeatureSpec(),
+                           out_dir=tmp_path / "validation")
+    feature.run(table, source="a.parquet", roles=ColumnRoles.load(checked.roles_path), spec=FeatureSpec(),
+                task="auto", out_dir=tmp_path / "features")
+    kept = train.kept_missing_texts(tmp_path / "features", {})
+    assert "None" not in kept and kept == DEFAULT_MISSING_TEXTS - {"None"}
+    assert train.kept_missing_texts(trained / "features", {}) == DEFAULT_MISSING_TEXTS  # from CSV-like text
+
+    model = OnnxModel(trained / "train" / "model.onnx")
+    rows = pd.read_parquet(trained / "features" / "test.parquet").head(3).copy()
+    rows["plan"] = ["NA", "None", rows["plan"].iloc[2]]
+    assert model.feed(rows)["plan"][:, 0].tolist() == ["", "", rows["plan"].iloc[2]]

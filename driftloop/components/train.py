@@ -51,6 +51,27 @@ class TrainResult:
     candidate_metric: str = ""  # auto: what `candidates` measure (log_loss | rmse)
 
 
+def kept_missing_texts(features_dir: Path, read: dict[str, Any]) -> frozenset[str]:
+    """The texts the model file says training read as missing (`canonical.missing_texts` of `data.read`), less any
+    that is a value of a category or date column in the splits: a Parquet or JSON Lines table is read without
+    pandas' missing-value texts, so its "None" or "NA" is a category the model learned and must stay one."""
+    import pandas as pd
+
+    from driftloop.canonical import missing_texts
+
+    texts = missing_texts(read)
+    roles = ColumnRoles.from_json(load_meta(features_dir))
+    columns = list(roles.datetime) + roles.categorical
+    if not columns:
+        return texts
+    seen: set[Any] = set()
+    for split in ("train", "val", "test"):
+        frame = pd.read_parquet(features_dir / f"{split}.parquet", columns=columns)
+        for column in columns:
+            seen.update(frame[column].dropna().unique().tolist())
+    return texts - seen
+
+
 def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[Any] | None, Any]:
     """The splits through the fitted transform's ONNX graph: (data, transform graph, roles, classes, validation rows).
 
@@ -192,11 +213,10 @@ def _candidate_metrics(search: Search | None) -> dict[str, float]:
 def execute(ctx: RunContext, features_dir: Path, *, out_dir: Path) -> TrainResult:
     """Train and export; log the parameters, the loss curve, the ONNX model, its checkpoints, the user's code
     and `train.json`."""
-    from driftloop.canonical import missing_texts
     from driftloop.constants import MODEL_ARTIFACT_DIR, TRAIN_DIR
 
     outcome = run(features_dir, spec=ctx.spec.train, out_dir=out_dir, tracker=ctx.tracker,
-                  missing=missing_texts(ctx.spec.data.read.options()))
+                  missing=kept_missing_texts(features_dir, ctx.spec.data.read.options()))
     ctx.tracker.log_onnx_model(outcome.model_path, out_dir / MODEL_ARTIFACT_DIR, MODEL_ARTIFACT_DIR)
     ctx.tracker.log_artifacts(out_dir / "checkpoints", "checkpoints")
     # the user's file only: importing it left its bytecode (__pycache__) beside it

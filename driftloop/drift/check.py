@@ -34,6 +34,7 @@ from driftloop.constants import (
     RUN_TAG_MODEL,
     RUN_TAG_RETRAIN,
     SPEC_ARTIFACT,
+    TAG_DATA_SHA256,
     TAG_LAST_DRIFT,
     TAG_LAST_DRIFT_RUN,
 )
@@ -149,6 +150,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
         >>> check_drift(DriftRequest(current="live.csv", reference="ref.csv", track=False), console=Console()).exit_code
         3
     """
+    from driftloop.canonical import over_missing_read
     from driftloop.drift.detect import detect, feature_table
     from driftloop.table import load_table
 
@@ -161,7 +163,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     reference = _reference(request, mlflow, champion, report_dir)
     policy = _policy(request, reference.stored_policy)
     params = _params(policy)
-    current_table = load_table(request.current, read=reference.missing_read | request.read)
+    current_table = load_table(request.current, read=over_missing_read(reference.missing_read, request.read))
     current = feature_table(current_table.frame)
     for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
         if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
@@ -181,7 +183,8 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
                     else ("not_needed" if not report.is_drift else "pending")}}
     _show(console, report)
     unlabelled = int(current_table.frame[target].isna().sum()) if target and target in current_table.frame else 0
-    if report.is_drift and unlabelled and champion is not None and request.reference is None:
+    trained_on = champion is not None and (champion.tags or {}).get(TAG_DATA_SHA256) == current_table.sha256
+    if report.is_drift and unlabelled and trained_on and request.reference is None:
         # the training file checked against its own model: its rows without a target were never trained on, and where
         # they differ from the labelled ones (a cancelled flight has no times), that difference is what is reported
         console.warning(f"{unlabelled} of the {len(current_table.frame)} current rows have no {target!r}; the reference "
@@ -271,6 +274,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
 
     import yaml
 
+    from driftloop.canonical import over_missing_read
     from driftloop.table import load_table
 
     stored: dict[str, Any] = {}
@@ -285,7 +289,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     read = (stored.get("data") or {}).get("read") or {}
     missing = {k: read[k] for k in ("keep_default_na", "na_values") if read.get(k) is not None}
     if request.reference is not None:
-        frame, uri = load_table(request.reference, read=missing | request.read).frame, request.reference
+        frame, uri = load_table(request.reference, read=over_missing_read(missing, request.read)).frame, request.reference
     else:
         path = _download(mlflow, champion, REFERENCE_ARTIFACT, report_dir)  # type: ignore[arg-type]
         if path is None:

@@ -88,6 +88,12 @@ class InputSchema:
     def _column_set(self) -> frozenset[str]:
         return frozenset(self.columns)
 
+    @cached_property
+    def number_missing(self) -> frozenset[str]:
+        """Number cells written as text that mean missing: pandas' own (a numeric column cannot hold "NA" as a value,
+        whatever keep_default_na said) and the model's `na_values` ("?" in a UCI table)."""
+        return CSV_MISSING | self.missing
+
     def describe(self) -> list[dict[str, str]]:
         """KServe-style input metadata: name and datatype of each column, in positional order."""
         return ([{"name": c, "datatype": "FP32", "kind": "number"} for c in self.numeric]
@@ -259,8 +265,9 @@ class InputSchema:
             if len(row) != len(names):
                 raise ClientError(400, f"csv line {i + 2}: expected {len(names)} values, got {len(row)}")
         columns: dict[str, Sequence[Any]] = dict(zip(names, zip(*data, strict=True), strict=True))
+        missing = self.number_missing
         for name in self.numeric:
-            columns[name] = [_csv_number(v, name, row) for row, v in enumerate(columns[name])]
+            columns[name] = [_csv_number(v, name, row, missing) for row, v in enumerate(columns[name])]
         for name in self.categorical:
             columns[name] = _as_pandas_reads(columns[name])
         return self.read_missing(columns), len(data)
@@ -284,7 +291,8 @@ class InputSchema:
         if self.numeric:
             block = _number_block([columns[name] for name in self.numeric])
             if block is None:
-                feed.update((key, _numbers(columns[name], name)) for key, name in zip(numeric_inputs, self.numeric, strict=True))
+                feed.update((key, _numbers(columns[name], name, self.number_missing))
+                            for key, name in zip(numeric_inputs, self.numeric, strict=True))
             else:
                 feed.update(zip(numeric_inputs, block, strict=True))
         inputs = self.input_names or {}
@@ -362,7 +370,7 @@ def _text_block(columns: list[Sequence[Any]]) -> np.ndarray | None:
     return block
 
 
-def _numbers(values: Sequence[Any], column: str) -> np.ndarray:
+def _numbers(values: Sequence[Any], column: str, missing: frozenset[str] = CSV_MISSING) -> np.ndarray:
     # numpy's own type inference is the fast check: ints and floats give an int/float array,
     # anything else (text, null, bool, nested lists) gives another kind and a precise message below.
     try:
@@ -370,7 +378,7 @@ def _numbers(values: Sequence[Any], column: str) -> np.ndarray:
     except ValueError:  # ragged nested lists
         array = None
     if array is None or array.ndim != 1 or array.dtype.kind not in "iuf":
-        array = _checked_numbers(values, column)
+        array = _checked_numbers(values, column, missing)
     # one check before the cast catches inf sent as such and finite numbers float32 cannot hold; NaN is a
     # missing value (the model imputes it); ints cannot be either, as int64 is well inside float32's range
     if array.dtype.kind == "f" and not (np.isnan(array) | (np.abs(array) <= FLOAT32_MAX)).all():
@@ -412,8 +420,8 @@ def _unnest(values: list[Any], where: str) -> list[Any]:
     raise ClientError(400, f"{where}: expected a list of values or of one-value lists ([N,1])")
 
 
-def _csv_number(text: str, column: str, row: int) -> float | None:
-    if text in CSV_MISSING:
+def _csv_number(text: str, column: str, row: int, missing: frozenset[str] = CSV_MISSING) -> float | None:
+    if text in missing:
         return None  # as JSON null: missing, and logged as null
     try:
         return float(text)
@@ -424,7 +432,7 @@ def _csv_number(text: str, column: str, row: int) -> float | None:
         return parsed[0]
 
 
-def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
+def _checked_numbers(values: Sequence[Any], column: str, missing: frozenset[str] = CSV_MISSING) -> np.ndarray:
     """The slow path: null is a missing value (NaN); name the first value that is not a number, or convert ints
     too big for int64."""
     values = list(values)
@@ -432,7 +440,7 @@ def _checked_numbers(values: Sequence[Any], column: str) -> np.ndarray:
         if value is None:
             continue
         if isinstance(value, str):  # a number written as text ("3,750", "12%"), as training read it
-            parsed = number_text(value) if value not in CSV_MISSING else (math.nan, "")
+            parsed = number_text(value) if value not in missing else (math.nan, "")
             if parsed is None:
                 raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a number")
             value = values[row] = None if math.isnan(parsed[0]) else parsed[0]

@@ -158,3 +158,22 @@ def test_missing_texts_and_missing_read_are_inverse() -> None:
         assert missing_texts(missing_read(missing_texts(read))) == missing_texts(read)
     assert missing_texts({}) == DEFAULT_MISSING_TEXTS and missing_read(DEFAULT_MISSING_TEXTS) == {}
     assert missing_texts({"keep_default_na": False, "na_values": ["-"]}) == {"", "-"}
+
+
+def test_the_models_na_values_are_missing_in_number_columns_too() -> None:
+    """A UCI table written with '?' for missing trains with data.read.na_values=['?']; a row of it sent as CSV or JSON
+    text was a 400 ("'?' is not a number") while training and predict read it as missing."""
+    from driftloop.canonical import missing_read, missing_texts, over_missing_read
+
+    schema = InputSchema(numeric=("x",), categorical=("c",), max_rows=10, missing=missing_texts({"na_values": ["?"]}))
+    for columns in (schema.columns_of_csv("x,c\n?,?\n1.5,a\n")[0],
+                    schema.columns_of({"dataframe_records": [{"x": "?", "c": "?"}, {"x": 1.5, "c": "a"}]})[0]):
+        feed = schema.feed(columns)
+        assert np.isnan(feed["x"][0, 0]) and feed["x"][1, 0] == 1.5 and feed["c"][:, 0].tolist() == ["", "a"]
+    with pytest.raises(ClientError, match="'mass g': text '\\?' at row 0 is not a number"):  # pandas' own only
+        SCHEMA.feed(SCHEMA.columns_of({"dataframe_records": [{"mass g": "?", "island": "a", "clutch": "b"}]})[0])
+    # `--read na_values=-` adds to the model's '?', the user's other keys win
+    model = missing_read(schema.missing)
+    assert over_missing_read(model, {"na_values": ["-"], "sep": ";"}) == {"na_values": ["?", "-"], "sep": ";"}
+    assert over_missing_read({"keep_default_na": False, "na_values": []}, {"keep_default_na": True}) == {
+        "keep_default_na": True, "na_values": []}
