@@ -111,7 +111,8 @@ META_DATE_FORMATS = "driftloop.date_formats"
 META_BOOLEAN = "driftloop.boolean_columns"  # JSON [column]: categories whose spellings (yes, 1, true) read as True/False
 META_IGNORED = "driftloop.ignored_columns"  # JSON [column]: training's columns left out (id, constant, drop); accepted, unused
 META_INPUTS = "driftloop.inputs"  # JSON {column name: ONNX input name}; the names differ where a column's is unsafe
-# JSON [text]: the cell texts training read as missing (`canonical.missing_texts` of `data.read`); absent: pandas' own
+# JSON [text]: the cell texts training read as missing (`train.kept_missing_texts`: those of `data.read`, less any the
+# table held as a category or date); absent: pandas' own
 META_MISSING_TEXTS = "driftloop.missing_texts"
 
 # Metric names, as MLflow users know them, with the direction that counts as better.

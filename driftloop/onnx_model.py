@@ -395,7 +395,7 @@ class OnnxModel:
         self.ignored: list[str] = json.loads(meta.get(META_IGNORED, "[]"))  # training columns it leaves out
         # column → graph input; files from before the mapping named their inputs by column
         self.input_names: dict[str, str] = json.loads(meta.get(META_INPUTS, "null")) or {c: c for c in self.columns}
-        # the texts training read as missing: every route into the model reads them so (`canonical.missing_texts`)
+        # the texts training read as missing: every route into the model reads them so (`train.kept_missing_texts`)
         self.missing_texts: frozenset[str] = (frozenset(json.loads(meta[META_MISSING_TEXTS]))
                                               if META_MISSING_TEXTS in meta else DEFAULT_MISSING_TEXTS)
         self.output = self.session.get_outputs()[0].name

@@ -138,7 +138,7 @@ def run(features_dir: Path, *, spec: TrainSpec, out_dir: Path, tracker: Tracker 
         missing: frozenset[str] | None = None) -> TrainResult:
     """Fit on the train split, export `model.onnx` into `out_dir`, verify it, log to MLflow.
 
-    `missing`: the texts the table was read with as missing (`canonical.missing_texts`), kept in the model file.
+    `missing`: the texts the table was read with as missing (`kept_missing_texts`), kept in the model file.
     """
     import numpy as np
     import onnx

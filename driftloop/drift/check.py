@@ -96,8 +96,9 @@ class Reference:
     date_formats: dict[str, str] | None = None  # date column → its format as training read it (ISO when absent)
     stored_policy: dict[str, Any] | None = None  # the champion spec's `drift` section
     boolean: list[str] | None = None  # the categorical columns the model reads as booleans
-    # the champion's `data.read` on what is missing (`keep_default_na`, `na_values`): the current table's cells mean
-    # what the training table's meant, so a level spelled "None" is not missing in one and a category in the other
+    # the champion's reading of missing text as `data.read` options (`keep_default_na`, `na_values`): its `data.read`,
+    # less any word its reference sample holds as a category or date, as the model file keeps them
+    # (`train.kept_missing_texts`): the current table's cells mean what the training table's meant
     missing_read: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,7 +275,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
 
     import yaml
 
-    from driftloop.canonical import over_missing_read
+    from driftloop.canonical import missing_read, missing_texts, over_missing_read
     from driftloop.table import load_table
 
     stored: dict[str, Any] = {}
@@ -296,6 +297,11 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
             raise DataError(f"@champion v{champion.version} of {request.model_name!r} has no reference sample "
                             f"({REFERENCE_ARTIFACT}; feature.reference_sample_rows was 0?); pass --reference FILE")
         frame, uri = load_table(str(path)).frame, f"models:/{request.model_name}@champion ({REFERENCE_ARTIFACT})"
+    if stored:
+        # as the model file keeps them (`train.kept_missing_texts`): a Parquet table's "None" level is no missing word
+        texts = [c for c in [*roles.get("categorical", []), *roles.get("datetime", {})] if c in frame.columns]
+        held = {v for c in texts for v in frame[c].dropna().unique().tolist() if isinstance(v, str)}
+        missing = missing_read(missing_texts(missing) - held)
     target = roles.get("target") or (stored.get("data") or {}).get("target")
     # a given --reference may not have every column the model was trained on; its own columns decide then
     known = roles and request.reference is None
