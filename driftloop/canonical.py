@@ -13,7 +13,7 @@ import math
 import numbers
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,23 @@ def missing_read(texts: frozenset[str]) -> dict[str, Any]:
         extra = sorted(texts - DEFAULT_MISSING_TEXTS)
         return {"na_values": extra} if extra else {}
     return {"keep_default_na": False, "na_values": sorted(texts - {""})}
+
+
+def missing_as_none(values: Sequence[Any], missing: frozenset[str]) -> Sequence[Any]:
+    """`values` with each text of `missing` as None; `values` itself when it has none (one hashing pass): how every
+    route into a model reads a category or date text training read as missing."""
+    try:
+        if missing.isdisjoint(values):
+            return values
+    except TypeError:  # a list or an object among the values: the reader after names it
+        pass
+    return [None if type(value) is str and value in missing else value for value in values]
+
+
+def unheld(texts: frozenset[str], columns: Iterable[Iterable[Any]]) -> frozenset[str]:
+    """`texts` less any that the category or date `columns` hold as a value: a Parquet or JSON Lines table is read
+    without pandas' missing words, so its "None" level is a category the model learned, not a missing value."""
+    return texts - {value for values in columns for value in values if isinstance(value, str)}
 
 
 def over_missing_read(model: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from driftloop.canonical import (
     calendar_name,
     calendar_parts,
     category_text,
+    missing_as_none,
     number_text,
 )
 from driftloop.constants import (
@@ -310,7 +311,7 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
         feed[input_names[column]] = series.to_numpy(dtype=np.float32).reshape(-1, 1)
     for column, fmt in (dates or {}).items():
         texts = [written(v, fmt) if isinstance(v, date) and v == v else _text(v)
-                 for v in _without(frame[column].tolist(), missing_texts)]
+                 for v in missing_as_none(frame[column].tolist(), missing_texts)]
         feed[input_names[column]] = np.array(texts, dtype=object).reshape(-1, 1)
     for column, parts in (datetime or {}).items():
         values = np.array([calendar_parts(v, tuple(parts)) for v in frame[column].tolist()],
@@ -319,13 +320,10 @@ def feed_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
             feed[input_names[calendar_name(column, part)]] = values[:, i:i + 1]
     flags = set(boolean)
     for column in categorical:
-        values = [boolean_text(v) if column in flags else v for v in _without(frame[column].tolist(), missing_texts)]
+        values = [boolean_text(v) if column in flags else v
+                  for v in missing_as_none(frame[column].tolist(), missing_texts)]
         feed[input_names[column]] = np.array([_text(v, category=True) for v in values], dtype=object).reshape(-1, 1)
     return feed
-
-
-def _without(values: list[Any], missing: frozenset[str]) -> list[Any]:
-    return [None if type(v) is str and v in missing else v for v in values] if missing else values
 
 
 def _text(value: Any, *, category: bool = False) -> str:

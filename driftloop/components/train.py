@@ -57,19 +57,14 @@ def kept_missing_texts(features_dir: Path, read: dict[str, Any]) -> frozenset[st
     pandas' missing-value texts, so its "None" or "NA" is a category the model learned and must stay one."""
     import pandas as pd
 
-    from driftloop.canonical import missing_texts
+    from driftloop.canonical import missing_texts, unheld
 
-    texts = missing_texts(read)
     roles = ColumnRoles.from_json(load_meta(features_dir))
     columns = list(roles.datetime) + roles.categorical
     if not columns:
-        return texts
-    seen: set[Any] = set()
-    for split in ("train", "val", "test"):
-        frame = pd.read_parquet(features_dir / f"{split}.parquet", columns=columns)
-        for column in columns:
-            seen.update(frame[column].dropna().unique().tolist())
-    return texts - seen
+        return missing_texts(read)
+    splits = [pd.read_parquet(features_dir / f"{split}.parquet", columns=columns) for split in ("train", "val", "test")]
+    return unheld(missing_texts(read), (frame[c].dropna().unique() for frame in splits for c in columns))
 
 
 def prepare(features_dir: Path) -> tuple[TrainingData, Any, ColumnRoles, list[Any] | None, Any]:

@@ -275,7 +275,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
 
     import yaml
 
-    from driftloop.canonical import missing_read, missing_texts, over_missing_read
+    from driftloop.canonical import missing_read, missing_texts, over_missing_read, unheld
     from driftloop.table import load_table
 
     stored: dict[str, Any] = {}
@@ -300,8 +300,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     if stored:
         # as the model file keeps them (`train.kept_missing_texts`): a Parquet table's "None" level is no missing word
         texts = [c for c in [*roles.get("categorical", []), *roles.get("datetime", {})] if c in frame.columns]
-        held = {v for c in texts for v in frame[c].dropna().unique().tolist() if isinstance(v, str)}
-        missing = missing_read(missing_texts(missing) - held)
+        missing = missing_read(unheld(missing_texts(missing), (frame[c].dropna().unique() for c in texts)))
     target = roles.get("target") or (stored.get("data") or {}).get("target")
     # a given --reference may not have every column the model was trained on; its own columns decide then
     known = roles and request.reference is None

@@ -8,8 +8,8 @@ makes 100-row requests cheap.
 
 Rows that training accepted are accepted here too: a null or NaN number is a missing value, which the
 imputer inside the model file fills, and so is a category or date text that training read as missing
-(pandas' `NA`, `None`, `null`, empty, ...; `OnnxModel.missing_texts`), on every route alike; a JSON boolean in a category column is the category
-`True`/`False`, as pandas' bool column became in training; in a boolean column `"yes"`,
+(pandas' `NA`, `None`, `null`, empty, ...; `OnnxModel.missing_texts`), on every route alike; a JSON
+boolean in a category column is the category `True`/`False`, as pandas' bool column became in training; in a boolean column `"yes"`,
 `"1"`, `"true"` are `True` too. A number written as text (`"3,750"`, `"$12"`, `"45%"`) is read
 as training read it, and a date column takes the date text and computes the calendar features
 the model takes (`driftloop.canonical`, shared with training and `OnnxModel.feed`).
@@ -38,6 +38,7 @@ from driftloop.canonical import (
     calendar_name,
     calendar_parts,
     category_text,
+    missing_as_none,
     number_text,
 )
 from driftloop.serve.errors import ClientError
@@ -47,9 +48,6 @@ Columns = dict[str, Sequence[Any]]
 _ROW_KEYS = ("instances", "dataframe_records")
 _KNOWN_KEYS = ("instances", "inputs", "dataframe_records", "dataframe_split")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-# A number cell or text pandas.read_csv reads as missing by default: a CSV body means what the same CSV meant in
-# training (text columns follow the model's own reading, `InputSchema.missing`)
-CSV_MISSING = DEFAULT_MISSING_TEXTS
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ class InputSchema:
     def number_missing(self) -> frozenset[str]:
         """Number cells written as text that mean missing: pandas' own (a numeric column cannot hold "NA" as a value,
         whatever keep_default_na said) and the model's `na_values` ("?" in a UCI table)."""
-        return CSV_MISSING | self.missing
+        return DEFAULT_MISSING_TEXTS | self.missing
 
     def describe(self) -> list[dict[str, str]]:
         """KServe-style input metadata: name and datatype of each column, in positional order."""
@@ -115,7 +113,7 @@ class InputSchema:
         for name in self.texts:
             values = columns.get(name)
             if values is not None and type(values) is not np.ndarray:  # binary BYTES tensors come decoded as lists
-                columns[name] = _without_missing_text(values, missing)
+                columns[name] = missing_as_none(values, missing)
         return columns
 
     def _json_columns(self, payload: Any) -> tuple[Columns, int]:
@@ -370,7 +368,7 @@ def _text_block(columns: list[Sequence[Any]]) -> np.ndarray | None:
     return block
 
 
-def _numbers(values: Sequence[Any], column: str, missing: frozenset[str] = CSV_MISSING) -> np.ndarray:
+def _numbers(values: Sequence[Any], column: str, missing: frozenset[str] = DEFAULT_MISSING_TEXTS) -> np.ndarray:
     # numpy's own type inference is the fast check: ints and floats give an int/float array,
     # anything else (text, null, bool, nested lists) gives another kind and a precise message below.
     try:
@@ -420,7 +418,7 @@ def _unnest(values: list[Any], where: str) -> list[Any]:
     raise ClientError(400, f"{where}: expected a list of values or of one-value lists ([N,1])")
 
 
-def _csv_number(text: str, column: str, row: int, missing: frozenset[str] = CSV_MISSING) -> float | None:
+def _csv_number(text: str, column: str, row: int, missing: frozenset[str] = DEFAULT_MISSING_TEXTS) -> float | None:
     if text in missing:
         return None  # as JSON null: missing, and logged as null
     try:
@@ -432,7 +430,8 @@ def _csv_number(text: str, column: str, row: int, missing: frozenset[str] = CSV_
         return parsed[0]
 
 
-def _checked_numbers(values: Sequence[Any], column: str, missing: frozenset[str] = CSV_MISSING) -> np.ndarray:
+def _checked_numbers(values: Sequence[Any], column: str,
+                     missing: frozenset[str] = DEFAULT_MISSING_TEXTS) -> np.ndarray:
     """The slow path: null is a missing value (NaN); name the first value that is not a number, or convert ints
     too big for int64."""
     values = list(values)
@@ -454,16 +453,6 @@ def _checked_numbers(values: Sequence[Any], column: str, missing: frozenset[str]
             raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is out of range for the model's "
                                    f"float32 input (at most ±{FLOAT32_MAX:.4g})")
     return np.asarray([math.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
-def _without_missing_text(values: Sequence[Any], missing: frozenset[str]) -> Sequence[Any]:
-    """`values` with each text of `missing` as None; `values` itself when it has none (one hashing pass)."""
-    try:
-        if missing.isdisjoint(values):
-            return values
-    except TypeError:  # a list or an object among the values: the feed names it
-        pass
-    return [None if type(value) is str and value in missing else value for value in values]
 
 
 def _missing(value: Any) -> bool:

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftloop.canonical import DEFAULT_MISSING_TEXTS
 from driftloop.components.columns import ColumnRoles, canonical_frame
 from driftloop.components.roles import infer as infer_roles
 from driftloop.serve.errors import ClientError
-from driftloop.serve.schema import CSV_MISSING, InputSchema
+from driftloop.serve.schema import InputSchema
 from driftloop.spec import FeatureSpec
 
 SCHEMA = InputSchema(numeric=("mass g",), categorical=("island", "clutch"), max_rows=100)
@@ -42,7 +43,7 @@ def test_json_booleans_are_the_categories_training_made_of_them() -> None:
     assert SCHEMA.feed(columns)["clutch"][:, 0].tolist() == trained == ["True", "False"]
 
 
-@pytest.mark.parametrize("cell", sorted(CSV_MISSING))
+@pytest.mark.parametrize("cell", sorted(DEFAULT_MISSING_TEXTS))
 def test_csv_cells_pandas_reads_as_missing_are_missing(cell: str) -> None:
     text = f'mass g,island,clutch\n"{cell}","{cell}",Yes\n3750,Dream,No\n'
     columns, n = SCHEMA.columns_of_csv(text)
