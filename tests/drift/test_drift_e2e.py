@@ -222,8 +222,9 @@ def test_a_parquet_trained_none_level_is_no_drift_in_the_same_rows_as_csv(cli: C
     frame["y"] = (frame["age"] + (frame["improved"] == "None") * 10 + rng.normal(0, 5, 400) > 55).astype(int)
     frame.to_parquet(cli.cwd / "arthritis.parquet", index=False)
     frame.to_csv(cli.cwd / "arthritis.csv", index=False)
-    trained = cli("run", "--data", "arthritis.parquet", "--target", "y", "--set", "train.model=linear",
-                  "--set", "evaluate.latency_samples=10")
+    # its own model name: the session's one MLflow server also holds test_targets_and_reading's 'arthritis'
+    trained = cli("run", "--data", "arthritis.parquet", "--target", "y", "--model", "arthritis_parquet",
+                  "--set", "train.model=linear", "--set", "evaluate.latency_samples=10")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    same = cli("drift", "--model", "arthritis", "--current", "arthritis.csv")
+    same = cli("drift", "--model", "arthritis_parquet", "--current", "arthritis.csv")
     assert same.returncode == 0, same.stderr[-2000:]
