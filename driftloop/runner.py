@@ -217,10 +217,21 @@ def run_pipeline(spec: Spec, *, console: Console, deploy: bool = True, tags: dic
     finally:
         _running.pop("ctx", None)  # ended (FINISHED or FAILED): a SIGTERM from here on has no run to end
         if upload_to is not None:
-            from driftloop.storage import upload_dir
-
-            upload_dir(local_out, f"{upload_to.rstrip('/')}/{result.run_id}")
+            _upload_and_remove(local_out, f"{upload_to.rstrip('/')}/{result.run_id}")
     return result
+
+
+def _upload_and_remove(local_out: Path, uri: str) -> None:
+    """The run's outputs to their s3:// home, then the local scratch copy gone, uploaded or not: a drift loop or a
+    notebook that retrains in one process (or on one node) would otherwise fill its disk, run by run."""
+    import shutil
+
+    from driftloop.storage import upload_dir
+
+    try:
+        upload_dir(local_out, uri)
+    finally:
+        shutil.rmtree(local_out, ignore_errors=True)
 
 
 def registered_by_earlier_attempt(spec: Spec, identity: dict[str, str]) -> RunResult | None:

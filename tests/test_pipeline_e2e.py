@@ -129,9 +129,13 @@ def test_reads_and_writes_s3(cli: Cli, s3: S3, mlflow_uri: str) -> None:
     client = s3.client()
     client.create_bucket(Bucket="lake")
     client.put_object(Bucket="lake", Key="in/customers_s3.csv", Body=customers(rows=1000).to_csv(index=False).encode())
+    scratch = cli.cwd / "tmp"
+    scratch.mkdir()
     proc = cli("run", "--data", "s3://lake/in/customers_s3.csv", "--target", "churned", *FAST,
-               "--set", "output=s3://lake/runs", "--json", "r.json")
+               "--set", "output=s3://lake/runs", "--json", "r.json", env_update={"TMPDIR": str(scratch)})
     assert_ok(proc)
+    # the outputs went to S3 through a local scratch folder, which is gone: a loop that retrains would fill the disk
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("driftloop-")]
     result = result_of(cli.cwd / "r.json")
     assert result["deployed"] is True and result["model_name"] == "customers_s3"
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="lake", Prefix=f"runs/{result['run_id']}/")["Contents"]}
