@@ -130,13 +130,18 @@ def test_a_user_module_trains_data_parallel_on_every_rank(cli: Cli, mlflow_uri: 
     (cli.cwd / "net.py").write_text("from torch import nn\n\n\ndef build(n_features, n_outputs, task, params):\n"
                                     "    return nn.Sequential(nn.Linear(n_features, params['width']), nn.ReLU(),\n"
                                     "                         nn.Linear(params['width'], n_outputs))\n")
+    scratch = cli.cwd / "tmp"
+    scratch.mkdir()
     done = subprocess.run([*TORCHRUN, "--nproc-per-node=2", "-m", "driftloop", "run", "--data", "data.csv",
                            "--target", "churned", "--model", "ddp-user", "--set", "train.module=net.py:build",
                            "--set", "train.params={width: 8}", "--set", "train.epochs=3",
                            "--set", "evaluate.latency_samples=20", "--json", "out.json"],
-                          cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=600)
+                          cwd=cli.cwd, env=cli.env | {"TMPDIR": str(scratch)}, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 1: training done" in done.stderr
+    # rank 1 wrote the source into a scratch folder of its own, gone with its process
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("driftloop-")]
     result = json.loads((cli.cwd / "out.json").read_text())
     params = registry_for(mlflow_uri).client.get_run(result["run_id"]).data.params
     assert result["status"] == "completed" and params["train.world_size"] == "2"

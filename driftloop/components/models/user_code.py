@@ -44,7 +44,7 @@ def load_function(spec: TrainSpec, code_dir: Path | None = None) -> Callable[...
     assert spec.module is not None
     where, function, is_file = module_reference(spec.module)
     if is_file:
-        path = _write_source(spec, where, code_dir or Path(tempfile.mkdtemp(prefix="driftloop-code-")))
+        path = _write_source(spec, where, code_dir or _scratch_code_dir())
         module = _import_file(spec, path)
     else:
         try:
@@ -61,6 +61,17 @@ def load_function(spec: TrainSpec, code_dir: Path | None = None) -> Callable[...
         hint = f"; did you mean {close!r}?" if close else (f"; it defines: {', '.join(callables)}" if callables else "")
         raise UserCodeError(f"{_WHERE}: {where} has no function {function!r}{hint}")
     return found  # type: ignore[no-any-return]
+
+
+def _scratch_code_dir() -> Path:
+    """A folder for the user's file for as long as this process lives (a torchrun worker's), removed at its exit:
+    the imported module may still read its file (a traceback, `inspect`), and every run would otherwise leave one."""
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="driftloop-code-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def code_file(spec: TrainSpec, code_dir: Path) -> Path | None:
