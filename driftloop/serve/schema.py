@@ -23,6 +23,7 @@ many rows → 413.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -485,14 +486,13 @@ def _text_kind(column: str, boolean: frozenset[str], date_formats: dict[str, str
 
 def _check_dates(values: Sequence[Any], column: str, fmt: str) -> None:
     """Date text in the format training read (null and blank are missing dates, which the model imputes)."""
-    from driftloop.dates import parse
+    from driftloop.dates import parse, unreadable
 
     for row, value in enumerate(values):
         if _missing(value) or (isinstance(value, str) and (not value.strip() or parse(value, fmt) is not None)):
             continue
         if isinstance(value, str):
-            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date in the format "
-                                   f"{fmt} the model was trained on")
+            raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} {unreadable(value, fmt)}")
         raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a date (text in {fmt})")
 
 
@@ -510,7 +510,9 @@ def _as_pandas_reads(cells: Sequence[Any]) -> Sequence[Any]:
 def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) -> np.ndarray:
     """Text as is; null as '' (a missing category, which the one-hot encoder ignores), as `OnnxModel.feed` does;
     a boolean as `True`/`False`, the text training made of pandas' bool values (`str(True)`); in a boolean
-    column every spelling of one (`yes`, `1`, `true`) as `True`/`False`, as training read them."""
+    column every spelling of one (`yes`, `1`, `true`) as `True`/`False`, as training read them; a number as the
+    text training made of it (`category_text`: 2 and 2.0 are "2"), since a code column the spec names categorical
+    (`feature.roles`) holds numbers in the training file, which MLflow's client and `to_json` send as numbers."""
     if boolean:
         values = [_boolean(v, column, row) for row, v in enumerate(values)]
     if set(map(type, values)) != {str}:  # C-speed type check; the loop below names what is wrong
@@ -520,6 +522,8 @@ def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) ->
                 converted.append("")
             elif isinstance(value, (str, bool)):
                 converted.append(str(value))
+            elif isinstance(value, numbers.Real) and math.isfinite(value):  # numpy's too (a binary V2 tensor)
+                converted.append(category_text(int(value) if isinstance(value, numbers.Integral) else float(value)))
             else:
                 raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a category (a string)")
         values = converted

@@ -24,7 +24,7 @@ CASES = [
      ["'customer_age'", "not a number"]),
     ("boolean for a number", lambda r: {"instances": [with_value(r, "tenure_months", True)]}, 400,
      ["'tenure_months'", "not a number"]),
-    ("number for a category", lambda r: {"instances": [with_value(r, "plan", 3)]}, 400, ["'plan'", "not a category"]),
+    ("list for a category", lambda r: {"instances": [with_value(r, "plan", [3])]}, 400, ["'plan'", "not a category"]),
     ("object for a category", lambda r: {"instances": [with_value(r, "region", {"a": 1})]}, 400, ["'region'"]),
     ("second row wrong", lambda r: {"instances": [r, with_value(r, "customer_age", "x")]}, 400,
      ["'customer_age'", "row 1"]),

@@ -64,7 +64,7 @@ def test_what_the_model_cannot_take_is_still_refused() -> None:
         ({"instances": [{"mass g": 1e39, "island": "a", "clutch": "x"}]}, ["'mass g'", "float32"]),
         ({"instances": [{"mass g": True, "island": "a", "clutch": "x"}]}, ["'mass g'", "not a number"]),
         ({"instances": [{"mass g": "heavy", "island": "a", "clutch": "x"}]}, ["'mass g'", "not a number"]),
-        ({"instances": [{"mass g": 1.0, "island": 3, "clutch": "x"}]}, ["'island'", "not a category"]),
+        ({"instances": [{"mass g": 1.0, "island": [3], "clutch": "x"}]}, ["'island'", "not a category"]),
     ]:
         with pytest.raises(ClientError) as raised:
             SCHEMA.feed(SCHEMA.columns_of(body)[0])
