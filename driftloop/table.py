@@ -54,7 +54,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
         _check_csv_header(raw, uri, options)
     try:
         if kind == "parquet":
-            frame = pd.read_parquet(io.BytesIO(raw))
+            frame = _index_as_columns(pd.read_parquet(io.BytesIO(raw)))
         elif kind == "jsonl":
             raw = _complete_lines(raw)
             if not raw.strip():
@@ -359,6 +359,14 @@ def decompressed(raw: bytes, uri: str) -> bytes:
     if inner is not None:
         raise DataError(f"{uri}: a {inner} file inside the {codec} file; unpack it to one level")
     return unpacked
+
+
+def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A Parquet file's named index levels as the columns they are (`df.set_index("month").to_parquet()` keeps
+    `month` in the file, and pandas reads it back as the index), as a CSV written with its index has them; an unnamed
+    index is row labels, dropped as before (a CSV's is `Unnamed: 0`, which roles leave out as an id)."""
+    named = [name for name in frame.index.names if name is not None and str(name) not in frame.columns]
+    return frame.reset_index(level=named) if named else frame
 
 
 def table_format(uri: str, fmt: str = "auto") -> str:

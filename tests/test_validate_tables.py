@@ -111,3 +111,21 @@ def test_a_declared_column_the_table_lacks_and_a_parquet_file_s_own_index(tmp_pa
     with pytest.raises(DataError, match=r"column 'ash': text in a numeric column: 'oops' at row 5 "):
         validate.run(table.frame, source="t.parquet", target="target", validation=ValidationSpec(),
                      feature=FeatureSpec(roles={"ash": "numeric"}), out_dir=tmp_path / "p")
+
+
+def test_a_parquet_file_s_named_index_is_a_column_as_a_csv_s_is(tmp_path: Path) -> None:
+    """`set_index("month").to_parquet()` (a time series, as sktime and river hand them out) keeps `month` in the
+    file; read back it is the index, and was dropped with it: a model without its only date, a scored file without
+    its key. A named index level is a column, as in the CSV the same frame writes; an unnamed one is row labels."""
+    from driftloop.table import load_table
+
+    months = pd.date_range("1949-01-01", periods=6, freq="MS")
+    frame = pd.DataFrame({"month": months, "region": list("abcabc"), "lag": range(6), "passengers": range(10, 16)})
+    frame.set_index("month").to_parquet(tmp_path / "series.parquet")
+    read = load_table(str(tmp_path / "series.parquet")).frame
+    assert list(read.columns) == ["month", "region", "lag", "passengers"] and list(read["month"]) == list(months)
+    assert list(read.index) == list(range(6))  # rows are still counted from the file's first row
+    frame.set_index(["month", "region"]).to_parquet(tmp_path / "two.parquet")
+    assert list(load_table(str(tmp_path / "two.parquet")).frame.columns) == ["month", "region", "lag", "passengers"]
+    frame.set_index("month").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
+    assert list(load_table(str(tmp_path / "unnamed.parquet")).frame.columns) == ["region", "lag", "passengers"]
