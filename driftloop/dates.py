@@ -101,6 +101,14 @@ def parse(text: str, fmt: str = ISO) -> tuple[int, int, int, int] | None:
     return year, month, int(d), int(found.group(4) or 0)
 
 
+def unreadable(text: str, fmt: str) -> str:
+    """Why date text that `parse` refused is not a date in `fmt`, for the one error line serving and `predict` give:
+    "02/30/1990" is written in MM/DD/YYYY but names no day; "1967-07-01" is not written in it at all."""
+    if re.fullmatch(pattern(fmt), text) is not None:
+        return f"names no real day (read as {fmt}, the format the model was trained on)"
+    return f"is not a date in the format {fmt} the model was trained on"
+
+
 def has_time(text: str, fmt: str) -> bool:
     """A time of day is written, and it is not midnight: dates stamped 00:00[:00] (an export of a date column from a
     database or a spreadsheet) have no hour to learn from, as a datetime column's midnights have none."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftloop.constants import CHAMPION_ALIAS
+from driftloop.dates import ISO
 from driftloop.errors import DataError, ModelNotFound, UsageError
 
 if TYPE_CHECKING:
@@ -85,7 +86,10 @@ def predictions_frame(model: OnnxModel, rows: pd.DataFrame) -> pd.DataFrame:
 
     roles = ColumnRoles(target=model.target, numeric=model.numeric, categorical=model.categories,
                         boolean=model.boolean, datetime=model.dates, date_formats=model.date_formats)
-    output = model.run(canonical_frame(rows, roles, with_target=False))
+    canonical = canonical_frame(rows, roles, with_target=False)
+    for column in roles.datetime:
+        _check_dates(canonical[column], column, roles.date_formats.get(column, ISO))
+    output = model.run(canonical)
     if model.task != "classification":
         return pd.DataFrame({PREDICTION_COLUMN: output.astype("float64")}, index=rows.index)
     classes = model.classes or []
@@ -146,6 +150,25 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     console.info(f"wrote {total} rows with {', '.join(added.columns[:3])}{', ...' if len(added.columns) > 3 else ''} "
                  f"to {output}")
     return Prediction(model_name, str(found.version), total, output, list(added.columns))
+
+
+def _check_dates(texts: pd.Series, column: str, fmt: str) -> None:
+    """Date text in the format training read, as serving asks of it: the model file reads any other text as a
+    missing date and imputes it, so a table whose dates were rewritten (ISO where training had MM/DD/YYYY) would be
+    scored as if it had none. Blank and missing are missing dates. Distinct texts are parsed once.
+
+    Raises:
+        DataError: the first row whose date is not one, naming the column, the text, the row and the format.
+    """
+    from driftloop.canonical import row_number
+    from driftloop.dates import parse, unreadable
+
+    bad = {text for text in texts.dropna().unique() if text and parse(text, fmt) is None}
+    if bad:
+        position = next(i for i, text in enumerate(texts.tolist()) if text in bad)
+        text = texts.iloc[position]
+        raise DataError(f"column {column!r}: {text!r} at row {row_number(texts.index, position)} "
+                        f"{unreadable(text, fmt)}")
 
 
 def _check_columns(model: OnnxModel, table: pd.DataFrame, source: str) -> None:

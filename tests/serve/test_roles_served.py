@@ -99,6 +99,17 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     assert other.status_code == 400, other.text
     assert "column 'signup'" in other.text and "row 0 is not a date in the format" in other.text, other.text
     assert missing.status_code == 200, missing.text
+    no_day = httpx.post(f"{server.url}/invocations", json={"dataframe_records": [dict(records[1], signup="30/02/2007")]})
+    assert no_day.status_code == 400 and "'30/02/2007' at row 0 names no real day (read as DD/MM/YYYY" in no_day.text
+    # `predict` refuses them as serving does (the model file would have scored them as rows without a date), and
+    # takes the blank one; the row is the file's, under its header
+    for written, words in (("2007-11-11", "is not a date in the format DD/MM/YYYY the model was trained on"),
+                           ("30/02/2007", "names no real day (read as DD/MM/YYYY")):
+        rows.assign(signup=[written if i == 3 else v for i, v in enumerate(rows["signup"])]).to_csv(
+            cli.cwd / "dates.csv", index=False)
+        refused = cli("predict", "--model", MODEL, "--data", "dates.csv", "-o", "dates_scored.csv")
+        assert refused.returncode == 1 and not (cli.cwd / "dates_scored.csv").exists(), refused.stderr[-2000:]
+        assert f"error: column 'signup': '{written}' at row 5 {words}" in refused.stderr, refused.stderr[-2000:]
     v1_inputs = httpx.get(f"{server.url}/v1/models/{MODEL}").raise_for_status().json()["inputs"]
     assert {"name": "signup", "datatype": "BYTES", "kind": "datetime"} in v1_inputs, v1_inputs
     # what onnxruntime alone answers, fed the CSV's raw text (Triton, KServe): the same as driftloop
