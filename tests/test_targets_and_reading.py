@@ -423,6 +423,28 @@ def test_champion_is_rescored_about_the_candidates_positive_class(cli: Cli, mlfl
     assert logged["champion_precision"] == pytest.approx(precision_score(truth, predicted, zero_division=0))
 
 
+def test_a_second_target_on_the_same_file_is_refused_not_trained_as_the_first(cli: Cli, mlflow_uri: str) -> None:
+    """The model name is the file's stem, so `--target` B on the file that trained A's champion lands on A's name.
+    The champion's stored roles name A as the target: the run trained A again (with B as a feature) and promoted it
+    as v2, while its MLflow run recorded B. One line instead, and nothing registered."""
+    assert cli("example", "-o", "accounts.csv", "--rows", "300").returncode == 0
+    fast = ["--set", "train.model=linear", "--set", "evaluate.latency_samples=10"]
+    first = cli("run", "--data", "accounts.csv", "--target", "churned", *fast)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = cli("run", "--data", "accounts.csv", "--target", "tenure_months", *fast, "--json", "second.json")
+    assert second.returncode == 1, second.stderr[-2000:]
+    assert ("error: accounts.csv: the target is 'tenure_months', but @champion v1 of 'accounts' predicts 'churned'; "
+            "a registered model predicts one target: give this one its own name (--model, registry.model_name)"
+            ) in second.stderr, second.stderr[-2000:]
+    probe = registry_for(mlflow_uri)
+    assert probe.champion("accounts").version == "1" and probe.gateway.model_version("accounts", "2") is None
+    # under a name of its own it trains what was asked
+    own = cli("run", "--data", "accounts.csv", "--target", "tenure_months", "--model", "accounts_tenure", *fast,
+              "--json", "own.json")
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert "r2" in json.loads((cli.cwd / "own.json").read_text())["metrics"]
+
+
 @pytest.mark.slow
 def test_an_evaluation_window_is_read_with_the_tables_own_read_options(cli: Cli, mlflow_uri: str) -> None:
     """A column-aligned table (R's write.table) trains with data.read.sep='\\s+'; its labelled window, a file of the

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from driftloop.components.context import RunContext
     from driftloop.console import Console
     from driftloop.mlflow_gateway import ModelVersion
-    from driftloop.spec import FeatureSpec, ValidationSpec
+    from driftloop.spec import FeatureSpec, Spec, ValidationSpec
     from driftloop.table import LoadedTable
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -433,6 +433,8 @@ def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | Non
     spec = ctx.spec
     console = console if console is not None else Console()
     stored = _champion_suite(ctx, champion, scratch) if champion is not None else None
+    if stored is not None:
+        _check_same_target(stored, spec, champion_version=champion.version)  # type: ignore[union-attr]
     try:
         outcome = run(table.frame, source=spec.data.path, target=spec.data.target, validation=spec.validation,
                       feature=spec.feature, out_dir=out_dir, task=spec.data.task, stored_suite=stored)
@@ -462,6 +464,22 @@ def show(outcome: ValidationResult, console: Console, *, champion_version: str |
             console.info(f"  {line}")
         if len(lines) > 10:
             console.info(f"  … {len(lines) - 10} more in validation/{SUITE_CHANGES_FILE}")
+
+
+def _check_same_target(stored_suite: Path, spec: Spec, *, champion_version: str) -> None:
+    """The run's target is the one the champion predicts. The model name defaults to the file's stem, so a second
+    target on the same file lands on the same name, where the champion's stored roles (which name its target) would
+    train the old target again and promote it under the new one's run.
+
+    Raises:
+        DataError: the targets differ, naming both and what to do.
+    """
+    meta = _read_suite(stored_suite).get("meta", {}).get("driftloop") or {}
+    predicted = meta.get("target")
+    if predicted is not None and predicted != spec.data.target:
+        raise DataError(f"{spec.data.path}: the target is {spec.data.target!r}, but @champion v{champion_version} of "
+                        f"{spec.model_name!r} predicts {predicted!r}; a registered model predicts one target: give "
+                        f"this one its own name (--model, registry.model_name)")
 
 
 def _champion_suite(ctx: RunContext, champion: ModelVersion, scratch: Path) -> Path | None:
