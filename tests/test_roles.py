@@ -171,13 +171,40 @@ def test_text_set_to_boolean_and_numbers_set_to_datetime() -> None:
     (FeatureSpec(roles={"signupp": "datetime"}),
      "feature.roles names column 'signupp', which the table does not have (did you mean 'signup'?)"),
     (FeatureSpec(roles={"label": "numeric"}), "feature.roles sets a role for the target column 'label'"),
-    (FeatureSpec(roles={"city": "datetime"}), "column 'city' is datetime, but 'city"),
+    (FeatureSpec(roles={"city": "datetime"}), "column 'city' is datetime, but its first value 'city"),
     (FeatureSpec(drop=["citty"]), "feature.drop names column 'citty'"),
 ])
 def test_bad_roles_are_one_line_errors(spec: FeatureSpec, message: str) -> None:
     with pytest.raises(DataError) as raised:
         infer(shop_table(), "label", spec)
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_a_date_column_in_no_format_read_and_one_format_broken_are_said_apart() -> None:
+    """sktime's monthly series write '1949-01': no format reads it, which is not 'not in the format of its first
+    value' when it is the first value; a column whose first value is a date names the value that is not."""
+    months = pd.DataFrame({"Period": ["1949-01", "1949-02", "1949-03"], "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(DataError, match=r"^column 'Period' is datetime, but its first value '1949-01' at row 2 is a "
+                                        r"date in none of the formats read \(YYYY-MM-DD, "):
+        infer(months, "y", FeatureSpec(roles={"Period": "datetime"}))
+    broken = months.assign(Period=["1949-01-01", "1949-02-01", "March 1949"])
+    with pytest.raises(DataError, match=r"^column 'Period' is datetime, but 'March 1949' at row 4 is not a date in the "
+                                        r"format of its first value, YYYY-MM-DD"):
+        infer(broken, "y", FeatureSpec(roles={"Period": "datetime"}))
+
+
+def test_an_integer_id_is_kept_as_numbers_in_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    """1001 distinct day numbers kept as categories are 1001 categories seen once each, all in 'other': the hint for
+    a column of distinct integers is numeric; for distinct text it stays categorical."""
+    from driftloop.components.roles import show
+    from driftloop.console import Console
+
+    frame = pd.DataFrame({"ordinal_date": range(736330, 736330 + 40), "code": [f"c{i}" for i in range(40)],
+                          "x": np.linspace(0, 1, 40), "y": [0.0, 1.0] * 20})
+    show(infer(frame, "y", FeatureSpec()), Console())
+    err = capsys.readouterr().err
+    assert "feature.roles {'ordinal_date': numeric} keeps it" in err, err
+    assert "feature.roles {'code': categorical} keeps it" in err, err
 
 
 def test_an_unknown_role_is_a_spec_error_naming_the_column() -> None:

@@ -31,6 +31,7 @@ ID_SHARE = 0.95
 NAMED_ID_SHARE = 0.5
 ID_NAME = re.compile(r"(^|[^a-z])id([^a-z]|$)|_id$|Id$|ID$", re.IGNORECASE)
 MIN_ROWS_FOR_ID = 20  # in a handful of rows everything looks unique
+INTEGER_IDS = "distinct integers"  # how the roles table says a number column is a row number or key
 # A header cell left empty: R's write.csv writes its row names under "", pandas' to_csv its index; pandas' reader names
 # it "Unnamed: 0". All distinct, it numbers or names the rows whatever they hold (a sample's row numbers are not one
 # run, and a table sorted by its target before it was written leaks the target through them).
@@ -107,7 +108,7 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
                                                                               "distinct values")
     if pd.api.types.is_numeric_dtype(series):
         if _integer_id(present, column):
-            return "id", f"{distinct} distinct integers in {rows} rows, one per row: dropped"
+            return "id", f"{distinct} {INTEGER_IDS} in {rows} rows, one per row: dropped"
         return "numeric", "numbers"
     text = present.astype(str).str.strip()
     if distinct == 2 and set(text.str.lower()) <= TRUE_WORDS | FALSE_WORDS:
@@ -195,10 +196,16 @@ def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], st
     text = present.astype(str).str.strip()
     found = _date_format(text)
     if found is None:
-        first = next((f for f in FORMATS if text.empty or parse(text.iloc[0], f) is not None), ISO)
+        formats = ", ".join(FORMATS)
+        if text.empty:
+            raise DataError(f"column {column!r} is datetime, but it holds no value")
+        first = next((f for f in FORMATS if parse(text.iloc[0], f) is not None), None)
+        if first is None:  # then no other value's format can be "its first value's"
+            raise DataError(f"column {column!r} is datetime, but its first value {text.iloc[0]!r} at row "
+                            f"{int(text.index[0]) + 2} is a date in none of the formats read ({formats})")
         row, value = next(((r, v) for r, v in text.items() if parse(v, first) is None), (0, ""))
         raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not a date in the "
-                        f"format of its first value, {first} (formats read: {', '.join(FORMATS)})")
+                        f"format of its first value, {first} (formats read: {formats})")
     fmt = found[0]
     return DATE_PARTS + (TIME_PARTS if bool(text.map(lambda v: has_time(v, fmt)).any()) else ()), fmt
 
@@ -223,9 +230,12 @@ def show(roles: ColumnRoles, console: Console) -> None:
     console.table("column roles", ["column", "role", "why"], rows)
     for r in roles.table:
         if r["role"] in ("id", "constant"):
+            # distinct integers kept as categories would each be seen once, all in the 'other' bucket: as numbers
+            # (a day number, a year) they can still say something
+            keep = "numeric" if INTEGER_IDS in r["why"] else "categorical"
             console.warning(f"column {r['column']!r} is left out of the model as {r['role']} "
                             f"({r['why'].removesuffix(': dropped')}); feature.roles "
-                            f"{{{r['column']!r}: categorical}} keeps it")
+                            f"{{{r['column']!r}: {keep}}} keeps it")
 
 
 def markdown(roles: ColumnRoles) -> str:
