@@ -129,3 +129,25 @@ def test_a_parquet_file_s_named_index_is_a_column_as_a_csv_s_is(tmp_path: Path) 
     assert list(load_table(str(tmp_path / "two.parquet")).frame.columns) == ["month", "region", "lag", "passengers"]
     frame.set_index("month").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
     assert list(load_table(str(tmp_path / "unnamed.parquet")).frame.columns) == ["region", "lag", "passengers"]
+
+
+def test_a_copy_of_the_target_under_another_name_is_a_warning(tmp_path: Path) -> None:
+    """scikit-survival's gbsg2 with `event` beside `cens`, veterans' survival days also in weeks: the model learns the
+    copy and the gate passes it, but rows scored later will not have it. Named before training, not dropped: it may
+    be meant. A feature that only predicts the target well is not one."""
+    rng = np.random.default_rng(0)
+    cens = rng.integers(0, 2, 200)
+    frame = pd.DataFrame({"age": rng.normal(50, 10, 200), "event": np.where(cens == 1, "yes", "no"),
+                          "grade": rng.choice(["I", "II", "III"], 200),
+                          "noisy": np.where(rng.random(200) < 0.95, cens, 1 - cens), "cens": cens})
+    outcome = checked(frame, tmp_path / "c", target="cens")
+    assert outcome.leaks == ("t.csv: column 'event' matches the target 'cens' in every row (a copy of it under another "
+                             "name); rows scored later will not have it, and a model that learns it scores well only "
+                             "on paper: feature.roles {'event': drop} leaves it out",)
+    assert json.loads(outcome.result_path.read_text())["leaks"] == list(outcome.leaks)
+    days = rng.gamma(2, 100, 200).round()
+    survival = pd.DataFrame({"karnofsky": rng.integers(10, 100, 200), "weeks": days / 7,
+                             "close": days + rng.normal(0, 5, 200), "days": days})
+    leaks = checked(survival, tmp_path / "r", target="days").leaks
+    assert [line.split("'")[1] for line in leaks] == ["weeks"]
+    assert checked(frame.drop(columns="event"), tmp_path / "n", target="cens").leaks == ()

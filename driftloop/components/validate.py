@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.canonical import row_number
 from driftloop.components.columns import ColumnRoles, canonical_frame, infer_task
+from driftloop.components.leaks import target_copies
 from driftloop.components.roles import infer as infer_roles
 from driftloop.components.roles import markdown as roles_markdown
 from driftloop.components.roles import show as show_roles
@@ -64,6 +65,7 @@ class ValidationResult:
     warnings: tuple[str, ...] = ()  # one line per drift-like finding that did not stop the run
     changes: SuiteChanges | None = None  # set when the suite was re-profiled against the champion's
     changes_path: Path | None = None
+    leaks: tuple[str, ...] = ()  # one line per feature that is the target under another name (`leaks`)
 
 
 def run(frame: pd.DataFrame, *, source: str, target: str, validation: ValidationSpec, feature: FeatureSpec,
@@ -91,6 +93,8 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
                                f"(expect_table_columns_to_match_set; observed columns: {', '.join(frame.columns)})")
     canonical = canonical_frame(frame, roles)
     _check_finite(canonical, roles.numeric, source)
+    leaks = tuple(f"{source}: {line}" for line in
+                  target_copies(canonical, roles, task if task != "auto" else infer_task(canonical[target])))
     if suite is None:
         suite = _profile_suite(canonical, roles, task, validation)
     # a declared suite (spec columns or a suite file) is the user's contract: only learnt ones warn
@@ -112,7 +116,8 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     result_path = out_dir / VALIDATION_RESULT_FILE
     result_path.write_text(json.dumps({"source": source, "suite_source": origin, "rows": len(frame),
                                        "strict": validation.strict, "success": not errors,
-                                       "errors": len(errors), "warnings": list(warnings), "results": results},
+                                       "errors": len(errors), "warnings": list(warnings), "leaks": list(leaks),
+                                       "results": results},
                                       indent=2, default=str), encoding="utf-8")
     report_path = out_dir / VALIDATION_REPORT_FILE
     report_path.write_text(_report(source, origin, len(frame), results), encoding="utf-8")
@@ -121,7 +126,7 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
         more = f" (+{len(errors) - 1} more failed expectations, see {report_path})" if len(errors) > 1 else ""
         raise ValidationFailed(f"{source}: {_describe(first)}{more}")
     return ValidationResult(origin, suite_path, result_path, report_path, roles_path, len(results), len(frame),
-                            warnings, changes, changes_path)
+                            warnings, changes, changes_path, leaks)
 
 
 def _resolve_suite(frame: pd.DataFrame, target: str, validation: ValidationSpec,
@@ -450,6 +455,8 @@ def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | Non
 
 def show(outcome: ValidationResult, console: Console, *, champion_version: str | None = None) -> None:
     """One line per warning and their count; for a re-profiled suite, what changed against the champion's."""
+    for line in outcome.leaks:  # not a validation warning: no strictness makes it an error, it may be meant
+        console.warning(line)
     for line in outcome.warnings:
         console.warning(line)
     if outcome.warnings:
