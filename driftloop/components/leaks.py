@@ -27,16 +27,19 @@ def target_copies(canonical: pd.DataFrame, roles: ColumnRoles, task: str) -> lis
     class with one value: `event` True/False beside `cens` 1/0); a regression target's copy is a number column in
     exact linear relation with it.
     """
+    import numpy as np
+    import pandas as pd
+
     target = canonical[roles.target]
     found = []
     if task == "classification":
-        classes = int(target.nunique(dropna=False))
+        labels, kinds = pd.factorize(target, use_na_sentinel=False)
+        classes = len(kinds)
         for column in roles.features:
-            values = canonical[column]
-            if classes < 2 or int(values.nunique(dropna=False)) != classes:  # a cheap test that rules most out
+            codes, levels = pd.factorize(canonical[column], use_na_sentinel=False)
+            if classes < 2 or len(levels) != classes:  # a cheap test that rules most out
                 continue
-            pairs = len({(a, b) for a, b in zip(values.astype(str), target.astype(str), strict=True)})
-            if pairs == classes:
+            if np.unique(codes.astype(np.int64) * classes + labels).size == classes:  # each value goes with one class
                 found.append(column)
     else:
         numbers = canonical[roles.numeric].astype("float64")
