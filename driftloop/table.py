@@ -237,6 +237,9 @@ READ_FLAG_HINT = ("set the read option sep to the file's separator, as the model
                   "spaces: --read 'sep=\\s+')")
 
 
+_HEADER_SPLIT = re.compile(r"[\s,;|]+")
+
+
 def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
     """Why `wanted` columns are not among `columns` when the header itself was misread, and `fix` for a header
     that did not split; None when it looks read right (the columns are simply other ones)."""
@@ -244,8 +247,9 @@ def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
     if names and names[0].lstrip().startswith("#"):  # "# Data source: …" (with commas or not)
         return (f"the first line, {','.join(names)[:80]!r}, was read as the header: remove the comment lines above "
                 "the header")
-    words = {word.strip("\"'") for name in names for word in name.split()}
-    if any(w in words and w not in names for w in wanted):  # "Weight Waist Pulse", R's '"Weight" "Waist"': not split
+    # "Weight Waist Pulse", R's '"Weight" "Waist"', a spreadsheet's "length;diameter": a header that did not split
+    words = {word.strip("\"'") for name in names for word in _HEADER_SPLIT.split(name)}
+    if any(w in words and w not in names for w in wanted):
         return f"the header was read as {len(names)} column(s), {', '.join(names)[:80]!r}: {fix}"
     return None
 

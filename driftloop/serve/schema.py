@@ -258,6 +258,8 @@ class InputSchema:
             # `DataFrame.to_csv()` writes its index first under an empty name; pandas' reader makes it
             # "Unnamed: 0" and MLflow's schema enforcement drops it, so the index is not a column here either
             names, data = names[1:], [line[1:] for line in data]
+        if not self._column_set.issubset(names):
+            _check_csv_header(names, [c for c in self.columns if c not in names])
         self.check_names(names, "csv")
         self.check_rows(len(data), "csv")
         for i, row in enumerate(data):
@@ -314,6 +316,17 @@ class InputSchema:
             else:
                 feed.update(zip(categorical_inputs, block, strict=True))
         return feed
+
+
+def _check_csv_header(names: list[str], missing: list[str]) -> None:
+    """A header that did not split on commas (a `;`-separated spreadsheet export) said as such, not as the first
+    model column missing: MLflow's `text/csv` body is comma-separated, as pandas' default reader takes it."""
+    from driftloop.table import header_hint
+
+    hint = header_hint(names, missing, "a text/csv body is comma-separated (MLflow's scoring format); write it with "
+                                       "DataFrame.to_csv() or send JSON")
+    if hint is not None:
+        raise ClientError(400, f"csv: {hint}")
 
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})

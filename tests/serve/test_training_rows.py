@@ -178,3 +178,19 @@ def test_the_models_na_values_are_missing_in_number_columns_too() -> None:
     assert over_missing_read(model, {"na_values": ["-"], "sep": ";"}) == {"na_values": ["?", "-"], "sep": ";"}
     assert over_missing_read({"keep_default_na": False, "na_values": []}, {"keep_default_na": True}) == {
         "keep_default_na": True, "na_values": []}
+
+
+def test_a_csv_body_that_did_not_split_on_commas_says_so() -> None:
+    """A spreadsheet's `;`-separated export posted as text/csv read as one column, and the answer named the first
+    model column as missing; the header is said as read, with what the body must be."""
+    rows = pd.DataFrame({"mass g": [3750.0, 4100.0], "island": ["Dream", "Biscoe"], "clutch": ["x", "y"]})
+    with pytest.raises(ClientError) as raised:
+        SCHEMA.columns_of_csv(rows.to_csv(sep=";", index=False))
+    assert raised.value.status == 400
+    assert str(raised.value) == ("csv: the header was read as 1 column(s), 'mass g;island;clutch': a text/csv body is "
+                                 "comma-separated (MLflow's scoring format); write it with DataFrame.to_csv() or send "
+                                 "JSON"), str(raised.value)
+    columns, n = SCHEMA.columns_of_csv(rows.to_csv(index=False))  # the same rows, comma-separated
+    assert n == 2 and list(columns["island"]) == ["Dream", "Biscoe"]
+    with pytest.raises(ClientError, match="csv: column 'clutch' is missing"):  # other columns are still just missing
+        SCHEMA.columns_of_csv(rows.drop(columns="clutch").to_csv(index=False))
