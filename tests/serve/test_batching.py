@@ -61,7 +61,7 @@ def test_server_with_batching_answers_concurrent_requests(champion: Champion,
     assert [a.status_code for a in answers] == [200] * len(rows)
     got = np.asarray([a.json()["probabilities"][0] for a in answers])
     assert np.allclose(got, expected.run(pd.DataFrame(rows)), atol=1e-6)
-    bad = httpx.post(f"{server.url}/v1/models/{champion.name}:predict", json={"instances": [{**rows[0], "plan": 1}]})
+    bad = httpx.post(f"{server.url}/v1/models/{champion.name}:predict", json={"instances": [{**rows[0], "plan": [1]}]})
     assert bad.status_code == 400
 
 
