@@ -204,7 +204,11 @@ def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None 
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            columns = [str(c) for c in pq.read_schema(io.BytesIO(raw)).names]
+            # as `load_table` reads them: a named index is a column, first, and an unnamed one (__index_level_N__) not
+            schema = pq.read_schema(io.BytesIO(raw))
+            index = [c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+            columns = [str(c) for c in [*index, *(c for c in schema.names if c not in index)]
+                       if not _UNNAMED_INDEX.fullmatch(str(c))]
         else:
             options = csv_options(raw, uri, read)
             _check_csv_header(raw, uri, options)
@@ -237,6 +241,7 @@ READ_FLAG_HINT = ("set the read option sep to the file's separator, as the model
                   "spaces: --read 'sep=\\s+')")
 
 
+_UNNAMED_INDEX = re.compile(r"__index_level_[0-9]+__")
 _HEADER_SPLIT = re.compile(r"[\s,;|]+")
 
 

@@ -117,7 +117,7 @@ def test_a_parquet_file_s_named_index_is_a_column_as_a_csv_s_is(tmp_path: Path) 
     """`set_index("month").to_parquet()` (a time series, as sktime and river hand them out) keeps `month` in the
     file; read back it is the index, and was dropped with it: a model without its only date, a scored file without
     its key. A named index level is a column, as in the CSV the same frame writes; an unnamed one is row labels."""
-    from driftloop.table import load_table
+    from driftloop.table import load_table, read_columns
 
     months = pd.date_range("1949-01-01", periods=6, freq="MS")
     frame = pd.DataFrame({"month": months, "region": list("abcabc"), "lag": range(6), "passengers": range(10, 16)})
@@ -129,6 +129,10 @@ def test_a_parquet_file_s_named_index_is_a_column_as_a_csv_s_is(tmp_path: Path) 
     assert list(load_table(str(tmp_path / "two.parquet")).frame.columns) == ["month", "region", "lag", "passengers"]
     frame.set_index("month").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
     assert list(load_table(str(tmp_path / "unnamed.parquet")).frame.columns) == ["region", "lag", "passengers"]
+    # the header check before a run reads the file's schema alone: the same columns
+    for name in ("series", "two", "unnamed"):
+        path = str(tmp_path / f"{name}.parquet")
+        assert read_columns(path) == list(load_table(path).frame.columns), name
 
 
 def test_a_copy_of_the_target_under_another_name_is_a_warning(tmp_path: Path) -> None:
