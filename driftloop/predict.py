@@ -121,7 +121,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     """
     from driftloop.canonical import missing_read, over_missing_read
     from driftloop.onnx_model import OnnxModel
-    from driftloop.table import load_table
+    from driftloop.table import load_table, table_format
 
     if version is not None and alias is not None:
         raise UsageError("give --version or --alias, not both")
@@ -134,7 +134,11 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     with tempfile.TemporaryDirectory(prefix="driftloop-predict-") as scratch:
         model = OnnxModel(gateway.download_model(found, Path(scratch)))
         # missing values mean what they meant in training (a level spelled "None" stays one); the form is sniffed
-        table = load_table(data, read=over_missing_read(missing_read(model.missing_texts), read)).frame
+        read = over_missing_read(missing_read(model.missing_texts), read)
+        if kind != "parquet" and table_format(data) == "csv":
+            return _score_streamed(model, model_name, found.version, data=data, output=output, kind=kind, read=read,
+                                   chunk_rows=chunk_rows, console=console, scratch=Path(scratch))
+        table = load_table(data, read=read).frame
         _check_columns(model, table, data)
         total = len(table)
         console.info(f"scoring {total} rows of {data} with {model_name} v{found.version}")
@@ -150,6 +154,36 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     console.info(f"wrote {total} rows with {', '.join(added.columns[:3])}{', ...' if len(added.columns) > 3 else ''} "
                  f"to {output}")
     return Prediction(model_name, str(found.version), total, output, list(added.columns))
+
+
+def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: str, output: str, kind: str, read: dict[str, Any],
+                    chunk_rows: int, console: Console, scratch: Path) -> Prediction:
+    """A CSV scored into CSV or JSON Lines chunk by chunk: the file's bytes and one chunk in memory, not the whole
+    table, its canonical copy, the scores and the written text at once (a 47 MB CSV took 626 MB so). The scores go
+    to a scratch file first, and reach `output` only when every chunk was scored: a bad row in the last chunk leaves
+    no half-scored file behind. (Parquet output still holds the table: one schema for the whole file.)"""
+    from driftloop.storage import write_file
+    from driftloop.table import csv_chunks
+
+    console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
+    part, total, columns = scratch / f"scored.{kind}", 0, []
+    with part.open("wb") as sink:
+        for chunk in csv_chunks(data, rows=chunk_rows, read=read):
+            if not total:
+                _check_columns(model, chunk, data)
+            added = predictions_frame(model, chunk)
+            columns = list(added.columns)
+            scored = chunk.join(added)
+            if kind == "jsonl":
+                scored.to_json(sink, orient="records", lines=True, date_format="iso")
+            else:
+                scored.to_csv(sink, index=False, header=not total)
+            total += len(chunk)
+            if total >= chunk_rows:
+                console.info(f"  {total} rows")
+    write_file(output, part)
+    console.info(f"wrote {total} rows with {', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''} to {output}")
+    return Prediction(model_name, str(version), total, output, columns)
 
 
 def _check_dates(texts: pd.Series, column: str, fmt: str) -> None:

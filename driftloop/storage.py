@@ -85,6 +85,25 @@ def write_bytes(uri: str, data: bytes) -> None:
         raise StorageError(f"{uri}: cannot write ({e.strerror})") from e
 
 
+def write_file(uri: str, path: Path) -> None:
+    """A finished local file to its place: a local file (moved; its folder created) or an S3 object (uploaded, in
+    parts when large, never held in memory whole). Raises StorageError naming the URI."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3(uri)
+        try:
+            _s3_client().upload_file(str(path), bucket, key)
+        except (ClientError, BotoCoreError) as e:
+            raise StorageError(f"{uri}: cannot write S3 object ({e})") from e
+        return
+    try:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), uri)
+    except OSError as e:
+        raise StorageError(f"{uri}: cannot write ({e.strerror})") from e
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

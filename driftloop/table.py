@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -368,6 +368,42 @@ def decompressed(raw: bytes, uri: str) -> bytes:
     if inner is not None:
         raise DataError(f"{uri}: a {inner} file inside the {codec} file; unpack it to one level")
     return unpacked
+
+
+def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) -> Iterator[pd.DataFrame]:
+    """A CSV table as frames of at most `rows` rows, read as `load_table` reads it (sniffed dialect, `read` on top),
+    so a table larger than memory can be scored: only the file's bytes and one chunk are held. The row index runs on
+    from chunk to chunk, so errors name the file's row.
+
+    Raises:
+        StorageError: the file or object does not exist.
+        DataError: the content is not a readable, non-empty table (at the chunk where it stops being one).
+    """
+    import pandas as pd
+
+    raw = decompressed(read_bytes(uri), uri)
+    options = csv_options(raw, uri, read)
+    _check_csv_header(raw, uri, options)
+    seen = 0
+    try:
+        for chunk in pd.read_csv(io.BytesIO(raw), chunksize=rows, **options):
+            if chunk.empty:  # a header without rows
+                continue
+            if options.get("decimal") == "," and "thousands" not in options:
+                chunk = _dot_thousands(chunk)
+            chunk.columns = [str(c) for c in chunk.columns]
+            if not seen:
+                _check_unique(list(chunk.columns), uri)
+            seen += len(chunk)
+            yield chunk
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - parser errors come in many types; all mean the same to a user
+        raise DataError(f"{uri}: cannot parse as csv: {str(e).splitlines()[0]}") from e
+    if not seen:
+        raise DataError(f"{uri}: the table has a header but no rows")
 
 
 def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:

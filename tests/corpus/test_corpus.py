@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftloop.errors import DataError
+
 from ..conftest import S3, Server, grpc_client
 from .conftest import CorpusRun
 from .tables import TABLES
@@ -190,6 +192,31 @@ def test_large_tables_are_scored_in_chunks_with_progress(corpus_run: Callable[[s
     progress = [line.strip() for line in said.getvalue().splitlines() if line.strip().endswith(f"/{rows} rows")]
     assert progress == [f"{n}/{rows} rows" for n in (100, 200, 300, rows)]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked.parquet"), pd.read_parquet(tmp_path / "whole.parquet"))
+    # CSV in, CSV or JSON Lines out: streamed, one chunk in memory at a time, the same rows and scores as a whole
+    expected = pd.read_parquet(tmp_path / "whole.parquet")
+    for suffix, reader in ((".csv", lambda path: pd.read_csv(path, float_precision="round_trip")),
+                           (".jsonl", lambda path: pd.read_json(path, lines=True, precise_float=True))):
+        said = io.StringIO()
+        streamed = predict_table(gateway=connect(mlflow_uri), model_name=run.model, data=str(run.csv),
+                                 output=str(tmp_path / f"streamed{suffix}"), console=Console(stream=said),
+                                 chunk_rows=100)
+        assert streamed.rows == rows and streamed.columns == whole.columns
+        assert [line.strip() for line in said.getvalue().splitlines() if line.strip().endswith(" rows")][-1] == \
+            f"{rows} rows"
+        got = reader(tmp_path / f"streamed{suffix}")
+        assert list(got.columns) == list(expected.columns) and len(got) == rows
+        assert got["prediction"].astype(str).tolist() == expected["prediction"].astype(str).tolist()
+        probabilities = [c for c in expected.columns if c.startswith("probability_")]
+        # float32 scores from ONNX runs of 100 rows against one of all: the same to float32's precision
+        np.testing.assert_allclose(got[probabilities].to_numpy(), expected[probabilities].to_numpy(), atol=1e-6)
+    # a bad row in the last chunk: one line naming it, and no half-scored file
+    raw = pd.read_csv(run.csv, dtype=str, keep_default_na=False)
+    raw.loc[rows - 1, "bill_length_mm"] = "heavy"
+    raw.to_csv(tmp_path / "bad_last.csv", index=False)
+    with pytest.raises(DataError, match=f"'heavy' at row {rows + 1}"):
+        predict_table(gateway=connect(mlflow_uri), model_name=run.model, data=str(tmp_path / "bad_last.csv"),
+                      output=str(tmp_path / "bad_scored.csv"), console=Console(quiet=True), chunk_rows=100)
+    assert not (tmp_path / "bad_scored.csv").exists()
 
 
 @pytest.mark.slow
