@@ -129,8 +129,13 @@ def test_a_parquet_file_s_named_index_is_a_column_as_a_csv_s_is(tmp_path: Path) 
     assert list(load_table(str(tmp_path / "two.parquet")).frame.columns) == ["month", "region", "lag", "passengers"]
     frame.set_index("month").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
     assert list(load_table(str(tmp_path / "unnamed.parquet")).frame.columns) == ["region", "lag", "passengers"]
+    # two levels of one name: the first is the column; a named RangeIndex is row positions, no column
+    frame.set_index(["month", "region"]).rename_axis(["k", "k"]).to_parquet(tmp_path / "twice.parquet")
+    assert list(load_table(str(tmp_path / "twice.parquet")).frame.columns) == ["k", "lag", "passengers"]
+    frame.rename_axis("row").to_parquet(tmp_path / "ranged.parquet")
+    assert list(load_table(str(tmp_path / "ranged.parquet")).frame.columns) == list(frame.columns)
     # the header check before a run reads the file's schema alone: the same columns
-    for name in ("series", "two", "unnamed"):
+    for name in ("series", "two", "unnamed", "ranged", "twice"):
         path = str(tmp_path / f"{name}.parquet")
         assert read_columns(path) == list(load_table(path).frame.columns), name
 
@@ -155,3 +160,11 @@ def test_a_copy_of_the_target_under_another_name_is_a_warning(tmp_path: Path) ->
     leaks = checked(survival, tmp_path / "r", target="days").leaks
     assert [line.split("'")[1] for line in leaks] == ["weeks"]
     assert checked(frame.drop(columns="event"), tmp_path / "n", target="cens").leaks == ()
+    # a running total and its lag lie close to a line (r over 0.99999) but miss it by whole units: no copy
+    sold = np.cumsum(rng.poisson(500, 200)).astype(float)
+    running = pd.DataFrame({"day": np.arange(200.0), "yesterday": np.r_[0.0, sold[:-1]], "sold": sold})
+    assert checked(running, tmp_path / "s", target="sold").leaks == ()
+    # a regression target of text is the feature step's one line to give, not a crash here
+    worded = frame.assign(cens=np.where(cens == 1, "lo", "hi"))
+    assert validate.run(worded, source="t.csv", target="cens", validation=ValidationSpec(), feature=FeatureSpec(),
+                        out_dir=tmp_path / "w", task="regression").leaks == ()

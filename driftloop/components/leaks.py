@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from driftloop.components.columns import ColumnRoles
 
-# |Pearson r| at which a number column is the target in other units (days and weeks, dollars and thousands):
-# exact up to float rounding, never met by a feature that only predicts it well
-SAME_NUMBERS_R = 0.999999
+# A number column is the target in other units (days and weeks, dollars and thousands) when a line through them
+# misses no row by more than float rounding: relative to the target's size. A lag of a smooth series or a running
+# total is close to a line (r over 0.99999) but misses rows by whole units.
+SAME_NUMBERS_TOLERANCE = 1e-9
 
 
 def target_copies(canonical: pd.DataFrame, roles: ColumnRoles, task: str) -> list[str]:
@@ -41,11 +43,21 @@ def target_copies(canonical: pd.DataFrame, roles: ColumnRoles, task: str) -> lis
                 continue
             if np.unique(codes.astype(np.int64) * classes + labels).size == classes:  # each value goes with one class
                 found.append(column)
-    else:
-        numbers = canonical[roles.numeric].astype("float64")
-        if len(numbers.columns) and float(target.std()) > 0:
-            correlation = numbers.corrwith(target.astype("float64")).abs()
-            found += [c for c in roles.numeric if correlation[c] >= SAME_NUMBERS_R]
+    elif pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+        # (a target of text is the feature step's error to give, in its words)
+        found += [c for c in roles.numeric if _on_one_line(canonical[c].to_numpy("float64"), target.to_numpy("float64"))]
     return [f"column {c!r} matches the target {roles.target!r} in every row (a copy of it under another name); rows "
             f"scored later will not have it, and a model that learns it scores well only on paper: feature.roles "
             f"{{{c!r}: drop}} leaves it out" for c in found]
+
+
+def _on_one_line(x: np.ndarray, y: np.ndarray) -> bool:
+    """y = a·x + b in every row where both are present (a ≠ 0), to float rounding."""
+    import numpy as np
+
+    both = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[both], y[both]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return False
+    slope, intercept = np.polyfit(x, y, 1)
+    return bool(np.abs(y - (slope * x + intercept)).max() <= SAME_NUMBERS_TOLERANCE * np.abs(y).max())
