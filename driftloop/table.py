@@ -54,7 +54,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
         _check_csv_header(raw, uri, options)
     try:
         if kind == "parquet":
-            frame = _index_as_columns(pd.read_parquet(io.BytesIO(raw)))
+            frame = pd.read_parquet(io.BytesIO(raw))
         elif kind == "jsonl":
             raw = _complete_lines(raw)
             if not raw.strip():
@@ -72,6 +72,8 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     except Exception as e:  # parser errors come in many types; all mean the same to a user
         expected = "JSON Lines (one object per line)" if kind == "jsonl" else kind
         raise DataError(f"{uri}: cannot parse as {expected}: {str(e).splitlines()[0]}") from e
+    if kind == "parquet":  # outside the parse: a failure here is not "cannot parse as parquet"
+        frame = _index_as_columns(frame)
     if len(frame) == 0:
         raise DataError(f"{uri}: the table has a header but no rows")
     # row i is the file's row i (a Parquet file keeps the index of the frame it was saved from): errors count on it
@@ -242,7 +244,7 @@ READ_FLAG_HINT = ("set the read option sep to the file's separator, as the model
 
 
 _UNNAMED_INDEX = re.compile(r"__index_level_[0-9]+__")
-_HEADER_SPLIT = re.compile(r"[\s,;|]+")
+_SEPARATORS = re.compile(r"[;|\t]")
 
 
 def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
@@ -252,8 +254,11 @@ def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
     if names and names[0].lstrip().startswith("#"):  # "# Data source: …" (with commas or not)
         return (f"the first line, {','.join(names)[:80]!r}, was read as the header: remove the comment lines above "
                 "the header")
-    # "Weight Waist Pulse", R's '"Weight" "Waist"', a spreadsheet's "length;diameter": a header that did not split
-    words = {word.strip("\"'") for name in names for word in _HEADER_SPLIT.split(name)}
+    # a header that did not split: read whole as one column ("Weight Waist Pulse", R's '"Weight" "Waist"'), or with a
+    # separator left inside its names (a spreadsheet's "mass g;bill mm"); "Weight Change" beside "island" is a name
+    unsplit = [name for name in names if _SEPARATORS.search(name)] or (names if len(names) == 1 else [])
+    words = {word.strip().strip("\"'") for name in unsplit
+             for word in [*_SEPARATORS.split(name), *name.split(","), *name.split()]}
     if any(w in words and w not in names for w in wanted):
         return f"the header was read as {len(names)} column(s), {', '.join(names)[:80]!r}: {fix}"
     return None
@@ -410,8 +415,15 @@ def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """A Parquet file's named index levels as the columns they are (`df.set_index("month").to_parquet()` keeps
     `month` in the file, and pandas reads it back as the index), as a CSV written with its index has them; an unnamed
     index is row labels, dropped as before (a CSV's is `Unnamed: 0`, which roles leave out as an id)."""
-    named = [name for name in frame.index.names if name is not None and str(name) not in frame.columns]
-    return frame.reset_index(level=named) if named else frame
+    import pandas as pd
+
+    if isinstance(frame.index, pd.RangeIndex):  # row positions, even when named: no column in the file either
+        return frame
+    names = list(frame.index.names)
+    # by position: two levels may share a name (the first one is the column then), and a name a column has is not
+    levels = [i for i, name in enumerate(names)
+              if name is not None and str(name) not in frame.columns and names.index(name) == i]
+    return frame.reset_index(level=levels) if levels else frame
 
 
 def table_format(uri: str, fmt: str = "auto") -> str:
