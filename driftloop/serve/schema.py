@@ -258,7 +258,7 @@ class InputSchema:
             # `DataFrame.to_csv()` writes its index first under an empty name; pandas' reader makes it
             # "Unnamed: 0" and MLflow's schema enforcement drops it, so the index is not a column here either
             names, data = names[1:], [line[1:] for line in data]
-        if not self._column_set.issubset(names):
+        if not self._column_set.issubset(names):  # before naming a missing column: was the header split at all?
             _check_csv_header(names, [c for c in self.columns if c not in names])
         self.check_names(names, "csv")
         self.check_rows(len(data), "csv")
@@ -535,8 +535,10 @@ def _categories(values: Sequence[Any], column: str, *, boolean: bool = False) ->
                 converted.append("")
             elif isinstance(value, (str, bool)):
                 converted.append(str(value))
-            elif isinstance(value, numbers.Real) and math.isfinite(value):  # numpy's too (a binary V2 tensor)
-                converted.append(category_text(int(value) if isinstance(value, numbers.Integral) else float(value)))
+            elif isinstance(value, numbers.Integral):  # any size: a 400-digit JSON integer is still its text
+                converted.append(str(int(value)))
+            elif isinstance(value, numbers.Real) and math.isfinite(value):
+                converted.append(category_text(float(value)))
             else:
                 raise ClientError(400, f"column {column!r}: {_show(value)} at row {row} is not a category (a string)")
         values = converted

@@ -194,3 +194,18 @@ def test_a_csv_body_that_did_not_split_on_commas_says_so() -> None:
     assert n == 2 and list(columns["island"]) == ["Dream", "Biscoe"]
     with pytest.raises(ClientError, match="csv: column 'clutch' is missing"):  # other columns are still just missing
         SCHEMA.columns_of_csv(rows.drop(columns="clutch").to_csv(index=False))
+
+
+def test_names_with_spaces_are_no_unsplit_header_and_one_with_a_separator_is() -> None:
+    """'Weight Change' beside 'island' is a header read right (only 'Weight' is missing); model names with spaces in
+    a ';' body are still found inside the one name it was read as."""
+    spaced = InputSchema(numeric=("Weight", "Weight Change"), categorical=("island",), max_rows=100)
+    with pytest.raises(ClientError, match="^csv: column 'Weight' is missing"):
+        spaced.columns_of_csv("Weight Change,island\n1.5,Dream\n")
+    named = InputSchema(numeric=("mass g", "bill mm"), categorical=("home island",), max_rows=100)
+    body = pd.DataFrame({"mass g": [1.0], "bill mm": [2.0], "home island": ["Dream"]}).to_csv(sep=";", index=False)
+    with pytest.raises(ClientError, match="^csv: the header was read as 1 column"):
+        named.columns_of_csv(body)
+    huge = 10 ** 400  # a JSON integer no float holds: its text, as a category
+    assert SCHEMA.feed(SCHEMA.columns_of({"dataframe_records": [{"mass g": 1.0, "island": huge, "clutch": "x"}]})[0]
+                       )["island"][0, 0] == str(huge)
