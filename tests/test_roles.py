@@ -187,10 +187,12 @@ def test_a_date_column_in_no_format_read_and_one_format_broken_are_said_apart() 
     with pytest.raises(DataError, match=r"^column 'Period' is datetime, but its first value '1949-01' at row 2 is a "
                                         r"date in none of the formats read \(YYYY-MM-DD, "):
         infer(months, "y", FeatureSpec(roles={"Period": "datetime"}))
-    broken = months.assign(Period=["1949-01-01", "1949-02-01", "March 1949"])
+    broken = months.assign(Period=["1949-01-01", "", "March 1949"])  # a blank is a missing date, not the culprit
     with pytest.raises(DataError, match=r"^column 'Period' is datetime, but 'March 1949' at row 4 is not a date in the "
                                         r"format of its first value, YYYY-MM-DD"):
         infer(broken, "y", FeatureSpec(roles={"Period": "datetime"}))
+    with pytest.raises(DataError, match=r"^column 'Period' is datetime, but its first value 'March 1949' at row 4 "):
+        infer(months.assign(Period=["", " ", "March 1949"]), "y", FeatureSpec(roles={"Period": "datetime"}))
 
 
 def test_an_integer_id_is_kept_as_numbers_in_the_hint(capsys: pytest.CaptureFixture[str]) -> None:

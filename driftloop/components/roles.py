@@ -197,6 +197,7 @@ def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], st
     found = _date_format(text)
     if found is None:
         formats = ", ".join(FORMATS)
+        text = text[text != ""]  # blank is a missing date, as to the feed and the model file: not the culprit
         if text.empty:
             raise DataError(f"column {column!r} is datetime, but it holds no value")
         first = next((f for f in FORMATS if parse(text.iloc[0], f) is not None), None)
