@@ -438,7 +438,7 @@ def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | Non
     spec = ctx.spec
     console = console if console is not None else Console()
     stored = _champion_suite(ctx, champion, scratch) if champion is not None else None
-    if stored is not None:
+    if stored is not None and spec.data.target in table.frame.columns:  # else: not found, with a did-you-mean
         _check_same_target(stored, spec, champion_version=champion.version)  # type: ignore[union-attr]
     try:
         outcome = run(table.frame, source=spec.data.path, target=spec.data.target, validation=spec.validation,
