@@ -164,8 +164,9 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     reference = _reference(request, mlflow, champion, report_dir)
     policy = _policy(request, reference.stored_policy)
     params = _params(policy)
-    current_table = load_table(request.current, read=over_missing_read(reference.missing_read, request.read))
-    current = feature_table(current_table.frame)
+    read = over_missing_read(reference.missing_read, request.read)
+    current_table = load_table(request.current, read=read)
+    current = _missing_as_read(feature_table(current_table.frame), reference, read, request.current)
     for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
         if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
             raise DataError(f"{uri}: {rows} rows, fewer than min_samples={params.min_samples}; a drift test on so "
@@ -266,6 +267,21 @@ def _champion(mlflow: MLflowGateway | None, model_name: str) -> Champion:
         raise ModelNotFound(f"model {model_name!r} has no @champion at {mlflow.tracking_uri}; "
                             "train one with `driftloop run`, or pass --reference FILE")
     return champion
+
+
+def _missing_as_read(current: pd.DataFrame, reference: Reference, read: dict[str, Any], uri: str) -> pd.DataFrame:
+    """A Parquet or JSON Lines current table's category and date text that the model reads as missing, missing: the
+    CSV reader applied the words already, these formats are read without them, and `predict` and serving read
+    "NA" in such a file as training's CSV did. A CSV comes back as it is."""
+    from driftloop.canonical import missing_texts
+    from driftloop.table import table_format
+
+    if table_format(uri) == "csv" or reference.categorical is None:
+        return current
+    words = missing_texts(read) - {""}
+    texts = [c for c in [*reference.categorical, *(reference.datetime or {})] if c in current.columns]
+    changed = {c: current[c].where(~current[c].isin(words)) for c in texts if current[c].dtype == object}
+    return current.assign(**changed) if changed else current
 
 
 def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Champion | None,

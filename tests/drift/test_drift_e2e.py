@@ -228,3 +228,25 @@ def test_a_parquet_trained_none_level_is_no_drift_in_the_same_rows_as_csv(cli: C
     assert trained.returncode == 0, trained.stderr[-2000:]
     same = cli("drift", "--model", "arthritis_parquet", "--current", "arthritis.csv")
     assert same.returncode == 0, same.stderr[-2000:]
+
+
+def test_a_parquet_current_table_reads_the_models_missing_words(cli: Cli) -> None:
+    """A champion trained on a CSV, where "NA" in a category column is missing; the same rows as a Parquet file that
+    some pipeline wrote with the text "NA" in it. `predict` and serving read "NA" so; the drift check read it as a new
+    category and reported the level gone missing and a new one come."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x": rng.normal(0, 1, 400), "plan": rng.choice(["basic", "pro", "NA"], 400, p=[.5, .3, .2])})
+    frame["y"] = (frame["x"] + (frame["plan"] == "pro") + rng.normal(0, 1, 400) > 0.5).astype(int)
+    frame.to_csv(cli.cwd / "plans.csv", index=False)  # "NA" in a CSV: pandas' missing word
+    frame.to_parquet(cli.cwd / "plans.parquet", index=False)  # the text "NA"
+    trained = cli("run", "--data", "plans.csv", "--target", "y", "--model", "plans_na", "--set", "train.model=linear",
+                  "--set", "evaluate.latency_samples=10")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    same = cli("drift", "--model", "plans_na", "--current", "plans.parquet")
+    assert same.returncode == 0, same.stderr[-2000:]
+    # a Parquet table whose plan really moved still drifts
+    frame.assign(plan=np.where(frame["plan"] == "basic", "NA", frame["plan"])).to_parquet(cli.cwd / "moved.parquet")
+    assert cli("drift", "--model", "plans_na", "--current", "moved.parquet").returncode == 3
