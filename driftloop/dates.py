@@ -21,7 +21,12 @@ NUMERIC = {"-": ("YYYY-MM-DD", "MM-DD-YYYY", "DD-MM-YYYY"), "/": ("YYYY/MM/DD", 
            ".": ("YYYY.MM.DD", "MM.DD.YYYY", "DD.MM.YYYY")}
 # month names; "DD-Mon-YY" is the spreadsheet and database export form ("19-Sep-03": Excel, Oracle's DD-MON-RR)
 NAMED = ("Mon DD, YYYY", "DD Mon YYYY", "DD-Mon-YYYY", "DD-Mon-YY")
-FORMATS = tuple(f for group in NUMERIC.values() for f in group) + NAMED
+# a month without a day: a monthly series' index as pandas writes it (sktime's airline, "1949-01"), a billing month;
+# read as the month's first day, and its calendar features are the year and the month only
+MONTHLY = "YYYY-MM"
+MONTHLY_PARTS = ("year", "month")
+MONTHLY_YEARS = (1700, 2300)  # the years a column of YYYY-MM text is taken as months in (`detect`)
+FORMATS = tuple(f for group in NUMERIC.values() for f in group) + NAMED + (MONTHLY,)
 SHORT_YEAR = "DD-Mon-YY"
 # A two-digit year is 1969-2068, as POSIX strptime's %y (Python's too): 69-99 the 1900s, 00-68 the 2000s. Fixed,
 # not a window sliding with today's date, so training, serving and the model file read "03" alike every year.
@@ -48,6 +53,8 @@ _TIME = r"(?:{sep}([01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?(?:
 def pattern(fmt: str) -> str:
     """The full-match expression of a format; groups: its three date fields in written order, then the hour.
     Only spaces count as blanks (RE2's and Python's `\\s` differ beyond ASCII)."""
+    if fmt == MONTHLY:  # no day and no time of day: groups year, month
+        return " *([0-9]{4})-([0-9]{1,2}) *"
     if fmt in NAMED:
         month = "(" + "|".join(sorted(month_spellings(), key=lambda s: (-len(s), s))) + ")"
         if hyphened(fmt):  # 19-Sep-2003, 19-SEP-03
@@ -90,6 +97,9 @@ def parse(text: str, fmt: str = ISO) -> tuple[int, int, int, int] | None:
     found = re.fullmatch(pattern(fmt), text)
     if found is None:
         return None
+    if fmt == MONTHLY:
+        year, month = int(found.group(1)), int(found.group(2))
+        return (year, month, 1, 0) if 1 <= month <= 12 else None
     fields = found.groups()[:3]
     y, m, d = (fields[i] for i in field_order(fmt))
     month = month_spellings()[m] if fmt in NAMED else int(m)
@@ -105,13 +115,15 @@ def unreadable(text: str, fmt: str) -> str:
     """Why date text that `parse` refused is not a date in `fmt`, for the one error line serving and `predict` give:
     "02/30/1990" is written in MM/DD/YYYY but names no day; "1967-07-01" is not written in it at all."""
     if re.fullmatch(pattern(fmt), text) is not None:
-        return f"names no real day (read as {fmt}, the format the model was trained on)"
+        return f"names no real {'month' if fmt == MONTHLY else 'day'} (read as {fmt}, the format the model was trained on)"
     return f"is not a date in the format {fmt} the model was trained on"
 
 
 def has_time(text: str, fmt: str) -> bool:
     """A time of day is written, and it is not midnight: dates stamped 00:00[:00] (an export of a date column from a
     database or a spreadsheet) have no hour to learn from, as a datetime column's midnights have none."""
+    if fmt == MONTHLY:
+        return False
     found = re.fullmatch(pattern(fmt), text)
     if found is None or found.group(4) is None:
         return False
@@ -131,6 +143,10 @@ def detect(texts: Iterable[str]) -> tuple[str, str] | None:
     for fmt in (ISO, *NAMED, "YYYY/MM/DD", "YYYY.MM.DD"):
         if all(parse(v, fmt) is not None for v in values):
             return fmt, ""
+    # months only among years of the calendar's era: "4521-07" beside "1001-01" is more likely a code than a month
+    months = [parse(v, MONTHLY) for v in values]
+    if all(m is not None and MONTHLY_YEARS[0] <= m[0] <= MONTHLY_YEARS[1] for m in months):
+        return MONTHLY, ""
     for month_first, day_first in (NUMERIC["/"][1:], NUMERIC["."][1:], NUMERIC["-"][1:]):
         months = [parse(v, month_first) for v in values]
         days = [parse(v, day_first) for v in values]
@@ -148,6 +164,8 @@ def written(when: date, fmt: str) -> str:
     so a date object reaches the model file as text its expression takes."""
     if fmt == SHORT_YEAR and not SHORT_YEAR_PIVOT <= when.year - 1900 < SHORT_YEAR_PIVOT + 100:
         return ""  # two digits cannot name this year: a missing date, not another century's
+    if fmt == MONTHLY:  # the month alone, as the column's text was
+        return f"{when.year:04d}-{when.month:02d}"
     if fmt in NAMED:
         month = MONTH_NAMES[when.month - 1][:3].title()
         text = (f"{month} {when.day}, {when.year:04d}" if fmt.startswith("Mon")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftloop.dates import ISO, NAMED, SHORT_YEAR, SHORT_YEAR_PIVOT, field_order, hyphened, month_spellings
+from driftloop.dates import ISO, MONTHLY, NAMED, SHORT_YEAR, SHORT_YEAR_PIVOT, field_order, hyphened, month_spellings
 
 DATES_OPSET = 20
 # days before each month in a common year, and in a common year's months (index 0 unused: months are 1..12)
@@ -71,6 +71,8 @@ class _Graph:
 
 def stand_in(fmt: str) -> str:
     """A valid date in `fmt`, fed through the fields in place of text that is not one (Cast fails on '')."""
+    if fmt == MONTHLY:
+        return "2000-01"
     if fmt in NAMED:
         return {"Mon DD, YYYY": "Jan 1, 2000", "DD Mon YYYY": "1 Jan 2000", "DD-Mon-YYYY": "1-Jan-2000",
                 SHORT_YEAR: "1-Jan-00"}[fmt]
@@ -104,6 +106,12 @@ def calendar_graph(text: str, fmt: str, parts: list[str], outputs: dict[str, str
 
 def _fields(g: _Graph, text: str, fmt: str) -> tuple[str, str, str, str]:
     """(year, month, day) as int64 [N,1] and the time of day as text ('' when none) of readable date text."""
+    if fmt == MONTHLY:  # "1949-01": the month's first day, no time of day
+        tokens = g.split(text, None, 1)
+        fields = g.split(g.piece(tokens, 0), "-", 1)
+        year, month = g.integer(g.piece(fields, 0)), g.integer(g.piece(fields, 1))
+        day = g.op("Add", g.op("Mul", year, g.const(0, "int64")), g.const(1, "int64"))  # 1, shaped as the year
+        return year, month, day, g.piece(tokens, 1)
     named = fmt in NAMED
     spaced = named and not hyphened(fmt)  # "28 Nov 2026": the date's fields are words of their own
     tokens = g.split(text, None, 3 if spaced else 1)  # on runs of spaces, the blanks around dropped

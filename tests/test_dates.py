@@ -82,6 +82,7 @@ def test_known_days() -> None:
     (["19-Sep-2003", "2-jan-2026"], "DD-Mon-YYYY", False),
     (["19-Sep-03", "18-SEP-03 16:00"], "DD-Mon-YY", False),  # Excel's and Oracle's export form
     (["01/02/2026", "03/04/2026"], "MM/DD/YYYY", True),  # every field ≤ 12: month first, and the roles table says so
+    (["1949-01", "1949-12", "2026-3"], "YYYY-MM", False),  # a monthly series' index, as pandas writes a Period
 ])
 def test_the_format_is_found_from_the_data(values: list[str], fmt: str, noted: bool) -> None:
     found = detect(values)
@@ -89,7 +90,9 @@ def test_the_format_is_found_from_the_data(values: list[str], fmt: str, noted: b
 
 
 @pytest.mark.parametrize("values", [["28/11/2026", "11/28/2026"], ["2026-11-28", "28/11/2026"], ["11/28/26"],
-                                    ["3.750"], ["Nov 2026"], ["19-Sep-03", "19-Sep-2003"], ["19-Sep-003"]])
+                                    ["3.750"], ["Nov 2026"], ["19-Sep-03", "19-Sep-2003"], ["19-Sep-003"],
+                                    ["2020-21", "2021-22"], ["1949-01", "1949-01-15"],  # seasons; months and days
+                                    ["4521-07", "1001-01"]])  # codes, not months of this era
 def test_mixed_or_partial_dates_are_not_a_format(values: list[str]) -> None:
     assert detect(values) is None
 
@@ -215,3 +218,32 @@ def test_a_model_without_dates_stays_at_opset_17() -> None:
     frame["size2"] = frame["size"] * 2 + 1
     _, model, _, _ = small_model(frame, "y")
     assert {e.domain: e.version for e in model.opset_import}[""] == 17 and model.ir_version == 8
+
+
+def test_a_monthly_column_is_its_year_and_month_in_training_the_model_file_and_serving(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """sktime's airline series and every billing-month export write '1949-01': it was an id (one value per row) and
+    dropped, or with datetime set, an error. The month's first day; its features are the year and the month."""
+    import onnx
+
+    from driftloop.onnx_model import OnnxModel
+    from driftloop.serve.errors import ClientError
+    from driftloop.serve.schema import InputSchema
+
+    assert parse("1949-03", "YYYY-MM") == (1949, 3, 1, 0) and parse("1949-13", "YYYY-MM") is None
+    assert written(datetime(1949, 3, 17, 8), "YYYY-MM") == "1949-03"
+    months = pd.period_range("1949-01", periods=96, freq="M").astype(str)
+    frame = pd.DataFrame({"Period": months, "size": np.arange(96.0) % 7,
+                          "y": np.where(np.arange(96) % 12 < 6, "first half", "second half")})
+    roles, model, features, expected = small_model(frame, "y")
+    assert roles.datetime == {"Period": ["year", "month"]} and roles.date_formats == {"Period": "YYYY-MM"}
+    assert next(r for r in roles.table if r["column"] == "Period")["why"] == "months as YYYY-MM: year, month"
+    assert float(np.abs(features - expected).max()) < 5e-4  # the graph reads the text as training's Python did
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    ours = OnnxModel(tmp_path / "model.onnx")
+    raw = frame.drop(columns="y")
+    as_stamps = raw.assign(Period=pd.to_datetime(raw["Period"]))  # a Parquet datetime column: written as its month
+    np.testing.assert_array_equal(ours.run(as_stamps), ours.run(raw))
+    assert (ours.predict(raw) == frame["y"].to_numpy()).mean() > 0.9  # the month is what the classes follow
+    schema = InputSchema(numeric=("size",), categorical=("Period",), max_rows=10, date_formats={"Period": "YYYY-MM"})
+    with pytest.raises(ClientError, match=r"'1949-13' at row 0 names no real month \(read as YYYY-MM"):
+        schema.feed(schema.columns_of({"dataframe_records": [{"size": 1.0, "Period": "1949-13"}]})[0])

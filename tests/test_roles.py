@@ -181,10 +181,10 @@ def test_bad_roles_are_one_line_errors(spec: FeatureSpec, message: str) -> None:
 
 
 def test_a_date_column_in_no_format_read_and_one_format_broken_are_said_apart() -> None:
-    """sktime's monthly series write '1949-01': no format reads it, which is not 'not in the format of its first
-    value' when it is the first value; a column whose first value is a date names the value that is not."""
-    months = pd.DataFrame({"Period": ["1949-01", "1949-02", "1949-03"], "y": [1.0, 2.0, 3.0]})
-    with pytest.raises(DataError, match=r"^column 'Period' is datetime, but its first value '1949-01' at row 2 is a "
+    """A quarterly series writes '1949Q1' (pandas' Period): no format reads it, which is not 'not in the format of its
+    first value' when it is the first value; a column whose first value is a date names the value that is not."""
+    months = pd.DataFrame({"Period": ["1949Q1", "1949Q2", "1949Q3"], "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(DataError, match=r"^column 'Period' is datetime, but its first value '1949Q1' at row 2 is a "
                                         r"date in none of the formats read \(YYYY-MM-DD, "):
         infer(months, "y", FeatureSpec(roles={"Period": "datetime"}))
     broken = months.assign(Period=["1949-01-01", "", "March 1949"])  # a blank is a missing date, not the culprit

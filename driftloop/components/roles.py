@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, calendar_name, number_text
 from driftloop.components.columns import ColumnRoles, looks_numeric, near_hint
-from driftloop.dates import FORMATS, ISO, detect, has_time, parse
+from driftloop.dates import FORMATS, ISO, MONTHLY, MONTHLY_PARTS, detect, has_time, parse
 from driftloop.errors import DataError
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
     if found is not None:
         fmt, note = found
         timed = bool(text.map(lambda v: has_time(v, fmt)).any())
+        if fmt == MONTHLY:
+            return "datetime", f"months as {fmt}: year, month"
         return "datetime", (f"dates as {fmt}{' HH:MM[:SS]' if timed else ''}: year, month, day of week, day of year"
                             + (", hour" if timed else "") + (f" ({note})" if note else ""))
     # codes written with leading zeros (ZIP codes, account numbers, "007") are labels: as numbers they lose them
@@ -208,6 +210,8 @@ def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], st
         raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not a date in the "
                         f"format of its first value, {first} (formats read: {formats})")
     fmt = found[0]
+    if fmt == MONTHLY:  # the first of every month: its weekday and day of year say nothing the month does not
+        return MONTHLY_PARTS, fmt
     return DATE_PARTS + (TIME_PARTS if bool(text.map(lambda v: has_time(v, fmt)).any()) else ()), fmt
 
 
