@@ -457,6 +457,33 @@ def test_a_second_target_on_the_same_file_is_refused_not_trained_as_the_first(cl
     assert "r2" in json.loads((cli.cwd / "own.json").read_text())["metrics"]
 
 
+def test_a_champion_that_learned_a_copy_of_the_target_is_named_when_a_run_leaves_the_copy_out(cli: Cli,
+                                                                                             mlflow_uri: str) -> None:
+    """gbsg2 with `event` beside `cens`: the warning says to drop `event`; the run that does is then declined against
+    the champion's 0.98, a score the copy made. That run names it, and how to let its own merit decide."""
+    rng = np.random.default_rng(7)
+    cens = rng.integers(0, 2, 300)
+    frame = pd.DataFrame({"age": rng.normal(50, 10, 300) + cens * 8, "event": np.where(cens == 1, "yes", "no"),
+                          "cens": cens})
+    frame.to_csv(cli.cwd / "gbsg.csv", index=False)
+    fast = ["--set", "train.model=linear", "--set", "evaluate.latency_samples=10", "--model", "gbsg_copy"]
+    first = cli("run", "--data", "gbsg.csv", "--target", "cens", *fast)
+    assert first.returncode == 0 and "column 'event' matches the target 'cens' in every row" in first.stderr
+    dropped = ["--set", "feature.roles={event: drop}"]
+    second = cli("run", "--data", "gbsg.csv", "--target", "cens", *fast, *dropped, "--json", "second.json")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert ("warning: gbsg.csv: @champion learned column 'event', a copy of the target 'cens', which this run leaves "
+            "out: the gate compares with a score that copy made; --set 'gate.vs_champion={roc_auc: .inf}' lets this "
+            "run's own merit decide") in second.stderr, second.stderr[-2000:]
+    assert json.loads((cli.cwd / "second.json").read_text())["deployed"] is False
+    third = cli("run", "--data", "gbsg.csv", "--target", "cens", *fast, *dropped, "--force",
+                "--set", "gate.vs_champion={roc_auc: .inf}", "--json", "third.json")
+    assert third.returncode == 0, third.stderr[-2000:]
+    promoted = json.loads((cli.cwd / "third.json").read_text())
+    assert promoted["deployed"] is True
+    assert registry_for(mlflow_uri).champion("gbsg_copy").run_id == promoted["run_id"]
+
+
 @pytest.mark.slow
 def test_an_evaluation_window_is_read_with_the_tables_own_read_options(cli: Cli, mlflow_uri: str) -> None:
     """A column-aligned table (R's write.table) trains with data.read.sep='\\s+'; its labelled window, a file of the

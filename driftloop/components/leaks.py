@@ -22,33 +22,52 @@ if TYPE_CHECKING:
 SAME_NUMBERS_TOLERANCE = 1e-9
 
 
-def target_copies(canonical: pd.DataFrame, roles: ColumnRoles, task: str) -> list[str]:
-    """One line per feature column that is the target in disguise, on the canonical training rows.
+def target_copies(canonical: pd.DataFrame, roles: ColumnRoles, task: str,
+                  champion_features: list[str] | None = None) -> list[str]:
+    """One line per column that is the target in disguise, on the canonical training rows: each feature that is,
+    and each column the champion used (`champion_features`) that is and this run leaves out, since the gate then
+    weighs the candidate against a score that copy made.
 
     A classification target's copy matches it one to one (each value of the column goes with one class and each
     class with one value: `event` True/False beside `cens` 1/0); a regression target's copy is a number column in
     exact linear relation with it.
     """
+    from driftloop.components.gate import primary_metric
+
+    left_out = [c for c in champion_features or [] if c not in roles.features and c in canonical.columns]
+    found = copies(canonical, roles.target, task, [*roles.features, *left_out])
+    lines = [f"column {c!r} matches the target {roles.target!r} in every row (a copy of it under another name); rows "
+             f"scored later will not have it, and a model that learns it scores well only on paper: feature.roles "
+             f"{{{c!r}: drop}} leaves it out" for c in found if c in roles.features]
+    metric = primary_metric(task)
+    lines += [f"@champion learned column {c!r}, a copy of the target {roles.target!r}, which this run leaves out: the "
+              f"gate compares with a score that copy made; --set 'gate.vs_champion={{{metric}: .inf}}' lets this run's "
+              f"own merit decide" for c in found if c in left_out]
+    return lines
+
+
+def copies(canonical: pd.DataFrame, target_column: str, task: str, columns: list[str]) -> list[str]:
+    """The `columns` that are `target_column` in disguise (see `target_copies`)."""
     import numpy as np
     import pandas as pd
 
-    target = canonical[roles.target]
+    target = canonical[target_column]
     found = []
     if task == "classification":
         labels, kinds = pd.factorize(target, use_na_sentinel=False)
         classes = len(kinds)
-        for column in roles.features:
+        for column in columns:
             codes, levels = pd.factorize(canonical[column], use_na_sentinel=False)
             if classes < 2 or len(levels) != classes:  # a cheap test that rules most out
                 continue
             if np.unique(codes.astype(np.int64) * classes + labels).size == classes:  # each value goes with one class
                 found.append(column)
     elif pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-        # (a target of text is the feature step's error to give, in its words)
-        found += [c for c in roles.numeric if _on_one_line(canonical[c].to_numpy("float64"), target.to_numpy("float64"))]
-    return [f"column {c!r} matches the target {roles.target!r} in every row (a copy of it under another name); rows "
-            f"scored later will not have it, and a model that learns it scores well only on paper: feature.roles "
-            f"{{{c!r}: drop}} leaves it out" for c in found]
+        # (a target of text is the feature step's error to give, in its words); a column left out is kept as text
+        y = target.to_numpy("float64")
+        found += [c for c in columns
+                  if _on_one_line(pd.to_numeric(canonical[c], errors="coerce").to_numpy("float64"), y)]
+    return found
 
 
 def _on_one_line(x: np.ndarray, y: np.ndarray) -> bool:

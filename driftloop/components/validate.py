@@ -94,7 +94,8 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     canonical = canonical_frame(frame, roles)
     _check_finite(canonical, roles.numeric, source)
     leaks = tuple(f"{source}: {line}" for line in
-                  target_copies(canonical, roles, task if task != "auto" else infer_task(canonical[target])))
+                  target_copies(canonical, roles, task if task != "auto" else infer_task(canonical[target]),
+                                champion_features=_suite_features(stored_suite)))
     if suite is None:
         suite = _profile_suite(canonical, roles, task, validation)
     # a declared suite (spec columns or a suite file) is the user's contract: only learnt ones warn
@@ -266,6 +267,12 @@ def _roles_from_suite(suite: dict[str, Any], origin: str, columns: list[str]) ->
               for c in columns if c not in roles.features and c != roles.target]
     ignored = [r["column"] for r in table if r["role"] == "drop"]
     return ColumnRoles.from_json({**roles.to_meta(), "table": table, "ignored": sorted({*roles.ignored, *ignored})})
+
+
+def _suite_features(stored_suite: Path | None) -> list[str] | None:
+    """The columns the champion's model took, from its stored suite (None without one, or an old one without roles)."""
+    meta = _read_suite(stored_suite).get("meta", {}).get("driftloop") if stored_suite is not None else None
+    return ColumnRoles.from_json(meta).features if meta else None
 
 
 def _read_suite(path: Path) -> dict[str, Any]:
