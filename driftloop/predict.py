@@ -165,12 +165,12 @@ def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: st
     from driftloop.storage import write_file
     from driftloop.table import csv_chunks
 
-    console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
     part, total, columns = scratch / f"scored.{kind}", 0, []
     with part.open("wb") as sink:
         for chunk in csv_chunks(data, rows=chunk_rows, read=read):
-            if not total:
+            if not total:  # a table the model cannot take is its one line, nothing before it
                 _check_columns(model, chunk, data)
+                console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
             added = predictions_frame(model, chunk)
             columns = list(added.columns)
             scored = chunk.join(added)
