@@ -151,9 +151,9 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
         >>> check_drift(DriftRequest(current="live.csv", reference="ref.csv", track=False), console=Console()).exit_code
         3
     """
-    from driftloop.canonical import over_missing_read
+    from driftloop.canonical import missing_texts, over_missing_read
     from driftloop.drift.detect import detect, feature_table
-    from driftloop.table import load_table
+    from driftloop.table import load_table, table_format
 
     _check_flags(request)
     mlflow, tracking_uri = _gateway(request)
@@ -166,7 +166,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     params = _params(policy)
     read = over_missing_read(reference.missing_read, request.read)
     current_table = load_table(request.current, read=read)
-    current = _missing_as_read(feature_table(current_table.frame), reference, read, request.current)
+    current = feature_table(current_table.frame)
     for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
         if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
             raise DataError(f"{uri}: {rows} rows, fewer than min_samples={params.min_samples}; a drift test on so "
@@ -175,8 +175,15 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     roles = feature_roles(feature_table(reference.frame), target=target, numeric=reference.numeric,
                           categorical=reference.categorical, datetime=reference.datetime,
                           date_formats=reference.date_formats, boolean=reference.boolean)
+    # a Parquet or JSON Lines table is read without missing words: its text means what the model's reading says
+    words = missing_texts(read)
+    if table_format(request.current) != "csv":
+        current = _missing_as_read(current, roles, words)
+    baseline = feature_table(reference.frame)
+    if request.reference is None or table_format(request.reference) != "csv":
+        baseline = _missing_as_read(baseline, roles, words)
     with console.step("drift"):
-        report = detect(feature_table(reference.frame), current, roles, params)
+        report = detect(baseline, current, roles, params)
     report = replace(report, sources={"reference": reference.uri, "current": request.current})
     data: dict[str, Any] = report.to_json() | {
         "model_name": request.model_name, "champion_version": champion.version if champion else None,
@@ -269,19 +276,24 @@ def _champion(mlflow: MLflowGateway | None, model_name: str) -> Champion:
     return champion
 
 
-def _missing_as_read(current: pd.DataFrame, reference: Reference, read: dict[str, Any], uri: str) -> pd.DataFrame:
-    """A Parquet or JSON Lines current table's category and date text that the model reads as missing, missing: the
-    CSV reader applied the words already, these formats are read without them, and `predict` and serving read
-    "NA" in such a file as training's CSV did. A CSV comes back as it is."""
-    from driftloop.canonical import missing_texts
-    from driftloop.table import table_format
+def _missing_as_read(frame: pd.DataFrame, roles: ColumnRoles, words: frozenset[str]) -> pd.DataFrame:
+    """A Parquet or JSON Lines table's category and date text that the model reads as missing, missing, by the rule
+    `predict` and serving read it with (`missing_as_none`): the CSV reader applied the words already, these formats
+    are read without them. A Parquet `category` or `string` column comes back as plain text."""
+    import pandas as pd
 
-    if table_format(uri) == "csv" or reference.categorical is None:
-        return current
-    words = missing_texts(read) - {""}
-    texts = [c for c in [*reference.categorical, *(reference.datetime or {})] if c in current.columns]
-    changed = {c: current[c].where(~current[c].isin(words)) for c in texts if current[c].dtype == object}
-    return current.assign(**changed) if changed else current
+    from driftloop.canonical import missing_as_none
+
+    changed = {}
+    for column in [c for c in [*roles.categorical, *roles.datetime] if c in frame.columns]:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        values = series.tolist()
+        read = missing_as_none(values, words)
+        if read is not values:
+            changed[column] = pd.Series(read, index=series.index, dtype=object)
+    return frame.assign(**changed) if changed else frame
 
 
 def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Champion | None,

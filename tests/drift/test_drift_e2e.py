@@ -240,13 +240,18 @@ def test_a_parquet_current_table_reads_the_models_missing_words(cli: Cli) -> Non
     rng = np.random.default_rng(5)
     frame = pd.DataFrame({"x": rng.normal(0, 1, 400), "plan": rng.choice(["basic", "pro", "NA"], 400, p=[.5, .3, .2])})
     frame["y"] = (frame["x"] + (frame["plan"] == "pro") + rng.normal(0, 1, 400) > 0.5).astype(int)
+    frame.loc[::40, "plan"] = ""  # blank: missing in a CSV, text in a Parquet file
     frame.to_csv(cli.cwd / "plans.csv", index=False)  # "NA" in a CSV: pandas' missing word
-    frame.to_parquet(cli.cwd / "plans.parquet", index=False)  # the text "NA"
+    frame.astype({"plan": "category"}).to_parquet(cli.cwd / "plans.parquet", index=False)  # the text "NA"
     trained = cli("run", "--data", "plans.csv", "--target", "y", "--model", "plans_na", "--set", "train.model=linear",
                   "--set", "evaluate.latency_samples=10")
     assert trained.returncode == 0, trained.stderr[-2000:]
     same = cli("drift", "--model", "plans_na", "--current", "plans.parquet")
     assert same.returncode == 0, same.stderr[-2000:]
+    # the training CSV as the reference, or the Parquet file as both: the same reading on each side
+    for reference, current in (("plans.csv", "plans.parquet"), ("plans.parquet", "plans.parquet")):
+        given = cli("drift", "--reference", reference, "--current", current, "--target", "y")
+        assert given.returncode == 0, (reference, given.stderr[-2000:])
     # a Parquet table whose plan really moved still drifts
     frame.assign(plan=np.where(frame["plan"] == "basic", "NA", frame["plan"])).to_parquet(cli.cwd / "moved.parquet")
     assert cli("drift", "--model", "plans_na", "--current", "moved.parquet").returncode == 3
