@@ -99,7 +99,11 @@ def parse(text: str, fmt: str = ISO) -> tuple[int, int, int, int] | None:
         return None
     if fmt == MONTHLY:
         year, month = int(found.group(1)), int(found.group(2))
-        return (year, month, 1, 0) if 1 <= month <= 12 else None
+        try:
+            date(year, month, 1)  # month 1..12 and year ≥ 1, as the other formats' day check has it
+        except ValueError:
+            return None
+        return year, month, 1, 0
     fields = found.groups()[:3]
     y, m, d = (fields[i] for i in field_order(fmt))
     month = month_spellings()[m] if fmt in NAMED else int(m)
@@ -143,9 +147,7 @@ def detect(texts: Iterable[str]) -> tuple[str, str] | None:
     for fmt in (ISO, *NAMED, "YYYY/MM/DD", "YYYY.MM.DD"):
         if all(parse(v, fmt) is not None for v in values):
             return fmt, ""
-    # months only among years of the calendar's era: "4521-07" beside "1001-01" is more likely a code than a month
-    months = [parse(v, MONTHLY) for v in values]
-    if all(m is not None and MONTHLY_YEARS[0] <= m[0] <= MONTHLY_YEARS[1] for m in months):
+    if _monthly(values):
         return MONTHLY, ""
     for month_first, day_first in (NUMERIC["/"][1:], NUMERIC["."][1:], NUMERIC["-"][1:]):
         months = [parse(v, month_first) for v in values]
@@ -157,6 +159,19 @@ def detect(texts: Iterable[str]) -> tuple[str, str] | None:
         if all(months):
             return month_first, f"every day and month ≤ 12: read as {month_first}"
     return None
+
+
+def _monthly(values: list[str]) -> bool:
+    """Text that is months, not text of the same shape: years of the calendar's era ("4521-07" beside "1001-01" is
+    more likely a code), and some year seen in two months; seasons and fiscal years ("2009-10", "2010-11") have
+    every year in one "month" only, the next year's last two digits."""
+    months = [parse(v, MONTHLY) for v in values]
+    if not all(m is not None and MONTHLY_YEARS[0] <= m[0] <= MONTHLY_YEARS[1] for m in months):
+        return False
+    seen: dict[int, set[int]] = {}
+    for year, month, _, _ in months:  # type: ignore[misc]
+        seen.setdefault(year, set()).add(month)
+    return len(set(values)) == 1 or any(len(of_year) > 1 for of_year in seen.values())
 
 
 def written(when: date, fmt: str) -> str:

@@ -92,7 +92,8 @@ def test_the_format_is_found_from_the_data(values: list[str], fmt: str, noted: b
 @pytest.mark.parametrize("values", [["28/11/2026", "11/28/2026"], ["2026-11-28", "28/11/2026"], ["11/28/26"],
                                     ["3.750"], ["Nov 2026"], ["19-Sep-03", "19-Sep-2003"], ["19-Sep-003"],
                                     ["2020-21", "2021-22"], ["1949-01", "1949-01-15"],  # seasons; months and days
-                                    ["4521-07", "1001-01"]])  # codes, not months of this era
+                                    ["4521-07", "1001-01"],  # codes, not months of this era
+                                    ["2009-10", "2010-11", "2011-12"], ["0000-05", "2000-01"]])  # seasons; year 0
 def test_mixed_or_partial_dates_are_not_a_format(values: list[str]) -> None:
     assert detect(values) is None
 
@@ -230,6 +231,7 @@ def test_a_monthly_column_is_its_year_and_month_in_training_the_model_file_and_s
     from driftloop.serve.schema import InputSchema
 
     assert parse("1949-03", "YYYY-MM") == (1949, 3, 1, 0) and parse("1949-13", "YYYY-MM") is None
+    assert parse("0000-05", "YYYY-MM") is None  # no year 0, as in every other format
     assert written(datetime(1949, 3, 17, 8), "YYYY-MM") == "1949-03"
     months = pd.period_range("1949-01", periods=96, freq="M").astype(str)
     frame = pd.DataFrame({"Period": months, "size": np.arange(96.0) % 7,

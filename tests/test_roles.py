@@ -193,6 +193,9 @@ def test_a_date_column_in_no_format_read_and_one_format_broken_are_said_apart() 
         infer(broken, "y", FeatureSpec(roles={"Period": "datetime"}))
     with pytest.raises(DataError, match=r"^column 'Period' is datetime, but its first value 'March 1949' at row 4 "):
         infer(months.assign(Period=["", " ", "March 1949"]), "y", FeatureSpec(roles={"Period": "datetime"}))
+    # months of 1650 are no guess detection makes, but set by hand they are read
+    early = infer(months.assign(Period=["1650-01", "1650-02", "1700-03"]), "y", FeatureSpec(roles={"Period": "datetime"}))
+    assert early.date_formats == {"Period": "YYYY-MM"} and early.datetime == {"Period": ["year", "month"]}
 
 
 def test_an_integer_id_is_kept_as_numbers_in_the_hint(capsys: pytest.CaptureFixture[str]) -> None:

@@ -206,7 +206,10 @@ def _calendar_parts(series: pd.Series, column: str) -> tuple[tuple[str, ...], st
         if first is None:  # then no other value's format can be "its first value's"
             raise DataError(f"column {column!r} is datetime, but its first value {text.iloc[0]!r} at row "
                             f"{int(text.index[0]) + 2} is a date in none of the formats read ({formats})")
-        row, value = next(((r, v) for r, v in text.items() if parse(v, first) is None), (0, ""))
+        found_at = next(((r, v) for r, v in text.items() if parse(v, first) is None), None)
+        if found_at is None:  # all in one format that detection would not guess (months of 1650), set by hand
+            return (MONTHLY_PARTS if first == MONTHLY else DATE_PARTS), first
+        row, value = found_at
         raise DataError(f"column {column!r} is datetime, but {value!r} at row {int(row) + 2} is not a date in the "
                         f"format of its first value, {first} (formats read: {formats})")
     fmt = found[0]
