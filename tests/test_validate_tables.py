@@ -164,6 +164,10 @@ def test_a_copy_of_the_target_under_another_name_is_a_warning(tmp_path: Path) ->
     sold = np.cumsum(rng.poisson(500, 200)).astype(float)
     running = pd.DataFrame({"day": np.arange(200.0), "yesterday": np.r_[0.0, sold[:-1]], "sold": sold})
     assert checked(running, tmp_path / "s", target="sold").leaks == ()
+    # a category whose few number-like texts happen to lie on a line with the target is no copy of it
+    coded = pd.DataFrame({"code": ["a", "b"] * 18 + ["1", "1", "2", "a"], "size": rng.normal(0, 1, 40),
+                          "price": np.r_[rng.integers(30, 90, 36), [10, 10, 20, 3]].astype(float)})
+    assert checked(coded, tmp_path / "p", target="price").leaks == ()
     # a regression target of text is the feature step's one line to give, not a crash here
     worded = frame.assign(cens=np.where(cens == 1, "lo", "hi"))
     assert validate.run(worded, source="t.csv", target="cens", validation=ValidationSpec(), feature=FeatureSpec(),

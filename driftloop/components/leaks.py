@@ -35,7 +35,9 @@ def target_copies(canonical: pd.DataFrame, roles: ColumnRoles, task: str,
     from driftloop.components.gate import primary_metric
 
     left_out = [c for c in champion_features or [] if c not in roles.features and c in canonical.columns]
-    found = copies(canonical, roles.target, task, [*roles.features, *left_out])
+    # a regression's features: its numbers (a category's text is no line); for a class, any column
+    features = roles.features if task == "classification" else roles.numeric
+    found = copies(canonical, roles.target, task, [*features, *left_out])
     lines = [f"column {c!r} matches the target {roles.target!r} in every row (a copy of it under another name); rows "
              f"scored later will not have it, and a model that learns it scores well only on paper: feature.roles "
              f"{{{c!r}: drop}} leaves it out" for c in found if c in roles.features]
@@ -63,10 +65,14 @@ def copies(canonical: pd.DataFrame, target_column: str, task: str, columns: list
             if np.unique(codes.astype(np.int64) * classes + labels).size == classes:  # each value goes with one class
                 found.append(column)
     elif pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-        # (a target of text is the feature step's error to give, in its words); a column left out is kept as text
+        # (a target of text is the feature step's error to give, in its words); a column left out is kept as text:
+        # numbers in every row that has a value, or it is no number column
         y = target.to_numpy("float64")
-        found += [c for c in columns
-                  if _on_one_line(pd.to_numeric(canonical[c], errors="coerce").to_numpy("float64"), y)]
+        for column in columns:
+            values = canonical[column]
+            numbers = pd.to_numeric(values, errors="coerce")
+            if numbers.isna().sum() == values.isna().sum() and _on_one_line(numbers.to_numpy("float64"), y):
+                found.append(column)
     return found
 
 
