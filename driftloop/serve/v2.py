@@ -323,7 +323,10 @@ def _binary_size(tensor: dict[str, Any]) -> int | None:
 def _check_datatype(tensor: dict[str, Any], schema: InputSchema) -> str:
     name, datatype = tensor["name"], tensor.get("datatype")
     if name in schema.texts:
-        if datatype != "BYTES":
+        # a category column of codes (or flags) comes from a DataFrame as an INT64 / FP64 / BOOL tensor, as a number
+        # comes to V1 and MLflow's routes: each value is the text training made of it (`_categories`). Dates are text.
+        numbers = name not in schema.dates and type(datatype) is str and datatype in NUMERIC
+        if datatype != "BYTES" and not numbers:
             raise ClientError(400, f"input {name!r}: datatype {datatype!r} does not fit the model's text input; "
                                    "use BYTES")
     elif type(datatype) is not str or datatype not in NUMERIC:  # a JSON list is unhashable: a 500 before

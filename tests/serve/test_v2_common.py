@@ -326,3 +326,25 @@ def test_a_binary_body_parses_alike_with_and_without_the_bulk_check(monkeypatch:
     with_bulk = answers()
     monkeypatch.setattr(v2, "_common_binary", lambda tensors, schema, binary: None)
     assert with_bulk == answers()
+
+
+def test_a_category_column_of_codes_may_come_as_a_number_tensor_and_a_date_may_not() -> None:
+    """A DataFrame's int code column becomes an INT64 tensor (tritonclient's np_to_triton_dtype): V1 and MLflow's
+    routes read such numbers as the text training made of them, and so does V2, in JSON and binary. A date is text."""
+    def tensor(name: str, datatype: str, data: list[Any]) -> dict[str, Any]:
+        return {"name": name, "datatype": datatype, "shape": [len(data), 1], "data": data}
+
+    numbers = [tensor("a", "FP32", [1.0, 2.0]), tensor("b", "FP64", [3.0, 4.0])]
+    for datatype, data in (("INT64", [7, 12]), ("FP64", [7.0, 12.0]), ("UINT8", [7, 12])):
+        request = parsed(json.dumps({"inputs": [*numbers, tensor("d", "BYTES", ["2026-01-02", ""]),
+                                                tensor("c", datatype, data)]}).encode())
+        assert request.n == 2 and SCHEMA.feed(request.columns)["c"][:, 0].tolist() == ["7", "12"], datatype
+    raw = np.array([7, 12], dtype="<i8").tobytes()
+    header = json.dumps({"inputs": [*numbers, tensor("d", "BYTES", ["2026-01-02", ""]),
+                                    {"name": "c", "datatype": "INT64", "shape": [2, 1],
+                                     "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    request = v2.parse_infer(header + raw, str(len(header)), SimpleNamespace(schema=SCHEMA, classes=None))
+    assert SCHEMA.feed(request.columns)["c"][:, 0].tolist() == ["7", "12"]
+    refused = parsed(json.dumps({"inputs": [*numbers, tensor("d", "INT64", [2026, 2027]),
+                                            tensor("c", "BYTES", ["x", "y"])]}).encode())
+    assert refused == ("error", 400, "input 'd': datatype 'INT64' does not fit the model's text input; use BYTES")
