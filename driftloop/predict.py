@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from driftloop.constants import CHAMPION_ALIAS
 from driftloop.dates import ISO
@@ -151,8 +151,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
 
     added = pd.concat(parts)
     _write(table.join(added), output, kind)
-    console.info(f"wrote {total} rows with {', '.join(added.columns[:3])}{', ...' if len(added.columns) > 3 else ''} "
-                 f"to {output}")
+    _wrote(console, total, list(added.columns), output)
     return Prediction(model_name, str(found.version), total, output, list(added.columns))
 
 
@@ -173,17 +172,17 @@ def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: st
                 console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
             added = predictions_frame(model, chunk)
             columns = list(added.columns)
-            scored = chunk.join(added)
-            if kind == "jsonl":
-                scored.to_json(sink, orient="records", lines=True, date_format="iso")
-            else:
-                scored.to_csv(sink, index=False, header=not total)
+            _write_rows(chunk.join(added), sink, kind, header=not total)
             total += len(chunk)
             if total >= chunk_rows:
                 console.info(f"  {total} rows")
     write_file(output, part)
-    console.info(f"wrote {total} rows with {', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''} to {output}")
+    _wrote(console, total, columns, output)
     return Prediction(model_name, str(version), total, output, columns)
+
+
+def _wrote(console: Console, total: int, columns: list[str], output: str) -> None:
+    console.info(f"wrote {total} rows with {', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''} to {output}")
 
 
 def _check_dates(texts: pd.Series, column: str, fmt: str) -> None:
@@ -232,10 +231,15 @@ def _write(frame: pd.DataFrame, output: str, kind: str) -> None:
     from driftloop.storage import write_bytes
 
     buffer = io.BytesIO()
-    if kind == "parquet":
-        frame.to_parquet(buffer, index=False)
-    elif kind == "jsonl":  # one object per line, as read (a prediction log scored again)
-        frame.to_json(buffer, orient="records", lines=True, date_format="iso")
-    else:
-        frame.to_csv(buffer, index=False)
+    _write_rows(frame, buffer, kind)
     write_bytes(output, buffer.getvalue())
+
+
+def _write_rows(frame: pd.DataFrame, sink: BinaryIO, kind: str, *, header: bool = True) -> None:
+    """Scored rows into `sink` as `kind`; `header=False` appends them under a CSV's earlier rows."""
+    if kind == "parquet":
+        frame.to_parquet(sink, index=False)
+    elif kind == "jsonl":  # one object per line, as read (a prediction log scored again)
+        frame.to_json(sink, orient="records", lines=True, date_format="iso")
+    else:
+        frame.to_csv(sink, index=False, header=header)

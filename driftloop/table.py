@@ -48,10 +48,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     file_bytes = read_bytes(uri)
     raw = decompressed(file_bytes, uri)
     kind = table_format(uri, fmt)
-    options: dict[str, Any] = {}
-    if kind == "csv":
-        options = csv_options(raw, uri, read)
-        _check_csv_header(raw, uri, options)
+    options = _csv_reading(raw, uri, read) if kind == "csv" else {}
     try:
         if kind == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
@@ -64,9 +61,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
             frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False, convert_dates=False,
                                  precise_float=True)
         else:
-            frame = pd.read_csv(io.BytesIO(raw), **options)
-            if options.get("decimal") == "," and "thousands" not in options:
-                frame = _dot_thousands(frame)
+            frame = _as_written(pd.read_csv(io.BytesIO(raw), **options), options)
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
     except Exception as e:  # parser errors come in many types; all mean the same to a user
@@ -83,6 +78,20 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     if kind == "parquet":  # a CSV cell is text; JSON lines are prediction logs, whose `_probabilities` are objects
         _check_flat(frame, uri)
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(file_bytes))  # the file's, as lineage names the file
+
+
+def _csv_reading(raw: bytes, uri: str, read: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`csv_options` for a CSV whose header was checked to be one (`_check_csv_header`): every reader's first step."""
+    options = csv_options(raw, uri, read)
+    _check_csv_header(raw, uri, options)
+    return options
+
+
+def _as_written(frame: pd.DataFrame, options: Mapping[str, Any]) -> pd.DataFrame:
+    """A frame `pandas.read_csv` read with `options`, with a decimal-comma file's dotted thousands as numbers."""
+    if options.get("decimal") == "," and "thousands" not in options:
+        return _dot_thousands(frame)
+    return frame
 
 
 def _dot_thousands(frame: pd.DataFrame) -> pd.DataFrame:
@@ -212,8 +221,7 @@ def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None 
             columns = [str(c) for c in [*index, *(c for c in schema.names if c not in index)]
                        if not _UNNAMED_INDEX.fullmatch(str(c))]
         else:
-            options = csv_options(raw, uri, read)
-            _check_csv_header(raw, uri, options)
+            options = _csv_reading(raw, uri, read)
             columns = [str(c) for c in pd.read_csv(io.BytesIO(raw), nrows=0, **options).columns]
     except pd.errors.EmptyDataError:
         raise DataError(f"{uri}: the table is empty (no header, no rows)") from None
@@ -387,15 +395,13 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) ->
     import pandas as pd
 
     raw = decompressed(read_bytes(uri), uri)
-    options = csv_options(raw, uri, read)
-    _check_csv_header(raw, uri, options)
+    options = _csv_reading(raw, uri, read)
     seen = 0
     try:
         for chunk in pd.read_csv(io.BytesIO(raw), chunksize=rows, **options):
             if chunk.empty:  # a header without rows
                 continue
-            if options.get("decimal") == "," and "thousands" not in options:
-                chunk = _dot_thousands(chunk)
+            chunk = _as_written(chunk, options)
             chunk.columns = [str(c) for c in chunk.columns]
             if not seen:
                 _check_unique(list(chunk.columns), uri)
