@@ -157,7 +157,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
 
 def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: str, output: str, kind: str, read: dict[str, Any],
                     chunk_rows: int, console: Console, scratch: Path) -> Prediction:
-    """A CSV scored into CSV or JSON Lines chunk by chunk: the file's bytes and one chunk in memory, not the whole
+    """A CSV scored into CSV or JSON Lines chunk by chunk: one chunk in memory (and an s3 object's bytes), not the whole
     table, its canonical copy, the scores and the written text at once (a 47 MB CSV took 626 MB so). The scores go
     to a scratch file first, and reach `output` only when every chunk was scored: a bad row in the last chunk leaves
     no half-scored file behind. (Parquet output still holds the table: one schema for the whole file.)"""

@@ -385,7 +385,8 @@ def decompressed(raw: bytes, uri: str) -> bytes:
 
 def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) -> Iterator[pd.DataFrame]:
     """A CSV table as frames of at most `rows` rows, read as `load_table` reads it (sniffed dialect, `read` on top),
-    so a table larger than memory can be scored: only the file's bytes and one chunk are held. The row index runs on
+    so a table larger than memory can be scored: a local file is read from disk a chunk at a time (its encoding found
+    in one pass of 1 MiB blocks), and only an s3:// object or an archive is held whole, as bytes. The row index runs on
     from chunk to chunk, so errors name the file's row.
 
     Raises:
@@ -394,11 +395,17 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) ->
     """
     import pandas as pd
 
-    raw = decompressed(read_bytes(uri), uri)
-    options = _csv_reading(raw, uri, read)
+    path = _plain_local_file(uri)
+    if path is None:  # s3, or packed: the whole (unpacked) bytes
+        raw = decompressed(read_bytes(uri), uri)
+        options, source = _csv_reading(raw, uri, read), io.BytesIO(raw)
+    else:  # read where it lies: memory holds one chunk, whatever the file's size
+        given = {**(read or {})}
+        given["encoding"] = given.get("encoding") or _file_encoding(path)
+        options, source = _csv_reading(_head(path), uri, given), path
     seen = 0
     try:
-        for chunk in pd.read_csv(io.BytesIO(raw), chunksize=rows, **options):
+        for chunk in pd.read_csv(source, chunksize=rows, **options):
             if chunk.empty:  # a header without rows
                 continue
             chunk = _as_written(chunk, options)
@@ -415,6 +422,50 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) ->
         raise DataError(f"{uri}: cannot parse as csv: {str(e).splitlines()[0]}") from e
     if not seen:
         raise DataError(f"{uri}: the table has a header but no rows")
+
+
+_HEAD_BYTES = 64 * 1024  # what `sniff_csv` reads of a file
+
+
+def _plain_local_file(uri: str) -> Path | None:
+    """`uri` as a local path when it is a file that is no archive, which pandas can read in chunks from disk."""
+    from driftloop.storage import is_s3
+
+    path = Path(uri)
+    if is_s3(uri) or not path.is_file():  # a missing file gets `read_bytes`'s error
+        return None
+    with path.open("rb") as f:
+        start = f.read(512)
+    return path if _codec(start) is None and start[257:262] != b"ustar" else None
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a file, as many as `sniff_csv` reads, and one more so it knows the file goes on."""
+    with path.open("rb") as f:
+        return f.read(_HEAD_BYTES + 1)
+
+
+def _file_encoding(path: Path) -> str:
+    """`_encoding_of` the whole file, read a block at a time."""
+    import codecs
+
+    with path.open("rb") as f:
+        first = f.read(_HEAD_BYTES)
+        if first.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+            return _encoding_of(first)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        block = first
+        try:
+            while block:
+                decoder.decode(block)
+                block = f.read(1 << 20)
+        except UnicodeDecodeError:
+            return "cp1252"
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:  # the file ends inside a character, which `_encoding_of` leaves to the parser
+        return "utf-8" if path.stat().st_size > _HEAD_BYTES else "cp1252"
+    return "utf-8"
 
 
 def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:

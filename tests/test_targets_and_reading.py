@@ -248,6 +248,33 @@ def test_windows_encoding_without_bom(tmp_path: Path) -> None:
     assert list(frame.columns) == ["città", "n"] and frame["città"].tolist() == ["Roma", "München"]
 
 
+def test_a_local_csv_read_in_chunks_from_disk_is_the_table_load_table_reads(tmp_path: Path) -> None:
+    """`csv_chunks` reads a local file from disk (only the head for sniffing, the encoding in one pass of blocks):
+    the frames it yields are the table `load_table` reads from the whole bytes, for each encoding and dialect."""
+    import gzip
+
+    from driftloop.table import csv_chunks
+
+    rows = [f"{i};r{i};{i},5;{1 + i % 9}.{i % 1000:03d},25" for i in range(6000)]  # ~150 KB: more than the 64 KiB head
+    text = "id;name;x;y\n" + "\n".join(rows) + "\n6000;Zürich;1,5;4.229,89\n"  # a non-ASCII byte past the head
+    files = {
+        "cp1252.csv": text.encode("cp1252"),   # utf-8 until the last line: the whole file decides the encoding
+        "utf8.csv": text.encode("utf-8"),
+        "bom.csv": b"\xef\xbb\xbf" + text.encode("utf-8"),
+        "packed.csv.gz": gzip.compress(text.encode("utf-8")),  # read whole, as before
+    }
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        whole = load_table(str(path)).frame
+        chunked = pd.concat(list(csv_chunks(str(path), rows=1000)))
+        pd.testing.assert_frame_equal(chunked, whole, obj=name, check_index_type=False)  # a RangeIndex, whole
+        assert chunked["name"].iloc[-1] == "Zürich" and chunked["y"].iloc[-1] == 4229.89, name
+        assert list(chunked.columns) == ["id", "name", "x", "y"], name
+    with pytest.raises(Exception, match="file not found"):
+        list(csv_chunks(str(tmp_path / "absent.csv"), rows=10))
+
+
 def test_read_options_override_the_sniffing(tmp_path: Path) -> None:
     # a comma CSV whose numbers use '.' as thousands separator and '-' for missing: no sniffing can know
     path = tmp_path / "t.csv"
