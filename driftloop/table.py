@@ -440,9 +440,13 @@ def _plain_local_file(uri: str) -> Path | None:
 
 
 def _head(path: Path) -> bytes:
-    """The first bytes of a file, as many as `sniff_csv` reads, and one more so it knows the file goes on."""
+    """The first bytes of a file, as many as `sniff_csv` reads and one more, so it knows the file goes on; and at
+    least the whole header line, which `_check_csv_header` reads (a table of thousands of columns has a long one)."""
     with path.open("rb") as f:
-        return f.read(_HEAD_BYTES + 1)
+        head = f.read(_HEAD_BYTES + 1)
+        while b"\n" not in head and (more := f.read(1 << 20)):
+            head += more
+    return head
 
 
 def _file_encoding(path: Path) -> str:

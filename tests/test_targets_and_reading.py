@@ -273,6 +273,11 @@ def test_a_local_csv_read_in_chunks_from_disk_is_the_table_load_table_reads(tmp_
         assert list(chunked.columns) == ["id", "name", "x", "y"], name
     with pytest.raises(Exception, match="file not found"):
         list(csv_chunks(str(tmp_path / "absent.csv"), rows=10))
+    # a header longer than the sniffed head is read whole: its repeated name, 120 KB in, is still refused
+    names = [f"measurement_with_a_long_name_{i:05d}" for i in range(4000)] + ["measurement_with_a_long_name_00001"]
+    (tmp_path / "wide.csv").write_text(",".join(names) + "\n" + ",".join(["1"] * len(names)) + "\n")
+    with pytest.raises(DataError, match="'measurement_with_a_long_name_00001' appears more than once"):
+        list(csv_chunks(str(tmp_path / "wide.csv"), rows=10))
 
 
 def test_read_options_override_the_sniffing(tmp_path: Path) -> None:
