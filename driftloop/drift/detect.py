@@ -2,7 +2,8 @@
 
 KS (`KSDrift`) per numeric feature, Chi-square (`ChiSquareDrift`) per categorical
 feature. A date column is tested on what the model sees, its calendar features (month,
-weekday and hour by Chi-square, day of year by KS); its year, and a year column, only move
+weekday and hour by Chi-square, day of year by KS), over the calendar time both tables span
+(`driftloop.drift.calendar_time`); its year, and a year column, only move
 forward, so they are reported as time ranges (`driftloop.drift.time_columns`), not tested. Each feature gets its own detector so missing values can be handled per
 column (dropped for KS; their own category for Chi-square), and the multiple-testing
 correction is then applied once across every tested feature: Bonferroni (p < p_val/K)
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from driftloop.canonical import calendar_name, category_text
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
-from driftloop.dates import ISO
+from driftloop.dates import ISO, MONTHLY
 from driftloop.drift import time_columns as tc
 from driftloop.drift.time_columns import QualityFinding, TimeColumn
 from driftloop.errors import DataError
@@ -149,7 +150,7 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
         fmt = roles.date_formats.get(column, ISO)
         ref_cal, cur_cal = tc.calendar(reference[column], parts, fmt), tc.calendar(current[column], parts, fmt)
         results += _calendar_features(column, parts, ref_cal, cur_cal, params, tested_year=column not in time,
-                                      left_out=left_out.get(column))
+                                      left_out=left_out.get(column), monthly=fmt == MONTHLY)
         if column in time:
             times.append(tc.date_column(column, time[column], ref_cal, cur_cal))
         finding = tc.unreadable_dates(column, current[column], cur_cal)
@@ -175,18 +176,26 @@ def _coerced(series: pd.Series) -> np.ndarray:
 
 
 def _calendar_features(column: str, parts: list[str], ref: Calendar, cur: Calendar, params: DriftParams, *,
-                       tested_year: bool, left_out: str | None) -> list[FeatureDrift]:
+                       tested_year: bool, left_out: str | None, monthly: bool = False) -> list[FeatureDrift]:
     """The date's calendar features as the model sees them: cyclic ones as counts, day of year (and a year the
-    setting does not treat as time) as numbers. Missing and unreadable dates are left out of the tests: they are
-    counted in the quality findings instead."""
+    setting does not treat as time) as numbers. The seasonal ones are compared over the same calendar time
+    (`calendar_time`): a window's month is set by the dates it spans, which is no drift. Missing and unreadable
+    dates are left out of the tests: they are counted in the quality findings instead."""
     import pandas as pd
 
+    from driftloop.drift.calendar_time import matched
+
+    monthly = monthly or bool(tc.weekday_set_by_calendar(ref))  # dates one day of each month: months are the unit
     results = []
     for part in parts:
         if part == tc.MONOTONE_PART and not tested_year:
             continue
         name = calendar_name(column, part)
-        ref_values, cur_values = ref.readable(part), cur.readable(part)
+        if part == tc.MONOTONE_PART:
+            ref_values, cur_values, weighed = ref.readable(part), cur.readable(part), ""
+        else:
+            both = matched(part, ref, cur, monthly=monthly)
+            ref_values, cur_values, weighed = both.reference, both.current, both.note
         if part in tc.CYCLIC_PARTS:
             result = _categorical(name, pd.Series(ref_values.astype("int64")), pd.Series(cur_values.astype("int64")),
                                   params)
@@ -195,7 +204,8 @@ def _calendar_features(column: str, parts: list[str], ref: Calendar, cur: Calend
                                  note=f"not tested: {calendar_only}")
         else:
             result = _numeric(name, ref_values, cur_values, params)
-        note = f"{PART_WORDS.get(part, part)} of date column {column!r}, as the model sees it"
+        note = "; ".join(filter(None, [f"{PART_WORDS.get(part, part)} of date column {column!r}, as the model "
+                                       "sees it", weighed]))
         results.append(_left_out(replace(result, note=f"{note}; {result.note}" if result.note else note),
                                  left_out if part == tc.MONOTONE_PART else None))
     return results

@@ -1,8 +1,8 @@
 """Time columns in a drift check: the part of a table that moves forward by design.
 
 A date column enters the model as calendar features (`driftloop.canonical.calendar_parts`):
-year, month, weekday, day of year, hour. The seasonal ones repeat, so `detect` tests them like
-any feature. The year only grows, and so does an integer year column (2007..2009): a later
+year, month, weekday, day of year, hour. The seasonal ones repeat, so `detect` tests them, over
+the calendar time both tables span (`calendar_time`). The year only grows, and so does an integer year column (2007..2009): a later
 window always "drifts" in them, which says nothing but that time has passed, and a retrain
 would fire on every check. They are reported as a time range instead, with whether the model
 now extrapolates, and `drift.time_columns` overrides which columns count as time.

@@ -54,13 +54,64 @@ def test_new_dates_in_the_same_seasons_are_not_drift_and_their_range_is_reported
 
 
 def test_a_season_shifted_into_one_month_drifts_on_the_month_feature() -> None:
+    """A year of current dates that all fall in March is a season moved; one month of dates is a month's window."""
     rng = np.random.default_rng(4)
-    report = detect(_table(rng, "2007-01-01", "2009-12-31"), _table(rng, "2010-03-01", "2010-03-31"), ROLES,
-                    DriftParams())
+    reference = _table(rng, "2007-01-01", "2009-12-31")
+    report = detect(reference, _in_march(_table(rng, "2010-03-01", "2010-03-31")), ROLES, DriftParams())
     assert report.is_drift and "sold__month" in report.drifted_features
     assert "x" not in report.drifted_features and "sold__year" not in report.drifted_features
     assert report.time_columns[0].note.startswith("reference 2007-01-0")
-    assert "current 2010-03-0" in report.time_columns[0].note
+    assert "current 2010-01-01" in report.time_columns[0].note
+    window = detect(reference, _table(rng, "2010-03-01", "2010-03-31"), ROLES, DriftParams())
+    assert not window.is_drift, window.drifted_features
+
+
+def _in_march(table: pd.DataFrame) -> pd.DataFrame:
+    """A table of March dates whose window is the whole year: one row on 1 January, one on 31 December."""
+    table = table.copy()
+    table.loc[0, "sold"], table.loc[1, "sold"] = "2010-01-01", "2010-12-31"
+    return table
+
+
+def _stamps(rng: np.random.Generator, start: str, end: str, n: int, *, night: float = 1.0,
+            weekend: float = 1.0) -> pd.DataFrame:
+    """Hourly timestamps spread evenly over [start, end), with the hours 0-5 (and Saturdays and Sundays) `night`
+    (and `weekend`) times as busy as the rest."""
+    hours = pd.date_range(start, end, freq="h", inclusive="left")
+    weight = np.where(hours.hour < 6, night, 1.0) * np.where(hours.weekday >= 5, weekend, 1.0)
+    picked = rng.choice(hours.to_numpy(), n, p=weight / weight.sum())
+    return pd.DataFrame({"at": pd.DatetimeIndex(picked).strftime("%Y-%m-%d %H:%M:%S"), "x": rng.normal(size=n)})
+
+
+def test_a_window_shorter_than_the_reference_is_not_drift_in_its_calendar_parts() -> None:
+    """nannyml's car-loan reference is ten months of hourly timestamps; its own March, or a first week of the
+    analysis data, failed month, day of year and weekday (chi2 11,370) and retrained each daily check. Each part
+    is now compared over the calendar time both tables span; rows that come at another rate per hour or per
+    weekday still drift."""
+    rng = np.random.default_rng(1)  # every check is a test at p 0.05: a seed makes the suite's answer one
+    roles = ColumnRoles("", ["x"], [], datetime={"at": [*DATE_PARTS, "hour"]}, date_formats={"at": "YYYY-MM-DD"})
+    reference = _stamps(rng, "2018-01-01", "2019-01-01", 20000)
+    for start, end in (("2018-03-01", "2018-04-01"), ("2019-02-01", "2019-02-11"), ("2019-06-03", "2019-06-04"),
+                       ("2019-01-01", "2020-07-01")):  # a month, ten days, one day, a year and a half
+        report = detect(reference, _stamps(rng, start, end, 3000), roles, DriftParams())
+        assert not report.is_drift, (start, end, report.drifted_features)
+        weighed = [f for f in report.features if f.name.startswith("at__") and f.tested]
+        # a day's day of year is ~55 reference rows, under min_samples: not tested, and said so
+        assert {f.name for f in weighed} >= {"at__month", "at__hour"} | ({"at__dayofyear"} if end[-2:] != "04" else
+                                                                         set()), (start, end)
+    nights = detect(reference, _stamps(rng, "2019-02-01", "2019-03-01", 3000, night=2.0), roles, DriftParams())
+    assert nights.drifted_features == ["at__hour"]
+    weekends = detect(reference, _stamps(rng, "2019-02-01", "2019-02-22", 3000, weekend=2.0), roles, DriftParams())
+    # busier weekends are busier days of the year too, in this window; the month and hour stay calm
+    assert "at__weekday" in weekends.drifted_features and not {"at__month", "at__hour", "x"} & set(
+        weekends.drifted_features)
+    note = {f.name: f.note for f in weekends.features}["at__month"]
+    assert "; compared over the calendar time both tables span (each day's rows weighed alike)" in note, note
+    later = detect(_stamps(rng, "2018-01-01", "2018-07-01", 4000), _stamps(rng, "2018-05-01", "2018-09-01", 2000),
+                   roles, DriftParams())  # its July and August lie beyond the reference: left out, and said
+    assert not later.is_drift, later.drifted_features
+    assert "current row(s) in days the reference's dates never reach left out" in \
+        {f.name: f.note for f in later.features}["at__month"]
 
 
 def test_a_weekday_the_calendar_sets_is_not_tested_and_one_that_cycles_is() -> None:
@@ -114,7 +165,7 @@ def test_a_day_first_date_column_is_read_in_its_own_format() -> None:
     assert not report.is_drift and not report.quality, (report.drifted_features, report.quality)
     assert report.time_columns[0].note.startswith("reference 2007-01-0"), report.time_columns[0].note
     shifted = detect(day_first(_table(rng, "2007-01-01", "2009-12-31")),
-                     day_first(_table(rng, "2010-03-01", "2010-03-31")), roles, DriftParams())
+                     day_first(_in_march(_table(rng, "2010-03-01", "2010-03-31"))), roles, DriftParams())
     assert "sold__month" in shifted.drifted_features
 
 
