@@ -530,7 +530,7 @@ def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False, tags: dict[st
             p.console.info(dropped_line(dropped, spec.data))
         validation = step("validate").execute(ctx, table, champion=champion, out_dir=out / VALIDATION_DIR,
                                               scratch=scratch, console=p.console)
-    features = p.run("feature", table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR)
+    features = p.run("feature", table, roles_path=validation.roles_path, out_dir=out / FEATURES_DIR, champion=champion)
     p.console.info(features.task_line())
     trained = p.run("train", out / FEATURES_DIR, out_dir=out / TRAIN_DIR)
     result.trained_model, result.candidates = trained.model, trained.candidates

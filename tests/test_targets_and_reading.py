@@ -452,7 +452,7 @@ def test_champion_is_rescored_about_the_candidates_positive_class(cli: Cli, mlfl
     first = cli("run", *common, "--set", "data.positive_class=yes", "--json", "first.json")  # the majority, on purpose
     assert first.returncode == 0, first.stderr[-2000:]
     assert json.loads((cli.cwd / "first.json").read_text())["deployed"], first.stderr[-2000:]
-    second = cli("run", *common, "--json", "second.json")  # default: the minority, 'no'
+    second = cli("run", *common, "--set", "data.positive_class=no", "--json", "second.json")  # the minority
     assert second.returncode == 0, second.stderr[-2000:]
     probe = registry_for(mlflow_uri)
     champion_v1 = probe.gateway.model_version("rare_rescore", "1")
@@ -465,6 +465,35 @@ def test_champion_is_rescored_about_the_candidates_positive_class(cli: Cli, mlfl
     logged = _run_param(probe, run_id)["metrics"]
     assert logged["champion_recall"] == pytest.approx(recall_score(truth, predicted))
     assert logged["champion_precision"] == pytest.approx(precision_score(truth, predicted, zero_division=0))
+
+
+@pytest.mark.slow
+def test_a_retrain_keeps_the_champions_positive_class_when_the_minority_turns_round(cli: Cli, mlflow_uri: str) -> None:
+    """nannyml's car loans: trained on the reference (repaid 1.0 the minority), then on the labelled analysis data
+    (0.0 the minority), the default "positive = minority" swapped `probabilities` and `probability_*` columns from v1
+    to v2, so a client reading column 1 read the other class after a retrain. A new version keeps the champion's
+    positive class unless the spec names one; a model without a champion still takes its minority."""
+    from driftloop.onnx_model import OnnxModel
+
+    common = ["--target", "benign", "--model", "rare_flipped", "--set", "train.model=linear",
+              "--set", "evaluate.latency_samples=10", "--set", "gate.vs_champion={roc_auc: -1}"]
+    _imbalanced().to_csv(cli.cwd / "rare.csv", index=False)
+    first = cli("run", "--data", "rare.csv", *common)
+    assert first.returncode == 0 and "positive class 'no'\n" in first.stderr, first.stderr[-2000:]
+    flipped = _imbalanced(seed=4).assign(benign=lambda t: t["benign"].map({"no": "yes", "yes": "no"}))
+    flipped.to_csv(cli.cwd / "flipped.csv", index=False)  # now 'yes' is the minority
+    second = cli("run", "--data", "flipped.csv", *common, "--json", "second.json")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "positive class 'no' (the champion's, kept although this table's minority is the other class)" in \
+        second.stderr
+    assert json.loads((cli.cwd / "second.json").read_text())["model_version"] == "2"
+    probe = registry_for(mlflow_uri)
+    versions = [OnnxModel(probe.download_model(probe.gateway.model_version("rare_flipped", v), cli.cwd / f"v{v}"))
+                for v in ("1", "2")]
+    assert [list(m.classes) for m in versions] == [["yes", "no"], ["yes", "no"]]
+    # named in the spec, the other class wins
+    third = cli("run", "--data", "flipped.csv", *common, "--set", "data.positive_class=yes", "--force")
+    assert third.returncode == 0 and "positive class 'yes'\n" in third.stderr, third.stderr[-2000:]
 
 
 def test_a_second_target_on_the_same_file_is_refused_not_trained_as_the_first(cli: Cli, mlflow_uri: str) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from driftloop.components.context import RunContext
+    from driftloop.mlflow_gateway import ModelVersion
     from driftloop.spec import FeatureSpec
     from driftloop.table import LoadedTable
 
@@ -35,6 +36,7 @@ class FeatureResult:
     n_features: int
     task_reason: str = ""  # why this task: set in the spec, or what the target looked like
     positive_class: Any = None  # binary tasks: the class the precision/recall/F1/PR-AUC are about
+    positive_kept: bool = False  # it is the champion's, kept although this table's minority is the other class
 
     def split_path(self, split: str) -> Path:
         return self.out_dir / f"{split}.parquet"
@@ -42,6 +44,8 @@ class FeatureResult:
     def task_line(self) -> str:
         """What the console says about the task."""
         positive = f"; positive class {self.positive_class!r}" if self.positive_class is not None else ""
+        if self.positive_kept:
+            positive += " (the champion's, kept although this table's minority is the other class)"
         return f"task: {self.task} ({self.task_reason}){positive}"
 
 
@@ -69,14 +73,19 @@ def explain_resolved_task(target: pd.Series, task: str, source: str) -> tuple[st
     return task, reason
 
 
-def order_classes(classes: list[Any], train_target: pd.Series, positive: Any, source: str) -> list[Any]:
+def order_classes(classes: list[Any], train_target: pd.Series, positive: Any, source: str, *,
+                  kept: Any = None) -> list[Any]:
     """Classes in model output order. Binary: the positive class second, which is what every metric and
-    the served probabilities take as positive: `data.positive_class` when given, else the minority class
-    of the training split (the sorted order's second on a tie).
+    the served probabilities take as positive: `data.positive_class` when given, else `kept` (the champion's
+    positive class) while it is still a class, else the minority class of the training split (the sorted
+    order's second on a tie). Keeping the champion's means a retrain on data whose minority turned round does
+    not swap the served probabilities' columns, or what precision means, from one version to the next.
 
     Raises:
         DataError: `data.positive_class` is not one of the classes, or the task is not binary.
     """
+    if positive is None and kept is not None and len(classes) == 2:
+        positive = next((c for c in classes if _same_label(c, kept)), None)
     if positive is not None:
         matches = [c for c in classes if _same_label(c, positive)]
         if len(classes) != 2:
@@ -213,8 +222,13 @@ def _too_few_rows(target: pd.Series, classes: list[Any] | None, spec: FeatureSpe
 
 
 def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSpec, task: str,
-        out_dir: Path, positive_class: Any = None) -> FeatureResult:
-    """Fit the transform on the training split and write splits, transform and metadata to `out_dir`."""
+        out_dir: Path, positive_class: Any = None, champion_positive: Any = None) -> FeatureResult:
+    """Fit the transform on the training split and write splits, transform and metadata to `out_dir`.
+
+    Args:
+        champion_positive: the champion's positive class (as MLflow holds it, text), kept when no
+            `positive_class` is given and it is still a class (`order_classes`).
+    """
     import joblib
     from sklearn.model_selection import train_test_split
 
@@ -236,8 +250,11 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
     except ValueError as e:  # a corner `_too_few_rows` did not foresee: still the user's table, not our bug
         raise DataError(f"{source}: {len(canonical)} rows cannot be split into train, validation and test "
                         f"({str(e).splitlines()[0]})") from e
+    kept = False
     if classes is not None:
-        classes = order_classes(classes, train[roles.target], positive_class, source)
+        own = order_classes(classes, train[roles.target], positive_class, source)  # this table's own order
+        classes = order_classes(classes, train[roles.target], positive_class, source, kept=champion_positive)
+        kept = classes != own
     elif positive_class is not None:
         raise DataError(f"{source}: data.positive_class is for binary targets; target {roles.target!r} is a "
                         f"regression target ({task_reason})")
@@ -256,20 +273,25 @@ def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSp
     meta = {"task": task, "task_reason": task_reason, "classes": classes, "positive_class": positive,
             **roles.to_meta(), "n_features": n_features, "rows": {name: len(part) for name, part in splits.items()}}
     (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2, default=python_value), encoding="utf-8")
-    return FeatureResult(out_dir, task, classes, meta["rows"], n_features, task_reason, positive)
+    return FeatureResult(out_dir, task, classes, meta["rows"], n_features, task_reason, positive, kept)
 
 
 def load_meta(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / FEATURE_META_FILE).read_text(encoding="utf-8"))
 
 
-def execute(ctx: RunContext, table: LoadedTable, *, roles_path: Path, out_dir: Path) -> FeatureResult:
-    """Fit the transform and split the run's table; log the feature metadata and the drift reference sample."""
+def execute(ctx: RunContext, table: LoadedTable, *, roles_path: Path, out_dir: Path,
+            champion: ModelVersion | None = None) -> FeatureResult:
+    """Fit the transform and split the run's table; log the feature metadata and the drift reference sample.
+    A binary target keeps `champion`'s positive class (its run's `data.positive_class`) unless the spec names one."""
     from driftloop.constants import FEATURES_DIR, PARAM_POSITIVE_CLASS, RUN_TAG_TASK, RUN_TAG_TASK_REASON
 
     spec = ctx.spec
+    kept = None
+    if champion is not None and spec.data.positive_class is None:
+        kept = ctx.gateway.get_run(champion.run_id).params.get(PARAM_POSITIVE_CLASS)
     outcome = run(table.frame, source=spec.data.path, roles=ColumnRoles.load(roles_path), spec=spec.feature,
-                  task=spec.data.task, out_dir=out_dir, positive_class=spec.data.positive_class)
+                  task=spec.data.task, out_dir=out_dir, positive_class=spec.data.positive_class, champion_positive=kept)
     ctx.tracker.set_tags({RUN_TAG_TASK: outcome.task, RUN_TAG_TASK_REASON: outcome.task_reason})
     if outcome.positive_class is not None:
         ctx.tracker.log_params({PARAM_POSITIVE_CLASS: outcome.positive_class})

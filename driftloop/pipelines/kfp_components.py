@@ -75,10 +75,12 @@ def validate(spec: dict, run_id: str, champion_version: str, table: Output[Datas
         with step_record("validate"):
             same_data_version(ctx.spec.data.path, data_version)
             loaded = save_table(ctx, table)
-            checked = validate.execute(ctx, loaded, champion=pinned_champion(ctx, champion_version),
-                                       out_dir=Path(checks.path), scratch=Path(tempfile.mkdtemp()))
+            champion = pinned_champion(ctx, champion_version)
+            checked = validate.execute(ctx, loaded, champion=champion, out_dir=Path(checks.path),
+                                       scratch=Path(tempfile.mkdtemp()))
         with step_record("feature"):
-            outcome = feature.execute(ctx, loaded, roles_path=checked.roles_path, out_dir=Path(features.path))
+            outcome = feature.execute(ctx, loaded, roles_path=checked.roles_path, out_dir=Path(features.path),
+                                      champion=champion)
             print(outcome.task_line(), flush=True)
     checks.metadata.update({"suite_source": checked.suite_source, "expectations": checked.checked, "rows": checked.rows})
     table.metadata["data_version"] = data_version
