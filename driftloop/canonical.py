@@ -141,16 +141,20 @@ def number_text(text: str) -> tuple[float, str] | None:
     elif cleaned[:2] in {f"-{c}" for c in _CURRENCY}:
         cleaned = "-" + cleaned[2:].strip()
         notes.append("currency sign")
-    scale = 1.0
-    if cleaned.endswith("%"):
-        cleaned, scale = cleaned[:-1].strip(), 0.01
+    percent = cleaned.endswith("%")
+    if percent:
+        cleaned = cleaned[:-1].strip()
         notes.append("percent sign")
     if _THOUSANDS.match(cleaned):
         cleaned = cleaned.replace(",", "")
         notes.append("thousands separators")
     if not _PLAIN.match(cleaned):
         return None
-    return float(cleaned) * scale, ", ".join(notes)
+    if percent:  # the decimal point moved in the text: "57%" is 0.57 exactly as "0.57" reads, not 57 * 0.01
+        from decimal import Decimal
+
+        return float(Decimal(cleaned).scaleb(-2)), ", ".join(notes)
+    return float(cleaned), ", ".join(notes)
 
 
 def as_numbers(series: pd.Series, column: str) -> pd.Series:
