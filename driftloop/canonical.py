@@ -157,6 +157,18 @@ def number_text(text: str) -> tuple[float, str] | None:
     return float(cleaned), ", ".join(notes)
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max: the model file's number inputs are float32
+
+
+def beyond_float32(values: Any) -> list[int]:
+    """Positions of finite numbers float32 cannot hold (|x| > 3.4e38): cast, they become infinities the model's
+    imputer passes on, so the row scores as whatever inf makes of it. NaN (missing) and inf are not listed."""
+    import numpy as np
+
+    array = np.asarray(values, dtype="float64")
+    return np.flatnonzero(np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)).tolist()
+
+
 def as_numbers(series: pd.Series, column: str) -> pd.Series:
     """A numeric column as float64 the way training reads it: numbers written as text ("3,750", "$12", "45%") too.
 

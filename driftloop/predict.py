@@ -87,6 +87,7 @@ def predictions_frame(model: OnnxModel, rows: pd.DataFrame) -> pd.DataFrame:
     roles = ColumnRoles(target=model.target, numeric=model.numeric, categorical=model.categories,
                         boolean=model.boolean, datetime=model.dates, date_formats=model.date_formats)
     canonical = canonical_frame(rows, roles, with_target=False)
+    _check_float32(canonical, roles.numeric)
     for column in roles.datetime:
         _check_dates(canonical[column], column, roles.date_formats.get(column, ISO))
     output = model.run(canonical)
@@ -183,6 +184,23 @@ def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: st
 
 def _wrote(console: Console, total: int, columns: list[str], output: str) -> None:
     console.info(f"wrote {total} rows with {', '.join(columns[:3])}{', ...' if len(columns) > 3 else ''} to {output}")
+
+
+def _check_float32(canonical: pd.DataFrame, numeric: list[str]) -> None:
+    """Numbers the model's float32 inputs can hold, as serving asks of them: cast, a larger one becomes an
+    infinity, and its row is scored as whatever that makes of it (with numpy's overflow warning, and exit 0).
+
+    Raises:
+        DataError: the first such value, naming the column, the value and the row, in serving's words.
+    """
+    from driftloop.canonical import FLOAT32_MAX, beyond_float32, row_number
+
+    for column in numeric:
+        huge = beyond_float32(canonical[column])
+        if huge:
+            raise DataError(f"column {column!r}: {canonical[column].iloc[huge[0]]:.10g} at row "
+                            f"{row_number(canonical.index, huge[0])} is out of range for the model's float32 input "
+                            f"(at most ±{FLOAT32_MAX:.4g})")
 
 
 def _check_dates(texts: pd.Series, column: str, fmt: str) -> None:

@@ -249,6 +249,22 @@ def test_a_misread_header_in_predict_and_drift_names_the_read_option(trained: Pa
     _check_columns(OnnxModel(trained / "train" / "model.onnx"), read, "new.txt")  # read right: nothing to say
 
 
+def test_batch_scoring_refuses_a_number_beyond_float32_as_serving_does(trained: Path) -> None:
+    """Cast to the model's float32 input, 1.36e50 became inf and its row was scored (numpy's overflow warning,
+    exit 0) while serving answered 400 for the same row."""
+    from driftloop.errors import DataError
+    from driftloop.predict import predictions_frame
+
+    rows = customers(rows=5).drop(columns=["churned"])
+    rows["monthly_charges"] = rows["monthly_charges"].astype("float64")
+    rows.loc[3, "monthly_charges"] = 1.356392489e50
+    with pytest.raises(DataError, match=r"^column 'monthly_charges': 1.356392489e\+50 at row 5 is out of range for "
+                                        r"the model's float32 input \(at most ±3.403e\+38\)$"):
+        predictions_frame(OnnxModel(trained / "train" / "model.onnx"), rows)
+    rows.loc[3, "monthly_charges"] = 3e38  # within: scored
+    assert len(predictions_frame(OnnxModel(trained / "train" / "model.onnx"), rows)) == 5
+
+
 def test_a_parquet_tables_none_level_stays_a_category_and_batch_scoring_reads_missing_text(trained: Path,
                                                                                           tmp_path: Path) -> None:
     """A Parquet table is read without pandas' missing-value texts: its `Improved` level "None" is a category the

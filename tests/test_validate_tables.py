@@ -31,6 +31,14 @@ def test_an_infinity_in_training_is_one_line_with_its_row(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"^t.csv: column 'malic_acid' holds 2 infinite values \(the first, inf, at "
                                         r"row 6\); expected finite numbers"):
         checked(wine, tmp_path)
+    # finite, but beyond the model's float32 input (great_tables' constants, 1.36e50): "training diverged" before
+    wine = load_wine(as_frame=True).frame
+    wine.loc[[7, 8], "proline"] = [1.356392489e50, -4e38]
+    with pytest.raises(DataError, match=r"^t.csv: column 'proline' holds 2 value\(s\) beyond the model's float32 "
+                                        r"input \(the first, 1.356392489e\+50, at row 9; at most ±3.403e\+38\): "
+                                        r"rescale the column \(a log, other units\) or leave it out "
+                                        r"\(feature.roles=\{proline: drop\}\)$"):
+        checked(wine, tmp_path)
 
 
 def test_a_bad_cell_is_named_by_the_row_a_spreadsheet_shows_after_blank_labels_are_dropped(tmp_path: Path) -> None:

@@ -195,8 +195,12 @@ def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: Featur
 
 def _check_finite(frame: pd.DataFrame, numeric: list[str], source: str) -> None:
     """An infinity ("inf" in a CSV reads as one) would make the profiled range -inf..inf, a check that never fails
-    again; serving refuses such values, so training does too."""
+    again; serving refuses such values, so training does too. So does a finite number beyond float32's range, which
+    the model's float32 input makes an infinity: great_tables' physical constants (1.36e50) trained into "validation
+    loss is not finite; lower train.lr", advice that cannot help."""
     import numpy as np
+
+    from driftloop.canonical import FLOAT32_MAX, beyond_float32
 
     for column in numeric:
         infinite = np.isinf(frame[column].to_numpy(dtype="float64"))
@@ -205,6 +209,12 @@ def _check_finite(frame: pd.DataFrame, numeric: list[str], source: str) -> None:
             raise DataError(f"{source}: column {column!r} holds {int(infinite.sum())} infinite values (the first, "
                             f"{frame[column].iloc[first]}, at row {row_number(frame.index, first)}); expected finite "
                             "numbers: leave the cell empty for a missing value")
+        huge = beyond_float32(frame[column])
+        if huge:
+            raise DataError(f"{source}: column {column!r} holds {len(huge)} value(s) beyond the model's float32 input "
+                            f"(the first, {frame[column].iloc[huge[0]]:.10g}, at row "
+                            f"{row_number(frame.index, huge[0])}; at most ±{FLOAT32_MAX:.4g}): rescale the column (a "
+                            f"log, other units) or leave it out (feature.roles={{{column}: drop}})")
 
 
 def _dropped_by_spec(column: str, feature: FeatureSpec) -> bool:

@@ -35,6 +35,7 @@ import numpy as np
 
 from driftloop.canonical import (
     DEFAULT_MISSING_TEXTS,
+    FLOAT32_MAX,
     boolean_text,
     calendar_name,
     calendar_parts,
@@ -48,7 +49,6 @@ Columns = dict[str, Sequence[Any]]
 
 _ROW_KEYS = ("instances", "dataframe_records")
 _KNOWN_KEYS = ("instances", "inputs", "dataframe_records", "dataframe_split")
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
