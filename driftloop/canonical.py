@@ -67,6 +67,25 @@ def missing_as_none(values: Sequence[Any], missing: frozenset[str]) -> Sequence[
     return [None if type(value) is str and value in missing else value for value in values]
 
 
+def missing_words_as_none(frame: pd.DataFrame, columns: Iterable[str], words: frozenset[str]) -> pd.DataFrame:
+    """A Parquet or JSON Lines table's text in `columns` that the model reads as missing, missing (`missing_as_none`):
+    the CSV reader applied the words already, these formats are read without them. Number columns too, where a
+    word ("nil", the model's `na_values`) kept the column text: `driftloop serve` logs such a cell as it was sent,
+    and its prediction log must read back. A Parquet `category` or `string` column comes back as plain text."""
+    import pandas as pd
+
+    changed = {}
+    for column in [c for c in dict.fromkeys(columns) if c in frame.columns]:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        values = series.tolist()
+        read = missing_as_none(values, words)
+        if read is not values:
+            changed[column] = pd.Series(read, index=series.index, dtype=object)
+    return frame.assign(**changed) if changed else frame
+
+
 def unheld(texts: frozenset[str], columns: Iterable[Iterable[Any]]) -> frozenset[str]:
     """`texts` less any that the category or date `columns` hold as a value: a Parquet or JSON Lines table is read
     without pandas' missing words, so its "None" level is a category the model learned, not a missing value."""

@@ -120,7 +120,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
         ...               console=Console())  # doctest: +SKIP
         Prediction(model_name='churn', version='3', rows=1200, output='scored.csv', columns=['prediction', ...])
     """
-    from driftloop.canonical import missing_read, over_missing_read
+    from driftloop.canonical import missing_read, missing_texts, missing_words_as_none, over_missing_read
     from driftloop.onnx_model import OnnxModel
     from driftloop.table import load_table, table_format
 
@@ -140,6 +140,8 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
             return _score_streamed(model, model_name, found.version, data=data, output=output, kind=kind, read=read,
                                    chunk_rows=chunk_rows, console=console, scratch=Path(scratch))
         table = load_table(data, read=read).frame
+        if table_format(data) != "csv":  # read without missing words: a number column's "nil" means what it did
+            table = missing_words_as_none(table, model.numeric, missing_texts(read))
         _check_columns(model, table, data)
         total = len(table)
         console.info(f"scoring {total} rows of {data} with {model_name} v{found.version}")

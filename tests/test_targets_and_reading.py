@@ -599,6 +599,33 @@ def test_a_level_spelled_none_is_a_class_with_keep_default_na_false_in_training_
     assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
 
 
+def test_a_number_columns_missing_word_reads_back_from_json_lines_and_parquet(cli: Cli) -> None:
+    """bokeh's CGM glucose trained with `data.read.na_values: [nil]`: serving took `"isig": "nil"` and logged it as
+    sent, and then `predict` and `drift` refused the server's own log ("text in a numeric column: 'nil'"), as they
+    refused a Parquet copy of the CSV they had scored."""
+    rng = np.random.default_rng(8)
+    isig = rng.normal(20, 5, 300).round(2).astype(object)
+    isig[[4, 50, 120]] = "nil"
+    frame = pd.DataFrame({"isig": isig, "site": rng.choice(["arm", "belly"], 300)})
+    frame["glucose"] = [150.0 if v == "nil" else 6 * v + 20 for v in isig] + rng.normal(0, 3, 300)
+    frame.to_csv(cli.cwd / "cgm.csv", index=False)
+    trained = cli("run", "--data", "cgm.csv", "--target", "glucose", "--model", "cgm_nil", "--set",
+                  "data.read={na_values: [nil]}", "--set", "train.model=linear", "--set", "evaluate.latency_samples=10")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    rows = frame.drop(columns=["glucose"])
+    rows.to_json(cli.cwd / "log.jsonl", orient="records", lines=True)  # the prediction log's form: cells as sent
+    rows.astype({"isig": str}).to_parquet(cli.cwd / "cgm.parquet")  # a text column: "nil" beside numbers
+    scored = {}
+    for name in ("cgm.csv", "log.jsonl", "cgm.parquet"):
+        out = name.replace(".", "_") + ".csv"
+        proc = cli("predict", "--model", "cgm_nil", "--data", name, "-o", out)
+        assert proc.returncode == 0, (name, proc.stderr[-2000:])
+        scored[name] = pd.read_csv(cli.cwd / out)["prediction"].tolist()
+        drift = cli("drift", "--model", "cgm_nil", "--current", name, "--min-samples", "50")
+        assert drift.returncode == 0, (name, drift.stdout[-2000:] + drift.stderr[-2000:])
+    assert scored["log.jsonl"] == scored["cgm.parquet"] == scored["cgm.csv"]
+
+
 def test_kfp_validate_task_reads_and_drops_as_the_in_process_runner(tmp_path: Path, mlflow_uri: str) -> None:
     # the KFP validate task's table loading, on a real MLflow run; its Dataset is KFP's shape: .path + .metadata
     from types import SimpleNamespace

@@ -151,7 +151,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
         >>> check_drift(DriftRequest(current="live.csv", reference="ref.csv", track=False), console=Console()).exit_code
         3
     """
-    from driftloop.canonical import missing_texts, over_missing_read
+    from driftloop.canonical import missing_texts, missing_words_as_none, over_missing_read
     from driftloop.drift.detect import detect, feature_table
     from driftloop.table import load_table, table_format
 
@@ -177,11 +177,12 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
                           date_formats=reference.date_formats, boolean=reference.boolean)
     # a Parquet or JSON Lines table is read without missing words: its text means what the model's reading says
     words = missing_texts(read)
+    columns = [*roles.numeric, *roles.categorical, *roles.datetime]
     if table_format(request.current) != "csv":
-        current = _missing_as_read(current, roles, words)
+        current = missing_words_as_none(current, columns, words)
     baseline = feature_table(reference.frame)
     if request.reference is None or table_format(request.reference) != "csv":
-        baseline = _missing_as_read(baseline, roles, words)
+        baseline = missing_words_as_none(baseline, columns, words)
     with console.step("drift"):
         report = detect(baseline, current, roles, params)
     report = replace(report, sources={"reference": reference.uri, "current": request.current})
@@ -274,26 +275,6 @@ def _champion(mlflow: MLflowGateway | None, model_name: str) -> Champion:
         raise ModelNotFound(f"model {model_name!r} has no @champion at {mlflow.tracking_uri}; "
                             "train one with `driftloop run`, or pass --reference FILE")
     return champion
-
-
-def _missing_as_read(frame: pd.DataFrame, roles: ColumnRoles, words: frozenset[str]) -> pd.DataFrame:
-    """A Parquet or JSON Lines table's category and date text that the model reads as missing, missing, by the rule
-    `predict` and serving read it with (`missing_as_none`): the CSV reader applied the words already, these formats
-    are read without them. A Parquet `category` or `string` column comes back as plain text."""
-    import pandas as pd
-
-    from driftloop.canonical import missing_as_none
-
-    changed = {}
-    for column in [c for c in [*roles.categorical, *roles.datetime] if c in frame.columns]:
-        series = frame[column]
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
-            continue
-        values = series.tolist()
-        read = missing_as_none(values, words)
-        if read is not values:
-            changed[column] = pd.Series(read, index=series.index, dtype=object)
-    return frame.assign(**changed) if changed else frame
 
 
 def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Champion | None,
