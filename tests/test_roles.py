@@ -106,6 +106,15 @@ def test_row_names_under_an_empty_header_are_left_out_after_unlabelled_rows_are_
     assert why["area"][0] == "numeric" and why["x"][0] == "numeric"
     sample = pd.DataFrame({"": np.random.default_rng(1).permutation(500)[:60], "x": np.arange(60.0), "y": [0, 1] * 30})
     assert infer(sample, "y", FeatureSpec()).ignored == [""]
+    # a time series' index under the empty cell (`Series.to_csv()`, pmdarima's sunspots): its dates, not row names;
+    # they were dropped, and the run stopped at "no feature columns left besides the target"
+    months = pd.Series(np.arange(40.0), index=pd.period_range("1749-01", periods=40, freq="M"), name="y")
+    days = pd.Series(np.arange(40.0), index=pd.date_range("2020-01-01", periods=40, freq="D"), name="y")
+    for series, kind in ((months, "months as YYYY-MM"), (days, "dates as YYYY-MM-DD")):
+        series.to_csv(tmp_path / "series.csv")
+        table, _ = load_training_table(load_spec(data=str(tmp_path / "series.csv"), target="y").data)
+        [row] = infer(table.frame, "y", FeatureSpec()).table
+        assert (row["column"], row["role"]) == ("Unnamed: 0", "datetime") and row["why"].startswith(kind), row
 
 
 def test_dates_stamped_at_midnight_get_no_hour() -> None:

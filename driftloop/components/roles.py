@@ -93,7 +93,7 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         return "categorical", f"one value ({_short(present.iloc[0])}) or blank: present or missing"
     if distinct == 1:
         return "constant", f"one value ({_short(present.iloc[0])}) in every row: dropped"
-    if ROW_NAMES.fullmatch(str(column)) and distinct == rows == len(series):
+    if ROW_NAMES.fullmatch(str(column)) and distinct == rows == len(series) and not _time_index(present):
         return "id", (f"no name in the header, {distinct} distinct values, one per row: row names (R's write.csv, "
                       "pandas' to_csv index): dropped")
     if pd.api.types.is_bool_dtype(series):
@@ -137,6 +137,19 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         return "categorical", (f"text, {distinct} distinct values: those seen fewer than feature.min_frequency "
                                "times in training share one 'other' bucket")
     return "categorical", f"text, {distinct} distinct values" + (", codes with leading zeros" if coded else "")
+
+
+def _time_index(present: pd.Series) -> bool:
+    """Row names that are when each row was: dates or datetimes (`Series.to_csv()` of a time series writes its
+    date index under an empty header cell, pmdarima's sunspots as `1749-01`), read as the date column they are
+    rather than dropped as row names; the run had nothing left but them ("no feature columns left")."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(present):
+        return True
+    if pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+        return False
+    return _date_format(present.astype(str).str.strip()) is not None
 
 
 def _integer_id(present: pd.Series, column: str) -> bool:
