@@ -176,3 +176,7 @@ TRAIN_CHOSEN_MODEL_PARAM = "train.chosen_model"  # the family served: mlp, gbm, 
 TRAIN_CODE_DIR = "code"  # the user's .py file, in the train output and as a run artifact
 
 WHITESPACE_SEP = r"\s+"  # `data.read.sep` for runs of spaces or tabs (a column-aligned file): pandas' own spelling
+
+# `driftloop predict` writes the scores beside the input columns under these names, so no input may carry them
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "probability_"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from driftloop.constants import CHAMPION_ALIAS
+from driftloop.constants import CHAMPION_ALIAS, PREDICTION_COLUMN, PROBABILITY_PREFIX
 from driftloop.dates import ISO
 from driftloop.errors import DataError, ModelNotFound, UsageError
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from driftloop.mlflow_gateway import MLflowGateway
     from driftloop.onnx_model import OnnxModel
 
-PREDICTION_COLUMN = "prediction"
-PROBABILITY_PREFIX = "probability_"
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK_ROWS = 50_000  # rows per ONNX call: bounds memory, and a progress line per chunk on large files
 

@@ -89,6 +89,24 @@ def test_datetime_dtype_and_times_of_day_give_the_hour_too() -> None:
     assert fitted["stamp__dayofyear"].iloc[0] == 61.0  # 1 March of a leap year
 
 
+def test_a_column_named_as_predict_names_its_scores_is_no_feature() -> None:
+    """nannyml's employment table carries the last model's `prediction`: trained on, it made a model no table could
+    be scored with (predict will not overwrite an input with its scores, and renaming it lost an input)."""
+    from driftloop.components.roles import SCORES_WHY
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"prediction": rng.integers(0, 2, 60), "probability_1": rng.random(60),
+                          "age": rng.integers(18, 90, 60), "y": rng.integers(0, 2, 60)})
+    roles = infer(frame, "y", FeatureSpec())
+    assert roles.numeric == ["age"] and roles.ignored == ["prediction", "probability_1"]
+    assert {row["column"]: row["why"] for row in roles.table}["prediction"] == SCORES_WHY
+    with pytest.raises(DataError, match=r"^column 'prediction' cannot be a feature \(set in feature.roles\): driftloop "
+                                        r"predict writes the model's scores under that name, so no table holding it "
+                                        r"could be scored; rename the column$"):
+        infer(frame, "y", FeatureSpec(roles={"prediction": "categorical"}))
+    assert infer(frame, "y", FeatureSpec(roles={"prediction": "drop"})).ignored == ["prediction", "probability_1"]
+
+
 def test_row_names_under_an_empty_header_are_left_out_after_unlabelled_rows_are_dropped(tmp_path: Path) -> None:
     """R's write.csv (pydataset's airquality, ggplot2's diamonds) writes row names under "": after the rows without a
     target are dropped, or in a random sample, they are no run of consecutive integers, yet they still number the rows

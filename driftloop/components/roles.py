@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, calendar_name, number_text
 from driftloop.components.columns import ColumnRoles, looks_numeric, near_hint
+from driftloop.constants import PREDICTION_COLUMN, PROBABILITY_PREFIX
 from driftloop.dates import FORMATS, ISO, MONTHLY, MONTHLY_PARTS, detect, has_time, parse
 from driftloop.errors import DataError
 
@@ -36,6 +37,10 @@ INTEGER_IDS = "distinct integers"  # how the roles table says a number column is
 # it "Unnamed: 0". All distinct, it numbers or names the rows whatever they hold (a sample's row numbers are not one
 # run, and a table sorted by its target before it was written leaks the target through them).
 ROW_NAMES = re.compile(r"|Unnamed: [0-9]+")
+# Why a column named as `driftloop predict` names its scores is left out (nannyml's tables carry the last model's
+# `prediction`): a table holding it could never be scored, as predict will not overwrite an input with the scores
+SCORES_WHY = (f"named as predict names the scores it writes ({PREDICTION_COLUMN!r}, '{PROBABILITY_PREFIX}<class>'): "
+              "another model's output, which would also keep this one's table from being scored: dropped")
 # Over this many distinct values a categorical column is "wide": rare categories share the 'other' bucket
 WIDE_CATEGORIES = 20
 
@@ -60,8 +65,18 @@ def infer(frame: pd.DataFrame, target: str, feature: FeatureSpec) -> ColumnRoles
         if column == target:
             continue
         role, why = _decide(frame[column], column, feature)
+        if is_scores_name(column) and role not in ("id", "constant", "drop"):
+            if why.startswith(("set in", "listed in")):
+                raise DataError(f"column {column!r} cannot be a feature ({why}): driftloop predict writes the model's "
+                                "scores under that name, so no table holding it could be scored; rename the column")
+            role, why = "drop", SCORES_WHY
         table.append({"column": column, "role": role, "why": why})
     return _roles(frame, target, table)
+
+
+def is_scores_name(column: str) -> bool:
+    """Whether `column` is named as `driftloop predict` names an output column."""
+    return column == PREDICTION_COLUMN or str(column).startswith(PROBABILITY_PREFIX)
 
 
 def _decide(series: pd.Series, column: str, feature: FeatureSpec) -> tuple[str, str]:
@@ -250,6 +265,9 @@ def show(roles: ColumnRoles, console: Console) -> None:
         return
     console.table("column roles", ["column", "role", "why"], rows)
     for r in roles.table:
+        if r["why"] == SCORES_WHY:
+            console.warning(f"column {r['column']!r} is left out of the model: driftloop predict writes the scores "
+                            "under that name; rename the column to keep it as a feature")
         if r["role"] in ("id", "constant"):
             # distinct integers kept as categories would each be seen once, all in the 'other' bucket: as numbers
             # (a day number, a year) they can still say something
