@@ -160,7 +160,13 @@ def test_a_table_too_small_to_split_is_one_line_naming_the_minimum(tmp_path: Pat
     roles = ColumnRoles(target="y", numeric=["x"], categorical=[])
     with pytest.raises(DataError) as caught:
         feature.run(nine, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification", out_dir=tmp_path)
-    assert str(caught.value) == ("t.csv: too few rows to split: class 'a' of target 'y' has 3 rows; with 3 classes, "
+    assert str(caught.value) == ("t.csv: too few rows to split: 3 classes of target 'y' have fewer than 5 rows: "
+                                 "'a' (3), 'b' (3), 'c' (3); with 3 classes, train, validation and test need at least 5 "
+                                 "rows per class")
+    one = pd.DataFrame({"x": [float(i) for i in range(13)], "y": ["a"] * 5 + ["b"] * 5 + ["c"] * 3})
+    with pytest.raises(DataError) as caught:
+        feature.run(one, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification", out_dir=tmp_path)
+    assert str(caught.value) == ("t.csv: too few rows to split: class 'c' of target 'y' has 3 rows; with 3 classes, "
                                  "train, validation and test need at least 5 rows per class")
     assert feature.min_rows_per_class(2, FeatureSpec()) == 4
     eight = pd.DataFrame({"x": [float(i) for i in range(8)], "y": ["a", "b"] * 4})  # exactly the minimum splits
@@ -216,6 +222,16 @@ def test_an_empty_column_the_spec_drops_does_not_stop_validation(feature_spec: F
     with pytest.raises(DataError, match="column 'notes' is entirely null"):
         validate.run(table, source="t.csv", target="churned", validation=ValidationSpec(), feature=FeatureSpec(),
                      out_dir=tmp_path / "plain")
+    # every empty column in the one line, with the option that drops them all (one rerun, not one per column)
+    with pytest.raises(DataError, match=r"^t.csv: 2 columns are entirely null \(300 rows\): 'notes', 'Temp: \(C\)'; "
+                                        r"drop them \(--set 'feature.drop=\[\"notes\", \"Temp: \(C\)\"\]'\) or fill "
+                                        r"them$"):
+        validate.run(table.assign(**{"Temp: (C)": None}), source="t.csv", target="churned",
+                     validation=ValidationSpec(), feature=FeatureSpec(), out_dir=tmp_path / "two")
+    from driftloop.spec import load_spec
+
+    dropped = load_spec(data="t.csv", target="churned", overrides=['feature.drop=["notes", "Temp: (C)"]'])
+    assert dropped.feature.drop == ["notes", "Temp: (C)"]
     checked = validate.run(table, source="t.csv", target="churned", validation=ValidationSpec(),
                            feature=feature_spec, out_dir=tmp_path / "dropped")
     roles = ColumnRoles.load(checked.roles_path)

@@ -216,9 +216,18 @@ def _too_few_rows(target: pd.Series, classes: list[Any] | None, spec: FeatureSpe
     counts = target.value_counts()
     if int(counts.min()) >= least:
         return None
-    return (f"{source}: too few rows to split: class {python_value(counts.idxmin())!r} of target {target.name!r} has "
-            f"{int(counts.min())} rows; with {len(classes)} classes, train, validation and test need at least "
-            f"{least} rows per class")
+    rare = counts[counts < least]
+    rare = rare.iloc[sorted(range(len(rare)), key=lambda i: (int(rare.iloc[i]), str(rare.index[i])))]  # fewest first
+    if len(rare) == 1:
+        return (f"{source}: too few rows to split: class {python_value(counts.idxmin())!r} of target {target.name!r} "
+                f"has {int(counts.min())} rows; with {len(classes)} classes, train, validation and test need at least "
+                f"{least} rows per class")
+    # every one in the line (great_tables' gibraltar named 'Mist' while 'Heavy Rain' and others had one row too)
+    shown = ", ".join(f"{python_value(label)!r} ({int(n)})" for label, n in rare.head(10).items())
+    more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
+    return (f"{source}: too few rows to split: {len(rare)} classes of target {target.name!r} have fewer than {least} "
+            f"rows: {shown}{more}; with {len(classes)} classes, train, validation and test need at least {least} rows "
+            "per class")
 
 
 def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSpec, task: str,

@@ -183,10 +183,14 @@ def _classified(results: list[dict[str, Any]], *, strict: bool) -> list[dict[str
 
 def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: FeatureSpec) -> None:
     check_target(list(frame.columns), target, source)
-    for column in frame.columns:
-        if frame[column].isna().all() and not _dropped_by_spec(column, feature):
-            raise DataError(f"{source}: column {column!r} is entirely null ({len(frame)} rows); drop it "
-                            f"(feature.drop) or fill it")
+    empty = [str(c) for c in frame.columns if frame[c].isna().all() and not _dropped_by_spec(c, feature)]
+    drop = f"--set 'feature.drop={json.dumps(empty)}'"  # JSON is YAML, and quotes a name with a comma or a colon
+    if len(empty) == 1:
+        raise DataError(f"{source}: column {empty[0]!r} is entirely null ({len(frame)} rows); drop it ({drop}) or "
+                        "fill it")
+    if empty:  # all of them in one line: great_tables' reactions took two runs, bokeh's airports three, one per column
+        raise DataError(f"{source}: {len(empty)} columns are entirely null ({len(frame)} rows): "
+                        f"{', '.join(map(repr, empty))}; drop them ({drop}) or fill them")
     if frame[target].isna().any():
         # reached only with data.drop_missing_target false: by default the runners drop those rows first
         raise DataError(f"{source}: target column {target!r} has {int(frame[target].isna().sum())} null values "
