@@ -120,7 +120,8 @@ def unreadable(text: str, fmt: str) -> str:
     "02/30/1990" is written in MM/DD/YYYY but names no day; "1967-07-01" is not written in it at all."""
     if re.fullmatch(pattern(fmt), text) is not None:
         return f"names no real {'month' if fmt == MONTHLY else 'day'} (read as {fmt}, the format the model was trained on)"
-    return f"is not a date in the format {fmt} the model was trained on"
+    # the format's time of day is optional, and a client whose dates carry one needs to know it may send it
+    return f"is not a date in the format {fmt}{'' if fmt == MONTHLY else '[ HH:MM[:SS]]'} the model was trained on"
 
 
 def has_time(text: str, fmt: str) -> bool:

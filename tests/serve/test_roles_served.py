@@ -103,7 +103,7 @@ def test_roles_table_artifact_and_raw_rows_served_as_predicted(cli: Cli, mlflow_
     assert no_day.status_code == 400 and "'30/02/2007' at row 0 names no real day (read as DD/MM/YYYY" in no_day.text
     # `predict` refuses them as serving does (the model file would have scored them as rows without a date), and
     # takes the blank one; the row is the file's, under its header
-    for written, words in (("2007-11-11", "is not a date in the format DD/MM/YYYY the model was trained on"),
+    for written, words in (("2007-11-11", "is not a date in the format DD/MM/YYYY[ HH:MM[:SS]] the model was trained on"),
                            ("30/02/2007", "names no real day (read as DD/MM/YYYY")):
         rows.assign(signup=[written if i == 3 else v for i, v in enumerate(rows["signup"])]).to_csv(
             cli.cwd / "dates.csv", index=False)
