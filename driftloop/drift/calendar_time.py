@@ -1,18 +1,24 @@
 """A date's seasonal parts compared over the same calendar time, so a short window is no drift.
 
-Which months, days of the year, weekdays and hours a table holds is set first by the dates it spans: a month
-of rows is all March, ten days hold two Mondays, and a day's rows all fall in one day of the year. Tested as
-they are, a month of undrifted rows against a year of reference "drifts" in its month and day of year (nannyml's
-car-loan reference, March 2018 only, against the whole of it: chi2 11,370 and KS 0.70), so a check run on
-each day's data would retrain each day.
+Which months, days of the year and weekdays a table holds is set first by the dates it spans: a month of rows is
+all March, ten days hold two Mondays, a day's rows fall in one day of the year. Tested as they are, a month of
+undrifted rows against a year of reference "drifts" in its month and day of year (nannyml's car-loan reference,
+March 2018 only, against the whole of it: chi2 11,370 and KS 0.70), so a check run on each day's data would
+retrain each day. So:
 
-So each table's span is laid out in calendar units (days; hours for the hour; months when the dates are one day
-of each month), each unit counted under its key (its month, weekday, day of year or hour), and each row kept with
-the chance that gives its key the share of calendar time it has in the *other* table: min(1, other / own). Keys
-only one table's span covers are left out. Both tables then hold their keys in the same shares of calendar
-time, and what a test still finds is rows arriving at another rate per unit of that time: drift (more night-time
-requests, a summer that now outsells the winter), not the window. Over whole years against whole years nothing
-is thinned and the test is the plain one.
+- **month and day of year** are tested only when the current dates reach every month of a year: over less, which
+  of them a window holds is the window's doing (and, for business-day data, which days of it fell on a weekend that year).
+  The note says how long the span is, and how many current rows fall in months the reference never holds, where
+  the model extrapolates.
+- **weekday** (and month and day of year over a year) is compared over the same calendar time: each table's
+  span is laid out in days (months, for dates on one day of each month), each counted under its key, and each row
+  kept with the chance that gives its key the share of calendar time it has in the *other* table: min(1, other /
+  own), over the keys both spans reach. What a test still finds is rows arriving at another rate per unit of that
+  time (busier weekends, a season that moved), not the window.
+- **hour** needs nothing: a span of whole days holds every hour equally often.
+
+A span runs from the 1st to the 99th percentile of a table's dates, so one late-arriving row (or a 9999-12-31
+placeholder) does not stretch a day's window into a year.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ if TYPE_CHECKING:
 
 _SEED = 20181  # thinning draws: the same tables give the same verdict
 _KEYS = 367  # keys are at most a day of the year, 1..366
-_KEY_WORDS = {("hour", "hour"): "hour of the day", ("month", "month"): "month", ("month", "dayofyear"): "month",
-              ("day", "month"): "month", ("day", "weekday"): "day of the week", ("day", "dayofyear"): "day of the year"}
+_SEASONAL = frozenset({"month", "dayofyear"})
+_YEAR_UNITS = {"day": 365, "month": 12}
+_TRIM = (1.0, 99.0)  # the percentiles a span runs between
+_KEPT_SHARE = 0.98  # thinning that keeps more of both tables than this is not worth a note (365 days: one weekday 53)
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,11 @@ class Matched:
     reference: np.ndarray
     current: np.ndarray
     note: str
+    tested: bool = True  # False: the part is not tested, for the reason in `note`
 
 
 def matched(part: str, reference: Calendar, current: Calendar, *, monthly: bool) -> Matched:
-    """`part`'s readable values of each table, thinned to the same shares of calendar time (module docstring).
+    """`part`'s readable values of each table, compared over the same calendar time (module docstring).
 
     Args:
         monthly: the dates are months (`YYYY-MM`, or every reference date one day of its month), so the unit of
@@ -49,50 +58,97 @@ def matched(part: str, reference: Calendar, current: Calendar, *, monthly: bool)
     """
     import numpy as np
 
-    unit = "hour" if part == "hour" else "month" if monthly else "day"
     ref_values, cur_values = reference.readable(part), current.readable(part)
+    if part == "hour":
+        return Matched(ref_values, cur_values, "")
+    unit = "month" if monthly else "day"
     ref_units, cur_units = _units(reference, unit), _units(current, unit)
     if len(ref_units) == 0 or len(cur_units) == 0:
         return Matched(ref_values, cur_values, "")
-    ref_share, cur_share = _exposure(ref_units, part, unit), _exposure(cur_units, part, unit)
+    ref_span, cur_span = _span(ref_units), _span(cur_units)
+    if part in _SEASONAL and not _whole_year(cur_span, unit):
+        return Matched(ref_values, cur_values, _short_window(part, unit, cur_span, ref_units, cur_units), tested=False)
+    ref_share, cur_share = _exposure(ref_span, part, unit), _exposure(cur_span, part, unit)
     both = (ref_share > 0) & (cur_share > 0)
     if not both.any():  # the spans share no key: nothing to compare, the test says it has too few rows
-        return Matched(ref_values[:0], cur_values[:0], f"the two tables' dates share no {_KEY_WORDS[unit, part]}")
+        return Matched(ref_values[:0], cur_values[:0], f"the two tables' dates share no {_key_word(part, unit)}")
     ref_share, cur_share = ref_share * both / ref_share[both].sum(), cur_share * both / cur_share[both].sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         keep_ref = np.where(both, np.minimum(1.0, cur_share / ref_share), 0.0)
         keep_cur = np.where(both, np.minimum(1.0, ref_share / cur_share), 0.0)
     ref_keys, cur_keys = _keys(ref_units, part, unit), _keys(cur_units, part, unit)
     draws = np.random.default_rng(_SEED)
-    ref_kept = draws.random(len(ref_keys)) < keep_ref[ref_keys]
-    cur_kept = draws.random(len(cur_keys)) < keep_cur[cur_keys]
-    if ref_kept.all() and cur_kept.all():
+    # rows outside their table's span are left out: the exposure counts the span's units only
+    ref_kept = (draws.random(len(ref_keys)) < keep_ref[ref_keys]) & _within(ref_units, ref_span)
+    cur_kept = (draws.random(len(cur_keys)) < keep_cur[cur_keys]) & _within(cur_units, cur_span)
+    outside = int(np.count_nonzero(~both[cur_keys] & _within(cur_units, cur_span)))
+    if min(ref_kept.mean(), cur_kept.mean()) >= _KEPT_SHARE and not outside:
         return Matched(ref_values, cur_values, "")
-    outside = int(np.count_nonzero(~both[cur_keys]))
     note = f"compared over the calendar time both tables span (each {unit}'s rows weighed alike)"
     if outside:
-        note += f"; {outside} current row(s) in {unit}s the reference's dates never reach left out"
+        note += f"; {outside} current row(s) in {_key_word(part, unit)}s the reference's span never reaches left out"
     return Matched(ref_values[ref_kept], cur_values[cur_kept], note)
 
 
-def _units(calendar: Calendar, unit: str) -> np.ndarray:
-    """Each readable row's calendar unit as an integer: days, hours or months since 1970-01-01."""
+def _within(units: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+    return (units >= span[0]) & (units <= span[1])
 
+
+def _short_window(part: str, unit: str, span: tuple[int, int], ref_units: np.ndarray, cur_units: np.ndarray) -> str:
+    """Why a seasonal part of a window shorter than a year is not tested, and where the model extrapolates in it."""
+    import numpy as np
+
+    length = span[1] - span[0] + 1
+    note = (f"not tested: the current dates span {length} {unit}(s), not every month of a year, so which "
+            f"{_key_word(part, unit)}s they hold is set by the window, not drift")
+    months = {"day": lambda units: _keys(units, "month", "day"), "month": lambda units: units % 12 + 1}[unit]
+    unseen = int(np.count_nonzero(~np.isin(months(cur_units), months(ref_units))))
+    if unseen:
+        note += f"; {unseen} current row(s) fall in months no reference date is in: the model extrapolates there"
+    return note
+
+
+def _whole_year(span: tuple[int, int], unit: str) -> bool:
+    """Whether a span reaches every month of the year (a year of dates between its 1st and 99th percentile may stop
+    a few days short of twelve full months)."""
+    first, last = span
+    if last - first + 1 >= _YEAR_UNITS[unit]:
+        return True
+    if unit == "month":
+        return False
+    return len(set(_keys(_day_range(first, last), "month", "day").tolist())) == 12
+
+
+def _day_range(first: int, last: int) -> np.ndarray:
+    import numpy as np
+
+    return np.arange(first, last + 1)
+
+
+def _key_word(part: str, unit: str) -> str:
+    return "month" if unit == "month" or part == "month" else {"weekday": "day of the week"}.get(part, "day of the year")
+
+
+def _units(calendar: Calendar, unit: str) -> np.ndarray:
+    """Each readable row's calendar unit as an integer: days or months since 1970-01-01."""
     years = calendar.readable("year").astype("int64")
     days = (years - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype("int64") \
         + calendar.readable("dayofyear").astype("int64") - 1
-    if unit == "hour":
-        return days * 24 + calendar.readable("hour").astype("int64")
     if unit == "month":
         return days.astype("datetime64[D]").astype("datetime64[M]").astype("int64")
     return days
 
 
-def _keys(units: np.ndarray, part: str, unit: str) -> np.ndarray:
-    """The key each unit is counted under: its hour of the day, month of the year, weekday or day of the year."""
+def _span(units: np.ndarray) -> tuple[int, int]:
+    """The first and last unit of a table's time, between the 1st and 99th percentile of its rows."""
+    import numpy as np
 
-    if unit == "hour":
-        return units % 24
+    low, high = np.percentile(units, _TRIM, method="nearest")
+    return int(low), int(high)
+
+
+def _keys(units: np.ndarray, part: str, unit: str) -> np.ndarray:
+    """The key each unit is counted under: its month of the year, weekday or day of the year."""
     if unit == "month":
         return units % 12 + 1
     if part == "weekday":
@@ -103,10 +159,17 @@ def _keys(units: np.ndarray, part: str, unit: str) -> np.ndarray:
     return (days - days.astype("datetime64[Y]")).astype("int64") + 1
 
 
-def _exposure(units: np.ndarray, part: str, unit: str) -> np.ndarray:
-    """Each key's share of the calendar units from the table's first to its last."""
+def _exposure(span: tuple[int, int], part: str, unit: str) -> np.ndarray:
+    """Each key's share of the calendar units in the span (trimmed, so it stays a few thousand units at most for
+    the months and days of year a table of real dates covers; a week's keys are counted without listing days)."""
     import numpy as np
 
-    span = np.arange(units.min(), units.max() + 1)
-    counts = np.bincount(_keys(span, part, unit), minlength=_KEYS).astype("float64")
+    first, last = span
+    if part == "weekday" and unit == "day":
+        length = last - first + 1
+        counts = np.full(_KEYS, 0.0)
+        offsets = (np.arange(7) - _keys(np.array([first]), part, unit)[0]) % 7  # days from the first to each weekday
+        counts[:7] = length // 7 + (offsets < length % 7)
+        return counts / counts.sum()
+    counts = np.bincount(_keys(np.arange(first, last + 1), part, unit), minlength=_KEYS).astype("float64")
     return counts / counts.sum()

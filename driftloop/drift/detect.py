@@ -183,27 +183,30 @@ def _calendar_features(column: str, parts: list[str], ref: Calendar, cur: Calend
     dates are left out of the tests: they are counted in the quality findings instead."""
     import pandas as pd
 
-    from driftloop.drift.calendar_time import matched
+    from driftloop.drift.calendar_time import Matched, matched
 
-    monthly = monthly or bool(tc.weekday_set_by_calendar(ref))  # dates one day of each month: months are the unit
+    calendar_only = tc.weekday_set_by_calendar(ref)
+    monthly = monthly or bool(calendar_only)  # dates on one day of each month: months are the unit of calendar time
     results = []
     for part in parts:
         if part == tc.MONOTONE_PART and not tested_year:
             continue
         name = calendar_name(column, part)
-        if part == tc.MONOTONE_PART:
-            ref_values, cur_values, weighed = ref.readable(part), cur.readable(part), ""
+        if part == "weekday" and calendar_only:
+            both = Matched(ref.readable(part), cur.readable(part), f"not tested: {calendar_only}", tested=False)
+        elif part == tc.MONOTONE_PART:
+            both = Matched(ref.readable(part), cur.readable(part), "")
         else:
             both = matched(part, ref, cur, monthly=monthly)
-            ref_values, cur_values, weighed = both.reference, both.current, both.note
         if part in tc.CYCLIC_PARTS:
-            result = _categorical(name, pd.Series(ref_values.astype("int64")), pd.Series(cur_values.astype("int64")),
-                                  params)
-            if part == "weekday" and result.tested and (calendar_only := tc.weekday_set_by_calendar(ref)):
-                result = replace(result, test="none", tested=False, statistic=None, p_value=None,
-                                 note=f"not tested: {calendar_only}")
+            result = _categorical(name, pd.Series(both.reference.astype("int64")),
+                                  pd.Series(both.current.astype("int64")), params)
         else:
-            result = _numeric(name, ref_values, cur_values, params)
+            result = _numeric(name, both.reference, both.current, params)
+        weighed = both.note
+        if not both.tested:  # the two distributions as they are, for the report, but no test and no verdict
+            result, weighed = replace(result, test="none", tested=False, statistic=None, p_value=None,
+                                      note=both.note), ""
         note = "; ".join(filter(None, [f"{PART_WORDS.get(part, part)} of date column {column!r}, as the model "
                                        "sees it", weighed]))
         results.append(_left_out(replace(result, note=f"{note}; {result.note}" if result.note else note),
