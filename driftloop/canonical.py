@@ -172,7 +172,8 @@ def number_text(text: str) -> tuple[float, str] | None:
     if percent:  # the decimal point moved in the text: "57%" is 0.57 exactly as "0.57" reads, not 57 * 0.01
         from decimal import Decimal
 
-        return float(Decimal(cleaned).scaleb(-2)), ", ".join(notes)
+        sign, digits, exponent = Decimal(cleaned).as_tuple()  # no arithmetic: no context, no rounding, no overflow
+        return float(Decimal((sign, digits, int(exponent) - 2))), ", ".join(notes)
     return float(cleaned), ", ".join(notes)
 
 

@@ -270,6 +270,8 @@ def test_a_percentage_is_the_fraction_its_text_names_exactly() -> None:
         written = f"{k / 1000:.3f}"  # 57.000, 12.345, ...
         assert number_text(f"{written}%") == (float(f"{k / 100000:.5f}"), "percent sign"), written
     assert number_text("-1,234.5 %") == (-12.345, "percent sign, thousands separators")
+    assert number_text("1e1000002%") == (math.inf, "percent sign")  # as "1e1000002" reads: no decimal.Overflow (500)
+    assert number_text("0.1234567890123456789012345678901%")[0] == float("0.001234567890123456789012345678901")
 
 
 @pytest.mark.parametrize("text", ["3,75", "12,3456", "abc", "1.2.3", "", "$", "%"])
