@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -182,8 +182,6 @@ def _granian_server() -> type:
 
     from granian import Granian
 
-    _once_per_worker()
-
     class SignalSafeGranian(Granian):  # type: ignore[misc, valid-type]
         def signal_handler_interrupt(self, *args: object, **kwargs: object) -> None:
             self.interrupt_signal = True
@@ -197,36 +195,3 @@ def _granian_server() -> type:
             threading.Thread(target=self.main_loop_interrupt.set, name="granian-signal", daemon=True).start()
 
     return SignalSafeGranian
-
-
-def _once_per_worker() -> None:
-    """A worker's SIGINT and SIGTERM handler that stops it once, however many of them arrive.
-
-    Granian's worker handler calls `WorkerSignal.set` on every signal. A second one while the first stop is under way
-    blocks in that call on a lock held by a Granian thread that waits for the GIL, which the blocked handler holds:
-    the worker hangs until it is killed 30 s later, and its prediction log and access log are never flushed. A worker
-    gets two whenever a signal reaches the whole process group (`timeout`, systemd's control-group stop, `kill --
-    -PGID`) and Granian's main process then stops it with one of its own; 4 of 8 such stops hung (py-spy: the worker's
-    main thread in `signal_handler` -> `WorkerSignal.set`, in a futex). Workers are forked, and Granian's worker
-    looks `set_loop_signals` up when it starts, so replacing it here reaches them.
-    """
-    import signal
-
-    from granian import _signals
-    from granian._granian import WorkerSignal
-
-    def set_loop_signals(loop: Any) -> Any:
-        event = WorkerSignal()
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            if not stopping:  # runs on the worker's loop, one callback at a time: no race on the flag
-                stopping = True
-                event.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop, sig, None)
-        return event
-
-    _signals.set_loop_signals = set_loop_signals

@@ -12,11 +12,14 @@ import os
 import time
 from typing import Any
 
+from driftloop.serve import worker_signals
 from driftloop.serve.app import Handled, Request, Service, error_response, route_of
 from driftloop.serve.config import ServeConfig
 from driftloop.serve.errors import ClientError
 
 GRPC_STOP_GRACE_S = 2.0
+
+worker_signals.install()  # before the worker serves: it then sets up its stop signals with the once-only handler
 
 
 class RSGIApp:

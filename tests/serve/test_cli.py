@@ -71,28 +71,35 @@ def test_a_worker_that_gets_a_second_stop_signal_stops_once() -> None:
     """A signal sent to the whole process group (`timeout`, systemd's stop, `kill -- -PGID`) reaches each worker, and
     Granian's main process then stops it with one of its own. Granian's worker handler called `WorkerSignal.set` again,
     which never returns: the worker hung until it was killed 30 s later (4 of 8 such stops), and its prediction log
-    was never flushed. The worker's handler now stops it once; here a worker's loop gets three signals and goes on."""
+    was never flushed. Importing the app (as each worker does before it serves) installs a handler that stops the
+    worker once: here a worker loop gets three signals, sets its stop event once, and goes on."""
     import subprocess
     import sys
 
     code = """if True:
         import asyncio, os, signal
-        from driftloop.serve.command import _granian_server
-        import granian._signals
+        import granian._granian, granian._signals
+        import driftloop.serve.rsgi  # what a worker imports before Granian sets up its signals
 
-        _granian_server()  # as `driftloop serve` starts it: the workers it forks get its handler
-        loop = asyncio.new_event_loop()
-        granian._signals.set_loop_signals(loop)
+        class Counted:  # the stop event, counting its sets; then the real one, which hangs on a second set
+            sets = 0
+            def set(self):
+                Counted.sets += 1
 
         async def signalled():
             for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGINT):
                 os.kill(os.getpid(), sig)
                 await asyncio.sleep(0.1)
 
-        loop.run_until_complete(signalled())
-        print("went on")
+        real = granian._granian.WorkerSignal
+        for event in (Counted, real):
+            granian._granian.WorkerSignal = event
+            loop = asyncio.new_event_loop()
+            granian._signals.set_loop_signals(loop)
+            loop.run_until_complete(signalled())
+            loop.close()
+        print("went on, set", Counted.sets)
     """
     # Granian's own handler blocks the loop for good in the second `set`, and swallows the SIGTERM of a timeout
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and done.stdout.strip() == "went on", done.stderr[-2000:]
-
+    assert done.returncode == 0 and done.stdout.strip() == "went on, set 1", done.stdout + done.stderr[-2000:]
