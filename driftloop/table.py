@@ -434,8 +434,11 @@ def _plain_local_file(uri: str) -> Path | None:
     path = Path(uri)
     if is_s3(uri) or not path.is_file():  # a missing file gets `read_bytes`'s error
         return None
-    with path.open("rb") as f:
-        start = f.read(512)
+    try:
+        with path.open("rb") as f:
+            start = f.read(512)
+    except OSError:  # unreadable: `read_bytes` says so in its words
+        return None
     return path if _codec(start) is None and start[257:262] != b"ustar" else None
 
 
@@ -467,8 +470,8 @@ def _file_encoding(path: Path) -> str:
             return "cp1252"
     try:
         decoder.decode(b"", final=True)
-    except UnicodeDecodeError:  # the file ends inside a character, which `_encoding_of` leaves to the parser
-        return "utf-8" if path.stat().st_size > _HEAD_BYTES else "cp1252"
+    except UnicodeDecodeError:  # it ends in a byte that starts no complete character: not utf-8 either
+        return "cp1252"
     return "utf-8"
 
 
@@ -602,9 +605,7 @@ def _encoding_of(raw: bytes) -> str:
         return "utf-16"
     try:
         raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.start >= len(raw) - 3 and len(raw) > 64 * 1024:  # cut inside a character: not our problem here
-            return "utf-8"
+    except UnicodeDecodeError:  # anywhere, the last bytes too: the whole file is here, no sample cut mid-character
         return "cp1252"
     return "utf-8"
 

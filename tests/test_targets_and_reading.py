@@ -273,6 +273,11 @@ def test_a_local_csv_read_in_chunks_from_disk_is_the_table_load_table_reads(tmp_
         assert list(chunked.columns) == ["id", "name", "x", "y"], name
     with pytest.raises(Exception, match="file not found"):
         list(csv_chunks(str(tmp_path / "absent.csv"), rows=10))
+    # the one cp1252 byte is the file's second-to-last: both readers take the file as cp1252 (utf-8 failed before)
+    last = "id;x;name\n" + "\n".join(f"{i};{i},5;r{i}" for i in range(6000)) + "\n6000;1,5;Café\n"
+    (tmp_path / "last.csv").write_bytes(last.encode("cp1252"))
+    for frame in (load_table(str(tmp_path / "last.csv")).frame, pd.concat(csv_chunks(str(tmp_path / "last.csv"), rows=999))):
+        assert frame["name"].iloc[-1] == "Café" and len(frame) == 6001
     # a header longer than the sniffed head is read whole: its repeated name, 120 KB in, is still refused
     names = [f"measurement_with_a_long_name_{i:05d}" for i in range(4000)] + ["measurement_with_a_long_name_00001"]
     (tmp_path / "wide.csv").write_text(",".join(names) + "\n" + ",".join(["1"] * len(names)) + "\n")
