@@ -66,7 +66,7 @@ def infer(frame: pd.DataFrame, target: str, feature: FeatureSpec) -> ColumnRoles
             continue
         role, why = _decide(frame[column], column, feature)
         if is_scores_name(column) and role not in ("id", "constant", "drop"):
-            if why.startswith(("set in", "listed in")):
+            if column in feature.roles or column in (feature.numeric or []) or column in (feature.categorical or []):
                 raise DataError(f"column {column!r} cannot be a feature ({why}): driftloop predict writes the model's "
                                 "scores under that name, so no table holding it could be scored; rename the column")
             role, why = "drop", SCORES_WHY
