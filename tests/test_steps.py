@@ -232,6 +232,11 @@ def test_an_empty_column_the_spec_drops_does_not_stop_validation(feature_spec: F
 
     dropped = load_spec(data="t.csv", target="churned", overrides=['feature.drop=["notes", "Temp: (C)"]'])
     assert dropped.feature.drop == ["notes", "Temp: (C)"]
+    # the spec's own drops stay in the option, which replaces the list; a name with an apostrophe is shell-quoted
+    with pytest.raises(DataError, match=r"drop them \(--set 'feature.drop=\[\"region\", \"notes\", \"driver'\"'\"'s "
+                                        r"age\"\]'\) or fill them$"):
+        validate.run(table.assign(**{"driver's age": None}), source="t.csv", target="churned",
+                     validation=ValidationSpec(), feature=FeatureSpec(drop=["region"]), out_dir=tmp_path / "three")
     checked = validate.run(table, source="t.csv", target="churned", validation=ValidationSpec(),
                            feature=feature_spec, out_dir=tmp_path / "dropped")
     roles = ColumnRoles.load(checked.roles_path)

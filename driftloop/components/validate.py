@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,7 +185,9 @@ def _classified(results: list[dict[str, Any]], *, strict: bool) -> list[dict[str
 def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: FeatureSpec) -> None:
     check_target(list(frame.columns), target, source)
     empty = [str(c) for c in frame.columns if frame[c].isna().all() and not _dropped_by_spec(c, feature)]
-    drop = f"--set 'feature.drop={json.dumps(empty)}'"  # JSON is YAML, and quotes a name with a comma or a colon
+    # the spec's own drops kept (the option replaces the list); JSON is YAML and quotes a name with a comma or a
+    # colon; shlex quotes the whole for the shell, a name with an apostrophe too
+    drop = f"--set {shlex.quote('feature.drop=' + json.dumps([*feature.drop, *empty], ensure_ascii=False))}"
     if len(empty) == 1:
         raise DataError(f"{source}: column {empty[0]!r} is entirely null ({len(frame)} rows); drop it ({drop}) or "
                         "fill it")

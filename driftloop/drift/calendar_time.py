@@ -10,12 +10,13 @@ retrain each day. So:
   of them a window holds is the window's doing (and, for business-day data, which days of it fell on a weekend that year).
   The note says how long the span is, and how many current rows fall in months the reference never holds, where
   the model extrapolates.
-- **weekday** (and month and day of year over a year) is compared over the same calendar time: each table's
-  span is laid out in days (months, for dates on one day of each month), each counted under its key, and each row
-  kept with the chance that gives its key the share of calendar time it has in the *other* table: min(1, other /
-  own), over the keys both spans reach. What a test still finds is rows arriving at another rate per unit of that
-  time (busier weekends, a season that moved), not the window.
-- **hour** needs nothing: a span of whole days holds every hour equally often.
+- **weekday and hour** (and month and day of year over a year) are compared over the same calendar time: each
+  table's span is laid out in hours (days, for dates without a time of day; months, for dates on one day of each
+  month), each counted under its key, and each row kept with the chance that gives its key the share of calendar
+  time it has in the *other* table: min(1, other / own), over the keys both spans reach (rows at keys only one
+  span reaches are left out, and the note counts the current ones). A rolling 24 hours from 10:00, six hours of a
+  morning, ten days: what a test still finds is rows arriving at another rate per unit of that time (busier
+  nights, busier weekends, a season that moved), not the window.
 
 A span runs from the 1st to the 99th percentile of a table's dates, so one late-arriving row (or a 9999-12-31
 placeholder) does not stretch a day's window into a year.
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
 
     from driftloop.drift.time_columns import Calendar
 
+WINDOW_SETS = "is set by the window, not drift"  # the end of the note of a part a short window leaves untested
 _SEED = 20181  # thinning draws: the same tables give the same verdict
 _KEYS = 367  # keys are at most a day of the year, 1..366
 _SEASONAL = frozenset({"month", "dayofyear"})
-_YEAR_UNITS = {"day": 365, "month": 12}
+_YEAR_UNITS = {"hour": 365 * 24, "day": 365, "month": 12}
 _TRIM = (1.0, 99.0)  # the percentiles a span runs between
 _KEPT_SHARE = 0.98  # thinning that keeps more of both tables than this is not worth a note (365 days: one weekday 53)
 
@@ -59,9 +61,8 @@ def matched(part: str, reference: Calendar, current: Calendar, *, monthly: bool)
     import numpy as np
 
     ref_values, cur_values = reference.readable(part), current.readable(part)
-    if part == "hour":
-        return Matched(ref_values, cur_values, "")
-    unit = "month" if monthly else "day"
+    timed = "hour" in reference.parts and "hour" in current.parts
+    unit = "month" if monthly else "hour" if timed else "day"
     ref_units, cur_units = _units(reference, unit), _units(current, unit)
     if len(ref_units) == 0 or len(cur_units) == 0:
         return Matched(ref_values, cur_values, "")
@@ -82,11 +83,13 @@ def matched(part: str, reference: Calendar, current: Calendar, *, monthly: bool)
     ref_kept = (draws.random(len(ref_keys)) < keep_ref[ref_keys]) & _within(ref_units, ref_span)
     cur_kept = (draws.random(len(cur_keys)) < keep_cur[cur_keys]) & _within(cur_units, cur_span)
     outside = int(np.count_nonzero(~both[cur_keys] & _within(cur_units, cur_span)))
-    if min(ref_kept.mean(), cur_kept.mean()) >= _KEPT_SHARE and not outside:
-        return Matched(ref_values, cur_values, "")
+    thinned = bool((keep_ref[both] < _KEPT_SHARE).any() or (keep_cur[both] < _KEPT_SHARE).any())
+    if not thinned and not outside:
+        return Matched(ref_values[ref_kept], cur_values[cur_kept], "")
     note = f"compared over the calendar time both tables span (each {unit}'s rows weighed alike)"
     if outside:
-        note += f"; {outside} current row(s) in {_key_word(part, unit)}s the reference's span never reaches left out"
+        note += (f"; {outside} current row(s) in {_key_word(part, unit, plural=True)} the reference's span never "
+                 "reaches left out")
     return Matched(ref_values[ref_kept], cur_values[cur_kept], note)
 
 
@@ -100,9 +103,8 @@ def _short_window(part: str, unit: str, span: tuple[int, int], ref_units: np.nda
 
     length = span[1] - span[0] + 1
     note = (f"not tested: the current dates span {length} {unit}(s), not every month of a year, so which "
-            f"{_key_word(part, unit)}s they hold is set by the window, not drift")
-    months = {"day": lambda units: _keys(units, "month", "day"), "month": lambda units: units % 12 + 1}[unit]
-    unseen = int(np.count_nonzero(~np.isin(months(cur_units), months(ref_units))))
+            f"{_key_word(part, unit, plural=True)} they hold {WINDOW_SETS}")
+    unseen = int(np.count_nonzero(~np.isin(_months(cur_units, unit), _months(ref_units, unit))))
     if unseen:
         note += f"; {unseen} current row(s) fall in months no reference date is in: the model extrapolates there"
     return note
@@ -111,31 +113,42 @@ def _short_window(part: str, unit: str, span: tuple[int, int], ref_units: np.nda
 def _whole_year(span: tuple[int, int], unit: str) -> bool:
     """Whether a span reaches every month of the year (a year of dates between its 1st and 99th percentile may stop
     a few days short of twelve full months)."""
+    import numpy as np
+
     first, last = span
     if last - first + 1 >= _YEAR_UNITS[unit]:
         return True
     if unit == "month":
         return False
-    return len(set(_keys(_day_range(first, last), "month", "day").tolist())) == 12
+    days = np.arange(first // 24, last // 24 + 1) if unit == "hour" else np.arange(first, last + 1)
+    return len(set(_months(days, "day").tolist())) == 12
 
 
-def _day_range(first: int, last: int) -> np.ndarray:
-    import numpy as np
+def _months(units: np.ndarray, unit: str) -> np.ndarray:
+    """The month of the year (1..12) of each unit."""
+    if unit == "month":
+        return units % 12 + 1
+    days = units // 24 if unit == "hour" else units
+    return days.astype("datetime64[D]").astype("datetime64[M]").astype("int64") % 12 + 1
 
-    return np.arange(first, last + 1)
+
+_KEY_WORDS = {"month": ("month", "months"), "weekday": ("day of the week", "days of the week"),
+              "dayofyear": ("day of the year", "days of the year"), "hour": ("hour of the day", "hours of the day")}
 
 
-def _key_word(part: str, unit: str) -> str:
-    return "month" if unit == "month" or part == "month" else {"weekday": "day of the week"}.get(part, "day of the year")
+def _key_word(part: str, unit: str, *, plural: bool = False) -> str:
+    return _KEY_WORDS["month" if unit == "month" else part][plural]
 
 
 def _units(calendar: Calendar, unit: str) -> np.ndarray:
-    """Each readable row's calendar unit as an integer: days or months since 1970-01-01."""
+    """Each readable row's calendar unit as an integer: hours, days or months since 1970-01-01."""
     years = calendar.readable("year").astype("int64")
     days = (years - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype("int64") \
         + calendar.readable("dayofyear").astype("int64") - 1
     if unit == "month":
         return days.astype("datetime64[D]").astype("datetime64[M]").astype("int64")
+    if unit == "hour":
+        return days * 24 + calendar.readable("hour").astype("int64")
     return days
 
 
@@ -148,20 +161,21 @@ def _span(units: np.ndarray) -> tuple[int, int]:
 
 
 def _keys(units: np.ndarray, part: str, unit: str) -> np.ndarray:
-    """The key each unit is counted under: its month of the year, weekday or day of the year."""
-    if unit == "month":
-        return units % 12 + 1
+    """The key each unit is counted under: its hour of the day, month of the year, weekday or day of the year."""
+    if unit == "month" or part == "month":
+        return _months(units, unit)
+    if part == "hour":
+        return units % 24
+    days = units // 24 if unit == "hour" else units
     if part == "weekday":
-        return (units + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0, as `date.weekday()`
-    days = units.astype("datetime64[D]")
-    if part == "month":
-        return days.astype("datetime64[M]").astype("int64") % 12 + 1
+        return (days + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0, as `date.weekday()`
+    days = days.astype("datetime64[D]")
     return (days - days.astype("datetime64[Y]")).astype("int64") + 1
 
 
 def _exposure(span: tuple[int, int], part: str, unit: str) -> np.ndarray:
     """Each key's share of the calendar units in the span (trimmed, so it stays a few thousand units at most for
-    the months and days of year a table of real dates covers; a week's keys are counted without listing days)."""
+    the months and days of year a table of real dates covers; a week's days are counted without listing them)."""
     import numpy as np
 
     first, last = span
