@@ -69,7 +69,8 @@ def matched(part: str, reference: Calendar, current: Calendar, *, monthly: bool)
     ref_span, cur_span = _span(ref_units), _span(cur_units)
     if part in _SEASONAL and not _whole_year(cur_span, unit):
         return Matched(ref_values, cur_values, _short_window(part, unit, cur_span, ref_units, cur_units), tested=False)
-    ref_share, cur_share = _exposure(ref_span, part, unit), _exposure(cur_span, part, unit)
+    ref_share = _exposure(ref_span, part, unit, _active_weekdays(ref_units, unit))
+    cur_share = _exposure(cur_span, part, unit, _active_weekdays(cur_units, unit))
     both = (ref_share > 0) & (cur_share > 0)
     if not both.any():  # the spans share no key: nothing to compare, the test says it has too few rows
         return Matched(ref_values[:0], cur_values[:0], f"the two tables' dates share no {_key_word(part, unit)}")
@@ -173,9 +174,23 @@ def _keys(units: np.ndarray, part: str, unit: str) -> np.ndarray:
     return (days - days.astype("datetime64[Y]")).astype("int64") + 1
 
 
-def _exposure(span: tuple[int, int], part: str, unit: str) -> np.ndarray:
+def _active_weekdays(units: np.ndarray, unit: str) -> np.ndarray:
+    """Which weekdays (Monday first) a table has rows on: each at least a tenth of an even seventh of them.
+    Business-day data has none at weekends, and how many business days a month holds changes from year to year."""
+    import numpy as np
+
+    if unit == "month":
+        return np.ones(7, dtype=bool)
+    days = units // 24 if unit == "hour" else units
+    counts = np.bincount((days + 3) % 7, minlength=7)
+    return counts >= 0.1 * counts.sum() / 7
+
+
+def _exposure(span: tuple[int, int], part: str, unit: str, weekdays: np.ndarray) -> np.ndarray:
     """Each key's share of the calendar units in the span (trimmed, so it stays a few thousand units at most for
-    the months and days of year a table of real dates covers; a week's days are counted without listing them)."""
+    the months and days of year a table of real dates covers; a week's days are counted without listing them).
+    A month or day of year counts only the units on the table's active `weekdays`: a year of business days holds
+    another share of each month than a year of all days does, and than the next year's business days do."""
     import numpy as np
 
     first, last = span
@@ -185,5 +200,8 @@ def _exposure(span: tuple[int, int], part: str, unit: str) -> np.ndarray:
         offsets = (np.arange(7) - _keys(np.array([first]), part, unit)[0]) % 7  # days from the first to each weekday
         counts[:7] = length // 7 + (offsets < length % 7)
         return counts / counts.sum()
-    counts = np.bincount(_keys(np.arange(first, last + 1), part, unit), minlength=_KEYS).astype("float64")
+    units = np.arange(first, last + 1)
+    if part in _SEASONAL and unit != "month":
+        units = units[weekdays[_keys(units, "weekday", unit)]]
+    counts = np.bincount(_keys(units, part, unit), minlength=_KEYS).astype("float64")
     return counts / counts.sum()

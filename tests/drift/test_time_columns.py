@@ -133,6 +133,10 @@ def test_a_window_shorter_than_the_reference_is_not_drift_in_its_calendar_parts(
     window = _stamps(rng, "2019-02-01", "2019-02-11", 3000)
     window = window[pd.to_datetime(window["at"]).dt.weekday < 5]
     assert not detect(business, window, roles, DriftParams()).is_drift
+    # ... and over a year, months hold other shares of business days than of all days (p 1e-4 before)
+    year = _stamps(rng, "2019-01-01", "2020-01-01", 20000)
+    year = year[pd.to_datetime(year["at"]).dt.weekday < 5]
+    assert not detect(business, year, roles, DriftParams()).is_drift
 
 
 def test_a_weekday_the_calendar_sets_is_not_tested_and_one_that_cycles_is() -> None:
