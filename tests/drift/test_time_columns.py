@@ -348,3 +348,23 @@ def test_the_mlflow_drift_run_records_the_time_columns(penguins: Path, tmp_path:
     run = registry_for(mlflow_uri).client.get_run(outcome.data["run_id"])
     assert run.data.params["time_columns"] == "inferred" and run.data.tags["driftloop.drift"] == "false"
     assert run.data.metrics["time_columns"] == 1 and run.data.metrics["time_extrapolates.year"] == 1
+
+
+def test_placeholder_dates_and_a_model_on_a_month_alone_are_checked_without_an_error() -> None:
+    """A reference holding a placeholder date (0001-01-01, 9999-12-31: outside pandas' Timestamp range) crashed the
+    one-day-of-month check; a model whose only feature is a `YYYY-MM` month, checked on a quarter, exited 1 with "no
+    feature could be tested", where the quarter's months are the window's doing: no drift, and the note says why."""
+    rng = np.random.default_rng(13)  # tests at p 0.05 (12 drew a weekday at p 0.004 without any placeholder)
+    for placeholder in ("0001-01-01", "9999-12-31"):
+        reference = _table(rng, "2018-01-01", "2018-12-31")
+        reference.loc[0, "sold"] = placeholder
+        report = detect(reference, _table(rng, "2018-01-01", "2018-12-31"), ROLES, DriftParams())
+        assert not report.is_drift, (placeholder, report.drifted_features)
+    months = ColumnRoles("", [], [], datetime={"at": ["year", "month"]}, date_formats={"at": "YYYY-MM"})
+    reference = pd.DataFrame({"at": [f"{y}-{m:02d}" for y in range(2010, 2018) for m in range(1, 13)] * 2})
+    quarter = pd.DataFrame({"at": [f"2018-{m:02d}" for m in (1, 2, 3)] * 50})
+    report = detect(reference, quarter, months, DriftParams(min_samples=10))
+    [month] = report.features
+    assert not report.is_drift and not month.tested
+    assert month.note.endswith("not tested: the current dates span 3 month(s), not every month of a year, so which "
+                               "months they hold is set by the window, not drift"), month.note
