@@ -151,7 +151,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     import pandas as pd
 
     added = pd.concat(parts)
-    _write(table.join(added), output, kind)
+    _write(_whole_numbers_plain(table, kind).join(added), output, kind)
     _wrote(console, total, list(added.columns), output)
     return Prediction(model_name, str(found.version), total, output, list(added.columns))
 
@@ -173,7 +173,7 @@ def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: st
                 console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
             added = predictions_frame(model, chunk)
             columns = list(added.columns)
-            _write_rows(chunk.join(added), sink, kind, header=not total)
+            _write_rows(_whole_numbers_plain(chunk, kind).join(added), sink, kind, header=not total)
             total += len(chunk)
             if total >= chunk_rows:
                 console.info(f"  {total} rows")
@@ -251,6 +251,36 @@ def _write(frame: pd.DataFrame, output: str, kind: str) -> None:
     buffer = io.BytesIO()
     _write_rows(frame, buffer, kind)
     write_bytes(output, buffer.getvalue())
+
+
+def _whole_numbers_plain(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The input columns as they go back out: in CSV and JSON Lines, a whole number in a float column is written as
+    the integer it is. pandas reads an integer column with a blank as float, so a streamed chunk with a blank wrote
+    its ids `0.0` where the chunks before wrote `0` (a join on them downstream broke), and a whole table wrote 2090
+    as `2090.0`. Per value, so every chunk writes a value alike; Parquet keeps its column types."""
+    import numpy as np
+    import pandas as pd
+
+    if kind == "parquet":
+        return frame
+    changed = {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype.kind != "f":
+            continue
+        values = series.to_numpy(dtype="float64")
+        whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
+        if not whole.any():
+            continue
+        if kind == "jsonl":  # JSON keeps numbers numbers: 2090, not "2090"; whole throughout to be an Int64
+            if whole.sum() == np.count_nonzero(~np.isnan(values)):
+                changed[column] = series.astype("Int64")
+            continue
+        text = series.astype(object)  # CSV: each value as text, the integers plain, the rest as pandas writes them
+        text[whole] = values[whole].astype("int64").astype(str)
+        text[~whole & ~np.isnan(values)] = [repr(float(v)) for v in values[~whole & ~np.isnan(values)]]
+        changed[column] = pd.Series(text, index=series.index, dtype=object)
+    return frame.assign(**changed) if changed else frame
 
 
 def _write_rows(frame: pd.DataFrame, sink: BinaryIO, kind: str, *, header: bool = True) -> None:
