@@ -143,9 +143,7 @@ def _key_word(part: str, unit: str, *, plural: bool = False) -> str:
 
 def _units(calendar: Calendar, unit: str) -> np.ndarray:
     """Each readable row's calendar unit as an integer: hours, days or months since 1970-01-01."""
-    years = calendar.readable("year").astype("int64")
-    days = (years - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype("int64") \
-        + calendar.readable("dayofyear").astype("int64") - 1
+    days = calendar.days()
     if unit == "month":
         return days.astype("datetime64[D]").astype("datetime64[M]").astype("int64")
     if unit == "hour":
@@ -181,8 +179,7 @@ def _active_weekdays(units: np.ndarray, unit: str) -> np.ndarray:
 
     if unit == "month":
         return np.ones(7, dtype=bool)
-    days = units // 24 if unit == "hour" else units
-    counts = np.bincount((days + 3) % 7, minlength=7)
+    counts = np.bincount(_keys(units, "weekday", unit), minlength=7)
     return counts >= 0.1 * counts.sum() / 7
 
 

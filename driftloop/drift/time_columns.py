@@ -75,6 +75,13 @@ class Calendar:
         values = self.parts[part]
         return values[self.present & ~self.unreadable]
 
+    def days(self) -> np.ndarray:
+        """Each readable date as days since 1970-01-01 (int64), from its year and day of year: numpy's days, not
+        pandas' Timestamps, so a placeholder date (0001-01-01, 9999-12-31) outside 1677..2262 is a day too."""
+        years = self.readable("year").astype("int64")
+        return (years - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype("int64") \
+            + self.readable("dayofyear").astype("int64") - 1
+
 
 def calendar(series: pd.Series, parts: list[str], fmt: str = ISO) -> Calendar:
     """The calendar features the model computes from each value, each distinct value read once.
@@ -286,12 +293,9 @@ def weekday_set_by_calendar(reference: Calendar) -> str:
 
     if not {"year", "dayofyear"} <= set(reference.parts):
         return ""
-    year, day = reference.readable("year"), reference.readable("dayofyear")
-    if len(year) == 0:
+    dates = reference.days().astype("datetime64[D]")
+    if len(dates) == 0:
         return ""
-    # numpy's days, not pandas' Timestamps: a placeholder date (0001-01-01, 9999-12-31) is outside 1677..2262
-    dates = (year.astype("int64") - 1970).astype("datetime64[Y]").astype("datetime64[D]") \
-        + (day.astype("int64") - 1).astype("timedelta64[D]")
     days_of_month = np.unique((dates - dates.astype("datetime64[M]")).astype("int64") + 1)
     if len(days_of_month) > 1:
         return ""
