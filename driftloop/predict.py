@@ -134,11 +134,12 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
         model = OnnxModel(gateway.download_model(found, Path(scratch)))
         # missing values mean what they meant in training (a level spelled "None" stays one); the form is sniffed
         read = over_missing_read(missing_read(model.missing_texts), read)
-        if kind != "parquet" and table_format(data) == "csv":
+        source = table_format(data)
+        if kind != "parquet" and source == "csv":
             return _score_streamed(model, model_name, found.version, data=data, output=output, kind=kind, read=read,
                                    chunk_rows=chunk_rows, console=console, scratch=Path(scratch))
         table = load_table(data, read=read).frame
-        if table_format(data) != "csv":  # read without missing words: a number column's "nil" means what it did
+        if source != "csv":  # read without missing words: a number column's "nil" means what it did
             table = missing_words_as_none(table, model.numeric, missing_texts(read))
         _check_columns(model, table, data)
         total = len(table)
@@ -277,8 +278,9 @@ def _whole_numbers_plain(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
                 changed[column] = series.astype("Int64")
             continue
         text = series.astype(object)  # CSV: each value as text, the integers plain, the rest as pandas writes them
+        fraction = ~whole & ~np.isnan(values)
         text[whole] = values[whole].astype("int64").astype(str)
-        text[~whole & ~np.isnan(values)] = [repr(float(v)) for v in values[~whole & ~np.isnan(values)]]
+        text[fraction] = [repr(float(v)) for v in values[fraction]]
         changed[column] = pd.Series(text, index=series.index, dtype=object)
     return frame.assign(**changed) if changed else frame
 

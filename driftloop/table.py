@@ -336,15 +336,20 @@ def _codec(raw: bytes) -> str | None:
     return next((name for magic, name in _COMPRESSIONS if magic.match(raw)), None)
 
 
+def _packed(start: bytes) -> bool:
+    """Whether bytes (a file's first 512 will do) are compressed or a plain tar."""
+    return _codec(start) is not None or start[257:262] == b"ustar"
+
+
 def decompressed(raw: bytes, uri: str) -> bytes:
     """The file's bytes, unpacked if they are gzip, bz2, xz, a one-file zip archive, or a one-file tar in one of them.
 
     Raises:
         DataError: the archive is damaged or encrypted, or does not hold exactly one file, itself not compressed.
     """
-    codec = _codec(raw)
-    if codec is None and raw[257:262] != b"ustar":  # neither compressed nor a plain tar
+    if not _packed(raw):
         return raw
+    codec = _codec(raw)
     import bz2
     import gzip
     import lzma
@@ -439,7 +444,7 @@ def _plain_local_file(uri: str) -> Path | None:
             start = f.read(512)
     except OSError:  # unreadable: `read_bytes` says so in its words
         return None
-    return path if _codec(start) is None and start[257:262] != b"ustar" else None
+    return None if _packed(start) else path
 
 
 def _head(path: Path) -> bytes:
@@ -562,13 +567,13 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
     """
     encoding = encoding or _encoding_of(raw)
     try:
-        head = raw[: 64 * 1024].decode(encoding, errors="strict" if len(raw) <= 64 * 1024 else "ignore")
+        head = raw[:_HEAD_BYTES].decode(encoding, errors="strict" if len(raw) <= _HEAD_BYTES else "ignore")
     except UnicodeDecodeError as e:
         from driftloop.errors import DataError
 
         raise DataError(f"{uri}: not text in encoding {encoding!r} (byte {e.start}); set data.read.encoding") from None
     lines = [line for line in head.lstrip("\ufeff").splitlines()[:_SNIFF_LINES] if line.strip()]
-    if len(raw) > 64 * 1024 and len(lines) > 1:
+    if len(raw) > _HEAD_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the sample may end mid-line
     sep = sep or _delimiter(lines)
     names = _single_quoted_names(lines[0], sep) if lines else None
