@@ -315,7 +315,7 @@ def models(model_name: str | None, tracking_uri: str | None, json_out: str | Non
 @click.option("--alias", help="Alias of the version to use (default: champion).")
 @click.option("--read", "read_options", multiple=True, metavar="KEY=VALUE",
               help="CSV reading over the sniffed dialect, as in data.read: sep, decimal, thousands, na_values "
-                   "(added to the model's), encoding; missing text is read as the model was trained.")
+                   "(added to the model's), encoding, skipinitialspace; missing text is read as the model was trained.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or ./.driftloop).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def predict(model_name: str, data: str, output: str, model_version: str | None, alias: str | None,

@@ -34,6 +34,8 @@ class ReadSpec(_Strict):
                                          "N/A, nan, ...) are values, so a level spelled 'None' stays a category; "
                                          "only blanks and na_values are missing. The model keeps this reading.")
     encoding: str | None = Field(None, description="Text encoding; a BOM is honoured, else utf-8 then cp1252.")
+    skipinitialspace: bool | None = Field(None, description="true: a space after a delimiter is padding, not part "
+                                          "of the cell ('id, age, city'); sniffed from the header when unset.")
 
     @field_validator("sep", "decimal", "thousands")
     @classmethod

@@ -524,6 +524,7 @@ class CsvDialect:
     decimal: str
     encoding: str
     names: tuple[str, ...] | None = None  # the header's names when each is in single quotes (statsmodels' spector.csv)
+    padded: bool = False  # a space after each delimiter ("id, age, city"): not part of the cells
 
 
 def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -539,6 +540,8 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
     # `predict` wrote back changed and a KS test on ties reads as a shift. Parsing takes about 2.5x as long.
     options: dict[str, Any] = {"sep": dialect.sep, "decimal": given.get("decimal", dialect.decimal),
                                "encoding": dialect.encoding, "float_precision": "round_trip"}
+    if given.get("skipinitialspace", dialect.padded):  # else " Paris" is a category, and `, "Paris, FR"` two cells
+        options["skipinitialspace"] = True
     if dialect.names is not None:  # the header's quotes only: a row's "Smith, John" and 'nineties stay as pandas reads them
         options["names"], options["header"] = list(dialect.names), 0
     if "thousands" in given:
@@ -563,7 +566,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
 
     Example:
         >>> sniff_csv(b"a;b\\n1,5;2\\n")
-        CsvDialect(sep=';', decimal=',', encoding='utf-8', names=None)
+        CsvDialect(sep=';', decimal=',', encoding='utf-8', names=None, padded=False)
     """
     encoding = encoding or _encoding_of(raw)
     try:
@@ -577,7 +580,9 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
         lines = lines[:-1]  # the sample may end mid-line
     sep = sep or _delimiter(lines)
     names = _single_quoted_names(lines[0], sep) if lines else None
-    rows = [row.split() for row in lines[1:]] if sep == WHITESPACE_SEP else list(csv.reader(lines[1:], delimiter=sep))
+    padded = _padded(lines, sep)
+    rows = [row.split() for row in lines[1:]] if sep == WHITESPACE_SEP else \
+        list(csv.reader(lines[1:], delimiter=sep, skipinitialspace=padded))
     # "12,5 %" and "99,90 €" are numbers; "$1,200" stays as it is: a leading sign is US or UK grouping
     cells = [cell.strip().rstrip(_SIGNS) for row in rows for cell in row]
     grouped = [bool(_DOT_THOUSANDS.match(c)) for c in cells]
@@ -585,7 +590,23 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))
     dot = sum(bool(_DOT_DECIMAL.match(c)) and not g for c, g in zip(cells, grouped, strict=True))
     decimal = "," if sep != "," and comma and not dot else "."
-    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, names=names)
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, names=names, padded=padded)
+
+
+def _padded(lines: list[str], sep: str) -> bool:
+    """Whether a space follows each delimiter ("id, age, city", as R's `write.table(sep=", ")` and hand-written files
+    have it): every name after the first starts with one, and so do the cells of most sampled rows (a blank cell may
+    have none). Then a space after any delimiter is padding, in every row."""
+    if sep in (WHITESPACE_SEP, " ") or not lines:
+        return False
+
+    def spaced(line: str, *, blanks: bool) -> bool:
+        parts = line.split(sep)
+        return len(parts) > 1 and all(part.startswith(" ") and part.strip() or (blanks and not part.strip())
+                                      for part in parts[1:])
+
+    rows = lines[1:]
+    return spaced(lines[0], blanks=False) and 2 * sum(spaced(row, blanks=True) for row in rows) > len(rows)
 
 
 _QUOTED_NAME = r"\s*'([^']*)'\s*"
@@ -618,7 +639,8 @@ def _encoding_of(raw: bytes) -> str:
 def _delimiter(lines: list[str]) -> str:
     best, best_score = ",", (0, 0)
     for candidate in SNIFF_DELIMITERS:
-        widths = [len(row) for row in csv.reader(lines, delimiter=candidate)]
+        # a space after the delimiter may open a quoted cell (`1, "Paris, FR"`): one cell, as in the padded read
+        widths = [len(row) for row in csv.reader(lines, delimiter=candidate, skipinitialspace=True)]
         if not widths or widths[0] < 2:
             continue
         # lines that agree with the header's width, then more fields; ties keep the earlier candidate

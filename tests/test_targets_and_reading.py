@@ -215,6 +215,24 @@ def test_a_header_that_did_not_split_or_a_comment_above_it_is_named(tmp_path: Pa
         check_target(read_columns(str(commented)), "^GSPC", str(commented))
 
 
+def test_a_csv_padded_after_each_delimiter_reads_without_the_padding(tmp_path: Path) -> None:
+    """`id, age, city` (R's `write.table(sep=", ")`, hand-written files): pandas kept " Paris" as the category, named the
+    column " city", and split `1, "Paris, FR"` into two cells, shifting the row onto the id as index."""
+    padded = tmp_path / "padded.csv"
+    padded.write_text('id, age, city, income, churn\n1, 34, "Paris, FR", 1200.5, Yes\n2, 40, Lyon, 900, No\n'
+                      '3, 41, "Nice", NA, No\n')
+    assert sniff_csv(padded.read_bytes()).padded
+    assert read_columns(str(padded)) == ["id", "age", "city", "income", "churn"]
+    frame = load_table(str(padded)).frame
+    assert frame["city"].tolist() == ["Paris, FR", "Lyon", "Nice"] and frame["churn"].tolist() == ["Yes", "No", "No"]
+    assert frame["id"].tolist() == [1, 2, 3] and frame["income"].isna().tolist() == [False, False, True]
+    # a space that is data stays: only a header of padded names says the file is padded; and data.read can say no
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id,city\n1, Paris\n")
+    assert not sniff_csv(plain.read_bytes()).padded and load_table(str(plain)).frame["city"].tolist() == [" Paris"]
+    assert load_table(str(padded), read=validate_read({"skipinitialspace": False})).frame.columns[1] == " age"
+
+
 def test_a_header_of_single_quoted_names_reads_as_the_names(tmp_path: Path) -> None:
     """As statsmodels ships anes96.csv (tab-separated) and spector.csv (spaces): 'popul'\t'TVnews' …; a value with
     an apostrophe inside stays as written."""

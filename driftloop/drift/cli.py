@@ -32,7 +32,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--reference", help="Reference table instead of the champion's stored sample.")
 @click.option("--read", "read_options", multiple=True, metavar="KEY=VALUE",
               help="CSV reading of --current (and --reference) over the sniffed dialect, as in data.read: sep "
-              "('\\s+' for runs of spaces), decimal, thousands, na_values, keep_default_na, encoding.")
+              "('\\s+' for runs of spaces), decimal, thousands, na_values, keep_default_na, encoding, skipinitialspace.")
 @click.option("--target", help="Label column to leave out of the comparison (default: the model's target).")
 @click.option("--report", "report_out", metavar="FILE", help="Write the self-contained HTML report here.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the report as JSON ('-' for stdout).")

@@ -113,7 +113,7 @@ def _parameter_docs() -> str:
     fields = DriftSpec.model_fields
     check = ["    current: The current table (local path or s3:// URI) to compare with the @champion's reference.",
              "    read: CSV options for the current table over the sniffed dialect, as data.read (sep, decimal, "
-             "thousands, na_values, keep_default_na, encoding); by default the spec's data.read.",
+             "thousands, na_values, keep_default_na, encoding, skipinitialspace); by default the spec's data.read.",
              f"    p_val: {fields['p_val'].description}",
              f"    correction: {fields['correction'].description or 'bonferroni or fdr.'}",
              f"    min_samples: {fields['min_samples'].description or 'Values a feature needs in each table.'}"]
