@@ -43,15 +43,19 @@ class MLflowProxy:
             threading.Thread(target=self._requests, args=(client,), daemon=True).start()
 
     def _requests(self, client: socket.socket) -> None:
-        """The client's bytes to MLflow; the first after an answer start a new request (HTTP/1.1, no pipelining)."""
-        answered = threading.Event()
-        answered.set()
+        """The client's bytes to MLflow; the first after an answer start a new request (HTTP/1.1, no pipelining).
+
+        Each request has an `answered` of its own: an answer in two reads set a shared one again after its last read
+        was passed on, when the client may have sent the next request's head already, so that request's body went
+        to MLflow as a request of its own (400 "Invalid HTTP request received").
+        """
+        answered: threading.Event | None = None
         upstream: socket.socket | None = None
         try:
             with contextlib.suppress(OSError):  # a closed end: the pump is over
                 while data := client.recv(65536):
-                    if answered.is_set():
-                        answered.clear()
+                    if answered is None or answered.is_set():
+                        answered = threading.Event()
                         if not self._wait(self.delay_s):
                             return
                         if upstream is not None:
