@@ -180,3 +180,35 @@ def test_a_copy_of_the_target_under_another_name_is_a_warning(tmp_path: Path) ->
     worded = frame.assign(cens=np.where(cens == 1, "lo", "hi"))
     assert validate.run(worded, source="t.csv", target="cens", validation=ValidationSpec(), feature=FeatureSpec(),
                         out_dir=tmp_path / "w", task="regression").leaks == ()
+
+
+def test_numbers_with_a_missing_mark_are_refused_with_the_na_values_that_read_it(tmp_path: Path) -> None:
+    """UCI and Orange tables write a missing value '?' (imports-85's normalized-losses: 34 of 193 rows): pandas
+    reads it as text, so the column became a category per number and the weaker model was deployed; under 10% it
+    failed on '?' with no way forward; and a price target with 4 '?' became 196 classes."""
+    wine = load_wine(as_frame=True).frame
+    text = wine.astype({"proline": str, "magnesium": str})
+    text.loc[::5, "proline"] = "?"  # 20%: read as a category before
+    text.loc[[3, 7], "magnesium"] = "-"
+    with pytest.raises(DataError) as raised:
+        checked(text, tmp_path / "a")
+    assert str(raised.value) == (
+        "t.csv: 2 columns hold numbers and '-', '?', which is not read as missing: column 'magnesium' ('-' in 2 of 178 "
+        "rows), column 'proline' ('?' in 36 of 178 rows); if '-', '?' means missing, say so (--set "
+        "'data.read.na_values=[\"-\", \"?\"]'), else set the column's role (feature.roles)")
+    # the target: the fix keeps the spec's own na_values; and read so, the table trains as numbers
+    price = wine[["alcohol", "proline"]].astype({"proline": str})
+    price.loc[[5, 50], "proline"] = "?"
+    with pytest.raises(DataError, match=r"^t.csv: the target 'proline' \('\?' in 2 of 178 rows\) holds numbers and "
+                                        r"'\?', .*--set 'data.read.na_values=\[\"n/a\", \"\?\"\]'\), else say the "
+                                        r"target is classes \(--set data.task=classification\)$"):
+        validate.run(price, source="t.csv", target="proline", validation=ValidationSpec(), feature=FeatureSpec(),
+                     out_dir=tmp_path / "b", na_values=["n/a"])
+    # a column the spec gives a role, or words among the marks: not refused
+    validate.run(text, source="t.csv", target="target", validation=ValidationSpec(), out_dir=tmp_path / "d",
+                 feature=FeatureSpec(roles={"proline": "categorical", "magnesium": "drop"}))
+    worded = wine.astype({"proline": str})
+    worded.loc[::5, "proline"] = "?"
+    worded.loc[1, "proline"] = "unknown"
+    assert infer(worded, "target", FeatureSpec()).numeric.count("proline") == 0
+    checked(worded, tmp_path / "e")

@@ -154,6 +154,34 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
     return "categorical", f"text, {distinct} distinct values" + (", codes with leading zeros" if coded else "")
 
 
+def missing_marks(series: pd.Series) -> dict[str, int]:
+    """The marks in a column of numbers: its cells that are no number and hold no letter or digit ('?' as UCI and
+    Orange write a missing value, '-', '.'), with their counts; {} when the column is anything else (words among the
+    other cells, codes with leading zeros, fewer than two distinct numbers).
+
+    pandas reads none of them as missing, so such a column was text: a category per number when the marks were 10%
+    of it or more, a wrong task for a target ('?' made a price a class label), and an error naming '?' below that.
+    """
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return {}
+    present = series.dropna()
+    if present.empty or not all(isinstance(v, str) for v in present.head(1000)):
+        return {}
+    text = present.astype(str).str.strip()
+    numbers = text.map(number_text)
+    found = numbers.notna()
+    if found.all() or numbers[found].map(lambda r: r[0]).nunique() < 2:
+        return {}
+    if text.str.fullmatch(r"0[0-9]+").mean() >= 0.1:  # codes: their own reading decides (see `_inferred`)
+        return {}
+    others = present[~found.to_numpy()].astype(str)
+    if not others.map(lambda v: not any(ch.isalnum() for ch in v)).all():
+        return {}
+    return {str(mark): int(count) for mark, count in others.value_counts().items()}
+
+
 def _time_index(present: pd.Series) -> bool:
     """Row names that are when each row was: dates or datetimes (`Series.to_csv()` of a time series writes its
     date index under an empty header cell, pmdarima's sunspots as `1749-01`), read as the date column they are

@@ -70,7 +70,8 @@ class ValidationResult:
 
 
 def run(frame: pd.DataFrame, *, source: str, target: str, validation: ValidationSpec, feature: FeatureSpec,
-        out_dir: Path, task: str = "auto", stored_suite: Path | None = None) -> ValidationResult:
+        out_dir: Path, task: str = "auto", stored_suite: Path | None = None,
+        na_values: list[str] | None = None) -> ValidationResult:
     """Validate `frame` (read from `source`) and write suite, result and report into `out_dir`.
 
     Raises:
@@ -82,6 +83,7 @@ def run(frame: pd.DataFrame, *, source: str, target: str, validation: Validation
     if len(frame) == 0:
         raise ValidationFailed(f"{source}: the table has no rows (expect_table_row_count_to_be_between min_value=1)")
     _check_basics(frame, source, target, feature)
+    _check_missing_marks(frame, source, target, feature, task=task, na_values=na_values or [])
     suite, origin, baseline = _resolve_suite(frame, target, validation, stored_suite)
     if origin in ("champion", "reprofiled") and suite is not None and _spec_changes_roles(suite, feature):
         # the user re-set a role since the champion: their word wins, and the suite is learnt again with it
@@ -198,6 +200,36 @@ def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: Featur
         # reached only with data.drop_missing_target false: by default the runners drop those rows first
         raise DataError(f"{source}: target column {target!r} has {int(frame[target].isna().sum())} null values "
                         "(data.drop_missing_target is false)")
+
+
+def _check_missing_marks(frame: pd.DataFrame, source: str, target: str, feature: FeatureSpec, *, task: str,
+                         na_values: list[str]) -> None:
+    """DataError naming every column of numbers with a missing-value mark in it ('?'), and the `data.read.na_values`
+    that reads it as missing; columns whose role the spec sets (and a target the spec says is classes) are theirs."""
+    from driftloop.components.roles import missing_marks
+
+    said = {*(feature.numeric or []), *(feature.categorical or []), *feature.roles, *feature.drop}
+    found = {}
+    for column in frame.columns:
+        if str(column) in said or (column == target and task == "classification"):
+            continue
+        marks = missing_marks(frame[column])
+        if marks:
+            found[str(column)] = marks
+    if not found:
+        return
+    marks = list(dict.fromkeys(mark for counts in found.values() for mark in counts))
+    fix = f"--set {shlex.quote('data.read.na_values=' + json.dumps([*na_values, *marks], ensure_ascii=False))}"
+    where = [(f"the target {column!r}" if column == target else f"column {column!r}") + " ("
+             + ", ".join(f"{mark!r} in {count}" for mark, count in counts.items())
+             + f" of {int(frame[column].notna().sum())} rows)" for column, counts in found.items()]
+    said_marks = ", ".join(map(repr, marks))
+    held = f"{where[0]} holds" if len(where) == 1 else f"{len(where)} columns hold"
+    otherwise = [*(["set the column's role (feature.roles)"] if set(found) - {target} else []),
+                 *(["say the target is classes (--set data.task=classification)"] if target in found else [])]
+    raise DataError(f"{source}: {held} numbers and {said_marks}, which is not read as missing"
+                    + (f": {', '.join(where)}" if len(where) > 1 else "")
+                    + f"; if {said_marks} means missing, say so ({fix}), else {' or '.join(otherwise)}")
 
 
 def _check_finite(frame: pd.DataFrame, numeric: list[str], source: str) -> None:
@@ -466,7 +498,8 @@ def execute(ctx: RunContext, table: LoadedTable, *, champion: ModelVersion | Non
         _check_same_target(stored, spec, champion_version=champion.version)  # type: ignore[union-attr]
     try:
         outcome = run(table.frame, source=spec.data.path, target=spec.data.target, validation=spec.validation,
-                      feature=spec.feature, out_dir=out_dir, task=spec.data.task, stored_suite=stored)
+                      feature=spec.feature, out_dir=out_dir, task=spec.data.task, stored_suite=stored,
+                      na_values=spec.data.read.na_values)
     finally:
         if out_dir.is_dir() and any(out_dir.iterdir()):  # a failed check's report is what explains it
             ctx.tracker.log_artifacts(out_dir, VALIDATION_DIR)
