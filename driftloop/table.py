@@ -347,6 +347,7 @@ def decompressed(raw: bytes, uri: str) -> bytes:
     Raises:
         DataError: the archive is damaged or encrypted, or does not hold exactly one file, itself not compressed.
     """
+    _refuse_workbook(raw, uri)
     if not _packed(raw):
         return raw
     codec = _codec(raw)
@@ -361,6 +362,7 @@ def decompressed(raw: bytes, uri: str) -> bytes:
         if codec == "zip":
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
                 members = [m for m in archive.infolist() if not m.is_dir() and not _MAC_EXTRAS.search(m.filename)]
+                _refuse_workbook(raw, uri, [m.filename for m in members])
                 if len(members) != 1:
                     names = ", ".join(m.filename for m in members[:5]) or "none"
                     raise DataError(f"{uri}: a zip archive of {len(members)} files ({names}); expected one table")
@@ -388,6 +390,28 @@ def decompressed(raw: bytes, uri: str) -> bytes:
     return unpacked
 
 
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # an Excel 97-2003 workbook (and any other Office 97 file)
+
+
+def _refuse_workbook(start: bytes, uri: str, members: list[str] | None = None) -> None:
+    """DataError for a spreadsheet workbook, which is no table file: a .xls read as CSV said "not text in encoding
+    'cp1252'; set data.read.encoding", and a .xlsx "a zip archive of 10 files", each sending the user the wrong way.
+
+    Args:
+        members: the file names in a zip archive (an .xlsx or .ods is one).
+    """
+    names = set(members or [])
+    if start.startswith(_OLE2):
+        kind = "an Excel 97-2003 workbook (.xls)"
+    elif "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
+        kind = "an Excel workbook (.xlsx)"
+    elif "mimetype" in names and "content.xml" in names:
+        kind = "an OpenDocument spreadsheet (.ods)"
+    else:
+        return
+    raise DataError(f"{uri}: {kind}, not a table file; save the sheet as CSV (or Parquet) and give that")
+
+
 def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) -> Iterator[pd.DataFrame]:
     """A CSV table as frames of at most `rows` rows, read as `load_table` reads it (sniffed dialect, `read` on top),
     so a table larger than memory can be scored: a local file is read from disk a chunk at a time (its encoding found
@@ -405,6 +429,7 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) ->
         raw = decompressed(read_bytes(uri), uri)
         options, source = _csv_reading(raw, uri, read), io.BytesIO(raw)
     else:  # read where it lies: memory holds one chunk, whatever the file's size
+        _refuse_workbook(_head(path), uri)
         given = {**(read or {})}
         given["encoding"] = given.get("encoding") or _file_encoding(path)
         options, source = _csv_reading(_head(path), uri, given), path

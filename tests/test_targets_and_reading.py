@@ -135,6 +135,27 @@ def test_json_lines_read_while_serve_writes_them(tmp_path: Path) -> None:
         load_table(str(only))
 
 
+def test_a_spreadsheet_workbook_is_named_as_one(tmp_path: Path) -> None:
+    """An .xls read as CSV said "not text in encoding 'cp1252'; set data.read.encoding" (which led on to a tokenizing
+    error), and an .xlsx "a zip archive of 10 files"; the whole read and the streamed one both say what it is."""
+    import zipfile
+
+    from driftloop.table import csv_chunks
+
+    xlsx = tmp_path / "t.xlsx"
+    with zipfile.ZipFile(xlsx, "w") as archive:  # the parts every .xlsx has
+        for name in ("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/worksheets/sheet1.xml"):
+            archive.writestr(name, "<x/>")
+    xls = tmp_path / "t.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 8)
+    for path, kind in ((xlsx, r"an Excel workbook \(\.xlsx\)"), (xls, r"an Excel 97-2003 workbook \(\.xls\)")):
+        expected = f"^{path}: {kind}, not a table file; save the sheet as CSV \\(or Parquet\\) and give that$"
+        with pytest.raises(DataError, match=expected):
+            load_table(str(path))
+        with pytest.raises(DataError, match=expected):
+            next(csv_chunks(str(path), rows=10))
+
+
 def test_a_compressed_table_reads_as_its_plain_text(tmp_path: Path) -> None:
     """gzip, bz2, xz or a one-file zip, as pandas reads them (scikit-learn ships its digits table as .csv.gz);
     lineage hashes the file as it is. A damaged archive is one line, not "not text in encoding …"."""
