@@ -281,9 +281,10 @@ def _whole_numbers_plain(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
         whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0 ** 53)
         if not whole.any():
             continue
-        if kind == "jsonl":  # JSON keeps numbers numbers: 2090, not "2090"; whole throughout to be an Int64
-            if whole.sum() == np.count_nonzero(~np.isnan(values)):
-                changed[column] = series.astype("Int64")
+        if kind == "jsonl":  # JSON keeps numbers numbers: 2090, not "2090", and 2090.5 beside it, in every chunk
+            numbers = values.astype(object)
+            numbers[whole] = values[whole].astype("int64").astype(object)
+            changed[column] = pd.Series(numbers, index=series.index, dtype=object)
             continue
         text = series.astype(object)  # CSV: each value as text, the integers plain, the rest as pandas writes them
         fraction = ~whole & ~np.isnan(values)
@@ -298,6 +299,38 @@ def _write_rows(frame: pd.DataFrame, sink: BinaryIO, kind: str, *, header: bool 
     if kind == "parquet":
         frame.to_parquet(sink, index=False)
     elif kind == "jsonl":  # one object per line, as read (a prediction log scored again)
-        frame.to_json(sink, orient="records", lines=True, date_format="iso")
+        _write_json_lines(frame, sink)
     else:
         frame.to_csv(sink, index=False, header=header)
+
+
+def _write_json_lines(frame: pd.DataFrame, sink: BinaryIO) -> None:
+    """One JSON object per row, each float written as the shortest text that reads back as itself (orjson, as
+    `driftloop serve` writes its log): pandas' `to_json` keeps 10 decimals, so 0.12345678901234567 came back as
+    0.123456789, and a probability lost its last digits. Missing values are null; dates ISO 8601."""
+    import math
+
+    import orjson
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # NaN is missing; JSON has no infinity (training and serving refuse one)
+        return value
+
+    names = [str(c) for c in frame.columns]
+    columns = [[plain(v) for v in frame[c].tolist()] if frame[c].dtype.kind in "fO" else frame[c].tolist()
+               for c in frame.columns]
+    for row in zip(*columns, strict=True):
+        sink.write(orjson.dumps(dict(zip(names, row, strict=True)), option=orjson.OPT_APPEND_NEWLINE,
+                                default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson does not know: pandas' missing markers as null, anything else as its text."""
+    import pandas as pd
+
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)

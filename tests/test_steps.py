@@ -310,3 +310,27 @@ def test_a_parquet_tables_none_level_stays_a_category_and_batch_scoring_reads_mi
     rows = pd.read_parquet(trained / "features" / "test.parquet").head(3).copy()
     rows["plan"] = ["NA", "None", rows["plan"].iloc[2]]
     assert model.feed(rows)["plan"][:, 0].tolist() == ["", "", rows["plan"].iloc[2]]
+
+
+def test_json_lines_output_writes_each_float_exactly_and_whole_numbers_alike_in_every_chunk() -> None:
+    """pandas' `to_json` kept 10 decimals (0.12345678901234567 came back 0.123456789), and a whole number was an
+    integer only in a chunk whose column was whole throughout: `5` in one chunk, `5.0` in the next."""
+    import io
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from driftloop.predict import _whole_numbers_plain, _write_rows
+
+    chunks = [pd.DataFrame({"x": [5.0, 7.0], "p": [0.12345678901234567, 1 / 3], "t": ["a", None]}),
+              pd.DataFrame({"x": [5.0, np.nan, 2.5], "p": [1e-300, 0.1, 1.0], "t": ["b", "c", np.nan]},
+                           index=[2, 3, 4])]
+    sink = io.BytesIO()
+    for chunk in chunks:
+        _write_rows(_whole_numbers_plain(chunk[["x", "t"]], "jsonl").join(chunk[["p"]]), sink, "jsonl")
+    lines = sink.getvalue().decode().splitlines()
+    assert [line.split(",")[0] for line in lines] == ['{"x":5', '{"x":7', '{"x":5', '{"x":null', '{"x":2.5']
+    rows = [json.loads(line) for line in lines]
+    assert [r["p"] for r in rows] == [0.12345678901234567, 1 / 3, 1e-300, 0.1, 1.0]
+    assert [r["t"] for r in rows] == ["a", None, "b", "c", None]
