@@ -162,12 +162,20 @@ def test_a_table_too_small_to_split_is_one_line_naming_the_minimum(tmp_path: Pat
         feature.run(nine, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification", out_dir=tmp_path)
     assert str(caught.value) == ("t.csv: too few rows to split: 3 classes of target 'y' have fewer than 5 rows: "
                                  "'a' (3), 'b' (3), 'c' (3); with 3 classes, train, validation and test need at least 5 "
-                                 "rows per class")
+                                 "rows per class; larger holdouts split it (--set feature.test_size=0.3 --set "
+                                 "feature.val_size=0.3), or merge the rare classes into others")
+    # the way it names splits the table (Orange's zoo: 4 amphibians in 101 animals)
+    done = feature.run(nine, source="t.csv", roles=roles, spec=FeatureSpec(test_size=0.3, val_size=0.3),
+                       task="classification", out_dir=tmp_path / "larger")
+    assert done.task == "classification"
     one = pd.DataFrame({"x": [float(i) for i in range(13)], "y": ["a"] * 5 + ["b"] * 5 + ["c"] * 3})
     with pytest.raises(DataError) as caught:
         feature.run(one, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification", out_dir=tmp_path)
-    assert str(caught.value) == ("t.csv: too few rows to split: class 'c' of target 'y' has 3 rows; with 3 classes, "
-                                 "train, validation and test need at least 5 rows per class")
+    assert str(caught.value).startswith("t.csv: too few rows to split: class 'c' of target 'y' has 3 rows; with 3 "
+                                        "classes, train, validation and test need at least 5 rows per class; larger ")
+    two = pd.DataFrame({"x": [float(i) for i in range(12)], "y": ["a"] * 5 + ["b"] * 5 + ["c"] * 2})
+    with pytest.raises(DataError, match="per class; merge the rare classes into others, or leave their rows out$"):
+        feature.run(two, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification", out_dir=tmp_path)
     assert feature.min_rows_per_class(2, FeatureSpec()) == 4
     eight = pd.DataFrame({"x": [float(i) for i in range(8)], "y": ["a", "b"] * 4})  # exactly the minimum splits
     done = feature.run(eight, source="t.csv", roles=roles, spec=FeatureSpec(), task="classification",

@@ -218,16 +218,31 @@ def _too_few_rows(target: pd.Series, classes: list[Any] | None, spec: FeatureSpe
         return None
     rare = counts[counts < least]
     rare = rare.iloc[sorted(range(len(rare)), key=lambda i: (int(rare.iloc[i]), str(rare.index[i])))]  # fewest first
+    fix = _way_to_split(len(classes), int(counts.min()), spec)
     if len(rare) == 1:
         return (f"{source}: too few rows to split: class {python_value(counts.idxmin())!r} of target {target.name!r} "
                 f"has {int(counts.min())} rows; with {len(classes)} classes, train, validation and test need at least "
-                f"{least} rows per class")
+                f"{least} rows per class; {fix}")
     # every one in the line (great_tables' gibraltar named 'Mist' while 'Heavy Rain' and others had one row too)
     shown = ", ".join(f"{python_value(label)!r} ({int(n)})" for label, n in rare.head(10).items())
     more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
     return (f"{source}: too few rows to split: {len(rare)} classes of target {target.name!r} have fewer than {least} "
             f"rows: {shown}{more}; with {len(classes)} classes, train, validation and test need at least {least} rows "
-            "per class")
+            f"per class; {fix}")
+
+
+_HOLDOUT_SIZES = (0.25, 0.3, 0.34, 0.4, 0.45)  # larger test and validation shares, tried in turn
+
+
+def _way_to_split(n_classes: int, fewest: int, spec: FeatureSpec) -> str:
+    """What makes a table with a class of `fewest` rows split: the smallest larger test and validation shares that
+    give each split one of its rows (zoo's 101 animals, 4 of them amphibians), else merging or dropping the class."""
+    for size in _HOLDOUT_SIZES:
+        if size > max(spec.test_size, spec.val_size) and \
+                min_rows_per_class(n_classes, spec.model_copy(update={"test_size": size, "val_size": size})) <= fewest:
+            return (f"larger holdouts split it (--set feature.test_size={size} --set feature.val_size={size}), or merge "
+                    "the rare classes into others")
+    return "merge the rare classes into others, or leave their rows out"
 
 
 def run(frame: pd.DataFrame, *, source: str, roles: ColumnRoles, spec: FeatureSpec, task: str,
