@@ -286,15 +286,39 @@ def _check_csv_header(raw: bytes, uri: str, options: Mapping[str, Any]) -> None:
     if "names" in options:  # read from the header line by the sniffer
         _check_unique(list(options["names"]), uri)
         return
-    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding")}
+    header_options = {k: v for k, v in options.items() if k in ("sep", "encoding", "skipinitialspace")}
     try:
-        header = pd.read_csv(io.BytesIO(raw), header=None, nrows=1, dtype=str, keep_default_na=False,
+        header = pd.read_csv(io.BytesIO(raw), header=None, nrows=3, dtype=str, keep_default_na=False,
                              **header_options)
     except pd.errors.EmptyDataError:
         return
     except Exception:  # noqa: BLE001 - the full read below reports what is wrong with the file
         return
     _check_unique([str(c) for c in header.iloc[0].tolist()] if len(header) else [], uri)
+    if len(header) == 3 and _orange_annotations([str(c) for c in header.iloc[1]], [str(c) for c in header.iloc[2]]):
+        types, flags = ", ".join(dict.fromkeys(header.iloc[1])), ", ".join(c for c in dict.fromkeys(header.iloc[2]) if c)
+        raise DataError(f"{uri}: lines 2 and 3 are Orange's type and flag rows ({types[:60]!r}; {flags[:40]!r}), not "
+                        "data: save the table without them (Orange's Save Data: untick 'Add type annotations to "
+                        "header') or delete those two lines")
+
+
+# Orange's .tab (and its annotated CSV) header: names, then each column's type, then its flags
+_ORANGE_TYPES = {"c", "d", "s", "t", "continuous", "discrete", "string", "time"}
+_ORANGE_FLAGS = {"class", "meta", "c", "m", "i", "ignore", "w", "weight"}
+
+
+def _orange_annotations(types: list[str], flags: list[str]) -> bool:
+    """Whether two rows under the header are Orange's annotations: each type a type word or a list of the values
+    (`no yes`), each flag a flag word (or an attribute, `key=value`), and some flag or full type word set; the
+    table's own rows would be read as data, a column of numbers as text ('continuous' at row 2), and a table of
+    categories as a class named 'class'."""
+    types = [t.strip() for t in types]
+    flags = [f.strip() for f in flags]
+    if not all(t.lower() in _ORANGE_TYPES or " " in t or not t for t in types) or 2 * sum(map(bool, types)) < len(types):
+        return False
+    if not all(token.lower() in _ORANGE_FLAGS or "=" in token for f in flags for token in f.split()):
+        return False
+    return any(flags) or any(len(t) > 1 and t.lower() in _ORANGE_TYPES for t in types)
 
 
 def _check_unique(columns: list[str], uri: str) -> None:

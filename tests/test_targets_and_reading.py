@@ -135,6 +135,30 @@ def test_json_lines_read_while_serve_writes_them(tmp_path: Path) -> None:
         load_table(str(only))
 
 
+def test_orange_type_and_flag_rows_under_the_header_are_named(tmp_path: Path) -> None:
+    """Orange's .tab files and its annotated CSV carry two rows under the names: each column's type (or its values)
+    and its flags. Read as data, a table of numbers failed on 'continuous' at row 2, a table of categories on a class
+    named 'class', and `predict` scored the two rows as data."""
+    from driftloop.table import csv_chunks
+
+    housing = tmp_path / "housing.csv"  # as `Orange.data.Table.save('housing.csv')` writes it
+    housing.write_text("MEDV,CRIM,CHAS\ncontinuous,continuous,continuous\nclass,,\n24,0.006,0\n21.6,0.027,0\n")
+    titanic = tmp_path / "titanic.tab"
+    titanic.write_text("survived\tstatus\tsex\nno yes\tcrew first second third\td\nclass\t\t\n"
+                       "yes\tfirst\tmale\nno\tcrew\tfemale\n")
+    for path, rows in ((housing, "'continuous'; 'class'"), (titanic, "'no yes, crew first second third, d'; 'class'")):
+        expected = (f"^{path}: lines 2 and 3 are Orange's type and flag rows \\({rows}\\), not data: save the table "
+                    "without them")
+        for read in (lambda p: load_table(str(p)), lambda p: next(csv_chunks(str(p), rows=10)),
+                     lambda p: read_columns(str(p))):
+            with pytest.raises(DataError, match=expected):
+                read(path)
+    # a table whose own rows hold such words is a table
+    plain = tmp_path / "plain.csv"
+    plain.write_text("kind,role\nd,class\ncontinuous,meta\n")
+    assert load_table(str(plain)).frame["role"].tolist() == ["class", "meta"]
+
+
 def test_a_spreadsheet_workbook_is_named_as_one(tmp_path: Path) -> None:
     """An .xls read as CSV said "not text in encoding 'cp1252'; set data.read.encoding" (which led on to a tokenizing
     error), and an .xlsx "a zip archive of 10 files"; the whole read and the streamed one both say what it is."""
