@@ -138,7 +138,8 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
         if source == "csv":
             return _score_streamed(model, model_name, found.version, data=data, output=output, kind=kind, read=read,
                                    chunk_rows=chunk_rows, console=console, scratch=Path(scratch))
-        table = load_table(data, read=read).frame
+        # a nested column the model does not take (a Parquet list) passes through, as it does in training
+        table = load_table(data, read=read, nested_ok=lambda column: column not in model.columns).frame
         if source != "csv":  # read without missing words: a number column's "nil" means what it did
             table = missing_words_as_none(table, model.numeric, missing_texts(read))
         _check_columns(model, table, data)
@@ -152,7 +153,8 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     import pandas as pd
 
     added = pd.concat(parts)
-    _write(_whole_numbers_plain(table, kind).join(added), output, kind)
+    scored = _whole_numbers_plain(table, kind).join(added)
+    _write(_nested_as_json(scored) if kind == "csv" else scored, output, kind)
     _wrote(console, total, list(added.columns), output)
     return Prediction(model_name, str(found.version), total, output, list(added.columns))
 
@@ -304,25 +306,44 @@ def _write_rows(frame: pd.DataFrame, sink: BinaryIO, kind: str, *, header: bool 
         frame.to_csv(sink, index=False, header=header)
 
 
+def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
+    """A Parquet list column passed through, as JSON text in a CSV cell (`["A New Hope", "Return of the Jedi"]`),
+    not numpy's `['A New Hope' 'Return of the Jedi']`."""
+    import numpy as np
+    import orjson
+
+    nested = {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == object and series.map(lambda v: isinstance(v, (np.ndarray, list, dict))).any():
+            nested[column] = series.map(lambda v: orjson.dumps(v.tolist() if isinstance(v, np.ndarray) else v,
+                                                               option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                                        if isinstance(v, (np.ndarray, list, dict)) else v)
+    return frame.assign(**nested) if nested else frame
+
+
 def _write_json_lines(frame: pd.DataFrame, sink: BinaryIO) -> None:
     """One JSON object per row, each float written as the shortest text that reads back as itself (orjson, as
     `driftloop serve` writes its log): pandas' `to_json` keeps 10 decimals, so 0.12345678901234567 came back as
     0.123456789, and a probability lost its last digits. Missing values are null; dates ISO 8601."""
     import math
 
+    import numpy as np
     import orjson
 
     def plain(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None  # NaN is missing; JSON has no infinity (training and serving refuse one)
+        if isinstance(value, np.ndarray):  # a Parquet list column passed through: a JSON list
+            return value.tolist()
         return value
 
     names = [str(c) for c in frame.columns]
     columns = [[plain(v) for v in frame[c].tolist()] if frame[c].dtype.kind in "fO" else frame[c].tolist()
                for c in frame.columns]
     for row in zip(*columns, strict=True):
-        sink.write(orjson.dumps(dict(zip(names, row, strict=True)), option=orjson.OPT_APPEND_NEWLINE,
-                                default=_json_default))
+        sink.write(orjson.dumps(dict(zip(names, row, strict=True)),
+                                option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

@@ -524,7 +524,7 @@ def _steps(p: _Pipeline, out: Path, *, stop_at_gate: bool = False, tags: dict[st
     champion = ctx.gateway.champion(result.model_name)
     scratch = out / "champion"
     with p.timed("validate"):  # reading the table is part of validating it
-        table, dropped = load_training_table(spec.data)
+        table, dropped = load_training_table(spec.data, left_out=spec.feature.leaves_out)
         ctx.tracker.log_params({PARAM_DROPPED_MISSING_TARGET: dropped})
         if dropped:
             p.console.info(dropped_line(dropped, spec.data))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from collections.abc import Iterator, Mapping
+import shlex
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,12 +34,14 @@ class LoadedTable:
     sha256: str
 
 
-def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = None) -> LoadedTable:
+def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = None,
+               nested_ok: Callable[[str], bool] | None = None) -> LoadedTable:
     """Read a table and check it is not empty.
 
     Args:
         read: CSV options that override the sniffed ones (`sep`, `decimal`, `thousands`, `na_values`,
             `keep_default_na`, `encoding`: the spec's `data.read`).
+        nested_ok: whether a column may hold nested values (a Parquet list): one the model leaves out.
 
     Raises:
         StorageError: the file or object does not exist.
@@ -76,7 +80,7 @@ def load_table(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None = 
     frame.columns = [str(c) for c in frame.columns]
     _check_unique(list(frame.columns), uri)
     if kind == "parquet":  # a CSV cell is text; JSON lines are prediction logs, whose `_probabilities` are objects
-        _check_flat(frame, uri)
+        _check_flat(frame, uri, nested_ok or (lambda column: False))
     return LoadedTable(frame=frame, uri=uri, sha256=sha256(file_bytes))  # the file's, as lineage names the file
 
 
@@ -131,34 +135,39 @@ _SIGNS = "$€£¥₹% \u00a0"  # what may surround a number in a spreadsheet ce
 _NESTED = (dict, list, tuple, set)
 
 
-def _check_flat(frame: pd.DataFrame, uri: str) -> None:
+def _check_flat(frame: pd.DataFrame, uri: str, nested_ok: Callable[[str], bool]) -> None:
     """DataError for a column of nested values (a Parquet list or struct): a model takes one number,
-    text, boolean or date per cell, and a nested one would be read as the text of a dict, or fail deep in a step."""
+    text, boolean or date per cell, and a nested one would be read as the text of a dict, or fail deep in a step.
+    A column `nested_ok` passes is the caller's: one the model leaves out."""
     import numpy as np
 
     for column in frame.columns:
         series = frame[column]
-        if series.dtype != object:
+        if series.dtype != object or nested_ok(str(column)):
             continue
         nested = series.map(lambda v: isinstance(v, (*_NESTED, np.ndarray)))
         if nested.any():
             row = int(nested.to_numpy().nonzero()[0][0])
+            drop = shlex.quote(f"feature.drop={json.dumps([str(column)], ensure_ascii=False)}")
             raise DataError(f"{uri}: column {column!r} holds nested values ({type(series.iloc[row]).__name__} at "
-                            f"row {row + 2}); expected one number, text, boolean or date per cell")
+                            f"row {row + 2}); expected one number, text, boolean or date per cell; a model leaves it "
+                            f"out with --set {drop}")
 
 
-def load_training_table(data: DataSpec, *, uri: str | None = None) -> tuple[LoadedTable, int]:
+def load_training_table(data: DataSpec, *, uri: str | None = None,
+                        left_out: Callable[[str], bool] | None = None) -> tuple[LoadedTable, int]:
     """The spec's training table, read with `data.read`, less the rows without a target when
     `data.drop_missing_target` (the default); and how many rows were dropped.
 
     Args:
         uri: read this copy of the table instead of `data.path` (a KFP task's Dataset artifact).
+        left_out: whether the spec leaves a column out of the model (`FeatureSpec.leaves_out`): it may hold anything.
 
     Raises:
         DataError: unreadable, or every row's target is missing.
     """
     source = uri or data.path
-    table = load_table(source, fmt=data.format, read=data.read.options())
+    table = load_table(source, fmt=data.format, read=data.read.options(), nested_ok=left_out)
     if not data.drop_missing_target:
         return table, 0
     kept, dropped = drop_missing_target(table, data.target)

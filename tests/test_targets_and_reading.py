@@ -13,7 +13,7 @@ from driftloop.components.columns import explain_task
 from driftloop.components.evaluate import classification_metrics
 from driftloop.components.feature import order_classes
 from driftloop.errors import DataError, InvalidSpec
-from driftloop.spec import as_read_flags, load_spec, read_flags, validate_read
+from driftloop.spec import DataSpec, FeatureSpec, as_read_flags, load_spec, read_flags, validate_read
 from driftloop.table import load_table, load_training_table, read_columns, sniff_csv
 
 from .conftest import Cli, registry_for
@@ -112,8 +112,35 @@ def test_a_parquet_column_of_nested_values_is_one_line(tmp_path: Path, value: ob
     log's own `_probabilities` are objects.)"""
     path = tmp_path / "nested.parquet"
     pd.DataFrame({"x": [1.0, 2.0], "tags": [None, value], "y": [0, 1]}).to_parquet(path)
-    with pytest.raises(DataError, match=r"column 'tags' holds nested values \((dict|ndarray) at row 3\); expected one"):
+    with pytest.raises(DataError, match=r"column 'tags' holds nested values \((dict|ndarray) at row 3\); expected one "
+                                        r".*; a model leaves it out with --set 'feature.drop=\[\"tags\"\]'$"):
         load_table(str(path))
+    # the spec leaving it out (as the error says): it is read, and the roles leave it out
+    spec = FeatureSpec(drop=["tags"])
+    table, _ = load_training_table(DataSpec(path=str(path), target="y"), left_out=spec.leaves_out)
+    assert list(table.frame.columns) == ["x", "tags", "y"]
+
+
+@pytest.mark.slow
+def test_a_parquet_list_column_left_out_trains_and_passes_through_predict_and_drift(cli: Cli) -> None:
+    """starwars' `films`: refused however the spec left it out, so the table could not be used at all."""
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame
+    wine["films"] = [["A New Hope", "Return of the Jedi"] if i % 2 else ["The Force Awakens"] for i in range(len(wine))]
+    wine.to_parquet(cli.cwd / "wine.parquet")
+    proc = cli("run", "--data", "wine.parquet", "--target", "target", "--model", "wine_films",
+               "--set", "feature.drop=[films]", "--set", "train.model=linear")
+    assert proc.returncode == 0 and "deployed wine_films v1" in proc.stderr, proc.stderr[-2000:]
+    for out in ("scored.parquet", "scored.jsonl", "scored.csv"):
+        proc = cli("predict", "--model", "wine_films", "--data", "wine.parquet", "-o", out)
+        assert proc.returncode == 0, proc.stderr
+    assert pd.read_parquet(cli.cwd / "scored.parquet")["films"].map(list).tolist() == wine["films"].tolist()
+    assert [json.loads(line)["films"] for line in (cli.cwd / "scored.jsonl").read_text().splitlines()] == \
+        wine["films"].tolist()
+    assert pd.read_csv(cli.cwd / "scored.csv")["films"].map(json.loads).tolist() == wine["films"].tolist()
+    proc = cli("drift", "--model", "wine_films", "--current", "wine.parquet")
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_json_lines_read_while_serve_writes_them(tmp_path: Path) -> None:

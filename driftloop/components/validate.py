@@ -186,7 +186,7 @@ def _classified(results: list[dict[str, Any]], *, strict: bool) -> list[dict[str
 
 def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: FeatureSpec) -> None:
     check_target(list(frame.columns), target, source)
-    empty = [str(c) for c in frame.columns if frame[c].isna().all() and not _dropped_by_spec(c, feature)]
+    empty = [str(c) for c in frame.columns if frame[c].isna().all() and not feature.leaves_out(str(c))]
     # the spec's own drops kept (the option replaces the list); JSON is YAML and quotes a name with a comma or a
     # colon; shlex quotes the whole for the shell, a name with an apostrophe too
     drop = f"--set {shlex.quote('feature.drop=' + json.dumps([*feature.drop, *empty], ensure_ascii=False))}"
@@ -254,15 +254,6 @@ def _check_finite(frame: pd.DataFrame, numeric: list[str], source: str) -> None:
                             f"(the first, {frame[column].iloc[huge[0]]:.10g}, at row "
                             f"{row_number(frame.index, huge[0])}; at most ±{FLOAT32_MAX:.4g}): rescale the column (a "
                             f"log, other units) or leave it out (feature.roles={{{column}: drop}})")
-
-
-def _dropped_by_spec(column: str, feature: FeatureSpec) -> bool:
-    """Whether the spec leaves `column` out of the model, whatever it holds (an empty one included)."""
-    if column in feature.roles:
-        return feature.roles[column] == "drop"
-    listed = [*(feature.numeric or []), *(feature.categorical or [])]
-    return column in feature.drop or (feature.numeric is not None and feature.categorical is not None
-                                      and column not in listed)
 
 
 def _gx_expectations():

@@ -165,7 +165,7 @@ def check_drift(request: DriftRequest, *, console: Console, on_drift: OnDrift | 
     policy = _policy(request, reference.stored_policy)
     params = _params(policy)
     read = over_missing_read(reference.missing_read, request.read)
-    current_table = load_table(request.current, read=read)
+    current_table = load_table(request.current, read=read, nested_ok=_left_out_by(reference))
     current = feature_table(current_table.frame)
     for uri, rows in ((request.current, len(current)), (reference.uri, len(reference.frame))):
         if rows < params.min_samples:  # else no feature is tested, and "no drift" would be said of nothing
@@ -305,7 +305,9 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
         if path is None:
             raise DataError(f"@champion v{champion.version} of {request.model_name!r} has no reference sample "
                             f"({REFERENCE_ARTIFACT}; feature.reference_sample_rows was 0?); pass --reference FILE")
-        frame, uri = load_table(str(path)).frame, f"models:/{request.model_name}@champion ({REFERENCE_ARTIFACT})"
+        # what training kept of its table, a column the model leaves out too (which training let be nested)
+        frame = load_table(str(path), nested_ok=lambda column: True).frame
+        uri = f"models:/{request.model_name}@champion ({REFERENCE_ARTIFACT})"
     if stored:
         # as the model file keeps them (`train.kept_missing_texts`): a Parquet table's "None" level is no missing word
         texts = [c for c in [*roles.get("categorical", []), *roles.get("datetime", {})] if c in frame.columns]
@@ -422,3 +424,13 @@ def _metric_name(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)[:200]
+
+
+def _left_out_by(reference: Reference) -> Callable[[str], bool] | None:
+    """Whether the model leaves a column out (it may hold anything, a Parquet list too); None when the reference's
+    roles are still to be inferred, from every column."""
+    if reference.numeric is None and reference.categorical is None:
+        return None
+    taken = {*(reference.numeric or []), *(reference.categorical or []), *(reference.datetime or {}),
+             *(reference.boolean or [])}
+    return lambda column: column not in taken

@@ -159,7 +159,8 @@ def save_table(ctx: RunContext, dataset: Any) -> LoadedTable:
     kind = table_format(data.path, data.format)
     Path(dataset.path).parent.mkdir(parents=True, exist_ok=True)
     Path(dataset.path).write_bytes(read_bytes(data.path))
-    loaded, dropped = load_training_table(data.model_copy(update={"format": kind}), uri=dataset.path)
+    loaded, dropped = load_training_table(data.model_copy(update={"format": kind}), uri=dataset.path,
+                                          left_out=ctx.spec.feature.leaves_out)
     ctx.tracker.log_params({PARAM_DROPPED_MISSING_TARGET: dropped})
     if dropped:
         print(dropped_line(dropped, data), flush=True)
