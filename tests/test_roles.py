@@ -65,6 +65,18 @@ def test_each_column_gets_the_role_and_reason_a_data_scientist_expects() -> None
     assert roles.features == ["income", "discount", "visits", "signup", "city", "member"]
 
 
+def test_numbers_written_with_a_unit_say_what_would_make_them_numbers() -> None:
+    """hvsampledata's penguins with '3750 g': a category per measurement, with no word that it looked numeric."""
+    table = shop_table().assign(mass=[f"{v % 90} g" for v in range(ROWS)], size=[f"{v % 7}.5kg" for v in range(ROWS)],
+                                grade=[f"{v % 3}{'ab'[v % 2]}" for v in range(ROWS)])
+    shown = by_column(infer(table, "label", FeatureSpec()))
+    assert shown["mass"][1].endswith("; numbers with a unit ('0 g'), each a category as text: write the numbers "
+                                     "without 'g' to use them as numbers")
+    assert shown["size"] == ("categorical", "text, 7 distinct values; numbers with a unit ('0.5kg'), each a category "
+                                            "as text: write the numbers without 'kg' to use them as numbers")
+    assert shown["grade"] == ("categorical", "text, 6 distinct values")  # 0a, 1b, ...: two endings, no one unit
+
+
 def test_canonical_rows_read_text_numbers_booleans_and_dates() -> None:
     table = shop_table().head(3)
     table.loc[0, ["income", "member", "signup"]] = ["12,345.5", "YES", None]

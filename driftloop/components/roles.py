@@ -148,10 +148,24 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         return "id", f"named like an identifier, {distinct} distinct values in {rows} rows: dropped"
     if looks_numeric(series) and not coded:  # numbers with a few typos: the numeric reading names the first bad value
         return "numeric", "mostly numbers"
+    unit = "" if coded else _unit_of(text)
+    if unit:  # a category per measurement, silently, was what a user got: say what would make them numbers
+        unit = (f"; numbers with a unit ('{text.iloc[0]}'), each a category as text: write the numbers without "
+                f"'{unit}' to use them as numbers")
     if distinct > WIDE_CATEGORIES:
         return "categorical", (f"text, {distinct} distinct values: those seen fewer than feature.min_frequency "
-                               "times in training share one 'other' bucket")
-    return "categorical", f"text, {distinct} distinct values" + (", codes with leading zeros" if coded else "")
+                               f"times in training share one 'other' bucket{unit}")
+    return "categorical", f"text, {distinct} distinct values" + (", codes with leading zeros" if coded else "") + unit
+
+
+_WITH_UNIT = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)?|[.,]\d+)\s*([^\d\s.,+-][^\d\s]{0,5})")
+
+
+def _unit_of(text: pd.Series) -> str:
+    """The unit every value is written with ("3750 g", "181mm", "12.5 kg"), or "" when the values are not so."""
+    found = text.map(lambda v: m.group(1) if (m := _WITH_UNIT.fullmatch(v)) else None)
+    units = set(found)
+    return units.pop() if len(units) == 1 and None not in units else ""
 
 
 def missing_marks(series: pd.Series) -> dict[str, int]:
