@@ -20,10 +20,18 @@ retrain each day. So:
 
 A span runs from the 1st to the 99th percentile of a table's dates, so one late-arriving row (or a 9999-12-31
 placeholder) does not stretch a day's window into a year.
+
+Tables often hold the parts themselves, as integer columns: nycflights13's `weather` has `year`, `month`, `day` and
+`hour` beside `time_hour`, ggplot2's `txhousing` `year` and `month`, `airquality` `Month` and `Day`. A column named
+as a part (`CALENDAR_COLUMNS`) whose reference values are whole numbers in that part's range is one too (a `month`
+of 0..72, months since signup, is an ordinary number): a month's window holds one value of it, which says nothing
+of the data. With no dates to lay the window out in, it is tested only when the current rows hold (nearly) every
+value the reference holds (`held_values`); over fewer, the note says how many, as a date part's does.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +47,27 @@ _SEASONAL = frozenset({"month", "dayofyear"})
 _YEAR_UNITS = {"hour": 365 * 24, "day": 365, "month": 12}
 _TRIM = (1.0, 99.0)  # the percentiles a span runs between
 _KEPT_SHARE = 0.98  # thinning that keeps more of both tables than this is not worth a note (365 days: one weekday 53)
+# A column of one calendar part: its names (lower case, separators dropped: `day_of_week` is `dayofweek`) → the part,
+# and the part's whole values. Weekday 0..7 takes Monday-first 0..6, R's wday 1..7 (Sunday first) and ISO's 1..7.
+CALENDAR_COLUMNS: dict[str, str] = {
+    **dict.fromkeys(("month", "mon", "mnth"), "month"),
+    **dict.fromkeys(("day", "mday", "dayofmonth", "dom"), "day"),
+    **dict.fromkeys(("hour", "hr"), "hour"),
+    **dict.fromkeys(("weekday", "wday", "dayofweek", "dow"), "weekday"),
+    **dict.fromkeys(("yday", "dayofyear", "doy"), "dayofyear"),
+    **dict.fromkeys(("quarter", "qtr"), "quarter"),
+    **dict.fromkeys(("week", "weekofyear", "isoweek", "woy"), "week"),
+}
+PART_RANGES: dict[str, tuple[int, int]] = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "weekday": (0, 7),
+                                            "dayofyear": (1, 366), "quarter": (1, 4), "week": (0, 53)}
+_PART_PLURALS = {"month": "months", "day": "days of the month", "hour": "hours of the day",
+                 "weekday": "days of the week", "dayofyear": "days of the year", "quarter": "quarters",
+                 "week": "weeks of the year"}
+# What the current rows may lack and still be tested. A value rarer in the reference than the smaller of 1% of its
+# rows and half an even share is none a window need reach (storms' positions at 3:00 beside the 0/6/12/18 ones);
+# the others it lacks may hold 1% of the reference's rows in all (a year against a reference with one leap year
+# lacks day 366). A February lacks days 29..31, 8% of a year's rows, which would shift a KS test of the day.
+_LACKED_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -202,3 +231,48 @@ def _exposure(span: tuple[int, int], part: str, unit: str, weekdays: np.ndarray)
         units = units[weekdays[_keys(units, "weekday", unit)]]
     counts = np.bincount(_keys(units, part, unit), minlength=_KEYS).astype("float64")
     return counts / counts.sum()
+
+
+def calendar_part(name: str, reference: np.ndarray) -> str:
+    """The calendar part a numeric column holds ('month', 'hour', ...; `CALENDAR_COLUMNS`), or '' for an ordinary
+    number: its name is no part's, or a reference value is no whole number in the part's range."""
+    import numpy as np
+
+    part = CALENDAR_COLUMNS.get(re.sub(r"[^a-z0-9]", "", str(name).lower()), "")
+    present = reference[np.isfinite(reference)]
+    if not part or not len(present):
+        return ""
+    low, high = PART_RANGES[part]
+    whole = bool(np.all(present == np.floor(present)))
+    return part if whole and present.min() >= low and present.max() <= high else ""
+
+
+def part_words(part: str) -> str:
+    """How a calendar-part column's note starts: 'month (1..12), a calendar part'."""
+    low, high = PART_RANGES[part]
+    return f"{part} ({low}..{high}), a calendar part"
+
+
+def held_values(part: str, reference: np.ndarray, current: np.ndarray) -> str:
+    """'' when the current rows hold (nearly) every value of `part` the reference holds (`_LACKED_SHARE`), so a test
+    compares like with like; else why the column is not tested (a window's months are the window's), and how many
+    current rows hold values no reference row does (the model extrapolates there). Missing values count in neither
+    table: a current column with none present is left to the test of its missing share."""
+    import numpy as np
+
+    ref, cur = reference[np.isfinite(reference)], current[np.isfinite(current)]
+    if not len(ref) or not len(cur):
+        return ""
+    values, counts = np.unique(ref, return_counts=True)
+    held = np.isin(values, cur)
+    shares = counts / len(ref)
+    common = shares >= min(_LACKED_SHARE, 0.5 / len(values))
+    if shares[common & ~held].sum() <= _LACKED_SHARE:
+        return ""
+    plural = _PART_PLURALS[part]
+    note = (f"not tested: the current rows hold {int(held.sum())} of the reference's {len(values)} {plural}; "
+            f"which {plural} a window holds {WINDOW_SETS}")
+    unseen = int(np.count_nonzero(~np.isin(cur, values)))
+    if unseen:
+        note += f"; {unseen} current row(s) hold {plural} no reference row holds: the model extrapolates there"
+    return note

@@ -4,7 +4,9 @@ KS (`KSDrift`) per numeric feature, Chi-square (`ChiSquareDrift`) per categorica
 feature. A date column is tested on what the model sees, its calendar features (month,
 weekday and hour by Chi-square, day of year by KS), over the calendar time both tables span
 (`driftloop.drift.calendar_time`); its year, and a year column, only move
-forward, so they are reported as time ranges (`driftloop.drift.time_columns`), not tested. Each feature gets its own detector so missing values can be handled per
+forward, so they are reported as time ranges (`driftloop.drift.time_columns`), not tested. A number column that is a
+calendar part (`month`, `day`, `hour` beside a `year`) is tested only when the current rows hold its every value:
+a window's months are the window's. Each feature gets its own detector so missing values can be handled per
 column (dropped for KS; their own category for Chi-square), and the multiple-testing
 correction is then applied once across every tested feature: Bonferroni (p < p_val/K)
 by default, or Benjamini-Hochberg FDR via alibi-detect's own `fdr`.
@@ -26,7 +28,7 @@ from driftloop.canonical import calendar_name, category_text
 from driftloop.constants import DRIFT_HTML_FILE, DRIFT_JSON_FILE
 from driftloop.dates import ISO, MONTHLY
 from driftloop.drift import time_columns as tc
-from driftloop.drift.calendar_time import WINDOW_SETS
+from driftloop.drift.calendar_time import WINDOW_SETS, calendar_part, held_values, part_words
 from driftloop.drift.time_columns import QualityFinding, TimeColumn
 from driftloop.errors import DataError
 
@@ -139,7 +141,13 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
             continue
         if column in roles.numeric:
             current_numbers = _numbers(current[column], column)
-            result = _numeric(column, numbers[column], current_numbers, params)  # type: ignore[arg-type]
+            reference_numbers = numbers[column]
+            assert reference_numbers is not None  # a numeric feature's values are numbers (`_numbers`)
+            part = calendar_part(column, reference_numbers)  # `month`, `hour`: which values a window holds is its own
+            window = held_values(part, reference_numbers, current_numbers) if part else ""
+            result = _numeric(column, reference_numbers, current_numbers, params, window=window)
+            if part:
+                result = replace(result, note="; ".join(filter(None, [part_words(part), result.note])))
             if (finding := _infinite(column, current_numbers)) is not None:
                 quality.append(finding)
         else:
@@ -270,21 +278,22 @@ def _as_read(series: pd.Series, column: str, roles: ColumnRoles) -> pd.Series:
     return pd.Series([boolean_text(v) for v in series.tolist()], index=series.index, dtype=object)
 
 
-def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams) -> FeatureDrift:
+def _numeric(name: str, ref: np.ndarray, cur: np.ndarray, params: DriftParams, *, window: str = "") -> FeatureDrift:
     """KS on the values present and, where the current table misses more of them, a Chi-square on that share.
 
     A feed that breaks upstream sends a number column empty: KS sees only what is left (or nothing), so a rise
     in the missing share is tested too, one-sided (data more complete than the reference loses the model
     nothing). Categorical features count missing as a category of their own. One p-value per feature goes to
     the correction across features: the smaller of the two, doubled (Bonferroni within it); the statistic shown
-    is the one of the test that gave it.
+    is the one of the test that gave it. `window`, when given, is why the values are not tested (a calendar part the
+    current window does not reach every value of): the missing share still is.
     """
     from driftloop.drift.alibi import detectors
 
     ref_present, cur_present = _present(ref), _present(cur)
     summaries = _numeric_summaries(ref, ref_present, cur, cur_present)
     missing = _missing_share(ref, cur, params)
-    too_few = _too_few(len(ref_present), len(cur_present), params)
+    too_few = window or _too_few(len(ref_present), len(cur_present), params)
     if too_few:
         if missing is None:
             return FeatureDrift(name, "numeric", "none", False, None, None, False, *summaries, note=too_few)

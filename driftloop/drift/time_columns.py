@@ -2,7 +2,8 @@
 
 A date column enters the model as calendar features (`driftloop.canonical.calendar_parts`):
 year, month, weekday, day of year, hour. The seasonal ones repeat, so `detect` tests them, over
-the calendar time both tables span (`calendar_time`). The year only grows, and so does an integer year column (2007..2009): a later
+the calendar time both tables span (`calendar_time`). The year only grows, and so does an integer year column (2007..2009),
+or a decimal one (txhousing's `date`, 2000, 2000.083, ..., a month a twelfth of a year): a later
 window always "drifts" in them, which says nothing but that time has passed, and a retrain
 would fire on every check. They are reported as a time range instead, with whether the model
 now extrapolates, and `drift.time_columns` overrides which columns count as time.
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 # Words that name a year column ("year", "birth_year", "ModelYear", "yr_built", "fy"), matched per word of the name
 YEAR_WORDS = frozenset({"year", "years", "yr", "yrs", "yyyy", "fy", "date", "season", "vintage"})
 YEAR_RANGE = (1900, 2100)
+# Decimal years (R's `time()` of a monthly series, lubridate's `decimal_date`) step a month (1/12) or less; a `year`
+# column of half years (2007.5, 2008.5) steps a year and is no time
+_DECIMAL_STEP = 1 / 12 + 1e-6
 # Calendar features that cycle through a few values: compared as counts (Chi-square), not as an order (KS),
 # so December and January are no further apart than any two months
 CYCLIC_PARTS = frozenset({"month", "weekday", "hour"})
@@ -42,7 +46,7 @@ class TimeColumn:
     """A column reported as a time range instead of tested: its two ranges and what the move means."""
 
     name: str
-    kind: str  # date | year | number
+    kind: str  # date | year (whole or decimal) | number
     why: str  # why it counts as time: inferred (and from what) or listed in drift.time_columns
     reference: dict[str, Any]  # first, last, rows, missing_share (and unparseable_share for a date)
     current: dict[str, Any]  # the same, plus after_reference_share
@@ -108,10 +112,13 @@ def year_like(name: str, values: np.ndarray) -> str:
     if not year_named(name):
         return ""
     present = values[~np.isnan(values)]
-    if not _years(present):
-        return ""
-    return (f"integers named like a year, {int(present.min())}..{int(present.max())} within "
-            f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}")
+    if _years(present):
+        return (f"integers named like a year, {int(present.min())}..{int(present.max())} within "
+                f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}")
+    if _decimal_years(present):
+        return (f"decimal years named like a year, {present.min():.6g}..{present.max():.6g} within "
+                f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}, a twelfth of a year apart or less")
+    return ""
 
 
 def year_named(name: str) -> bool:
@@ -123,6 +130,19 @@ def _years(present: np.ndarray) -> bool:
 
     return bool(len(present) and np.all(present == np.floor(present)) and present.min() >= YEAR_RANGE[0]
                 and present.max() <= YEAR_RANGE[1])
+
+
+def _decimal_years(present: np.ndarray) -> bool:
+    """Years with fractions (2000, 2000.083, 2000.167, ...): within the year range, not all whole, and the distinct
+    values mostly (by their median gap) a month or less apart."""
+    import numpy as np
+
+    if not len(present) or present.min() < YEAR_RANGE[0] or present.max() > YEAR_RANGE[1]:
+        return False
+    distinct = np.unique(present)
+    if len(distinct) < 2 or np.all(distinct == np.floor(distinct)):
+        return False
+    return bool(np.median(np.diff(distinct)) <= _DECIMAL_STEP)
 
 
 def _words(name: str) -> list[str]:
@@ -193,8 +213,9 @@ def number_column(name: str, why: str, ref: np.ndarray, cur: np.ndarray) -> Time
     import numpy as np
 
     ref_present, cur_present = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-    kind = "year" if _years(ref_present) else "number"
-    text = (lambda v: str(int(v))) if kind == "year" else (lambda v: f"{v:.6g}")
+    whole = _years(ref_present)
+    kind = "year" if whole or _decimal_years(ref_present) else "number"
+    text = (lambda v: str(int(v))) if whole else (lambda v: f"{v:.6g}")
     reference = _range_summary(ref_present, ~np.isnan(ref), text)
     current = _range_summary(cur_present, ~np.isnan(cur), text)
     extrapolates = bool(len(ref_present) and len(cur_present) and (cur_present.max() > ref_present.max()
