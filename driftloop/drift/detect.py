@@ -162,9 +162,10 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
                                       left_out=left_out.get(column), monthly=fmt == MONTHLY)
         if column in time:
             times.append(tc.date_column(column, time[column], ref_cal, cur_cal))
-        finding = tc.unreadable_dates(column, current[column], cur_cal)
-        if finding is not None:
-            quality.append(finding)
+        for finding in (tc.unreadable_dates(column, current[column], cur_cal),
+                        tc.one_timestamp(column, reference[column], current[column], cur_cal, params.min_samples)):
+            if finding is not None:
+                quality.append(finding)
     tested = [f for f in results if f.tested]
     # "no drift" would be said of nothing, and exit 0; unless all there is to test is what the window sets (a model
     # on a month column alone, checked on a quarter): that is no drift, and each feature's note says why

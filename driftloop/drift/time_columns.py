@@ -60,7 +60,7 @@ class QualityFinding:
     """Something wrong with the current values themselves (not a change in their distribution)."""
 
     column: str
-    finding: str  # unparseable_dates
+    finding: str  # unparseable_dates, one_timestamp, infinite_values
     count: int
     share: float
     examples: list[str] = field(default_factory=list)
@@ -249,6 +249,26 @@ def _movement(ref: np.ndarray, cur: np.ndarray) -> str:
         return "backward"
     later, earlier = cur.max() > ref.max(), cur.min() < ref.min()
     return "wider" if later and earlier else "later" if later else "earlier" if earlier else "within"
+
+
+def one_timestamp(name: str, reference: pd.Series, current: pd.Series, cal: Calendar,
+                  min_rows: int) -> QualityFinding | None:
+    """Every current timestamp the same one, where the reference's vary: a feed that stamps each row with its batch's
+    time, or a stuck clock. The calendar parts are not tested on a window so short (one moment), so nothing else
+    would say it, and the model reads every row as that hour and weekday. Dates without a time are left alone: a
+    day's batch of dates is one date."""
+    if "hour" not in cal.parts:
+        return None
+    values = current[cal.present & ~cal.unreadable].astype(str)
+    if len(values) < min_rows:
+        return None
+    distinct = values.unique()
+    if len(distinct) != 1 or reference.dropna().astype(str).nunique() < 2:
+        return None
+    return QualityFinding(name, "one_timestamp", len(values), 1.0, [str(distinct[0])],
+                          f"all {len(values)} current values are one timestamp, {distinct[0]!r}, where the "
+                          "reference's vary: a feed that stamps each row with its batch's time, or a stuck clock? "
+                          "The model reads every row as that hour and weekday")
 
 
 def unreadable_dates(name: str, series: pd.Series, cal: Calendar) -> QualityFinding | None:

@@ -368,3 +368,20 @@ def test_placeholder_dates_and_a_model_on_a_month_alone_are_checked_without_an_e
     assert not report.is_drift and not month.tested
     assert month.note.endswith("not tested: the current dates span 3 month(s), not every month of a year, so which "
                                "months they hold is set by the window, not drift"), month.note
+
+
+def test_one_timestamp_on_every_current_row_is_a_quality_finding() -> None:
+    """A feed that stamps each row with its batch's time: the window is one moment, so its calendar parts are not
+    tested, and nothing said it. A day's batch of dates without a time is one date by nature: left alone."""
+    rng = np.random.default_rng(8)
+    roles = ColumnRoles("", ["x"], [], datetime={"at": [*DATE_PARTS, "hour"]}, date_formats={"at": "YYYY-MM-DD"})
+    reference = _stamps(rng, "2018-01-01", "2019-01-01", 4000)
+    stuck = _stamps(rng, "2019-02-05", "2019-02-06", 300).assign(at="2019-02-05 10:00:00")
+    report = detect(reference, stuck, roles, DriftParams())
+    [finding] = report.quality
+    assert (finding.column, finding.finding, finding.count, finding.examples) == (
+        "at", "one_timestamp", 300, ["2019-02-05 10:00:00"])
+    assert "a feed that stamps each row with its batch's time, or a stuck clock?" in finding.note
+    assert not detect(reference, _stamps(rng, "2019-02-05", "2019-02-06", 300), roles, DriftParams()).quality
+    day = _table(rng, "2009-06-01", "2009-06-02", 300)  # dates only: one day's batch
+    assert not detect(_table(rng, "2007-01-01", "2009-12-31"), day, ROLES, DriftParams()).quality
