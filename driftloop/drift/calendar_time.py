@@ -95,7 +95,7 @@ def matched(part: str, reference: Calendar, current: Calendar, *, monthly: bool)
     ref_units, cur_units = _units(reference, unit), _units(current, unit)
     if len(ref_units) == 0 or len(cur_units) == 0:
         return Matched(ref_values, cur_values, "")
-    ref_span, cur_span = _span(ref_units), _span(cur_units)
+    ref_span, cur_span = _span(ref_units, unit), _span(cur_units, unit)
     if part in _SEASONAL and not _whole_year(cur_span, unit):
         return Matched(ref_values, cur_values, _short_window(part, unit, cur_span, ref_units, cur_units), tested=False)
     ref_share = _exposure(ref_span, part, unit, _active_weekdays(ref_units, unit))
@@ -180,11 +180,19 @@ def _units(calendar: Calendar, unit: str) -> np.ndarray:
     return days
 
 
-def _span(units: np.ndarray) -> tuple[int, int]:
-    """The first and last unit of a table's time, between the 1st and 99th percentile of its rows."""
+def _span(units: np.ndarray, unit: str) -> tuple[int, int]:
+    """The first and last unit of a table's time, between the 1st and 99th percentile of its rows. Dates outside the
+    years a table's time can be in (`YEAR_RANGE`: 9999-12-31 and 0001-01-01 stand for "none") are left out of it
+    however many there are, so 5% of them do not stretch a month's window over every month of a year."""
     import numpy as np
 
-    low, high = np.percentile(units, _TRIM, method="nearest")
+    from driftloop.drift.time_columns import YEAR_RANGE
+
+    bounds = np.array([f"{YEAR_RANGE[0]}-01", f"{YEAR_RANGE[1] + 1}-01"], dtype="datetime64[M]")
+    limits = bounds.astype("int64") if unit == "month" else bounds.astype("datetime64[D]").astype("int64")
+    limits = limits * 24 if unit == "hour" else limits
+    real = units[(units >= limits[0]) & (units < limits[1])]
+    low, high = np.percentile(real if len(real) else units, _TRIM, method="nearest")
     return int(low), int(high)
 
 

@@ -360,6 +360,13 @@ def test_placeholder_dates_and_a_model_on_a_month_alone_are_checked_without_an_e
         reference.loc[0, "sold"] = placeholder
         report = detect(reference, _table(rng, "2018-01-01", "2018-12-31"), ROLES, DriftParams())
         assert not report.is_drift, (placeholder, report.drifted_features)
+    # 5% of a month's rows at a placeholder: still a month's window, whose months and days of the year are its own
+    month = _table(rng, "2019-03-01", "2019-03-31")
+    month.loc[:29, "sold"] = "9999-12-31"
+    report = detect(_table(rng, "2018-01-01", "2018-12-31"), month, ROLES, DriftParams())
+    features = {f.name: f for f in report.features}
+    assert not report.is_drift and not features["sold__month"].tested, report.drifted_features
+    assert "the current dates span 30 day(s), not every month of a year" in features["sold__month"].note
     months = ColumnRoles("", [], [], datetime={"at": ["year", "month"]}, date_formats={"at": "YYYY-MM"})
     reference = pd.DataFrame({"at": [f"{y}-{m:02d}" for y in range(2010, 2018) for m in range(1, 13)] * 2})
     quarter = pd.DataFrame({"at": [f"2018-{m:02d}" for m in (1, 2, 3)] * 50})
