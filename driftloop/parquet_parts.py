@@ -38,6 +38,12 @@ class ParquetParts:
         self._schemas.append(table.schema)
         self._blank.append({name for name in table.column_names if table.column(name).null_count == len(table)})
 
+    def discard(self) -> None:
+        """Remove the parts, written to no file."""
+        for part in self._parts:
+            part.unlink(missing_ok=True)
+        self._parts, self._schemas, self._blank = [], [], []
+
     def write(self, path: Path) -> None:
         """Every part, in order, into `path` under the settled schema; the parts are removed as they are copied."""
         import pyarrow as pa
@@ -79,7 +85,9 @@ def _as_type(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | 
         return pa.nulls(len(column), target)
     if pa.types.is_string(target):  # numbers as the text the file had: 2009, not 2009.0; True as pandas writes it
         return pa.array([_as_text(v) for v in column.to_pylist()], pa.string())
-    return column.cast(target)
+    # unsafe: an integer beyond 2**53 (an order id) with a blank in another chunk is a float, as a whole-table read
+    # makes it, rounded, where the safe cast refused it
+    return column.cast(target, safe=False)
 
 
 def _as_text(value: Any) -> str | None:

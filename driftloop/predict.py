@@ -160,19 +160,28 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
 
 
 def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: str, output: str, kind: str, read: dict[str, Any],
-                    chunk_rows: int, console: Console, scratch: Path) -> Prediction:
+                    chunk_rows: int, console: Console, scratch: Path, text_columns: tuple[str, ...] = ()) -> Prediction:
     """A CSV scored chunk by chunk: one chunk in memory (and an s3 object's bytes), not the whole table, its canonical
     copy, the scores and the written text at once (a 47 MB CSV took 626 MB so, and 303 MB into Parquet 1.5 GB). The
     scores go to a scratch file first, and reach `output` only when every chunk was scored: a bad row in the last
-    chunk leaves no half-scored file behind. Parquet's chunks are parts until the last one settles the column types."""
+    chunk leaves no half-scored file behind. Parquet's chunks are parts until the last one settles the column types.
+
+    A column that is text in one chunk and numbers in another is text in a whole-table read, with its cells as
+    written ("02134", "1.50"); read as numbers, a chunk would write 2134. Such a file is scored a second time, with
+    those columns read as text (`text_columns`).
+    """
     from driftloop.parquet_parts import ParquetParts
     from driftloop.storage import write_file
     from driftloop.table import csv_chunks
 
     part, total, columns = scratch / f"scored.{kind}", 0, []
     parts = ParquetParts(scratch) if kind == "parquet" else None
+    kinds: dict[str, set[str]] = {}  # column → the dtype kinds its chunks with a value in it had
     with part.open("wb") as sink:
-        for chunk in csv_chunks(data, rows=chunk_rows, read=read):
+        for chunk in csv_chunks(data, rows=chunk_rows, read=read, text_columns=text_columns):
+            for name in chunk.columns:
+                if chunk[name].notna().any():
+                    kinds.setdefault(name, set()).add(chunk[name].dtype.kind)
             if not total:  # a table the model cannot take is its one line, nothing before it
                 _check_columns(model, chunk, data)
                 console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
@@ -186,6 +195,14 @@ def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: st
             total += len(chunk)
             if total >= chunk_rows:
                 console.info(f"  {total} rows")
+    mixed = tuple(name for name, seen in kinds.items() if "O" in seen and len(seen) > 1)
+    if mixed and not text_columns:
+        console.info(f"  {', '.join(map(repr, mixed[:5]))}{', ...' if len(mixed) > 5 else ''}: text in some chunks, "
+                     "numbers in others; scoring again with them read as text, as a whole-table read has them")
+        if parts is not None:
+            parts.discard()
+        return _score_streamed(model, model_name, version, data=data, output=output, kind=kind, read=read,
+                               chunk_rows=chunk_rows, console=console, scratch=scratch, text_columns=mixed)
     if parts is not None:
         parts.write(part)
     write_file(output, part)
@@ -235,10 +252,11 @@ def _check_dates(texts: pd.Series, column: str, fmt: str) -> None:
 
 def _check_columns(model: OnnxModel, table: pd.DataFrame, source: str) -> None:
     from driftloop.suggest import nearest
-    from driftloop.table import READ_FLAG_HINT, header_hint
+    from driftloop.table import READ_FLAG_HINT, header_hint, padding_hint
 
     missing = [c for c in model.columns if c not in table.columns]
-    if missing and (misread := header_hint(list(table.columns), missing, READ_FLAG_HINT)):
+    if missing and (misread := padding_hint(list(table.columns), missing)
+                    or header_hint(list(table.columns), missing, READ_FLAG_HINT)):
         raise DataError(f"{source}: {len(missing)} input(s) of the model are missing, {', '.join(map(repr, missing[:5]))}"
                         f"{', ...' if len(missing) > 5 else ''}; {misread}")
     if len(missing) == 1:
@@ -306,6 +324,9 @@ def _write_rows(frame: pd.DataFrame, sink: BinaryIO, kind: str, *, header: bool 
         frame.to_csv(sink, index=False, header=header)
 
 
+_NESTED = (list, tuple, dict)
+
+
 def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
     """A Parquet list column passed through, as JSON text in a CSV cell (`["A New Hope", "Return of the Jedi"]`),
     not numpy's `['A New Hope' 'Return of the Jedi']`."""
@@ -315,11 +336,28 @@ def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
     nested = {}
     for column in frame.columns:
         series = frame[column]
-        if series.dtype == object and series.map(lambda v: isinstance(v, (np.ndarray, list, dict))).any():
-            nested[column] = series.map(lambda v: orjson.dumps(v.tolist() if isinstance(v, np.ndarray) else v,
-                                                               option=orjson.OPT_SERIALIZE_NUMPY).decode()
-                                        if isinstance(v, (np.ndarray, list, dict)) else v)
+        if series.dtype == object and series.map(lambda v: isinstance(v, (np.ndarray, *_NESTED))).any():
+            nested[column] = series.map(lambda v: orjson.dumps(_json_ready(v), default=_json_default).decode()
+                                        if isinstance(v, (np.ndarray, *_NESTED)) else v)
     return frame.assign(**nested) if nested else frame
+
+
+def _json_ready(value: Any) -> Any:
+    """A nested Parquet value (lists of lists, structs of lists: numpy arrays of objects inside) as plain JSON
+    values, at every depth; NaN as null."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return [_json_ready(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _write_json_lines(frame: pd.DataFrame, sink: BinaryIO) -> None:
@@ -334,9 +372,7 @@ def _write_json_lines(frame: pd.DataFrame, sink: BinaryIO) -> None:
     def plain(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None  # NaN is missing; JSON has no infinity (training and serving refuse one)
-        if isinstance(value, np.ndarray):  # a Parquet list column passed through: a JSON list
-            return value.tolist()
-        return value
+        return _json_ready(value) if isinstance(value, (np.ndarray, list, tuple, dict)) else value
 
     names = [str(c) for c in frame.columns]
     columns = [[plain(v) for v in frame[c].tolist()] if frame[c].dtype.kind in "fO" else frame[c].tolist()

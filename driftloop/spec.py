@@ -161,14 +161,6 @@ class FeatureSpec(_Strict):
         default_factory=dict,
         description="Column → role, over the inferred one: numeric, categorical, boolean, datetime, or id/drop "
                     "(left out of the model).")
-    def leaves_out(self, column: str) -> bool:
-        """Whether the spec leaves `column` out of the model, whatever it holds (an empty or nested one included)."""
-        if column in self.roles:
-            return self.roles[column] in ("drop", "id")
-        listed = [*(self.numeric or []), *(self.categorical or [])]
-        return column in self.drop or (self.numeric is not None and self.categorical is not None
-                                       and column not in listed)
-
     min_frequency: int = Field(
         5, ge=1, description="In a categorical column with over 20 distinct values, categories seen fewer times "
                              "in training share one 'other' bucket.")
@@ -178,6 +170,14 @@ class FeatureSpec(_Strict):
     val_size: float = Field(0.15, gt=0, lt=0.5)
     split_seed: int = 42
     reference_sample_rows: int = Field(10_000, ge=0, description="Rows of the training table stored with the model for drift checks.")
+
+    def leaves_out(self, column: str) -> bool:
+        """Whether the spec leaves `column` out of the model, whatever it holds (an empty or nested one included)."""
+        if column in self.roles:
+            return self.roles[column] in ("drop", "id")
+        listed = [*(self.numeric or []), *(self.categorical or [])]
+        return column in self.drop or (self.numeric is not None and self.categorical is not None
+                                       and column not in listed)
 
 
 class GbmSpec(_Strict):

@@ -12,7 +12,7 @@ import io
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,19 +139,25 @@ def _check_flat(frame: pd.DataFrame, uri: str, nested_ok: Callable[[str], bool])
     """DataError for a column of nested values (a Parquet list or struct): a model takes one number,
     text, boolean or date per cell, and a nested one would be read as the text of a dict, or fail deep in a step.
     A column `nested_ok` passes is the caller's: one the model leaves out."""
-    import numpy as np
-
     for column in frame.columns:
-        series = frame[column]
-        if series.dtype != object or nested_ok(str(column)):
+        if nested_ok(str(column)):
             continue
-        nested = series.map(lambda v: isinstance(v, (*_NESTED, np.ndarray)))
+        nested = nested_cells(frame[column])
         if nested.any():
             row = int(nested.to_numpy().nonzero()[0][0])
             drop = shlex.quote(f"feature.drop={json.dumps([str(column)], ensure_ascii=False)}")
-            raise DataError(f"{uri}: column {column!r} holds nested values ({type(series.iloc[row]).__name__} at "
+            raise DataError(f"{uri}: column {column!r} holds nested values ({type(frame[column].iloc[row]).__name__} at "
                             f"row {row + 2}); expected one number, text, boolean or date per cell; a model leaves it "
                             f"out with --set {drop}")
+
+
+def nested_cells(series: pd.Series) -> pd.Series:
+    """Which cells of a column hold a nested value (a Parquet list or struct)."""
+    import numpy as np
+
+    if series.dtype != object:
+        return series.map(lambda v: False).astype(bool)
+    return series.map(lambda v: isinstance(v, (*_NESTED, np.ndarray))).astype(bool)
 
 
 def load_training_table(data: DataSpec, *, uri: str | None = None,
@@ -281,6 +287,17 @@ def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
     return None
 
 
+def padding_hint(columns: list[Any], wanted: list[str]) -> str | None:
+    """Why a model's columns " age", " city" are missing from a padded CSV: a model trained before such files were
+    read without their padding (`_padded`) named its columns with the space; None when that is not why."""
+    names = {str(c) for c in columns}
+    padded = [w for w in wanted if w != w.lstrip() and w.lstrip() in names]
+    if not padded:
+        return None
+    return (f"the model's columns were read with the space after each delimiter ({padded[0]!r}): read this file so "
+            "too, with the read option skipinitialspace=false")
+
+
 def full_uri(path: str) -> str:
     """A URI as given (`s3://…`), a local path made absolute: what lineage records, valid from anywhere."""
     if "://" in path:
@@ -304,7 +321,8 @@ def _check_csv_header(raw: bytes, uri: str, options: Mapping[str, Any]) -> None:
     except Exception:  # noqa: BLE001 - the full read below reports what is wrong with the file
         return
     _check_unique([str(c) for c in header.iloc[0].tolist()] if len(header) else [], uri)
-    if len(header) == 3 and _orange_annotations([str(c) for c in header.iloc[1]], [str(c) for c in header.iloc[2]]):
+    if len(header) == 3 and _orange_annotations([str(c) for c in header.iloc[1]], [str(c) for c in header.iloc[2]],
+                                                tab_file=plain_name(uri).lower().endswith(".tab")):
         types, flags = ", ".join(dict.fromkeys(header.iloc[1])), ", ".join(c for c in dict.fromkeys(header.iloc[2]) if c)
         raise DataError(f"{uri}: lines 2 and 3 are Orange's type and flag rows ({types[:60]!r}; {flags[:40]!r}), not "
                         "data: save the table without them (Orange's Save Data: untick 'Add type annotations to "
@@ -316,18 +334,22 @@ _ORANGE_TYPES = {"c", "d", "s", "t", "continuous", "discrete", "string", "time"}
 _ORANGE_FLAGS = {"class", "meta", "c", "m", "i", "ignore", "w", "weight"}
 
 
-def _orange_annotations(types: list[str], flags: list[str]) -> bool:
+def _orange_annotations(types: list[str], flags: list[str], *, tab_file: bool) -> bool:
     """Whether two rows under the header are Orange's annotations: each type a type word or a list of the values
-    (`no yes`), each flag a flag word (or an attribute, `key=value`), and some flag or full type word set; the
-    table's own rows would be read as data, a column of numbers as text ('continuous' at row 2), and a table of
-    categories as a class named 'class'."""
+    (`no yes`), each flag a flag word (or an attribute, `key=value`), and one of them a whole word (`continuous`,
+    `class`), unless the file is a `.tab`, whose short forms (`c`, `d`, `m`) are its own: two rows of letter grades
+    or shirt sizes are a table's. Read as data, a column of numbers failed as text ('continuous' at row 2), and a
+    table of categories had a class named 'class'."""
     types = [t.strip() for t in types]
     flags = [f.strip() for f in flags]
     if not all(t.lower() in _ORANGE_TYPES or " " in t or not t for t in types) or 2 * sum(map(bool, types)) < len(types):
         return False
-    if not all(token.lower() in _ORANGE_FLAGS or "=" in token for f in flags for token in f.split()):
+    tokens = [token.lower() for f in flags for token in f.split()]
+    if not all(token in _ORANGE_FLAGS or "=" in token for token in tokens):
         return False
-    return any(flags) or any(len(t) > 1 and t.lower() in _ORANGE_TYPES for t in types)
+    words = [t.lower() for t in types if len(t) > 1 and t.lower() in _ORANGE_TYPES] + [t for t in tokens if len(t) > 1
+                                                                                      and "=" not in t]
+    return bool(words) or (tab_file and bool(tokens or any(t.lower() in _ORANGE_TYPES for t in types)))
 
 
 def _check_unique(columns: list[str], uri: str) -> None:
@@ -434,22 +456,23 @@ def _refuse_workbook(start: bytes, uri: str, members: list[str] | None = None) -
         members: the file names in a zip archive (an .xlsx or .ods is one).
     """
     names = set(members or [])
-    if start.startswith(_OLE2):
-        kind = "an Excel 97-2003 workbook (.xls)"
+    if start.startswith(_OLE2):  # .doc and .msg files are made so too
+        kind = "an Excel 97-2003 workbook (.xls) or another Office 97-2003 file"
     elif "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
         kind = "an Excel workbook (.xlsx)"
-    elif "mimetype" in names and "content.xml" in names:
-        kind = "an OpenDocument spreadsheet (.ods)"
+    elif "mimetype" in names and "content.xml" in names:  # .odt too
+        kind = "an OpenDocument file (an .ods spreadsheet?)"
     else:
         return
     raise DataError(f"{uri}: {kind}, not a table file; save the sheet as CSV (or Parquet) and give that")
 
 
-def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) -> Iterator[pd.DataFrame]:
+def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None,
+               text_columns: Collection[str] = ()) -> Iterator[pd.DataFrame]:
     """A CSV table as frames of at most `rows` rows, read as `load_table` reads it (sniffed dialect, `read` on top),
     so a table larger than memory can be scored: a local file is read from disk a chunk at a time (its encoding found
     in one pass of 1 MiB blocks), and only an s3:// object or an archive is held whole, as bytes. The row index runs on
-    from chunk to chunk, so errors name the file's row.
+    from chunk to chunk, so errors name the file's row. `text_columns` are read as text in every chunk, as written.
 
     Raises:
         StorageError: the file or object does not exist.
@@ -466,6 +489,8 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None) ->
         given = {**(read or {})}
         given["encoding"] = given.get("encoding") or _file_encoding(path)
         options, source = _csv_reading(_head(path), uri, given), path
+    if text_columns:
+        options = {**options, "dtype": dict.fromkeys(text_columns, str)}
     seen = 0
     try:
         for chunk in pd.read_csv(source, chunksize=rows, **options):

@@ -47,3 +47,12 @@ def test_chunks_written_as_one_parquet_file_read_back_as_the_whole_table_reads(t
     assert got["note"].isna().tolist() == whole["note"].isna().tolist()
     assert got["flag"].tolist()[:4] == [True, False, True, False] and pd.isna(got["flag"][4])
     pd.testing.assert_frame_equal(got.drop(columns=["flag"]), whole.drop(columns=["flag"]))
+
+
+def test_an_integer_beyond_2_53_with_a_blank_in_another_chunk_is_a_float_as_a_whole_read_has_it(tmp_path: Path) -> None:
+    """The safe cast refused 9007199254740993 as a float (an order id with a blank in a later chunk)."""
+    csv = tmp_path / "ids.csv"
+    csv.write_text("order,x\n9007199254740993,1\n9007199254740995,2\n,3\n")
+    (tmp_path / "out").mkdir()
+    got = _chunked_parquet(csv, tmp_path / "out", 2)
+    pd.testing.assert_frame_equal(got, load_table(str(csv)).frame)

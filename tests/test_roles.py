@@ -75,6 +75,9 @@ def test_numbers_written_with_a_unit_say_what_would_make_them_numbers() -> None:
     assert shown["size"] == ("categorical", "text, 7 distinct values; numbers with a unit ('0.5kg'), each a category "
                                             "as text: write the numbers without 'kg' to use them as numbers")
     assert shown["grade"] == ("categorical", "text, 6 distinct values")  # 0a, 1b, ...: two endings, no one unit
+    others = shop_table().assign(at=[f"{v % 12 + 1}am" for v in range(ROWS)], era=[f"{v % 5 * 10 + 50}s" for v in
+                                                                                   range(ROWS)])
+    assert "unit" not in "".join(why for _, why in by_column(infer(others, "label", FeatureSpec())).values())
 
 
 def test_canonical_rows_read_text_numbers_booleans_and_dates() -> None:

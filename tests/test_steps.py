@@ -342,3 +342,57 @@ def test_json_lines_output_writes_each_float_exactly_and_whole_numbers_alike_in_
     rows = [json.loads(line) for line in lines]
     assert [r["p"] for r in rows] == [0.12345678901234567, 1 / 3, 1e-300, 0.1, 1.0]
     assert [r["t"] for r in rows] == ["a", None, "b", "c", None]
+
+
+def test_a_streamed_table_keeps_a_column_whose_chunks_read_apart_as_a_whole_read_has_it(trained: Path,
+                                                                                        tmp_path: Path) -> None:
+    """A column of digits until a letter in a later chunk (a ZIP code '02134' .. 'A1234') wrote 2134 from the chunks
+    that parsed it as numbers; an id beyond 2**53 with a blank in a later chunk crashed the Parquet writer."""
+    import io
+
+    import pandas as pd
+
+    from driftloop.console import Console
+    from driftloop.predict import _score_streamed
+
+    rows = customers(rows=9).drop(columns=["churned"])
+    rows["zip"] = ["02134", "02135", "02136", "02137", "A1234", "02139", "1.50", "1e3", "02140"]
+    rows["order"] = [str(2**53 + 1 + i) for i in range(9)]
+    rows.loc[7, "order"] = ""
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    whole = pd.read_csv(tmp_path / "in.csv", dtype=str, keep_default_na=False)
+    model = OnnxModel(trained / "train" / "model.onnx")
+    for kind in ("csv", "parquet", "jsonl"):
+        said = io.StringIO()
+        scratch = tmp_path / kind
+        scratch.mkdir()
+        _score_streamed(model, "m", 1, data=str(tmp_path / "in.csv"), output=str(tmp_path / f"out.{kind}"),
+                        kind=kind, read={}, chunk_rows=3, console=Console(stream=said), scratch=scratch)
+        assert "'zip': text in some chunks, numbers in others; scoring again" in said.getvalue()
+        out = tmp_path / f"out.{kind}"
+        got = (pd.read_csv(out, dtype=str) if kind == "csv" else pd.read_parquet(out) if kind == "parquet"
+               else pd.read_json(out, lines=True, dtype=False))
+        assert got["zip"].astype(str).tolist() == whole["zip"].tolist(), kind
+        assert len(got) == 9 and pd.isna(got["order"][7]), kind
+
+
+def test_nested_parquet_values_passed_through_are_plain_json_at_every_depth() -> None:
+    """Lists of lists and structs of lists hold numpy arrays inside numpy arrays: JSON Lines wrote their Python
+    text ("['a' 'b']") and CSV output failed ("unsupported datatype in numpy array")."""
+    import io
+    import json
+
+    import pandas as pd
+
+    from driftloop.predict import _nested_as_json, _write_rows
+
+    frame = pd.DataFrame({"ll": [np.array([np.array(["a", "b"], dtype=object), np.array(["c"], dtype=object)],
+                                          dtype=object), None],
+                          "st": [{"k": np.array(["a", "b"], dtype=object)}, {"k": np.array([1.5, np.nan])}]})
+    expected = [{"ll": [["a", "b"], ["c"]], "st": {"k": ["a", "b"]}}, {"ll": None, "st": {"k": [1.5, None]}}]
+    sink = io.BytesIO()
+    _write_rows(frame, sink, "jsonl")
+    assert [json.loads(line) for line in sink.getvalue().decode().splitlines()] == expected
+    as_csv = _nested_as_json(frame)
+    assert [json.loads(v) if v is not None else None for v in as_csv["ll"]] == [e["ll"] for e in expected]
+    assert [json.loads(v) for v in as_csv["st"]] == [e["st"] for e in expected]

@@ -139,8 +139,9 @@ def test_a_parquet_list_column_left_out_trains_and_passes_through_predict_and_dr
     assert [json.loads(line)["films"] for line in (cli.cwd / "scored.jsonl").read_text().splitlines()] == \
         wine["films"].tolist()
     assert pd.read_csv(cli.cwd / "scored.csv")["films"].map(json.loads).tolist() == wine["films"].tolist()
-    proc = cli("drift", "--model", "wine_films", "--current", "wine.parquet")
-    assert proc.returncode == 0, proc.stderr
+    for reference in ([], ["--reference", "wine.parquet"]):  # the stored sample, or a given table with the column
+        proc = cli("drift", "--model", "wine_films", "--current", "wine.parquet", *reference)
+        assert proc.returncode == 0, (reference, proc.stderr)
 
 
 def test_json_lines_read_while_serve_writes_them(tmp_path: Path) -> None:
@@ -180,10 +181,16 @@ def test_orange_type_and_flag_rows_under_the_header_are_named(tmp_path: Path) ->
                      lambda p: read_columns(str(p))):
             with pytest.raises(DataError, match=expected):
                 read(path)
-    # a table whose own rows hold such words is a table
-    plain = tmp_path / "plain.csv"
-    plain.write_text("kind,role\nd,class\ncontinuous,meta\n")
-    assert load_table(str(plain)).frame["role"].tolist() == ["class", "meta"]
+    # a table whose own rows hold such words is a table: letter grades, shirt sizes, logfmt pairs, a word in one row
+    for text in ("kind,role\nd,class\ncontinuous,meta\n", "maths,physics\nc,d\nc,c\nb,a\n",
+                 "shirt,trousers\ns,s\nm,m\nl,l\n", "attrs,extra\nlevel=info msg=ok,a=1 b=2\nlevel=warn code=3,c=4\n"):
+        plain = tmp_path / "plain.csv"
+        plain.write_text(text)
+        assert len(load_table(str(plain)).frame) == text.count("\n") - 1
+    short = tmp_path / "iris.tab"  # Orange's short forms count in its own .tab
+    short.write_text("sepal length\tiris\nc\td\n\tc\n5.1\tIris-setosa\n")
+    with pytest.raises(DataError, match="lines 2 and 3 are Orange's type and flag rows"):
+        load_table(str(short))
 
 
 def test_a_spreadsheet_workbook_is_named_as_one(tmp_path: Path) -> None:
@@ -199,7 +206,7 @@ def test_a_spreadsheet_workbook_is_named_as_one(tmp_path: Path) -> None:
             archive.writestr(name, "<x/>")
     xls = tmp_path / "t.xls"
     xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 8)
-    for path, kind in ((xlsx, r"an Excel workbook \(\.xlsx\)"), (xls, r"an Excel 97-2003 workbook \(\.xls\)")):
+    for path, kind in ((xlsx, r"an Excel workbook \(\.xlsx\)"), (xls, r"an Excel 97-2003 workbook \(\.xls\) or another Office 97-2003 file")):
         expected = f"^{path}: {kind}, not a table file; save the sheet as CSV \\(or Parquet\\) and give that$"
         with pytest.raises(DataError, match=expected):
             load_table(str(path))
@@ -303,6 +310,13 @@ def test_a_csv_padded_after_each_delimiter_reads_without_the_padding(tmp_path: P
     plain.write_text("id,city\n1, Paris\n")
     assert not sniff_csv(plain.read_bytes()).padded and load_table(str(plain)).frame["city"].tolist() == [" Paris"]
     assert load_table(str(padded), read=validate_read({"skipinitialspace": False})).frame.columns[1] == " age"
+    # a model trained on such a file before (its columns " age", " city") is told how to read it as it was
+    from driftloop.table import padding_hint
+
+    assert padding_hint(read_columns(str(padded)), [" age", " city"]) == (
+        "the model's columns were read with the space after each delimiter (' age'): read this file so too, with "
+        "the read option skipinitialspace=false")
+    assert padding_hint(read_columns(str(padded)), ["weight"]) is None
 
 
 def test_a_header_of_single_quoted_names_reads_as_the_names(tmp_path: Path) -> None:

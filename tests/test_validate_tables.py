@@ -196,7 +196,7 @@ def test_numbers_with_a_missing_mark_are_refused_with_the_na_values_that_read_it
         "t.csv: 2 columns hold numbers and '-', '?', which is not read as missing: column 'magnesium' ('-' in 2 of 178 "
         "rows), column 'proline' ('?' in 36 of 178 rows); if '-', '?' means missing, say so (--set "
         "'data.read.na_values=[\"-\", \"?\"]'), else set the column's role (feature.roles)")
-    # the target: the fix keeps the spec's own na_values; and read so, the table trains as numbers
+    # the target: the fix keeps the spec's own na_values
     price = wine[["alcohol", "proline"]].astype({"proline": str})
     price.loc[[5, 50], "proline"] = "?"
     with pytest.raises(DataError, match=r"^t.csv: the target 'proline' \('\?' in 2 of 178 rows\) holds numbers and "
@@ -207,6 +207,9 @@ def test_numbers_with_a_missing_mark_are_refused_with_the_na_values_that_read_it
     # a column the spec gives a role, or words among the marks: not refused
     validate.run(text, source="t.csv", target="target", validation=ValidationSpec(), out_dir=tmp_path / "d",
                  feature=FeatureSpec(roles={"proline": "categorical", "magnesium": "drop"}))
+    listed = [c for c in wine.columns if c not in ("proline", "magnesium", "target")]  # both lists: the rest left out
+    validate.run(text, source="t.csv", target="target", validation=ValidationSpec(), out_dir=tmp_path / "f",
+                 feature=FeatureSpec(numeric=listed, categorical=[]))
     worded = wine.astype({"proline": str})
     worded.loc[::5, "proline"] = "?"
     worded.loc[1, "proline"] = "unknown"

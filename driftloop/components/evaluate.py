@@ -188,7 +188,8 @@ def score_window(uri: str, candidate: OnnxModel, champion_model_path: Path | Non
     from driftloop.onnx_model import OnnxModel
     from driftloop.table import load_table, whole_labels
 
-    rows = load_table(uri, read=read).frame
+    # a nested column the model leaves out is read past, as training read it
+    rows = load_table(uri, read=read, nested_ok=lambda column: column not in candidate.columns).frame
     target = candidate.target
     if target not in rows.columns:
         raise DataError(f"{uri}: evaluation window lacks the target column {target!r}")

@@ -161,11 +161,16 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
 _WITH_UNIT = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)?|[.,]\d+)\s*([^\d\s.,+-][^\d\s]{0,5})")
 
 
+# Endings that make a number something else: a time (10am), a decade (80s), an ordinal (1st), a multiple (2x)
+_NOT_UNITS = frozenset({"am", "pm", "s", "st", "nd", "rd", "th", "x"})
+
+
 def _unit_of(text: pd.Series) -> str:
     """The unit every value is written with ("3750 g", "181mm", "12.5 kg"), or "" when the values are not so."""
     found = text.map(lambda v: m.group(1) if (m := _WITH_UNIT.fullmatch(v)) else None)
     units = set(found)
-    return units.pop() if len(units) == 1 and None not in units else ""
+    unit = units.pop() if len(units) == 1 and None not in units else ""
+    return "" if unit.lower() in _NOT_UNITS else unit
 
 
 def missing_marks(series: pd.Series) -> dict[str, int]:

@@ -205,13 +205,18 @@ def _check_basics(frame: pd.DataFrame, source: str, target: str, feature: Featur
 def _check_missing_marks(frame: pd.DataFrame, source: str, target: str, feature: FeatureSpec, *, task: str,
                          na_values: list[str]) -> None:
     """DataError naming every column of numbers with a missing-value mark in it ('?'), and the `data.read.na_values`
-    that reads it as missing; columns whose role the spec sets (and a target the spec says is classes) are theirs."""
+    that reads it as missing; columns the spec leaves out or gives another role (and a target the spec says is
+    classes) are theirs."""
     from driftloop.components.roles import missing_marks
 
-    said = {*(feature.numeric or []), *(feature.categorical or []), *feature.roles, *feature.drop}
     found = {}
     for column in frame.columns:
-        if str(column) in said or (column == target and task == "classification"):
+        name = str(column)
+        # the spec's word decides a column it leaves out or reads as anything but numbers; one it says is numbers
+        # with '?' in it fails as text in a numeric column, which this line explains better
+        theirs = feature.leaves_out(name) or feature.roles.get(name, "numeric") != "numeric" \
+            or name in (feature.categorical or [])
+        if theirs or (column == target and task == "classification"):
             continue
         marks = missing_marks(frame[column])
         if marks:

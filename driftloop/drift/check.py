@@ -100,6 +100,7 @@ class Reference:
     # less any word its reference sample holds as a category or date, as the model file keeps them
     # (`train.kept_missing_texts`): the current table's cells mean what the training table's meant
     missing_read: dict[str, Any] = field(default_factory=dict)
+    model_columns: frozenset[str] | None = None  # the champion's input columns (None without a champion)
 
 
 @dataclass
@@ -285,7 +286,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     import yaml
 
     from driftloop.canonical import missing_read, missing_texts, over_missing_read, unheld
-    from driftloop.table import load_table
+    from driftloop.table import load_table, nested_cells
 
     stored: dict[str, Any] = {}
     roles: dict[str, Any] = {}
@@ -298,8 +299,14 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
             stored = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
     read = (stored.get("data") or {}).get("read") or {}
     missing = {k: read[k] for k in ("keep_default_na", "na_values") if read.get(k) is not None}
+    model_columns = frozenset([*roles.get("numeric", []), *roles.get("categorical", []), *roles.get("datetime", {}),
+                               *roles.get("boolean", [])]) if roles else None
     if request.reference is not None:
-        frame, uri = load_table(request.reference, read=over_missing_read(missing, request.read)).frame, request.reference
+        frame = load_table(request.reference, read=over_missing_read(missing, request.read),
+                           nested_ok=None if model_columns is None else lambda column: column not in model_columns).frame
+        # its own columns decide the roles (below): a nested one the champion leaves out is none to compare
+        frame = frame.drop(columns=[c for c in frame.columns if nested_cells(frame[c]).any()])
+        uri = request.reference
     else:
         path = _download(mlflow, champion, REFERENCE_ARTIFACT, report_dir)  # type: ignore[arg-type]
         if path is None:
@@ -317,7 +324,7 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     known = roles and request.reference is None
     return Reference(frame, uri, roles.get("numeric") if known else None, roles.get("categorical") if known else None,
                      target, roles.get("datetime") if known else None, roles.get("date_formats") if known else None,
-                     stored.get("drift"), roles.get("boolean") if known else None, missing)
+                     stored.get("drift"), roles.get("boolean") if known else None, missing, model_columns)
 
 
 def _download(mlflow: MLflowGateway, champion: Champion, artifact: str, report_dir: Path) -> Path | None:
@@ -427,10 +434,7 @@ def _metric_name(name: str) -> str:
 
 
 def _left_out_by(reference: Reference) -> Callable[[str], bool] | None:
-    """Whether the model leaves a column out (it may hold anything, a Parquet list too); None when the reference's
-    roles are still to be inferred, from every column."""
-    if reference.numeric is None and reference.categorical is None:
-        return None
-    taken = {*(reference.numeric or []), *(reference.categorical or []), *(reference.datetime or {}),
-             *(reference.boolean or [])}
-    return lambda column: column not in taken
+    """Whether the champion leaves a column out (it may hold anything, a Parquet list too); None without a champion,
+    whose roles are inferred from every column."""
+    taken = reference.model_columns
+    return None if taken is None else (lambda column: column not in taken)

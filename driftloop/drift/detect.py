@@ -116,10 +116,11 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, roles: ColumnRoles, p
         DataError: a feature is missing from the current table, a numeric one holds text, or
             `params.time_columns` names a column the model does not take (or one without dates or numbers).
     """
-    from driftloop.table import READ_FLAG_HINT, header_hint
+    from driftloop.table import READ_FLAG_HINT, header_hint, padding_hint
 
     missing = [c for c in roles.features if c not in current.columns]
-    if missing and (misread := header_hint(list(current.columns), missing, READ_FLAG_HINT)):
+    if missing and (misread := padding_hint(list(current.columns), missing)
+                    or header_hint(list(current.columns), missing, READ_FLAG_HINT)):
         raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has; {misread}")
     if missing:
         raise DataError(f"current data lacks feature column {missing[0]!r} that the reference has (if it is the "
