@@ -289,7 +289,7 @@ def header_hint(columns: list[Any], wanted: list[str], fix: str) -> str | None:
 
 def padding_hint(columns: list[Any], wanted: list[str]) -> str | None:
     """Why a model's columns " age", " city" are missing from a padded CSV: a model trained before such files were
-    read without their padding (`_padded`) named its columns with the space; None when that is not why."""
+    read without their padding (`padded_lines`) named its columns with the space; None when that is not why."""
     names = {str(c) for c in columns}
     padded = [w for w in wanted if w != w.lstrip() and w.lstrip() in names]
     if not padded:
@@ -663,7 +663,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
         lines = lines[:-1]  # the sample may end mid-line
     sep = sep or _delimiter(lines)
     names = _single_quoted_names(lines[0], sep) if lines else None
-    padded = _padded(lines, sep)
+    padded = padded_lines(lines, sep)
     rows = [row.split() for row in lines[1:]] if sep == WHITESPACE_SEP else \
         list(csv.reader(lines[1:], delimiter=sep, skipinitialspace=padded))
     # "12,5 %" and "99,90 €" are numbers; "$1,200" stays as it is: a leading sign is US or UK grouping
@@ -676,7 +676,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
     return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, names=names, padded=padded)
 
 
-def _padded(lines: list[str], sep: str) -> bool:
+def padded_lines(lines: list[str], sep: str) -> bool:
     """Whether a space follows each delimiter ("id, age, city", as R's `write.table(sep=", ")` and hand-written files
     have it): every name after the first starts with one, and so do the cells of most sampled rows (a blank cell may
     have none). Then a space after any delimiter is padding, in every row."""

@@ -246,7 +246,12 @@ class InputSchema:
         # As pandas reads it (MLflow's server): a quoted cell keeps its line breaks (a reader over
         # `splitlines()` would join "a\nb" into "ab", and split rows on \u2028 or \x0c), and a UTF-8 BOM
         # (Excel's "CSV UTF-8") is not part of the first column's name
-        reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+        from driftloop.table import padded_lines
+
+        text = text.removeprefix("\ufeff")
+        # a file padded after each comma ("gre, gpa, rank"), as training and `predict` read it: without the padding
+        padded = padded_lines(text[:65536].splitlines()[:50], ",")
+        reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=padded)
         try:
             lines = list(reader)
         except csv.Error as e:  # e.g. a cell over the csv module's field limit (128 KiB)

@@ -196,6 +196,15 @@ def test_a_csv_body_that_did_not_split_on_commas_says_so() -> None:
         SCHEMA.columns_of_csv(rows.drop(columns="clutch").to_csv(index=False))
 
 
+def test_a_csv_body_padded_after_each_comma_reads_as_training_and_predict_read_it() -> None:
+    """A padded file's own lines ('mass g, island, clutch') posted as text/csv: 400 "column 'island' is missing",
+    where `run` and `predict` read the same text without the padding."""
+    body = 'mass g, island, clutch\n3750, Dream, "x, y"\n4100, Biscoe, z\n'
+    columns, n = SCHEMA.columns_of_csv(body)
+    assert n == 2 and list(columns["island"]) == ["Dream", "Biscoe"] and list(columns["clutch"]) == ["x, y", "z"]
+    assert list(columns["mass g"]) == [3750.0, 4100.0]
+
+
 def test_names_with_spaces_are_no_unsplit_header_and_one_with_a_separator_is() -> None:
     """'Weight Change' beside 'island' is a header read right (only 'Weight' is missing); model names with spaces in
     a ';' body are still found inside the one name it was read as."""
