@@ -118,6 +118,25 @@ def year_like(name: str, values: np.ndarray) -> str:
     if _decimal_years(present):
         return (f"decimal years named like a year, {present.min():.6g}..{present.max():.6g} within "
                 f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}, a twelfth of a year apart or less")
+    if form := _dates_as_numbers(present):
+        return f"dates written as {form} numbers, {int(present.min())}..{int(present.max())}"
+    return ""
+
+
+def _dates_as_numbers(present: np.ndarray) -> str:
+    """'YYYYMM' or 'YYYYMMDD' when every value is a month (192607, as Fama-French and FRED tables date a row) or a
+    day (20240131) of a year in `YEAR_RANGE`, else ''."""
+    import numpy as np
+
+    if not len(present) or not np.all(present == np.floor(present)):
+        return ""
+    for form, scale in (("YYYYMM", 100), ("YYYYMMDD", 10_000)):
+        years, rest = np.divmod(present.astype("int64"), scale)
+        months = rest if scale == 100 else rest // 100
+        days = np.ones_like(rest) if scale == 100 else rest % 100
+        if (years.min() >= YEAR_RANGE[0] and years.max() <= YEAR_RANGE[1] and months.min() >= 1
+                and months.max() <= 12 and days.min() >= 1 and days.max() <= 31):
+            return form
     return ""
 
 
@@ -213,7 +232,7 @@ def number_column(name: str, why: str, ref: np.ndarray, cur: np.ndarray) -> Time
     import numpy as np
 
     ref_present, cur_present = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-    whole = _years(ref_present)
+    whole = _years(ref_present) or bool(_dates_as_numbers(ref_present))
     kind = "year" if whole or _decimal_years(ref_present) else "number"
     text = (lambda v: str(int(v))) if whole else (lambda v: f"{v:.6g}")
     reference = _range_summary(ref_present, ~np.isnan(ref), text)

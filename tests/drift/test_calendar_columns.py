@@ -117,6 +117,9 @@ def test_calendar_part_columns_are_known_by_name_and_values(name: str, values: l
 @pytest.mark.parametrize(("name", "values", "year"), [
     ("date", [2000.0, 2000 + 1 / 12, 2000 + 2 / 12], True), ("year", [2007.5, 2008.5], False),
     ("x", [2000.0, 2000 + 1 / 12], False), ("date", [0.5, 0.6], False),
+    # arch's frenchdata dates its rows 192607 ..; FRED-style 20240131: dates, not numbers to test
+    ("Date", [192607.0, 192608.0, 201811.0], True), ("date", [20240131.0, 20240201.0], True),
+    ("Date", [192613.0, 192701.0], False), ("date", [20241331.0], False),
 ])
 def test_decimal_years_are_known_by_name_and_values(name: str, values: list[float], year: bool) -> None:
     assert bool(year_like(name, np.asarray(values, dtype="float64"))) is year
