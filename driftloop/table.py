@@ -232,9 +232,15 @@ def read_columns(uri: str, *, fmt: str = "auto", read: Mapping[str, Any] | None 
 
             # as `load_table` reads them: a named index is a column, first, and an unnamed one (__index_level_N__) not
             schema = pq.read_schema(io.BytesIO(raw))
-            index = [c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+            meta = schema.pandas_metadata or {}
+            index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
             columns = [str(c) for c in [*index, *(c for c in schema.names if c not in index)]
                        if not _UNNAMED_INDEX.fullmatch(str(c))]
+            if len(index) == 1 and _UNNAMED_INDEX.fullmatch(index[0]) and CSV_INDEX_NAME not in columns and any(
+                    c.get("field_name") == index[0] and (c.get("pandas_type") in ("datetime", "datetimetz")
+                                                         or str(c.get("numpy_type")).startswith("period"))
+                    for c in meta.get("columns", [])):
+                columns.insert(0, CSV_INDEX_NAME)  # an unnamed date index: a column (`_index_as_columns`)
         else:
             options = _csv_reading(raw, uri, read)
             columns = [str(c) for c in pd.read_csv(io.BytesIO(raw), nrows=0, **options).columns]
@@ -563,14 +569,24 @@ def _file_encoding(path: Path) -> str:
     return "utf-8"
 
 
+CSV_INDEX_NAME = "Unnamed: 0"  # what pandas names the column `to_csv` writes a frame's unnamed index in
+
+
 def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """A Parquet file's named index levels as the columns they are (`df.set_index("month").to_parquet()` keeps
     `month` in the file, and pandas reads it back as the index), as a CSV written with its index has them; an unnamed
-    index is row labels, dropped as before (a CSV's is `Unnamed: 0`, which roles leave out as an id)."""
+    index is row labels, dropped as before (a CSV's is `Unnamed: 0`, which roles leave out as an id), unless it holds
+    dates: then it is when each row was, the column `Unnamed: 0` that the CSV of the same frame has (roles read it
+    as a date column), not labels to drop with no word (arch's vix: "no feature columns left")."""
     import pandas as pd
 
     if isinstance(frame.index, pd.RangeIndex):  # row positions, even when named: no column in the file either
         return frame
+    if frame.index.name is None and isinstance(frame.index, (pd.DatetimeIndex, pd.PeriodIndex)) \
+            and CSV_INDEX_NAME not in frame.columns:
+        dates = frame.index.astype(str) if isinstance(frame.index, pd.PeriodIndex) else frame.index  # 2020-01, as CSV
+        return frame.set_axis(pd.RangeIndex(len(frame))).assign(**{CSV_INDEX_NAME: list(dates)}) \
+            [[CSV_INDEX_NAME, *frame.columns]]
     names = list(frame.index.names)
     # by position: two levels may share a name (the first one is the column then), and a name a column has is not
     levels = [i for i, name in enumerate(names)

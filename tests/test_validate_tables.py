@@ -135,15 +135,23 @@ def test_a_parquet_file_s_named_index_is_a_column_as_a_csv_s_is(tmp_path: Path) 
     assert list(read.index) == list(range(6))  # rows are still counted from the file's first row
     frame.set_index(["month", "region"]).to_parquet(tmp_path / "two.parquet")
     assert list(load_table(str(tmp_path / "two.parquet")).frame.columns) == ["month", "region", "lag", "passengers"]
+    # an unnamed date index is when each row was: the `Unnamed: 0` column the CSV of the frame has (arch's vix lost
+    # its dates, "no feature columns left"); unnamed numbers are row labels, left out as before
     frame.set_index("month").rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
-    assert list(load_table(str(tmp_path / "unnamed.parquet")).frame.columns) == ["region", "lag", "passengers"]
+    dated = load_table(str(tmp_path / "unnamed.parquet")).frame
+    assert list(dated.columns) == ["Unnamed: 0", "region", "lag", "passengers"] and list(dated["Unnamed: 0"]) == \
+        list(months)
+    frame.set_index("month").rename_axis(None).to_period("M").to_parquet(tmp_path / "periods.parquet")
+    assert load_table(str(tmp_path / "periods.parquet")).frame["Unnamed: 0"].tolist()[:2] == ["1949-01", "1949-02"]
+    frame.set_index("lag").rename_axis(None).to_parquet(tmp_path / "labels.parquet")
+    assert list(load_table(str(tmp_path / "labels.parquet")).frame.columns) == ["month", "region", "passengers"]
     # two levels of one name: the first is the column; a named RangeIndex is row positions, no column
     frame.set_index(["month", "region"]).rename_axis(["k", "k"]).to_parquet(tmp_path / "twice.parquet")
     assert list(load_table(str(tmp_path / "twice.parquet")).frame.columns) == ["k", "lag", "passengers"]
     frame.rename_axis("row").to_parquet(tmp_path / "ranged.parquet")
     assert list(load_table(str(tmp_path / "ranged.parquet")).frame.columns) == list(frame.columns)
     # the header check before a run reads the file's schema alone: the same columns
-    for name in ("series", "two", "unnamed", "ranged", "twice"):
+    for name in ("series", "two", "unnamed", "periods", "labels", "ranged", "twice"):
         path = str(tmp_path / f"{name}.parquet")
         assert read_columns(path) == list(load_table(path).frame.columns), name
 
