@@ -153,7 +153,7 @@ def predict_table(*, gateway: MLflowGateway, model_name: str, data: str, output:
     import pandas as pd
 
     added = pd.concat(parts)
-    scored = _whole_numbers_plain(table, kind).join(added)
+    scored = _going_out(table, added, kind)
     _write(_nested_as_json(scored) if kind == "csv" else scored, output, kind)
     _wrote(console, total, list(added.columns), output)
     return Prediction(model_name, str(found.version), total, output, list(added.columns))
@@ -187,7 +187,7 @@ def _score_streamed(model: OnnxModel, model_name: str, version: Any, *, data: st
                 console.info(f"scoring {data} with {model_name} v{version}, {chunk_rows} rows at a time")
             added = predictions_frame(model, chunk)
             columns = list(added.columns)
-            scored = _whole_numbers_plain(chunk, kind).join(added)
+            scored = _going_out(chunk, added, kind)
             if parts is not None:
                 parts.add(scored)
             else:
@@ -280,6 +280,13 @@ def _write(frame: pd.DataFrame, output: str, kind: str) -> None:
     buffer = io.BytesIO()
     _write_rows(frame, buffer, kind)
     write_bytes(output, buffer.getvalue())
+
+
+def _going_out(rows: pd.DataFrame, added: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The input rows and their scores as they are written: whole numbers in float columns as integers, the prediction
+    too (a 0.0/1.0 label, arch's `admit`, is written 0/1 as the input's own column is), the probabilities as they are."""
+    prediction = _whole_numbers_plain(added[[PREDICTION_COLUMN]], kind)
+    return _whole_numbers_plain(rows, kind).join(prediction).join(added.drop(columns=[PREDICTION_COLUMN]))
 
 
 def _whole_numbers_plain(frame: pd.DataFrame, kind: str) -> pd.DataFrame:

@@ -329,19 +329,25 @@ def test_json_lines_output_writes_each_float_exactly_and_whole_numbers_alike_in_
     import numpy as np
     import pandas as pd
 
-    from driftloop.predict import _whole_numbers_plain, _write_rows
+    from driftloop.predict import _going_out, _write_rows
 
-    chunks = [pd.DataFrame({"x": [5.0, 7.0], "p": [0.12345678901234567, 1 / 3], "t": ["a", None]}),
-              pd.DataFrame({"x": [5.0, np.nan, 2.5], "p": [1e-300, 0.1, 1.0], "t": ["b", "c", np.nan]},
-                           index=[2, 3, 4])]
+    chunks = [pd.DataFrame({"x": [5.0, 7.0], "prediction": [0.0, 1.0], "p": [0.12345678901234567, 1 / 3],
+                            "t": ["a", None]}),
+              pd.DataFrame({"x": [5.0, np.nan, 2.5], "prediction": [1.0, 0.0, 1.0], "p": [1e-300, 0.1, 1.0],
+                            "t": ["b", "c", np.nan]}, index=[2, 3, 4])]
     sink = io.BytesIO()
     for chunk in chunks:
-        _write_rows(_whole_numbers_plain(chunk[["x", "t"]], "jsonl").join(chunk[["p"]]), sink, "jsonl")
+        _write_rows(_going_out(chunk[["x", "t"]], chunk[["prediction", "p"]], "jsonl"), sink, "jsonl")
     lines = sink.getvalue().decode().splitlines()
     assert [line.split(",")[0] for line in lines] == ['{"x":5', '{"x":7', '{"x":5', '{"x":null', '{"x":2.5']
     rows = [json.loads(line) for line in lines]
     assert [r["p"] for r in rows] == [0.12345678901234567, 1 / 3, 1e-300, 0.1, 1.0]
     assert [r["t"] for r in rows] == ["a", None, "b", "c", None]
+    # a float class label is written as the input's own whole numbers are (arch's admit: 0/1, not 0.0/1.0)
+    assert ['"prediction":0,' in lines[0], '"prediction":1,' in lines[1]] == [True, True]
+    csv = io.BytesIO()
+    _write_rows(_going_out(chunks[0][["x", "t"]], chunks[0][["prediction", "p"]], "csv"), csv, "csv")
+    assert csv.getvalue().decode().splitlines()[1].startswith("5,a,0,0.12345678901234566")
 
 
 def test_a_streamed_table_keeps_a_column_whose_chunks_read_apart_as_a_whole_read_has_it(trained: Path,
