@@ -262,8 +262,10 @@ def check_target(columns: list[str], target: str, source: str) -> None:
 
     close = nearest(target, columns)
     hint = f"; did you mean {close!r}?" if close else f"; columns are: {', '.join(columns)}"
-    read_hint = header_hint(columns, [target], "set data.read.sep to the file's separator (for one or more spaces: "
-                                               "--set \"data.read.sep='\\s+'\")")
+    fix = "set data.read.sep to the file's separator (for one or more spaces: --set \"data.read.sep='\\s+'\")"
+    read_hint = header_hint(columns, [target], fix)
+    if read_hint is None and len(columns) == 1:  # one column is no table to train on: the header did not split
+        read_hint = f"the header was read as 1 column(s), {str(columns[0])[:80]!r}: {fix}"
     raise DataError(f"{source}: target column {target!r} not found{f'; {read_hint}' if read_hint else hint}")
 
 

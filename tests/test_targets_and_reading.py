@@ -278,6 +278,10 @@ def test_a_header_that_did_not_split_or_a_comment_above_it_is_named(tmp_path: Pa
     with pytest.raises(DataError, match=r"the header was read as 1 column\(s\), 'Weight Waist Pulse': set "
                                         r"data\.read\.sep to the file's separator \(for one or more spaces: --set"):
         check_target(read_columns(linnerud), "Weight", linnerud)
+    # a target not in the one column's text (a typo, or a header of data: matplotlib's data_x_x2_x3.csv) says so too
+    with pytest.raises(DataError, match=r"target column 'y' not found; the header was read as 1 column\(s\), "
+                                        r"'Weight Waist Pulse': set data\.read\.sep"):
+        check_target(read_columns(linnerud), "y", linnerud)
     assert read_columns(linnerud, read={"sep": " "}) == ["Weight", "Waist", "Pulse"]
     # as R's write.table writes it, aligned with runs of spaces: the separator the hint names reads it
     aligned = tmp_path / "r.csv"
