@@ -498,7 +498,7 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None,
         given["encoding"] = given.get("encoding") or _file_encoding(path)
         options, source = _csv_reading(_head(path), uri, given), path
     if text_columns:
-        options = {**options, "dtype": dict.fromkeys(text_columns, str)}
+        options = {**options, "dtype": {**options.get("dtype", {}), **dict.fromkeys(text_columns, str)}}
     seen = 0
     try:
         for chunk in pd.read_csv(source, chunksize=rows, **options):
@@ -626,6 +626,7 @@ class CsvDialect:
     encoding: str
     names: tuple[str, ...] | None = None  # the header's names when each is in single quotes (statsmodels' spector.csv)
     padded: bool = False  # a space after each delimiter ("id, age, city"): not part of the cells
+    codes: tuple[str, ...] = ()  # columns of codes written with leading zeros ("02134"): read as text, as written
 
 
 def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -643,6 +644,8 @@ def csv_options(raw: bytes, uri: str, read: Mapping[str, Any] | None = None) -> 
                                "encoding": dialect.encoding, "float_precision": "round_trip"}
     if given.get("skipinitialspace", dialect.padded):  # else " Paris" is a category, and `, "Paris, FR"` two cells
         options["skipinitialspace"] = True
+    if dialect.codes:  # "02134" stays "02134", in every chunk and every table that has it
+        options["dtype"] = dict.fromkeys(dialect.codes, str)
     if dialect.names is not None:  # the header's quotes only: a row's "Smith, John" and 'nineties stay as pandas reads them
         options["names"], options["header"] = list(dialect.names), 0
     if "thousands" in given:
@@ -667,7 +670,7 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
 
     Example:
         >>> sniff_csv(b"a;b\\n1,5;2\\n")
-        CsvDialect(sep=';', decimal=',', encoding='utf-8', names=None, padded=False)
+        CsvDialect(sep=';', decimal=',', encoding='utf-8', names=None, padded=False, codes=())
     """
     encoding = encoding or _encoding_of(raw)
     try:
@@ -691,7 +694,26 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
     comma = sum(bool(_COMMA_DECIMAL.match(c)) or (g and "," in c) for c, g in zip(cells, grouped, strict=True))
     dot = sum(bool(_DOT_DECIMAL.match(c)) and not g for c, g in zip(cells, grouped, strict=True))
     decimal = "," if sep != "," and comma and not dot else "."
-    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, names=names, padded=padded)
+    header = (lines[0].split() if sep == WHITESPACE_SEP else
+              next(csv.reader(lines[:1], delimiter=sep, skipinitialspace=padded), [])) if lines else []
+    return CsvDialect(sep=sep, decimal=decimal, encoding=encoding, names=names, padded=padded,
+                      codes=_coded_columns(list(names) if names is not None else header, rows))
+
+
+_LEADING_ZERO = re.compile(r"0[0-9]+")
+_CODED_SHARE = 0.1  # as `roles` counts a text column as codes: this share of its cells with a leading zero
+
+
+def _coded_columns(header: list[str], rows: list[list[str]]) -> tuple[str, ...]:
+    """The columns whose sampled cells are codes with leading zeros ("00501", "02134") often enough to be codes
+    (`_CODED_SHARE`): pandas reads "00501" as 501 when every cell is digits, so a ZIP code column trained as
+    numbers (or as the categories '501', '2134'), while a chunk with a Canadian 'K1A0B1' read it as text."""
+    found = []
+    for i, name in enumerate(header):
+        cells = [row[i].strip() for row in rows if len(row) > i and row[i].strip()]
+        if cells and sum(bool(_LEADING_ZERO.fullmatch(c)) for c in cells) >= _CODED_SHARE * len(cells):
+            found.append(name)
+    return tuple(found)
 
 
 def padded_lines(lines: list[str], sep: str) -> bool:

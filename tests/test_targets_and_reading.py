@@ -323,6 +323,23 @@ def test_a_csv_padded_after_each_delimiter_reads_without_the_padding(tmp_path: P
     assert padding_hint(read_columns(str(padded)), ["weight"]) is None
 
 
+def test_codes_with_leading_zeros_read_as_written_in_every_reader(tmp_path: Path) -> None:
+    """pandas read a column of ZIP codes that are all digits as integers: '00501' trained as 501 (a number, or the
+    category '501'), while a streamed chunk with a Canadian 'K1A0B1' in it read '00501', unseen by the model."""
+    from driftloop.components.roles import infer
+    from driftloop.table import csv_chunks
+
+    zips = tmp_path / "zips.csv"
+    zips.write_text("zip,fips,n,y\n" + "".join(f"{z},{f},{i},{i % 2}\n" for i, (z, f) in enumerate(
+        [("00501", "01001"), ("02134", "06037"), ("94105", "36061"), ("10001", "48201")] * 10)))
+    whole = load_table(str(zips)).frame
+    assert whole["zip"].tolist()[:3] == ["00501", "02134", "94105"] and whole["fips"].tolist()[0] == "01001"
+    assert whole["n"].dtype.kind == "i"  # numbers are numbers
+    assert next(csv_chunks(str(zips), rows=3))["zip"].tolist() == ["00501", "02134", "94105"]
+    shown = {r["column"]: r["why"] for r in infer(whole, "y", FeatureSpec()).table}
+    assert shown["zip"] == "text, 4 distinct values, codes with leading zeros"
+
+
 def test_a_header_of_single_quoted_names_reads_as_the_names(tmp_path: Path) -> None:
     """As statsmodels ships anes96.csv (tab-separated) and spector.csv (spaces): 'popul'\t'TVnews' …; a value with
     an apostrophe inside stays as written."""
