@@ -109,9 +109,13 @@ def year_like(name: str, values: np.ndarray) -> str:
     """Why a column holds years (its name and its values), or '' when it does not."""
     import numpy as np
 
+    present = values[~np.isnan(values)]
+    # months or days written as numbers are dates by their values alone, once there are enough of them to tell
+    # (12 distinct: by chance, a twelfth of arbitrary integers in range end in 01..12); a year needs its name too
+    if len(np.unique(present)) >= _DATE_NUMBERS_DISTINCT and (form := _dates_as_numbers(present)):
+        return f"dates written as {form} numbers, {int(present.min())}..{int(present.max())}"
     if not year_named(name):
         return ""
-    present = values[~np.isnan(values)]
     if _years(present):
         return (f"integers named like a year, {int(present.min())}..{int(present.max())} within "
                 f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}")
@@ -119,8 +123,11 @@ def year_like(name: str, values: np.ndarray) -> str:
         return (f"decimal years named like a year, {present.min():.6g}..{present.max():.6g} within "
                 f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}, a twelfth of a year apart or less")
     if form := _dates_as_numbers(present):
-        return f"dates written as {form} numbers, {int(present.min())}..{int(present.max())}"
+        return f"dates written as {form} numbers named like a date, {int(present.min())}..{int(present.max())}"
     return ""
+
+
+_DATE_NUMBERS_DISTINCT = 12
 
 
 def _dates_as_numbers(present: np.ndarray) -> str:

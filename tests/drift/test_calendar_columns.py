@@ -120,6 +120,9 @@ def test_calendar_part_columns_are_known_by_name_and_values(name: str, values: l
     # arch's frenchdata dates its rows 192607 ..; FRED-style 20240131: dates, not numbers to test
     ("Date", [192607.0, 192608.0, 201811.0], True), ("date", [20240131.0, 20240201.0], True),
     ("Date", [192613.0, 192701.0], False), ("date", [20241331.0], False),
+    # by their values alone, given a year of them: `dt`, `yyyymmdd`, `TradingDay`; a handful under another name is not
+    ("TradingDay", [20240101.0 + i for i in range(12)], True), ("ym", [202301.0 + i for i in range(12)], True),
+    ("price", [202301.0, 202302.0], False), ("price", [202301.0 + i for i in range(12)] + [202399.0], False),
 ])
 def test_decimal_years_are_known_by_name_and_values(name: str, values: list[float], year: bool) -> None:
     assert bool(year_like(name, np.asarray(values, dtype="float64"))) is year
