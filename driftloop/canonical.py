@@ -29,6 +29,15 @@ TRUE, FALSE = "True", "False"  # what pandas' bool column became as text before 
 
 # What `number_text` strips, and the notes the roles table shows for it
 _CURRENCY = "$€£¥₹"
+_LEADING_ZERO = re.compile(r"0[0-9]+")
+CODED_SHARE = 0.1  # this share of a column's cells with a leading zero ("007") makes it codes, not numbers
+
+
+def written_as_codes(cells: Iterable[str]) -> bool:
+    """Whether text cells are codes written with leading zeros ("00501", "007") often enough (`CODED_SHARE`) to be
+    labels: read as numbers they lose the zeros. Roles, the missing-mark check and the CSV sniffer ask it alike."""
+    stripped = [cell.strip() for cell in cells]
+    return bool(stripped) and sum(bool(_LEADING_ZERO.fullmatch(c)) for c in stripped) >= CODED_SHARE * len(stripped)
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 _PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 

@@ -91,10 +91,9 @@ def _as_type(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | 
 
 
 def _as_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        if value != value:  # NaN: missing, as the whole-table read has it
-            return None
-        return str(int(value)) if value.is_integer() and abs(value) < 2.0 ** 53 else repr(value)
-    return str(value)
+    """A cell as the text of a text column: a whole float without its '.0' (`category_text`); NaN is missing."""
+    from driftloop.canonical import category_text
+
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return category_text(value)

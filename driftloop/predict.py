@@ -331,22 +331,20 @@ def _write_rows(frame: pd.DataFrame, sink: BinaryIO, kind: str, *, header: bool 
         frame.to_csv(sink, index=False, header=header)
 
 
-_NESTED = (list, tuple, dict)
-
-
 def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
     """A Parquet list column passed through, as JSON text in a CSV cell (`["A New Hope", "Return of the Jedi"]`),
     not numpy's `['A New Hope' 'Return of the Jedi']`."""
-    import numpy as np
     import orjson
 
-    nested = {}
+    from driftloop.table import nested_cells
+
+    rewritten = {}
     for column in frame.columns:
-        series = frame[column]
-        if series.dtype == object and series.map(lambda v: isinstance(v, (np.ndarray, *_NESTED))).any():
-            nested[column] = series.map(lambda v: orjson.dumps(_json_ready(v), default=_json_default).decode()
-                                        if isinstance(v, (np.ndarray, *_NESTED)) else v)
-    return frame.assign(**nested) if nested else frame
+        nested = nested_cells(frame[column])
+        if nested.any():
+            as_json = frame[column][nested].map(lambda v: orjson.dumps(_json_ready(v), default=_json_default).decode())
+            rewritten[column] = frame[column].where(~nested, as_json)
+    return frame.assign(**rewritten) if rewritten else frame
 
 
 def _json_ready(value: Any) -> Any:
@@ -358,7 +356,7 @@ def _json_ready(value: Any) -> Any:
 
     if isinstance(value, np.ndarray):
         return [_json_ready(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set)):
         return [_json_ready(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _json_ready(v) for k, v in value.items()}
@@ -371,18 +369,11 @@ def _write_json_lines(frame: pd.DataFrame, sink: BinaryIO) -> None:
     """One JSON object per row, each float written as the shortest text that reads back as itself (orjson, as
     `driftloop serve` writes its log): pandas' `to_json` keeps 10 decimals, so 0.12345678901234567 came back as
     0.123456789, and a probability lost its last digits. Missing values are null; dates ISO 8601."""
-    import math
-
-    import numpy as np
     import orjson
 
-    def plain(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None  # NaN is missing; JSON has no infinity (training and serving refuse one)
-        return _json_ready(value) if isinstance(value, (np.ndarray, list, tuple, dict)) else value
-
     names = [str(c) for c in frame.columns]
-    columns = [[plain(v) for v in frame[c].tolist()] if frame[c].dtype.kind in "fO" else frame[c].tolist()
+    # NaN is missing (JSON has no infinity either: training and serving refuse one); nested values as plain JSON
+    columns = [[_json_ready(v) for v in frame[c].tolist()] if frame[c].dtype.kind in "fO" else frame[c].tolist()
                for c in frame.columns]
     for row in zip(*columns, strict=True):
         sink.write(orjson.dumps(dict(zip(names, row, strict=True)),

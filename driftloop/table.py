@@ -154,9 +154,10 @@ def _check_flat(frame: pd.DataFrame, uri: str, nested_ok: Callable[[str], bool])
 def nested_cells(series: pd.Series) -> pd.Series:
     """Which cells of a column hold a nested value (a Parquet list or struct)."""
     import numpy as np
+    import pandas as pd
 
-    if series.dtype != object:
-        return series.map(lambda v: False).astype(bool)
+    if series.dtype != object:  # a typed column holds no Python lists
+        return pd.Series(False, index=series.index)
     return series.map(lambda v: isinstance(v, (*_NESTED, np.ndarray))).astype(bool)
 
 
@@ -493,10 +494,11 @@ def csv_chunks(uri: str, *, rows: int, read: Mapping[str, Any] | None = None,
         raw = decompressed(read_bytes(uri), uri)
         options, source = _csv_reading(raw, uri, read), io.BytesIO(raw)
     else:  # read where it lies: memory holds one chunk, whatever the file's size
-        _refuse_workbook(_head(path), uri)
+        head = _head(path)
+        _refuse_workbook(head, uri)
         given = {**(read or {})}
         given["encoding"] = given.get("encoding") or _file_encoding(path)
-        options, source = _csv_reading(_head(path), uri, given), path
+        options, source = _csv_reading(head, uri, given), path
     if text_columns:
         options = {**options, "dtype": {**options.get("dtype", {}), **dict.fromkeys(text_columns, str)}}
     seen = 0
@@ -700,20 +702,14 @@ def sniff_csv(raw: bytes, *, encoding: str | None = None, uri: str = "table", se
                       codes=_coded_columns(list(names) if names is not None else header, rows))
 
 
-_LEADING_ZERO = re.compile(r"0[0-9]+")
-_CODED_SHARE = 0.1  # as `roles` counts a text column as codes: this share of its cells with a leading zero
-
-
 def _coded_columns(header: list[str], rows: list[list[str]]) -> tuple[str, ...]:
-    """The columns whose sampled cells are codes with leading zeros ("00501", "02134") often enough to be codes
-    (`_CODED_SHARE`): pandas reads "00501" as 501 when every cell is digits, so a ZIP code column trained as
+    """The columns whose sampled cells are codes with leading zeros ("00501", "02134"; `written_as_codes`, as roles
+    judge a text column): pandas reads "00501" as 501 when every cell is digits, so a ZIP code column trained as
     numbers (or as the categories '501', '2134'), while a chunk with a Canadian 'K1A0B1' read it as text."""
-    found = []
-    for i, name in enumerate(header):
-        cells = [row[i].strip() for row in rows if len(row) > i and row[i].strip()]
-        if cells and sum(bool(_LEADING_ZERO.fullmatch(c)) for c in cells) >= _CODED_SHARE * len(cells):
-            found.append(name)
-    return tuple(found)
+    from driftloop.canonical import written_as_codes
+
+    return tuple(name for i, name in enumerate(header)
+                 if written_as_codes([row[i] for row in rows if len(row) > i and row[i].strip()]))
 
 
 def padded_lines(lines: list[str], sep: str) -> bool:

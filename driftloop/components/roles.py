@@ -14,7 +14,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from driftloop.canonical import DATE_PARTS, FALSE_WORDS, TIME_PARTS, TRUE_WORDS, calendar_name, number_text
+from driftloop.canonical import (
+    DATE_PARTS,
+    FALSE_WORDS,
+    TIME_PARTS,
+    TRUE_WORDS,
+    calendar_name,
+    number_text,
+    written_as_codes,
+)
 from driftloop.components.columns import ColumnRoles, looks_numeric, near_hint
 from driftloop.constants import PREDICTION_COLUMN, PROBABILITY_PREFIX
 from driftloop.dates import FORMATS, ISO, MONTHLY, MONTHLY_PARTS, detect, has_time, parse
@@ -137,7 +145,7 @@ def _inferred(series: pd.Series, column: str) -> tuple[str, str]:
         return "datetime", (f"dates as {fmt}{' HH:MM[:SS]' if timed else ''}: year, month, day of week, day of year"
                             + (", hour" if timed else "") + (f" ({note})" if note else ""))
     # codes written with leading zeros (ZIP codes, account numbers, "007") are labels: as numbers they lose them
-    coded = bool(text.str.fullmatch(r"0[0-9]+").mean() >= 0.1)
+    coded = written_as_codes(text)
     numbers = text.map(number_text)
     if numbers.notna().mean() >= 0.9 and not coded:
         notes = sorted({n for r in numbers.dropna() for n in r[1].split(", ") if n})
@@ -193,7 +201,7 @@ def missing_marks(series: pd.Series) -> dict[str, int]:
     found = numbers.notna()
     if found.all() or numbers[found].map(lambda r: r[0]).nunique() < 2:
         return {}
-    if text.str.fullmatch(r"0[0-9]+").mean() >= 0.1:  # codes: their own reading decides (see `_inferred`)
+    if written_as_codes(text):  # codes: their own reading decides (see `_inferred`)
         return {}
     others = present[~found.to_numpy()].astype(str)
     if not others.map(lambda v: not any(ch.isalnum() for ch in v)).all():

@@ -220,7 +220,7 @@ def _check_missing_marks(frame: pd.DataFrame, source: str, target: str, feature:
             continue
         marks = missing_marks(frame[column])
         if marks:
-            found[str(column)] = marks
+            found[name] = marks
     if not found:
         return
     marks = list(dict.fromkeys(mark for counts in found.values() for mark in counts))

@@ -304,8 +304,9 @@ def _reference(request: DriftRequest, mlflow: MLflowGateway | None, champion: Ch
     if request.reference is not None:
         frame = load_table(request.reference, read=over_missing_read(missing, request.read),
                            nested_ok=None if model_columns is None else lambda column: column not in model_columns).frame
-        # its own columns decide the roles (below): a nested one the champion leaves out is none to compare
-        frame = frame.drop(columns=[c for c in frame.columns if nested_cells(frame[c]).any()])
+        if model_columns is not None:  # its own columns decide the roles (below): a nested one is none to compare
+            frame = frame.drop(columns=[c for c in frame.columns
+                                        if c not in model_columns and nested_cells(frame[c]).any()])
         uri = request.reference
     else:
         path = _download(mlflow, champion, REFERENCE_ARTIFACT, report_dir)  # type: ignore[arg-type]

@@ -110,9 +110,10 @@ def year_like(name: str, values: np.ndarray) -> str:
     import numpy as np
 
     present = values[~np.isnan(values)]
+    form = _dates_as_numbers(present)
     # months or days written as numbers are dates by their values alone, once there are enough of them to tell
     # (12 distinct: by chance, a twelfth of arbitrary integers in range end in 01..12); a year needs its name too
-    if len(np.unique(present)) >= _DATE_NUMBERS_DISTINCT and (form := _dates_as_numbers(present)):
+    if form and len(np.unique(present)) >= _DATE_NUMBERS_DISTINCT:
         return f"dates written as {form} numbers, {int(present.min())}..{int(present.max())}"
     if not year_named(name):
         return ""
@@ -122,7 +123,7 @@ def year_like(name: str, values: np.ndarray) -> str:
     if _decimal_years(present):
         return (f"decimal years named like a year, {present.min():.6g}..{present.max():.6g} within "
                 f"{YEAR_RANGE[0]}..{YEAR_RANGE[1]}, a twelfth of a year apart or less")
-    if form := _dates_as_numbers(present):
+    if form:
         return f"dates written as {form} numbers named like a date, {int(present.min())}..{int(present.max())}"
     return ""
 
